@@ -1,0 +1,15 @@
+"""The ``permafrost`` command-line app: parsing and printing only, no science.
+
+Each command is a module of this package that registers itself on :data:`app`.
+"""
+
+from permafrost.cli._app import app
+# one import per command module; each registers its command on `app`
+from permafrost.cli import inspect_cmd  # noqa: F401,E402
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

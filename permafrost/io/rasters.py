@@ -1,0 +1,286 @@
+"""Raster edges: read covariate rasters into xarray with their CRS; write atomic COGs.
+
+No science here.  Reading checks what the rest of the package relies on (a CRS, a
+readable file, one band per covariate); writing always goes through a temporary file
+and a rename (:mod:`permafrost.io._atomic`), and always produces a Cloud-Optimized
+GeoTIFF written by GDAL's own COG driver.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import xarray as xr
+from rasterio.errors import RasterioIOError
+
+from permafrost.errors import CRSError, DataError, GridMismatchError, InputFileError, OutputError
+from permafrost.io._atomic import atomic_path
+
+__all__ = [
+    "RASTER_SUFFIXES",
+    "read_raster",
+    "read_covariate_stack",
+    "write_cog",
+    "grids_equal",
+    "set_gdal_cache",
+]
+
+RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".nc", ".img")
+
+#: GDAL block cache in MB; GDAL's default (5 % of RAM) inflates peak memory
+DEFAULT_GDAL_CACHEMAX_MB = 256
+
+
+def set_gdal_cache(megabytes: int = DEFAULT_GDAL_CACHEMAX_MB) -> None:
+    """Bound GDAL's block cache (see DESIGN §6); respects a user's GDAL_CACHEMAX."""
+    os.environ.setdefault("GDAL_CACHEMAX", str(int(megabytes)))
+
+
+set_gdal_cache()
+
+
+def _open_error(path: Path, exc: Exception) -> InputFileError:
+    if not path.exists():
+        return InputFileError("file not found", path=path, fix="check the path")
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return InputFileError(
+        f"not a readable raster ({msg})", path=path,
+        fix="give a GeoTIFF or another format GDAL reads",
+    )
+
+
+def read_raster(
+    path: str | os.PathLike,
+    *,
+    name: str | None = None,
+    chunks: int | Mapping | bool | None = None,
+    band: int | None = 1,
+    require_crs: bool = True,
+    masked: bool = True,
+) -> xr.DataArray:
+    """Read one raster band as a 2-D :class:`xarray.DataArray` with its CRS.
+
+    Parameters
+    ----------
+    path : path-like
+        Any raster GDAL reads.
+    name : str, optional
+        Name of the returned array (default: the file stem).
+    chunks : int, mapping or bool, optional
+        Dask chunks (``None`` reads into memory).
+    band : int or None
+        1-based band to return; ``None`` keeps all bands (3-D array).
+    require_crs : bool
+        Raise :class:`~permafrost.errors.CRSError` when the file has no CRS.
+    masked : bool
+        Replace the nodata value by NaN (the encoded nodata stays in ``encoding``).
+
+    Raises
+    ------
+    InputFileError
+        Missing or unreadable file.
+    CRSError
+        The raster has no CRS and ``require_crs`` is true.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError("file not found", path=p, fix="check the path")
+    try:
+        da = rioxarray.open_rasterio(p, masked=masked, chunks=chunks)
+    except (RasterioIOError, OSError, ValueError, RuntimeError) as exc:
+        raise _open_error(p, exc) from None
+    if isinstance(da, (list, xr.Dataset)):
+        raise InputFileError("holds several subdatasets; give one of them", path=p,
+                             fix="point at a single-variable raster")
+    if require_crs and da.rio.crs is None:
+        raise CRSError("the raster has no CRS", path=p,
+                       fix="assign one, e.g. `gdal_edit.py -a_srs EPSG:4326 FILE`")
+    if band is not None:
+        if band < 1 or band > da.sizes.get("band", 1):
+            raise DataError(f"has no band {band}", path=p)
+        da = da.isel(band=band - 1, drop=True)
+    da.name = name or p.stem
+    da.attrs["source"] = str(p)
+    return da
+
+
+def grids_equal(a: xr.DataArray, b: xr.DataArray, *, rtol: float = 1e-9) -> bool:
+    """True when two rasters share CRS, shape and affine transform."""
+    if a.rio.crs != b.rio.crs or a.rio.shape != b.rio.shape:
+        return False
+    ta, tb = a.rio.transform(), b.rio.transform()
+    scale = max(abs(ta.a), abs(ta.e), 1e-12)
+    return all(abs(x - y) <= rtol * max(1.0, abs(x), abs(y)) + 1e-6 * scale
+               for x, y in zip(ta[:6], tb[:6], strict=True))
+
+
+def read_covariate_stack(
+    source: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    chunks: int | Mapping | bool | None = None,
+    names: Sequence[str] | None = None,
+) -> xr.Dataset:
+    """Read covariate rasters that share one grid into a :class:`xarray.Dataset`.
+
+    Parameters
+    ----------
+    source : path-like or sequence of path-like
+        A directory of rasters (one covariate per file, named by its stem) or a list
+        of raster files.
+    chunks : optional
+        Dask chunks; ``None`` reads into memory.
+    names : sequence of str, optional
+        Keep only these covariates (in this order); a missing one is an error.
+
+    Raises
+    ------
+    InputFileError
+        The directory is missing or holds no raster.
+    GridMismatchError
+        The rasters are not on one grid (align them with :mod:`permafrost.covariates`).
+    """
+    if isinstance(source, (str, os.PathLike)):
+        d = Path(source)
+        if not d.exists():
+            raise InputFileError("covariate directory not found", path=d, fix="check the path")
+        if d.is_dir():
+            files = sorted(f for f in d.iterdir() if f.suffix.lower() in RASTER_SUFFIXES)
+            if not files:
+                raise InputFileError("no raster files in the covariate directory", path=d,
+                                     fix="put one GeoTIFF per covariate there")
+        else:
+            files = [d]
+    else:
+        files = [Path(f) for f in source]
+    by_name = {}
+    for f in files:
+        if f.stem in by_name:
+            raise DataError(f"two covariates are named {f.stem!r}", path=f,
+                            fix="rename one of the files")
+        by_name[f.stem] = f
+    if names is not None:
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            where = source if isinstance(source, (str, os.PathLike)) else files[0].parent
+            raise DataError(f"missing covariates {missing}", path=where,
+                            fix=f"available: {sorted(by_name)}")
+        by_name = {n: by_name[n] for n in names}
+    arrays = {}
+    first: xr.DataArray | None = None
+    for stem, f in by_name.items():
+        da = read_raster(f, name=stem, chunks=chunks)
+        if first is None:
+            first = da
+        elif not grids_equal(first, da):
+            raise GridMismatchError(
+                f"grid differs from {Path(first.attrs['source']).name} "
+                f"(shape {da.rio.shape} vs {first.rio.shape}, CRS {da.rio.crs} vs {first.rio.crs})",
+                path=f, fix="align the rasters, e.g. with a stack file that sets the target grid",
+            )
+        arrays[stem] = da.astype("float32") if da.dtype != np.float32 else da
+    ds = xr.Dataset(arrays)
+    ds = ds.rio.write_crs(first.rio.crs)
+    return ds
+
+
+def _gtiff_profile(dtype: str) -> dict:
+    predictor = 3 if np.dtype(dtype).kind == "f" else 2
+    return dict(tiled=True, blockxsize=512, blockysize=512, compress="DEFLATE",
+                predictor=predictor, BIGTIFF="IF_SAFER")
+
+
+def write_cog(
+    data: xr.DataArray,
+    path: str | os.PathLike,
+    *,
+    nodata: float | int | None = None,
+    description: str | None = None,
+    tags: Mapping[str, object] | None = None,
+    dtype: str | None = None,
+    lock: object | bool | None = None,
+    overview_resampling: str = "average",
+    blocksize: int = 512,
+) -> Path:
+    """Write a 2-D (or band-first 3-D) array as a Cloud-Optimized GeoTIFF, atomically.
+
+    The data are first written as a tiled GeoTIFF (with a lock when they are Dask
+    arrays, so blocks stream to disk with bounded memory), then copied by GDAL's COG
+    driver; both go to temporary files and only the finished COG is renamed onto
+    ``path``.  Output bytes depend only on the data, nodata, description and tags.
+
+    Parameters
+    ----------
+    data : xarray.DataArray
+        With a CRS (``data.rio.crs``) and spatial coordinates.
+    path : path-like
+        Destination ``.tif``.
+    nodata : number, optional
+        Nodata value written to the file; NaN in float data becomes this value.
+    description : str, optional
+        Band description (for a 3-D array, one per band separated by ``|``).
+    tags : mapping, optional
+        Dataset-level metadata tags (provenance); values are turned into strings.
+    dtype : str, optional
+        Output data type (default: the array's).
+    lock : optional
+        A lock for Dask writes (default: a thread lock; pass a ``distributed.Lock``
+        on a cluster).
+    overview_resampling : str
+        GDAL resampling for overviews (``average`` for continuous, ``nearest`` for
+        classes).
+    """
+    if data.rio.crs is None:
+        raise CRSError("the array to write has no CRS", path=path,
+                       fix="set one with .rio.write_crs()")
+    out_dtype = np.dtype(dtype or data.dtype).name
+    da = data
+    if nodata is not None:
+        if np.dtype(out_dtype).kind == "f":
+            da = da.fillna(nodata)
+        da = da.rio.write_nodata(nodata, encoded=False)
+    if da.dtype != np.dtype(out_dtype):
+        da = da.astype(out_dtype)
+    da.attrs = {k: v for k, v in da.attrs.items() if k in ("_FillValue",)}
+    da.encoding = {}
+    da = da.rio.write_nodata(nodata, encoded=False) if nodata is not None else da
+    is_dask = getattr(da.data, "dask", None) is not None
+    if is_dask and lock is None:
+        lock = threading.Lock()
+    target = Path(path)
+    with atomic_path(target, suffix=".tif") as tmp_cog:
+        tmp_tiled = tmp_cog.with_name(tmp_cog.name + ".tiled.tif")
+        try:
+            da.rio.to_raster(tmp_tiled, lock=lock if is_dask else None,
+                             windowed=False, **_gtiff_profile(out_dtype))
+            with rasterio.open(tmp_tiled, "r+") as dst:
+                if description:
+                    descs = description.split("|")
+                    for i in range(dst.count):
+                        dst.set_band_description(i + 1, descs[min(i, len(descs) - 1)])
+                dst.update_tags(**{str(k): _tag(v) for k, v in (tags or {}).items()})
+            predictor = "FLOATING_POINT" if np.dtype(out_dtype).kind == "f" else "YES"
+            try:
+                rasterio.shutil.copy(
+                    tmp_tiled, tmp_cog, driver="COG", COMPRESS="DEFLATE", PREDICTOR=predictor,
+                    BLOCKSIZE=blocksize, OVERVIEW_RESAMPLING=overview_resampling.upper(),
+                    BIGTIFF="IF_SAFER", NUM_THREADS="1",
+                )
+            except rasterio.errors.RasterioIOError as exc:
+                raise OutputError(f"GDAL could not write the COG ({exc})", path=target) from None
+        finally:
+            if tmp_tiled.exists():
+                tmp_tiled.unlink()
+    return target
+
+
+def _tag(value: object) -> str:
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)

@@ -1,0 +1,92 @@
+"""Vector edges: read inventories, outlines and regions in any format GDAL reads; write GeoPackages atomically.
+
+No science here: reading checks for a geometry column and a CRS, and reports invalid or
+empty geometries so that callers never drop features silently.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+from pyogrio.errors import DataLayerError, DataSourceError
+
+from permafrost.errors import CRSError, DataError, InputFileError
+from permafrost.io._atomic import atomic_path
+
+__all__ = ["read_vector", "write_vector", "VECTOR_SUFFIXES"]
+
+VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp", ".parquet", ".geoparquet", ".fgb")
+
+
+def read_vector(
+    path: str | os.PathLike,
+    *,
+    layer: str | int | None = None,
+    require_crs: bool = True,
+    allow_empty: bool = False,
+) -> gpd.GeoDataFrame:
+    """Read a vector file (GeoPackage, GeoJSON, Shapefile, GeoParquet, ...) with its CRS.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    layer : str or int, optional
+        Layer of a multi-layer source (default: the first).
+    require_crs : bool
+        Raise :class:`~permafrost.errors.CRSError` when the file has no CRS.
+    allow_empty : bool
+        Accept a file with no features.
+
+    Raises
+    ------
+    InputFileError
+        Missing, unreadable, or without geometry.
+    CRSError
+        No CRS and ``require_crs``.
+    DataError
+        No features (unless ``allow_empty``).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError("file not found", path=p, fix="check the path")
+    try:
+        if p.suffix.lower() in (".parquet", ".geoparquet"):
+            gdf = gpd.read_parquet(p)
+        else:
+            gdf = pyogrio.read_dataframe(p, layer=layer)
+    except (DataSourceError, DataLayerError, OSError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "geometry" in first.lower() and p.suffix.lower() in (".parquet", ".geoparquet"):
+            raise InputFileError("has no geometry column", path=p,
+                                 fix="give a vector file with point or polygon geometries") from None
+        raise InputFileError(f"not a readable vector file ({first})", path=p,
+                             fix="give a GeoPackage, GeoJSON, Shapefile or GeoParquet") from None
+    if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
+        raise InputFileError("has no geometry column", path=p,
+                             fix="give a vector file with point or polygon geometries")
+    if isinstance(gdf, pd.DataFrame) and gdf.geometry.isna().all() and len(gdf):
+        raise InputFileError("has no geometries (every feature's geometry is empty)", path=p,
+                             fix="give a vector file with point or polygon geometries")
+    if require_crs and gdf.crs is None:
+        raise CRSError("the vector file has no CRS", path=p,
+                       fix="assign one (e.g. save it again with a .prj / in a GeoPackage)")
+    if not allow_empty and len(gdf) == 0:
+        raise DataError("holds no features", path=p, fix="check the layer")
+    gdf.attrs["source"] = str(p)
+    return gdf
+
+
+def write_vector(gdf: gpd.GeoDataFrame, path: str | os.PathLike, *, layer: str | None = None) -> Path:
+    """Write a GeoDataFrame to a GeoPackage (or the format of the suffix) atomically."""
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        if target.suffix.lower() in (".parquet", ".geoparquet"):
+            gdf.to_parquet(tmp)
+        else:
+            pyogrio.write_dataframe(gdf, tmp, layer=layer or target.stem)
+    return target
