@@ -1,0 +1,402 @@
+"""The pipeline and scenario schema (pydantic), with messages that name the key.
+
+A pipeline file is TOML.  Relative paths are resolved against the file's own directory.
+Validation happens entirely before any work starts: unknown keys (with the nearest valid
+key suggested), wrong types, missing input files and scenarios that override something
+that does not exist are all reported as one :class:`~permafrost.errors.ConfigError`
+naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from permafrost.errors import ConfigError
+
+__all__ = [
+    "PipelineConfig",
+    "Scenario",
+    "CovariateChange",
+    "load_pipeline",
+    "resolve_scenario",
+    "BASELINE",
+]
+
+BASELINE = "baseline"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True)
+
+
+class PriorMap(_Strict):
+    """A prior permafrost map to compare with (e.g. Obu 2019, Ran 2021)."""
+
+    name: str
+    path: Path
+    kind: Literal["categorical", "continuous"]
+    permafrost_classes: list[int] = Field(default_factory=lambda: [1])
+    ignore_classes: list[int] = Field(default_factory=list)
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class RegionsInput(_Strict):
+    path: Path
+    field: str = "name"
+
+
+class GtnpInput(_Strict):
+    csv: Path
+    metadata: Path
+
+
+class Inputs(_Strict):
+    """Every input file of a pipeline."""
+
+    covariates: Path
+    dem: Path | None = None
+    tracks: list[Path] = Field(default_factory=list)
+    outlines: Path | None = None
+    inventories: list[Path] = Field(default_factory=list)
+    boreholes: Path | None = None
+    gtnp: GtnpInput | None = None
+    validation_boreholes: Path | None = None
+    priors: list[PriorMap] = Field(default_factory=list)
+    regions: RegionsInput | None = None
+    mask: Path | None = None
+
+
+class KinematicsOptions(_Strict):
+    enabled: bool = True
+    sensitivity_cut: float = Field(0.3, gt=0.0, lt=1.0)
+    min_coherence: float = Field(0.7, ge=0.0, le=1.0)
+
+
+class LabelsOptions(_Strict):
+    activity_column: str = "activity"
+    sampling: Literal["front", "centroid", "interior"] = "front"
+    spacing_m: float = Field(100.0, gt=0)
+    borehole_weight: float = Field(5.0, gt=0)
+    rock_glacier_weight: float = Field(1.0, gt=0)
+    use_kinematics: bool = True
+
+
+class TrainOptions(_Strict):
+    model: Literal["xgboost", "logistic", "rf"] = "xgboost"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    folds: int = Field(5, ge=2, le=20)
+    block_size_m: float | None = Field(None, gt=0)
+    calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    n_estimators: int = Field(300, ge=1)
+    features: list[str] | None = None
+
+
+class PredictOptions(_Strict):
+    chunk: int = Field(512, ge=64)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    zones: bool = True
+    uncertainty: bool = False
+    workers: int | None = Field(None, ge=1)
+
+
+class StatsOptions(_Strict):
+    band_width_m: float = Field(200.0, gt=0)
+
+
+class ValidateOptions(_Strict):
+    enabled: bool = True
+
+
+class ReportOptions(_Strict):
+    enabled: bool = True
+    title: str | None = None
+
+
+class CovariateChange(_Strict):
+    """How a scenario changes one covariate: an offset, a factor, or another file."""
+
+    offset: float | None = None
+    scale: float | None = None
+    file: Path | None = None
+
+    @field_validator("file")
+    @classmethod
+    def _no_both(cls, v, info):
+        if v is not None and (info.data.get("offset") is not None or info.data.get("scale") is not None):
+            raise ValueError("give either `file` or `offset`/`scale`, not both")
+        return v
+
+
+class Scenario(_Strict):
+    """A named variant of the pipeline: covariate changes and option overrides."""
+
+    description: str = ""
+    covariates: dict[str, CovariateChange] = Field(default_factory=dict)
+    labels: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
+    predict: dict[str, Any] = Field(default_factory=dict)
+    stats: dict[str, Any] = Field(default_factory=dict)
+
+
+class PipelineSection(_Strict):
+    name: str
+    output_dir: Path
+    seed: int = 0
+    description: str = ""
+
+
+class PipelineConfig(_Strict):
+    """A whole pipeline file."""
+
+    pipeline: PipelineSection
+    inputs: Inputs
+    kinematics: KinematicsOptions = Field(default_factory=KinematicsOptions)
+    labels: LabelsOptions = Field(default_factory=LabelsOptions)
+    train: TrainOptions = Field(default_factory=TrainOptions)
+    predict: PredictOptions = Field(default_factory=PredictOptions)
+    stats: StatsOptions = Field(default_factory=StatsOptions)
+    validate_: ValidateOptions = Field(default_factory=ValidateOptions, alias="validate")
+    report: ReportOptions = Field(default_factory=ReportOptions)
+    scenarios: dict[str, Scenario] = Field(default_factory=dict)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    #: where the file was read from (set by :func:`load_pipeline`)
+    source: Path | None = Field(None, exclude=True)
+
+    def scenario_names(self) -> list[str]:
+        return [BASELINE, *self.scenarios]
+
+
+# ---------------------------------------------------------------------------------------
+# error messages
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model that owns the key at ``loc`` (for suggestions)."""
+    import typing
+
+    current: Any = model
+    skip_next = False
+    for part in loc[:-1]:
+        if skip_next:  # the key of a dict-valued field (a scenario or covariate name)
+            skip_next = False
+            continue
+        if isinstance(part, int) or current is None:
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = _field_by_key(current, part)
+        if field is None:
+            return None
+        skip_next = typing.get_origin(field.annotation) is dict
+        current = _inner_model(field.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _field_by_key(model: type[BaseModel], key: str):
+    for name, f in model.model_fields.items():
+        if key in (name, f.alias):
+            return f
+    return None
+
+
+def _inner_model(annotation) -> Any:
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        inner = _inner_model(arg)
+        if inner is not None:
+            return inner
+    return None
+
+
+def _keys_of(model: type[BaseModel]) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items() if n != "source"]
+
+
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _explain(exc: ValidationError, path: Path, model: type[BaseModel], prefix: tuple = ()) -> ConfigError:
+    err = exc.errors()[0]
+    loc = prefix + tuple(err["loc"])
+    key = _dotted(loc)
+    more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
+    if err["type"] == "extra_forbidden":
+        owner = _model_at(model, tuple(err["loc"]))
+        valid = _keys_of(owner) if owner else []
+        near = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+        fix = f"did you mean {near[0]!r}?" if near else f"valid keys here: {', '.join(valid)}"
+        return ConfigError(f"unknown key{more}", path=path, field=key, fix=fix)
+    if err["type"] == "missing":
+        return ConfigError(f"required key is missing{more}", path=path, field=key,
+                           fix="add it (see docs/pipelines.md)")
+    msg = err["msg"].replace("\n", " ")
+    given = err.get("input")
+    shown = "" if isinstance(given, (dict, list)) else f" (got {given!r})"
+    return ConfigError(f"{msg}{shown}{more}", path=path, field=key, fix="see docs/pipelines.md")
+
+
+# ---------------------------------------------------------------------------------------
+# loading
+
+
+def _resolve_paths(obj: Any, base: Path) -> Any:
+    if isinstance(obj, BaseModel):
+        for name in obj.__class__.model_fields:
+            if name == "source":
+                continue
+            value = getattr(obj, name)
+            new = _resolve_paths(value, base)
+            if new is not value:
+                object.__setattr__(obj, name, new)
+        return obj
+    if isinstance(obj, Path):
+        return obj if obj.is_absolute() else (base / obj).resolve()
+    if isinstance(obj, list):
+        return [_resolve_paths(v, base) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _resolve_paths(v, base) for k, v in obj.items()}
+    return obj
+
+
+def _check_inputs_exist(cfg: PipelineConfig, path: Path) -> None:
+    def check(p: Path | None, key: str) -> None:
+        if p is not None and not p.exists():
+            raise ConfigError(f"input not found: {p}", path=path, field=key,
+                              fix="fix the path (relative paths start at the pipeline file)")
+
+    inp = cfg.inputs
+    check(inp.covariates, "inputs.covariates")
+    check(inp.dem, "inputs.dem")
+    for i, t in enumerate(inp.tracks):
+        check(t, f"inputs.tracks[{i}]")
+    check(inp.outlines, "inputs.outlines")
+    for i, t in enumerate(inp.inventories):
+        check(t, f"inputs.inventories[{i}]")
+    check(inp.boreholes, "inputs.boreholes")
+    if inp.gtnp:
+        check(inp.gtnp.csv, "inputs.gtnp.csv")
+        check(inp.gtnp.metadata, "inputs.gtnp.metadata")
+    check(inp.validation_boreholes, "inputs.validation_boreholes")
+    for i, p in enumerate(inp.priors):
+        check(p.path, f"inputs.priors[{i}].path")
+    if inp.regions:
+        check(inp.regions.path, "inputs.regions.path")
+    check(inp.mask, "inputs.mask")
+    if not inp.inventories and not inp.boreholes and not inp.gtnp:
+        raise ConfigError("no evidence to learn from", path=path, field="inputs",
+                          fix="give `inventories`, `boreholes` or `gtnp`")
+    names = [p.name for p in inp.priors]
+    if len(set(names)) != len(names):
+        raise ConfigError("two prior maps share a name", path=path, field="inputs.priors",
+                          fix="give each prior map its own `name`")
+
+
+def covariate_names(covariates: Path) -> list[str]:
+    """Names of the covariates a stack provides (file stems, or a stack file's entries)."""
+    if covariates.is_dir():
+        from permafrost.io.rasters import RASTER_SUFFIXES
+
+        return sorted(f.stem for f in covariates.iterdir() if f.suffix.lower() in RASTER_SUFFIXES)
+    if covariates.suffix.lower() == ".toml":
+        from permafrost.covariates import stack_names  # stack files belong to covariates.py
+
+        return stack_names(covariates)
+    return [covariates.stem]
+
+
+_OPTION_SECTIONS = {"labels": LabelsOptions, "train": TrainOptions, "predict": PredictOptions,
+                    "stats": StatsOptions}
+
+
+def _check_scenarios(cfg: PipelineConfig, path: Path) -> None:
+    available = covariate_names(cfg.inputs.covariates)
+    for name, sc in cfg.scenarios.items():
+        if name == BASELINE:
+            raise ConfigError("the name 'baseline' is reserved", path=path,
+                              field=f"scenarios.{name}", fix="rename the scenario")
+        for cov, change in sc.covariates.items():
+            key = f"scenarios.{name}.covariates.{cov}"
+            if cov not in available:
+                near = difflib.get_close_matches(cov, available, n=1, cutoff=0.5)
+                fix = f"did you mean {near[0]!r}?" if near else f"covariates: {', '.join(available)}"
+                raise ConfigError("overrides a covariate that the stack does not have",
+                                  path=path, field=key, fix=fix)
+            if change.offset is None and change.scale is None and change.file is None:
+                raise ConfigError("changes nothing", path=path, field=key,
+                                  fix="give `offset`, `scale` or `file`")
+            if change.file is not None and not change.file.exists():
+                raise ConfigError(f"file not found: {change.file}", path=path,
+                                  field=f"{key}.file", fix="fix the path")
+        # option overrides must name existing options, with valid values
+        for section, model in _OPTION_SECTIONS.items():
+            overrides = getattr(sc, section)
+            if not overrides:
+                continue
+            base = getattr(cfg, section).model_dump()
+            try:
+                model.model_validate({**base, **overrides})
+            except ValidationError as exc:
+                raise _explain(exc, path, model, prefix=("scenarios", name, section)) from None
+
+
+def load_pipeline(path: str | os.PathLike) -> PipelineConfig:
+    """Read and fully validate a pipeline file; no work is started.
+
+    Raises
+    ------
+    ConfigError
+        Unreadable TOML, an unknown key (with a suggestion), a wrong type or value, a
+        missing input file, or a scenario that overrides something that does not exist.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("pipeline file not found", path=p, fix="check the path")
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"not valid TOML ({exc})", path=p, fix="fix the syntax") from None
+    try:
+        cfg = PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise _explain(exc, p, PipelineConfig) from None
+    base = p.resolve().parent
+    _resolve_paths(cfg, base)
+    cfg.source = p.resolve()
+    _check_inputs_exist(cfg, p)
+    _check_scenarios(cfg, p)
+    return cfg
+
+
+def resolve_scenario(cfg: PipelineConfig, name: str) -> tuple[PipelineConfig, dict[str, CovariateChange]]:
+    """The configuration of one scenario (options overridden) and its covariate changes."""
+    if name == BASELINE:
+        return cfg, {}
+    if name not in cfg.scenarios:
+        near = difflib.get_close_matches(name, cfg.scenario_names(), n=1)
+        fix = f"did you mean {near[0]!r}?" if near else f"scenarios: {', '.join(cfg.scenario_names())}"
+        raise ConfigError(f"no scenario named {name!r}", path=cfg.source, field="scenarios",
+                          fix=fix)
+    sc = cfg.scenarios[name]
+    out = copy.deepcopy(cfg)
+    for section in _OPTION_SECTIONS:
+        overrides = getattr(sc, section)
+        if overrides:
+            merged = {**getattr(cfg, section).model_dump(), **overrides}
+            setattr(out, section, _OPTION_SECTIONS[section].model_validate(merged))
+    return out, dict(sc.covariates)

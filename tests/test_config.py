@@ -1,0 +1,110 @@
+"""Pipeline files: validated before any work, with messages that name the key."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from permafrost.config import BASELINE, load_pipeline, resolve_scenario
+from permafrost.errors import ConfigError
+
+
+@pytest.fixture
+def tree(tmp_path):
+    cov = tmp_path / "cov"
+    cov.mkdir()
+    for name in ("dem", "maat"):
+        (cov / f"{name}.tif").write_bytes(b"")
+    (tmp_path / "bh.csv").write_text("id,lon,lat,presence\n")
+    return tmp_path
+
+
+def write(tree, body: str):
+    p = tree / "p.toml"
+    base = """
+        [pipeline]
+        name = "t"
+        output_dir = "out"
+        [inputs]
+        covariates = "cov"
+        boreholes = "bh.csv"
+    """
+    p.write_text(textwrap.dedent(base) + textwrap.dedent(body))
+    return p
+
+
+def test_valid_file_resolves_paths_relative_to_itself(tree):
+    cfg = load_pipeline(write(tree, """
+        [train]
+        model = "logistic"
+        [scenarios.plus2]
+        description = "+2 °C"
+        covariates.maat = { offset = 2.0 }
+        predict = { chunk = 256 }
+    """))
+    assert cfg.inputs.covariates == tree / "cov"
+    assert cfg.pipeline.output_dir == tree / "out"
+    assert cfg.train.model == "logistic"
+    assert cfg.scenario_names() == [BASELINE, "plus2"]
+    sc, changes = resolve_scenario(cfg, "plus2")
+    assert sc.predict.chunk == 256 and cfg.predict.chunk == 512
+    assert changes["maat"].offset == 2.0
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "hint"),
+    [
+        ("[train]\nmodle = 'rf'\n", "train.modle", "did you mean 'model'"),
+        ("[trian]\nmodel = 'rf'\n", "trian", "did you mean 'train'"),
+        ("[train]\nfolds = 'five'\n", "train.folds", "integer"),
+        ("[train]\nmodel = 'svm'\n", "train.model", "xgboost"),
+        ("[predict]\nchunk = 8\n", "predict.chunk", "greater than or equal"),
+        ("[scenarios.w]\ncovariates.maaat = { offset = 1.0 }\n", "scenarios.w.covariates.maaat",
+         "did you mean 'maat'"),
+        ("[scenarios.w]\ntrain = { modell = 'rf' }\n", "scenarios.w.train.modell", "did you mean 'model'"),
+        ("[scenarios.w]\ncovariates.maat = { ofset = 1.0 }\n", "scenarios.w.covariates.maat.ofset",
+         "did you mean 'offset'"),
+        ("[scenarios.w]\ncovariates.maat = {}\n", "scenarios.w.covariates.maat", "changes nothing"),
+        ("[scenarios.baseline]\ndescription = 'x'\n", "scenarios.baseline", "reserved"),
+    ],
+)
+def test_bad_keys_are_named_with_a_suggestion(tree, body, key, hint):
+    with pytest.raises(ConfigError) as exc:
+        load_pipeline(write(tree, body))
+    msg = str(exc.value)
+    assert f"'{key}'" in msg, msg
+    assert hint in msg, msg
+    assert "p.toml" in msg and "\n" not in msg
+
+
+def test_missing_input_is_named(tree):
+    (tree / "bh.csv").unlink()
+    with pytest.raises(ConfigError) as exc:
+        load_pipeline(write(tree, ""))
+    assert "inputs.boreholes" in str(exc.value) and "bh.csv" in str(exc.value)
+
+
+def test_missing_required_and_bad_toml(tree):
+    p = tree / "x.toml"
+    p.write_text("[pipeline]\nname = 't'\n")
+    with pytest.raises(ConfigError, match="pipeline.output_dir"):
+        load_pipeline(p)
+    p.write_text("[pipeline\nname=")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_pipeline(p)
+    with pytest.raises(ConfigError, match="not found"):
+        load_pipeline(tree / "nope.toml")
+
+
+def test_unknown_scenario_name_suggests(tree):
+    cfg = load_pipeline(write(tree, "[scenarios.plus2]\ncovariates.maat = { offset = 2.0 }\n"))
+    with pytest.raises(ConfigError, match="did you mean 'plus2'"):
+        resolve_scenario(cfg, "plus3")
+
+
+def test_reading_a_pipeline_never_executes_code(tree):
+    """TOML has no code: a file that tries to smuggle some is only a bad value."""
+    with pytest.raises(ConfigError):
+        load_pipeline(write(tree, "[train]\nmodel = \"__import__('os').system('touch pwned')\"\n"))
+    assert not (tree / "pwned").exists()
