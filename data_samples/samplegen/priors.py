@@ -1,0 +1,64 @@
+"""Prior permafrost maps with known biases, and the basins."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+from shapely.geometry import Polygon, box
+
+from samplegen.grid import (
+    EAST,
+    NORTH,
+    PZI_PRIOR_BLOCK,
+    SOUTH,
+    SURVEY_BLOCK,
+    WEST,
+    km_coords,
+    sigmoid,
+    to_lonlat,
+)
+from samplegen.terrain import crest_north
+
+
+def block_mean(a, k):
+    ny, nx = a.shape
+    return a.reshape(ny // k, k, nx // k, k).mean(axis=(1, 3))
+
+
+def make_priors(p_truth, logit_truth, coef):
+    """Two prior maps with known biases against the truth.
+
+    survey_map (0.005 deg): 1 where the block-mean truth >= 0.35 (overestimates permafrost:
+    a survey map drawn with the 0.5 threshold would use 0.5), else 2; 255 over a block of
+    unsurveyed cells.  pzi_prior (0.01 deg): block mean of sigmoid(logit_truth +
+    b_maat * 0.8), i.e. the truth for an air 0.8 deg C warmer (underestimates permafrost).
+    """
+    pm = block_mean(p_truth, SURVEY_BLOCK)
+    survey = np.where(pm >= 0.35, 1, 2).astype(np.uint8)
+    survey[-8:, :10] = 255            # an unsurveyed corner (SW)
+    survey[20:24, 60:66] = 255        # and a gap in the east
+    shift = coef["b_maat_per_c"] * 0.8
+    prior = block_mean(sigmoid(logit_truth + shift), PZI_PRIOR_BLOCK)
+    return survey, prior, {"survey_threshold_on_block_mean_p": 0.35,
+                           "survey_nodata_cells": int((survey == 255).sum()),
+                           "pzi_prior_maat_warm_bias_c": 0.8,
+                           "pzi_prior_logit_shift": round(shift, 4)}
+
+
+BASINS = ["Heihe headwaters", "Shule headwaters", "Datong headwaters"]
+
+
+def make_basins():
+    """Three basins covering the domain: north of the main crest; south of it split at 99.05 E."""
+    xs = np.linspace(-0.5, km_coords()[0].max() + 0.5, 200)
+    lon, lat = to_lonlat(xs, crest_north(xs))
+    lon = np.clip(lon, WEST, EAST)
+    dom = box(WEST, SOUTH, EAST, NORTH)
+    north = Polygon(list(zip(lon, lat, strict=True)) + [(EAST, NORTH), (WEST, NORTH)])
+    north = north.intersection(dom)
+    south = dom.difference(north)
+    split = 99.05
+    sw = south.intersection(box(WEST, SOUTH, split, NORTH))
+    se = south.intersection(box(split, SOUTH, EAST, NORTH))
+    return gpd.GeoDataFrame({"basin_id": [1, 2, 3], "name": BASINS},
+                            geometry=[north, sw, se], crs="EPSG:4326")
