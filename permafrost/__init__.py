@@ -23,7 +23,54 @@ try:
 except PackageNotFoundError:  # pragma: no cover - source tree without install
     __version__ = "0.0.0+unknown"
 
+#: public API: name -> module; imported on first use (PEP 562) so that the command-line app
+#: starts without loading XGBoost, Dask and MintPy
+_LAZY = {
+    "read_raster": "permafrost.io.rasters",
+    "read_covariate_stack": "permafrost.io.rasters",
+    "write_cog": "permafrost.io.rasters",
+    "read_vector": "permafrost.io.vectors",
+    "write_vector": "permafrost.io.vectors",
+    "read_mintpy": "permafrost.io.mintpy",
+    "read_track": "permafrost.io.mintpy",
+    "read_presence_table": "permafrost.io.boreholes",
+    "read_gtnp": "permafrost.io.boreholes",
+    "read_permos": "permafrost.io.boreholes",
+    "compute_kinematics": "permafrost.kinematics",
+    "run_kinematics": "permafrost.kinematics",
+    "KinematicsConfig": "permafrost.kinematics",
+    "assess_borehole": "permafrost.ground_thermal",
+    "build_labels": "permafrost.labels",
+    "labels_from_files": "permafrost.labels",
+    "build_stack": "permafrost.covariates",
+    "extract_at_points": "permafrost.covariates",
+    "train_model": "permafrost.models",
+    "load_model": "permafrost.models",
+    "predict_raster": "permafrost.predict",
+    "zone_statistics": "permafrost.area",
+    "cell_areas": "permafrost.area",
+    "stats_from_files": "permafrost.area",
+    "binary_metrics": "permafrost.validation",
+    "map_agreement": "permafrost.validation",
+    "validate_from_files": "permafrost.validation",
+    "report_from_files": "permafrost.report",
+    "load_pipeline": "permafrost.config",
+    "run_pipeline": "permafrost.pipeline",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'permafrost' has no attribute {name!r}")
+
+
 __all__ = [
+    *_LAZY,
     "__version__",
     "PermafrostError",
     "InputError",

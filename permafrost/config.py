@@ -42,8 +42,12 @@ class PriorMap(_Strict):
     name: str
     path: Path
     kind: Literal["categorical", "continuous"]
-    permafrost_classes: list[int] = Field(default_factory=lambda: [1])
-    ignore_classes: list[int] = Field(default_factory=list)
+    #: categorical maps: codes that mean permafrost
+    permafrost_codes: list[int] = Field(default_factory=lambda: [1])
+    #: categorical maps: codes that mean no permafrost (any other code is then an error);
+    #: when omitted every other valid code means no permafrost
+    other_codes: list[int] | None = None
+    #: continuous maps: permafrost where the value is at least this
     threshold: float = Field(0.5, ge=0.0, le=1.0)
 
 
@@ -96,6 +100,9 @@ class TrainOptions(_Strict):
     calibration: Literal["isotonic", "sigmoid"] = "isotonic"
     n_estimators: int = Field(300, ge=1)
     features: list[str] | None = None
+    #: monotone constraints by covariate (+1 increasing, -1 decreasing), e.g. {maat = -1}:
+    #: physical knowledge that keeps warming scenarios from raising the PZI
+    monotone: dict[str, Literal[-1, 0, 1]] = Field(default_factory=dict)
 
 
 class PredictOptions(_Strict):
@@ -112,6 +119,10 @@ class StatsOptions(_Strict):
 
 class ValidateOptions(_Strict):
     enabled: bool = True
+    #: share of boreholes held out of training (whole spatial blocks) to validate on;
+    #: 0 trains on all of them (then give `inputs.validation_boreholes`)
+    holdout_fraction: float = Field(0.25, ge=0.0, lt=1.0)
+    holdout_block_m: float = Field(2000.0, gt=0)
 
 
 class ReportOptions(_Strict):
@@ -400,3 +411,22 @@ def resolve_scenario(cfg: PipelineConfig, name: str) -> tuple[PipelineConfig, di
             merged = {**getattr(cfg, section).model_dump(), **overrides}
             setattr(out, section, _OPTION_SECTIONS[section].model_validate(merged))
     return out, dict(sc.covariates)
+
+
+def describe_scenarios(cfg: PipelineConfig) -> list[dict[str, Any]]:
+    """What each scenario changes relative to the baseline, as plain records."""
+    rows = [{"name": BASELINE, "description": "the configuration as written", "changes": []}]
+    for name, sc in cfg.scenarios.items():
+        changes = []
+        for cov, ch in sc.covariates.items():
+            if ch.file is not None:
+                changes.append(f"covariate {cov} := {ch.file}")
+            if ch.scale is not None:
+                changes.append(f"covariate {cov} × {ch.scale:g}")
+            if ch.offset is not None:
+                changes.append(f"covariate {cov} {ch.offset:+g}")
+        for section in _OPTION_SECTIONS:
+            for key, value in getattr(sc, section).items():
+                changes.append(f"{section}.{key} = {value!r} (was {getattr(getattr(cfg, section), key)!r})")
+        rows.append({"name": name, "description": sc.description, "changes": changes})
+    return rows

@@ -146,6 +146,7 @@ class StepSpec:
     run: Callable[[StepContext], tuple[dict[str, str], dict[str, Any]]]
     enabled: Callable[[PipelineConfig], bool] = lambda cfg: True
     across_scenarios: bool = False  # the report: one for all scenarios
+    baseline_only: bool = False  # e.g. validation against today's boreholes
 
 
 @dataclass
@@ -168,6 +169,11 @@ class PipelineResult:
     scenarios: dict[str, dict[str, StepRecord]]
     report: StepRecord | None
     manifests: dict[str, Path]
+
+    @property
+    def report_path(self) -> Path | None:
+        """``<output_dir>/report.html`` (a link to the report step's output)."""
+        return self.output_dir / "report.html" if self.report is not None else None
 
     @property
     def ran(self) -> list[str]:
@@ -333,6 +339,8 @@ def run_pipeline(
         for spec in steps:
             if spec.across_scenarios or spec.name not in need or not spec.enabled(cfg):
                 continue
+            if spec.baseline_only and sc != BASELINE:
+                continue
             missing = [d for d in spec.deps if d not in recs and _dep_enabled(steps, d, cfg)]
             if missing:
                 raise ConfigError(f"step {spec.name!r} needs {missing}", field="--only")
@@ -358,6 +366,9 @@ def run_pipeline(
                        upstream=results.get(BASELINE, {}), seed=seed, scenarios=results)
             report = _execute(spec, ctx, key, final, force, on_event)
     cache.save()
+    if report is not None:  # a stable address for the latest report
+        for label, p in report.outputs.items():
+            _link(p, out / p.name)
     manifests = {sc: _write_manifest(out, sc, resolved[sc], changes_by[sc], results[sc], cache,
                                      report) for sc in names}
     return PipelineResult(out, results, report, manifests)
@@ -379,7 +390,8 @@ def _link(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
+    """Versions of Python, permafrost and the libraries that shape its outputs."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version(), "permafrost": __version__}
@@ -423,7 +435,7 @@ def _write_manifest(out: Path, scenario: str, cfg: PipelineConfig, changes: dict
         "steps": steps_info,
         "outputs": links,
         "report": str(report.outputs["html"].relative_to(out)) if report and "html" in report.outputs else None,
-        "versions": _versions(),
+        "versions": versions(),
         "timings": {name: {"status": r.status, "seconds": round(r.seconds, 3)} for name, r in recs.items()},
     }
     path = d / "manifest.json"

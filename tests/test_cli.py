@@ -66,3 +66,12 @@ def test_verbose_turns_on_logging(tmp_path, caplog):
     result = runner.invoke(app, ["-v", "inspect", str(tmp_path)])
     assert result.exit_code == 2
     assert any("broken.tif" in r.getMessage() for r in caplog.records)
+
+
+def test_public_api_names_resolve():
+    import permafrost
+
+    for name in permafrost.__all__:
+        assert getattr(permafrost, name) is not None, name
+    with pytest.raises(AttributeError):
+        permafrost.no_such_function  # noqa: B018

@@ -90,3 +90,14 @@ def test_write_vector_is_atomic(tmp_path, polygons, monkeypatch):
     monkeypatch.setattr(pyogrio, "write_dataframe", real_write)
     write_vector(gpd.GeoDataFrame({"id": [1]}, geometry=[Point(99, 38.5)], crs=4326), target)
     assert len(read_vector(target)) == 1
+
+
+def test_geopackage_output_is_byte_identical(tmp_path, polygons):
+    import hashlib
+    import time
+
+    a, b = tmp_path / "a.gpkg", tmp_path / "b.gpkg"
+    write_vector(polygons, a, layer="rg")
+    time.sleep(1.1)  # a timestamp in the file would now differ
+    write_vector(polygons, b, layer="rg")
+    assert hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()

@@ -6,6 +6,15 @@ Each command is a module of this package that registers itself on :data:`app`.
 from permafrost.cli._app import app
 # one import per command module; each registers its command on `app`
 from permafrost.cli import inspect_cmd  # noqa: F401,E402
+from permafrost.cli import scenarios  # noqa: F401,E402
+from permafrost.cli import run  # noqa: F401,E402
+from permafrost.cli import stats  # noqa: F401,E402
+from permafrost.cli import validate  # noqa: F401,E402
+from permafrost.cli import report  # noqa: F401,E402
+from permafrost.cli import predict  # noqa: F401,E402
+from permafrost.cli import labels  # noqa: F401,E402
+from permafrost.cli import kinematics  # noqa: F401,E402
+from permafrost.cli import train  # noqa: F401,E402
 
 __all__ = ["app", "main"]
 

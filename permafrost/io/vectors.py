@@ -88,5 +88,27 @@ def write_vector(gdf: gpd.GeoDataFrame, path: str | os.PathLike, *, layer: str |
         if target.suffix.lower() in (".parquet", ".geoparquet"):
             gdf.to_parquet(tmp)
         else:
-            pyogrio.write_dataframe(gdf, tmp, layer=layer or target.stem)
+            # a fixed timestamp in GeoPackage metadata keeps outputs byte-identical
+            with pyogrio_env(OGR_CURRENT_DATE=_FIXED_DATE):
+                pyogrio.write_dataframe(gdf, tmp, layer=layer or target.stem)
     return target
+
+
+#: the timestamp written into GeoPackage metadata (GDAL's OGR_CURRENT_DATE), so that the
+#: same features always give the same bytes
+_FIXED_DATE = "2000-01-01T00:00:00.000Z"
+
+
+class pyogrio_env:  # noqa: N801 - used like a function
+    """Set GDAL configuration options for pyogrio within a ``with`` block."""
+
+    def __init__(self, **options: str) -> None:
+        self.options = options
+
+    def __enter__(self):
+        self.saved = {k: pyogrio.get_gdal_config_option(k) for k in self.options}
+        pyogrio.set_gdal_config_options(self.options)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pyogrio.set_gdal_config_options(self.saved)

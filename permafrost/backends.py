@@ -1,0 +1,295 @@
+"""Where prediction runs: the device (CPU or CUDA GPU) and the Dask scheduler.
+
+This is the one place that knows about the execution backends of
+:mod:`permafrost.predict`:
+
+* **device** -- ``"cpu"`` (NumPy arrays) or ``"cuda"`` (CuPy arrays handed straight to
+  XGBoost on the GPU).  CuPy is imported lazily, only when a GPU is asked for or probed,
+  never at module import: the package must import and run on machines without CUDA.
+  XGBoost asked for ``device="cuda"`` without a GPU silently falls back to the CPU
+  (DESIGN §6), so the GPU is detected here and the device actually used is reported.
+* **scheduler** -- Dask's threaded scheduler in this process (the default), a
+  :class:`distributed.LocalCluster` of ``workers`` processes, or an existing cluster
+  at a scheduler address.  :class:`Executor` runs a list of :class:`dask.delayed`
+  tasks on the chosen one and reports each finished task to a callback.
+
+No science here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from permafrost.errors import InputError
+
+__all__ = [
+    "DEVICES",
+    "Executor",
+    "array_module",
+    "array_module_of",
+    "gpu_available",
+    "open_executor",
+    "resolve_device",
+    "to_host",
+]
+
+log = logging.getLogger(__name__)
+
+#: accepted values of the ``device`` option
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _import_cupy() -> ModuleType | None:
+    try:
+        import cupy
+    except Exception:  # noqa: BLE001 - ImportError, or a CUDA library that fails to load
+        return None
+    return cupy
+
+
+def gpu_available() -> bool:
+    """True when CuPy imports and sees at least one CUDA device."""
+    cupy = _import_cupy()
+    if cupy is None:
+        return False
+    try:
+        return int(cupy.cuda.runtime.getDeviceCount()) > 0
+    except Exception:  # noqa: BLE001 - no driver, no device
+        return False
+
+
+def resolve_device(device: str = "auto") -> str:
+    """Turn the ``device`` option into the device that will really be used.
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "cuda"}
+        ``auto`` picks ``cuda`` when a GPU is present, else ``cpu``.
+
+    Returns
+    -------
+    str
+        ``"cpu"`` or ``"cuda"``.
+
+    Raises
+    ------
+    InputError
+        Unknown value, or ``cuda`` asked for on a machine without a usable GPU (we never
+        let XGBoost fall back silently).
+    """
+    dev = str(device).lower()
+    if dev.startswith("cuda:"):
+        dev = "cuda"
+    if dev == "gpu":
+        dev = "cuda"
+    if dev not in DEVICES:
+        raise InputError(f"unknown device {device!r}", field="device",
+                         fix=f"use one of {', '.join(DEVICES)}")
+    if dev == "auto":
+        dev = "cuda" if gpu_available() else "cpu"
+        log.info("device auto -> %s", dev)
+        return dev
+    if dev == "cuda" and not gpu_available():
+        raise InputError("device 'cuda' asked for but no CUDA GPU is usable here "
+                         "(CuPy missing or no device)", field="device",
+                         fix="use --device cpu (or auto), or install the 'gpu' extra "
+                             "(cupy-cuda12x) on a machine with an NVIDIA GPU")
+    return dev
+
+
+def array_module(device: str) -> ModuleType:
+    """NumPy for ``cpu``, CuPy for ``cuda`` (imported here, lazily)."""
+    if device == "cuda":
+        cupy = _import_cupy()
+        if cupy is None:  # pragma: no cover - resolve_device checked it
+            raise InputError("CuPy is not importable", field="device", fix="use --device cpu")
+        return cupy
+    import numpy
+
+    return numpy
+
+
+def array_module_of(array: Any) -> ModuleType:
+    """CuPy for a CuPy array, else NumPy (CuPy is only imported when it is already in use)."""
+    if type(array).__module__.startswith("cupy"):
+        return array_module("cuda")
+    import numpy
+
+    return numpy
+
+
+def to_host(array: Any) -> Any:
+    """A NumPy array from a NumPy or CuPy array (no copy for NumPy)."""
+    if hasattr(array, "get") and type(array).__module__.startswith("cupy"):
+        return array.get()
+    return array
+
+
+@dataclass
+class Executor:
+    """Runs Dask tasks on one backend and reports each finished one.
+
+    Use :func:`open_executor` to build one; it closes what it opened.
+
+    Attributes
+    ----------
+    backend : str
+        ``"threads"``, ``"local-cluster"`` or ``"cluster"``.
+    threads : int
+        Threads of the threaded scheduler (threads backend only).
+    client : distributed.Client or None
+        The client of a (local or remote) cluster.
+    """
+
+    backend: str
+    threads: int = 1
+    client: Any = None
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.client is not None
+
+    def run(self, tasks: Sequence[Any], on_done: Callable[[int, Any], None] | None = None
+            ) -> list[Any]:
+        """Compute ``tasks`` (dask.delayed) and return their results in order.
+
+        ``on_done(index, result)`` is called in this thread as each task finishes.
+        """
+        if not tasks:
+            return []
+        if self.client is not None:
+            return self._run_distributed(tasks, on_done)
+        return self._run_threads(tasks, on_done)
+
+    def _run_threads(self, tasks, on_done):
+        """A pool of threads, each computing one task's graph synchronously.
+
+        At most ``2 * threads`` tasks are in flight, so only their inputs are in memory:
+        Dask's threaded scheduler, given all tasks at once, may read the inputs of many
+        blocks ahead of the predictions that consume them.
+        """
+        from dask.highlevelgraph import HighLevelGraph
+        from dask.local import get_sync
+        from dask.optimization import cull
+
+        # the merged graph is built once; each task then runs only its own dependencies
+        # (culling per task from the shared dict costs O(task), not O(graph))
+        graph = dict(HighLevelGraph.merge(*[t.__dask_graph__() for t in tasks]))
+
+        def one(task):
+            sub, _ = cull(graph, [task.key])
+            return get_sync(sub, task.key)
+
+        results: list[Any] = [None] * len(tasks)
+        window = 2 * self.threads
+        with ThreadPoolExecutor(max_workers=self.threads,
+                                thread_name_prefix="permafrost-predict") as pool:
+            pending: dict[Future, int] = {}
+            nxt = 0
+            try:
+                while nxt < len(tasks) or pending:
+                    while nxt < len(tasks) and len(pending) < window:
+                        pending[pool.submit(one, tasks[nxt])] = nxt
+                        nxt += 1
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in sorted(done, key=pending.__getitem__):
+                        i = pending.pop(fut)
+                        results[i] = fut.result()
+                        if on_done is not None:
+                            on_done(i, results[i])
+            except BaseException:
+                for fut in pending:
+                    fut.cancel()
+                raise
+        return results
+
+    def _run_distributed(self, tasks, on_done):
+        from distributed import as_completed
+
+        futures = self.client.compute(list(tasks))
+        position = {f.key: i for i, f in enumerate(futures)}
+        results: list[Any] = [None] * len(futures)
+        try:
+            for fut in as_completed(futures, loop=self.client.loop):
+                i = position[fut.key]
+                results[i] = fut.result()
+                if on_done is not None:
+                    on_done(i, results[i])
+        except BaseException:
+            self.client.cancel(futures)
+            raise
+        return results
+
+
+def default_threads() -> int:
+    """Threads for the threaded scheduler: the CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def open_executor(*, workers: int | None = None, scheduler: str | None = None,
+                  threads: int | None = None) -> Iterator[Executor]:
+    """Open the execution backend, yield an :class:`Executor`, close what was opened.
+
+    Parameters
+    ----------
+    workers : int, optional
+        Start a :class:`distributed.LocalCluster` with this many worker processes (one
+        thread each).
+    scheduler : str, optional
+        Address of a running Dask scheduler (``tcp://host:8786``); its workers must see
+        the same file system (inputs, outputs and the block cache).
+    threads : int, optional
+        Threads of the default threaded scheduler (default: the usable CPUs).
+
+    Raises
+    ------
+    InputError
+        Both ``workers`` and ``scheduler`` given, a bad worker count, or a scheduler that
+        cannot be reached.
+    """
+    if workers is not None and scheduler is not None:
+        raise InputError("give either a worker count or a scheduler address, not both",
+                         field="workers", fix="drop --workers or --scheduler")
+    if workers is None and scheduler is None:
+        yield Executor(backend="threads", threads=threads or default_threads())
+        return
+    from distributed import Client, LocalCluster
+
+    if workers is not None:
+        if int(workers) < 1:
+            raise InputError(f"worker count must be >= 1, got {workers}", field="workers",
+                             fix="give --workers 1 or more")
+        # processes with one thread each: XGBoost's OpenMP threads are set to 1 per worker
+        # by the nanny (OMP_NUM_THREADS), so N workers use N cores
+        cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+        try:
+            client = Client(cluster, set_as_default=False)
+            try:
+                yield Executor(backend="local-cluster", client=client)
+            finally:
+                client.close()
+        finally:
+            cluster.close()
+        return
+    try:
+        client = Client(scheduler, set_as_default=False, timeout="20s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise InputError(f"cannot reach the Dask scheduler at {scheduler!r} ({exc})",
+                         field="scheduler",
+                         fix="start it (`dask scheduler`) or check the address") from None
+    try:
+        yield Executor(backend="cluster", client=client)
+    finally:
+        client.close()

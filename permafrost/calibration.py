@@ -1,0 +1,220 @@
+"""Probability calibration: turn a classifier's raw scores into a probability of permafrost.
+
+Two calibrators, both fitted on *out-of-fold* predictions (never on the data a model was
+trained on) and both stored as plain numbers so that applying them needs no pickle and
+runs on NumPy or CuPy arrays alike:
+
+* ``isotonic`` -- a non-decreasing step function fitted by pool-adjacent-violators
+  (Zadrozny & Elkan 2002), stored as increasing knots ``x``/``y`` and applied by linear
+  interpolation (``xp.interp``), values outside the knots clamped to the end knots;
+* ``sigmoid`` -- Platt scaling on the logit of the raw probability (Platt 1999):
+  ``p_cal = 1 / (1 + exp(-(a * logit(p) + b)))``.
+
+References
+----------
+Platt, J. (1999). Probabilistic outputs for support vector machines and comparisons to
+regularized likelihood methods. Advances in Large Margin Classifiers, 61-74.
+
+Zadrozny, B. & Elkan, C. (2002). Transforming classifier scores into accurate multiclass
+probability estimates. Proc. KDD 2002, 694-699.
+
+Niculescu-Mizil, A. & Caruana, R. (2005). Predicting good probabilities with supervised
+learning. Proc. ICML 2005, 625-632.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize
+
+from permafrost.errors import ModelError
+
+__all__ = [
+    "CALIBRATION_METHODS",
+    "fit_calibration",
+    "apply_calibration",
+    "validate_calibration",
+    "reliability_curve",
+    "array_module",
+]
+
+CALIBRATION_METHODS = ("isotonic", "sigmoid", "none")
+_EPS = 1e-6
+
+
+def array_module(a):
+    """NumPy, or CuPy when ``a`` is a CuPy array (CuPy is imported only if installed)."""
+    try:
+        import cupy  # noqa: PLC0415 - optional dependency, imported lazily
+    except ImportError:
+        return np
+    return cupy.get_array_module(a)
+
+
+def _logit(p, xp=np):
+    p = xp.clip(p, _EPS, 1.0 - _EPS)
+    return xp.log(p) - xp.log1p(-p)
+
+
+def fit_calibration(p, y, *, method: str = "isotonic", sample_weight=None) -> dict:
+    """Fit a calibrator on out-of-fold raw probabilities.
+
+    Parameters
+    ----------
+    p : array-like of float, shape (n,)
+        Raw (uncalibrated) probabilities [-], out of fold.
+    y : array-like of {0, 1}, shape (n,)
+        Observed labels [-].
+    method : {"isotonic", "sigmoid", "none"}
+        Calibrator (see module docstring).
+    sample_weight : array-like of float, optional
+        Label weights [-] (the *label* weights, not class-balancing weights: a
+        calibrated probability must reflect the true prevalence).
+
+    Returns
+    -------
+    dict
+        JSON-ready parameters: ``{"method": "isotonic", "x": [...], "y": [...]}``,
+        ``{"method": "sigmoid", "a": float, "b": float}`` or ``{"method": "none"}``.
+
+    References
+    ----------
+    Platt (1999); Zadrozny & Elkan (2002), see module docstring.
+    """
+    p = np.asarray(p, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    w = np.ones_like(p) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if method not in CALIBRATION_METHODS:
+        raise ModelError(f"unknown calibration method {method!r}", field="calibration",
+                         fix=f"use one of {list(CALIBRATION_METHODS)}")
+    if method == "none":
+        return {"method": "none"}
+    ok = np.isfinite(p)
+    p, y, w = p[ok], y[ok], w[ok]
+    if method == "isotonic":
+        from sklearn.isotonic import IsotonicRegression  # noqa: PLC0415
+
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip", increasing=True)
+        iso.fit(p, y, sample_weight=w)
+        xs = np.asarray(iso.X_thresholds_, dtype=np.float64)
+        ys = np.asarray(iso.y_thresholds_, dtype=np.float64)
+        return {"method": "isotonic", "x": [float(v) for v in xs], "y": [float(v) for v in ys]}
+    f = _logit(p)
+
+    def loss(ab):
+        a, b = ab
+        z = a * f + b
+        # weighted log-loss, numerically stable
+        nll = np.sum(w * (np.logaddexp(0.0, z) - y * z))
+        s = 1.0 / (1.0 + np.exp(-z))
+        g = w * (s - y)
+        return nll, np.array([np.sum(g * f), np.sum(g)])
+
+    res = minimize(loss, x0=np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
+    a, b = (float(v) for v in res.x)
+    return {"method": "sigmoid", "a": a, "b": b}
+
+
+def validate_calibration(params: dict, *, path=None) -> dict:
+    """Check stored calibration parameters; raise :class:`ModelError` when unusable."""
+    method = params.get("method") if isinstance(params, dict) else None
+    if method not in CALIBRATION_METHODS:
+        raise ModelError(f"unknown or missing calibration method {method!r}", path=path,
+                         field="method", fix="retrain the model with `permafrost train`")
+    if method == "isotonic":
+        x, y = params.get("x"), params.get("y")
+        if (not isinstance(x, list) or not isinstance(y, list) or len(x) != len(y)
+                or len(x) < 1):
+            raise ModelError("isotonic knots x/y missing or of different lengths", path=path,
+                             field="x", fix="retrain the model")
+        xa, ya = np.asarray(x, float), np.asarray(y, float)
+        if np.any(np.diff(xa) < 0) or np.any(np.diff(ya) < 0) or not np.all(np.isfinite(xa)):
+            raise ModelError("isotonic knots are not increasing", path=path, field="x",
+                             fix="retrain the model")
+    elif method == "sigmoid":
+        for k in ("a", "b"):
+            if not isinstance(params.get(k), (int, float)):
+                raise ModelError(f"sigmoid parameter {k!r} missing", path=path, field=k,
+                                 fix="retrain the model")
+    return params
+
+
+def apply_calibration(params: dict, p):
+    """Map raw probabilities to calibrated probabilities (NumPy or CuPy, float32 in [0, 1]).
+
+    Parameters
+    ----------
+    params : dict
+        Output of :func:`fit_calibration`.
+    p : ndarray (NumPy or CuPy)
+        Raw probabilities [-]; NaN stays NaN.
+
+    Returns
+    -------
+    ndarray
+        Calibrated probabilities [-], float32, same array library as ``p``.
+
+    References
+    ----------
+    Platt (1999); Zadrozny & Elkan (2002), see module docstring.
+    """
+    xp = array_module(p)
+    p = xp.asarray(p)
+    method = params["method"]
+    if method == "none":
+        out = p.astype(xp.float64)
+    elif method == "isotonic":
+        kx = xp.asarray(params["x"], dtype=xp.float64)
+        ky = xp.asarray(params["y"], dtype=xp.float64)
+        out = xp.interp(p.astype(xp.float64), kx, ky)
+        out = xp.where(xp.isnan(p), xp.nan, out)
+    else:
+        z = params["a"] * _logit(p.astype(xp.float64), xp) + params["b"]
+        out = 1.0 / (1.0 + xp.exp(-z))
+    return xp.clip(out, 0.0, 1.0).astype(xp.float32)
+
+
+def reliability_curve(p, y, *, n_bins: int = 10, sample_weight=None) -> dict:
+    """Reliability-diagram data: mean predicted vs observed frequency in equal-width bins.
+
+    Parameters
+    ----------
+    p : array-like, shape (n,)
+        Predicted probabilities [-].
+    y : array-like of {0, 1}, shape (n,)
+        Observed labels [-].
+    n_bins : int
+        Number of equal-width bins on [0, 1].
+    sample_weight : array-like, optional
+        Weights [-].
+
+    Returns
+    -------
+    dict
+        ``bin_edges``, ``mean_predicted``, ``observed_frequency``, ``count`` and
+        ``weight`` per bin (empty bins give ``None``), JSON-ready.
+
+    References
+    ----------
+    Murphy, A. H. & Winkler, R. L. (1977). Reliability of subjective probability
+    forecasts of precipitation and temperature. J. R. Stat. Soc. C 26(1), 41-47.
+    """
+    p = np.asarray(p, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    w = np.ones_like(p) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1]), 0, n_bins - 1)
+    mp, of, cnt, wt = [], [], [], []
+    for b in range(n_bins):
+        m = idx == b
+        sw = float(w[m].sum())
+        cnt.append(int(m.sum()))
+        wt.append(sw)
+        if sw > 0:
+            mp.append(float(np.sum(w[m] * p[m]) / sw))
+            of.append(float(np.sum(w[m] * y[m]) / sw))
+        else:
+            mp.append(None)
+            of.append(None)
+    return {"bin_edges": [float(e) for e in edges], "mean_predicted": mp,
+            "observed_frequency": of, "count": cnt, "weight": wt}

@@ -1,0 +1,67 @@
+"""`permafrost labels`: fuse rock glacier inventories and boreholes into labelled points."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from permafrost.cli._app import app, console
+from permafrost.labels import labels_from_files
+
+
+@app.command("labels")
+def labels_cmd(
+    inventory: list[Path] = typer.Option([], "--inventory", help="Rock glacier inventory "
+                                         "(any vector format); repeatable."),
+    activity_column: str = typer.Option("activity", "--activity-column",
+                                        help="Activity column of the inventories."),
+    id_column: str = typer.Option(None, "--id-column", help="Rock glacier id column "
+                                  "(default: rg_id, id, pk or name)."),
+    boreholes: list[Path] = typer.Option([], "--boreholes", help="Borehole presence table "
+                                         "(CSV or vector); repeatable."),
+    borehole_crs: str = typer.Option(None, "--borehole-crs", help="CRS of x/y columns in "
+                                     "presence tables (lon/lat are EPSG:4326)."),
+    gtnp: list[Path] = typer.Option([], "--gtnp", help="GTN-P long CSV; repeatable, each "
+                                    "with one --gtnp-metadata."),
+    gtnp_metadata: list[Path] = typer.Option([], "--gtnp-metadata",
+                                             help="GTN-P metadata JSON for each --gtnp."),
+    permos: list[Path] = typer.Option([], "--permos", help="PERMOS wide CSV; repeatable."),
+    permos_coords: Path = typer.Option(None, "--permos-coords", help="CSV borehole_id,lon,lat"
+                                       "[,elevation_m] for the PERMOS files."),
+    grid: Path = typer.Option(None, "--grid", help="Reference grid raster (default: --dem)."),
+    dem: Path = typer.Option(None, "--dem", help="DEM [m] (needed by front sampling)."),
+    sampling: str = typer.Option("front", "--sampling", help="front, centroid or interior."),
+    spacing: float = typer.Option(100.0, "--spacing", help="Interior point spacing [m]."),
+    rock_glacier_weight: float = typer.Option(1.0, "--rock-glacier-weight",
+                                              help="Total weight per rock glacier."),
+    borehole_weight: float = typer.Option(2.0, "--borehole-weight",
+                                          help="Weight per borehole."),
+    outside: str = typer.Option("error", "--outside", help="Points outside the grid: error "
+                                "or drop (dropped points are counted)."),
+    out: Path = typer.Option(..., "--out", help="Output GeoPackage of labelled points."),
+) -> None:
+    """Label permafrost presence (1) / absence (0) from inventories and boreholes."""
+    if len(gtnp) != len(gtnp_metadata):
+        raise typer.BadParameter("give one --gtnp-metadata for each --gtnp")
+    result = labels_from_files(
+        inventories=inventory, boreholes=boreholes, gtnp=list(zip(gtnp, gtnp_metadata)),
+        permos=permos, permos_coords=permos_coords, grid=grid, dem=dem, out=out,
+        borehole_crs=borehole_crs, activity_column=activity_column, id_column=id_column,
+        sampling=sampling, spacing_m=spacing, rock_glacier_weight=rock_glacier_weight,
+        borehole_weight=borehole_weight, outside=outside)
+    table = Table(title=f"Labels written to {out}")
+    for col in ("item", "count", "note"):
+        table.add_column(col, overflow="fold")
+    for item, count, note in result.summary.itertuples(index=False):
+        table.add_row(str(item), str(count), str(note))
+    console.print(table)
+    if len(result.verdicts):
+        vt = Table(title="Borehole temperature records")
+        for col in ("borehole", "verdict", "MAGT [°C]", "depth [m]", "ALT [m]", "reason"):
+            vt.add_column(col, overflow="fold")
+        for v in result.verdicts.itertuples(index=False):
+            vt.add_row(v.borehole_id, v.status, f"{v.magt_c:.2f}", f"{v.magt_depth_m:g}",
+                       f"{v.alt_m:.1f}", v.reason)
+        console.print(vt)

@@ -1,0 +1,100 @@
+"""`permafrost predict`: a trained model + a covariate stack -> PZI COG (zones, uncertainty)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from permafrost.cli._app import app, console, err_console
+from permafrost.predict import predict_raster
+
+
+class _PixelRate(ProgressColumn):
+    """Pixels per second of the prediction stage."""
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        if speed is None or task.fields.get("unit") != "px":
+            return Text("")
+        return Text(f"{speed / 1e6:,.2f} Mpx/s", style="progress.data.speed")
+
+
+@app.command("predict")
+def predict_cmd(
+    model: Path = typer.Option(..., "--model", help="Model directory written by `permafrost train`."),
+    covariates: Path = typer.Option(..., "--covariates",
+                                    help="Directory of covariate rasters (one per file, named "
+                                         "by feature) or a stack file."),
+    out: Path = typer.Option(..., "--out", help="PZI output (Cloud-Optimized GeoTIFF)."),
+    zones: Path = typer.Option(None, "--zones", help="Also write the zone raster here."),
+    uncertainty: Path = typer.Option(None, "--uncertainty",
+                                     help="Also write the fold-model spread here."),
+    mask: Path = typer.Option(None, "--mask",
+                              help="Areas to exclude: polygons (glaciers, lakes) or a raster on "
+                                   "the covariate grid (non-zero = excluded)."),
+    chunk: int = typer.Option(1024, "--chunk", help="Block side in pixels."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    workers: int = typer.Option(None, "--workers", help="Run on a local Dask cluster of N "
+                                                          "worker processes."),
+    scheduler: str = typer.Option(None, "--scheduler",
+                                  help="Run on an existing Dask cluster (scheduler address)."),
+    threads: int = typer.Option(None, "--threads", help="Threads (default: all CPUs)."),
+    no_resume: bool = typer.Option(False, "--no-resume",
+                                   help="Recompute every block, ignoring an interrupted run's."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Predict the permafrost zonation index (PZI) of a whole region, block by block."""
+    columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+               _PixelRate(), TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=err_console, transient=as_json,
+                  disable=not err_console.is_terminal) as bar:
+        tasks: dict[str, int] = {}
+
+        def _progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                label = "predicting" if stage == "predict" else "writing COGs"
+                tasks[stage] = bar.add_task(label, total=total,
+                                            unit="px" if stage == "predict" else "file")
+            bar.update(tasks[stage], completed=done, total=total)
+
+        res = predict_raster(model, covariates, out, zones=zones, uncertainty=uncertainty,
+                             mask=mask, chunk=chunk, device=device, workers=workers,
+                             scheduler=scheduler, threads=threads, resume=not no_resume,
+                             progress=_progress)
+    if as_json:
+        console.print_json(json.dumps(res.as_dict(), default=str))
+        return
+    table = Table(title=f"PZI written to {res.pzi}")
+    table.add_column("item")
+    table.add_column("value", overflow="fold")
+    ny, nx = res.shape
+    rows = [
+        ("grid", (f"{ny} x {nx} = {res.pixels:,} pixels, {res.blocks} blocks "
+                  f"({res.blocks_reused} reused)")),
+        ("predicted", f"{res.valid:,}"),
+        ("nodata: a covariate missing", f"{res.missing:,}"),
+        ("nodata: masked", f"{res.masked:,}"),
+        ("device / backend", f"{res.device} / {res.backend}"),
+        ("time", (f"{res.seconds:.1f} s ({res.pixels_per_second / 1e6:.2f} Mpx/s; predict "
+                  f"{res.predict_seconds:.1f} s, write {res.write_seconds:.1f} s)")),
+    ]
+    if res.zones:
+        rows.append(("zones", str(res.zones)))
+    if res.uncertainty:
+        rows.append(("uncertainty", str(res.uncertainty)))
+    for r in rows:
+        table.add_row(*r)
+    console.print(table)

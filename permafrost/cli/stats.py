@@ -1,0 +1,77 @@
+"""`permafrost stats`: permafrost area statistics of a PZI raster (whole map, regions, bands)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from permafrost.area import stats_from_files, stats_rows, stats_table_columns
+from permafrost.cli._app import app, console
+from permafrost.io.results import write_csv, write_json
+
+
+@app.command("stats")
+def stats_cmd(
+    pzi: Path = typer.Argument(..., help="PZI raster (probability of permafrost, 0-1)."),
+    regions: Path | None = typer.Option(None, "--regions", help="Polygons of regions."),
+    region_field: str = typer.Option("name", "--region-field", help="Region name column."),
+    dem: Path | None = typer.Option(None, "--dem", help="DEM for elevation bands [m]."),
+    band_width: float = typer.Option(200.0, "--band-width", help="Elevation band width [m]."),
+    mask: Path | None = typer.Option(None, "--mask",
+                                     help="Cells to exclude: polygons (glaciers, lakes) or a "
+                                          "raster (non-zero = excluded)."),
+    out_json: Path | None = typer.Option(None, "--out-json", help="Write the results as JSON."),
+    out_csv: Path | None = typer.Option(None, "--out-csv", help="Write the table as CSV."),
+    block_rows: int | None = typer.Option(None, "--block-rows",
+                                          help="Rows per block (default: ~1M cells a block)."),
+) -> None:
+    """Area with PZI >= 0.5, PZI-weighted area, permafrost region and zone areas (km2)."""
+    result = stats_from_files(pzi, regions_path=regions, region_field=region_field,
+                              dem_path=dem, band_width=band_width, mask_path=mask,
+                              block_rows=block_rows)
+    if out_json:
+        write_json(result, out_json)
+    if out_csv:
+        write_csv(stats_rows(result), out_csv, columns=stats_table_columns() + ["denominator"])
+    meta = result["meta"]
+    mask_txt = (f"mask {meta['mask']['source']} ({meta['mask']['masked_km2']:.2f} km2 excluded)"
+                if meta["mask"] else "no mask")
+    table = Table(title=f"Permafrost area of {pzi.name} (km2)")
+    kind = {"all": "all", "region": "region", "elevation_band": "band"}
+    table.add_column("unit")
+    table.add_column("name")
+    for head in ("denominator", "PZI>=0.5", "fraction", "PZI-weighted", "region"):
+        table.add_column(head, justify="right")
+    zones = Table(title="Zone areas (km2)")
+    zones.add_column("name")
+    for head in ("continuous", "discontinuous", "sporadic", "isolated"):
+        zones.add_column(head, justify="right")
+    for u in result["units"]:
+        table.add_row(kind.get(u["unit"], u["unit"]), u["name"],
+                      *[_fmt(u.get(k)) for k in ("denominator_km2", "pzi_ge_0.5_km2",
+                                                 "fraction_pzi_ge_0.5", "pzi_weighted_km2",
+                                                 "region_km2")])
+        zones.add_row(u["name"], *[_fmt(u.get(f"{z}_km2")) for z in
+                                   ("continuous", "discontinuous", "sporadic", "isolated")])
+    console.print(table)
+    console.print(zones)
+    w = result["units"][0]
+    frac = "-" if w["fraction_pzi_ge_0.5"] is None else f"{w['fraction_pzi_ge_0.5']:.4f}"
+    console.print(f"Headline: {w['pzi_ge_0.5_km2']:,.2f} km2 with PZI >= 0.5 (fraction {frac} "
+                  f"of {w['denominator_km2']:,.2f} km2); PZI-weighted "
+                  f"{w['pzi_weighted_km2']:,.2f} km2; region {w['region_km2']:,.2f} km2.")
+    console.print(f"Denominator: {meta['denominator']}; {mask_txt}.")
+    console.print(f"Cell areas: {meta['cell_area_method']}.")
+    for p in (out_json, out_csv):
+        if p:
+            console.print(f"wrote {p}")
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) <= 1 else f"{v:,.2f}"
+    return str(v)

@@ -1,0 +1,94 @@
+"""`permafrost train`: fit a calibrated, spatially cross-validated permafrost model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from permafrost.cli._app import app, console
+from permafrost.models import train_from_files
+
+
+@app.command("train")
+def train_cmd(
+    labels: Path = typer.Option(..., "--labels", help="Labelled points (GeoPackage, ...)."),
+    covariates: Path = typer.Option(..., "--covariates",
+                                    help="Directory of GeoTIFFs or a stack .toml file."),
+    out: Path = typer.Option(..., "--out", help="Model directory to write."),
+    model: str = typer.Option("xgboost", "--model", help="xgboost | logistic | rf"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    block_size: float | None = typer.Option(None, "--block-size",
+                                            help="Spatial CV block side [m] (default: label "
+                                                 "variogram range)."),
+    folds: int = typer.Option(5, "--folds", help="Number of CV folds."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    calibration: str = typer.Option("isotonic", "--calibration", help="isotonic | sigmoid | none"),
+    label_column: str = typer.Option("label", "--label-column", help="0/1 label column."),
+    group_column: str = typer.Option("group", "--group-column",
+                                     help="Group column (rock glacier id), kept in one fold."),
+    weight_column: str = typer.Option("weight", "--weight-column", help="Label weight column."),
+    features: str | None = typer.Option(None, "--features",
+                                        help="Comma-separated covariates to use (default: all)."),
+    like: Path | None = typer.Option(None, "--like",
+                                     help="Align a covariate directory to this raster's grid."),
+    n_estimators: int | None = typer.Option(None, "--n-estimators",
+                                            help="Trees (xgboost, rf)."),
+    no_random_cv: bool = typer.Option(False, "--no-random-cv", help="Skip random-fold CV."),
+    monotone: list[str] = typer.Option([], "--monotone",
+                                       help="Monotone constraint FEATURE=-1|1 (repeatable), "
+                                            "e.g. --monotone maat=-1 (xgboost, rf)."),
+) -> None:
+    """Train a model; print the spatial and random CV table and the device used."""
+    params = {}
+    if n_estimators and model != "logistic":
+        params["n_estimators"] = n_estimators
+    if monotone and model != "logistic":
+        params["monotone_constraints"] = _parse_monotone(monotone)
+    params = params or None
+    feats = [f.strip() for f in features.split(",") if f.strip()] if features else None
+    _m, r = train_from_files(
+        labels, covariates, out, like=like, model=model, device=device, seed=seed, folds=folds,
+        block_size=block_size, calibration=calibration, label_col=label_column,
+        group_col=group_column, weight_col=weight_column, features=feats, params=params,
+        random_cv=not no_random_cv)
+    console.print(f"Model {r.model} trained on {r.n_labels_used} of {r.n_labels_in} labels "
+                  f"({r.n_positive} permafrost, {r.n_negative} none) on device "
+                  f"[bold]{r.device}[/bold] ({r.device_reason}).")
+    if r.dropped:
+        console.print("Dropped: " + "; ".join(f"{k}: {v}" for k, v in r.dropped.items()))
+    console.print(f"Spatial blocks {r.block_size_m:,.0f} m ({r.block_size_rule}); "
+                  f"{r.n_folds} folds; calibration {r.calibration} (out of fold); "
+                  f"class metrics at PZI >= {r.threshold}.")
+    t = Table(title=escape("Cross-validation (mean ± sd over folds [min-max])"))
+    t.add_column("metric")
+    t.add_column("spatial folds", justify="right")
+    t.add_column("random folds", justify="right")
+    for m in ("auc", "balanced_accuracy", "kappa", "brier"):
+        t.add_row(m, _cell(r.spatial_summary.get(m)), _cell(r.random_summary.get(m)))
+    console.print(t)
+    imp = r.importance["mean_abs_shap"]
+    console.print("Mean |SHAP|: " + ", ".join(
+        f"{k} {v:.3f}" for k, v in sorted(imp.items(), key=lambda kv: -kv[1])))
+    console.print(f"wrote {out}")
+
+
+def _cell(s) -> str:
+    if not s or s.get("mean") is None:
+        return "-"
+    return escape(f"{s['mean']:.3f} ± {s['std']:.3f} [{s['min']:.3f}-{s['max']:.3f}]")
+
+
+def _parse_monotone(items: list[str]) -> dict[str, int]:
+    from permafrost.errors import InputError
+
+    out = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if value.strip() not in ("-1", "0", "1", "+1") or not name.strip():
+            raise InputError(f"bad monotone constraint {item!r}", field="--monotone",
+                             fix="write FEATURE=-1 or FEATURE=1, e.g. maat=-1")
+        out[name.strip()] = int(value)
+    return out

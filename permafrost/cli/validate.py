@@ -1,0 +1,65 @@
+"""`permafrost validate`: score a PZI map on boreholes and compare it with prior maps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from permafrost.cli._app import app, console
+from permafrost.validation import parse_prior_spec, validate_from_files
+
+
+@app.command("validate")
+def validate_cmd(
+    pzi: Path = typer.Argument(..., help="PZI raster (probability of permafrost, 0-1)."),
+    boreholes: Path | None = typer.Option(None, "--boreholes",
+                                          help="Borehole presence table (CSV or vector)."),
+    boreholes_crs: str | None = typer.Option(None, "--boreholes-crs",
+                                             help="CRS of x/y columns of the borehole table."),
+    prior: list[str] = typer.Option(
+        [], "--prior",
+        help="Prior map: NAME=FILE:categorical:PF_CODES[:OTHER_CODES] or "
+             "NAME=FILE:continuous:THRESHOLD (repeatable)."),
+    out: Path = typer.Option(..., "--out", help="Output directory."),
+    threshold: float = typer.Option(0.5, "--threshold", help="PZI threshold for permafrost."),
+    mask: Path | None = typer.Option(None, "--mask",
+                                     help="Cells excluded from map agreement (polygons/raster)."),
+    n_bins: int = typer.Option(10, "--bins", help="Reliability curve bins."),
+) -> None:
+    """Borehole metrics side by side for the model and each prior; area agreement with priors."""
+    specs = [parse_prior_spec(s) for s in prior]
+    res = validate_from_files(pzi, boreholes_path=boreholes, boreholes_crs=boreholes_crs,
+                              priors=specs, out_dir=out,
+                              threshold=threshold, mask_path=mask, n_bins=n_bins)
+    if "boreholes" in res:
+        b = res["boreholes"]
+        t = Table(title=f"Boreholes ({b['n_common']} valid in every map of {b['n_read']})")
+        cols = ["map", "n", "accuracy", "balanced_accuracy", "kappa", "auc", "brier"]
+        for c in cols:
+            t.add_column(c.replace("balanced_accuracy", "bal.acc"),
+                         justify="left" if c == "map" else "right")
+        for r in b["table"]:
+            t.add_row(*[_fmt(r.get(c)) for c in cols])
+        console.print(t)
+        for name, ex in b["excluded"].items():
+            if ex["outside"] or ex["nodata"]:
+                console.print(f"{name}: {len(ex['outside'])} boreholes outside the map, "
+                              f"{len(ex['nodata'])} on nodata")
+    for p in res.get("priors", []):
+        a = p["agreement"]
+        console.print(
+            f"{p['name']}: kappa {_fmt(a['kappa'])}, agreement {_fmt(a['overall_agreement'])}, "
+            f"missed {a['missed_km2']:,.2f} km2, excess {a['excess_km2']:,.2f} km2, "
+            f"IoR {_fmt(a['intersection_over_reference'])}, "
+            f"IoM {_fmt(a['intersection_over_model'])} (of {a['common_km2']:,.2f} km2 common)")
+    console.print(f"wrote {out / 'validation.json'}")
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)

@@ -1,0 +1,518 @@
+"""Borehole readers: presence tables, GTN-P long-format temperatures, PERMOS wide-format temperatures.
+
+No science here: readers parse, check and hand back tables.  Presence from temperatures is
+decided in :mod:`permafrost.ground_thermal`.
+
+Formats
+-------
+* **Presence table** (CSV or any vector format): an id column, a position (``lon``/``lat``,
+  or ``x``/``y`` with a CRS; or point geometries in a vector file), a presence column
+  (1/0, true/false, yes/no, y/n, permafrost/non-permafrost, present/absent; case- and
+  whitespace-insensitive; empty = unknown) and optionally MAGT [°C] and year.
+* **GTN-P long CSV** ``id,date,depth,temperature,flag,dataset_id,borehole_id,site_id`` plus
+  the GTN-P metadata JSON (a list of dataset records, each with ``borehole.location``).
+* **PERMOS wide CSV**: optional free-text header lines, then ``Time,<depth_m>,...`` and one
+  row per timestamp; empty, ``NA`` or -999 = missing.  Coordinates are not in the files and
+  are given alongside (arguments or a small coordinates table).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from permafrost.errors import CRSError, DataError, InputFileError
+from permafrost.io.vectors import VECTOR_SUFFIXES, read_vector
+
+__all__ = [
+    "BoreholeRecord",
+    "PRESENCE_TRUE",
+    "PRESENCE_FALSE",
+    "parse_presence",
+    "read_presence_table",
+    "read_borehole_coords",
+    "read_gtnp",
+    "read_permos",
+]
+
+PRESENCE_TRUE = frozenset({"1", "1.0", "true", "t", "yes", "y", "permafrost", "present",
+                           "presence"})
+PRESENCE_FALSE = frozenset({"0", "0.0", "false", "f", "no", "n", "non-permafrost",
+                            "nonpermafrost", "non permafrost", "non_permafrost", "no permafrost",
+                            "no-permafrost", "absent", "absence", "seasonally frozen"})
+_MISSING = frozenset({"", "na", "nan", "none", "null", "n/a", "-"})
+_MISSING_NUMBERS = (-999.0, -9999.0)
+
+_ID_COLUMNS = ("borehole_id", "id", "name", "site", "borehole")
+_LON_COLUMNS = ("lon", "longitude", "long", "lng")
+_LAT_COLUMNS = ("lat", "latitude")
+
+
+@dataclass
+class BoreholeRecord:
+    """A borehole's ground-temperature record with its position.
+
+    Attributes
+    ----------
+    borehole_id : str
+    temperatures : pandas.DataFrame
+        Ground temperature [°C], time index, one column per depth [m] (float column names).
+    lon, lat : float
+        Position [degrees, WGS84]; NaN when not known.
+    elevation_m : float
+        Elevation [m] (NaN when not known).
+    name : str
+        Human-readable name (site, borehole code).
+    source : str
+        File it came from.
+    meta : dict
+        Extra metadata (dataset id, citation, ...).
+    """
+
+    borehole_id: str
+    temperatures: pd.DataFrame
+    lon: float = float("nan")
+    lat: float = float("nan")
+    elevation_m: float = float("nan")
+    name: str = ""
+    source: str = ""
+    meta: dict = field(default_factory=dict)
+
+
+def _norm_token(v) -> str:
+    return " ".join(str(v).strip().lower().split())
+
+
+def parse_presence(values, *, path=None, field: str = "presence") -> pd.Series:
+    """Parse presence values to a nullable integer Series (1, 0, <NA>).
+
+    Accepts 1/0, true/false, yes/no, y/n, t/f, permafrost/non-permafrost, present/absent,
+    case- and whitespace-insensitive; empty / NA / NaN -> <NA> (unknown).
+
+    Raises
+    ------
+    DataError
+        Naming every unparseable value and the rows (0-based data rows) where it occurs.
+    """
+    s = pd.Series(values)
+    out = pd.Series(pd.array([pd.NA] * len(s), dtype="Int8"), index=s.index)
+    bad: dict[str, list] = {}
+    for i, (idx, v) in enumerate(s.items()):
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+            continue
+        if isinstance(v, (bool, np.bool_)):
+            out.iloc[i] = int(v)
+            continue
+        tok = _norm_token(v)
+        if tok in _MISSING:
+            continue
+        if tok in PRESENCE_TRUE:
+            out.iloc[i] = 1
+        elif tok in PRESENCE_FALSE:
+            out.iloc[i] = 0
+        else:
+            bad.setdefault(str(v), []).append(idx)
+    if bad:
+        shown = "; ".join(f"{k!r} in rows {_rows(v)}" for k, v in list(bad.items())[:8])
+        more = f" (+{len(bad) - 8} more values)" if len(bad) > 8 else ""
+        raise DataError(f"unparseable presence values: {shown}{more}", path=path, field=field,
+                        fix="use 1/0, true/false, yes/no or permafrost/non-permafrost")
+    return out
+
+
+def _rows(idx: list, limit: int = 10) -> str:
+    head = ", ".join(str(i) for i in idx[:limit])
+    return head + (f", ... ({len(idx)} rows)" if len(idx) > limit else "")
+
+
+def _pick(columns, wanted, given: str | None, *, path, what: str, required: bool = True):
+    lower = {c.lower(): c for c in columns}
+    if given is not None:
+        if given in columns:
+            return given
+        if given.lower() in lower:
+            return lower[given.lower()]
+        raise DataError(f"no {what} column {given!r} (columns: {', '.join(map(str, columns))})",
+                        path=path, field=given, fix=f"name the {what} column")
+    for w in wanted:
+        if w in lower:
+            return lower[w]
+    if required:
+        raise DataError(f"no {what} column (looked for {', '.join(wanted)}; columns: "
+                        f"{', '.join(map(str, columns))})", path=path, field=what,
+                        fix="add one or pass its name")
+    return None
+
+
+def _optional(columns, name: str | None):
+    """Case-insensitive match of an optional column; None when absent or not asked for."""
+    if not name:
+        return None
+    lower = {str(c).lower(): c for c in columns}
+    return lower.get(name.lower())
+
+
+def _numeric(s: pd.Series, *, path, field: str) -> pd.Series:
+    num = pd.to_numeric(s, errors="coerce")
+    bad = s.notna() & num.isna() & ~s.astype(str).str.strip().str.lower().isin(_MISSING)
+    if bad.any():
+        vals = sorted(set(map(str, s[bad])))[:5]
+        raise DataError(f"non-numeric values {vals} in rows {_rows(list(s.index[bad]))}",
+                        path=path, field=field, fix="give numbers (empty = missing)")
+    return num.replace(list(_MISSING_NUMBERS), np.nan).astype(float)
+
+
+def read_presence_table(
+    path: str | os.PathLike,
+    *,
+    id_column: str | None = None,
+    presence_column: str | None = "presence",
+    magt_column: str | None = "magt_c",
+    year_column: str | None = "year",
+    x_column: str | None = None,
+    y_column: str | None = None,
+    crs=None,
+    layer: str | int | None = None,
+) -> gpd.GeoDataFrame:
+    """Read a borehole presence table (CSV or vector) into points.
+
+    Parameters
+    ----------
+    path : path-like
+        CSV (``.csv``, ``.txt``) or a vector file (GeoPackage, GeoJSON, ...).
+    id_column : str, optional
+        Id column (default: the first of borehole_id, id, name, site, borehole).
+    presence_column : str, optional
+        Presence column; when absent from the file, presence is left unknown (<NA>) and can
+        be derived from MAGT by the caller.
+    magt_column, year_column : str, optional
+        Optional MAGT [°C] and year columns (used when present).
+    x_column, y_column : str, optional
+        Coordinate columns of a CSV; default lon/lat (any usual spelling), else x/y.
+    crs : optional
+        CRS of x/y columns (required for x/y; lon/lat default to EPSG:4326).
+    layer : str or int, optional
+        Layer of a vector file.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Columns ``borehole_id`` (str), ``presence`` (Int8, <NA> = unknown), ``magt_c``,
+        ``year`` (float, NaN when absent), ``row`` (row in the file), geometry.
+
+    Raises
+    ------
+    DataError
+        Duplicate ids, unparseable presence, non-numeric coordinates, latitude outside
+        ±90 (coordinates look swapped), rows without position.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError("file not found", path=p, fix="check the path")
+    if p.suffix.lower() in VECTOR_SUFFIXES:
+        gdf = read_vector(p, layer=layer)
+        df = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+        geom = gdf.geometry
+        if not (geom.geom_type == "Point").all():
+            raise DataError("borehole geometries must be points", path=p, field="geometry",
+                            fix="store one point per borehole")
+        xs, ys, src_crs = geom.x.to_numpy(), geom.y.to_numpy(), gdf.crs
+    else:
+        try:
+            df = pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True)
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+            raise InputFileError(f"not a readable CSV ({str(exc).splitlines()[0]})", path=p,
+                                 fix="give a comma-separated table with a header") from None
+        df.columns = [c.strip() for c in df.columns]
+        xcol = _pick(df.columns, _LON_COLUMNS, x_column, path=p, what="longitude/x",
+                     required=False)
+        ycol = _pick(df.columns, _LAT_COLUMNS, y_column, path=p, what="latitude/y",
+                     required=False)
+        geographic = (xcol is not None and ycol is not None
+                      and str(xcol).lower() in _LON_COLUMNS and str(ycol).lower() in _LAT_COLUMNS)
+        if xcol is None or ycol is None:
+            xcol = _pick(df.columns, ("x", "easting"), x_column, path=p, what="x")
+            ycol = _pick(df.columns, ("y", "northing"), y_column, path=p, what="y")
+            geographic = False
+        if crs is None:
+            if not geographic:
+                raise CRSError("x/y coordinates without a CRS", path=p, field=xcol,
+                               fix="pass the CRS of the x/y columns (e.g. --borehole-crs EPSG:32647)")
+            crs = "EPSG:4326"
+        xs = _numeric(df[xcol], path=p, field=xcol).to_numpy()
+        ys = _numeric(df[ycol], path=p, field=ycol).to_numpy()
+        nopos = ~(np.isfinite(xs) & np.isfinite(ys))
+        if nopos.any():
+            raise DataError(f"rows without a position: {_rows(list(df.index[nopos]))}", path=p,
+                            field=f"{xcol}/{ycol}", fix="give coordinates for every borehole")
+        src_crs = crs
+        geom = gpd.points_from_xy(xs, ys)
+    idc = _pick(df.columns, _ID_COLUMNS, id_column, path=p, what="id")
+    ids = df[idc].astype(str).str.strip()
+    empty = ids.isin(["", "nan", "None"])
+    if empty.any():
+        raise DataError(f"empty ids in rows {_rows(list(df.index[empty]))}", path=p, field=idc,
+                        fix="give every borehole an id")
+    dup = ids[ids.duplicated(keep=False)]
+    if len(dup):
+        names = sorted(set(dup))[:8]
+        raise DataError(f"duplicate ids {names} in rows {_rows(list(dup.index))}", path=p,
+                        field=idc, fix="make borehole ids unique (one row per borehole)")
+    pcol = _optional(df.columns, presence_column)
+    mcol = _optional(df.columns, magt_column) or (_optional(df.columns, "magt")
+                                                  if magt_column == "magt_c" else None)
+    ycolumn = _optional(df.columns, year_column)
+    if pcol is None and mcol is None:
+        raise DataError("neither a presence nor a MAGT column", path=p, field=presence_column,
+                        fix="add a presence (1/0, yes/no, ...) or magt_c column")
+    presence = (parse_presence(df[pcol], path=p, field=pcol) if pcol
+                else pd.Series(pd.array([pd.NA] * len(df), dtype="Int8"), index=df.index))
+    magt = _numeric(df[mcol], path=p, field=mcol) if mcol else pd.Series(np.nan, index=df.index)
+    year = _numeric(df[ycolumn], path=p, field=ycolumn) if ycolumn else pd.Series(np.nan,
+                                                                                 index=df.index)
+    out = gpd.GeoDataFrame({
+        "borehole_id": ids.to_numpy(),
+        "presence": presence.to_numpy(),
+        "magt_c": magt.to_numpy(),
+        "year": year.to_numpy(),
+        "row": np.arange(len(df)),
+    }, geometry=geom, crs=src_crs)
+    out["presence"] = out["presence"].astype("Int8")
+    if out.crs is not None and out.crs.is_geographic:
+        _check_latlon(out.geometry.x.to_numpy(), out.geometry.y.to_numpy(), ids.to_numpy(), p)
+    if len(out) == 0:
+        raise DataError("holds no boreholes", path=p, fix="check the file")
+    out.attrs["source"] = str(p)
+    return out
+
+
+def _check_latlon(lon, lat, ids, path) -> None:
+    bad = np.flatnonzero(np.abs(lat) > 90)
+    if len(bad):
+        names = [str(ids[i]) for i in bad[:5]]
+        swap = " (they look like lon/lat swapped)" if np.all(np.abs(lon[bad]) <= 90) else ""
+        raise DataError(f"latitude outside ±90° for {len(bad)} boreholes {names}{swap}",
+                        path=path, field="lat", fix="check the lon/lat column order")
+    bad = np.flatnonzero(np.abs(lon) > 360)
+    if len(bad):
+        raise DataError(f"longitude outside ±360° for boreholes {[str(ids[i]) for i in bad[:5]]}",
+                        path=path, field="lon", fix="give degrees, or x/y with their CRS")
+
+
+def read_borehole_coords(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a small coordinates table: ``borehole_id, lon, lat[, elevation_m]`` (CSV).
+
+    Returns a DataFrame indexed by ``borehole_id`` with float ``lon``, ``lat``,
+    ``elevation_m`` (NaN when absent).  Duplicate ids and latitudes outside ±90 are errors.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError("file not found", path=p, fix="check the path")
+    df = pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True)
+    df.columns = [c.strip() for c in df.columns]
+    idc = _pick(df.columns, _ID_COLUMNS, None, path=p, what="id")
+    lonc = _pick(df.columns, _LON_COLUMNS, None, path=p, what="longitude")
+    latc = _pick(df.columns, _LAT_COLUMNS, None, path=p, what="latitude")
+    elc = _pick(df.columns, ("elevation_m", "elevation", "elev", "z"), None, path=p,
+                what="elevation", required=False)
+    ids = df[idc].astype(str).str.strip()
+    if ids.duplicated().any():
+        raise DataError(f"duplicate ids {sorted(set(ids[ids.duplicated()]))}", path=p, field=idc,
+                        fix="one row per borehole")
+    out = pd.DataFrame({
+        "lon": _numeric(df[lonc], path=p, field=lonc).to_numpy(),
+        "lat": _numeric(df[latc], path=p, field=latc).to_numpy(),
+        "elevation_m": (_numeric(df[elc], path=p, field=elc).to_numpy() if elc
+                        else np.full(len(df), np.nan)),
+    }, index=pd.Index(ids, name="borehole_id"))
+    _check_latlon(out["lon"].to_numpy(), out["lat"].to_numpy(), ids.to_numpy(), p)
+    return out
+
+
+def read_gtnp(
+    csv_path: str | os.PathLike,
+    metadata_path: str | os.PathLike,
+) -> list[BoreholeRecord]:
+    """Read GTN-P long-format ground temperatures with their metadata JSON.
+
+    Parameters
+    ----------
+    csv_path : path-like
+        Long CSV with columns ``date, depth, temperature`` and ``borehole_id`` and/or
+        ``dataset_id`` (``id``, ``flag``, ``site_id`` are carried but not needed).
+    metadata_path : path-like
+        GTN-P metadata JSON: a list (or one object) of dataset records with ``id`` (dataset id)
+        and ``borehole`` {``id``, ``name``, ``site_name``, ``location`` {latitude, longitude,
+        elevation}}.
+
+    Returns
+    -------
+    list of BoreholeRecord
+        One per borehole, ordered by borehole id; ``borehole_id`` is the GTN-P borehole
+        name (e.g. ``COR_0315``) when the metadata has one, else its numeric id.
+
+    Raises
+    ------
+    DataError
+        Missing columns, unparseable dates/depths/temperatures, boreholes without metadata.
+    """
+    cp, mp = Path(csv_path), Path(metadata_path)
+    for q in (cp, mp):
+        if not q.exists():
+            raise InputFileError("file not found", path=q, fix="check the path")
+    try:
+        meta = json.loads(mp.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"not valid JSON ({exc})", path=mp,
+                             fix="give the GTN-P metadata JSON") from None
+    if isinstance(meta, dict):
+        meta = [meta]
+    by_borehole: dict[str, dict] = {}
+    by_dataset: dict[str, dict] = {}
+    for rec in meta:
+        bh = rec.get("borehole") if isinstance(rec, dict) else None
+        if not isinstance(bh, dict) or "location" not in bh:
+            raise DataError("metadata record without borehole.location", path=mp,
+                            field="borehole", fix="give the GTN-P metadata JSON")
+        by_borehole[str(bh.get("id"))] = rec
+        by_dataset[str(rec.get("id"))] = rec
+    try:
+        df = pd.read_csv(cp, dtype={"borehole_id": str, "dataset_id": str, "flag": str})
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise InputFileError(f"not a readable CSV ({str(exc).splitlines()[0]})", path=cp,
+                             fix="give the GTN-P long CSV") from None
+    for col in ("date", "depth", "temperature"):
+        if col not in df.columns:
+            raise DataError(f"missing column {col!r} (columns: {', '.join(df.columns)})", path=cp,
+                            field=col, fix="give a GTN-P long CSV "
+                            "(id,date,depth,temperature,flag,dataset_id,borehole_id,site_id)")
+    key = "borehole_id" if "borehole_id" in df.columns else "dataset_id"
+    if key not in df.columns:
+        raise DataError("neither borehole_id nor dataset_id column", path=cp, field="borehole_id",
+                        fix="give a GTN-P long CSV")
+    dates = pd.to_datetime(df["date"], errors="coerce")
+    if dates.isna().any():
+        raise DataError(f"unparseable dates in rows {_rows(list(df.index[dates.isna()]))}",
+                        path=cp, field="date", fix="use ISO dates (YYYY-MM-DD)")
+    depth = _numeric(df["depth"].astype(object), path=cp, field="depth")
+    if depth.isna().any():
+        raise DataError(f"missing depths in rows {_rows(list(df.index[depth.isna()]))}", path=cp,
+                        field="depth", fix="give the sensor depth [m] on every row")
+    temp = _numeric(df["temperature"].astype(object), path=cp, field="temperature")
+    lookup = by_borehole if key == "borehole_id" else by_dataset
+    missing = sorted(set(df[key].astype(str)) - set(lookup))
+    if missing:
+        raise DataError(f"no metadata for {key} {missing}", path=mp, field=key,
+                        fix="give the metadata JSON that belongs to this CSV")
+    long = pd.DataFrame({"key": df[key].astype(str).to_numpy(), "date": dates.to_numpy(),
+                         "depth": depth.to_numpy(), "t": temp.to_numpy()})
+    records = []
+    for k, g in long.groupby("key", sort=True):
+        rec = lookup[k]
+        bh = rec["borehole"]
+        loc = bh.get("location") or {}
+        wide = g.pivot_table(index="date", columns="depth", values="t", aggfunc="mean",
+                             dropna=False)
+        wide = wide.sort_index().sort_index(axis=1)
+        wide.columns = [float(c) for c in wide.columns]
+        wide.index.name = "time"
+        name = str(bh.get("name") or k)
+        records.append(BoreholeRecord(
+            borehole_id=name,
+            temperatures=wide,
+            lon=float(loc.get("longitude", np.nan) or np.nan),
+            lat=float(loc.get("latitude", np.nan) or np.nan),
+            elevation_m=float(loc.get("elevation", np.nan) or np.nan),
+            name=f"{bh.get('site_name', '')} {name}".strip(),
+            source=str(cp),
+            meta={"gtnp_borehole_id": str(bh.get("id")), "dataset_id": str(rec.get("id")),
+                  "citation": rec.get("borehole", {}).get("generic_citation", "")},
+        ))
+    ids = [r.borehole_id for r in records]
+    if len(set(ids)) != len(ids):
+        raise DataError(f"duplicate borehole names {sorted({i for i in ids if ids.count(i) > 1})}",
+                        path=mp, field="borehole.name", fix="borehole names must be unique")
+    for r in records:
+        if np.isfinite(r.lat):
+            _check_latlon(np.array([r.lon]), np.array([r.lat]), [r.borehole_id], mp)
+    return records
+
+
+_HEADER_RE = re.compile(r"^\s*\"?(time|date|date/depth|datetime|timestamp)\"?\s*[,;]", re.I)
+
+
+def read_permos(
+    path: str | os.PathLike,
+    *,
+    borehole_id: str | None = None,
+    lon: float = float("nan"),
+    lat: float = float("nan"),
+    elevation_m: float = float("nan"),
+    coords: pd.DataFrame | None = None,
+) -> BoreholeRecord:
+    """Read a PERMOS wide-format temperature file (free-text header lines, then ``Time,<depths>``).
+
+    Parameters
+    ----------
+    path : path-like
+        The CSV.  Lines before the first line starting with ``Time``/``Date`` are a header
+        (4 lines in PERMOS exports; none in some); ``Borehole <ID>`` in it names the borehole.
+    borehole_id : str, optional
+        Id (default: from the header, else the file stem).
+    lon, lat, elevation_m : float
+        Position [degrees WGS84] and elevation [m], when not taken from ``coords``.
+    coords : pandas.DataFrame, optional
+        A table from :func:`read_borehole_coords`; the borehole's row is used when present.
+
+    Returns
+    -------
+    BoreholeRecord
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError("file not found", path=p, fix="check the path")
+    try:
+        lines = p.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise InputFileError(f"unreadable ({exc})", path=p, fix="check the file") from None
+    skip = next((i for i, ln in enumerate(lines[:50]) if _HEADER_RE.match(ln)), None)
+    if skip is None:
+        raise DataError("no 'Time,<depth>,...' header line in the first 50 lines", path=p,
+                        field="Time", fix="give a PERMOS wide CSV (Time column, one column per depth)")
+    head_id = None
+    for ln in lines[:skip]:
+        m = re.search(r"\bBorehole\s+([A-Za-z0-9_\-/]+)", ln)
+        if m:
+            head_id = m.group(1)
+    bid = str(borehole_id or head_id or p.stem)
+    df = pd.read_csv(p, skiprows=skip, na_values=["NA", "NaN", "", "-999", "-999.0"],
+                     keep_default_na=True)
+    tcol = df.columns[0]
+    times = pd.to_datetime(df[tcol], errors="coerce")
+    if times.isna().any():
+        raise DataError(f"unparseable timestamps in data rows {_rows(list(df.index[times.isna()]))}",
+                        path=p, field=str(tcol), fix="use ISO timestamps")
+    try:
+        depths = [float(c) for c in df.columns[1:]]
+    except ValueError:
+        raise DataError(f"column names after {tcol!r} must be depths in metres",
+                        path=p, field="header", fix="e.g. Time,0.2,0.4,0.8") from None
+    wide = df.iloc[:, 1:].apply(lambda s: _numeric(s.astype(object), path=p, field=str(s.name)))
+    wide.columns = depths
+    wide.index = pd.DatetimeIndex(times, name="time")
+    wide = wide.sort_index()
+    if coords is not None and bid in coords.index:
+        row = coords.loc[bid]
+        lon, lat = float(row["lon"]), float(row["lat"])
+        elevation_m = float(row.get("elevation_m", np.nan))
+    if np.isfinite(lat):
+        _check_latlon(np.array([lon]), np.array([lat]), [bid], p)
+    return BoreholeRecord(borehole_id=bid, temperatures=wide, lon=float(lon), lat=float(lat),
+                          elevation_m=float(elevation_m), name=bid, source=str(p))

@@ -1,0 +1,153 @@
+"""Map edges for statistics and validation: rasters aligned onto another grid, prior maps,
+borehole points, previews for figures.
+
+No science here: these functions read files and put them on a requested grid; the
+resampling is chosen by the caller (see ``docs/validation.md`` for why validation uses
+nearest neighbour onto the model grid).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rioxarray
+import xarray as xr
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
+
+from permafrost.errors import CRSError, DataError, InputFileError
+from permafrost.io.rasters import read_raster
+
+__all__ = [
+    "read_aligned",
+    "read_preview",
+    "raster_bounds_overlap",
+]
+
+def _open(path: Path):
+    if not path.exists():
+        raise InputFileError("file not found", path=path, fix="check the path")
+    try:
+        return rasterio.open(path)
+    except (RasterioIOError, OSError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputFileError(f"not a readable raster ({first})", path=path,
+                             fix="give a GeoTIFF or another format GDAL reads") from None
+
+
+def raster_bounds_overlap(path: str | os.PathLike, like: xr.DataArray) -> bool:
+    """True when the raster at ``path`` overlaps the footprint of ``like`` (in ``like``'s CRS)."""
+    p = Path(path)
+    with _open(p) as src:
+        if src.crs is None:
+            raise CRSError("the raster has no CRS", path=p,
+                           fix="assign one, e.g. `gdal_edit.py -a_srs EPSG:4326 FILE`")
+        b = transform_bounds(src.crs, like.rio.crs, *src.bounds, densify_pts=21)
+    lb = like.rio.bounds()
+    return not (b[2] <= lb[0] or b[0] >= lb[2] or b[3] <= lb[1] or b[1] >= lb[3])
+
+
+def read_aligned(
+    path: str | os.PathLike,
+    like: xr.DataArray,
+    *,
+    resampling: str = "nearest",
+    chunks: int | dict | bool | None = None,
+    name: str | None = None,
+) -> xr.DataArray:
+    """Read band 1 of a raster warped onto the grid of ``like`` (lazily with ``chunks``).
+
+    The source may be in any CRS and resolution: GDAL's warper (a ``WarpedVRT``) puts it on
+    ``like``'s CRS, transform and shape with the given resampling.  Source nodata and cells
+    outside the source footprint become NaN (the result is float32).  The warper's
+    approximation tolerance is 0.001 pixel (GDAL's default 0.125 moves nearest-neighbour
+    picks near cell edges), so ``nearest`` picks the source cell holding each target centre.
+
+    Parameters
+    ----------
+    path : path-like
+        Raster to read.
+    like : xarray.DataArray
+        Target grid (2-D, with ``rio`` CRS and transform).
+    resampling : str
+        A :class:`rasterio.enums.Resampling` name: ``nearest`` for classes, ``average``
+        (area-weighted mean), ``bilinear``...
+    chunks : optional
+        Dask chunks for a lazy read (``None`` reads into memory).
+    name : str, optional
+        Name of the array (default: file stem).
+
+    Raises
+    ------
+    InputFileError
+        Missing or unreadable file.
+    CRSError
+        The source has no CRS.
+    DataError
+        The source does not overlap ``like`` at all.
+    """
+    p = Path(path)
+    if not raster_bounds_overlap(p, like):
+        lb = ", ".join(f"{v:.6g}" for v in like.rio.bounds())
+        raise DataError(f"does not overlap the map it is compared with (map bounds {lb} in "
+                        f"{like.rio.crs.to_string()})", path=p,
+                        fix="check that the file covers the same region and has the right CRS")
+    try:
+        rs = Resampling[resampling]
+    except KeyError:
+        raise DataError(f"unknown resampling {resampling!r}", field="resampling",
+                        fix=f"use one of {[r.name for r in Resampling][:14]}") from None
+    height, width = like.rio.shape
+    # rioxarray re-opens the source with the VRT's parameters (warp tolerance included)
+    # for every lazy read, so both handles can be closed here
+    with _open(p) as src, WarpedVRT(src, crs=like.rio.crs, transform=like.rio.transform(),
+                                    width=width, height=height, resampling=rs,
+                                    dtype="float32", nodata=np.nan, tolerance=1e-3) as vrt:
+        src_nodata = src.nodata
+        da = rioxarray.open_rasterio(vrt, masked=True, chunks=chunks)
+        da = da.isel(band=0, drop=True)
+        if chunks is None:
+            da = da.load()
+    da = da.assign_coords(x=like["x"].values, y=like["y"].values) if (
+        da.sizes["x"] == like.sizes["x"] and da.sizes["y"] == like.sizes["y"]) else da
+    da.name = name or p.stem
+    da.attrs = {"source": str(p), "resampling": rs.name,
+                "source_nodata": None if src_nodata is None else float(src_nodata)}
+    return da
+
+
+def read_preview(path: str | os.PathLike, *, max_size: int = 800,
+                 resampling: str = "average") -> tuple[np.ndarray, tuple, object]:
+    """Read band 1 decimated so its longer side is at most ``max_size`` pixels (for figures).
+
+    Returns
+    -------
+    array : numpy.ndarray
+        float64, nodata as NaN.
+    bounds : tuple
+        ``(left, bottom, right, top)`` in the raster CRS.
+    crs : rasterio.crs.CRS
+    """
+    p = Path(path)
+    with _open(p) as src:
+        scale = max(src.width, src.height) / max_size
+        if scale > 1:
+            shape = (max(1, int(src.height / scale)), max(1, int(src.width / scale)))
+        else:
+            shape = (src.height, src.width)
+        arr = src.read(1, out_shape=shape, masked=True, resampling=Resampling[resampling])
+        out = arr.astype("float64").filled(np.nan)
+        if src.nodata is not None and not math.isnan(src.nodata):
+            out[arr.data == src.nodata] = np.nan
+        return out, tuple(src.bounds), src.crs
+
+
+def read_map(path: str | os.PathLike, *, chunks=None, name: str | None = None) -> xr.DataArray:
+    """Read band 1 of a map raster (PZI, prior map) with nodata as NaN; see :func:`read_raster`."""
+    return read_raster(path, chunks=chunks, name=name)

@@ -1,0 +1,585 @@
+"""MintPy HDF5 edges: velocity, geometry and coherence files into xarray with coordinates and CRS.
+
+No science here.  Files are read through MintPy's own reader
+(:func:`mintpy.utils.readfile.read`), then turned into :class:`xarray.DataArray` /
+:class:`xarray.Dataset` objects that carry what the rest of the package relies on:
+
+* **Geocoded grids** (``Y_FIRST`` present): ``x``/``y`` coordinates at pixel centres
+  (``X_FIRST``/``Y_FIRST`` are the outer corner of the first pixel, ``Y_STEP`` is
+  negative), the affine transform, and the CRS from ``EPSG``, else ``UTM_ZONE``, else
+  geographic WGS84 when ``X_UNIT`` is degrees.  A metric grid without ``EPSG`` or
+  ``UTM_ZONE`` is an error (the CRS is never guessed).
+* **Radar-coordinate files** (no ``Y_FIRST``): ``y``/``x`` are row/column numbers; a
+  ``geometryRadar.h5`` adds 2-D ``latitude``/``longitude`` coordinates (WGS84).
+* **No-data**: NaN, the ``NO_DATA_VALUE`` attribute and, for the datasets MintPy pads
+  with zeros (velocity, velocityStd, temporal coherence, incidence angle, latitude,
+  longitude, slant range), exact 0 become NaN -- except at the reference pixel,
+  where a velocity of exactly 0 is the reference itself.
+* **Units**: velocities are returned in m/year (``UNIT`` m/year, m/yr, cm/year or
+  mm/year are converted); an unknown unit is an error.
+* **Reference point**: ``REF_Y``/``REF_X`` and ``REF_LAT``/``REF_LON`` (in the file's own
+  units) are kept in ``attrs`` and checked against each other.
+* **Missing angles**: without an ``azimuthAngle`` layer, it is derived from ``HEADING``
+  for the radar's look side (:func:`mintpy.utils.utils0.heading2azimuth_angle`) with a
+  warning; without either, reading stops with a clear error.  Without an
+  ``incidenceAngle`` layer, the scene-centre incidence angle from the metadata
+  (:func:`mintpy.utils.utils0.incidence_angle`) is used, also with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import xarray as xr
+from affine import Affine
+from pyproj import CRS
+
+from permafrost.errors import CRSError, DataError, GridMismatchError, InputFileError
+
+__all__ = [
+    "TrackFiles",
+    "find_track_files",
+    "parse_track_spec",
+    "read_mintpy_attributes",
+    "mintpy_crs",
+    "mintpy_transform",
+    "read_mintpy",
+    "read_track",
+    "MissingGeometryWarning",
+]
+
+log = logging.getLogger(__name__)
+
+VELOCITY_NAMES = ("velocity.h5",)
+GEOMETRY_NAMES = ("geometryGeo.h5", "geometryRadar.h5")
+COHERENCE_NAMES = ("temporalCoherence.h5",)
+MASK_NAMES = ("maskTempCoh.h5", "maskConnComp.h5")
+
+#: datasets MintPy pads with exact zeros outside the valid area
+ZERO_IS_NODATA = frozenset({
+    "velocity", "velocityStd", "temporalCoherence", "incidenceAngle", "slantRangeDistance",
+    "latitude", "longitude",
+})
+
+#: velocity units understood, with their factor to m/year
+VELOCITY_UNITS = {
+    "m/year": 1.0, "m/yr": 1.0, "m/a": 1.0, "m": 1.0,
+    "cm/year": 0.01, "cm/yr": 0.01, "mm/year": 0.001, "mm/yr": 0.001,
+}
+
+#: |velocity| above this (99th percentile) [m/year] means the unit attribute is wrong
+MAX_PLAUSIBLE_VELOCITY = 50.0
+
+
+class MissingGeometryWarning(UserWarning):
+    """An angle layer is missing and was derived from the metadata."""
+
+
+@dataclass(frozen=True)
+class TrackFiles:
+    """The files of one InSAR track (one MintPy run).
+
+    Attributes
+    ----------
+    velocity : Path
+        ``velocity.h5`` (datasets ``velocity`` and optionally ``velocityStd``, m/year).
+    geometry : Path or None
+        ``geometryGeo.h5`` or ``geometryRadar.h5``.
+    coherence : Path or None
+        ``temporalCoherence.h5``.
+    mask : Path or None
+        ``maskTempCoh.h5`` (1 = reliable pixel).
+    name : str
+        Track name used in outputs (default: the folder name).
+    """
+
+    velocity: Path
+    geometry: Path | None = None
+    coherence: Path | None = None
+    mask: Path | None = None
+    name: str = ""
+
+
+def find_track_files(source: str | os.PathLike, *, name: str | None = None) -> TrackFiles:
+    """Find the MintPy files of one track in a folder (or from a ``velocity.h5`` path).
+
+    A folder must hold ``velocity.h5``; ``geometryGeo.h5``/``geometryRadar.h5`` (also
+    looked for in an ``inputs/`` subfolder, as MintPy lays them out),
+    ``temporalCoherence.h5`` and ``maskTempCoh.h5`` are used when present.
+
+    Raises
+    ------
+    InputFileError
+        The folder or its ``velocity.h5`` is missing.
+    """
+    p = Path(source)
+    if not p.exists():
+        raise InputFileError("track folder or file not found", path=p, fix="check the path")
+    folder = p if p.is_dir() else p.parent
+    velocity = p if p.is_file() else _first(folder, VELOCITY_NAMES)
+    if velocity is None:
+        raise InputFileError("no velocity.h5 in the track folder", path=folder,
+                             fix="run MintPy's velocity step or give the velocity file")
+    return TrackFiles(
+        velocity=velocity,
+        geometry=_first(folder, GEOMETRY_NAMES) or _first(folder / "inputs", GEOMETRY_NAMES),
+        coherence=_first(folder, COHERENCE_NAMES),
+        mask=_first(folder, MASK_NAMES),
+        name=name or (folder.name if p.is_dir() else velocity.stem),
+    )
+
+
+def parse_track_spec(spec: str | os.PathLike) -> TrackFiles:
+    """Track files from a folder, a ``velocity.h5`` path, or explicit ``key=path`` pairs.
+
+    ``"velocity=v.h5,geometry=geometryGeo.h5,coherence=tc.h5,mask=m.h5,name=asc"``
+    names the files explicitly (only ``velocity`` is required); anything else is
+    handed to :func:`find_track_files`.
+
+    Raises
+    ------
+    ConfigError
+        An unknown key or a missing ``velocity`` in an explicit spec.
+    InputFileError
+        A named file does not exist.
+    """
+    from permafrost.errors import ConfigError
+
+    text = str(spec)
+    if "=" not in text:
+        return find_track_files(text)
+    parts: dict[str, str] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in ("velocity", "geometry", "coherence", "mask", "name"):
+            raise ConfigError(f"cannot parse {item!r} in track spec {text!r}", field="track",
+                              fix="use DIR, velocity.h5, or velocity=PATH[,geometry=PATH]"
+                                  "[,coherence=PATH][,mask=PATH][,name=NAME]")
+        parts[key] = value.strip()
+    if "velocity" not in parts:
+        raise ConfigError(f"track spec {text!r} names no velocity file", field="track",
+                          fix="add velocity=PATH")
+    paths = {}
+    for key in ("velocity", "geometry", "coherence", "mask"):
+        if key in parts:
+            p = Path(parts[key])
+            if not p.is_file():
+                raise InputFileError("file not found", path=p, field=key, fix="check the path")
+            paths[key] = p
+    name = parts.get("name") or paths["velocity"].parent.name
+    return TrackFiles(name=name, **paths)
+
+
+def _first(folder: Path, names: tuple[str, ...]) -> Path | None:
+    for n in names:
+        if (folder / n).is_file():
+            return folder / n
+    return None
+
+
+def _check_h5(path: Path) -> None:
+    if not path.exists():
+        raise InputFileError("file not found", path=path, fix="check the path")
+    try:
+        with h5py.File(path, "r"):
+            pass
+    except OSError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputFileError(f"not a readable HDF5 file ({first})", path=path,
+                             fix="give a MintPy .h5 file (it may be truncated or corrupt)") from None
+
+
+def read_mintpy_attributes(path: str | os.PathLike) -> dict[str, str]:
+    """Return a MintPy file's metadata (``readfile.read_attribute``) as a dict of strings."""
+    from mintpy.utils import readfile
+
+    p = Path(path)
+    _check_h5(p)
+    try:
+        atr = readfile.read_attribute(str(p))
+    except Exception as exc:  # noqa: BLE001 - MintPy raises bare Exceptions
+        raise InputFileError(f"MintPy cannot read its metadata ({exc})", path=p,
+                             fix="give a file written by MintPy") from None
+    return {str(k): str(v) for k, v in atr.items()}
+
+
+def _is_geocoded(atr: dict) -> bool:
+    return "Y_FIRST" in atr and "X_FIRST" in atr
+
+
+def mintpy_crs(atr: dict, *, path: str | os.PathLike | None = None) -> CRS | None:
+    """CRS of a geocoded MintPy file; ``None`` for radar coordinates.
+
+    ``EPSG`` wins; else ``UTM_ZONE`` (e.g. ``45N``); else geographic WGS84 when
+    ``X_UNIT`` is degrees (MintPy's own default).  A metric grid without either is an
+    error: the CRS is never guessed.
+    """
+    if not _is_geocoded(atr):
+        return None
+    epsg = atr.get("EPSG", "").strip()
+    if epsg and epsg.lower() not in ("none", "nan"):
+        try:
+            return CRS.from_epsg(int(float(epsg)))
+        except Exception:  # noqa: BLE001
+            raise CRSError(f"unknown EPSG code {epsg!r}", path=path, field="EPSG",
+                           fix="set the attribute to a valid EPSG code") from None
+    utm = atr.get("UTM_ZONE", "").strip()
+    if utm:
+        from mintpy.utils import utils0
+
+        try:
+            return CRS.from_epsg(int(utils0.utm_zone2epsg_code(utm)))
+        except Exception:  # noqa: BLE001
+            raise CRSError(f"unknown UTM zone {utm!r}", path=path, field="UTM_ZONE",
+                           fix="set EPSG instead") from None
+    unit = atr.get("X_UNIT", "degrees").lower()
+    if unit.startswith("deg"):
+        return CRS.from_epsg(4326)
+    raise CRSError(f"a geocoded grid in {unit!r} without EPSG or UTM_ZONE", path=path,
+                   field="EPSG", fix="add the EPSG attribute (e.g. with MintPy's info.py/ "
+                   "h5py) so the CRS is not guessed")
+
+
+def mintpy_transform(atr: dict) -> Affine | None:
+    """Affine transform of a geocoded MintPy grid (``X_FIRST``/``Y_FIRST`` = outer corner)."""
+    if not _is_geocoded(atr):
+        return None
+    return Affine(float(atr["X_STEP"]), 0.0, float(atr["X_FIRST"]),
+                  0.0, float(atr["Y_STEP"]), float(atr["Y_FIRST"]))
+
+
+def _ref_pixel(atr: dict) -> tuple[int, int] | None:
+    try:
+        return int(float(atr["REF_Y"])), int(float(atr["REF_X"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def read_mintpy(
+    path: str | os.PathLike,
+    dataset: str | None = None,
+    *,
+    attrs: dict | None = None,
+    check_plausible: bool = True,
+) -> xr.DataArray:
+    """Read one dataset of a MintPy HDF5 file as a 2-D DataArray with coordinates.
+
+    Parameters
+    ----------
+    path : path-like
+        A MintPy HDF5 file (``velocity.h5``, ``geometryGeo.h5``, ...).
+    dataset : str, optional
+        Dataset name (default: the one named by ``FILE_TYPE``, else the first).
+    attrs : dict, optional
+        Metadata already read (saves reading it again).
+    check_plausible : bool
+        For velocities, refuse magnitudes that cannot be m/year (wrong ``UNIT``).
+
+    Returns
+    -------
+    xarray.DataArray
+        float32 (masks: uint8/bool as stored), dims ``(y, x)``; geocoded grids carry
+        pixel-centre coordinates, the transform and the CRS (``.rio``); ``attrs`` hold
+        ``units``, ``source``, ``dataset``, ``geocoded``, the reference point
+        (``ref_y``, ``ref_x``, ``ref_lat``, ``ref_lon`` when given) and the full
+        MintPy metadata under ``mintpy``.
+
+    Raises
+    ------
+    InputFileError
+        Missing or unreadable file.
+    DataError
+        Missing dataset, unknown or implausible velocity unit.
+    CRSError
+        A metric grid without ``EPSG``/``UTM_ZONE``.
+    """
+    from mintpy.utils import readfile
+
+    p = Path(path)
+    atr = dict(attrs) if attrs is not None else read_mintpy_attributes(p)
+    try:
+        names = [str(n) for n in readfile.get_dataset_list(str(p))]
+    except Exception as exc:  # noqa: BLE001
+        raise InputFileError(f"MintPy cannot list its datasets ({exc})", path=p,
+                             fix="give a file written by MintPy") from None
+    if dataset is None:
+        ftype = atr.get("FILE_TYPE", "")
+        dataset = ftype if ftype in names else (names[0] if names else None)
+    if dataset not in names:
+        raise DataError(f"dataset missing (the file holds {names})", path=p, field=dataset,
+                        fix="give the file that holds it")
+    try:
+        data, _ = readfile.read(str(p), datasetName=dataset, print_msg=False)
+    except Exception as exc:  # noqa: BLE001
+        raise InputFileError(f"MintPy cannot read the dataset ({exc})", path=p, field=dataset,
+                             fix="the file may be truncated or corrupt") from None
+    data = np.asarray(data)
+    if data.ndim != 2:
+        raise DataError(f"expected a 2-D dataset, got shape {data.shape}", path=p, field=dataset,
+                        fix="give a velocity, geometry or coherence file, not a time series")
+    length, width = data.shape
+    ref = _ref_pixel(atr)
+    units = atr.get("UNIT", "")
+    if data.dtype.kind == "f" or dataset in ZERO_IS_NODATA:
+        data = data.astype(np.float32, copy=False)
+        nodata = _nodata_value(atr)
+        if nodata is not None and not np.isnan(nodata):
+            data[data == nodata] = np.nan
+        if dataset in ZERO_IS_NODATA:
+            keep = None
+            if ref is not None and 0 <= ref[0] < length and 0 <= ref[1] < width:
+                keep = data[ref]
+            data[data == 0] = np.nan
+            if keep is not None and dataset.startswith("velocity"):
+                data[ref] = keep
+        data[~np.isfinite(data)] = np.nan
+        if dataset.startswith("velocity"):
+            unit_key = units.strip().lower().replace(" ", "")
+            if unit_key not in VELOCITY_UNITS:
+                raise DataError(f"unknown velocity unit {units!r}", path=p, field="UNIT",
+                                fix=f"set UNIT to one of {sorted(VELOCITY_UNITS)}")
+            factor = VELOCITY_UNITS[unit_key]
+            if factor != 1.0:
+                log.info("%s: converting %s from %s to m/year", p, dataset, units)
+                data *= np.float32(factor)
+            units = "m/year"
+            if check_plausible and np.isfinite(data).any():
+                p99 = float(np.nanpercentile(np.abs(data), 99))
+                if p99 > MAX_PLAUSIBLE_VELOCITY:
+                    raise DataError(
+                        f"99% of |{dataset}| reach {p99:.3g} m/year: not plausible velocities "
+                        f"in m/year", path=p, field="UNIT",
+                        fix="set the UNIT attribute to the unit the values are in (e.g. mm/year)")
+    da = xr.DataArray(data, dims=("y", "x"), name=dataset)
+    geocoded = _is_geocoded(atr)
+    if geocoded:
+        tr = mintpy_transform(atr)
+        xs = tr.c + (np.arange(width) + 0.5) * tr.a
+        ys = tr.f + (np.arange(length) + 0.5) * tr.e
+        da = da.assign_coords(x=("x", xs), y=("y", ys))
+        crs = mintpy_crs(atr, path=p)
+        da = da.rio.write_crs(crs).rio.write_transform(tr)
+    else:
+        da = da.assign_coords(y=("y", np.arange(length)), x=("x", np.arange(width)))
+    da.attrs.update(units=units or "", source=str(p), dataset=dataset, geocoded=int(geocoded))
+    da.attrs.update(_reference_attrs(atr, p, da, geocoded))
+    da.attrs["mintpy"] = atr
+    return da
+
+
+def _nodata_value(atr: dict) -> float | None:
+    v = atr.get("NO_DATA_VALUE", "none").strip().lower()
+    if v in ("", "none", "nan"):
+        return None
+    try:
+        return float(v)
+    except ValueError:
+        return None
+
+
+def _reference_attrs(atr: dict, path: Path, da: xr.DataArray, geocoded: bool) -> dict:
+    out: dict = {}
+    ref = _ref_pixel(atr)
+    if ref is None:
+        return out
+    out["ref_y"], out["ref_x"] = ref
+    for k in ("REF_LAT", "REF_LON"):
+        if k in atr:
+            try:
+                out[k.lower()] = float(atr[k])
+            except ValueError:
+                pass
+    if geocoded and "ref_lat" in out and "ref_lon" in out:
+        tr = da.rio.transform()
+        cy = tr.f + (ref[0] + 0.5) * tr.e
+        cx = tr.c + (ref[1] + 0.5) * tr.a
+        ok = abs(cy - out["ref_lat"]) <= abs(tr.e) and abs(cx - out["ref_lon"]) <= abs(tr.a)
+        out["ref_consistent"] = int(ok)
+        if not ok:
+            log.warning("%s: REF_Y/REF_X (%d, %d) lie at (%.6f, %.6f), not at REF_LAT/REF_LON "
+                        "(%.6f, %.6f)", path, ref[0], ref[1], cy, cx, out["ref_lat"],
+                        out["ref_lon"])
+    return out
+
+
+def _same_grid(a: xr.DataArray, b: xr.DataArray) -> bool:
+    if a.shape != b.shape or a.attrs.get("geocoded") != b.attrs.get("geocoded"):
+        return False
+    if not a.attrs.get("geocoded"):
+        return True
+    ta, tb = a.rio.transform(), b.rio.transform()
+    tol = 1e-6 * max(abs(ta.a), abs(ta.e))
+    return a.rio.crs == b.rio.crs and all(abs(u - v) <= tol for u, v in zip(ta[:6], tb[:6]))
+
+
+def _grid_text(da: xr.DataArray) -> str:
+    if da.attrs.get("geocoded"):
+        t = da.rio.transform()
+        return f"{da.shape[0]}x{da.shape[1]} from ({t.c:.6f}, {t.f:.6f}) step ({t.a:.6g}, {t.e:.6g})"
+    return f"{da.shape[0]}x{da.shape[1]} radar grid"
+
+
+def _require_grid(ref: xr.DataArray, other: xr.DataArray) -> None:
+    if not _same_grid(ref, other):
+        raise GridMismatchError(
+            f"grid {_grid_text(other)} differs from {Path(ref.attrs['source']).name} "
+            f"({_grid_text(ref)})", path=other.attrs["source"], field=other.attrs["dataset"],
+            fix="geocode both with the same lookup table/grid (MintPy geocode.py --lalo-step)")
+
+
+def _look_direction(atr: dict) -> str:
+    # ISCE/MintPy: ANTENNA_SIDE -1 = right-looking, +1 = left-looking
+    side = atr.get("ANTENNA_SIDE", "-1").strip()
+    try:
+        return "left" if int(float(side)) == 1 else "right"
+    except ValueError:
+        return "right"
+
+
+def read_track(files: TrackFiles, *, check_plausible: bool = True) -> xr.Dataset:
+    """Read one track's velocity, uncertainty, viewing geometry and quality layers.
+
+    Parameters
+    ----------
+    files : TrackFiles
+        From :func:`find_track_files` (or built by hand).
+    check_plausible : bool
+        Refuse velocities whose magnitude cannot be m/year.
+
+    Returns
+    -------
+    xarray.Dataset
+        On the velocity grid: ``velocity`` [m/year, + toward the satellite],
+        ``velocity_std`` [m/year] (when present), ``incidence`` [deg from vertical],
+        ``azimuth`` [deg, ground-to-satellite, anticlockwise from north], and when
+        available ``height`` [m], ``shadow`` (True = shadow/layover),
+        ``water`` (True = water), ``coherence`` [-], ``mask`` (True = reliable);
+        radar-coordinate tracks get 2-D ``latitude``/``longitude`` coordinates.
+        ``attrs``: ``track``, ``orbit_direction``, ``look_direction``,
+        ``azimuth_source`` (``layer`` or ``HEADING``), ``incidence_source``,
+        the reference point and the file paths.
+
+    Warns
+    -----
+    MissingGeometryWarning
+        Azimuth derived from ``HEADING``, or incidence from the metadata.
+
+    Raises
+    ------
+    DataError
+        Neither ``azimuthAngle`` nor ``HEADING``; no incidence angle at all; a
+        radar-coordinate track without latitude/longitude.
+    GridMismatchError
+        The geometry, coherence or mask file is on another grid than the velocity.
+    """
+    from mintpy.utils import utils0
+
+    vatr = read_mintpy_attributes(files.velocity)
+    vel = read_mintpy(files.velocity, "velocity", attrs=vatr, check_plausible=check_plausible)
+    v = vel.copy()
+    v.attrs = {"units": "m/year", "long_name": "LOS velocity, + toward satellite"}
+    ds = xr.Dataset({"velocity": v})
+    vnames = _datasets(files.velocity)
+    if "velocityStd" in vnames:
+        std = read_mintpy(files.velocity, "velocityStd", attrs=vatr, check_plausible=False)
+        ds["velocity_std"] = (("y", "x"), std.values)
+        ds["velocity_std"].attrs = {"units": "m/year"}
+    gatr: dict = {}
+    if files.geometry is not None:
+        gatr = read_mintpy_attributes(files.geometry)
+        gnames = _datasets(files.geometry)
+        layers = {"incidenceAngle": "incidence", "azimuthAngle": "azimuth", "height": "height",
+                  "shadowMask": "shadow", "waterMask": "water", "latitude": "latitude",
+                  "longitude": "longitude"}
+        for src, dst in layers.items():
+            if src not in gnames:
+                continue
+            g = read_mintpy(files.geometry, src, attrs=gatr)
+            _require_grid(vel, g)
+            values = g.values
+            if dst == "shadow":
+                values = np.nan_to_num(values.astype(np.float32)) > 0
+            elif dst == "water":
+                # MintPy waterMask: 1/True = land (valid), 0 = water
+                values = np.nan_to_num(values.astype(np.float32), nan=1.0) == 0
+            else:
+                values = values.astype(np.float32)
+            if dst in ("latitude", "longitude"):
+                ds = ds.assign_coords({dst: (("y", "x"), values)})
+            else:
+                ds[dst] = (("y", "x"), values)
+    meta = {**gatr, **vatr}
+    # azimuth angle
+    if "azimuth" in ds:
+        az_source = "layer"
+    else:
+        if "HEADING" not in meta:
+            raise DataError(
+                "no azimuthAngle layer and no HEADING attribute: the line of sight is unknown",
+                path=files.geometry or files.velocity, field="azimuthAngle",
+                fix="give the geometry file (geometryGeo.h5) or add HEADING to the metadata")
+        look = _look_direction(meta)
+        heading = float(meta["HEADING"])
+        az = float(utils0.heading2azimuth_angle(heading, look_direction=look))
+        warnings.warn(
+            f"{files.geometry or files.velocity}: no azimuthAngle layer; using azimuth {az:.2f} deg "
+            f"derived from HEADING {heading:.2f} deg ({look}-looking) for every pixel",
+            MissingGeometryWarning, stacklevel=2)
+        ds["azimuth"] = (("y", "x"), np.full(vel.shape, az, np.float32))
+        az_source = "HEADING"
+    if "incidence" in ds:
+        inc_source = "layer"
+    else:
+        try:
+            inc = float(utils0.incidence_angle(meta, dimension=0, print_msg=False))
+        except Exception:  # noqa: BLE001 - missing metadata keys
+            inc = float("nan")
+        if not np.isfinite(inc) or not 0 < inc < 90:
+            raise DataError(
+                "no incidenceAngle layer and no usable CENTER_INCIDENCE_ANGLE / STARTING_RANGE, "
+                "RANGE_PIXEL_SIZE, HEIGHT metadata", path=files.geometry or files.velocity,
+                field="incidenceAngle", fix="give the geometry file (geometryGeo.h5)")
+        warnings.warn(
+            f"{files.geometry or files.velocity}: no incidenceAngle layer; using the scene-centre "
+            f"incidence {inc:.2f} deg from the metadata for every pixel",
+            MissingGeometryWarning, stacklevel=2)
+        ds["incidence"] = (("y", "x"), np.full(vel.shape, inc, np.float32))
+        inc_source = "metadata"
+    if files.coherence is not None:
+        coh = read_mintpy(files.coherence, "temporalCoherence")
+        _require_grid(vel, coh)
+        ds["coherence"] = (("y", "x"), coh.values)
+    if files.mask is not None:
+        m = read_mintpy(files.mask)
+        _require_grid(vel, m)
+        ds["mask"] = (("y", "x"), np.nan_to_num(m.values.astype(np.float32)) > 0)
+    if not vel.attrs.get("geocoded") and not ("latitude" in ds.coords and "longitude" in ds.coords):
+        raise DataError("radar-coordinate velocity without latitude/longitude layers",
+                        path=files.geometry or files.velocity, field="latitude",
+                        fix="give geometryRadar.h5 (with latitude/longitude) or geocode the track")
+    if vel.attrs.get("geocoded"):
+        ds = ds.rio.write_crs(vel.rio.crs).rio.write_transform(vel.rio.transform())
+    ds.attrs.update({k: v for k, v in vel.attrs.items() if k != "mintpy"})
+    ds.attrs.update(
+        track=files.name or files.velocity.parent.name,
+        orbit_direction=meta.get("ORBIT_DIRECTION", "unknown").lower(),
+        look_direction=_look_direction(meta),
+        azimuth_source=az_source, incidence_source=inc_source,
+        velocity_file=str(files.velocity), geometry_file=str(files.geometry or ""),
+        coherence_file=str(files.coherence or ""), mask_file=str(files.mask or ""),
+    )
+    return ds
+
+
+def _datasets(path: Path) -> list[str]:
+    from mintpy.utils import readfile
+
+    return [str(n) for n in readfile.get_dataset_list(str(path))]

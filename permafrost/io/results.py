@@ -1,0 +1,82 @@
+"""Result edges: JSON and CSV tables of statistics and validation, read and written atomically.
+
+No science here.  JSON is written with sorted keys and NaN/inf as ``null`` so that the same
+results give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from permafrost.errors import DataError, InputFileError
+from permafrost.io._atomic import atomic_write_text
+
+__all__ = ["to_jsonable", "write_json", "read_json", "write_csv"]
+
+
+def to_jsonable(obj):
+    """Convert numpy scalars/arrays, paths and non-finite floats into plain JSON values."""
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [to_jsonable(v) for v in obj.tolist()]
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, os.PathLike):
+        return str(obj)
+    return obj
+
+
+def write_json(obj, path: str | os.PathLike) -> Path:
+    """Write ``obj`` as indented JSON (sorted keys, NaN -> null) atomically."""
+    text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True, allow_nan=False)
+    return atomic_write_text(path, text + "\n")
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    """Read a JSON file; a missing or malformed file is a one-line error."""
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError("file not found", path=p, fix="check the path")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"not valid JSON ({exc})", path=p,
+                        fix="give the JSON file written by permafrost") from None
+
+
+def write_csv(rows: Iterable[Mapping], path: str | os.PathLike, *,
+              columns: Sequence[str] | None = None) -> Path:
+    """Write dict rows as CSV (columns in the given order, None/NaN as empty) atomically."""
+    rows = list(rows)
+    cols = list(columns) if columns is not None else list(dict.fromkeys(
+        k for r in rows for k in r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({c: _cell(r.get(c)) for c in cols})
+    return atomic_write_text(path, buf.getvalue())
+
+
+def _cell(v):
+    if v is None:
+        return ""
+    if isinstance(v, (float, np.floating)):
+        return "" if not math.isfinite(float(v)) else repr(float(v))
+    return v

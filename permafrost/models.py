@@ -1,0 +1,796 @@
+"""Estimators for permafrost presence, the training workflow, and the model artefact API.
+
+Three estimators, each with the scikit-learn contract (hyper-parameters in ``__init__``,
+``fit`` returns ``self``, fitted attributes end in ``_``):
+
+* :class:`XGBoostPZI` -- gradient-boosted trees (Chen & Guestrin 2016), the default; runs
+  on the GPU when one is really usable (:func:`resolve_device`);
+* :class:`RandomForestPZI` -- a random forest (Breiman 2001) grown by XGBoost's
+  random-forest mode (``num_parallel_tree``, one round), so it is saved in XGBoost JSON too;
+* :class:`LogisticPZI` -- logistic regression on standardised covariates with linear terms,
+  as in the Alpine permafrost index map (Boeckli et al. 2012).
+
+Class imbalance is handled explicitly: the training weight of a point is its label weight
+times a class weight ``W / (2 W_c)`` (``W`` the summed label weights, ``W_c`` those of its
+class), so both classes carry equal total weight (King & Zeng 2001 "weighting").  The raw
+probabilities therefore refer to a balanced prior; the out-of-fold calibration (fitted with
+label weights only) maps them back to the true prevalence.
+
+:func:`train_model` runs the whole chain: extraction of covariates at the labels, spatial
+block CV and random CV, cross-fitted calibration, importance, and returns a
+:class:`~permafrost.model_io.PZIModel` and a :class:`TrainReport`.
+
+References
+----------
+Boeckli, L., Brenning, A., Gruber, S. & Noetzli, J. (2012). A statistical approach to
+modelling permafrost distribution in the European Alps or similar mountain ranges. The
+Cryosphere 6, 125-140.
+
+Breiman, L. (2001). Random forests. Machine Learning 45, 5-32.
+
+Chen, T. & Guestrin, C. (2016). XGBoost: a scalable tree boosting system. Proc. KDD 2016.
+
+King, G. & Zeng, L. (2001). Logistic regression in rare events data. Political Analysis
+9, 137-163.
+
+Lundberg, S. M. et al. (2020). From local explanations to global understanding with
+explainable AI for trees. Nature Machine Intelligence 2, 56-67 (TreeSHAP).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import platform
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from permafrost.calibration import (
+    CALIBRATION_METHODS,
+    apply_calibration,
+    fit_calibration,
+    reliability_curve,
+)
+from permafrost.errors import DataError, ModelError
+from permafrost.model_io import (
+    BoosterPredictor,
+    LinearPredictor,
+    PZIModel,
+    hash_training_data,
+    load_model,
+)
+
+__all__ = [
+    "MODEL_KINDS",
+    "XGBoostPZI",
+    "RandomForestPZI",
+    "LogisticPZI",
+    "make_estimator",
+    "balanced_weights",
+    "gpu_usable",
+    "resolve_device",
+    "TrainReport",
+    "train_model",
+    "train_from_files",
+    "PZIModel",
+    "load_model",
+]
+
+log = logging.getLogger(__name__)
+
+MODEL_KINDS = ("xgboost", "logistic", "rf")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+# --------------------------------------------------------------------------------------
+# device
+# --------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def gpu_usable() -> tuple[bool, str]:
+    """Whether XGBoost can really train on a CUDA GPU here, and why (not).
+
+    XGBoost given ``device="cuda"`` without a GPU silently falls back to the CPU, so this
+    trains a one-tree booster on the GPU and reads back the device the booster used.
+    """
+    import xgboost as xgb  # noqa: PLC0415
+
+    if not xgb.build_info().get("USE_CUDA", False):
+        return False, "this xgboost build has no CUDA support"
+    try:
+        r = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+        if r.returncode != 0 or "GPU" not in r.stdout:
+            return False, "nvidia-smi lists no GPU"
+    except (OSError, subprocess.SubprocessError):
+        return False, "nvidia-smi not available (no NVIDIA driver)"
+    X = np.arange(32, dtype=np.float32).reshape(16, 2)
+    y = (X[:, 0] > 15).astype(np.float32)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        try:
+            b = xgb.train({"device": "cuda", "tree_method": "hist", "objective": "binary:logistic"},
+                          xgb.DMatrix(X, label=y), num_boost_round=1)
+            import json  # noqa: PLC0415
+
+            used = json.loads(b.save_config())["learner"]["generic_param"]["device"]
+        except xgb.core.XGBoostError as exc:
+            return False, f"xgboost CUDA test failed ({str(exc).splitlines()[0][:120]})"
+    if str(used).startswith("cuda"):
+        return True, "xgboost trained a test booster on the GPU"
+    return False, "xgboost fell back to the CPU (no visible GPU)"
+
+
+def resolve_device(device: str) -> str:
+    """``"cpu"`` or ``"cuda"`` for a requested ``auto|cpu|cuda`` (cuda must be usable)."""
+    if device not in DEVICES:
+        raise ModelError(f"unknown device {device!r}", field="device",
+                         fix=f"use one of {list(DEVICES)}")
+    if device == "cpu":
+        return "cpu"
+    ok, why = gpu_usable()
+    if device == "cuda" and not ok:
+        raise ModelError(f"device 'cuda' requested but no GPU is usable: {why}",
+                         field="device", fix="use --device auto or --device cpu")
+    return "cuda" if ok else "cpu"
+
+
+# --------------------------------------------------------------------------------------
+# estimators
+# --------------------------------------------------------------------------------------
+def balanced_weights(y, sample_weight=None) -> np.ndarray:
+    """Label weight x class weight ``W / (2 W_c)`` (both classes get equal total weight).
+
+    Parameters
+    ----------
+    y : array-like of {0, 1}
+        Labels [-].
+    sample_weight : array-like, optional
+        Label weights [-] (default 1).
+
+    Returns
+    -------
+    ndarray of float64
+
+    References
+    ----------
+    King & Zeng (2001), see module docstring.
+    """
+    y = np.asarray(y).astype(int)
+    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    total = w.sum()
+    out = w.copy()
+    for c in (0, 1):
+        wc = w[y == c].sum()
+        if wc > 0:
+            out[y == c] *= total / (2.0 * wc)
+    return out
+
+
+def _as_matrix(X):
+    names = list(X.columns) if hasattr(X, "columns") else None
+    return np.ascontiguousarray(np.asarray(X, dtype=np.float32)), names
+
+
+def _check_y(y):
+    y = np.asarray(y)
+    vals = set(np.unique(y).tolist())
+    if not vals <= {0, 1} or len(vals) < 2:
+        raise DataError(f"labels must hold both 0 and 1, found {sorted(vals)}", field="label",
+                        fix="give presence (1) and absence (0) labels")
+    return y.astype(np.int32)
+
+
+def _threads(n_jobs: int | None, n_samples: int) -> int:
+    """CPU threads for XGBoost: ``n_jobs``, or by default one thread per 50 000 samples
+    (at most the core count).  On small data, thread start-up and OpenMP spinning cost more
+    than they save -- twenty times more on a loaded machine (measured: 20 000 samples,
+    400 trees, 2 busy cores: 1.2 s on one thread, 26 s on two)."""
+    import os  # noqa: PLC0415
+
+    if n_jobs is not None and n_jobs > 0:
+        return int(n_jobs)
+    return int(min(os.cpu_count() or 1, max(1, n_samples // 50_000)))
+
+
+def _monotone_tuple(constraints, names, n_features: int) -> str | None:
+    """XGBoost's ``monotone_constraints`` string from ``{feature: -1|0|1}``.
+
+    Physical knowledge as a constraint: the probability of permafrost cannot rise with air
+    temperature (or radiation) all else equal, so a model constrained that way cannot make
+    a warming scenario gain permafrost through a quirk of the trees (Chen & Guestrin 2016,
+    XGBoost "Monotonic Constraints" documentation).
+    """
+    if not constraints:
+        return None
+    if names is None:
+        raise ModelError("monotone constraints need named features", field="monotone",
+                         fix="train from a covariate stack (named covariates)")
+    unknown = sorted(set(constraints) - set(names))
+    if unknown:
+        raise ModelError(f"monotone constraints name unknown features {unknown}",
+                         field="monotone", fix=f"features: {', '.join(names)}")
+    return "(" + ",".join(str(int(constraints.get(n, 0))) for n in names) + ")"
+
+
+class _XGBBase(ClassifierMixin, BaseEstimator):
+    def _xgb_params(self, n_features: int) -> tuple[dict, int]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit on ``X`` (n, p) [feature units], ``y`` {0, 1}, optional label weights."""
+        import xgboost as xgb  # noqa: PLC0415
+
+        X, names = _as_matrix(X)
+        y = _check_y(y)
+        w = balanced_weights(y, sample_weight) if self.class_weight == "balanced" else (
+            np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float))
+        self.device_ = resolve_device(self.device)
+        params, rounds = self._xgb_params(X.shape[1])
+        mono = _monotone_tuple(getattr(self, "monotone_constraints", None), names, X.shape[1])
+        if mono is not None:
+            params["monotone_constraints"] = mono
+        params.update({"objective": "binary:logistic", "tree_method": "hist",
+                       "device": self.device_, "seed": int(self.random_state),
+                       "nthread": _threads(self.n_jobs, len(y)), "eval_metric": "logloss",
+                       "base_score": 0.5})
+        dtrain = xgb.DMatrix(X, label=y, weight=w, missing=np.nan, feature_names=names)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            self.booster_ = xgb.train(params, dtrain, num_boost_round=rounds)
+        self.classes_ = np.array([0, 1])
+        self.n_features_in_ = X.shape[1]
+        if names is not None:
+            self.feature_names_in_ = np.array(names, dtype=object)
+        return self
+
+    def raw_predictor(self) -> BoosterPredictor:
+        """The fitted booster as a :class:`~permafrost.model_io.BoosterPredictor`."""
+        return BoosterPredictor(self.booster_)
+
+    def predict_proba(self, X):
+        """Class probabilities (n, 2) [-]."""
+        X, _ = _as_matrix(X)
+        p = self.raw_predictor().predict(X, device="cpu").astype(np.float64)
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X):
+        """Class labels at probability 0.5."""
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+
+class XGBoostPZI(_XGBBase):
+    """Gradient-boosted trees (XGBoost ``hist``) for permafrost presence.
+
+    Parameters
+    ----------
+    n_estimators : int
+        Boosting rounds.
+    learning_rate : float
+        Shrinkage [-].
+    max_depth : int
+        Tree depth.
+    min_child_weight : float
+        Minimum summed Hessian in a leaf.
+    subsample, colsample_bytree : float
+        Row and column subsampling fractions [-].
+    reg_lambda : float
+        L2 penalty on leaf weights.
+    class_weight : {"balanced", None}
+        Class-imbalance handling (see module docstring).
+    device : {"auto", "cpu", "cuda"}
+        Training device; ``auto`` uses the GPU only when :func:`gpu_usable`.
+    random_state : int
+        Seed.
+    n_jobs : int or None
+        CPU threads (None: one per 50 000 samples, at most the core count).
+
+    References
+    ----------
+    Chen & Guestrin (2016), see module docstring.
+    """
+
+    def __init__(self, *, n_estimators: int = 400, learning_rate: float = 0.05,
+                 max_depth: int = 4, min_child_weight: float = 1.0, subsample: float = 0.8,
+                 colsample_bytree: float = 0.8, reg_lambda: float = 1.0,
+                 class_weight: str | None = "balanced", device: str = "auto",
+                 random_state: int = 0, n_jobs: int | None = None,
+                 monotone_constraints: dict | None = None) -> None:
+        self.n_estimators = n_estimators
+        self.monotone_constraints = monotone_constraints
+        self.learning_rate = learning_rate
+        self.max_depth = max_depth
+        self.min_child_weight = min_child_weight
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.reg_lambda = reg_lambda
+        self.class_weight = class_weight
+        self.device = device
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def _xgb_params(self, n_features):
+        return ({"learning_rate": self.learning_rate, "max_depth": self.max_depth,
+                 "min_child_weight": self.min_child_weight, "subsample": self.subsample,
+                 "colsample_bytree": self.colsample_bytree, "reg_lambda": self.reg_lambda},
+                int(self.n_estimators))
+
+
+class RandomForestPZI(_XGBBase):
+    """Random forest grown with XGBoost's random-forest mode (one round of parallel trees).
+
+    Parameters
+    ----------
+    n_estimators : int
+        Number of trees (``num_parallel_tree``).
+    max_depth : int
+        Tree depth.
+    subsample : float
+        Bootstrap-like row fraction per tree [-] (sampling without replacement).
+    max_features : float or None
+        Fraction of features tried per split [-] (None: ``sqrt(p)/p``, Breiman 2001).
+    min_child_weight : float
+        Minimum summed Hessian in a leaf.
+    class_weight, device, random_state, n_jobs, monotone_constraints
+        As :class:`XGBoostPZI`.
+
+    References
+    ----------
+    Breiman (2001); XGBoost documentation, "Random Forests in XGBoost".
+    """
+
+    def __init__(self, *, n_estimators: int = 300, max_depth: int = 8, subsample: float = 0.632,
+                 max_features: float | None = None, min_child_weight: float = 1.0,
+                 class_weight: str | None = "balanced", device: str = "auto",
+                 random_state: int = 0, n_jobs: int | None = None,
+                 monotone_constraints: dict | None = None) -> None:
+        self.n_estimators = n_estimators
+        self.monotone_constraints = monotone_constraints
+        self.max_depth = max_depth
+        self.subsample = subsample
+        self.max_features = max_features
+        self.min_child_weight = min_child_weight
+        self.class_weight = class_weight
+        self.device = device
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def _xgb_params(self, n_features):
+        mf = self.max_features if self.max_features is not None else (
+            max(1.0, np.sqrt(n_features)) / n_features)
+        return ({"learning_rate": 1.0, "num_parallel_tree": int(self.n_estimators),
+                 "max_depth": self.max_depth, "subsample": self.subsample,
+                 "colsample_bynode": float(mf), "min_child_weight": self.min_child_weight,
+                 "reg_lambda": 1e-5}, 1)
+
+
+class LogisticPZI(ClassifierMixin, BaseEstimator):
+    """Logistic regression with linear terms on standardised covariates (Boeckli et al. 2012).
+
+    Missing covariates are replaced by training medians; coefficients refer to
+    standardised covariates (z-scores), so their magnitudes compare.
+
+    Parameters
+    ----------
+    C : float
+        Inverse L2 penalty (large: effectively the unpenalised GLM of Boeckli et al.).
+    class_weight : {"balanced", None}
+        Class-imbalance handling (see module docstring).
+    max_iter : int
+        L-BFGS iterations.
+    random_state : int
+        Unused by the deterministic solver; kept for a uniform interface.
+    device : str
+        Accepted for a uniform interface; fitting always runs on the CPU.
+
+    References
+    ----------
+    Boeckli et al. (2012), Sect. 3 (logistic regression, predictors MAAT and PISR).
+    """
+
+    def __init__(self, *, C: float = 1e4, class_weight: str | None = "balanced",
+                 max_iter: int = 1000, random_state: int = 0, device: str = "auto") -> None:
+        self.C = C
+        self.class_weight = class_weight
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.device = device
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit on ``X`` (n, p) [feature units], ``y`` {0, 1}, optional label weights."""
+        from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
+
+        X, names = _as_matrix(X)
+        X = X.astype(np.float64)
+        y = _check_y(y)
+        w = balanced_weights(y, sample_weight) if self.class_weight == "balanced" else (
+            np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float))
+        fill = np.nanmedian(X, axis=0)
+        fill = np.where(np.isfinite(fill), fill, 0.0)
+        Xf = np.where(np.isnan(X), fill[None, :], X)
+        mean = Xf.mean(axis=0)
+        scale = Xf.std(axis=0)
+        scale = np.where(scale > 0, scale, 1.0)
+        lr = LogisticRegression(C=self.C, max_iter=self.max_iter, solver="lbfgs")
+        lr.fit((Xf - mean) / scale, y, sample_weight=w)
+        self.coef_ = lr.coef_[0].copy()
+        self.intercept_ = float(lr.intercept_[0])
+        self.mean_, self.scale_, self.fill_ = mean, scale, fill
+        self.classes_ = np.array([0, 1])
+        self.n_features_in_ = X.shape[1]
+        self.device_ = "cpu"
+        if names is not None:
+            self.feature_names_in_ = np.array(names, dtype=object)
+        return self
+
+    def raw_predictor(self) -> LinearPredictor:
+        """The fitted model as a :class:`~permafrost.model_io.LinearPredictor`."""
+        return LinearPredictor(coef=self.coef_, intercept=self.intercept_, mean=self.mean_,
+                               scale=self.scale_, fill=self.fill_)
+
+    def predict_proba(self, X):
+        """Class probabilities (n, 2) [-]."""
+        X, _ = _as_matrix(X)
+        p = self.raw_predictor().predict(X).astype(np.float64)
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X):
+        """Class labels at probability 0.5."""
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+
+def make_estimator(model: str = "xgboost", *, device: str = "auto", seed: int = 0,
+                   params: dict | None = None):
+    """An unfitted estimator of kind ``model`` (``xgboost``, ``rf`` or ``logistic``)."""
+    params = dict(params or {})
+    if model == "xgboost":
+        return XGBoostPZI(device=device, random_state=seed, **params)
+    if model == "rf":
+        return RandomForestPZI(device=device, random_state=seed, **params)
+    if model == "logistic":
+        return LogisticPZI(random_state=seed, device=device, **params)
+    raise ModelError(f"unknown model {model!r}", field="model", fix=f"use one of {list(MODEL_KINDS)}")
+
+
+# --------------------------------------------------------------------------------------
+# training workflow
+# --------------------------------------------------------------------------------------
+@dataclass
+class TrainReport:
+    """What training measured (everything JSON-ready in :meth:`to_dict`)."""
+
+    model: str
+    device: str
+    device_reason: str
+    n_labels_in: int
+    n_labels_used: int
+    n_positive: int
+    n_negative: int
+    dropped: dict
+    block_size_m: float
+    block_size_rule: str
+    n_folds: int
+    spatial_folds: list
+    spatial_summary: dict
+    random_folds: list
+    random_summary: dict
+    oof_metrics: dict
+    oof_metrics_raw: dict
+    reliability: dict
+    reliability_raw: dict
+    importance: dict
+    calibration: str
+    threshold: float
+    seconds: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """Plain dict (for JSON)."""
+        from dataclasses import asdict  # noqa: PLC0415
+
+        return asdict(self)
+
+
+def _versions() -> dict:
+    import sklearn  # noqa: PLC0415
+    import xgboost  # noqa: PLC0415
+
+    from permafrost import __version__  # noqa: PLC0415
+
+    return {"permafrost": __version__, "xgboost": xgboost.__version__,
+            "scikit-learn": sklearn.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+def _importance(est, X: np.ndarray, names: list[str], *, seed: int,
+                max_rows: int = 2000) -> dict:
+    """Gain and mean |SHAP| per feature (TreeSHAP via ``pred_contribs``; exact for linear)."""
+    rng = np.random.default_rng(seed)
+    Xs = X if len(X) <= max_rows else X[np.sort(rng.choice(len(X), max_rows, replace=False))]
+    if isinstance(est, LogisticPZI):
+        Xf = np.where(np.isnan(Xs), est.fill_[None, :], Xs)
+        z = (Xf - est.mean_) / est.scale_
+        # linear SHAP with independent features: phi_j = b_j (z_j - E z_j) (Lundberg & Lee 2017)
+        shap = np.abs(est.coef_[None, :] * (z - z.mean(axis=0))).mean(axis=0)
+        return {"gain": {n: None for n in names},
+                "coefficient_standardised": {n: float(c) for n, c in zip(names, est.coef_)},
+                "mean_abs_shap": {n: float(s) for n, s in zip(names, shap)}}
+    import xgboost as xgb  # noqa: PLC0415
+
+    b = est.booster_
+    gain = b.get_score(importance_type="total_gain")
+    tot = sum(gain.values()) or 1.0
+    contribs = b.predict(xgb.DMatrix(Xs, missing=np.nan, feature_names=names),
+                         pred_contribs=True)
+    shap = np.abs(contribs[:, :-1]).mean(axis=0)
+    return {"gain": {n: float(gain.get(n, 0.0) / tot) for n in names},
+            "mean_abs_shap": {n: float(s) for n, s in zip(names, shap)}}
+
+
+def _cross_fit(estimator_factory, X, y, w, folds, *, calibration, threshold, names):
+    """Fit per fold; return OOF raw, cross-fitted calibrated OOF, per-fold metrics, fold models."""
+    import pandas as pd  # noqa: PLC0415
+
+    from permafrost.cv import binary_metrics  # noqa: PLC0415
+
+    n = len(y)
+    raw = np.full(n, np.nan)
+    fold_of = np.full(n, -1)
+    fold_models = []
+    for k, (tr, te) in enumerate(folds):
+        est = estimator_factory().fit(pd.DataFrame(X[tr], columns=names), y[tr],
+                                     sample_weight=w[tr])
+        pred = est.raw_predictor()
+        raw[te] = pred.predict(X[te], device="cpu")
+        fold_of[te] = k
+        fold_models.append(pred)
+    cal = np.full(n, np.nan)
+    per_fold = []
+    for k, (_tr, te) in enumerate(folds):
+        other = fold_of != k
+        params = fit_calibration(raw[other], y[other], method=calibration,
+                                 sample_weight=w[other])
+        cal[te] = apply_calibration(params, raw[te].astype(np.float32))
+        m = binary_metrics(y[te], cal[te], sample_weight=w[te], threshold=threshold)
+        m["fold"] = k
+        per_fold.append(m)
+    return raw, cal, per_fold, fold_models
+
+
+def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: str = "auto",
+                seed: int = 0, folds: int = 5, block_size: float | None = None,
+                calibration: str = "isotonic", label_col: str = "label",
+                group_col: str | None = "group", weight_col: str | None = "weight",
+                features: list[str] | None = None, params: dict | None = None,
+                random_cv: bool = True, threshold: float = 0.5, min_per_class: int = 10,
+                keep_fold_models: bool = True, batch_size: int = 100_000,
+                labels_source=None, covariates_source=None) -> tuple[PZIModel, TrainReport]:
+    """Train a calibrated, spatially cross-validated permafrost model.
+
+    Parameters
+    ----------
+    labels_gdf : geopandas.GeoDataFrame
+        Point labels with a CRS and a 0/1 ``label_col``; optional ``group_col`` (e.g.
+        rock glacier id; points of one group stay in one fold) and ``weight_col`` [-].
+    covariates_ds : xarray.Dataset
+        Covariates on one grid (:func:`permafrost.covariates.build_stack`).
+    model : {"xgboost", "rf", "logistic"}
+        Estimator.
+    device : {"auto", "cpu", "cuda"}
+        Training device for the tree models (the device used is recorded).
+    seed : int
+        Seed for folds, subsampling and the estimators.
+    folds : int
+        Number of CV folds.
+    block_size : float, optional
+        Side of the spatial CV blocks [m]; default from the label variogram
+        (:func:`permafrost.cv.default_block_size`).
+    calibration : {"isotonic", "sigmoid", "none"}
+        Calibrator fitted on out-of-fold predictions.
+    label_col, group_col, weight_col : str
+        Column names (group and weight optional).
+    features : list of str, optional
+        Covariates to use (default: all variables of the stack, in stack order).
+    params : dict, optional
+        Estimator hyper-parameters.
+    random_cv : bool
+        Also run random (non-spatial) folds for comparison.
+    threshold : float
+        Fixed PZI threshold [-] for balanced accuracy and kappa (not tuned).
+    min_per_class : int
+        Fewest labels of each class accepted.
+    keep_fold_models : bool
+        Keep the spatial-CV fold models in the artefact (for prediction spread).
+    batch_size : int
+        Points per extraction batch.
+    labels_source, covariates_source : path-like, optional
+        Used in messages and metadata only.
+
+    Returns
+    -------
+    (PZIModel, TrainReport)
+    """
+    from permafrost.covariates import extract_at_points, grid_metadata  # noqa: PLC0415
+    from permafrost.cv import (  # noqa: PLC0415
+        binary_metrics,
+        block_ids,
+        default_block_size,
+        make_folds,
+        merge_groups,
+        metric_xy,
+        summarise_folds,
+    )
+
+    import pandas as pd  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    if model not in MODEL_KINDS:
+        raise ModelError(f"unknown model {model!r}", field="model",
+                         fix=f"use one of {list(MODEL_KINDS)}")
+    if calibration not in CALIBRATION_METHODS:
+        raise ModelError(f"unknown calibration {calibration!r}", field="calibration",
+                         fix=f"use one of {list(CALIBRATION_METHODS)}")
+    if folds < 2:
+        raise DataError(f"need at least 2 folds, got {folds}", field="folds", fix="use --folds 5")
+    if label_col not in labels_gdf.columns:
+        raise DataError("label column not found", path=labels_source, field=label_col,
+                        fix=f"columns are {list(labels_gdf.columns)}")
+    names = list(features) if features is not None else [str(v) for v in covariates_ds.data_vars]
+    missing = [f for f in names if f not in covariates_ds.data_vars]
+    if missing:
+        raise DataError(f"covariates {missing} not in the stack", path=covariates_source,
+                        field="features", fix=f"available: {list(covariates_ds.data_vars)}")
+    lab = labels_gdf[label_col]
+    try:
+        yall = lab.astype(float).to_numpy()
+    except (TypeError, ValueError):
+        raise DataError("labels must be 0/1", path=labels_source, field=label_col,
+                        fix="use 1 for permafrost and 0 for no permafrost") from None
+    bad = ~np.isin(yall, [0.0, 1.0])
+    if bad.any():
+        rows = np.flatnonzero(bad)[:5].tolist()
+        raise DataError(f"{int(bad.sum())} labels are not 0/1 (rows {rows})",
+                        path=labels_source, field=label_col,
+                        fix="use 1 for permafrost and 0 for no permafrost")
+
+    if model == "logistic":
+        device_used, device_reason = "cpu", "logistic regression always fits on the CPU"
+    else:
+        device_used = resolve_device(device)
+        device_reason = gpu_usable()[1] if device != "cpu" else "cpu requested"
+
+    X_df, keep, dropped = extract_at_points(covariates_ds[names], labels_gdf,
+                                            batch_size=batch_size, source=covariates_source)
+    n_in = len(labels_gdf)
+    sub = labels_gdf.loc[keep]
+    X = np.ascontiguousarray(X_df.to_numpy(dtype=np.float32))
+    y = yall[keep].astype(np.int32)
+    if weight_col and weight_col in sub.columns:
+        w = sub[weight_col].astype(float).to_numpy()
+        if not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise DataError("weights must be finite and >= 0", path=labels_source,
+                            field=weight_col, fix="fix the weight column")
+    else:
+        w = np.ones(len(y))
+    npos, nneg = int(y.sum()), int(len(y) - y.sum())
+    need = max(min_per_class, folds)
+    for cls_name, cnt in (("permafrost (1)", npos), ("no permafrost (0)", nneg)):
+        if cnt < need:
+            raise DataError(
+                f"too few labels of class {cls_name}: {cnt} usable (after dropping "
+                f"{sum(dropped.values())} on no-data), need at least {need}",
+                path=labels_source, field=label_col,
+                fix="add labels of that class or use fewer --folds")
+
+    geom = sub.geometry
+    mx, my = metric_xy(geom.x.to_numpy(), geom.y.to_numpy(), sub.crs)
+    if block_size is None:
+        bsize, rule = default_block_size(mx, my, y, seed=seed)
+    else:
+        bsize, rule = float(block_size), "given"
+    groups = None
+    if group_col and group_col in sub.columns:
+        groups = sub[group_col].to_numpy(dtype=object)
+    merged = merge_groups(block_ids(mx, my, bsize), groups)
+    spatial_folds = make_folds(y, n_splits=folds, groups=merged, seed=seed, kind="spatial")
+
+    def factory():
+        est = make_estimator(model, device=device_used, seed=seed, params=params)
+        return est
+
+    t1 = time.perf_counter()
+    raw, cal, sp_folds, fold_models = _cross_fit(factory, X, y, w, spatial_folds,
+                                                 calibration=calibration, threshold=threshold,
+                                                 names=names)
+    t2 = time.perf_counter()
+    rd_folds: list = []
+    if random_cv:
+        rfolds = make_folds(y, n_splits=folds, seed=seed, kind="random")
+        _r, _c, rd_folds, _m = _cross_fit(factory, X, y, w, rfolds, calibration=calibration,
+                                          threshold=threshold, names=names)
+    t3 = time.perf_counter()
+    final = factory().fit(pd.DataFrame(X, columns=names), y, sample_weight=w)
+    cal_params = fit_calibration(raw, y, method=calibration, sample_weight=w)
+    importance = _importance(final, X, names, seed=seed)
+    t4 = time.perf_counter()
+
+    oof = binary_metrics(y, cal, sample_weight=w, threshold=threshold)
+    oof_raw = binary_metrics(y, raw, sample_weight=w, threshold=threshold)
+    report = TrainReport(
+        model=model, device=device_used, device_reason=device_reason, n_labels_in=n_in,
+        n_labels_used=int(len(y)), n_positive=npos, n_negative=nneg, dropped=dropped,
+        block_size_m=float(bsize), block_size_rule=rule, n_folds=folds,
+        spatial_folds=sp_folds, spatial_summary=summarise_folds(sp_folds),
+        random_folds=rd_folds, random_summary=summarise_folds(rd_folds) if rd_folds else {},
+        oof_metrics=oof, oof_metrics_raw=oof_raw,
+        reliability=reliability_curve(cal, y, sample_weight=w),
+        reliability_raw=reliability_curve(raw, y, sample_weight=w),
+        importance=importance, calibration=calibration, threshold=threshold,
+        seconds={"extract_and_folds": t1 - t0, "spatial_cv": t2 - t1, "random_cv": t3 - t2,
+                 "final_fit": t4 - t3, "total": t4 - t0},
+    )
+    hp = {k: v for k, v in final.get_params().items() if k != "device"}
+    metadata = {
+        "model_kind": model,
+        "device": device_used,
+        "seed": seed,
+        "hyperparameters": hp,
+        "grid": grid_metadata(covariates_ds),
+        "training": {"n_labels_in": n_in, "n_labels_used": int(len(y)), "n_positive": npos,
+                     "n_negative": nneg, "dropped": dropped,
+                     "data_sha256": hash_training_data(X, y, w, names),
+                     "label_column": label_col, "group_column": group_col,
+                     "weight_column": weight_col},
+        "cv": {"block_size_m": float(bsize), "block_size_rule": rule, "folds": folds,
+               "threshold": threshold, "spatial": {"per_fold": sp_folds,
+                                                   "summary": report.spatial_summary},
+               "random": {"per_fold": rd_folds, "summary": report.random_summary},
+               "oof_calibrated": oof, "oof_raw": oof_raw},
+        "calibration": {"method": calibration, "fitted_on": "spatial-CV out-of-fold predictions",
+                        "reliability": report.reliability,
+                        "reliability_raw": report.reliability_raw},
+        "importance": importance,
+        "fold_models": "spatial-CV fold models (raw predictors) in folds/" if keep_fold_models
+        else "not kept",
+        "versions": _versions(),
+    }
+    pzi = PZIModel(predictor=final.raw_predictor(), calibration=cal_params, feature_names=names,
+                   metadata=metadata, fold_models=fold_models if keep_fold_models else [])
+    log.info("trained %s on %d labels (%s), spatial AUC %.3f", model, len(y), device_used,
+             report.spatial_summary["auc"]["mean"] or float("nan"))
+    return pzi, report
+
+
+def train_from_files(labels_path, covariates, out_dir, *, layer: str | None = None,
+                     like=None, chunks: int = 1024, **kwargs) -> tuple[PZIModel, TrainReport]:
+    """Read labels and covariates from files, :func:`train_model`, and save the artefact.
+
+    Parameters
+    ----------
+    labels_path : path-like
+        Point labels (GeoPackage or any vector format GDAL reads).
+    covariates : path-like
+        Directory of GeoTIFFs or a TOML stack file (:func:`permafrost.covariates.build_stack`).
+    out_dir : path-like
+        Model directory to write (atomically).
+    layer : str, optional
+        Layer of the labels file.
+    like : path-like, optional
+        Target-grid raster for a covariate directory.
+    chunks : int
+        Dask chunk size of the covariate stack.
+    **kwargs
+        Passed to :func:`train_model`.
+    """
+    from permafrost.covariates import build_stack  # noqa: PLC0415
+    from permafrost.io.vectors import read_vector  # noqa: PLC0415
+
+    labels = read_vector(labels_path, layer=layer)
+    ds = build_stack(covariates, chunks=chunks, like=like)
+    model, report = train_model(labels, ds, labels_source=labels_path,
+                                covariates_source=covariates, **kwargs)
+    model.metadata["inputs"] = {"labels": str(labels_path), "covariates": str(covariates)}
+    model.save(out_dir)
+    return model, report

@@ -1,0 +1,702 @@
+"""Chunked PZI prediction: a trained model applied to a covariate stack, block by block.
+
+The region is cut into square blocks (``chunk`` pixels a side).  Each block's covariates
+are read, stacked in the model's feature order, the pixels that have every covariate and
+lie outside the mask are predicted (XGBoost ``inplace_predict``, on the CPU with NumPy or
+on the GPU with CuPy) and calibrated; the result is saved to a block cache.  The PZI,
+the optional zone raster and the optional uncertainty raster are then streamed from the
+cache into Cloud-Optimized GeoTIFFs by :func:`permafrost.io.rasters.write_cog` (tiled
+GeoTIFF with a lock, then GDAL's COG copy, atomically).  Peak memory depends on the
+block size and the number of threads or workers, not on the size of the region.
+
+Why a block cache: a run killed at any point leaves the target untouched (outputs are
+written through a temporary file and a rename) and the finished blocks on disk; the
+rerun reuses them (the cache is keyed by the model's hash, the covariate files, the mask,
+the grid, the block size and the device) and produces the same bytes, because every
+pixel's value depends only on its own covariates and the output bytes only on the
+values and tags.  The cache is removed once the outputs are written.
+
+Where the work runs (NumPy / CuPy, threads / local cluster / remote cluster) is chosen
+in :mod:`permafrost.backends`; this module only calls it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as dsa
+import numpy as np
+import xarray as xr
+from affine import Affine
+
+from permafrost.area import ZONE_CODES, classify_zones
+from permafrost.backends import (
+    array_module,
+    open_executor,
+    resolve_device,
+    to_host,
+)
+from permafrost.errors import CRSError, DataError, GridMismatchError, InputError, ModelError
+from permafrost.io._atomic import TMP_MARK, atomic_path, atomic_write_text
+from permafrost.io.rasters import (
+    RASTER_SUFFIXES,
+    grids_equal,
+    read_covariate_stack,
+    read_raster,
+    set_gdal_cache,
+    write_cog,
+)
+
+__all__ = [
+    "PredictResult",
+    "model_fingerprint",
+    "predict_block",
+    "predict_raster",
+]
+
+log = logging.getLogger(__name__)
+
+#: nodata code of the zone raster (as :func:`permafrost.area.classify_zones` writes it)
+ZONE_NODATA = 255
+
+#: version of the block-cache layout (part of the cache key)
+_CACHE_FORMAT = 1
+
+
+# ----------------------------------------------------------------------------- science
+
+
+def predict_block(
+    model: Any,
+    block: Any,
+    *,
+    excluded: Any = None,
+    device: str = "cpu",
+    uncertainty: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None, dict[str, int]]:
+    """Predict the PZI of one block of covariates.
+
+    Parameters
+    ----------
+    model : PZIModel
+        A loaded model (:func:`permafrost.models.load_model`).
+    block : array, shape (n_features, ny, nx)
+        Covariates [their own units] in the model's feature order, float; NaN where
+        missing.  NumPy, or CuPy for ``device="cuda"``.
+    excluded : array of bool, shape (ny, nx), optional
+        True where the mask excludes the pixel (glaciers, lakes...).
+    device : {"cpu", "cuda"}
+        Where XGBoost predicts (a resolved device, see
+        :func:`permafrost.backends.resolve_device`); on ``cuda`` the block is moved to
+        the GPU as a CuPy array and handed straight to ``inplace_predict``.
+    uncertainty : bool
+        Also return the spread of the fold models.
+
+    Returns
+    -------
+    pzi : numpy.ndarray of float32, shape (ny, nx)
+        Calibrated permafrost probability [-] in [0, 1]; NaN where a covariate is
+        missing or the pixel is excluded.
+    spread : numpy.ndarray of float32 or None
+        Population standard deviation [-] of the calibrated PZI of the fold models.
+    counts : dict
+        ``pixels``, ``valid`` (predicted), ``missing`` (some covariate missing) and
+        ``masked`` (all covariates present but excluded by the mask).
+
+    Notes
+    -----
+    Only valid pixels are passed to the model; tree-ensemble predictions are
+    row-independent, so the values equal those of one prediction on the whole array.
+    """
+    xp = array_module(device)
+    b = xp.asarray(block)
+    if b.dtype != np.float32:
+        b = b.astype(np.float32)
+    nf, ny, nx = b.shape
+    missing = xp.isnan(b).any(axis=0).ravel()
+    valid = ~missing
+    n_masked = 0
+    if excluded is not None:
+        ex = xp.asarray(excluded).ravel().astype(bool)
+        n_masked = int(xp.count_nonzero(ex & valid))
+        valid &= ~ex
+    n_valid = int(xp.count_nonzero(valid))
+    pzi = xp.full(ny * nx, np.nan, dtype=np.float32)
+    spread = xp.full(ny * nx, np.nan, dtype=np.float32) if uncertainty else None
+    if n_valid:
+        X = xp.ascontiguousarray(b.reshape(nf, ny * nx)[:, valid].T)
+        dev = device if device == "cuda" else None
+        p = model.calibrate(model.predict_raw(X, device=dev))
+        pzi[valid] = xp.clip(xp.asarray(p, dtype=np.float32), 0.0, 1.0)
+        if uncertainty:
+            spread[valid] = _fold_spread(model, X, xp=xp, device=dev)
+    counts = {"pixels": int(ny * nx), "valid": n_valid, "missing": int(xp.count_nonzero(missing)),
+              "masked": n_masked}
+    pzi_h = to_host(pzi).reshape(ny, nx)
+    spread_h = None if spread is None else to_host(spread).reshape(ny, nx)
+    return pzi_h, spread_h, counts
+
+
+def _fold_spread(model: Any, X: Any, *, xp: Any, device: str | None) -> Any:
+    """Population standard deviation of the calibrated predictions of the fold models."""
+    folds = list(getattr(model, "fold_models", None) or [])
+    preds = []
+    for fm in folds:
+        if hasattr(fm, "predict"):  # permafrost.model_io raw predictors
+            raw = fm.predict(X, device=device)
+        else:  # a bare xgboost.Booster
+            raw = fm.inplace_predict(X)
+        preds.append(xp.asarray(model.calibrate(raw), dtype=np.float64))
+    stack = xp.stack(preds)
+    return xp.std(stack, axis=0).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- orchestration
+
+
+@dataclass
+class PredictResult:
+    """What :func:`predict_raster` wrote and counted.
+
+    Pixel counts partition the grid: ``valid + missing + masked == pixels``.
+    """
+
+    pzi: Path
+    zones: Path | None
+    uncertainty: Path | None
+    device: str
+    backend: str
+    shape: tuple[int, int]
+    pixels: int
+    valid: int
+    missing: int
+    masked: int
+    blocks: int
+    blocks_reused: int
+    seconds: float
+    predict_seconds: float
+    write_seconds: float
+    features: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pixels_per_second(self) -> float:
+        """End-to-end speed [pixels s-1] (all pixels of the grid over the whole run)."""
+        return self.pixels / self.seconds if self.seconds > 0 else float("inf")
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+        d["pixels_per_second"] = self.pixels_per_second
+        return d
+
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+def predict_raster(
+    model: Any,
+    covariates: Any,
+    out: str | os.PathLike,
+    *,
+    zones: str | os.PathLike | None = None,
+    uncertainty: str | os.PathLike | None = None,
+    mask: str | os.PathLike | None = None,
+    chunk: int = 1024,
+    device: str = "auto",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    threads: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    resume: bool = True,
+    progress: ProgressCallback | None = None,
+) -> PredictResult:
+    """Predict the PZI of a whole region block by block and write it as a COG.
+
+    Parameters
+    ----------
+    model : path-like or PZIModel
+        A model directory (loaded with :func:`permafrost.models.load_model`) or a loaded
+        model.
+    covariates : path-like, sequence of paths, xarray.Dataset or callable
+        A directory of covariate rasters on one grid (one per file, named by its stem),
+        a list of files, a Dataset (with a CRS), or a callable ``f(chunks=...)``
+        returning such a Dataset (e.g. a stack file's builder).
+    out : path-like
+        Destination of the PZI COG (float32 [-] in [0, 1], nodata NaN).
+    zones : path-like, optional
+        Also write the zone raster (uint8 codes of :data:`permafrost.area.ZONE_CODES`,
+        from :func:`permafrost.area.classify_zones`; nodata 255).
+    uncertainty : path-like, optional
+        Also write the spread (population standard deviation [-]) of the calibrated
+        PZI of the model's fold models; needs a model with fold models.
+    mask : path-like, optional
+        Areas to exclude (nodata in every output): polygons (glaciers, lakes; any
+        vector format, any CRS; pixel centres inside a polygon are excluded) or a raster
+        on the covariates' grid (non-zero, non-nodata pixels are excluded).
+    chunk : int
+        Block side [pixels]; peak memory grows with ``chunk**2`` times the number of
+        covariates and of threads or workers.
+    device : {"auto", "cpu", "cuda"}
+        Where XGBoost predicts.
+    workers : int, optional
+        Run on a local Dask cluster of this many worker processes.
+    scheduler : str, optional
+        Run on an existing Dask cluster (scheduler address); its workers must share the
+        file system.
+    threads : int, optional
+        Threads of the default threaded scheduler (default: all usable CPUs).
+    cache_dir : path-like, optional
+        Block cache directory (default ``.<out name>.pfblocks`` beside ``out``); it is
+        removed after a successful run and kept after a failure so that a rerun reuses
+        the finished blocks.  Needs 4 bytes per pixel (8 with ``uncertainty``).
+    resume : bool
+        Reuse finished blocks of an interrupted run with the same inputs.
+    progress : callable, optional
+        ``progress(stage, done, total)``: stage ``"predict"`` counts pixels, stage
+        ``"write"`` counts output files.
+
+    Returns
+    -------
+    PredictResult
+
+    Raises
+    ------
+    ModelError
+        The covariates lack features of the model, or an uncertainty raster is asked
+        for a model without fold models.
+    InputError, DataError, GridMismatchError, CRSError
+        Bad options or inputs (named in the message).
+    """
+    t0 = time.perf_counter()
+    set_gdal_cache()  # GDAL_CACHEMAX: 256 MB unless the environment sets it (DESIGN §6)
+    chunk = int(chunk)
+    if chunk < 16:
+        raise InputError(f"chunk must be at least 16 pixels, got {chunk}", field="chunk",
+                         fix="use e.g. --chunk 1024")
+    out = Path(out)
+    outputs = [Path(p) for p in (out, zones, uncertainty) if p is not None]
+    if len({p.resolve() for p in outputs}) != len(outputs):
+        raise InputError("the PZI, zone and uncertainty outputs must be different files",
+                         path=out, fix="give each output its own path")
+    pzi_model, model_path = _load(model)
+    if uncertainty is not None and not list(getattr(pzi_model, "fold_models", None) or []):
+        raise ModelError("the model has no fold models, so no uncertainty raster can be made",
+                         path=model_path, field="fold_models",
+                         fix="train with the fold models kept, or drop --uncertainty")
+    dev = resolve_device(device)
+
+    ds, cov_source = _open_covariates(covariates, chunk=chunk)
+    features = list(pzi_model.feature_names)
+    pzi_model.check_features(list(ds.data_vars), source=cov_source)
+    extra = sorted(set(ds.data_vars) - set(features))
+    if extra:
+        log.info("covariates not used by the model: %s", ", ".join(extra))
+    if ds.rio.crs is None:
+        raise CRSError("the covariate stack has no CRS", path=cov_source,
+                       fix="write one to the rasters")
+    ny, nx = int(ds.rio.height), int(ds.rio.width)
+    transform = ds.rio.transform()
+    # one tiny prediction here, so that a predictor that configures its booster on first
+    # use (device parameter) does so before threads share it
+    predict_block(pzi_model, np.zeros((len(features), 1, 1), np.float32), device=dev,
+                  uncertainty=uncertainty is not None)
+    arrays = [_as_dask(ds[f], chunk) for f in features]
+    chunks_yx = arrays[0].chunks
+    excluded, mask_info = _open_mask(mask, ds, chunk=chunk, transform=transform)
+
+    key = _cache_key(pzi_model, model_path, ds, features, mask_info, chunk, dev,
+                     uncertainty is not None)
+    default_cache = cache_dir is None
+    cache_root = Path(cache_dir) if cache_dir is not None else out.parent / f".{out.name}.pfblocks"
+    cache = cache_root / key[:32]
+    _prepare_cache(cache_root, cache, resume=resume, prune_others=default_cache)
+    _remove_stale_temporaries(outputs)
+
+    # --- phase 1: predict every block not yet in the cache
+    offs_y = np.concatenate([[0], np.cumsum(chunks_yx[0])]).astype(int)
+    offs_x = np.concatenate([[0], np.cumsum(chunks_yx[1])]).astype(int)
+    cov_delayed = [a.to_delayed(optimize_graph=False) for a in arrays]
+    mask_delayed = (excluded.to_delayed(optimize_graph=False)
+                    if isinstance(excluded, dsa.Array) else None)
+    model_d = dask.delayed(pzi_model, name=f"pzi-model-{key[:16]}", traverse=False)
+    geoms_d = (dask.delayed(excluded, name=f"pzi-maskgeoms-{key[:16]}", traverse=False)
+               if isinstance(excluded, _Polygons) else None)
+    counts_total = {"pixels": 0, "valid": 0, "missing": 0, "masked": 0}
+    tasks, task_pixels = [], []
+    n_blocks = reused = 0
+    done_pixels = 0
+    for iy in range(len(chunks_yx[0])):
+        for ix in range(len(chunks_yx[1])):
+            n_blocks += 1
+            bfile = cache / f"{iy}_{ix}.npy"
+            cached = _read_counts(bfile)
+            if cached is not None:
+                reused += 1
+                _add(counts_total, cached)
+                done_pixels += cached["pixels"]
+                continue
+            window = (int(offs_y[iy]), int(offs_x[ix]), int(chunks_yx[0][iy]),
+                      int(chunks_yx[1][ix]))
+            if mask_delayed is not None:
+                mblock = mask_delayed[iy, ix]
+            elif geoms_d is not None:
+                mblock = geoms_d
+            else:
+                mblock = None
+            task = dask.delayed(_block_task, pure=False)(
+                model_d, [c[iy, ix] for c in cov_delayed], mblock, window, tuple(transform),
+                dev, uncertainty is not None, str(bfile),
+                dask_key_name=f"pzi-block-{key[:16]}-{iy}-{ix}")
+            tasks.append(task)
+            task_pixels.append(window[2] * window[3])
+    total_pixels = ny * nx
+    if reused:
+        log.info("reusing %d of %d finished blocks from %s", reused, n_blocks, cache)
+    if progress is not None:
+        progress("predict", done_pixels, total_pixels)
+
+    def _on_done(i: int, counts: dict[str, int]) -> None:
+        nonlocal done_pixels
+        done_pixels += task_pixels[i]
+        if progress is not None:
+            progress("predict", done_pixels, total_pixels)
+
+    with open_executor(workers=workers, scheduler=scheduler, threads=threads) as ex:
+        backend = ex.backend
+        results = ex.run(tasks, _on_done)
+    for c in results:
+        _add(counts_total, c)
+    t1 = time.perf_counter()
+    if counts_total["valid"] == 0:
+        log.warning("no pixel could be predicted (%d missing a covariate, %d masked)",
+                    counts_total["missing"], counts_total["masked"])
+
+    # --- phase 2: stream the cache into COGs (threads of this process)
+    tags = _provenance(pzi_model, model_path, ds, features, cov_source, mask_info, dev)
+    coords = {"y": ds["y"].values, "x": ds["x"].values}
+    n_out = len(outputs)
+    written = 0
+
+    def _layer(i: int) -> xr.DataArray:
+        arr = dsa.map_blocks(_load_block, dtype=np.float32, chunks=chunks_yx, cache=str(cache),
+                             layer=i, meta=np.empty((0, 0), np.float32),
+                             name=f"pzi-cache-{key[:16]}-{i}")
+        # write in blocks of >= 1024 pixels: each written chunk costs a file open/lock
+        k = max(1, 1024 // chunk)
+        if k > 1:
+            arr = arr.rechunk((k * chunk, k * chunk))
+        return xr.DataArray(arr, dims=("y", "x"), coords=coords).rio.write_crs(ds.rio.crs)\
+            .rio.write_transform(transform)
+
+    def _wrote() -> None:
+        nonlocal written
+        written += 1
+        if progress is not None:
+            progress("write", written, n_out)
+
+    if progress is not None:
+        progress("write", 0, n_out)
+    with dask.config.set(scheduler="threads", num_workers=threads or None):
+        pzi_da = _layer(0)
+        write_cog(pzi_da, out, nodata=np.nan, dtype="float32",
+                  description="PZI: permafrost probability [-]",
+                  tags={**tags, "PZI_CONTENT": "calibrated permafrost probability, float32 [0, 1]"})
+        _wrote()
+        if zones is not None:
+            zda = pzi_da.copy(data=pzi_da.data.map_blocks(classify_zones, dtype=np.uint8))
+            legend = ", ".join(f"{c}={n}" for n, c in sorted(ZONE_CODES.items(),
+                                                              key=lambda kv: kv[1]))
+            write_cog(zda, zones, nodata=ZONE_NODATA, dtype="uint8",
+                      description="permafrost zone", overview_resampling="nearest",
+                      tags={**tags, "PZI_CONTENT": f"permafrost zones (Brown et al. 1997): "
+                            f"{legend}, {ZONE_NODATA}=nodata; limits 0.01/0.1/0.5/0.9, "
+                            "lower bound inclusive"})
+            _wrote()
+        if uncertainty is not None:
+            write_cog(_layer(1), uncertainty, nodata=np.nan, dtype="float32",
+                      description="PZI spread of the fold models [-]",
+                      tags={**tags, "PZI_CONTENT": "population standard deviation of the "
+                            "calibrated PZI of the fold models [-]",
+                            "PZI_FOLD_MODELS": str(len(pzi_model.fold_models))})
+            _wrote()
+    shutil.rmtree(cache, ignore_errors=True)
+    if default_cache:
+        try:
+            cache_root.rmdir()
+        except OSError:
+            pass
+    t2 = time.perf_counter()
+    return PredictResult(
+        pzi=out, zones=Path(zones) if zones is not None else None,
+        uncertainty=Path(uncertainty) if uncertainty is not None else None,
+        device=dev, backend=backend, shape=(ny, nx), pixels=total_pixels,
+        valid=counts_total["valid"], missing=counts_total["missing"],
+        masked=counts_total["masked"], blocks=n_blocks, blocks_reused=reused,
+        seconds=t2 - t0, predict_seconds=t1 - t0, write_seconds=t2 - t1,
+        features=features, tags=tags,
+    )
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _add(total: dict[str, int], part: Mapping[str, int]) -> None:
+    for k in total:
+        total[k] += int(part[k])
+
+
+def _load(model: Any) -> tuple[Any, Path | None]:
+    if isinstance(model, (str, os.PathLike)):
+        from permafrost.model_io import load_model
+
+        return load_model(model), Path(model)
+    for attr in ("feature_names", "predict_raw", "calibrate", "check_features"):
+        if not hasattr(model, attr):
+            raise ModelError(f"not a PZI model (no {attr!r})", field="model",
+                             fix="give a model directory or permafrost.models.load_model(...)")
+    return model, getattr(model, "path", None)
+
+
+def _open_covariates(covariates: Any, *, chunk: int) -> tuple[xr.Dataset, str]:
+    chunks = {"y": chunk, "x": chunk}
+    if isinstance(covariates, xr.Dataset):
+        return covariates, "<in-memory covariate stack>"
+    if callable(covariates):
+        ds = covariates(chunks=chunks)
+        if not isinstance(ds, xr.Dataset):
+            raise InputError("the covariate builder did not return an xarray Dataset",
+                             field="covariates", fix="return the stack as a Dataset")
+        return ds, getattr(covariates, "__name__", "<covariate builder>")
+    if isinstance(covariates, (str, os.PathLike)):
+        p = Path(covariates)
+        if p.suffix.lower() == ".toml":
+            try:
+                from permafrost.covariates import read_stack
+            except ImportError:
+                raise InputError("stack files (.toml) need permafrost.covariates, which "
+                                 "this installation lacks", path=p,
+                                 fix="give a directory of covariate rasters") from None
+            return read_stack(p, chunks=chunks), str(p)
+        return read_covariate_stack(p, chunks=chunks), str(p)
+    files = [Path(f) for f in covariates]
+    return read_covariate_stack(files, chunks=chunks), ",".join(str(f) for f in files)
+
+
+def _as_dask(da: xr.DataArray, chunk: int) -> dsa.Array:
+    arr = da.data
+    if not isinstance(arr, dsa.Array):
+        arr = dsa.from_array(np.asarray(arr), chunks=(chunk, chunk))
+    elif arr.chunks != dsa.core.normalize_chunks((chunk, chunk), arr.shape):
+        arr = arr.rechunk((chunk, chunk))
+    return arr
+
+
+class _Polygons:
+    """Mask polygons in the grid's CRS with their bounds, rasterised per block."""
+
+    def __init__(self, geoms: np.ndarray) -> None:
+        import shapely
+
+        self.geoms = geoms
+        self.bounds = shapely.bounds(geoms) if len(geoms) else np.empty((0, 4))
+
+    def rasterize(self, window: tuple[int, int, int, int], transform: Affine) -> np.ndarray:
+        from rasterio.features import rasterize
+
+        r0, c0, h, w = window
+        t = transform @ Affine.translation(c0, r0)
+        xs = [t.c, t.c + t.a * w]
+        ys = [t.f, t.f + t.e * h]
+        b = self.bounds
+        hit = ((b[:, 0] <= max(xs)) & (b[:, 2] >= min(xs)) & (b[:, 1] <= max(ys))
+               & (b[:, 3] >= min(ys)))
+        if not hit.any():
+            return np.zeros((h, w), dtype=bool)
+        burned = rasterize(((g, 1) for g in self.geoms[hit]), out_shape=(h, w), transform=t,
+                           fill=0, dtype="uint8", all_touched=False)
+        return burned.astype(bool)
+
+
+def _open_mask(mask: Any, ds: xr.Dataset, *, chunk: int, transform: Affine
+               ) -> tuple[Any, dict[str, Any] | None]:
+    """The mask as a boolean Dask array (raster) or :class:`_Polygons` (vector)."""
+    if mask is None:
+        return None, None
+    p = Path(mask)
+    from permafrost.io.vectors import VECTOR_SUFFIXES, read_vector
+
+    fp = _file_fingerprint(p) if p.exists() else None
+    if p.suffix.lower() in VECTOR_SUFFIXES:
+        gdf = read_vector(p, allow_empty=True)
+        gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+        gdf = gdf.to_crs(ds.rio.crs)
+        polys = gdf.geometry.values
+        kinds = [str(t) for t in polys.geom_type] if len(polys) else []
+        bad = [t for t in set(kinds) if "Polygon" not in t]
+        if bad:
+            raise DataError(f"mask geometries must be polygons, found {sorted(bad)}", path=p,
+                            field="geometry", fix="give glacier/lake outlines as polygons")
+        log.info("mask: %d polygons from %s", len(polys), p)
+        return _Polygons(np.asarray(polys)), {"path": str(p.resolve()), "kind": "vector",
+                                              "features": len(polys), "fingerprint": fp}
+    if p.suffix.lower() in RASTER_SUFFIXES or p.exists():
+        m = read_raster(p, chunks={"y": chunk, "x": chunk})
+        first = ds[next(iter(ds.data_vars))]
+        if not grids_equal(m, first):
+            raise GridMismatchError(
+                f"the mask raster is not on the covariates' grid (shape {m.rio.shape} vs "
+                f"{first.rio.shape}, CRS {m.rio.crs} vs {first.rio.crs})", path=p,
+                fix="resample the mask to the covariate grid, or give polygons")
+        arr = _as_dask(m, chunk)
+        excluded = (arr != 0) & ~dsa.isnan(arr)
+        return excluded, {"path": str(p.resolve()), "kind": "raster", "fingerprint": fp}
+    raise InputError("mask file not found", path=p, fix="check the path")
+
+
+def _block_task(model, cov_blocks, mask_block, window, transform, device, uncertainty,
+                cache_file):
+    """One Dask task: predict a block and save it to the cache; returns its counts."""
+    block = np.stack([np.asarray(c, dtype=np.float32) for c in cov_blocks])
+    if isinstance(mask_block, _Polygons):
+        excluded = mask_block.rasterize(window, Affine(*transform[:6]))
+    else:
+        excluded = None if mask_block is None else np.asarray(mask_block, dtype=bool)
+    pzi, spread, counts = predict_block(model, block, excluded=excluded, device=device,
+                                        uncertainty=uncertainty)
+    layers = pzi[None] if spread is None else np.stack([pzi, spread])
+    path = Path(cache_file)
+    atomic_write_text(path.with_suffix(".json"), json.dumps(counts, sort_keys=True))
+    with atomic_path(path, suffix=".npy") as tmp:
+        np.save(tmp, layers)
+    return counts
+
+
+def _read_counts(bfile: Path) -> dict[str, int] | None:
+    """Counts of a finished cached block (None when the block is not finished)."""
+    if not bfile.exists():
+        return None
+    try:
+        return {k: int(v) for k, v in json.loads(bfile.with_suffix(".json").read_text()).items()}
+    except (OSError, ValueError):
+        bfile.unlink(missing_ok=True)
+        return None
+
+
+def _load_block(*, cache: str, layer: int, block_info=None) -> np.ndarray:
+    iy, ix = block_info[None]["chunk-location"]
+    data = np.load(Path(cache) / f"{iy}_{ix}.npy", mmap_mode="r")
+    return np.array(data[layer])
+
+
+def _prepare_cache(root: Path, cache: Path, *, resume: bool, prune_others: bool) -> None:
+    if prune_others and root.is_dir():
+        for d in root.iterdir():
+            if d != cache:
+                shutil.rmtree(d, ignore_errors=True) if d.is_dir() else d.unlink(missing_ok=True)
+    if not resume and cache.exists():
+        shutil.rmtree(cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    for leftover in cache.glob(f"*{TMP_MARK}*"):
+        leftover.unlink(missing_ok=True)
+
+
+def _remove_stale_temporaries(outputs: Sequence[Path]) -> None:
+    """Temporary files of a killed earlier run for the same outputs (never the outputs)."""
+    for p in outputs:
+        if p.parent.is_dir():
+            for leftover in p.parent.glob(f"{p.name}{TMP_MARK}*"):
+                log.info("removing a temporary file left by an interrupted run: %s", leftover)
+                leftover.unlink(missing_ok=True)
+
+
+def _file_fingerprint(p: Path) -> list[Any]:
+    st = p.stat()
+    return [str(p.resolve()), st.st_size, st.st_mtime_ns]
+
+
+def model_fingerprint(model: Any, path: str | os.PathLike | None = None) -> str:
+    """SHA-256 of a model: of its directory's files when a path is known, else of its
+    booster and metadata."""
+    h = hashlib.sha256()
+    if path is not None and Path(path).is_dir():
+        root = Path(path)
+        for f in sorted(q for q in root.rglob("*") if q.is_file()):
+            h.update(str(f.relative_to(root)).encode())
+            h.update(f.read_bytes())
+        return h.hexdigest()
+    if path is not None and Path(path).is_file():
+        h.update(Path(path).read_bytes())
+        return h.hexdigest()
+    for pred in [getattr(model, "predictor", None), *list(getattr(model, "fold_models", []))]:
+        if hasattr(pred, "to_bytes"):
+            h.update(pred.to_bytes())
+        elif hasattr(pred, "save_raw"):  # a bare xgboost.Booster
+            h.update(bytes(pred.save_raw("json")))
+    h.update(json.dumps(getattr(model, "calibration", None), sort_keys=True, default=str).encode())
+    h.update(json.dumps(getattr(model, "metadata", {}), sort_keys=True, default=str).encode())
+    h.update(json.dumps(list(model.feature_names)).encode())
+    return h.hexdigest()
+
+
+def _covariate_sources(ds: xr.Dataset, features: Sequence[str]) -> dict[str, str]:
+    return {f: str(ds[f].attrs.get("source", "")) for f in features}
+
+
+def _cache_key(model, model_path, ds, features, mask_info, chunk, device, uncertainty) -> str:
+    from dask.base import tokenize
+
+    covs = {}
+    for f in features:
+        src = ds[f].attrs.get("source")
+        covs[f] = (_file_fingerprint(Path(src)) if src and Path(src).exists()
+                   else tokenize(ds[f].data))
+    payload = {
+        "format": _CACHE_FORMAT,
+        "model": model_fingerprint(model, model_path),
+        "features": list(features),
+        "covariates": covs,
+        "mask": mask_info,
+        "grid": [list(ds.rio.transform())[:6], [int(ds.rio.height), int(ds.rio.width)],
+                 str(ds.rio.crs)],
+        "chunk": chunk,
+        "device": device,
+        "uncertainty": bool(uncertainty),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _versions() -> str:
+    import rasterio
+    import xgboost
+
+    from permafrost import __version__
+
+    return (f"permafrost {__version__}; xgboost {xgboost.__version__}; numpy {np.__version__}; "
+            f"dask {dask.__version__}; rasterio {rasterio.__version__}; "
+            f"GDAL {rasterio.__gdal_version__}")
+
+
+def _provenance(model, model_path, ds, features, cov_source, mask_info, device
+                ) -> dict[str, str]:
+    """Dataset tags: deterministic (no time stamp, no backend), so reruns give equal bytes."""
+    return {
+        "PZI_MODEL": str(Path(model_path).resolve()) if model_path else "<in-memory model>",
+        "PZI_MODEL_SHA256": model_fingerprint(model, model_path),
+        "PZI_FEATURES": ",".join(features),
+        "PZI_COVARIATES": json.dumps(_covariate_sources(ds, features), sort_keys=True),
+        "PZI_COVARIATE_SOURCE": str(cov_source),
+        "PZI_MASK": json.dumps({k: v for k, v in (mask_info or {}).items()
+                                if k != "fingerprint"}, sort_keys=True) if mask_info else "none",
+        "PZI_DEVICE": device,
+        "PZI_VERSIONS": _versions(),
+    }

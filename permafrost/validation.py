@@ -1,0 +1,795 @@
+"""Validation of a PZI map against boreholes and against prior permafrost maps.
+
+Boreholes
+    Each map is sampled at the boreholes on its own native grid (the cell that contains the
+    borehole; no resampling) and scored with the confusion matrix at a threshold (PZI ≥ 0.5
+    = permafrost), accuracy, balanced accuracy, Cohen's kappa, ROC AUC, Brier score and a
+    reliability curve.  All maps are also scored on the *same* boreholes (those inside and
+    valid in every map) for the side-by-side table.
+
+Prior maps
+    A prior is categorical (class codes; a mapping says which codes are permafrost) or
+    continuous (permafrost where value ≥ a threshold).  It is put on the model grid by
+    nearest neighbour (GDAL warper): class-preserving (no invented mixed classes), no
+    smoothing of the model, and every comparison is made cell by cell on the model grid
+    where exact ellipsoidal cell areas are known (:mod:`permafrost.area`).  A coarse prior
+    cell is thus replicated over the model cells whose centres it contains.  The
+    agreement is area-weighted: a 2 × 2 area matrix, Cohen's kappa, missed and excess
+    area, intersection over reference and over model, the zone-by-class agreement matrix
+    and zone areas side by side over the common valid area.
+
+See ``docs/validation.md`` for every definition and its reference.
+
+References
+----------
+Cohen, J. (1960). A coefficient of agreement for nominal scales. Educ. Psychol. Meas. 20, 37–46.
+Brier, G. W. (1950). Verification of forecasts expressed in terms of probability. Mon. Weather
+    Rev. 78, 1–3.
+Hanley, J. A., McNeil, B. J. (1982). The meaning and use of the area under a ROC curve.
+    Radiology 143, 29–36.
+Brodersen, K. H. et al. (2010). The balanced accuracy and its posterior distribution. ICPR.
+Niculescu-Mizil, A., Caruana, R. (2005). Predicting good probabilities with supervised
+    learning. ICML (reliability diagrams).
+Congalton, R. G. (1991). A review of assessing the accuracy of classifications of remotely
+    sensed data. Remote Sens. Environ. 37, 35–46 (agreement matrices, kappa for maps).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyproj
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import xarray as xr
+from scipy.stats import rankdata
+
+from permafrost.area import auto_block_rows, cell_areas, classify_zones, grid_of
+from permafrost.errors import DataError
+
+__all__ = [
+    "PriorSpec",
+    "parse_prior_spec",
+    "confusion_counts",
+    "cohen_kappa",
+    "roc_auc",
+    "roc_curve",
+    "brier_score",
+    "reliability_curve",
+    "binary_metrics",
+    "sample_at_points",
+    "prior_to_binary",
+    "map_agreement",
+    "validate_from_files",
+]
+
+log = logging.getLogger(__name__)
+
+ZONE_NAMES = ["none", "isolated", "sporadic", "discontinuous", "continuous"]
+
+
+# --------------------------------------------------------------------------- point metrics
+def confusion_counts(y_true, y_pred, *, weights=None) -> dict:
+    """2 × 2 confusion counts (or weighted sums, e.g. areas) of binary labels.
+
+    Parameters
+    ----------
+    y_true, y_pred : array_like of {0, 1}
+        Observed and predicted presence [-].
+    weights : array_like, optional
+        Weight of each item (e.g. cell area [m²]); default 1.
+
+    Returns
+    -------
+    dict
+        ``tp``, ``fp``, ``fn``, ``tn``.
+    """
+    t = np.asarray(y_true).astype(bool)
+    p = np.asarray(y_pred).astype(bool)
+    w = np.ones(t.shape) if weights is None else np.asarray(weights, dtype="float64")
+    f = float if weights is not None else int
+    return {"tp": f(w[t & p].sum()), "fp": f(w[~t & p].sum()), "fn": f(w[t & ~p].sum()),
+            "tn": f(w[~t & ~p].sum())}
+
+
+def cohen_kappa(tp: float, fp: float, fn: float, tn: float) -> float | None:
+    """Cohen's kappa from a 2 × 2 table of counts or areas.
+
+    Parameters
+    ----------
+    tp, fp, fn, tn : float
+        Both positive, predicted only, observed only, both negative [count or m²].
+
+    Returns
+    -------
+    float or None
+        ``(p_o − p_e) / (1 − p_e)``; None when undefined (``p_e = 1``).
+
+    References
+    ----------
+    Cohen (1960), eq. 1.
+    """
+    n = tp + fp + fn + tn
+    if n <= 0:
+        return None
+    po = (tp + tn) / n
+    pe = ((tp + fp) * (tp + fn) + (tn + fn) * (tn + fp)) / (n * n)
+    if 1 - pe <= 1e-15:
+        return None
+    return (po - pe) / (1 - pe)
+
+
+def roc_auc(y_true, score) -> float | None:
+    """Area under the ROC curve, the Mann–Whitney probability with ties counted as 1/2.
+
+    Parameters
+    ----------
+    y_true : array_like of {0, 1}
+        Observed presence [-].
+    score : array_like
+        Predicted probability or any score [-].
+
+    Returns
+    -------
+    float or None
+        AUC [-]; None when only one class is present.
+
+    References
+    ----------
+    Hanley & McNeil (1982), eq. 1 (AUC = Wilcoxon–Mann–Whitney statistic).
+    """
+    y = np.asarray(y_true).astype(bool)
+    s = np.asarray(score, dtype="float64")
+    n1, n0 = int(y.sum()), int((~y).sum())
+    if n1 == 0 or n0 == 0:
+        return None
+    r = rankdata(s)
+    return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def roc_curve(y_true, score) -> dict:
+    """ROC curve points (false and true positive rates at each distinct score).
+
+    Parameters
+    ----------
+    y_true : array_like of {0, 1}
+        Observed presence [-].
+    score : array_like
+        Predicted probability [-].
+
+    Returns
+    -------
+    dict
+        ``fpr``, ``tpr`` (from (0, 0) to (1, 1)) and ``thresholds`` (score ≥ threshold is
+        positive; the first is +inf).
+
+    References
+    ----------
+    Fawcett, T. (2006). An introduction to ROC analysis. Pattern Recogn. Lett. 27, 861–874.
+    """
+    y = np.asarray(y_true).astype(bool)
+    s = np.asarray(score, dtype="float64")
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), y.size - 1] if y.size else np.array([], int)
+    tps = np.cumsum(y)[last]
+    fps = (last + 1) - tps
+    P, N = max(int(y.sum()), 1), max(int((~y).sum()), 1)
+    return {"fpr": np.r_[0.0, fps / N].tolist(), "tpr": np.r_[0.0, tps / P].tolist(),
+            "thresholds": [math.inf] + s[last].tolist()}
+
+
+def brier_score(y_true, p) -> float:
+    """Brier score, the mean squared difference between probability and outcome.
+
+    Parameters
+    ----------
+    y_true : array_like of {0, 1}
+        Observed presence [-].
+    p : array_like
+        Predicted probability of presence [-], in [0, 1].
+
+    References
+    ----------
+    Brier (1950), eq. 1 (two-category form divided by 2, as in scikit-learn).
+    """
+    y = np.asarray(y_true, dtype="float64")
+    q = np.asarray(p, dtype="float64")
+    return float(np.mean((q - y) ** 2))
+
+
+def reliability_curve(y_true, p, *, n_bins: int = 10) -> dict:
+    """Reliability (calibration) curve with uniform probability bins.
+
+    Parameters
+    ----------
+    y_true : array_like of {0, 1}
+        Observed presence [-].
+    p : array_like
+        Predicted probability [-] in [0, 1].
+    n_bins : int
+        Number of equal-width bins on [0, 1] [-]; a value on an inner edge goes to the
+        lower bin (as :func:`sklearn.calibration.calibration_curve`).
+
+    Returns
+    -------
+    dict
+        ``bin_edges``, and per bin ``count``, ``mean_predicted`` and ``observed_frequency``
+        (None for empty bins).
+
+    References
+    ----------
+    Niculescu-Mizil & Caruana (2005), §4 (reliability diagrams).
+    """
+    y = np.asarray(y_true, dtype="float64")
+    q = np.asarray(p, dtype="float64")
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    ids = np.searchsorted(edges[1:-1], q)
+    cnt = np.bincount(ids, minlength=n_bins)
+    sp = np.bincount(ids, weights=q, minlength=n_bins)
+    sy = np.bincount(ids, weights=y, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mp = np.where(cnt > 0, sp / np.maximum(cnt, 1), np.nan)
+        of = np.where(cnt > 0, sy / np.maximum(cnt, 1), np.nan)
+    return {"bin_edges": edges.tolist(), "count": cnt.tolist(),
+            "mean_predicted": [None if np.isnan(v) else float(v) for v in mp],
+            "observed_frequency": [None if np.isnan(v) else float(v) for v in of]}
+
+
+def binary_metrics(y_true, p, *, threshold: float = 0.5, n_bins: int = 10,
+                   probabilistic: bool = True) -> dict:
+    """All borehole metrics of a map: confusion matrix, accuracy, balanced accuracy, kappa,
+    AUC, Brier score, reliability curve and ROC curve.
+
+    Parameters
+    ----------
+    y_true : array_like of {0, 1}
+        Observed presence at the boreholes [-].
+    p : array_like
+        Map value at the boreholes: probability [-] (or a 0/1 class for categorical maps).
+    threshold : float
+        Presence when ``p ≥ threshold`` [-].
+    n_bins : int
+        Reliability bins [-].
+    probabilistic : bool
+        Whether ``p`` is a probability in [0, 1] (Brier and reliability are only computed
+        then).
+
+    Returns
+    -------
+    dict
+        ``n, n_pos, n_neg, tp, fp, fn, tn, accuracy, balanced_accuracy, sensitivity,
+        specificity, kappa, auc, brier, roc, reliability`` (None where undefined).
+
+    References
+    ----------
+    Cohen (1960); Hanley & McNeil (1982); Brier (1950); Brodersen et al. (2010);
+    Niculescu-Mizil & Caruana (2005).
+    """
+    y = np.asarray(y_true).astype(int)
+    q = np.asarray(p, dtype="float64")
+    if y.shape != q.shape:
+        raise DataError(f"labels and predictions differ in length ({y.size} vs {q.size})")
+    pred = q >= threshold
+    c = confusion_counts(y, pred)
+    n = y.size
+    sens = c["tp"] / (c["tp"] + c["fn"]) if (c["tp"] + c["fn"]) else None
+    spec = c["tn"] / (c["tn"] + c["fp"]) if (c["tn"] + c["fp"]) else None
+    out = {
+        "n": int(n), "n_pos": int(y.sum()), "n_neg": int(n - y.sum()), **c,
+        "accuracy": (c["tp"] + c["tn"]) / n if n else None,
+        "sensitivity": sens, "specificity": spec,
+        "balanced_accuracy": (sens + spec) / 2 if sens is not None and spec is not None else None,
+        "kappa": cohen_kappa(c["tp"], c["fp"], c["fn"], c["tn"]),
+        "auc": roc_auc(y, q) if n else None,
+        "brier": brier_score(y, q) if (probabilistic and n) else None,
+        "threshold": threshold,
+    }
+    out["roc"] = roc_curve(y, q) if out["auc"] is not None else None
+    out["reliability"] = reliability_curve(y, q, n_bins=n_bins) if (probabilistic and n) else None
+    return out
+
+
+# --------------------------------------------------------------------------- sampling
+def sample_at_points(da: xr.DataArray, x, y, *, crs) -> tuple[np.ndarray, np.ndarray]:
+    """Values of a raster at points (the cell containing each point; no interpolation).
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        2-D raster with a CRS (may be Dask-backed: only the chunks holding points are read).
+    x, y : array_like
+        Point coordinates in ``crs`` [CRS units].
+    crs : CRS-like
+        CRS of the points.
+
+    Returns
+    -------
+    values : numpy.ndarray
+        float64; NaN outside the raster or at nodata.
+    inside : numpy.ndarray of bool
+        Whether each point lies inside the raster extent.
+    """
+    grid = grid_of(da)
+    xs, ys = np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64")
+    pcrs = pyproj.CRS.from_user_input(crs)
+    if pcrs != grid.crs:
+        xs, ys = pyproj.Transformer.from_crs(pcrs, grid.crs, always_xy=True).transform(xs, ys)
+    col, row = (~grid.transform) @ (np.asarray(xs), np.asarray(ys))
+    col, row = np.floor(col).astype("int64"), np.floor(row).astype("int64")
+    inside = (row >= 0) & (row < grid.shape[0]) & (col >= 0) & (col < grid.shape[1])
+    vals = np.full(xs.shape, np.nan)
+    if inside.any():
+        sub = da.isel({da.dims[0]: xr.DataArray(row[inside], dims="pt"),
+                       da.dims[1]: xr.DataArray(col[inside], dims="pt")})
+        vals[inside] = np.asarray(sub.values, dtype="float64")
+    return vals, inside
+
+
+# --------------------------------------------------------------------------- priors
+_SPEC = re.compile(r"^(?P<name>[^=]+)=(?P<path>.+?):(?P<kind>categorical|continuous)"
+                   r"(?::(?P<a>[^:]*))?(?::(?P<b>[^:]*))?$")
+
+
+@dataclass(frozen=True)
+class PriorSpec:
+    """A prior map and how to read it as permafrost / not permafrost.
+
+    ``kind='categorical'``: ``permafrost_codes`` are permafrost; ``other_codes`` (if given)
+    are not, and any other code is an error; without ``other_codes`` every other valid code
+    is non-permafrost.  ``kind='continuous'``: permafrost where value ≥ ``threshold``.
+    """
+
+    name: str
+    path: Path
+    kind: str
+    permafrost_codes: tuple = ()
+    other_codes: tuple | None = None
+    threshold: float = 0.5
+    meta: dict = field(default_factory=dict, compare=False)
+
+
+def _codes(text: str, spec: str) -> tuple:
+    try:
+        return tuple(int(float(v)) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise DataError(f"class codes must be integers separated by commas, got {text!r}",
+                        field="--prior",
+                        fix=f"e.g. NAME=FILE:categorical:1 (in {spec!r})") from None
+
+
+def parse_prior_spec(spec: str) -> PriorSpec:
+    """Parse ``NAME=FILE:categorical:CODES[:OTHER_CODES]`` or ``NAME=FILE:continuous:THRESHOLD``.
+
+    Examples: ``survey=maps/survey.tif:categorical:1``, ``survey=s.tif:categorical:1:2``,
+    ``obu=obu2019.tif:continuous:0.5``.
+    """
+    m = _SPEC.match(spec.strip())
+    if not m:
+        raise DataError(f"cannot parse prior map {spec!r}", field="--prior",
+                        fix="write NAME=FILE:categorical:1[:2] or NAME=FILE:continuous:0.5")
+    name, path, kind, a, b = (m.group(k) for k in ("name", "path", "kind", "a", "b"))
+    if kind == "categorical":
+        pf = _codes(a or "", spec)
+        if not pf:
+            raise DataError(f"no permafrost class code given in {spec!r}", field="--prior",
+                            fix="e.g. NAME=FILE:categorical:1")
+        other = _codes(b, spec) if b else None
+        if other and set(pf) & set(other):
+            raise DataError(f"codes {sorted(set(pf) & set(other))} are both permafrost and not "
+                            f"in {spec!r}", field="--prior", fix="list each code once")
+        return PriorSpec(name.strip(), Path(path), kind, pf, other)
+    try:
+        thr = float(a) if a else 0.5
+    except ValueError:
+        raise DataError(f"threshold must be a number, got {a!r}", field="--prior",
+                        fix="e.g. NAME=FILE:continuous:0.5") from None
+    return PriorSpec(name.strip(), Path(path), kind, threshold=thr)
+
+
+def prior_to_binary(values, spec: PriorSpec) -> np.ndarray:
+    """Permafrost (1.0) / not (0.0) / unknown (NaN) from prior map values.
+
+    Parameters
+    ----------
+    values : array_like
+        Prior map values (class codes or continuous values; NaN = nodata).
+    spec : PriorSpec
+        How to read the map.
+    """
+    v = np.asarray(values, dtype="float64")
+    out = np.full(v.shape, np.nan)
+    ok = ~np.isnan(v)
+    if spec.kind == "categorical":
+        out[ok] = np.isin(v[ok], spec.permafrost_codes).astype("float64")
+        if spec.other_codes is not None:
+            out[ok & ~np.isin(v, spec.permafrost_codes) & ~np.isin(v, spec.other_codes)] = np.nan
+    else:
+        out[ok] = (v[ok] >= spec.threshold).astype("float64")
+    return out
+
+
+def check_prior_codes(da: xr.DataArray, spec: PriorSpec, *, block_rows: int = 1024) -> dict:
+    """Class codes present in a categorical prior (streamed); unknown codes are an error.
+
+    Returns
+    -------
+    dict
+        ``{code: cell_count}`` of the valid codes.
+
+    Raises
+    ------
+    DataError
+        A code not declared (when ``other_codes`` is given), a permafrost code that never
+        occurs, or non-integer values.
+    """
+    counts: dict = {}
+    n = da.shape[0]
+    for r0 in range(0, n, block_rows):
+        v = np.asarray(da.isel({da.dims[0]: slice(r0, r0 + block_rows)}).values)
+        v = v[~np.isnan(v)] if v.dtype.kind == "f" else v.ravel()
+        if v.size and np.any(v != np.round(v)):
+            raise DataError("a categorical prior map has non-integer values", path=spec.path,
+                            field=spec.name,
+                            fix="declare it NAME=FILE:continuous:THRESHOLD instead")
+        u, c = np.unique(v.astype("int64"), return_counts=True)
+        for a, b in zip(u.tolist(), c.tolist(), strict=True):
+            counts[a] = counts.get(a, 0) + b
+    if not counts:
+        raise DataError("the prior map holds only nodata", path=spec.path, field=spec.name,
+                        fix="check the file and its nodata value")
+    if spec.other_codes is not None:
+        unknown = sorted(set(counts) - set(spec.permafrost_codes) - set(spec.other_codes))
+        if unknown:
+            cells = ", ".join(f"{k}: {counts[k]} cells" for k in unknown[:5])
+            raise DataError(
+                f"unknown class codes {unknown} ({cells}); declared permafrost "
+                f"{list(spec.permafrost_codes)}, other {list(spec.other_codes)}",
+                path=spec.path, field=spec.name,
+                fix="add the codes to the mapping (NAME=FILE:categorical:PF_CODES:OTHER_CODES) "
+                    "or set them as the file's nodata")
+    missing = sorted(set(spec.permafrost_codes) - set(counts))
+    if missing and not (set(spec.permafrost_codes) & set(counts)):
+        raise DataError(f"permafrost class codes {missing} do not occur in the map "
+                        f"(codes present: {sorted(counts)})", path=spec.path, field=spec.name,
+                        fix="check the class mapping, e.g. NAME=FILE:categorical:1")
+    return counts
+
+
+# --------------------------------------------------------------------------- map agreement
+def _binary_agreement(both, model_only, prior_only, neither) -> dict:
+    n = both + model_only + prior_only + neither
+    model, ref = both + model_only, both + prior_only
+    return {
+        "common_km2": n / 1e6,
+        "both_km2": both / 1e6, "model_only_km2": model_only / 1e6,
+        "prior_only_km2": prior_only / 1e6, "neither_km2": neither / 1e6,
+        "model_permafrost_km2": model / 1e6, "prior_permafrost_km2": ref / 1e6,
+        "missed_km2": prior_only / 1e6, "excess_km2": model_only / 1e6,
+        "intersection_over_reference": both / ref if ref > 0 else None,
+        "intersection_over_model": both / model if model > 0 else None,
+        "overall_agreement": (both + neither) / n if n > 0 else None,
+        "kappa": cohen_kappa(both, model_only, prior_only, neither),
+    }
+
+
+def map_agreement(
+    model: xr.DataArray,
+    priors: Mapping[str, tuple[xr.DataArray, PriorSpec]],
+    *,
+    threshold: float = 0.5,
+    mask: xr.DataArray | None = None,
+    mask_vector=None,
+    block_rows: int = 512,
+) -> dict:
+    """Area-weighted agreement of a PZI map with prior maps on the model grid, streamed.
+
+    Parameters
+    ----------
+    model : xarray.DataArray
+        PZI [-], 2-D with a CRS (Dask-backed for large maps).
+    priors : mapping
+        ``name -> (aligned prior on the model grid, PriorSpec)``.
+    threshold : float
+        Model permafrost where PZI ≥ threshold [-].
+    mask : xarray.DataArray, optional
+        Non-zero cells excluded (glaciers, lakes), on the model grid.
+    mask_vector : geopandas.GeoDataFrame, optional
+        Polygons excluded (cell centre inside), rasterised block by block.
+    block_rows : int
+        Rows per block [-].
+
+    Returns
+    -------
+    dict
+        ``per_prior`` (binary agreement, agreement matrix model zones × prior classes [km²],
+        zone areas side by side) and ``pairwise`` kappa between every two maps (cells valid
+        in both).
+
+    References
+    ----------
+    Cohen (1960); Congalton (1991).
+    """
+    from permafrost.area import _rasterize_block, _shapes_in_crs
+
+    grid = grid_of(model)
+    mask_shapes = []
+    if mask_vector is not None:
+        mv, _ = _shapes_in_crs(mask_vector, grid.crs, "mask")
+        mask_shapes = [(g, 1) for g in mv.geometry if g is not None and not g.is_empty]
+    names = ["model"] + list(priors)
+    k = len(names)
+    pair = np.zeros((k, k, 4))  # both, i_only, j_only, neither
+    mats: dict = {n: {} for n in priors}  # (zone, prior class) -> m2
+    prior_zone_area = {n: np.zeros(5) for n in priors}
+    nrows = grid.shape[0]
+    for r0 in range(0, nrows, block_rows):
+        r1 = min(nrows, r0 + block_rows)
+        sl = {model.dims[0]: slice(r0, r1)}
+        pm = np.asarray(model.isel(sl).values, dtype="float64")
+        area = np.broadcast_to(cell_areas(grid, slice(r0, r1)), pm.shape)
+        excl = np.zeros(pm.shape, bool)
+        if mask is not None:
+            excl = np.nan_to_num(np.asarray(mask.isel(sl).values, dtype="float64")) != 0
+        if mask_shapes:
+            excl = excl | (_rasterize_block(mask_shapes, grid, r0, r1) > 0)
+        bins = [np.where(np.isnan(pm) | excl, np.nan, (pm >= threshold).astype("float64"))]
+        raw = {}
+        for n, (da, spec) in priors.items():
+            v = np.asarray(da.isel(sl).values, dtype="float64")
+            v[excl] = np.nan
+            raw[n] = v
+            bins.append(prior_to_binary(v, spec))
+        for i in range(k):
+            for j in range(i + 1, k):
+                a, b = bins[i], bins[j]
+                ok = ~np.isnan(a) & ~np.isnan(b)
+                ai, bj, w = a[ok] > 0.5, b[ok] > 0.5, area[ok]
+                pair[i, j] += [w[ai & bj].sum(), w[ai & ~bj].sum(), w[~ai & bj].sum(),
+                               w[~ai & ~bj].sum()]
+        zm = classify_zones(pm)
+        for idx, (n, (_, spec)) in enumerate(priors.items(), start=1):
+            v = raw[n]
+            ok = ~np.isnan(bins[0]) & ~np.isnan(bins[idx])
+            cls = (v[ok].astype("int64") if spec.kind == "categorical"
+                   else classify_zones(v[ok]).astype("int64"))
+            zz = zm[ok].astype("int64")
+            w = area[ok]
+            key = zz * 100000 + cls
+            u, inv = np.unique(key, return_inverse=True)
+            s = np.bincount(inv, weights=w)
+            for kk, ss in zip(u.tolist(), s.tolist(), strict=True):
+                mats[n][(kk // 100000, kk % 100000)] = mats[n].get((kk // 100000, kk % 100000),
+                                                                    0.0) + ss
+            if spec.kind == "continuous":
+                prior_zone_area[n] += np.bincount(cls, weights=w, minlength=256)[[0, 1, 2, 3, 4]]
+    per_prior = {}
+    for idx, (n, (_, spec)) in enumerate(priors.items(), start=1):
+        ag = _binary_agreement(*pair[0, idx])
+        if ag["common_km2"] == 0:
+            raise DataError("has no valid cell in common with the PZI map", path=spec.path,
+                            field=n, fix="check that the maps cover the same area and their "
+                                         "nodata values")
+        classes = sorted({c for _, c in mats[n]})
+        cls_names = ([str(c) for c in classes] if spec.kind == "categorical"
+                     else [ZONE_NAMES[c] for c in classes])
+        matrix = [[mats[n].get((z, c), 0.0) / 1e6 for c in classes] for z in range(5)]
+        model_zones = {ZONE_NAMES[z]: sum(matrix[z]) for z in range(5)}
+        zones = {"model": model_zones,
+                 "prior": ({ZONE_NAMES[z]: prior_zone_area[n][z] / 1e6 for z in range(5)}
+                           if spec.kind == "continuous" else None),
+                 "denominator_km2": ag["common_km2"],
+                 "denominator": "area valid in both maps and unmasked"}
+        per_prior[n] = {"agreement": ag,
+                        "agreement_matrix": {"rows": ZONE_NAMES, "columns": cls_names,
+                                             "row_label": "model zone",
+                                             "column_label": ("prior class code"
+                                                              if spec.kind == "categorical"
+                                                              else "prior zone"),
+                                             "km2": matrix},
+                        "zones": zones}
+    kappa = [[None] * k for _ in range(k)]
+    common = [[None] * k for _ in range(k)]
+    for i in range(k):
+        kappa[i][i] = 1.0
+        for j in range(i + 1, k):
+            b, io, jo, ne = pair[i, j]
+            kappa[i][j] = kappa[j][i] = cohen_kappa(b, io, jo, ne)
+            common[i][j] = common[j][i] = float(pair[i, j].sum() / 1e6)
+    return {"per_prior": per_prior,
+            "pairwise": {"maps": names, "kappa": kappa, "common_km2": common,
+                         "rule": "cells valid in both maps of a pair, unmasked"}}
+
+
+# --------------------------------------------------------------------------- orchestration
+def _agreement_raster(model: xr.DataArray, prior: xr.DataArray, spec: PriorSpec,
+                      threshold: float) -> xr.DataArray:
+    """Lazily: 1 both, 2 model only, 3 prior only, 0 neither, 255 nodata."""
+    def f(pm, pv):
+        b = prior_to_binary(pv, spec)
+        m = pm >= threshold
+        out = np.where(m & (b == 1), 1, np.where(m & (b == 0), 2, np.where(~m & (b == 1), 3, 0)))
+        return np.where(np.isnan(pm) | np.isnan(b), 255, out).astype("uint8")
+    out = xr.apply_ufunc(f, model, prior, dask="parallelized", output_dtypes=["uint8"])
+    return out.rio.write_crs(model.rio.crs).rio.write_transform(model.rio.transform())
+
+
+def validate_from_files(
+    pzi_path,
+    *,
+    boreholes_path=None,
+    boreholes_crs=None,
+    priors: Sequence[PriorSpec] = (),
+    out_dir=None,
+    threshold: float = 0.5,
+    mask_path=None,
+    n_bins: int = 10,
+    block_rows: int | None = None,
+) -> dict:
+    """Validate a PZI raster against boreholes and prior maps; write JSON, CSV and rasters.
+
+    Parameters
+    ----------
+    pzi_path : path-like
+        PZI raster [-].
+    boreholes_path : path-like, optional
+        Presence table (see :func:`permafrost.io.boreholes.read_presence_table`).
+    boreholes_crs : CRS-like, optional
+        CRS of x/y columns of a CSV table (lon/lat columns are EPSG:4326).
+    priors : sequence of PriorSpec
+        Prior maps (any CRS/resolution; put on the model grid by nearest neighbour).
+    out_dir : path-like, optional
+        Where to write ``validation.json``, ``boreholes.csv``, ``priors.csv`` and
+        ``agreement_<name>.tif``.
+    threshold : float
+        Model permafrost where PZI ≥ threshold [-].
+    mask_path : path-like, optional
+        Polygons or raster of excluded cells (map agreement only).
+    n_bins : int
+        Reliability bins [-].
+    block_rows : int, optional
+        Rows per block [-] (default: about 2**20 cells a block).
+
+    Raises
+    ------
+    DataError
+        No borehole inside the map, a prior with no overlap or unknown codes, duplicate names.
+    """
+    from permafrost.io.boreholes import read_presence_table
+    from permafrost.io.maps import read_aligned
+    from permafrost.io.rasters import RASTER_SUFFIXES, read_raster, write_cog
+    from permafrost.io.results import write_csv, write_json
+    from permafrost.io.vectors import read_vector
+
+    if boreholes_path is None and not priors:
+        raise DataError("nothing to validate against", field="--boreholes/--prior",
+                        fix="give --boreholes CSV and/or --prior NAME=FILE:...")
+    names = [p.name for p in priors]
+    dup = sorted({n for n in names if names.count(n) > 1} | ({"model"} & set(names)))
+    if dup:
+        raise DataError(f"prior map names must be unique and not 'model': {dup}",
+                        field="--prior", fix="rename them (NAME=FILE:...)")
+    if block_rows is None:
+        block_rows = auto_block_rows(read_raster(pzi_path, chunks={"y": 1, "x": -1}).shape[1])
+    chunks = {"y": block_rows, "x": -1}
+    model = read_raster(pzi_path, chunks=chunks, name="pzi")
+    result: dict = {"meta": {"pzi": str(pzi_path), "threshold": threshold,
+                             "crs": grid_of(model).crs.to_string(),
+                             "alignment": "each prior map put on the PZI grid by nearest "
+                                          "neighbour (GDAL warper); boreholes sampled on each "
+                                          "map's own grid"}}
+    native = {}
+    for spec in priors:
+        da = read_raster(spec.path, chunks=chunks, name=spec.name)
+        codes = (check_prior_codes(da, spec, block_rows=block_rows)
+                 if spec.kind == "categorical" else None)
+        native[spec.name] = (da, spec, codes)
+
+    # ---- boreholes
+    if boreholes_path is not None:
+        bh = read_presence_table(boreholes_path, crs=boreholes_crs)
+        unknown = bh["presence"].isna().to_numpy()
+        bh = bh[~unknown]
+        if len(bh) == 0:
+            raise DataError("no borehole has a known presence", path=boreholes_path,
+                            field="presence", fix="fill in presence (1/0)")
+        x, y = bh.geometry.x.to_numpy(), bh.geometry.y.to_numpy()
+        yv = bh["presence"].astype(int).to_numpy()
+        ids = bh["borehole_id"].astype(str).to_numpy()
+        values, excluded = {}, {}
+        for name, da in [("model", model)] + [(n, v[0]) for n, v in native.items()]:
+            v, inside = sample_at_points(da, x, y, crs=bh.crs)
+            if name == "model" and not inside.any():
+                lb = ", ".join(f"{b:.4f}" for b in model.rio.bounds())
+                raise DataError(f"none of the {len(ids)} boreholes lies inside the PZI map "
+                                f"(map bounds {lb})", path=boreholes_path, field="lon/lat",
+                                fix="check the coordinates and their CRS")
+            if name != "model":
+                v = (prior_to_binary(v, native[name][1]) if native[name][1].kind == "categorical"
+                     else v)
+            values[name] = v
+            excluded[name] = {"outside": ids[~inside].tolist(),
+                              "nodata": ids[inside & np.isnan(v)].tolist()}
+            if (~inside).any():
+                log.warning("%s: %d boreholes outside the map", name, int((~inside).sum()))
+        common = np.logical_and.reduce([~np.isnan(v) for v in values.values()])
+        rows, curves = [], {}
+        for name, v in values.items():
+            spec = native[name][1] if name != "model" else None
+            prob = spec is None or (spec.kind == "continuous" and np.nanmin(
+                np.r_[v, 0.0]) >= 0 and np.nanmax(np.r_[v, 1.0]) <= 1)
+            thr = threshold if spec is None else (spec.threshold if spec.kind == "continuous"
+                                                  else 0.5)
+            if common.any():
+                m = binary_metrics(yv[common], v[common], threshold=thr, n_bins=n_bins,
+                                   probabilistic=bool(prob))
+                curves[name] = {"roc": m.pop("roc"), "reliability": m.pop("reliability")}
+                rows.append({"map": name, "kind": "pzi" if spec is None else spec.kind, **m})
+        own = ~np.isnan(values["model"])
+        model_all = binary_metrics(yv[own], values["model"][own], threshold=threshold,
+                                   n_bins=n_bins)
+        result["boreholes"] = {
+            "source": str(boreholes_path), "n_read": int(len(ids) + unknown.sum()),
+            "n_unknown_presence": int(unknown.sum()), "n_common": int(common.sum()),
+            "common_rule": "boreholes inside and valid in every map",
+            "excluded": excluded, "table": rows, "curves": curves, "model_all": model_all,
+        }
+        if not common.any():
+            log.warning("no borehole is valid in every map; side-by-side table is empty")
+
+    # ---- prior maps
+    if priors:
+        mask = mask_vector = None
+        if mask_path is not None:
+            if Path(mask_path).suffix.lower() in RASTER_SUFFIXES:
+                mask = read_aligned(mask_path, model, resampling="nearest", chunks=chunks)
+            else:
+                mask_vector = read_vector(mask_path, allow_empty=True)
+        aligned = {n: (read_aligned(s.path, model, resampling="nearest", chunks=chunks, name=n), s)
+                   for n, (_, s, _) in native.items()}
+        ag = map_agreement(model, aligned, threshold=threshold, mask=mask,
+                           mask_vector=mask_vector, block_rows=block_rows)
+        result["pairwise"] = ag["pairwise"]
+        result["priors"] = []
+        for n, (_, s, codes) in native.items():
+            entry = {"name": n, "source": str(s.path), "kind": s.kind,
+                     "permafrost_codes": (list(s.permafrost_codes) if s.kind == "categorical"
+                                          else None),
+                     "other_codes": (list(s.other_codes) if s.other_codes is not None
+                                     else ("all other valid codes" if s.kind == "categorical"
+                                           else None)),
+                     "threshold": s.threshold if s.kind == "continuous" else None,
+                     "codes_present": ({str(k): v for k, v in codes.items()} if codes else None),
+                     **ag["per_prior"][n]}
+            if out_dir is not None:
+                ras = _agreement_raster(model, aligned[n][0], s, threshold)
+                tif = Path(out_dir) / f"agreement_{_safe(n)}.tif"
+                write_cog(ras, tif, nodata=255, dtype="uint8", overview_resampling="nearest",
+                          description="agreement: 0 neither, 1 both, 2 model only, 3 prior only",
+                          tags={"pzi": pzi_path, "prior": s.path, "threshold": threshold})
+                entry["agreement_raster"] = tif.name
+            result["priors"].append(entry)
+        if mask_path is not None:
+            result["meta"]["mask"] = str(mask_path)
+
+    if out_dir is not None:
+        out = Path(out_dir)
+        write_json(result, out / "validation.json")
+        if "boreholes" in result:
+            write_csv(result["boreholes"]["table"], out / "boreholes.csv",
+                      columns=["map", "kind", "n", "n_pos", "n_neg", "tp", "fp", "fn", "tn",
+                               "accuracy", "balanced_accuracy", "sensitivity", "specificity",
+                               "kappa", "auc", "brier", "threshold"])
+        if "priors" in result:
+            write_csv([{"prior": p["name"], "kind": p["kind"], **p["agreement"]}
+                       for p in result["priors"]], out / "priors.csv")
+    return result
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)

@@ -1,0 +1,260 @@
+"""Tests of permafrost.report: self-contained HTML, JSON numbers, CLI, a real headless browser."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+from affine import Affine
+from PIL import Image
+from shapely.geometry import Point, box
+from typer.testing import CliRunner
+
+from permafrost.report import render_report, report_from_files, report_json
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+# ----------------------------------------------------------------------------- factories
+def _bundle(n: int = 40) -> dict:
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:n, 0:n]
+    pzi = 1 / (1 + np.exp(-(xx + yy - n) / 6))
+    pzi[0, 0] = np.nan
+    dem = 3000 + 20 * yy + 50 * np.sin(xx / 4)
+    ext = [99.0, 99.0 + n * 0.01, 38.0, 38.0 + n * 0.01]
+    roc = {"fpr": [0, 0.2, 1], "tpr": [0, 0.8, 1], "thresholds": [None, 0.5, 0.1]}
+    rel = {"bin_edges": list(np.linspace(0, 1, 11)), "count": [1] * 10,
+           "mean_predicted": [0.05 + 0.1 * i for i in range(10)],
+           "observed_frequency": [0.1 * i for i in range(10)]}
+    unit = {"unit": "all", "name": "all", "denominator_km2": 1234.5678, "masked_km2": 10.0,
+            "pzi_ge_0.5_km2": 777.25, "fraction_pzi_ge_0.5": 0.6296, "pzi_weighted_km2": 701.5,
+            "region_km2": 1200.0, "continuous_km2": 500.0, "discontinuous_km2": 277.25,
+            "sporadic_km2": 300.0, "isolated_km2": 122.75}
+    stats = {"units": [unit, {**unit, "unit": "region", "name": "<b>Heihe</b>"}],
+             "meta": {"denominator": "valid (not nodata) and unmasked area of each unit",
+                      "mask": {"source": "masks.gpkg", "masked_km2": 10.0},
+                      "cell_area_method": "exact"}}
+    ag = {"common_km2": 1000.0, "kappa": 0.6123, "overall_agreement": 0.81,
+          "model_permafrost_km2": 700.0, "prior_permafrost_km2": 650.0, "missed_km2": 88.5,
+          "excess_km2": 138.5, "intersection_over_reference": 0.86,
+          "intersection_over_model": 0.80}
+    val = {"boreholes": {"n_common": 99, "n_read": 100, "n_unknown_presence": 1,
+                         "common_rule": "inside and valid in every map",
+                         "excluded": {"model": {"outside": ["B1"], "nodata": []}},
+                         "table": [{"map": "model", "kind": "pzi", "n": 99, "tp": 60, "fp": 9,
+                                    "fn": 10, "tn": 20, "accuracy": 0.808, "kappa": 0.5432,
+                                    "balanced_accuracy": 0.77, "auc": 0.8765, "brier": 0.141}],
+                         "curves": {"model": {"roc": roc, "reliability": rel}}},
+           "priors": [{"name": "survey", "kind": "categorical", "agreement": ag,
+                       "agreement_matrix": {"rows": ["none", "isolated", "sporadic",
+                                                     "discontinuous", "continuous"],
+                                            "columns": ["1", "2"], "row_label": "model zone",
+                                            "column_label": "prior class code",
+                                            "km2": [[1, 2]] * 5},
+                       "zones": {"model": {"continuous": 1.0}, "prior": None}}],
+           "pairwise": {"maps": ["model", "survey"], "kappa": [[1.0, 0.6123], [0.6123, 1.0]],
+                        "rule": "pairwise"}}
+    model = {"cv": {"spatial": {"summary": {"auc": {"mean": 0.8421, "std": 0.05, "min": 0.7,
+                                                    "max": 0.9}}},
+                    "block_size_m": 2000.0, "folds": 5, "block_size_rule": "range"},
+             "calibration": {"reliability": rel},
+             "importance": {"mean_abs_shap": {"dem": 0.5, "maat": 0.9, "pisr": 0.1}}}
+    agr = rng.integers(0, 4, (n, n)).astype(float)
+    return {"title": "Test report", "provenance": {"run": "abc123", "inputs": {"pzi": "p.tif"}},
+            "maps": {"pzi": {"array": pzi, "extent": ext, "crs": "EPSG:4326", "source": "p.tif"},
+                     "dem": {"array": dem, "extent": ext, "crs": "EPSG:4326"},
+                     "agreement": {"survey": {"array": agr, "extent": ext, "crs": "EPSG:4326",
+                                              "source": "a.tif"}}},
+            "labels": {"x": [99.1, 99.2], "y": [38.1, 38.2], "label": [1, 0],
+                       "source": ["borehole", "rock_glacier"]},
+            "stats": stats, "validation": val, "model": model,
+            "scenarios": {"baseline": stats, "maat_plus_2": {"units": [
+                {**unit, "pzi_ge_0.5_km2": 512.75}]}}}
+
+
+def _images(html: str) -> list[bytes]:
+    return [base64.b64decode(m) for m in re.findall(r"src='data:image/png;base64,([^']+)'", html)]
+
+
+# ----------------------------------------------------------------------------- rendering
+def test_render_self_contained_with_numbers():
+    b = _bundle()
+    html = render_report(b)
+    imgs = _images(html)
+    # map, ROC, reliability, importance, one agreement map
+    assert len(imgs) == 5
+    assert html.count("<img") == 5
+    for data in imgs:
+        im = Image.open(io.BytesIO(data))
+        im.verify()
+        assert im.format == "PNG" and im.size[0] > 100
+    # nothing external, no script
+    assert "<script" not in html.lower()
+    assert not re.search(r"(src|href)=['\"](?!data:)", html)
+    assert "http://" not in html and "https://" not in html
+    for text in ("777.2", "0.630", "0.612", "88.50", "138.5", "0.876", "0.842", "512.8",
+                 "abc123", "maat_plus_2", "masks.gpkg"):
+        assert text in html, text
+    # names are escaped
+    assert "<b>Heihe</b>" not in html and "&lt;b&gt;Heihe&lt;/b&gt;" in html
+    for section in ("Provenance", "Map", "Labels", "Cross-validation", "ROC and reliability",
+                    "Feature importance", "Area statistics", "Validation", "Agreement maps",
+                    "Scenarios"):
+        assert f"<h2>{section}</h2>" in html
+    assert "Sections without input" not in html
+
+
+def test_render_is_deterministic_and_partial():
+    b = _bundle()
+    assert render_report(b) == render_report(b)
+    html = render_report({"stats": b["stats"]})
+    assert "<h2>Area statistics</h2>" in html and "<img" not in html
+    assert "Sections without input: Provenance, Map, Labels" in html
+
+
+def test_report_json_has_the_numbers_not_the_arrays():
+    b = _bundle()
+    js = report_json(b)
+    text = json.dumps(js)
+    assert "array" not in text
+    assert js["stats"]["units"][0]["pzi_ge_0.5_km2"] == 777.25
+    assert js["labels"] == {"n": 2, "n_permafrost": 1, "n_no_permafrost": 1}
+    assert js["maps"]["pzi"] == "p.tif" and js["maps"]["agreement"] == {"survey": "a.tif"}
+
+
+# ----------------------------------------------------------------------------- from files
+def _write_tif(path, arr, transform, nodata):
+    with rasterio.open(path, "w", driver="GTiff", width=arr.shape[1], height=arr.shape[0],
+                       count=1, dtype=arr.dtype, crs="EPSG:4326", transform=transform,
+                       nodata=nodata) as dst:
+        dst.write(arr, 1)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A small run: PZI, DEM, labels, a prior, then `stats` and `validate` outputs."""
+    from permafrost.area import stats_from_files
+    from permafrost.io.results import write_json
+    from permafrost.validation import parse_prior_spec, validate_from_files
+
+    d = tmp_path_factory.mktemp("run")
+    n = 60
+    t = Affine(0.002, 0, 99.0, 0, -0.002, 38.6)
+    yy, xx = np.mgrid[0:n, 0:n]
+    pzi = (1 / (1 + np.exp(-(xx - yy) / 8))).astype("float32")
+    _write_tif(d / "pzi.tif", pzi, t, -9999.0)
+    _write_tif(d / "dem.tif", (3000 + 30 * (n - yy) + 40 * np.sin(xx / 5)).astype("float32"),
+               t, -9999.0)
+    _write_tif(d / "prior.tif", np.where(pzi >= 0.4, 1, 2).astype("uint8"), t, 255)
+    rng = np.random.default_rng(2)
+    r, c = rng.integers(0, n, 80), rng.integers(0, n, 80)
+    pd.DataFrame({"borehole_id": [f"B{i}" for i in range(80)],
+                  "lon": 99.0 + 0.002 * (c + 0.5), "lat": 38.6 - 0.002 * (r + 0.5),
+                  "presence": (rng.uniform(size=80) < pzi[r, c]).astype(int)}).to_csv(
+        d / "bh.csv", index=False)
+    gpd.GeoDataFrame({"label": [1, 0, 1], "source": ["borehole", "rock_glacier", "borehole"]},
+                     geometry=[Point(99.05, 38.55), Point(99.02, 38.52),
+                               box(99.08, 38.56, 99.09, 38.57)],
+                     crs="EPSG:4326").to_file(d / "labels.gpkg")
+    write_json(stats_from_files(d / "pzi.tif", dem_path=d / "dem.tif", band_width=300),
+               d / "stats.json")
+    validate_from_files(d / "pzi.tif", boreholes_path=d / "bh.csv",
+                        priors=[parse_prior_spec(f"survey={d / 'prior.tif'}:categorical:1:2")],
+                        out_dir=d / "val")
+    write_json({"run_id": "r-42", "config": "pipelines/demo.toml"}, d / "manifest.json")
+    return d
+
+
+def test_report_from_files(run_dir, tmp_path):
+    js = report_from_files(out_html=tmp_path / "r.html", out_json=tmp_path / "r.json",
+                           pzi=run_dir / "pzi.tif", dem=run_dir / "dem.tif",
+                           stats=run_dir / "stats.json", validation=run_dir / "val",
+                           labels=run_dir / "labels.gpkg", provenance=run_dir / "manifest.json",
+                           scenarios={"baseline": run_dir / "stats.json"})
+    html = (tmp_path / "r.html").read_text()
+    assert len(_images(html)) == 4  # map, ROC, reliability, agreement map
+    head = js["stats"]["units"][0]
+    assert f"{head['pzi_ge_0.5_km2']:,.1f}" in html
+    k = js["validation"]["priors"][0]["agreement"]["kappa"]
+    assert f"{k:.3f}" in html and "r-42" in html
+    assert json.loads((tmp_path / "r.json").read_text())["labels"]["n"] == 3
+
+
+def test_cli_report(run_dir, tmp_path):
+    from permafrost.cli import app
+
+    res = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "rep.html"), "--pzi",
+                                   str(run_dir / "pzi.tif"), "--stats",
+                                   str(run_dir / "stats.json"), "--validation",
+                                   str(run_dir / "val" / "validation.json"),
+                                   "--scenario", f"base={run_dir / 'stats.json'}"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "rep.html").exists() and (tmp_path / "rep.json").exists()
+    bad = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "x.html"), "--stats",
+                                   str(tmp_path / "nope.json")])
+    assert bad.exit_code == 2 and "nope.json: file not found" in bad.output
+    bad = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "x.html"), "--scenario",
+                                   "oops"])
+    assert bad.exit_code == 2 and "NAME=STATS_JSON" in bad.output
+
+
+# ----------------------------------------------------------------------------- browser
+_CHECK = ("<script>window.addEventListener('load',()=>{const b=[...document.images].filter("
+          "i=>!(i.complete&&i.naturalWidth>0)).length;document.body.insertAdjacentHTML("
+          "'beforeend','<p id=\"pf-check\">broken='+b+' total='+document.images.length+"
+          "'</p>')})</script>")
+
+
+def _browse(page: Path, tmp: Path) -> tuple[str, str]:
+    """Open a page in headless chromium; return (DOM after load, browser log)."""
+    html = page.read_text()
+    probe = page.with_name(page.stem + "_probe.html")
+    probe.write_text(html.replace("</body>", _CHECK + "</body>"))
+    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--no-first-run", f"--user-data-dir={tmp / 'profile'}", "--enable-logging=stderr",
+           "--v=0", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return res.stdout, res.stderr
+
+
+def _check(dom: str) -> tuple[int, int]:
+    m = re.search(r'id="pf-check">broken=(\d+) total=(\d+)<', dom)
+    assert m, "the page did not finish loading in chromium"
+    return int(m.group(1)), int(m.group(2))
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
+def test_report_in_headless_chromium(run_dir, tmp_path):
+    # negative control: the probe does catch broken images and console errors
+    neg = tmp_path / "neg.html"
+    neg.write_text("<!DOCTYPE html><html><body><img src='data:image/png;base64,AAAA'>"
+                   "<img src='missing.png'><script>console.error('boom')</script></body></html>")
+    dom, log = _browse(neg, tmp_path)
+    assert _check(dom) == (2, 2)
+    assert "CONSOLE" in log and "boom" in log
+    # the report
+    js = report_from_files(out_html=tmp_path / "r.html", pzi=run_dir / "pzi.tif",
+                           dem=run_dir / "dem.tif", stats=run_dir / "stats.json",
+                           validation=run_dir / "val", labels=run_dir / "labels.gpkg",
+                           provenance=run_dir / "manifest.json")
+    dom, log = _browse(tmp_path / "r.html", tmp_path)
+    broken, total = _check(dom)
+    assert total == 4 and broken == 0
+    console = [ln for ln in log.splitlines() if "CONSOLE" in ln]
+    assert console == []
+    head = js["stats"]["units"][0]
+    assert f"{head['pzi_ge_0.5_km2']:,.1f}" in dom
+    assert f"{js['validation']['priors'][0]['agreement']['kappa']:.3f}" in dom
+    assert "<h2>Validation</h2>" in dom
+
