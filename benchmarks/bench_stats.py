@@ -37,7 +37,8 @@ print(json.dumps({"s": dt, "peak_rss_mb": peak, "peak_above_imports_mb": peak - 
 MEMORY = """
 import resource, sys, time, json
 import numpy as np, rasterio, pyproj
-from permafrost.area import Grid, cell_areas
+from permafrost.area import cell_areas
+from permafrost.grid import Grid
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 t = time.perf_counter()
 with rasterio.open(sys.argv[1]) as s:
@@ -90,7 +91,8 @@ def main() -> None:
     import pyproj
     from affine import Affine
 
-    from permafrost.area import Grid, cell_areas
+    from permafrost.area import cell_areas
+    from permafrost.grid import Grid
 
     n = int(a.proj_cells ** 0.5)
     g = Grid(pyproj.CRS(32647), Affine(30, 0, 400000, 0, -30, 4300000), (n, n))

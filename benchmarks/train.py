@@ -1,7 +1,7 @@
 """Benchmark: training + cross-validation time of `permafrost.models.train_model`.
 
 Synthetic covariates and labels (a known logistic truth, clustered points) of 2 k, 20 k and
-200 k labels; CPU always, CUDA when a GPU is really usable (``gpu_usable``).  Prints one JSON
+200 k labels; CPU always, CUDA when a GPU is really usable (``permafrost.backends.xgboost_gpu_usable``).  Prints one JSON
 document: seconds per phase (extraction, spatial CV, random CV, final fit), labels per second,
 and ratios against the smallest size (scaling) and against the CPU run (GPU speed-up).
 
@@ -77,7 +77,8 @@ def main() -> None:
     ap.add_argument("--no-random-cv", action="store_true")
     args = ap.parse_args()
 
-    from permafrost.models import gpu_usable, train_model
+    from permafrost.backends import xgboost_gpu_usable as gpu_usable
+    from permafrost.models import train_model
 
     ok, why = gpu_usable()
     devices = (["cpu"] + (["cuda"] if ok else [])) if args.devices == "auto" else \

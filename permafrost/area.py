@@ -47,16 +47,14 @@ import numpy as np
 import pyproj
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
-from affine import Affine
 
 from permafrost.errors import CRSError, DataError
+from permafrost.grid import Grid, grid_of
 
 __all__ = [
     "ZONES",
     "HEADLINE_THRESHOLD",
     "REGION_THRESHOLD",
-    "Grid",
-    "grid_of",
     "authalic_q",
     "authalic_radius",
     "ellipsoid_area",
@@ -84,35 +82,6 @@ ZONES: tuple[tuple[str, float, float | None], ...] = (
 ZONE_CODES = {"none": 0, "isolated": 1, "sporadic": 2, "discontinuous": 3, "continuous": 4}
 HEADLINE_THRESHOLD = 0.5
 REGION_THRESHOLD = 0.01
-
-
-# --------------------------------------------------------------------------- grids
-@dataclass(frozen=True)
-class Grid:
-    """A raster grid: CRS, affine transform (cell corners) and shape ``(rows, cols)``."""
-
-    crs: pyproj.CRS
-    transform: Affine
-    shape: tuple[int, int]
-
-    def block_transform(self, row0: int) -> Affine:
-        """Transform of the block that starts at row ``row0``."""
-        return self.transform @ Affine.translation(0, row0)
-
-
-def grid_of(da: xr.DataArray) -> Grid:
-    """The :class:`Grid` of a 2-D DataArray with a ``rio`` CRS.
-
-    Raises
-    ------
-    CRSError
-        The array has no CRS.
-    """
-    if da.rio.crs is None:
-        raise CRSError("the raster has no CRS", path=da.attrs.get("source"),
-                       fix="assign one, e.g. `gdal_edit.py -a_srs EPSG:4326 FILE`")
-    return Grid(pyproj.CRS.from_user_input(da.rio.crs.to_wkt()), da.rio.transform(),
-                tuple(int(s) for s in da.rio.shape))
 
 
 # --------------------------------------------------------------------------- ellipsoid

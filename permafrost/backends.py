@@ -18,8 +18,12 @@ No science here.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
+import subprocess
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -38,6 +42,7 @@ __all__ = [
     "open_executor",
     "resolve_device",
     "to_host",
+    "xgboost_gpu_usable",
 ]
 
 log = logging.getLogger(__name__)
@@ -65,13 +70,53 @@ def gpu_available() -> bool:
         return False
 
 
-def resolve_device(device: str = "auto") -> str:
+@functools.lru_cache(maxsize=1)
+def xgboost_gpu_usable() -> tuple[bool, str]:
+    """Whether XGBoost can really run on a CUDA GPU here, and why (not).
+
+    XGBoost given ``device="cuda"`` without a GPU silently falls back to the CPU (DESIGN
+    §6), so this trains a one-tree booster on the GPU and reads back the device the booster
+    used.
+    """
+    import numpy as np
+    import xgboost as xgb
+
+    if not xgb.build_info().get("USE_CUDA", False):
+        return False, "this xgboost build has no CUDA support"
+    try:
+        r = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+        if r.returncode != 0 or "GPU" not in r.stdout:
+            return False, "nvidia-smi lists no GPU"
+    except (OSError, subprocess.SubprocessError):
+        return False, "nvidia-smi not available (no NVIDIA driver)"
+    X = np.arange(32, dtype=np.float32).reshape(16, 2)
+    y = (X[:, 0] > 15).astype(np.float32)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        try:
+            b = xgb.train({"device": "cuda", "tree_method": "hist", "objective": "binary:logistic"},
+                          xgb.DMatrix(X, label=y), num_boost_round=1)
+            used = json.loads(b.save_config())["learner"]["generic_param"]["device"]
+        except xgb.core.XGBoostError as exc:
+            return False, f"xgboost CUDA test failed ({str(exc).splitlines()[0][:120]})"
+    if str(used).startswith("cuda"):
+        return True, "xgboost trained a test booster on the GPU"
+    return False, "xgboost fell back to the CPU (no visible GPU)"
+
+
+def resolve_device(device: str = "auto", *, purpose: str = "predict") -> str:
     """Turn the ``device`` option into the device that will really be used.
+
+    The one place where the package decides between CPU and GPU: XGBoost must really run
+    on the GPU (:func:`xgboost_gpu_usable`), and prediction also needs CuPy to keep
+    covariate blocks on the device (:func:`gpu_available`).
 
     Parameters
     ----------
     device : {"auto", "cpu", "cuda"}
-        ``auto`` picks ``cuda`` when a GPU is present, else ``cpu``.
+        ``auto`` picks ``cuda`` when the GPU is usable for ``purpose``, else ``cpu``.
+    purpose : {"predict", "train"}
+        What the device is for.
 
     Returns
     -------
@@ -85,23 +130,25 @@ def resolve_device(device: str = "auto") -> str:
         let XGBoost fall back silently).
     """
     dev = str(device).lower()
-    if dev.startswith("cuda:"):
-        dev = "cuda"
-    if dev == "gpu":
+    if dev.startswith("cuda:") or dev == "gpu":
         dev = "cuda"
     if dev not in DEVICES:
         raise InputError(f"unknown device {device!r}", field="device",
                          fix=f"use one of {', '.join(DEVICES)}")
+    if dev == "cpu":
+        return "cpu"
+    ok, why = xgboost_gpu_usable()
+    if ok and purpose == "predict" and not gpu_available():
+        ok, why = False, "CuPy is missing or sees no device"
     if dev == "auto":
-        dev = "cuda" if gpu_available() else "cpu"
-        log.info("device auto -> %s", dev)
-        return dev
-    if dev == "cuda" and not gpu_available():
-        raise InputError("device 'cuda' asked for but no CUDA GPU is usable here "
-                         "(CuPy missing or no device)", field="device",
+        log.info("device auto -> %s (%s)", "cuda" if ok else "cpu", why)
+        return "cuda" if ok else "cpu"
+    if not ok:
+        raise InputError(f"device 'cuda' asked for but no CUDA GPU is usable here ({why})",
+                         field="device",
                          fix="use --device cpu (or auto), or install the 'gpu' extra "
                              "(cupy-cuda12x) on a machine with an NVIDIA GPU")
-    return dev
+    return "cuda"
 
 
 def array_module(device: str) -> ModuleType:
@@ -171,9 +218,8 @@ class Executor:
     def _run_threads(self, tasks, on_done):
         """A pool of threads, each computing one task's graph synchronously.
 
-        At most ``2 * threads`` tasks are in flight, so only their inputs are in memory:
-        Dask's threaded scheduler, given all tasks at once, may read the inputs of many
-        blocks ahead of the predictions that consume them.
+        At most ``2 * threads`` tasks are in flight, so only their inputs are in memory,
+        whatever order a scheduler would pick ready reading tasks in.
         """
         from dask.highlevelgraph import HighLevelGraph
         from dask.local import get_sync

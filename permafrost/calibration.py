@@ -20,6 +20,8 @@ probability estimates. Proc. KDD 2002, 694-699.
 
 Niculescu-Mizil, A. & Caruana, R. (2005). Predicting good probabilities with supervised
 learning. Proc. ICML 2005, 625-632.
+
+The reliability curve that checks a calibration is :func:`permafrost.metrics.reliability_curve`.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ __all__ = [
     "fit_calibration",
     "apply_calibration",
     "validate_calibration",
-    "reliability_curve",
     "array_module",
 ]
 
@@ -172,49 +173,3 @@ def apply_calibration(params: dict, p):
         z = params["a"] * _logit(p.astype(xp.float64), xp) + params["b"]
         out = 1.0 / (1.0 + xp.exp(-z))
     return xp.clip(out, 0.0, 1.0).astype(xp.float32)
-
-
-def reliability_curve(p, y, *, n_bins: int = 10, sample_weight=None) -> dict:
-    """Reliability-diagram data: mean predicted vs observed frequency in equal-width bins.
-
-    Parameters
-    ----------
-    p : array-like, shape (n,)
-        Predicted probabilities [-].
-    y : array-like of {0, 1}, shape (n,)
-        Observed labels [-].
-    n_bins : int
-        Number of equal-width bins on [0, 1].
-    sample_weight : array-like, optional
-        Weights [-].
-
-    Returns
-    -------
-    dict
-        ``bin_edges``, ``mean_predicted``, ``observed_frequency``, ``count`` and
-        ``weight`` per bin (empty bins give ``None``), JSON-ready.
-
-    References
-    ----------
-    Murphy, A. H. & Winkler, R. L. (1977). Reliability of subjective probability
-    forecasts of precipitation and temperature. J. R. Stat. Soc. C 26(1), 41-47.
-    """
-    p = np.asarray(p, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    w = np.ones_like(p) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    idx = np.clip(np.digitize(p, edges[1:-1]), 0, n_bins - 1)
-    mp, of, cnt, wt = [], [], [], []
-    for b in range(n_bins):
-        m = idx == b
-        sw = float(w[m].sum())
-        cnt.append(int(m.sum()))
-        wt.append(sw)
-        if sw > 0:
-            mp.append(float(np.sum(w[m] * p[m]) / sw))
-            of.append(float(np.sum(w[m] * y[m]) / sw))
-        else:
-            mp.append(None)
-            of.append(None)
-    return {"bin_edges": [float(e) for e in edges], "mean_predicted": mp,
-            "observed_frequency": of, "count": cnt, "weight": wt}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import difflib
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -331,6 +332,9 @@ def covariate_names(covariates: Path) -> list[str]:
     return [covariates.stem]
 
 
+#: scenario names become directory names under output_dir: no separators, no '..'
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
+
 _OPTION_SECTIONS = {"labels": LabelsOptions, "train": TrainOptions, "predict": PredictOptions,
                     "stats": StatsOptions}
 
@@ -338,6 +342,10 @@ _OPTION_SECTIONS = {"labels": LabelsOptions, "train": TrainOptions, "predict": P
 def _check_scenarios(cfg: PipelineConfig, path: Path) -> None:
     available = covariate_names(cfg.inputs.covariates)
     for name, sc in cfg.scenarios.items():
+        if not _SAFE_NAME.fullmatch(name):
+            raise ConfigError("a scenario name must be letters, digits, '_', '-' or '.', not "
+                              "starting with '.' (it names a directory under output_dir)",
+                              path=path, field=f"scenarios.{name}", fix="rename the scenario")
         if name == BASELINE:
             raise ConfigError("the name 'baseline' is reserved", path=path,
                               field=f"scenarios.{name}", fix="rename the scenario")

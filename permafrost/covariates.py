@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import dask.array as da
@@ -38,13 +37,12 @@ from rasterio.vrt import WarpedVRT
 
 from permafrost import climate, solar, terrain
 from permafrost.errors import ConfigError, CRSError, DataError, GridMismatchError, InputFileError
+from permafrost.grid import Grid, grid_of
 from permafrost.io.rasters import RASTER_SUFFIXES, grids_equal, read_raster
 
 __all__ = [
-    "Grid",
     "build_stack",
     "read_stack_file",
-    "grid_of",
     "grid_metadata",
     "align_raster",
     "cell_sizes",
@@ -71,31 +69,6 @@ _RESAMPLING = {"bilinear": Resampling.bilinear, "nearest": Resampling.nearest,
 # --------------------------------------------------------------------------------------
 # grids
 # --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Grid:
-    """A raster grid: CRS, affine transform (outer corner of the first pixel) and shape."""
-
-    crs: CRS
-    transform: Affine
-    width: int
-    height: int
-
-    def coords(self) -> tuple[np.ndarray, np.ndarray]:
-        """Cell-centre x (per column) and y (per row) [CRS units]."""
-        t = self.transform
-        x = t.c + t.a * (np.arange(self.width) + 0.5)
-        y = t.f + t.e * (np.arange(self.height) + 0.5)
-        return x, y
-
-
-def grid_of(obj) -> Grid:
-    """The :class:`Grid` of a DataArray/Dataset with a CRS."""
-    if obj.rio.crs is None:
-        raise CRSError("the covariates have no CRS", field="crs", fix="assign a CRS")
-    return Grid(CRS.from_user_input(obj.rio.crs), obj.rio.transform(), int(obj.rio.width),
-                int(obj.rio.height))
-
-
 def grid_metadata(ds) -> dict:
     """JSON-ready description of a stack's grid (CRS WKT, transform, shape, resolution)."""
     g = grid_of(ds)
@@ -200,14 +173,39 @@ def _rowwise(values: np.ndarray, like: da.Array) -> da.Array:
                          chunks=(like.chunks[0], 1 if values.shape[1] == 1 else like.chunks[1]))
 
 
+def _convergence_and_scale_da(grid: Grid, like: da.Array) -> tuple[da.Array, da.Array]:
+    """Meridian convergence [deg] and scale factor [-] of a projected grid, block by block
+    (:func:`permafrost.terrain.convergence_and_scale`), chunked like ``like``."""
+    def part(which):
+        def block(_b, block_info=None):
+            (r0, r1), (c0, c1) = block_info[0]["array-location"]
+            t = grid.transform @ Affine.translation(c0, r0)
+            return terrain.convergence_and_scale(grid.crs, t, (r1 - r0, c1 - c0))[which]
+        return da.map_blocks(block, like, dtype=np.float64)
+    return part(0), part(1)
+
+
 def _terrain_map(dem: xr.DataArray, fn, name: str, attrs: dict, depth: int = 1) -> xr.DataArray:
+    """Apply a Horn-stencil terrain function block by block (halo ``depth``).
+
+    ``fn(z, dx=, dy=, convergence=, scale=)``: geographic grids pass the per-row cell sizes
+    on the ellipsoid and no convergence/scale; projected grids pass the pixel size and the
+    meridian convergence and scale factor, so aspect is from true north
+    (:mod:`permafrost.terrain`).
+    """
     grid = grid_of(dem)
     dx, dy = cell_sizes(grid)
     z = _dask2d(dem).astype(np.float64)
     dxa = da.broadcast_to(_rowwise(dx, z), z.shape).rechunk(z.chunks)
     dya = da.broadcast_to(_rowwise(dy, z), z.shape).rechunk(z.chunks)
-    out = da.map_overlap(lambda a, b, c: fn(a, dx=b, dy=c), z, dxa, dya, depth=depth,
-                         boundary="nearest", dtype=np.float64, trim=True)
+    if grid.crs.is_geographic:
+        out = da.map_overlap(lambda a, b, c: fn(a, dx=b, dy=c), z, dxa, dya, depth=depth,
+                             boundary="nearest", dtype=np.float64, trim=True)
+    else:
+        gam, k = _convergence_and_scale_da(grid, z)
+        out = da.map_overlap(lambda a, b, c, g, s: fn(a, dx=b, dy=c, convergence=g, scale=s),
+                             z, dxa, dya, gam, k, depth=depth, boundary="nearest",
+                             dtype=np.float64, trim=True)
     out = da.where(da.isnan(z), np.nan, out).astype(np.float32)
     return _wrap(out, grid, name, attrs)
 
@@ -218,19 +216,19 @@ def slope_da(dem: xr.DataArray, *, name: str = "slope") -> xr.DataArray:
 
 
 def aspect_da(dem: xr.DataArray, *, name: str = "aspect") -> xr.DataArray:
-    """Aspect [deg, downslope, clockwise from north], NaN on flat cells, lazy."""
+    """Aspect [deg, downslope, clockwise from true north], NaN on flat cells, lazy."""
     return _terrain_map(dem, terrain.aspect, name, {"units": "deg"})
 
 
 def northness_da(dem: xr.DataArray, *, name: str = "northness") -> xr.DataArray:
     """cos(aspect) [-] of a DEM grid (0 on flat cells, NaN where the DEM is nodata)."""
-    return _terrain_map(dem, lambda z, dx, dy: terrain.northness(terrain.aspect(z, dx=dx, dy=dy)),
+    return _terrain_map(dem, lambda z, **kw: terrain.northness(terrain.aspect(z, **kw)),
                         name, {"units": "1"})
 
 
 def eastness_da(dem: xr.DataArray, *, name: str = "eastness") -> xr.DataArray:
     """sin(aspect) [-] of a DEM grid (0 on flat cells, NaN where the DEM is nodata)."""
-    return _terrain_map(dem, lambda z, dx, dy: terrain.eastness(terrain.aspect(z, dx=dx, dy=dy)),
+    return _terrain_map(dem, lambda z, **kw: terrain.eastness(terrain.aspect(z, **kw)),
                         name, {"units": "1"})
 
 
@@ -468,7 +466,7 @@ def _grid_from_spec(spec: Mapping, base: Path, path: Path, chunks) -> Grid | Non
     if w <= 0 or h <= 0:
         raise ConfigError("empty grid (check bounds order xmin, ymin, xmax, ymax)", path=path,
                           field="grid.bounds", fix="give bounds as [xmin, ymin, xmax, ymax]")
-    return Grid(crs, Affine(rx, 0.0, xmin, 0.0, -ry, ymax), w, h)
+    return Grid(crs, Affine(rx, 0.0, xmin, 0.0, -ry, ymax), (h, w))
 
 
 def read_stack_file(path, *, chunks=DEFAULT_CHUNKS) -> xr.Dataset:

@@ -1,4 +1,6 @@
-"""Spatial cross-validation: block folds, the default block size, and fold metrics.
+"""Spatial cross-validation: block folds, the default block size, and fold summaries.
+
+The fold metrics themselves are :func:`permafrost.metrics.binary_metrics`.
 
 Points close together share their covariates *and* their label (spatial
 autocorrelation), so random folds put near-copies of each test point in the training set
@@ -46,7 +48,6 @@ __all__ = [
     "block_ids",
     "merge_groups",
     "make_folds",
-    "binary_metrics",
     "summarise_folds",
 ]
 
@@ -277,52 +278,8 @@ def make_folds(y, *, n_splits: int = 5, groups=None, seed: int = 0,
     return [(tr, te) for tr, te in splitter.split(dummy, y, groups)]
 
 
-def binary_metrics(y, p, *, sample_weight=None, threshold: float = 0.5) -> dict:
-    """AUC, balanced accuracy, Cohen's kappa and Brier score of probabilities ``p``.
-
-    Parameters
-    ----------
-    y : array-like of {0, 1}
-        Observed labels [-].
-    p : array-like of float
-        Predicted probabilities [-].
-    sample_weight : array-like, optional
-        Label weights [-].
-    threshold : float
-        Fixed probability threshold [-] for the class metrics (never tuned on test data).
-
-    Returns
-    -------
-    dict
-        ``auc`` (NaN when the fold holds one class), ``balanced_accuracy``, ``kappa``,
-        ``brier``, ``n``, ``n_positive``.
-
-    References
-    ----------
-    Hanley, J. A. & McNeil, B. J. (1982). Radiology 143, 29-36 (AUC).
-    Cohen, J. (1960). Educ. Psychol. Meas. 20, 37-46 (kappa).
-    Brier, G. W. (1950). Mon. Weather Rev. 78, 1-3.
-    """
-    from sklearn import metrics as skm  # noqa: PLC0415
-
-    y = np.asarray(y).astype(int)
-    p = np.asarray(p, dtype=np.float64)
-    yhat = (p >= threshold).astype(int)
-    both = len(np.unique(y)) == 2
-    out = {
-        "auc": float(skm.roc_auc_score(y, p, sample_weight=sample_weight)) if both else float("nan"),
-        "balanced_accuracy": float(skm.balanced_accuracy_score(y, yhat, sample_weight=sample_weight))
-        if both else float("nan"),
-        "kappa": float(skm.cohen_kappa_score(y, yhat, sample_weight=sample_weight)),
-        "brier": float(skm.brier_score_loss(y, p, sample_weight=sample_weight)),
-        "n": int(len(y)),
-        "n_positive": int(y.sum()),
-    }
-    return out
-
-
 def summarise_folds(per_fold: list[dict]) -> dict:
-    """Mean, standard deviation, min and max of each metric over folds (NaN folds skipped)."""
+    """Mean, standard deviation, min and max of each metric over folds (undefined ones skipped)."""
     out = {}
     for m in METRICS:
         v = np.array([f[m] for f in per_fold], dtype=np.float64)

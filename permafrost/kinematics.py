@@ -5,8 +5,9 @@ the readers of :mod:`permafrost.io` to them):
 
 1. **Terrain** -- slope and downslope aspect from a DEM, computed in metres on the
    ellipsoid (geographic grids) or in the projection corrected for its scale factor
-   and meridian convergence (projected grids), after a light Gaussian smoothing
-   (:func:`terrain_gradient`, :func:`slope_aspect`).
+   and meridian convergence (projected grids), by central differences after a light
+   Gaussian smoothing (:func:`permafrost.terrain.terrain_gradient` with
+   ``method="central"``, :func:`permafrost.terrain.gradient_to_slope_aspect`).
 2. **Projection** -- the LOS unit vector ``l = [-sin θ sin α, sin θ cos α, cos θ]``
    (E, N, U; θ incidence, α azimuth of the ground-to-satellite vector, anticlockwise
    from north, as MintPy defines them), the downslope unit vector
@@ -57,6 +58,7 @@ from pyproj import CRS, Transformer
 from scipy import ndimage
 
 from permafrost.errors import ConfigError, DataError
+from permafrost.terrain import gradient_to_slope_aspect, terrain_gradient
 
 __all__ = [
     "KinematicsConfig",
@@ -67,9 +69,6 @@ __all__ = [
     "downslope_unit_vector",
     "los_sensitivity",
     "downslope_velocity",
-    "terrain_gradient",
-    "slope_aspect",
-    "gradient_to_slope_aspect",
     "sample_gradient",
     "pixel_masks",
     "kinematic_class",
@@ -82,11 +81,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# WGS84
-_A = 6378137.0
-_F = 1 / 298.257223563
-_E2 = _F * (2 - _F)
 
 #: RGIK kinematic attribute class edges [cm/yr] and labels
 RGIK_CLASS_EDGES_CM_YR = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
@@ -288,170 +282,6 @@ def downslope_velocity(v_los, sensitivity):
 
 
 # --------------------------------------------------------------------------- terrain
-def _radii(lat_deg):
-    """Meridional (M) and prime-vertical (N) radii of curvature of WGS84 [m]."""
-    s = np.sin(np.deg2rad(lat_deg))
-    w = np.sqrt(1 - _E2 * s * s)
-    return _A * (1 - _E2) / w**3, _A / w
-
-
-def _nan_gaussian(z: np.ndarray, sigma: float) -> np.ndarray:
-    if sigma <= 0:
-        return z
-    valid = np.isfinite(z)
-    zf = np.where(valid, z, 0.0)
-    num = ndimage.gaussian_filter(zf, sigma, mode="nearest")
-    den = ndimage.gaussian_filter(valid.astype(np.float64), sigma, mode="nearest")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = num / den
-    out[~valid] = np.nan
-    return out
-
-
-def _convergence_and_scale(crs: CRS, transform: Affine, shape: tuple[int, int], step: int = 32):
-    """Grid-north bearing γ (clockwise from true north) [deg] and scale factor k [-] per pixel."""
-    h, w = shape
-    rows = np.unique(np.r_[np.arange(0, h, step), h - 1]).astype(np.float64)
-    cols = np.unique(np.r_[np.arange(0, w, step), w - 1]).astype(np.float64)
-    cc, rr = np.meshgrid(cols + 0.5, rows + 0.5)
-    x, y = transform @ (cc, rr)
-    to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    to_xy = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-    lon, lat = to_ll.transform(x, y)
-    d = 1e-4  # deg
-    x2, y2 = to_xy.transform(lon, lat + d)
-    m, _ = _radii(lat)
-    true_dist = m * np.deg2rad(d)
-    grid_dist = np.hypot(x2 - x, y2 - y)
-    bearing_true_north = np.degrees(np.arctan2(x2 - x, y2 - y))  # in grid frame
-    gamma = -bearing_true_north
-    k = grid_dist / true_dist
-    from scipy.interpolate import RegularGridInterpolator
-
-    rg, cg = np.arange(h) + 0.5, np.arange(w) + 0.5
-    pts_r, pts_c = np.meshgrid(rg, cg, indexing="ij")
-    out = []
-    for f in (gamma, k):
-        if len(rows) == 1 or len(cols) == 1:
-            out.append(np.full(shape, float(np.mean(f))))
-            continue
-        it = RegularGridInterpolator((rows + 0.5, cols + 0.5), f, bounds_error=False,
-                                     fill_value=None)
-        out.append(it((pts_r, pts_c)))
-    return out[0], out[1]
-
-
-def terrain_gradient(dem, *, transform: Affine, crs: CRS, smooth_sigma_px: float = 1.0):
-    """Gradient of the (lightly smoothed) DEM towards true east and true north.
-
-    Parameters
-    ----------
-    dem : array_like
-        Elevation [m], north-up grid, NaN = no data.
-    transform : Affine
-        The grid's affine transform (no rotation) [CRS units].
-    crs : pyproj.CRS
-        The grid's CRS (geographic or projected).
-    smooth_sigma_px : float
-        Standard deviation of a NaN-aware Gaussian smoothing applied first [pixels].
-
-    Returns
-    -------
-    tuple of ndarray
-        ``(dz/dE, dz/dN)`` [m/m].
-
-    Notes
-    -----
-    Geographic grids: pixel sizes in metres from the WGS84 radii of curvature at each
-    row's latitude (``dx = N cos φ Δλ``, ``dy = M Δφ``), i.e. the local metric
-    projection.  Projected grids: grid distances divided by the point scale factor
-    and the gradient rotated by the meridian convergence, both from pyproj.
-    Central differences (:func:`numpy.gradient`).
-
-    References
-    ----------
-    Horn, B. K. P. (1981). Hill shading and the reflectance map. Proc. IEEE 69(1),
-    14-47 (gradient from finite differences of a smoothed surface); Snyder, J. P.
-    (1987). Map Projections: A Working Manual, USGS PP 1395, Eq. 4-18, 4-20 (radii of
-    curvature).
-    """
-    z = _nan_gaussian(np.asarray(dem, dtype=np.float64), smooth_sigma_px)
-    if transform.b != 0 or transform.d != 0:
-        raise DataError("rotated DEM grids are not supported", field="transform",
-                        fix="warp the DEM to a north-up grid (gdalwarp)")
-    h, w = z.shape
-    dz_drow, dz_dcol = np.gradient(z)
-    crs = CRS.from_user_input(crs)
-    if crs.is_geographic:
-        lat = transform.f + (np.arange(h) + 0.5) * transform.e
-        m, nrad = _radii(lat)
-        dx = (nrad * np.cos(np.deg2rad(lat)) * np.deg2rad(transform.a))[:, None]
-        dy = (m * np.deg2rad(transform.e))[:, None]  # signed: rows go the way of transform.e
-        return dz_dcol / dx, dz_drow / dy
-    gx = dz_dcol / transform.a            # grid east [m/m of grid distance]
-    gy = dz_drow / transform.e            # grid north
-    gamma, k = _convergence_and_scale(crs, transform, (h, w))
-    gx, gy = gx * k, gy * k                 # per metre on the ground
-    g = np.deg2rad(gamma)
-    ge = gx * np.cos(g) + gy * np.sin(g)
-    gn = -gx * np.sin(g) + gy * np.cos(g)
-    return ge, gn
-
-
-def gradient_to_slope_aspect(grad_e, grad_n):
-    """Slope and downslope aspect from a gradient.
-
-    Parameters
-    ----------
-    grad_e, grad_n : array_like
-        ``dz/dE`` and ``dz/dN`` [m/m].
-
-    Returns
-    -------
-    tuple of ndarray
-        Slope β [deg] and downslope aspect A in [0, 360), clockwise from north [deg]
-        (the direction of ``-∇z``).
-
-    References
-    ----------
-    Horn (1981); Notti et al. (2014) (aspect as the downslope direction).
-    """
-    ge = np.asarray(grad_e, dtype=np.float64)
-    gn = np.asarray(grad_n, dtype=np.float64)
-    slope = np.degrees(np.arctan(np.hypot(ge, gn)))
-    aspect = np.mod(np.degrees(np.arctan2(-ge, -gn)), 360.0)
-    return slope, aspect
-
-
-def slope_aspect(dem: xr.DataArray, *, smooth_sigma_px: float = 1.0) -> xr.Dataset:
-    """Slope and downslope aspect of a DEM with a CRS.
-
-    Parameters
-    ----------
-    dem : xarray.DataArray
-        Elevation [m] with ``.rio`` CRS and transform.
-    smooth_sigma_px : float
-        Gaussian smoothing [pixels].
-
-    Returns
-    -------
-    xarray.Dataset
-        ``slope`` [deg], ``aspect`` [deg clockwise from north, downslope],
-        ``grad_e``, ``grad_n`` [m/m].
-
-    References
-    ----------
-    See :func:`terrain_gradient`.
-    """
-    ge, gn = terrain_gradient(dem.values, transform=dem.rio.transform(), crs=dem.rio.crs,
-                              smooth_sigma_px=smooth_sigma_px)
-    s, a = gradient_to_slope_aspect(ge, gn)
-    dims = dem.dims
-    ds = xr.Dataset({"slope": (dims, s), "aspect": (dims, a), "grad_e": (dims, ge),
-                     "grad_n": (dims, gn)}, coords=dem.coords)
-    return ds
-
-
 def sample_gradient(grad_e, grad_n, *, transform: Affine, crs, x, y, xy_crs):
     """Bilinearly sample gradient components at points (e.g. InSAR pixel centres).
 
@@ -729,10 +559,10 @@ def track_pixels(track: xr.Dataset, *, dem: xr.DataArray | None = None,
                             field="height", fix="give --dem")
         h = track["height"]
         ge, gn = terrain_gradient(h.values, transform=track.rio.transform(), crs=track.rio.crs,
-                                  smooth_sigma_px=config.smooth_sigma_px)
+                                  method="central", smooth_sigma_px=config.smooth_sigma_px)
     else:
         dge, dgn = terrain_gradient(dem.values, transform=dem.rio.transform(), crs=dem.rio.crs,
-                                    smooth_sigma_px=config.smooth_sigma_px)
+                                    method="central", smooth_sigma_px=config.smooth_sigma_px)
         if geocoded:
             xs, ys = np.meshgrid(track["x"].values, track["y"].values)
             xy_crs = track.rio.crs

@@ -343,7 +343,7 @@ def _front_point(geom, dem: xr.DataArray, dem_transform: Affine) -> tuple[Point,
         if np.isfinite(vals).any():
             k = int(np.argmin(vals))  # first minimum in row-major order: deterministic
             r, c = divmod(k, sub.shape[1])
-            x, y = wt * (c + 0.5, r + 0.5)
+            x, y = wt @ (c + 0.5, r + 0.5)
             return Point(x, y), float(sub[r, c])
     return None
 

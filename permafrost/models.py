@@ -4,7 +4,7 @@ Three estimators, each with the scikit-learn contract (hyper-parameters in ``__i
 ``fit`` returns ``self``, fitted attributes end in ``_``):
 
 * :class:`XGBoostPZI` -- gradient-boosted trees (Chen & Guestrin 2016), the default; runs
-  on the GPU when one is really usable (:func:`resolve_device`);
+  on the GPU when one is really usable (:func:`permafrost.backends.resolve_device`);
 * :class:`RandomForestPZI` -- a random forest (Breiman 2001) grown by XGBoost's
   random-forest mode (``num_parallel_tree``, one round), so it is saved in XGBoost JSON too;
 * :class:`LogisticPZI` -- logistic regression on standardised covariates with linear terms,
@@ -39,10 +39,8 @@ explainable AI for trees. Nature Machine Intelligence 2, 56-67 (TreeSHAP).
 
 from __future__ import annotations
 
-import functools
 import logging
 import platform
-import subprocess
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -50,13 +48,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from permafrost.calibration import (
-    CALIBRATION_METHODS,
-    apply_calibration,
-    fit_calibration,
-    reliability_curve,
-)
+from permafrost.backends import resolve_device, xgboost_gpu_usable
+from permafrost.calibration import CALIBRATION_METHODS, apply_calibration, fit_calibration
 from permafrost.errors import DataError, ModelError
+from permafrost.metrics import binary_metrics, reliability_curve
 from permafrost.model_io import (
     BoosterPredictor,
     LinearPredictor,
@@ -72,8 +67,6 @@ __all__ = [
     "LogisticPZI",
     "make_estimator",
     "balanced_weights",
-    "gpu_usable",
-    "resolve_device",
     "TrainReport",
     "train_model",
     "train_from_files",
@@ -84,60 +77,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MODEL_KINDS = ("xgboost", "logistic", "rf")
-DEVICES = ("auto", "cpu", "cuda")
 
 
 # --------------------------------------------------------------------------------------
 # device
 # --------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
-def gpu_usable() -> tuple[bool, str]:
-    """Whether XGBoost can really train on a CUDA GPU here, and why (not).
-
-    XGBoost given ``device="cuda"`` without a GPU silently falls back to the CPU, so this
-    trains a one-tree booster on the GPU and reads back the device the booster used.
-    """
-    import xgboost as xgb  # noqa: PLC0415
-
-    if not xgb.build_info().get("USE_CUDA", False):
-        return False, "this xgboost build has no CUDA support"
-    try:
-        r = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
-        if r.returncode != 0 or "GPU" not in r.stdout:
-            return False, "nvidia-smi lists no GPU"
-    except (OSError, subprocess.SubprocessError):
-        return False, "nvidia-smi not available (no NVIDIA driver)"
-    X = np.arange(32, dtype=np.float32).reshape(16, 2)
-    y = (X[:, 0] > 15).astype(np.float32)
-    with warnings.catch_warnings(record=True):
-        warnings.simplefilter("always")
-        try:
-            b = xgb.train({"device": "cuda", "tree_method": "hist", "objective": "binary:logistic"},
-                          xgb.DMatrix(X, label=y), num_boost_round=1)
-            import json  # noqa: PLC0415
-
-            used = json.loads(b.save_config())["learner"]["generic_param"]["device"]
-        except xgb.core.XGBoostError as exc:
-            return False, f"xgboost CUDA test failed ({str(exc).splitlines()[0][:120]})"
-    if str(used).startswith("cuda"):
-        return True, "xgboost trained a test booster on the GPU"
-    return False, "xgboost fell back to the CPU (no visible GPU)"
-
-
-def resolve_device(device: str) -> str:
-    """``"cpu"`` or ``"cuda"`` for a requested ``auto|cpu|cuda`` (cuda must be usable)."""
-    if device not in DEVICES:
-        raise ModelError(f"unknown device {device!r}", field="device",
-                         fix=f"use one of {list(DEVICES)}")
-    if device == "cpu":
-        return "cpu"
-    ok, why = gpu_usable()
-    if device == "cuda" and not ok:
-        raise ModelError(f"device 'cuda' requested but no GPU is usable: {why}",
-                         field="device", fix="use --device auto or --device cpu")
-    return "cuda" if ok else "cpu"
-
-
 # --------------------------------------------------------------------------------------
 # estimators
 # --------------------------------------------------------------------------------------
@@ -228,7 +172,7 @@ class _XGBBase(ClassifierMixin, BaseEstimator):
         y = _check_y(y)
         w = balanced_weights(y, sample_weight) if self.class_weight == "balanced" else (
             np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float))
-        self.device_ = resolve_device(self.device)
+        self.device_ = resolve_device(self.device, purpose="train")
         params, rounds = self._xgb_params(X.shape[1])
         mono = _monotone_tuple(getattr(self, "monotone_constraints", None), names, X.shape[1])
         if mono is not None:
@@ -282,7 +226,8 @@ class XGBoostPZI(_XGBBase):
     class_weight : {"balanced", None}
         Class-imbalance handling (see module docstring).
     device : {"auto", "cpu", "cuda"}
-        Training device; ``auto`` uses the GPU only when :func:`gpu_usable`.
+        Training device; ``auto`` uses the GPU only when
+        :func:`permafrost.backends.xgboost_gpu_usable`.
     random_state : int
         Seed.
     n_jobs : int or None
@@ -533,8 +478,6 @@ def _cross_fit(estimator_factory, X, y, w, folds, *, calibration, threshold, nam
     """Fit per fold; return OOF raw, cross-fitted calibrated OOF, per-fold metrics, fold models."""
     import pandas as pd  # noqa: PLC0415
 
-    from permafrost.cv import binary_metrics  # noqa: PLC0415
-
     n = len(y)
     raw = np.full(n, np.nan)
     fold_of = np.full(n, -1)
@@ -553,7 +496,8 @@ def _cross_fit(estimator_factory, X, y, w, folds, *, calibration, threshold, nam
         params = fit_calibration(raw[other], y[other], method=calibration,
                                  sample_weight=w[other])
         cal[te] = apply_calibration(params, raw[te].astype(np.float32))
-        m = binary_metrics(y[te], cal[te], sample_weight=w[te], threshold=threshold)
+        m = binary_metrics(y[te], cal[te], sample_weight=w[te], threshold=threshold,
+                           curves=False)
         m["fold"] = k
         per_fold.append(m)
     return raw, cal, per_fold, fold_models
@@ -614,7 +558,6 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
     """
     from permafrost.covariates import extract_at_points, grid_metadata  # noqa: PLC0415
     from permafrost.cv import (  # noqa: PLC0415
-        binary_metrics,
         block_ids,
         default_block_size,
         make_folds,
@@ -658,8 +601,8 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
     if model == "logistic":
         device_used, device_reason = "cpu", "logistic regression always fits on the CPU"
     else:
-        device_used = resolve_device(device)
-        device_reason = gpu_usable()[1] if device != "cpu" else "cpu requested"
+        device_used = resolve_device(device, purpose="train")
+        device_reason = xgboost_gpu_usable()[1] if device != "cpu" else "cpu requested"
 
     X_df, keep, dropped = extract_at_points(covariates_ds[names], labels_gdf,
                                             batch_size=batch_size, source=covariates_source)
@@ -716,8 +659,8 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
     importance = _importance(final, X, names, seed=seed)
     t4 = time.perf_counter()
 
-    oof = binary_metrics(y, cal, sample_weight=w, threshold=threshold)
-    oof_raw = binary_metrics(y, raw, sample_weight=w, threshold=threshold)
+    oof = binary_metrics(y, cal, sample_weight=w, threshold=threshold, curves=False)
+    oof_raw = binary_metrics(y, raw, sample_weight=w, threshold=threshold, curves=False)
     report = TrainReport(
         model=model, device=device_used, device_reason=device_reason, n_labels_in=n_in,
         n_labels_used=int(len(y)), n_positive=npos, n_negative=nneg, dropped=dropped,
@@ -725,8 +668,8 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
         spatial_folds=sp_folds, spatial_summary=summarise_folds(sp_folds),
         random_folds=rd_folds, random_summary=summarise_folds(rd_folds) if rd_folds else {},
         oof_metrics=oof, oof_metrics_raw=oof_raw,
-        reliability=reliability_curve(cal, y, sample_weight=w),
-        reliability_raw=reliability_curve(raw, y, sample_weight=w),
+        reliability=reliability_curve(y, cal, sample_weight=w),
+        reliability_raw=reliability_curve(y, raw, sample_weight=w),
         importance=importance, calibration=calibration, threshold=threshold,
         seconds={"extract_and_folds": t1 - t0, "spatial_cv": t2 - t1, "random_cv": t3 - t2,
                  "final_fit": t4 - t3, "total": t4 - t0},

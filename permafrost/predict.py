@@ -480,13 +480,9 @@ def _open_covariates(covariates: Any, *, chunk: int) -> tuple[xr.Dataset, str]:
     if isinstance(covariates, (str, os.PathLike)):
         p = Path(covariates)
         if p.suffix.lower() == ".toml":
-            try:
-                from permafrost.covariates import read_stack
-            except ImportError:
-                raise InputError("stack files (.toml) need permafrost.covariates, which "
-                                 "this installation lacks", path=p,
-                                 fix="give a directory of covariate rasters") from None
-            return read_stack(p, chunks=chunks), str(p)
+            from permafrost.covariates import read_stack_file  # noqa: PLC0415
+
+            return read_stack_file(p, chunks=chunks), str(p)
         return read_covariate_stack(p, chunks=chunks), str(p)
     files = [Path(f) for f in covariates]
     return read_covariate_stack(files, chunks=chunks), ",".join(str(f) for f in files)

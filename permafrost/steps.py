@@ -48,7 +48,8 @@ def covariates_for_scenario(covariates: Path, changes: dict[str, CovariateChange
     An ``offset`` is added (e.g. MAAT + 2 °C), a ``scale`` multiplies, a ``file`` replaces
     the covariate by another raster aligned to the stack's grid (bilinear).
     """
-    from permafrost.covariates import align_raster, build_stack, grid_of
+    from permafrost.covariates import align_raster, build_stack
+    from permafrost.grid import grid_of
 
     ds = build_stack(covariates, chunks=chunks)
     for name, ch in sorted(changes.items()):

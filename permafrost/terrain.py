@@ -1,8 +1,24 @@
-"""Terrain covariates from a DEM: cell sizes on the ellipsoid, slope, aspect, northness.
+"""Terrain from a DEM: cell sizes on the ellipsoid, gradient, slope, aspect, northness.
 
-Pure NumPy functions on 2-D arrays whose rows run north to south (the usual raster
-order).  Gradients follow Horn (1981), the 3 x 3 weighted finite difference used by
-GDAL's ``gdaldem`` and ArcGIS; edges are handled by repeating the border cells.
+The one home of slope/aspect science, used by :mod:`permafrost.covariates` (terrain
+covariates) and :mod:`permafrost.kinematics` (downslope direction of rock glaciers).
+Pure functions on 2-D arrays (rows north to south in the usual raster order, unless a
+transform says otherwise).
+
+Gradient stencils (``method`` of :func:`terrain_gradient`):
+
+* ``"horn"`` -- Horn (1981), the 3 x 3 weighted finite difference used by GDAL's
+  ``gdaldem`` and ArcGIS; edges handled by repeating the border cells
+  (:func:`horn_gradient`).  Used for the covariates (:func:`slope`, :func:`aspect`).
+* ``"central"`` -- central differences (:func:`numpy.gradient`, one-sided at the edges),
+  usually after a light NaN-aware Gaussian smoothing (``smooth_sigma_px``).  Used for the
+  kinematics, where a smooth downslope direction over a rock glacier matters.
+
+Metric distances: geographic grids use the WGS84 radii of curvature at each row's
+latitude (``dx = N cos(phi) dlambda``, ``dy = M dphi``, :func:`geographic_cell_size`);
+projected grids divide grid distances by the point scale factor and rotate the gradient
+from grid north to true north by the meridian convergence (:func:`convergence_and_scale`,
+:func:`to_true_north`), so that aspect is always clockwise from *true* north.
 
 References
 ----------
@@ -12,23 +28,36 @@ Burrough, P. A. & McDonnell, R. A. (1998). Principles of Geographical Informatio
 Oxford University Press, Ch. 8 (slope and aspect).
 
 Snyder, J. P. (1987). Map Projections -- A Working Manual. USGS Prof. Paper 1395,
-eqs. 4-18 and 4-20 (radii of curvature M and N).
+eqs. 4-18 and 4-20 (radii of curvature M and N), Ch. 4 (scale factor).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from affine import Affine
+from pyproj import CRS, Transformer
+from scipy import ndimage
+
+from permafrost.errors import DataError
 
 __all__ = [
     "WGS84_A",
     "WGS84_F",
+    "GRADIENT_METHODS",
     "geographic_cell_size",
     "horn_gradient",
+    "convergence_and_scale",
+    "to_true_north",
+    "terrain_gradient",
+    "gradient_to_slope_aspect",
+    "slope_aspect",
     "slope",
     "aspect",
     "northness",
     "eastness",
 ]
+
+GRADIENT_METHODS = ("horn", "central")
 
 WGS84_A = 6378137.0
 WGS84_F = 1.0 / 298.257223563
@@ -97,7 +126,247 @@ def horn_gradient(dem, *, dx, dy) -> tuple[np.ndarray, np.ndarray]:
     return gx, gy
 
 
-def slope(dem, *, dx, dy) -> np.ndarray:
+def _nan_gaussian(z: np.ndarray, sigma: float) -> np.ndarray:
+    """NaN-aware Gaussian smoothing [pixels]: normalised convolution, NaN stays NaN."""
+    if sigma <= 0:
+        return z
+    valid = np.isfinite(z)
+    zf = np.where(valid, z, 0.0)
+    num = ndimage.gaussian_filter(zf, sigma, mode="nearest")
+    den = ndimage.gaussian_filter(valid.astype(np.float64), sigma, mode="nearest")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = num / den
+    out[~valid] = np.nan
+    return out
+
+
+def convergence_and_scale(crs, transform: Affine, shape: tuple[int, int], *, step: int = 32):
+    """Meridian convergence and point scale factor of a projected grid, per cell.
+
+    Parameters
+    ----------
+    crs : pyproj.CRS or CRS-like
+        The grid's (projected) CRS.
+    transform : affine.Affine
+        The grid's transform [CRS units].
+    shape : tuple of int
+        ``(rows, columns)`` [cells].
+    step : int
+        Spacing of the cells where both are computed exactly [cells]; the others are
+        interpolated bilinearly (both vary smoothly).
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        ``gamma``: bearing of true north in the grid frame, negated, i.e. the angle [deg]
+        by which grid north is rotated clockwise from true north; ``k``: grid units per
+        metre on the ellipsoid along the meridian [CRS units m-1] (the point scale
+        factor for a metric CRS).  Both of shape ``shape``.
+
+    Notes
+    -----
+    Both come from a finite step of 1e-4 deg along the meridian through each sample
+    cell, transformed by pyproj, with the meridian arc ``M dphi``.
+
+    References
+    ----------
+    Snyder (1987), Ch. 4 (scale factor; radius of curvature M, eq. 4-18).  The
+    convergence is the angle between grid north and the projected meridian, computed
+    numerically with pyproj for any CRS.
+    """
+    crs = CRS.from_user_input(crs)
+    h, w = shape
+    rows = np.unique(np.r_[np.arange(0, h, step), h - 1]).astype(np.float64)
+    cols = np.unique(np.r_[np.arange(0, w, step), w - 1]).astype(np.float64)
+    cc, rr = np.meshgrid(cols + 0.5, rows + 0.5)
+    x, y = transform @ (cc, rr)
+    to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    to_xy = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    lon, lat = to_ll.transform(x, y)
+    d = 1e-4  # deg
+    x2, y2 = to_xy.transform(lon, lat + d)
+    true_dist = geographic_cell_size(lat, 0.0, d)[1]
+    grid_dist = np.hypot(x2 - x, y2 - y)
+    bearing_true_north = np.degrees(np.arctan2(x2 - x, y2 - y))  # in grid frame
+    gamma = -bearing_true_north
+    k = grid_dist / true_dist
+    from scipy.interpolate import RegularGridInterpolator  # noqa: PLC0415
+
+    rg, cg = np.arange(h) + 0.5, np.arange(w) + 0.5
+    pts_r, pts_c = np.meshgrid(rg, cg, indexing="ij")
+    out = []
+    for f in (gamma, k):
+        if len(rows) == 1 or len(cols) == 1:
+            out.append(np.full(shape, float(np.mean(f))))
+            continue
+        it = RegularGridInterpolator((rows + 0.5, cols + 0.5), f, bounds_error=False,
+                                     fill_value=None)
+        out.append(it((pts_r, pts_c)))
+    return out[0], out[1]
+
+
+def to_true_north(grad_x, grad_y, *, convergence=None, scale=None):
+    """Gradient in the grid frame -> gradient towards true east and true north per metre.
+
+    Parameters
+    ----------
+    grad_x, grad_y : array_like
+        ``dz`` per grid unit towards grid east and grid north [m (CRS unit)-1].
+    convergence : float or array_like, optional
+        ``gamma`` of :func:`convergence_and_scale` [deg]; default 0.
+    scale : float or array_like, optional
+        ``k`` of :func:`convergence_and_scale` [CRS units m-1]; default 1.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        ``(dz/dE, dz/dN)`` [m m-1].
+
+    References
+    ----------
+    Snyder (1987), Ch. 4 (scale factor); the rotation by the meridian convergence turns
+    grid north into true north.
+    """
+    gx = np.asarray(grad_x, dtype=np.float64)
+    gy = np.asarray(grad_y, dtype=np.float64)
+    if scale is not None:
+        gx, gy = gx * scale, gy * scale   # per metre on the ground
+    if convergence is None:
+        return gx, gy
+    g = np.deg2rad(convergence)
+    return gx * np.cos(g) + gy * np.sin(g), -gx * np.sin(g) + gy * np.cos(g)
+
+
+def terrain_gradient(dem, *, transform: Affine, crs, method: str = "central",
+                     smooth_sigma_px: float = 1.0):
+    """Gradient of a DEM towards true east and true north, in metres on the ellipsoid.
+
+    Parameters
+    ----------
+    dem : array_like
+        Elevation [m] on the grid of ``transform``, NaN = no data.
+    transform : affine.Affine
+        The grid's affine transform (no rotation) [CRS units].
+    crs : pyproj.CRS or CRS-like
+        The grid's CRS (geographic or projected).
+    method : {"central", "horn"}
+        Stencil (module docstring): central differences (:func:`numpy.gradient`) or
+        Horn's 3 x 3 weighted difference (:func:`horn_gradient`).
+    smooth_sigma_px : float
+        Standard deviation of a NaN-aware Gaussian smoothing applied first [pixels]
+        (0: none).
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        ``(dz/dE, dz/dN)`` [m m-1].
+
+    Raises
+    ------
+    DataError
+        Rotated grid or unknown method.
+
+    Notes
+    -----
+    Geographic grids: pixel sizes in metres from the WGS84 radii of curvature at each
+    row's latitude (:func:`geographic_cell_size`), i.e. the local metric projection.
+    Projected grids: grid distances divided by the point scale factor and the gradient
+    rotated by the meridian convergence (:func:`convergence_and_scale`,
+    :func:`to_true_north`).
+
+    References
+    ----------
+    Horn (1981), eq. (11) and the gradient of a smoothed surface by finite differences;
+    Snyder (1987), eqs. 4-18, 4-20 (radii of curvature).
+    """
+    if method not in GRADIENT_METHODS:
+        raise DataError(f"unknown gradient method {method!r}", field="method",
+                        fix=f"use one of {list(GRADIENT_METHODS)}")
+    z = _nan_gaussian(np.asarray(dem, dtype=np.float64), smooth_sigma_px)
+    if transform.b != 0 or transform.d != 0:
+        raise DataError("rotated DEM grids are not supported", field="transform",
+                        fix="warp the DEM to a north-up grid (gdalwarp)")
+    h, w = z.shape
+    crs = CRS.from_user_input(crs)
+    if crs.is_geographic:
+        lat = transform.f + (np.arange(h) + 0.5) * transform.e
+        ax, ay = geographic_cell_size(lat, transform.a, transform.e)
+        dx = (ax * np.sign(transform.a))[:, None]   # signed: columns go the way of .a
+        dy = (ay * np.sign(transform.e))[:, None]   # signed: rows go the way of .e
+    else:
+        dx, dy = transform.a, transform.e            # grid units
+    if method == "central":
+        dz_drow, dz_dcol = np.gradient(z)
+        gx, gy = dz_dcol / dx, dz_drow / dy
+    else:
+        gx, gy = horn_gradient(z, dx=np.abs(dx), dy=np.abs(dy))
+        gx, gy = gx * np.sign(transform.a), gy * -np.sign(transform.e)
+    if crs.is_geographic:
+        return gx, gy
+    gamma, k = convergence_and_scale(crs, transform, (h, w))
+    return to_true_north(gx, gy, convergence=gamma, scale=k)
+
+
+def gradient_to_slope_aspect(grad_e, grad_n):
+    """Slope and downslope aspect from a gradient.
+
+    Parameters
+    ----------
+    grad_e, grad_n : array_like
+        ``dz/dE`` and ``dz/dN`` [m m-1].
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        Slope [deg] and downslope aspect in [0, 360), clockwise from north [deg] (the
+        direction of ``-grad z``; 180 where the gradient is exactly 0: callers mask flat
+        cells by slope, unlike :func:`aspect` which returns NaN there).
+
+    References
+    ----------
+    Horn (1981); Burrough & McDonnell (1998), eqs. 8.2-8.3 (aspect as the downslope
+    direction).
+    """
+    ge = np.asarray(grad_e, dtype=np.float64)
+    gn = np.asarray(grad_n, dtype=np.float64)
+    slope_deg = np.degrees(np.arctan(np.hypot(ge, gn)))
+    aspect_deg = np.mod(np.degrees(np.arctan2(-ge, -gn)), 360.0)
+    return slope_deg, aspect_deg
+
+
+def slope_aspect(dem, *, method: str = "central", smooth_sigma_px: float = 1.0):
+    """Slope and downslope aspect of a DEM DataArray with a CRS.
+
+    Parameters
+    ----------
+    dem : xarray.DataArray
+        Elevation [m] with ``.rio`` CRS and transform.
+    method : {"central", "horn"}
+        Gradient stencil (:func:`terrain_gradient`).
+    smooth_sigma_px : float
+        Gaussian smoothing [pixels].
+
+    Returns
+    -------
+    xarray.Dataset
+        ``slope`` [deg], ``aspect`` [deg clockwise from true north, downslope],
+        ``grad_e``, ``grad_n`` [m m-1].
+
+    References
+    ----------
+    See :func:`terrain_gradient`.
+    """
+    import xarray as xr  # noqa: PLC0415
+
+    ge, gn = terrain_gradient(dem.values, transform=dem.rio.transform(), crs=dem.rio.crs,
+                              method=method, smooth_sigma_px=smooth_sigma_px)
+    s, a = gradient_to_slope_aspect(ge, gn)
+    dims = dem.dims
+    return xr.Dataset({"slope": (dims, s), "aspect": (dims, a), "grad_e": (dims, ge),
+                       "grad_n": (dims, gn)}, coords=dem.coords)
+
+
+def slope(dem, *, dx, dy, convergence=None, scale=None) -> np.ndarray:
     """Slope angle [deg] from a DEM (Horn 1981).
 
     Parameters
@@ -106,6 +375,9 @@ def slope(dem, *, dx, dy) -> np.ndarray:
         Elevation [m], rows north to south.
     dx, dy : float or ndarray
         Cell sizes [m] (see :func:`horn_gradient`).
+    convergence, scale : float or ndarray, optional
+        Meridian convergence [deg] and point scale factor [-] of a projected grid
+        (:func:`convergence_and_scale`); the slope depends on the scale only.
 
     Returns
     -------
@@ -117,10 +389,13 @@ def slope(dem, *, dx, dy) -> np.ndarray:
     Horn (1981); Burrough & McDonnell (1998), eq. 8.2.
     """
     gx, gy = horn_gradient(dem, dx=dx, dy=dy)
+    if convergence is not None or scale is not None:
+        gx, gy = to_true_north(gx, gy, convergence=convergence, scale=scale)
     return np.degrees(np.arctan(np.hypot(gx, gy)))
 
 
-def aspect(dem, *, dx, dy, flat_tolerance: float = 1e-8) -> np.ndarray:
+def aspect(dem, *, dx, dy, flat_tolerance: float = 1e-8, convergence=None,
+           scale=None) -> np.ndarray:
     """Aspect [deg]: the downslope direction, clockwise from north, in [0, 360).
 
     Parameters
@@ -129,6 +404,9 @@ def aspect(dem, *, dx, dy, flat_tolerance: float = 1e-8) -> np.ndarray:
         Elevation [m], rows north to south.
     dx, dy : float or ndarray
         Cell sizes [m].
+    convergence, scale : float or ndarray, optional
+        Meridian convergence [deg] and point scale factor [-] of a projected grid
+        (:func:`convergence_and_scale`): the aspect is then from true north.
     flat_tolerance : float
         Gradient magnitude [m m-1] below which a cell is flat (aspect NaN).
 
@@ -142,6 +420,8 @@ def aspect(dem, *, dx, dy, flat_tolerance: float = 1e-8) -> np.ndarray:
     Horn (1981); Burrough & McDonnell (1998), eq. 8.3.
     """
     gx, gy = horn_gradient(dem, dx=dx, dy=dy)
+    if convergence is not None or scale is not None:
+        gx, gy = to_true_north(gx, gy, convergence=convergence, scale=scale)
     asp = np.degrees(np.arctan2(-gx, -gy)) % 360.0
     return np.where(np.hypot(gx, gy) <= flat_tolerance, np.nan, asp)
 

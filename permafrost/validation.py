@@ -5,7 +5,8 @@ Boreholes
     borehole; no resampling) and scored with the confusion matrix at a threshold (PZI ≥ 0.5
     = permafrost), accuracy, balanced accuracy, Cohen's kappa, ROC AUC, Brier score and a
     reliability curve.  All maps are also scored on the *same* boreholes (those inside and
-    valid in every map) for the side-by-side table.
+    valid in every map) for the side-by-side table.  The metrics themselves live in
+    :mod:`permafrost.metrics`.
 
 Prior maps
     A prior is categorical (class codes; a mapping says which codes are permafrost) or
@@ -37,7 +38,6 @@ Congalton, R. G. (1991). A review of assessing the accuracy of classifications o
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,21 +47,15 @@ import numpy as np
 import pyproj
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
-from scipy.stats import rankdata
 
-from permafrost.area import auto_block_rows, cell_areas, classify_zones, grid_of
+from permafrost.area import auto_block_rows, cell_areas, classify_zones
 from permafrost.errors import DataError
+from permafrost.grid import grid_of
+from permafrost.metrics import binary_metrics, cohen_kappa
 
 __all__ = [
     "PriorSpec",
     "parse_prior_spec",
-    "confusion_counts",
-    "cohen_kappa",
-    "roc_auc",
-    "roc_curve",
-    "brier_score",
-    "reliability_curve",
-    "binary_metrics",
     "sample_at_points",
     "prior_to_binary",
     "map_agreement",
@@ -71,228 +65,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ZONE_NAMES = ["none", "isolated", "sporadic", "discontinuous", "continuous"]
-
-
-# --------------------------------------------------------------------------- point metrics
-def confusion_counts(y_true, y_pred, *, weights=None) -> dict:
-    """2 × 2 confusion counts (or weighted sums, e.g. areas) of binary labels.
-
-    Parameters
-    ----------
-    y_true, y_pred : array_like of {0, 1}
-        Observed and predicted presence [-].
-    weights : array_like, optional
-        Weight of each item (e.g. cell area [m²]); default 1.
-
-    Returns
-    -------
-    dict
-        ``tp``, ``fp``, ``fn``, ``tn``.
-    """
-    t = np.asarray(y_true).astype(bool)
-    p = np.asarray(y_pred).astype(bool)
-    w = np.ones(t.shape) if weights is None else np.asarray(weights, dtype="float64")
-    f = float if weights is not None else int
-    return {"tp": f(w[t & p].sum()), "fp": f(w[~t & p].sum()), "fn": f(w[t & ~p].sum()),
-            "tn": f(w[~t & ~p].sum())}
-
-
-def cohen_kappa(tp: float, fp: float, fn: float, tn: float) -> float | None:
-    """Cohen's kappa from a 2 × 2 table of counts or areas.
-
-    Parameters
-    ----------
-    tp, fp, fn, tn : float
-        Both positive, predicted only, observed only, both negative [count or m²].
-
-    Returns
-    -------
-    float or None
-        ``(p_o − p_e) / (1 − p_e)``; None when undefined (``p_e = 1``).
-
-    References
-    ----------
-    Cohen (1960), eq. 1.
-    """
-    n = tp + fp + fn + tn
-    if n <= 0:
-        return None
-    po = (tp + tn) / n
-    pe = ((tp + fp) * (tp + fn) + (tn + fn) * (tn + fp)) / (n * n)
-    if 1 - pe <= 1e-15:
-        return None
-    return (po - pe) / (1 - pe)
-
-
-def roc_auc(y_true, score) -> float | None:
-    """Area under the ROC curve, the Mann–Whitney probability with ties counted as 1/2.
-
-    Parameters
-    ----------
-    y_true : array_like of {0, 1}
-        Observed presence [-].
-    score : array_like
-        Predicted probability or any score [-].
-
-    Returns
-    -------
-    float or None
-        AUC [-]; None when only one class is present.
-
-    References
-    ----------
-    Hanley & McNeil (1982), eq. 1 (AUC = Wilcoxon–Mann–Whitney statistic).
-    """
-    y = np.asarray(y_true).astype(bool)
-    s = np.asarray(score, dtype="float64")
-    n1, n0 = int(y.sum()), int((~y).sum())
-    if n1 == 0 or n0 == 0:
-        return None
-    r = rankdata(s)
-    return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
-def roc_curve(y_true, score) -> dict:
-    """ROC curve points (false and true positive rates at each distinct score).
-
-    Parameters
-    ----------
-    y_true : array_like of {0, 1}
-        Observed presence [-].
-    score : array_like
-        Predicted probability [-].
-
-    Returns
-    -------
-    dict
-        ``fpr``, ``tpr`` (from (0, 0) to (1, 1)) and ``thresholds`` (score ≥ threshold is
-        positive; the first is +inf).
-
-    References
-    ----------
-    Fawcett, T. (2006). An introduction to ROC analysis. Pattern Recogn. Lett. 27, 861–874.
-    """
-    y = np.asarray(y_true).astype(bool)
-    s = np.asarray(score, dtype="float64")
-    order = np.argsort(-s, kind="mergesort")
-    s, y = s[order], y[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), y.size - 1] if y.size else np.array([], int)
-    tps = np.cumsum(y)[last]
-    fps = (last + 1) - tps
-    P, N = max(int(y.sum()), 1), max(int((~y).sum()), 1)
-    return {"fpr": np.r_[0.0, fps / N].tolist(), "tpr": np.r_[0.0, tps / P].tolist(),
-            "thresholds": [math.inf] + s[last].tolist()}
-
-
-def brier_score(y_true, p) -> float:
-    """Brier score, the mean squared difference between probability and outcome.
-
-    Parameters
-    ----------
-    y_true : array_like of {0, 1}
-        Observed presence [-].
-    p : array_like
-        Predicted probability of presence [-], in [0, 1].
-
-    References
-    ----------
-    Brier (1950), eq. 1 (two-category form divided by 2, as in scikit-learn).
-    """
-    y = np.asarray(y_true, dtype="float64")
-    q = np.asarray(p, dtype="float64")
-    return float(np.mean((q - y) ** 2))
-
-
-def reliability_curve(y_true, p, *, n_bins: int = 10) -> dict:
-    """Reliability (calibration) curve with uniform probability bins.
-
-    Parameters
-    ----------
-    y_true : array_like of {0, 1}
-        Observed presence [-].
-    p : array_like
-        Predicted probability [-] in [0, 1].
-    n_bins : int
-        Number of equal-width bins on [0, 1] [-]; a value on an inner edge goes to the
-        lower bin (as :func:`sklearn.calibration.calibration_curve`).
-
-    Returns
-    -------
-    dict
-        ``bin_edges``, and per bin ``count``, ``mean_predicted`` and ``observed_frequency``
-        (None for empty bins).
-
-    References
-    ----------
-    Niculescu-Mizil & Caruana (2005), §4 (reliability diagrams).
-    """
-    y = np.asarray(y_true, dtype="float64")
-    q = np.asarray(p, dtype="float64")
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    ids = np.searchsorted(edges[1:-1], q)
-    cnt = np.bincount(ids, minlength=n_bins)
-    sp = np.bincount(ids, weights=q, minlength=n_bins)
-    sy = np.bincount(ids, weights=y, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mp = np.where(cnt > 0, sp / np.maximum(cnt, 1), np.nan)
-        of = np.where(cnt > 0, sy / np.maximum(cnt, 1), np.nan)
-    return {"bin_edges": edges.tolist(), "count": cnt.tolist(),
-            "mean_predicted": [None if np.isnan(v) else float(v) for v in mp],
-            "observed_frequency": [None if np.isnan(v) else float(v) for v in of]}
-
-
-def binary_metrics(y_true, p, *, threshold: float = 0.5, n_bins: int = 10,
-                   probabilistic: bool = True) -> dict:
-    """All borehole metrics of a map: confusion matrix, accuracy, balanced accuracy, kappa,
-    AUC, Brier score, reliability curve and ROC curve.
-
-    Parameters
-    ----------
-    y_true : array_like of {0, 1}
-        Observed presence at the boreholes [-].
-    p : array_like
-        Map value at the boreholes: probability [-] (or a 0/1 class for categorical maps).
-    threshold : float
-        Presence when ``p ≥ threshold`` [-].
-    n_bins : int
-        Reliability bins [-].
-    probabilistic : bool
-        Whether ``p`` is a probability in [0, 1] (Brier and reliability are only computed
-        then).
-
-    Returns
-    -------
-    dict
-        ``n, n_pos, n_neg, tp, fp, fn, tn, accuracy, balanced_accuracy, sensitivity,
-        specificity, kappa, auc, brier, roc, reliability`` (None where undefined).
-
-    References
-    ----------
-    Cohen (1960); Hanley & McNeil (1982); Brier (1950); Brodersen et al. (2010);
-    Niculescu-Mizil & Caruana (2005).
-    """
-    y = np.asarray(y_true).astype(int)
-    q = np.asarray(p, dtype="float64")
-    if y.shape != q.shape:
-        raise DataError(f"labels and predictions differ in length ({y.size} vs {q.size})")
-    pred = q >= threshold
-    c = confusion_counts(y, pred)
-    n = y.size
-    sens = c["tp"] / (c["tp"] + c["fn"]) if (c["tp"] + c["fn"]) else None
-    spec = c["tn"] / (c["tn"] + c["fp"]) if (c["tn"] + c["fp"]) else None
-    out = {
-        "n": int(n), "n_pos": int(y.sum()), "n_neg": int(n - y.sum()), **c,
-        "accuracy": (c["tp"] + c["tn"]) / n if n else None,
-        "sensitivity": sens, "specificity": spec,
-        "balanced_accuracy": (sens + spec) / 2 if sens is not None and spec is not None else None,
-        "kappa": cohen_kappa(c["tp"], c["fp"], c["fn"], c["tn"]),
-        "auc": roc_auc(y, q) if n else None,
-        "brier": brier_score(y, q) if (probabilistic and n) else None,
-        "threshold": threshold,
-    }
-    out["roc"] = roc_curve(y, q) if out["auc"] is not None else None
-    out["reliability"] = reliability_curve(y, q, n_bins=n_bins) if (probabilistic and n) else None
-    return out
 
 
 # --------------------------------------------------------------------------- sampling

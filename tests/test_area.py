@@ -19,7 +19,6 @@ from typer.testing import CliRunner
 
 from permafrost.area import (
     ZONE_CODES,
-    Grid,
     authalic_radius,
     cell_areas,
     classify_zones,
@@ -28,6 +27,7 @@ from permafrost.area import (
     zone_statistics,
 )
 from permafrost.errors import DataError
+from permafrost.grid import Grid
 
 GEOD = pyproj.Geod(ellps="WGS84")
 WGS84 = pyproj.CRS("EPSG:4326")

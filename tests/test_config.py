@@ -67,6 +67,8 @@ def test_valid_file_resolves_paths_relative_to_itself(tree):
          "did you mean 'offset'"),
         ("[scenarios.w]\ncovariates.maat = {}\n", "scenarios.w.covariates.maat", "changes nothing"),
         ("[scenarios.baseline]\ndescription = 'x'\n", "scenarios.baseline", "reserved"),
+        ("[scenarios.\"../../etc\"]\ndescription = 'x'\n", "scenarios.../../etc", "directory"),
+        ("[scenarios.\"a/b\"]\ndescription = 'x'\n", "scenarios.a/b", "directory"),
     ],
 )
 def test_bad_keys_are_named_with_a_suggestion(tree, body, key, hint):

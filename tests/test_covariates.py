@@ -23,11 +23,11 @@ from permafrost.covariates import (
     cell_sizes,
     downscale_maat_da,
     extract_at_points,
-    grid_of,
     pisr_da,
     slope_da,
 )
 from permafrost.errors import ConfigError, CRSError, DataError, GridMismatchError
+from permafrost.grid import grid_of
 from permafrost.io.rasters import read_raster
 
 GEOD = Geod(ellps="WGS84")

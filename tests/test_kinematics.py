@@ -26,14 +26,13 @@ from permafrost.kinematics import (
     compute_kinematics,
     downslope_unit_vector,
     downslope_velocity,
-    gradient_to_slope_aspect,
     kinematic_class,
     los_sensitivity,
     los_unit_vector,
     pixel_masks,
     run_kinematics,
-    terrain_gradient,
 )
+from permafrost.terrain import gradient_to_slope_aspect, terrain_gradient
 
 
 # --------------------------------------------------------------------------- projection

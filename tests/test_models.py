@@ -21,18 +21,18 @@ from sklearn.base import clone
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from typer.testing import CliRunner
 
-from permafrost.calibration import apply_calibration, fit_calibration, reliability_curve
+from permafrost.calibration import apply_calibration, fit_calibration
 from permafrost.cli import app
 from permafrost.cv import block_ids, make_folds, merge_groups, variogram_range
-from permafrost.errors import DataError, ModelError
+from permafrost.backends import resolve_device, xgboost_gpu_usable
+from permafrost.errors import DataError, InputError, ModelError
+from permafrost.metrics import reliability_curve
 from permafrost.models import (
     LogisticPZI,
     RandomForestPZI,
     XGBoostPZI,
     balanced_weights,
-    gpu_usable,
     load_model,
-    resolve_device,
     train_model,
 )
 
@@ -343,13 +343,13 @@ def test_non_binary_labels(region, labels):
 
 
 def test_device_resolution_never_silently_falls_back():
-    ok, why = gpu_usable()
+    ok, why = xgboost_gpu_usable()
     assert resolve_device("cpu") == "cpu"
-    assert resolve_device("auto") == ("cuda" if ok else "cpu")
+    assert resolve_device("auto", purpose="train") == ("cuda" if ok else "cpu")
     if not ok:
-        with pytest.raises(ModelError, match="no GPU is usable"):
-            resolve_device("cuda")
-    with pytest.raises(ModelError, match="unknown device"):
+        with pytest.raises(InputError, match="no CUDA GPU is usable"):
+            resolve_device("cuda", purpose="train")
+    with pytest.raises(InputError, match="unknown device"):
         resolve_device("tpu")
 
 
@@ -415,7 +415,7 @@ def test_isotonic_calibration_knots_and_reliability():
     q = apply_calibration(c, np.array([0.1, 0.5, 0.9, np.nan], dtype="float32"))
     assert np.isnan(q[3])
     np.testing.assert_allclose(q[:3], [0.01, 0.25, 0.81], atol=0.07)
-    rel = reliability_curve(apply_calibration(c, p.astype("float32")), y, n_bins=10)
+    rel = reliability_curve(y, apply_calibration(c, p.astype("float32")), n_bins=10)
     assert sum(rel["count"]) == 5000
     ok = [i for i, v in enumerate(rel["mean_predicted"]) if v is not None and rel["count"][i] > 100]
     for i in ok:
@@ -521,7 +521,7 @@ def test_sample_region_with_fused_labels(sample_dir):
 # ---------------------------------------------------------------------------------------
 @pytest.mark.gpu
 def test_cuda_training_and_cupy_prediction(region, labels, tmp_path):
-    if not gpu_usable()[0]:
+    if not xgboost_gpu_usable()[0]:
         pytest.skip("no usable CUDA GPU")
     cupy = pytest.importorskip("cupy")
     ds, _ = region

@@ -275,6 +275,18 @@ def test_local_cluster_backend_gives_the_same_bytes(model_dir, stack_dir, tmp_pa
     assert sha(a.zones) == sha(b.zones)
 
 
+def test_existing_cluster_by_scheduler_address(model_dir, stack_dir, tmp_path):
+    from distributed import LocalCluster
+
+    ref = predict_raster(model_dir, stack_dir, tmp_path / "threads.tif", chunk=64, device="cpu")
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                      dashboard_address=None) as cluster:
+        res = predict_raster(model_dir, stack_dir, tmp_path / "sched.tif", chunk=64,
+                             device="cpu", scheduler=cluster.scheduler_address)
+    assert res.backend == "cluster"
+    assert sha(res.pzi) == sha(ref.pzi)
+
+
 def test_in_memory_dataset_and_loaded_model_give_the_same_values(model_dir, stack_dir,
                                                                  tmp_path):
     ds = read_covariate_stack(stack_dir)  # numpy-backed, in memory
@@ -303,6 +315,15 @@ def test_progress_reports_pixels_then_files(model_dir, stack_dir, tmp_path):
     assert {t for _, _, t in pix} == {150 * 210}
     assert len(pix) == 1 + 12  # the start and one per block
     assert files == [("write", 0, 2), ("write", 1, 2), ("write", 2, 2)]
+
+
+def test_toml_stack_file(model_dir, stack_dir, tmp_path):
+    """A stack file naming the same rasters gives the same PZI as the directory."""
+    toml = tmp_path / "stack.toml"
+    toml.write_text("".join(f'[covariates.{f}]\npath = "{stack_dir / (f + ".tif")}"\n\n'
+                            for f in FEATURES))
+    res = predict_raster(model_dir, toml, tmp_path / "p.tif", chunk=64, device="cpu")
+    np.testing.assert_array_equal(read(res.pzi), reference_pzi(model_dir, stack_dir))
 
 
 def test_predict_block_counts_and_row_independence(model_dir):

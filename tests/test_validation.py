@@ -1,4 +1,7 @@
-"""Tests of permafrost.validation: metrics vs scikit-learn, prior-map agreement, bad input, CLI."""
+"""Tests of permafrost.validation: borehole scores, prior-map agreement, bad input, CLI.
+
+The metric functions themselves are tested against scikit-learn in tests/test_metrics.py.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +14,15 @@ import pytest
 import rasterio
 import rioxarray  # noqa: F401
 from affine import Affine
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from sklearn import metrics as skm
-from sklearn.calibration import calibration_curve
 from typer.testing import CliRunner
 
-from permafrost.area import Grid, cell_areas
+from permafrost.area import cell_areas
 from permafrost.errors import DataError
+from permafrost.grid import Grid
 from permafrost.validation import (
     PriorSpec,
-    binary_metrics,
-    cohen_kappa,
     parse_prior_spec,
-    reliability_curve,
-    roc_auc,
-    roc_curve,
     sample_at_points,
     validate_from_files,
 )
@@ -96,66 +92,6 @@ def region(tmp_path):
                        "presence": pres})
     bh.to_csv(tmp_path / "bh.csv", index=False)
     return tmp_path
-
-
-# ----------------------------------------------------------------------------- metrics
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning")
-@settings(max_examples=60, deadline=None)
-@given(st.integers(0, 10_000), st.integers(8, 200), st.sampled_from([None, 1, 2]))
-def test_metrics_match_sklearn(seed, n, decimals):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, n)
-    p = np.clip(rng.uniform(size=n) * 0.6 + y * 0.3, 0, 1)
-    if decimals is not None:
-        p = np.round(p, decimals)  # ties
-    m = binary_metrics(y, p, threshold=0.5)
-    pred = (p >= 0.5).astype(int)
-    tn, fp, fn, tp = skm.confusion_matrix(y, pred, labels=[0, 1]).ravel()
-    assert (m["tn"], m["fp"], m["fn"], m["tp"]) == (tn, fp, fn, tp)
-    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
-    assert m["brier"] == pytest.approx(skm.brier_score_loss(y, p))
-    if 0 < y.sum() < n:
-        assert m["auc"] == pytest.approx(skm.roc_auc_score(y, p))
-        fpr, tpr, thr = skm.roc_curve(y, p, drop_intermediate=False)
-        np.testing.assert_allclose(m["roc"]["fpr"], fpr)
-        np.testing.assert_allclose(m["roc"]["tpr"], tpr)
-        np.testing.assert_allclose(m["roc"]["thresholds"][1:], thr[1:])
-        assert m["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, pred))
-    else:
-        assert m["auc"] is None
-    k = skm.cohen_kappa_score(y, pred)
-    if np.isnan(k):
-        assert m["kappa"] is None
-    else:
-        assert m["kappa"] == pytest.approx(k, abs=1e-12)
-    pt, pp = calibration_curve(y, p, n_bins=10, strategy="uniform")
-    rel = m["reliability"]
-    got_t = [v for v in rel["observed_frequency"] if v is not None]
-    got_p = [v for v in rel["mean_predicted"] if v is not None]
-    np.testing.assert_allclose(got_t, pt)
-    np.testing.assert_allclose(got_p, pp)
-    assert sum(rel["count"]) == n
-
-
-def test_weighted_kappa_matches_sklearn():
-    rng = np.random.default_rng(3)
-    a, b = rng.integers(0, 2, 500), rng.integers(0, 2, 500)
-    w = rng.uniform(1, 5, 500)
-    tp, fp = w[(a == 1) & (b == 1)].sum(), w[(a == 1) & (b == 0)].sum()
-    fn, tn = w[(a == 0) & (b == 1)].sum(), w[(a == 0) & (b == 0)].sum()
-    assert cohen_kappa(tp, fp, fn, tn) == pytest.approx(
-        skm.cohen_kappa_score(b, a, sample_weight=w), abs=1e-12)
-
-
-def test_degenerate_metrics():
-    assert roc_auc([1, 1, 1], [0.1, 0.5, 0.9]) is None
-    assert cohen_kappa(10, 0, 0, 0) is None
-    m = binary_metrics([1, 1], [0.9, 0.8])
-    assert m["auc"] is None and m["roc"] is None and m["specificity"] is None
-    r = roc_curve([0, 1, 1, 0], [0.2, 0.8, 0.8, 0.9])
-    assert r["fpr"][0] == 0 and r["tpr"][-1] == 1
-    rel = reliability_curve([0, 1], [0.5, 1.0], n_bins=2)
-    assert rel["count"] == [1, 1]  # 0.5 sits on the inner edge -> lower bin, like sklearn
 
 
 def test_sample_at_points_cells_and_crs(tmp_path):
