@@ -162,11 +162,13 @@ def holdout_split(
     fraction: float,
     seed: int = 0,
     block_m: float = 2000.0,
+    site_m: float = 500.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split points into training and spatially held-out sets by whole spatial blocks.
 
-    Points are binned into square blocks of ``block_m`` in a local azimuthal equidistant
-    projection; whole blocks are drawn at random (seeded) until at least ``fraction`` of
+    Points closer than ``site_m`` (in chains) form one site; sites are binned by their
+    centre into square blocks of ``block_m`` in a local azimuthal equidistant projection;
+    whole blocks are drawn at random (seeded) until at least ``fraction`` of
     the points is held out, so that boreholes of one site never end up on both sides
     (a held-out set next to training points would measure interpolation, not skill:
     Roberts et al. 2017, *Ecography* 40:913, doi:10.1111/ecog.02881).  Both classes are
@@ -182,6 +184,8 @@ def holdout_split(
         Random seed.
     block_m : float
         Block side [m].
+    site_m : float
+        Points linked by neighbours closer than this are one site, never split [m].
 
     Returns
     -------
@@ -197,25 +201,40 @@ def holdout_split(
     lon0, lat0 = float(lonlat.x.mean()), float(lonlat.y.mean())
     aeqd = CRS.from_proj4(f"+proj=aeqd +lat_0={lat0} +lon_0={lon0} +datum=WGS84 +units=m")
     xy = points.geometry.to_crs(aeqd)
-    bx = np.floor(xy.x.to_numpy() / block_m).astype(np.int64)
-    by = np.floor(xy.y.to_numpy() / block_m).astype(np.int64)
+    coords = np.column_stack([xy.x.to_numpy(), xy.y.to_numpy()])
+    # sites: points linked by chains of neighbours closer than site_m stay together
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    pairs = cKDTree(coords).query_pairs(site_m, output_type="ndarray")
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])),
+                       shape=(len(coords), len(coords)))
+    _, site = connected_components(graph, directed=False)
+    centre = np.column_stack([np.bincount(site, coords[:, k]) / np.bincount(site)
+                              for k in (0, 1)])[site]
+    bx = np.floor(centre[:, 0] / block_m).astype(np.int64)
+    by = np.floor(centre[:, 1] / block_m).astype(np.int64)
     blocks = bx * 1_000_003 + by
     uniq = np.unique(blocks)
     rng = np.random.default_rng(seed)
     presence = points["presence"].to_numpy() if "presence" in points.columns else None
+    share = None if presence is None else float(np.mean(presence == 1))
     need = int(math.ceil(fraction * len(points)))
-    best = None
-    for _ in range(100):
-        order = rng.permutation(uniq)
+    best, best_score = None, np.inf
+    for _ in range(200):  # draws of whole blocks; keep the one closest to the class mix
         hold = np.zeros(len(points), bool)
-        for b in order:
+        for b in rng.permutation(uniq):
             if hold.sum() >= need:
                 break
             hold |= blocks == b
-        best = hold if best is None else best
-        if presence is None or len(np.unique(presence[hold])) == 2:
+        if presence is None:
             best = hold
             break
+        h = presence[hold]
+        score = abs(float(np.mean(h == 1)) - share) + (0.0 if len(np.unique(h)) == 2 else 1.0)
+        if score < best_score:
+            best, best_score = hold, score
     return ~best, best
 
 

@@ -1,8 +1,8 @@
 """Run a pipeline: steps in order, each rerun only when its inputs or configuration changed.
 
 Every step's *key* is a SHA-256 over its name, its part of the configuration, the content
-hashes of its input files, its seed and the keys of the steps it depends on (MintPy's
-run-or-skip rule, made content-based).  A step's outputs live in
+hashes of its input files, its seed, the keys of the steps it depends on and the package's
+own source code (MintPy's run-or-skip rule, made content-based).  A step's outputs live in
 ``<output_dir>/steps/<step>/<key>/``; a step is done when that directory exists, and it
 only comes into existence by renaming a complete temporary directory, so a run killed at
 any point leaves no half-finished step behind and a rerun simply does the missing work.
@@ -16,6 +16,7 @@ configuration, versions, device, step keys and timings) and hard links to its ma
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -205,8 +206,20 @@ def _hash_inputs(obj: Any, cache: _HashCache) -> Any:
     return obj
 
 
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """SHA-256 over the package's own source: a change of code is a change of every step."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
 def step_key(spec: StepSpec, options: Any, input_hashes: Any, upstream: dict[str, str], seed: int) -> str:
     payload = {"step": spec.name, "format": STEP_FORMAT, "version": __version__,
+               "code": code_digest(),
                "options": options, "inputs": input_hashes, "upstream": upstream, "seed": seed}
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 

@@ -353,6 +353,25 @@ def _scenarios(sc: Mapping) -> str:
     return _table(head, rows, caption="Whole-map figures of each scenario")
 
 
+def _scenario_changes(cmp: Mapping) -> str:
+    """Tables of area change against the baseline (computed by area.compare_scenarios)."""
+    labels = {"pzi_ge_0.5_km2": "PZI ≥ 0.5", "pzi_weighted_km2": "PZI-weighted",
+              "region_km2": "region", "continuous_km2": "continuous",
+              "discontinuous_km2": "discontinuous", "sporadic_km2": "sporadic",
+              "isolated_km2": "isolated"}
+    out = []
+    for name, rows in (cmp.get("scenarios") or {}).items():
+        head = ["unit", "name"] + [f"Δ {labels.get(f, f)} km²" for f in cmp["figures"]] + [
+            "Δ PZI ≥ 0.5 %"]
+        body = [[_Raw(_e(r["unit"])), _Raw(_e(r["name"]))] + [r.get(f + "_change") for f in
+                                                              cmp["figures"]]
+                + [r.get("pzi_ge_0.5_km2_change_pct")] for r in rows]
+        out.append(_table(head, body, left=2,
+                          caption=f"{name}: change against {cmp.get('baseline', 'baseline')} "
+                                  "(scenario − baseline)"))
+    return "\n".join(out)
+
+
 def _kpis(b: Mapping) -> str:
     out = []
     st = b.get("stats")
@@ -427,8 +446,10 @@ def render_report(bundle: Mapping) -> str:
     add("Validation", vt, bool(vt))
     ag = "\n".join(_agreement_map(n, m) for n, m in (maps.get("agreement") or {}).items())
     add("Agreement maps", ag, bool(ag))
-    add("Scenarios", _scenarios(bundle["scenarios"]) if bundle.get("scenarios") else "",
-        bool(bundle.get("scenarios")))
+    sc_html = _scenarios(bundle["scenarios"]) if bundle.get("scenarios") else ""
+    if bundle.get("scenario_changes"):
+        sc_html += "\n" + _scenario_changes(bundle["scenario_changes"])
+    add("Scenarios", sc_html, bool(bundle.get("scenarios")))
     body = [f"<h1>{_e(title)}</h1>", f"<div>{_kpis(bundle)}</div>"]
     body += [f"<section><h2>{_e(n)}</h2>\n{b}</section>" for n, b in sec]
     if missing:
@@ -465,6 +486,7 @@ def report_from_files(
     labels=None,
     provenance=None,
     scenarios: Mapping[str, object] | None = None,
+    scenario_changes=None,
     max_size: int = 800,
 ) -> dict:
     """Read what the other steps wrote, render the report and write HTML (+ JSON).
@@ -488,6 +510,9 @@ def report_from_files(
         A JSON manifest.
     scenarios : mapping, optional
         ``{name: stats JSON path}``.
+    scenario_changes : path-like, optional
+        JSON from :func:`permafrost.area.compare_scenarios` (area change per zone and
+        region against the baseline).
     max_size : int
         Longest side of map previews [pixels].
 
@@ -546,6 +571,8 @@ def report_from_files(
                                   else None)}
     if scenarios:
         b["scenarios"] = {n: read_json(p) for n, p in scenarios.items()}
+    if scenario_changes:
+        b["scenario_changes"] = read_json(scenario_changes)
     atomic_write_text(out_html, render_report(b))
     js = report_json(b)
     if out_json:

@@ -313,8 +313,10 @@ def _validate_run(ctx: StepContext):
                               boreholes_path=boreholes,
                               priors=priors, out_dir=ctx.workdir / "validation",
                               mask_path=inp.mask)
-    bh = res.get("boreholes") or {}
-    summary = {k: bh.get(k) for k in ("n", "auc", "balanced_accuracy", "kappa", "brier") if k in bh}
+    rows = (res.get("boreholes") or {}).get("table") or []
+    model_row = next((r for r in rows if r.get("kind") == "pzi"), {})
+    summary = {k: model_row.get(k) for k in ("n", "auc", "balanced_accuracy", "kappa", "brier")
+               if k in model_row}
     return {"validation": "validation/validation.json"}, json.loads(json.dumps(summary, default=str))
 
 
@@ -346,6 +348,13 @@ def _report_run(ctx: StepContext):
     write_json(provenance, ctx.workdir / "provenance.json")
     scen = {sc: recs["stats"].output("stats") for sc, recs in ctx.scenarios.items() if "stats" in recs}
     descriptions = {name: sc.description for name, sc in ctx.config.scenarios.items()}
+    changes = None
+    if len(scen) > 1 and BASELINE in scen:
+        from permafrost.area import compare_scenarios
+        from permafrost.io.results import read_json
+
+        changes = ctx.workdir / "scenario_changes.json"
+        write_json(compare_scenarios({n: read_json(p) for n, p in scen.items()}), changes)
     report_from_files(
         out_html=ctx.workdir / "report.html", out_json=ctx.workdir / "report.json",
         title=ctx.config.report.title or f"Permafrost map: {ctx.config.pipeline.name}",
@@ -357,6 +366,7 @@ def _report_run(ctx: StepContext):
         labels=base["labels"].output("labels") if "labels" in base else None,
         provenance=ctx.workdir / "provenance.json",
         scenarios=scen if len(scen) > 1 else None,
+        scenario_changes=changes,
     )
     return {"html": "report.html", "json": "report.json"}, {"scenarios": sorted(scen),
                                                            "descriptions": descriptions}

@@ -373,3 +373,30 @@ def test_sample_region_stats(sample_dir):
     fr = [u["fraction_pzi_ge_0.5"] for u in bands if u["n_valid_cells"] > 200]
     # permafrost increases with elevation in the generated truth
     assert fr[-1] > fr[0]
+
+
+def test_compare_scenarios_changes_per_zone_and_region():
+    from permafrost.area import compare_scenarios
+    from permafrost.errors import DataError
+
+    def unit(kind, name, ge05, cont, den=100.0):
+        return {"unit": kind, "name": name, "denominator_km2": den, "pzi_ge_0.5_km2": ge05,
+                "pzi_weighted_km2": ge05 * 0.9, "region_km2": 90.0, "continuous_km2": cont,
+                "discontinuous_km2": ge05 - cont, "sporadic_km2": 10.0, "isolated_km2": 5.0}
+
+    base = {"units": [unit("all", "all", 60.0, 30.0), unit("region", "A", 20.0, 10.0, 40.0),
+                      unit("elevation_band", "3000-3200 m", 1.0, 0.0, 5.0)]}
+    warm = {"units": [unit("all", "all", 45.0, 15.0), unit("region", "A", 5.0, 0.0, 40.0),
+                      unit("elevation_band", "3000-3200 m", 0.0, 0.0, 5.0)]}
+    out = compare_scenarios({"baseline": base, "plus2": warm})
+    rows = {r["name"]: r for r in out["scenarios"]["plus2"]}
+    assert set(rows) == {"all", "A"}  # bands are left out by default
+    assert rows["all"]["pzi_ge_0.5_km2_change"] == pytest.approx(-15.0)
+    assert rows["all"]["pzi_ge_0.5_km2_change_pct"] == pytest.approx(-25.0)
+    assert rows["A"]["continuous_km2_change"] == pytest.approx(-10.0)
+    assert rows["A"]["discontinuous_km2_change"] == pytest.approx(5.0 - 10.0)
+    other = {"units": [unit("all", "all", 45.0, 15.0, den=99.0)]}
+    with pytest.raises(DataError, match="denominator"):
+        compare_scenarios({"baseline": base, "x": other})
+    with pytest.raises(DataError, match="baseline"):
+        compare_scenarios({"x": warm})

@@ -466,3 +466,27 @@ def test_combine_activity_prefers_decided_insar_then_inventory():
                                                      "uncertain", "uncertain"]
     with pytest.raises(DataError, match="kin_activity"):
         combine_activity(gdf.drop(columns="kin_activity"))
+
+
+def test_holdout_split_keeps_sites_whole_and_the_class_mix():
+    from permafrost.labels import holdout_split
+
+    rng = np.random.default_rng(0)
+    sites = rng.uniform([98.9, 38.4], [99.2, 38.6], size=(30, 2))
+    rows = []
+    for i, (lon, lat) in enumerate(sites):
+        pres = int(rng.random() < 0.75)
+        for _ in range(4):  # four boreholes within ~100 m of each site, same presence
+            rows.append((lon + rng.normal(0, 0.001), lat + rng.normal(0, 0.001), pres, i))
+    df = pd.DataFrame(rows, columns=["lon", "lat", "presence", "site"])
+    pts = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df.lon, df.lat), crs=4326)
+    train, hold = holdout_split(pts, fraction=0.25, seed=1, block_m=2000)
+    assert (train ^ hold).all()
+    assert hold.sum() >= 0.25 * len(pts)
+    # no site is split between training and hold-out
+    assert not (set(df.site[train]) & set(df.site[hold]))
+    # both classes, in about the whole set's proportion
+    assert set(df.presence[hold]) == {0, 1}
+    assert abs(df.presence[hold].mean() - df.presence.mean()) < 0.1
+    again = holdout_split(pts, fraction=0.25, seed=1, block_m=2000)
+    assert (again[1] == hold).all()
