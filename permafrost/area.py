@@ -357,6 +357,15 @@ def _shapes_in_crs(gdf, crs: pyproj.CRS, what: str):
                        fix="assign one (save it again with a CRS)")
     out = gdf.to_crs(crs) if pyproj.CRS(gdf.crs) != crs else gdf
     bad = out.geometry.isna() | out.geometry.is_empty
+    import shapely  # noqa: PLC0415
+
+    flat = ~bad & ~(shapely.area(out.geometry.to_numpy()) > 0)  # points, lines: no area
+    if flat.any():
+        kinds = sorted(set(out.geometry[flat].geom_type))
+        raise DataError(f"{int(flat.sum())} {what} feature(s) without area ({', '.join(kinds)}) "
+                        f"in rows {list(np.flatnonzero(flat.to_numpy())[:10])}",
+                        path=gdf.attrs.get("source"), field="geometry",
+                        fix="keep only polygons (buffer points or lines first if meant)")
     return out, int(bad.sum())
 
 
@@ -489,6 +498,10 @@ def zone_statistics(
     for r0, r1 in _row_blocks(nrows, block_rows):
         block = np.asarray(pzi.isel({pzi.dims[0]: slice(r0, r1)}).values, dtype="float64")
         area = cell_areas(grid, slice(r0, r1))
+        if np.isinf(block).any():
+            raise DataError("the PZI raster holds infinite values", path=src,
+                            fix="give a probability raster in [0, 1] (nodata set for no-data "
+                                "cells)")
         fin = block[np.isfinite(block)]
         if fin.size:
             pmin, pmax = min(pmin, float(fin.min())), max(pmax, float(fin.max()))
@@ -524,6 +537,9 @@ def zone_statistics(
                         path=src, fix="give a probability raster (nodata set for no-data cells)")
 
     units = [_unit_row("all", "all", acc_all, 0)]
+    if units[0]["footprint_km2"] > 0 and units[0]["nodata_km2"] >= units[0]["footprint_km2"]:
+        raise DataError("the PZI raster has no valid cell (every cell is nodata)", path=src,
+                        fix="check the prediction and the raster's nodata value")
     for i, n in enumerate(acc_reg.names):
         units.append(_unit_row("region", n, acc_reg, i))
     for k in sorted(acc_band.names):

@@ -335,6 +335,9 @@ def covariate_names(covariates: Path) -> list[str]:
 #: scenario names become directory names under output_dir: no separators, no '..'
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 
+#: names of entries of output_dir that a scenario directory must not shadow
+_RESERVED = {"steps", "report.html", "report.json"}
+
 _OPTION_SECTIONS = {"labels": LabelsOptions, "train": TrainOptions, "predict": PredictOptions,
                     "stats": StatsOptions}
 
@@ -346,8 +349,8 @@ def _check_scenarios(cfg: PipelineConfig, path: Path) -> None:
             raise ConfigError("a scenario name must be letters, digits, '_', '-' or '.', not "
                               "starting with '.' (it names a directory under output_dir)",
                               path=path, field=f"scenarios.{name}", fix="rename the scenario")
-        if name == BASELINE:
-            raise ConfigError("the name 'baseline' is reserved", path=path,
+        if name == BASELINE or name in _RESERVED:
+            raise ConfigError(f"the name {name!r} is reserved", path=path,
                               field=f"scenarios.{name}", fix="rename the scenario")
         for cov, change in sc.covariates.items():
             key = f"scenarios.{name}.covariates.{cov}"

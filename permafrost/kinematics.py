@@ -1025,6 +1025,11 @@ def run_kinematics(
         for f in files:
             data.append(read_track(f))
     res = compute_kinematics(gdf, data, dem=dem_da, config=config)
+    reasons = res.outlines[PREFIX + "reason"].astype(str)
+    if len(reasons) and reasons.str.startswith(NOT_COVERED).all():
+        raise DataError(f"none of the {len(reasons)} outlines lies in any track's footprint",
+                        path=outlines, field="geometry",
+                        fix="check the outlines' CRS and that the tracks cover the region")
     res.outlines.attrs["config"] = asdict(config)
     if out is not None:
         write_vector(res.outlines, out, layer="kinematics")

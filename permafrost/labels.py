@@ -955,7 +955,10 @@ def build_labels(
     if len(fused) == 0:
         reasons = dropped_df["reason"].str.split(":").str[0].value_counts().to_dict() \
             if len(dropped_df) else {}
+        sources = [str(g.attrs["source"]) for g in [*inventories, *borehole_tables]
+                   if g.attrs.get("source")]
         raise DataError(f"no labelled point left (dropped: {reasons or 'nothing given'})",
+                        path=", ".join(dict.fromkeys(sources)) or None,
                         field="labels", fix="check the inputs' activity values, presence values "
                         "and coverage of the grid")
     for col in OUTPUT_COLUMNS:
@@ -1029,9 +1032,9 @@ def labels_from_files(
 
     Parameters
     ----------
-    inventories : list of path
+    inventories : list of path or GeoDataFrame
         Rock glacier inventories (any vector format).
-    boreholes : list of path
+    boreholes : list of path or GeoDataFrame
         Presence tables (CSV or vector).
     gtnp : list of (csv path, metadata JSON path)
         GTN-P long-format records.
@@ -1064,8 +1067,10 @@ def labels_from_files(
     from permafrost.io.rasters import read_raster
     from permafrost.io.vectors import read_vector, write_vector
 
-    invs = [read_vector(p) for p in inventories]
-    tables = [read_presence_table(p, crs=borehole_crs) for p in boreholes]
+    # paths, or already-read GeoDataFrames (``attrs["source"]`` names their origin)
+    invs = [p if isinstance(p, gpd.GeoDataFrame) else read_vector(p) for p in inventories]
+    tables = [p if isinstance(p, gpd.GeoDataFrame) else read_presence_table(p, crs=borehole_crs)
+              for p in boreholes]
     records = []
     for csv, meta in gtnp:
         records += read_gtnp(csv, meta)

@@ -111,8 +111,9 @@ class BoosterPredictor:
         b = xgb.Booster()
         try:
             b.load_model(str(path))
-        except xgb.core.XGBoostError as exc:
-            first = str(exc).strip().splitlines()[0][:200]
+        except (xgb.core.XGBoostError, UnicodeDecodeError) as exc:
+            # a binary file (e.g. a pickle): xgboost fails to decode its own error message
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise ModelError(f"not a readable XGBoost model ({first})", path=path,
                              fix="retrain the model with `permafrost train`") from None
         return cls(b)
@@ -294,6 +295,11 @@ class PZIModel:
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.replace(tmp, target)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise OutputError(f"cannot write the model directory ({exc.strerror or exc}); "
+                              "nothing was written", path=target,
+                              fix="free space or choose another output directory") from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -36,8 +36,10 @@ from typing import Any
 import dask
 import dask.array as dsa
 import numpy as np
+import rasterio
 import xarray as xr
 from affine import Affine
+from rasterio.errors import RasterioIOError
 
 from permafrost.area import ZONE_CODES, classify_zones
 from permafrost.backends import (
@@ -46,7 +48,8 @@ from permafrost.backends import (
     resolve_device,
     to_host,
 )
-from permafrost.errors import CRSError, DataError, GridMismatchError, InputError, ModelError
+from permafrost.errors import (CRSError, DataError, GridMismatchError, InputError,
+                               InputFileError, ModelError, OutputError)
 from permafrost.io._atomic import TMP_MARK, atomic_path, atomic_write_text
 from permafrost.io.rasters import (
     RASTER_SUFFIXES,
@@ -91,8 +94,8 @@ def predict_block(
     model : PZIModel
         A loaded model (:func:`permafrost.models.load_model`).
     block : array, shape (n_features, ny, nx)
-        Covariates [their own units] in the model's feature order, float; NaN where
-        missing.  NumPy, or CuPy for ``device="cuda"``.
+        Covariates [their own units] in the model's feature order, float; NaN (or
+        +-inf) where missing.  NumPy, or CuPy for ``device="cuda"``.
     excluded : array of bool, shape (ny, nx), optional
         True where the mask excludes the pixel (glaciers, lakes...).
     device : {"cpu", "cuda"}
@@ -123,7 +126,7 @@ def predict_block(
     if b.dtype != np.float32:
         b = b.astype(np.float32)
     nf, ny, nx = b.shape
-    missing = xp.isnan(b).any(axis=0).ravel()
+    missing = ~xp.isfinite(b).all(axis=0).ravel()  # NaN and +-inf: no value
     valid = ~missing
     n_masked = 0
     if excluded is not None:
@@ -373,13 +376,18 @@ def predict_raster(
 
     with open_executor(workers=workers, scheduler=scheduler, threads=threads) as ex:
         backend = ex.backend
-        results = ex.run(tasks, _on_done)
+        try:
+            results = ex.run(tasks, _on_done)
+        except RasterioIOError as exc:
+            raise _unreadable_covariate(ds, features, cov_source, exc) from None
     for c in results:
         _add(counts_total, c)
     t1 = time.perf_counter()
     if counts_total["valid"] == 0:
-        log.warning("no pixel could be predicted (%d missing a covariate, %d masked)",
-                    counts_total["missing"], counts_total["masked"])
+        raise DataError(f"no pixel could be predicted ({counts_total['missing']} missing a "
+                        f"covariate, {counts_total['masked']} masked)", path=cov_source,
+                        field="covariates", fix="check each covariate's coverage and nodata "
+                        "value, and the mask")
 
     # --- phase 2: stream the cache into COGs (threads of this process)
     tags = _provenance(pzi_model, model_path, ds, features, cov_source, mask_info, dev)
@@ -448,6 +456,25 @@ def predict_raster(
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _unreadable_covariate(ds: xr.Dataset, features: Sequence[str], cov_source: Any,
+                          exc: Exception) -> InputFileError:
+    """The error for a covariate raster whose blocks fail to read: find and name the file."""
+    for f in features:
+        src = ds[f].attrs.get("source")
+        if not src:
+            continue
+        try:
+            with rasterio.open(src) as r:
+                for _, window in r.block_windows(1):
+                    r.read(1, window=window)
+        except RasterioIOError:
+            return InputFileError("cannot read the raster's data (truncated or corrupt?)",
+                                  path=src, field=f, fix="write or download the file again")
+    first = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return InputFileError(f"a covariate raster cannot be read ({first})", path=cov_source,
+                          fix="check the covariate files (truncated or corrupt?)")
 
 
 def _add(total: dict[str, int], part: Mapping[str, int]) -> None:
@@ -601,7 +628,11 @@ def _prepare_cache(root: Path, cache: Path, *, resume: bool, prune_others: bool)
                 shutil.rmtree(d, ignore_errors=True) if d.is_dir() else d.unlink(missing_ok=True)
     if not resume and cache.exists():
         shutil.rmtree(cache)
-    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the block cache ({exc.strerror or exc})", path=root,
+                          fix="choose an output path in a writable directory") from None
     for leftover in cache.glob(f"*{TMP_MARK}*"):
         leftover.unlink(missing_ok=True)
 

@@ -117,8 +117,8 @@ def _holds_out(cfg: PipelineConfig) -> bool:
             and cfg.inputs.boreholes is not None and cfg.inputs.validation_boreholes is None)
 
 
-def _split_boreholes(cfg: PipelineConfig, workdir: Path, seed: int) -> tuple[Path, Path, int]:
-    """Write the training and held-out borehole tables (rows of the input, unchanged)."""
+def _split_boreholes(cfg: PipelineConfig, workdir: Path, seed: int):
+    """The training boreholes (read, with their origin) and the held-out ones (a file)."""
     import pandas as pd
 
     from permafrost.io._atomic import atomic_write_text
@@ -130,23 +130,16 @@ def _split_boreholes(cfg: PipelineConfig, workdir: Path, seed: int) -> tuple[Pat
     table = read_presence_table(src)
     train, hold = holdout_split(table, fraction=cfg.validate_.holdout_fraction, seed=seed,
                                 block_m=cfg.validate_.holdout_block_m)
-    if src.suffix.lower() == ".csv":
+    training = table[train].copy()
+    training.attrs["source"] = str(src)  # labels name the input, not a working copy
+    if src.suffix.lower() == ".csv":  # the held-out rows of the input, unchanged
         raw = pd.read_csv(src, dtype=str, keep_default_na=False)
-        if len(raw) != len(table):
-            raw = None
+        held = workdir / "boreholes_holdout.csv"
+        atomic_write_text(held, raw[hold].to_csv(index=False))
     else:
-        raw = None
-    paths = []
-    for name, mask in (("boreholes_train", train), ("boreholes_holdout", hold)):
-        if raw is not None:
-            p = workdir / f"{name}.csv"
-            atomic_write_text(p, raw[mask].to_csv(index=False))
-        else:
-            p = workdir / f"{name}.gpkg"
-            vec = read_vector(src) if src.suffix.lower() != ".csv" else table
-            write_vector(vec[mask], p, layer=name)
-        paths.append(p)
-    return paths[0], paths[1], int(hold.sum())
+        held = workdir / "boreholes_holdout.gpkg"
+        write_vector(read_vector(src)[hold], held, layer="boreholes_holdout")
+    return training, held, int(hold.sum())
 
 
 def _labels_run(ctx: StepContext):
@@ -161,11 +154,11 @@ def _labels_run(ctx: StepContext):
 
         kin = read_vector(ctx.upstream["kinematics"].output("kinematics"))
         combined = combine_activity(kin, inventory_column=opts.activity_column)
-        path = ctx.workdir / "rock_glaciers_activity.gpkg"
-        write_vector(combined, path, layer="rock_glaciers")
+        write_vector(combined, ctx.workdir / "rock_glaciers_activity.gpkg", layer="rock_glaciers")
+        combined.attrs["source"] = str(_outlines(cfg))  # labels name the input outlines
         # the kinematics output carries every outline of the first inventory
-        inventories = [path, *inventories[1:]] if _outlines(cfg) == (inventories or [None])[0] \
-            else [path, *inventories]
+        inventories = [combined, *inventories[1:]] if _outlines(cfg) == (inventories or [None])[0] \
+            else [combined, *inventories]
         activity_column = "activity_evidence"
     boreholes = [cfg.inputs.boreholes] if cfg.inputs.boreholes else []
     holdout = None
@@ -186,6 +179,8 @@ def _labels_run(ctx: StepContext):
                "by_source": {k: int(v) for k, v in pts["source"].value_counts().items()},
                "dropped": len(ls.dropped), "conflicts": len(ls.conflicts)}
     outputs = {"labels": "labels.gpkg", "summary": "labels_summary.csv"}
+    if (ctx.workdir / "rock_glaciers_activity.gpkg").exists():
+        outputs["activity"] = "rock_glaciers_activity.gpkg"
     if holdout is not None:
         outputs["holdout"] = holdout.name
         summary["held_out_boreholes"] = n_holdout

@@ -69,6 +69,7 @@ def test_valid_file_resolves_paths_relative_to_itself(tree):
         ("[scenarios.baseline]\ndescription = 'x'\n", "scenarios.baseline", "reserved"),
         ("[scenarios.\"../../etc\"]\ndescription = 'x'\n", "scenarios.../../etc", "directory"),
         ("[scenarios.\"a/b\"]\ndescription = 'x'\n", "scenarios.a/b", "directory"),
+        ("[scenarios.steps]\ndescription = 'x'\n", "scenarios.steps", "reserved"),
     ],
 )
 def test_bad_keys_are_named_with_a_suggestion(tree, body, key, hint):

@@ -319,6 +319,14 @@ def test_cli_writes_gpkg_and_prints_summary(tmp_path):
                                  str(tmp_path / "rg.gpkg"), "--out", str(bad),
                                  "--min-sensitivity", "2"])
     assert r.exit_code == 2 and "min_sensitivity" in r.output and not bad.exists()
+    # outlines that miss every track (e.g. a wrong CRS) are an error, not a table of 'uncertain'
+    far = t.outlines.copy()
+    far["geometry"] = far.geometry.translate(xoff=5e5)
+    far.to_file(tmp_path / "far.gpkg")
+    r = CliRunner().invoke(app, ["kinematics", "--track", str(t.folder), "--outlines",
+                                 str(tmp_path / "far.gpkg"), "--out", str(bad)])
+    assert r.exit_code == 2 and "far.gpkg" in r.output and "footprint" in r.output
+    assert not bad.exists()
 
 
 def test_deterministic_output(tmp_path):

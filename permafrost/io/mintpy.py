@@ -76,6 +76,9 @@ VELOCITY_UNITS = {
 
 #: |velocity| above this (99th percentile) [m/year] means the unit attribute is wrong
 MAX_PLAUSIBLE_VELOCITY = 50.0
+#: the median |velocity| of a scene (mostly stable ground) above this [m/year] means the
+#: values are not in m/year (mm/year read as m/year gives medians of a few m/year)
+MAX_PLAUSIBLE_MEDIAN_VELOCITY = 0.5
 
 
 class MissingGeometryWarning(UserWarning):
@@ -297,7 +300,9 @@ def read_mintpy(
     InputFileError
         Missing or unreadable file.
     DataError
-        Missing dataset, unknown or implausible velocity unit.
+        Missing dataset, unknown or implausible velocity unit (99th percentile of
+        |velocity| above 50 m/year, or median above 0.5 m/year), a velocity without any
+        valid pixel.
     CRSError
         A metric grid without ``EPSG``/``UTM_ZONE``.
     """
@@ -351,8 +356,18 @@ def read_mintpy(
                 log.info("%s: converting %s from %s to m/year", p, dataset, units)
                 data *= np.float32(factor)
             units = "m/year"
+            if dataset == "velocity" and np.count_nonzero(np.isfinite(data)) <= 1:
+                raise DataError("no valid pixel (every value is NaN, infinite, 0 or the no-data "
+                                "value)", path=p, field=dataset,
+                                fix="give the velocity file of a successful MintPy run")
             if check_plausible and np.isfinite(data).any():
                 p99 = float(np.nanpercentile(np.abs(data), 99))
+                med = float(np.nanmedian(np.abs(data)))
+                if med > MAX_PLAUSIBLE_MEDIAN_VELOCITY:
+                    raise DataError(
+                        f"the median |{dataset}| is {med:.3g} m/year: stable ground cannot move "
+                        f"that fast (values in mm or cm?)", path=p, field="UNIT",
+                        fix="set the UNIT attribute to the unit the values are in (e.g. mm/year)")
                 if p99 > MAX_PLAUSIBLE_VELOCITY:
                     raise DataError(
                         f"99% of |{dataset}| reach {p99:.3g} m/year: not plausible velocities "

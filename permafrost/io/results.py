@@ -54,10 +54,14 @@ def read_json(path: str | os.PathLike) -> dict:
     if not p.exists():
         raise InputFileError("file not found", path=p, fix="check the path")
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
+        obj = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"not valid JSON ({exc})", path=p,
                         fix="give the JSON file written by permafrost") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"expected a JSON object, found a {type(obj).__name__}", path=p,
+                        fix="give the JSON file written by permafrost")
+    return obj
 
 
 def write_csv(rows: Iterable[Mapping], path: str | os.PathLike, *,

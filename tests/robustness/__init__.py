@@ -1,0 +1,1 @@
+"""Robustness suite: malformed inputs, unwritable outputs, full disks, interruptions."""
