@@ -326,9 +326,9 @@ def covariate_names(covariates: Path) -> list[str]:
 
         return sorted(f.stem for f in covariates.iterdir() if f.suffix.lower() in RASTER_SUFFIXES)
     if covariates.suffix.lower() == ".toml":
-        from permafrost.covariates import stack_names  # stack files belong to covariates.py
+        from permafrost.covariates import read_stack_file  # stack files belong to covariates.py
 
-        return stack_names(covariates)
+        return sorted(read_stack_file(covariates).data_vars)  # lazy: reads no pixels
     return [covariates.stem]
 
 

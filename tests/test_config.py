@@ -111,3 +111,28 @@ def test_reading_a_pipeline_never_executes_code(tree):
     with pytest.raises(ConfigError):
         load_pipeline(write(tree, "[train]\nmodel = \"__import__('os').system('touch pwned')\"\n"))
     assert not (tree / "pwned").exists()
+
+
+def test_scenarios_are_checked_against_a_stack_file(tmp_path):
+    """A TOML stack file's covariates (derived ones included) are what scenarios may change."""
+    import numpy as np
+    import xarray as xr
+
+    from permafrost.io.rasters import write_cog
+
+    n = 64
+    dem = xr.DataArray(np.linspace(3000, 4000, n * n, dtype="float32").reshape(n, n),
+                       dims=("y", "x"), coords={"y": 38.6 - 0.001 * (np.arange(n) + 0.5),
+                                                "x": 99.0 + 0.001 * (np.arange(n) + 0.5)})
+    write_cog(dem.rio.write_crs(4326), tmp_path / "dem.tif", nodata=-9999.0)
+    (tmp_path / "stack.toml").write_text('[covariates.dem]\npath = "dem.tif"\n'
+                                         '[derived.slope]\nfunction = "slope"\n')
+    (tmp_path / "bh.csv").write_text("id,lon,lat,presence\n")
+    body = ('[pipeline]\nname = "t"\noutput_dir = "out"\n[inputs]\ncovariates = "stack.toml"\n'
+            'boreholes = "bh.csv"\n[scenarios.s]\ncovariates.{} = {{ offset = 1.0 }}\n')
+    p = tmp_path / "p.toml"
+    p.write_text(body.format("slope"))
+    assert "s" in load_pipeline(p).scenarios
+    p.write_text(body.format("slop"))
+    with pytest.raises(ConfigError, match="did you mean 'slope'"):
+        load_pipeline(p)
