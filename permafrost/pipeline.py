@@ -380,6 +380,7 @@ def run_pipeline(
             report = _execute(spec, ctx, key, final, force, on_event)
     cache.save()
     if report is not None:  # a stable address for the latest report
+        _remove_stale_links(out)
         for label, p in report.outputs.items():
             _link(p, out / p.name)
     manifests = {sc: _write_manifest(out, sc, resolved[sc], changes_by[sc], results[sc], cache,
@@ -391,9 +392,15 @@ def _dep_enabled(steps: list[StepSpec], name: str, cfg: PipelineConfig) -> bool:
     return any(s.name == name and s.enabled(cfg) for s in steps)
 
 
+_LINK_MARK = ".link-"
+
+
 def _link(src: Path, dst: Path) -> None:
     """Point ``dst`` at ``src`` (hard link, or copy across filesystems), atomically."""
-    tmp = dst.with_name(dst.name + f".link-{os.getpid()}")
+    with contextlib.suppress(OSError):
+        if os.path.samefile(src, dst):
+            return  # already linked (rename() onto the same inode would do nothing)
+    tmp = dst.with_name(dst.name + f"{_LINK_MARK}{os.getpid()}")
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
     try:
@@ -401,6 +408,13 @@ def _link(src: Path, dst: Path) -> None:
     except OSError:
         shutil.copy2(src, tmp)
     os.replace(tmp, dst)
+
+
+def _remove_stale_links(d: Path) -> None:
+    """Temporary links left by a run killed between link and rename."""
+    for stale in d.glob(f"*{_LINK_MARK}*"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
 
 
 def versions() -> dict[str, str]:
@@ -425,6 +439,7 @@ def _write_manifest(out: Path, scenario: str, cfg: PipelineConfig, changes: dict
                     recs: dict[str, StepRecord], cache: _HashCache, report: StepRecord | None) -> Path:
     d = out / scenario
     d.mkdir(parents=True, exist_ok=True)
+    _remove_stale_links(d)
     inputs = {str(p): cache.digest(p) for p in sorted(set(_flatten_inputs(
         cfg.inputs.model_dump())), key=str) if Path(p).exists()}
     steps_info, links = {}, {}

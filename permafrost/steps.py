@@ -132,13 +132,16 @@ def _split_boreholes(cfg: PipelineConfig, workdir: Path, seed: int):
                                 block_m=cfg.validate_.holdout_block_m)
     training = table[train].copy()
     training.attrs["source"] = str(src)  # labels name the input, not a working copy
+    raw = None
     if src.suffix.lower() == ".csv":  # the held-out rows of the input, unchanged
         raw = pd.read_csv(src, dtype=str, keep_default_na=False)
+    if raw is not None and len(raw) == len(table):
         held = workdir / "boreholes_holdout.csv"
         atomic_write_text(held, raw[hold].to_csv(index=False))
     else:
         held = workdir / "boreholes_holdout.gpkg"
-        write_vector(read_vector(src)[hold], held, layer="boreholes_holdout")
+        vec = table if raw is not None else read_vector(src)
+        write_vector(vec[hold], held, layer="boreholes_holdout")
     return training, held, int(hold.sum())
 
 

@@ -155,3 +155,17 @@ def test_sigkill_mid_step_then_rerun(tmp_path):
     assert [d.name for d in (cfg.pipeline.output_dir / "steps" / "predict").iterdir()] == [
         res.scenarios["baseline"]["predict"].directory.name]
     assert os.path.exists(res.report.output("html"))
+
+
+def test_rerun_leaves_no_temporary_links(tmp_path):
+    """Relinking an output onto the file it already is must not leave a temporary link."""
+    cfg = load_pipeline(make_tree(tmp_path))
+    for _ in range(2):
+        run_pipeline(cfg, steps=toy_steps(), scenarios=["warm"])
+    out = cfg.pipeline.output_dir
+    for d in (out, out / "baseline", out / "warm"):
+        assert not [p.name for p in d.iterdir() if ".link-" in p.name], d
+    # one left by a run killed between link and rename is cleaned up by the next run
+    (out / "warm" / "pzi.txt.link-99999").write_text("stale")
+    run_pipeline(cfg, steps=toy_steps(), scenarios=["warm"])
+    assert not (out / "warm" / "pzi.txt.link-99999").exists()
