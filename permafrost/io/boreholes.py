@@ -18,7 +18,6 @@ Formats
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from permafrost.errors import CRSError, DataError, InputFileError
+from permafrost.io.results import load_json
 from permafrost.io.vectors import VECTOR_SUFFIXES, read_vector
 
 __all__ = [
@@ -367,11 +367,7 @@ def read_gtnp(
     for q in (cp, mp):
         if not q.exists():
             raise InputFileError("file not found", path=q, fix="check the path")
-    try:
-        meta = json.loads(mp.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputFileError(f"not valid JSON ({exc})", path=mp,
-                             fix="give the GTN-P metadata JSON") from None
+    meta = load_json(mp, fix="give the GTN-P metadata JSON", error=InputFileError)
     if isinstance(meta, dict):
         meta = [meta]
     by_borehole: dict[str, dict] = {}

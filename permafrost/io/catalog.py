@@ -7,7 +7,6 @@ listed as skipped, never silently ignored.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field
@@ -18,6 +17,7 @@ import pandas as pd
 
 from permafrost.errors import InputFileError, PermafrostError
 from permafrost.io.rasters import read_raster
+from permafrost.io.results import load_json
 from permafrost.io.vectors import read_vector
 
 __all__ = ["DatasetSummary", "describe_file", "describe_directory"]
@@ -117,10 +117,7 @@ def _describe_table(p: Path) -> DatasetSummary:
 
 
 def _describe_json(p: Path) -> DatasetSummary:
-    try:
-        obj = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputFileError(f"not valid JSON ({exc})", path=p) from None
+    obj = load_json(p, fix="give valid JSON", error=InputFileError)
     keys = list(obj)[:12] if isinstance(obj, dict) else None
     return DatasetSummary(path=str(p), kind="json",
                           shape=(len(obj),) if isinstance(obj, (list, dict)) else None,

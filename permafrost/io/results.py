@@ -19,7 +19,7 @@ import numpy as np
 from permafrost.errors import DataError, InputFileError
 from permafrost.io._atomic import atomic_write_text
 
-__all__ = ["to_jsonable", "write_json", "read_json", "write_csv"]
+__all__ = ["to_jsonable", "write_json", "load_json", "read_json", "write_csv"]
 
 
 def to_jsonable(obj):
@@ -48,16 +48,24 @@ def write_json(obj, path: str | os.PathLike) -> Path:
     return atomic_write_text(path, text + "\n")
 
 
-def read_json(path: str | os.PathLike) -> dict:
-    """Read a JSON file; a missing or malformed file is a one-line error."""
+def load_json(path: str | os.PathLike, *, fix: str, error: type = DataError):
+    """Any JSON value from a file; missing or malformed files are one-line errors.
+
+    ``error`` is the class raised for malformed content (``fix`` says what to give).
+    """
     p = Path(path)
     if not p.exists():
         raise InputFileError("file not found", path=p, fix="check the path")
     try:
-        obj = json.loads(p.read_text(encoding="utf-8"))
+        return json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"not valid JSON ({exc})", path=p,
-                        fix="give the JSON file written by permafrost") from None
+        raise error(f"not valid JSON ({exc})", path=p, fix=fix) from None
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    """Read a JSON object written by permafrost; anything else is a one-line error."""
+    p = Path(path)
+    obj = load_json(p, fix="give the JSON file written by permafrost")
     if not isinstance(obj, dict):
         raise DataError(f"expected a JSON object, found a {type(obj).__name__}", path=p,
                         fix="give the JSON file written by permafrost")
