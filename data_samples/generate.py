@@ -87,6 +87,10 @@ from permafrost.io._atomic import atomic_write_text  # noqa: E402
 
 DEFAULT_SEED = 20260101
 
+#: the warming scenarios whose truth is written (name: change of air MAAT [degC]); the
+#: names are those of the scenarios in pipelines/demo.toml
+WARMING = {"plus1": 1.0, "plus2": 2.0, "plus4": 4.0}
+
 
 # ----------------------------------------------------------------------------------------------
 # main
@@ -157,6 +161,16 @@ def generate(out: Path, seed: int = DEFAULT_SEED) -> dict:
              description="elevation of the coarse climate grid cells")
     save_tif(p_truth, out / "truth" / "pzi_truth.tif", units="1",
              description="true permafrost probability (sample region truth)")
+    # the truth of the demo's warming scenarios: the same logistic law with air MAAT + dT
+    # and radiation and NDVI as today (an equilibrium state, no time attached)
+    warming = {}
+    for name, dt in WARMING.items():
+        p_warm = sigmoid(truth_logit(coef, maat + dt, pisr, ndvi)).astype(np.float32)
+        save_tif(p_warm, out / "truth" / f"pzi_truth_{name}.tif", units="1",
+                 description=f"true permafrost probability with air MAAT {dt:+g} degC "
+                             "(sample region truth, equilibrium)")
+        warming[name] = {"delta_t_c": dt, "file": f"truth/pzi_truth_{name}.tif",
+                         "area_share_p_ge_0_5": round(float((p_warm >= 0.5).mean()), 4)}
     survey, prior, prior_info = make_priors(p_truth, lg, coef)
     save_tif(survey, out / "priors" / "survey_map.tif", nodata=255, dtype="uint8", units="class",
              transform=Affine(SURVEY_RES, 0, WEST, 0, -SURVEY_RES, NORTH), resampling="nearest",
@@ -229,6 +243,9 @@ def generate(out: Path, seed: int = DEFAULT_SEED) -> dict:
                                    "(pisr - pisr_ref_w_m2) / 100 + b_ndvi * ndvi",
                         **coef,
                         "area_share_p_ge_0_5": round(float((p_truth >= 0.5).mean()), 4)},
+        "warming": {"meaning": "p under air MAAT + delta_t_c with PISR and NDVI as today: "
+                               "the equilibrium the truth's law gives, no time attached",
+                    **warming},
         "rock_glaciers": {"n": len(recs), **{f"n_{k}": v for k, v in n_act.items()},
                           "n_intact": int(rgt.intact_true.sum()),
                           "velocity_model_m_yr": {

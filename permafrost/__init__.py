@@ -4,24 +4,36 @@ The public API is re-exported here; the command-line app (``permafrost``) is a t
 layer over it (:mod:`permafrost.cli`).
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-from permafrost.errors import (
-    ConfigError,
-    CRSError,
-    DataError,
-    GridMismatchError,
-    InputError,
-    InputFileError,
-    ModelError,
-    OutputError,
-    PermafrostError,
-)
+import sys as _sys
 
 try:
-    __version__ = version("permafrost")
-except PackageNotFoundError:  # pragma: no cover - source tree without install
-    __version__ = "0.0.0+unknown"
+    from importlib.metadata import PackageNotFoundError, version
+
+    from permafrost.errors import (
+        ConfigError,
+        CRSError,
+        DataError,
+        GridMismatchError,
+        InputError,
+        InputFileError,
+        ModelError,
+        OutputError,
+        PermafrostError,
+    )
+
+    try:
+        __version__ = version("permafrost")
+    except PackageNotFoundError:  # pragma: no cover - source tree without install
+        __version__ = "0.0.0+unknown"
+except KeyboardInterrupt:
+    # Ctrl-C while the command-line app starts (``permafrost ...`` or ``python -m
+    # permafrost``): one line and exit code 130, as mid-run, not a traceback
+    _argv = getattr(_sys, "orig_argv", [])
+    if not ("permafrost" in _argv[1:3] and "-m" in _argv[1:3]
+            or _sys.argv and _sys.argv[0].rsplit("/", 1)[-1] == "permafrost"):
+        raise
+    _sys.stderr.write("Interrupted during start-up; nothing was written.\n")
+    raise SystemExit(130) from None
 
 #: public API: name -> module; imported on first use (PEP 562) so that the command-line app
 #: starts without loading XGBoost, Dask and MintPy

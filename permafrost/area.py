@@ -53,6 +53,9 @@ from permafrost.grid import Grid, grid_of
 
 __all__ = [
     "ZONES",
+    "ZONE_NAMES",
+    "ZONE_LIMITS",
+    "zone_range_text",
     "HEADLINE_THRESHOLD",
     "REGION_THRESHOLD",
     "authalic_q",
@@ -67,6 +70,8 @@ __all__ = [
     "stats_rows",
     "stats_table_columns",
     "compare_scenarios",
+    "aggregation_factors",
+    "AGGREGATE_M",
 ]
 
 log = logging.getLogger(__name__)
@@ -79,10 +84,23 @@ ZONES: tuple[tuple[str, float, float | None], ...] = (
     ("sporadic", 0.1, 0.5),
     ("isolated", 0.01, 0.1),
 )
+#: zone names by code, from 0 = ``none`` (below the lowest limit) up (derived from ZONES)
+ZONE_NAMES: tuple[str, ...] = ("none", *(name for name, _, _ in reversed(ZONES)))
 #: zone codes in :func:`classify_zones` (0 = below 0.01, 255 = nodata)
-ZONE_CODES = {"none": 0, "isolated": 1, "sporadic": 2, "discontinuous": 3, "continuous": 4}
+ZONE_CODES = {name: code for code, name in enumerate(ZONE_NAMES)}
+#: lower zone limits [-] from the bottom (isolated .. continuous), inclusive
+ZONE_LIMITS: tuple[float, ...] = tuple(lo for _, lo, _ in reversed(ZONES))
 HEADLINE_THRESHOLD = 0.5
-REGION_THRESHOLD = 0.01
+REGION_THRESHOLD = ZONE_LIMITS[0]
+
+
+def zone_range_text(name: str) -> str:
+    """The PZI range of a zone as text: ``"≥ 0.9"``, ``"0.5–0.9"``..."""
+    lo, hi = next((lo, hi) for n, lo, hi in ZONES if n == name)
+    return f"≥ {lo:g}" if hi is None else f"{lo:g}–{hi:g}"
+#: size [m] of the aggregated cells whose zones are reported beside the per-pixel zones
+#: (the 1 km cells of Obu et al. 2019)
+AGGREGATE_M = 1000.0
 
 
 # --------------------------------------------------------------------------- ellipsoid
@@ -263,10 +281,8 @@ def classify_zones(pzi: np.ndarray) -> np.ndarray:
     """
     p = np.asarray(pzi, dtype="float64")
     out = np.zeros(p.shape, dtype="uint8")
-    out[p >= 0.01] = 1
-    out[p >= 0.1] = 2
-    out[p >= 0.5] = 3
-    out[p >= 0.9] = 4
+    for code, lo in enumerate(ZONE_LIMITS, start=1):
+        out[p >= lo] = code
     out[np.isnan(p)] = 255
     return out
 
@@ -379,6 +395,7 @@ def zone_statistics(
     mask_vector=None,
     mask_raster: xr.DataArray | None = None,
     block_rows: int | None = None,
+    aggregate_m: float | None = AGGREGATE_M,
 ) -> dict:
     """Permafrost area statistics of a PZI raster: whole map, per region, per elevation band.
 
@@ -404,6 +421,9 @@ def zone_statistics(
     block_rows : int, optional
         Rows per block [-] (default: about 2**20 cells per block, see
         :func:`auto_block_rows`).
+    aggregate_m : float or None
+        Also classify zones on cells aggregated to about this size [m] (``meta`` →
+        ``zones_aggregated``; :func:`aggregation_factors`); None: per pixel only.
 
     Returns
     -------
@@ -451,7 +471,7 @@ def zone_statistics(
                              "areal scale factor of the projection integrated over each cell "
                              "(2x2 Gauss-Legendre; PROJ get_factors)"),
         "ellipsoid": grid.crs.ellipsoid.name if grid.crs.ellipsoid else None,
-        "thresholds": {"headline": "PZI >= 0.5", "region": "PZI >= 0.01",
+        "thresholds": {"headline": "PZI >= 0.5", "region": f"PZI >= {REGION_THRESHOLD:g}",
                        "zones": {n: [lo, hi if hi is not None else 1.0] for n, lo, hi in ZONES},
                        "zone_intervals": "lower bound inclusive, upper bound exclusive "
                                          "(continuous includes 1.0)"},
@@ -467,6 +487,13 @@ def zone_statistics(
                             field=region_field,
                             fix=f"pass --region-field (columns: {cols})")
         reg, n_empty = _shapes_in_crs(regions, grid.crs, "regions")
+        unnamed = reg[region_field].isna() | (reg[region_field].astype(str).str.strip() == "")
+        if unnamed.any():  # would be reported as a region called "nan" (or "")
+            rows = [int(i) if isinstance(i, (int, np.integer)) else i
+                    for i in reg.index[unnamed.to_numpy()][:5]]
+            raise DataError(f"{int(unnamed.sum())} region(s) have no name (rows {rows})",
+                            path=regions.attrs.get("source"), field=region_field,
+                            fix="fill in their names, or remove those polygons")
         names = [str(v) for v in reg[region_field]]
         uniq = list(dict.fromkeys(names))
         rid = {n: i + 1 for i, n in enumerate(uniq)}
@@ -491,6 +518,9 @@ def zone_statistics(
 
     acc_all, acc_reg, acc_band = _Accumulator(), _Accumulator(), _Accumulator()
     acc_all.ids_for(["all"])
+    agg = _Aggregated(grid, aggregate_m) if aggregate_m else None
+    if agg is not None:  # whole aggregated cells per block
+        block_rows = max(agg.fy, block_rows // agg.fy * agg.fy)
     if region_shapes:
         acc_reg.ids_for(uniq)
     overlap_m2 = outside_m2 = no_dem_m2 = 0.0
@@ -515,6 +545,8 @@ def zone_statistics(
         areas_full = np.broadcast_to(area, block.shape).ravel()
         wtd = np.where(cls >= 2, areas_full * np.nan_to_num(block.ravel()), 0.0)
         acc_all.add(None, cls, areas_full, wtd)
+        if agg is not None:
+            agg.add(block, cls.reshape(block.shape) >= 2, np.broadcast_to(area, block.shape))
         if region_shapes:
             rid_b = _rasterize_block(region_shapes, grid, r0, r1).ravel()
             cover = _rasterize_block([(g, 1) for g, _ in region_shapes], grid, r0, r1,
@@ -557,8 +589,69 @@ def zone_statistics(
                                    "rule": "band k holds k*w <= elevation < (k+1)*w"}
     if meta["mask"] is not None:
         meta["mask"]["masked_km2"] = units[0]["masked_km2"]
+    if agg is not None:
+        meta["zones_aggregated"] = agg.result()
     meta["pzi_range"] = [pmin, pmax] if np.isfinite(pmin) else None
     return {"units": units, "meta": meta}
+
+
+def aggregation_factors(grid: Grid, cell_m: float) -> tuple[int, int]:
+    """Rows and columns of ``grid`` per aggregated cell of about ``cell_m`` [m] a side.
+
+    The pixel size in metres is taken at the grid's centre (geographic grids: on the
+    ellipsoid, :func:`permafrost.terrain.geographic_cell_size`); at least one pixel.
+    """
+    t = grid.transform
+    if grid.crs.is_geographic:
+        from permafrost.terrain import geographic_cell_size  # noqa: PLC0415
+
+        lat = t.f + t.e * grid.shape[0] / 2
+        dx, dy = (float(np.asarray(v).ravel()[0])
+                  for v in geographic_cell_size(lat, abs(t.a), abs(t.e)))
+    else:
+        unit = grid.crs.axis_info[0].unit_conversion_factor if grid.crs.axis_info else 1.0
+        dx, dy = abs(t.a) * unit, abs(t.e) * unit
+    return max(1, round(cell_m / dy)), max(1, round(cell_m / dx))
+
+
+class _Aggregated:
+    """Zones of cells aggregated to about ``cell_m``: the area-weighted mean PZI of the
+    valid, unmasked pixels of each aggregated cell is classified, and the cell's valid
+    area counts in that zone (the 1 km semantics of Brown et al. 1997 / Obu et al. 2019:
+    a zone is the share of a cell underlain by permafrost)."""
+
+    def __init__(self, grid: Grid, cell_m: float) -> None:
+        self.cell_m = float(cell_m)
+        self.fy, self.fx = aggregation_factors(grid, cell_m)
+        self.zone_area = np.zeros(len(ZONES) + 1)  # none, then ZONES from the bottom
+        self.n_cells = 0
+
+    def add(self, pzi: np.ndarray, valid: np.ndarray, area: np.ndarray) -> None:
+        ny, nx = pzi.shape
+        ry, rx = -(-ny // self.fy), -(-nx // self.fx)
+        idx = (np.arange(ny)[:, None] // self.fy) * rx + np.arange(nx)[None, :] // self.fx
+        a = np.where(valid, area, 0.0).ravel()
+        w = np.bincount(idx.ravel(), weights=a, minlength=ry * rx)
+        s = np.bincount(idx.ravel(), weights=a * np.nan_to_num(pzi.ravel()), minlength=ry * rx)
+        ok = w > 0
+        mean = s[ok] / w[ok]
+        code = np.zeros(mean.shape, dtype=int)
+        for k, (_, lo, _) in enumerate(reversed(ZONES), start=1):
+            code[mean >= lo] = k
+        self.zone_area += np.bincount(code, weights=w[ok], minlength=len(ZONES) + 1)
+        self.n_cells += int(ok.sum())
+
+    def result(self) -> dict:
+        km2 = self.zone_area / 1e6
+        zones = {n: float(km2[k]) for k, (n, _, _) in enumerate(reversed(ZONES), start=1)}
+        return {"cell_m": self.cell_m, "pixels_per_cell": [self.fy, self.fx],
+                "cells": self.n_cells,
+                "rule": "zone of the area-weighted mean PZI of the valid, unmasked pixels of "
+                        "each aggregated cell; the cell's valid area counts in that zone",
+                **{f"{n}_km2": v for n, v in zones.items()},
+                "none_km2": float(km2[0]),
+                "pzi_ge_0.5_km2": zones["continuous"] + zones["discontinuous"],
+                "region_km2": float(sum(zones.values()))}
 
 
 def _unit_row(unit: str, name, acc: _Accumulator, i: int) -> dict:
@@ -628,9 +721,15 @@ def stats_from_files(
         block_rows = auto_block_rows(read_raster(pzi_path, chunks={"y": 1, "x": -1}).shape[1])
     chunks = {"y": block_rows, "x": -1}
     pzi = read_raster(pzi_path, chunks=chunks, name="pzi")
+    log.info("stats: %s, %d x %d cells in blocks of %d rows, %s", pzi_path, pzi.shape[0],
+             pzi.shape[1], block_rows, pzi.rio.crs)
     regions = read_vector(regions_path) if regions_path is not None else None
     dem = (read_aligned(dem_path, pzi, resampling="bilinear", chunks=chunks, name="dem")
            if dem_path is not None else None)
+    if dem is not None and not bool(np.isfinite(dem.data).any()):
+        raise DataError("the DEM has no valid elevation on the PZI's grid (all nodata, or "
+                        "no overlap), so no elevation band can be made", path=dem_path,
+                        field="--dem", fix="give a DEM with elevations that covers the map")
     mask_vector = mask_raster = None
     if mask_path is not None:
         if Path(mask_path).suffix.lower() in RASTER_SUFFIXES:
@@ -638,9 +737,14 @@ def stats_from_files(
                                        name="mask")
         else:
             mask_vector = read_vector(mask_path, allow_empty=True)
+    log.info("stats: regions %s, elevation bands %s, mask %s",
+             f"{len(regions)} from {regions_path}" if regions is not None else "none",
+             f"of {band_width:g} m from {dem_path}" if dem is not None else "none",
+             mask_path or "none")
     out = zone_statistics(pzi, regions=regions, region_field=region_field, dem=dem,
                           band_width=band_width, mask_vector=mask_vector,
                           mask_raster=mask_raster, block_rows=block_rows)
+    log.debug("stats: cell areas by %s", out["meta"].get("cell_area_method"))
     if dem is not None:
         out["meta"]["elevation_bands"]["resampling"] = "bilinear onto the PZI grid"
     return out

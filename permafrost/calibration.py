@@ -18,6 +18,18 @@ regularized likelihood methods. Advances in Large Margin Classifiers, 61-74.
 Zadrozny, B. & Elkan, C. (2002). Transforming classifier scores into accurate multiclass
 probability estimates. Proc. KDD 2002, 694-699.
 
+Saerens, M., Latinne, P. & Decaestecker, C. (2002). Adjusting the outputs of a classifier
+to new a priori probabilities: a simple procedure. Neural Computation 14, 21-41.
+
+Elkan, C. (2001). The foundations of cost-sensitive learning. Proc. IJCAI 2001, 973-978.
+
+An optional *prior shift* follows the calibrator: when the labels' mix of permafrost and
+no permafrost is known to differ from the landscape's for reasons of sampling alone
+(boreholes drilled where permafrost was expected), the calibrated probability is moved
+from the labels' prevalence to a landscape prevalence given from an independent source,
+``odds' = odds * [pi' / (1 - pi')] / [pi / (1 - pi)]`` (Saerens et al. 2002, eq. 2.4;
+Elkan 2001, theorem 2).  It is off by default: see docs/method.md, "What the PZI means".
+
 Niculescu-Mizil, A. & Caruana, R. (2005). Predicting good probabilities with supervised
 learning. Proc. ICML 2005, 625-632.
 
@@ -29,6 +41,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize
 
+from permafrost.backends import array_module_of
 from permafrost.errors import ModelError
 
 __all__ = [
@@ -36,20 +49,11 @@ __all__ = [
     "fit_calibration",
     "apply_calibration",
     "validate_calibration",
-    "array_module",
+    "prior_shift",
 ]
 
 CALIBRATION_METHODS = ("isotonic", "sigmoid", "none")
 _EPS = 1e-6
-
-
-def array_module(a):
-    """NumPy, or CuPy when ``a`` is a CuPy array (CuPy is imported only if installed)."""
-    try:
-        import cupy  # noqa: PLC0415 - optional dependency, imported lazily
-    except ImportError:
-        return np
-    return cupy.get_array_module(a)
 
 
 def _logit(p, xp=np):
@@ -70,7 +74,8 @@ def fit_calibration(p, y, *, method: str = "isotonic", sample_weight=None) -> di
         Calibrator (see module docstring).
     sample_weight : array-like of float, optional
         Label weights [-] (the *label* weights, not class-balancing weights: a
-        calibrated probability must reflect the true prevalence).
+        calibrated probability returns the labels' weighted prevalence, see
+        :func:`prior_shift` for moving it to a landscape's).
 
     Returns
     -------
@@ -137,7 +142,40 @@ def validate_calibration(params: dict, *, path=None) -> dict:
             if not isinstance(params.get(k), (int, float)):
                 raise ModelError(f"sigmoid parameter {k!r} missing", path=path, field=k,
                                  fix="retrain the model")
+    shift = params.get("prior_shift")
+    if shift is not None:
+        ok = isinstance(shift, dict) and all(
+            isinstance(shift.get(k), (int, float)) and 0.0 < shift[k] < 1.0 for k in ("from", "to"))
+        if not ok:
+            raise ModelError("prior_shift needs prevalences 'from' and 'to' in (0, 1)",
+                             path=path, field="prior_shift", fix="retrain the model")
     return params
+
+
+def prior_shift(p, prevalence_from: float, prevalence_to: float):
+    """Move probabilities from one class prevalence to another (NumPy or CuPy).
+
+    Parameters
+    ----------
+    p : ndarray
+        Probabilities [-] calibrated at ``prevalence_from``; NaN stays NaN.
+    prevalence_from, prevalence_to : float
+        Share of permafrost [-] in the labels and in the target population, in (0, 1).
+
+    Returns
+    -------
+    ndarray
+        ``p' = r p / (r p + 1 - p)`` with the odds ratio
+        ``r = [pi' / (1 - pi')] / [pi / (1 - pi)]`` (float64).
+
+    References
+    ----------
+    Saerens et al. (2002), eq. 2.4; Elkan (2001), theorem 2.
+    """
+    xp = array_module_of(p)
+    p = xp.asarray(p, dtype=xp.float64)
+    r = (prevalence_to / (1.0 - prevalence_to)) / (prevalence_from / (1.0 - prevalence_from))
+    return r * p / (r * p + (1.0 - p))
 
 
 def apply_calibration(params: dict, p):
@@ -159,7 +197,7 @@ def apply_calibration(params: dict, p):
     ----------
     Platt (1999); Zadrozny & Elkan (2002), see module docstring.
     """
-    xp = array_module(p)
+    xp = array_module_of(p)
     p = xp.asarray(p)
     method = params["method"]
     if method == "none":
@@ -172,4 +210,7 @@ def apply_calibration(params: dict, p):
     else:
         z = params["a"] * _logit(p.astype(xp.float64), xp) + params["b"]
         out = 1.0 / (1.0 + xp.exp(-z))
+    shift = params.get("prior_shift")
+    if shift:
+        out = prior_shift(out, shift["from"], shift["to"])
     return xp.clip(out, 0.0, 1.0).astype(xp.float32)

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from permafrost.defaults import (BOREHOLE_WEIGHT, CALIBRATION, PREDICT_CHUNK,
+                                 ROCK_GLACIER_WEIGHT)
 from permafrost.errors import ConfigError
 
 __all__ = [
@@ -28,9 +30,13 @@ __all__ = [
     "load_pipeline",
     "resolve_scenario",
     "BASELINE",
+    "REFERENCE",
 ]
 
 BASELINE = "baseline"
+#: the scenario model applied to today's covariates: what scenario changes are measured
+#: against when a pipeline has a ``[scenario_model]`` (see docs/pipelines.md)
+REFERENCE = "reference"
 
 
 class _Strict(BaseModel):
@@ -62,6 +68,44 @@ class GtnpInput(_Strict):
     metadata: Path
 
 
+class TableColumns(_Strict):
+    """Column names of a borehole table by role; a role not given is recognised from its
+    common spellings (``permafrost.io.boreholes.COLUMN_SPELLINGS``, any case)."""
+
+    id: str | None = None
+    #: x or longitude
+    x: str | None = Field(None, alias="lon")
+    #: y or latitude
+    y: str | None = Field(None, alias="lat")
+    presence: str | None = None
+    #: mean annual ground temperature [°C]
+    magt: str | None = None
+    #: elevation [m]
+    elevation: str | None = None
+    year: str | None = None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def mapping(self) -> dict[str, str]:
+        """The roles given, as ``{role: column}``."""
+        return {k: v for k, v in self.model_dump().items() if v}
+
+
+class BoreholeTable(_Strict):
+    """The table form of a borehole input: ``{path = FILE, columns = {...}, crs = "..."}``."""
+
+    path: Path
+    columns: TableColumns = Field(default_factory=TableColumns)
+    #: CRS of x/y columns (lon/lat columns are EPSG:4326)
+    crs: str | None = None
+
+
+#: input keys that take a file or a BoreholeTable, and the flat keys the table form fills
+_TABLE_INPUTS = {"boreholes": ("borehole_columns", "borehole_crs"),
+                 "validation_boreholes": ("validation_borehole_columns",
+                                          "validation_borehole_crs")}
+
+
 class Inputs(_Strict):
     """Every input file of a pipeline."""
 
@@ -71,8 +115,13 @@ class Inputs(_Strict):
     outlines: Path | None = None
     inventories: list[Path] = Field(default_factory=list)
     boreholes: Path | None = None
+    #: column names of `boreholes` by role (also given as boreholes = {path=..., columns={...}})
+    borehole_columns: TableColumns = Field(default_factory=TableColumns)
+    borehole_crs: str | None = None
     gtnp: GtnpInput | None = None
     validation_boreholes: Path | None = None
+    validation_borehole_columns: TableColumns = Field(default_factory=TableColumns)
+    validation_borehole_crs: str | None = None
     priors: list[PriorMap] = Field(default_factory=list)
     regions: RegionsInput | None = None
     mask: Path | None = None
@@ -88,8 +137,9 @@ class LabelsOptions(_Strict):
     activity_column: str = "activity"
     sampling: Literal["front", "centroid", "interior"] = "front"
     spacing_m: float = Field(100.0, gt=0)
-    borehole_weight: float = Field(5.0, gt=0)
-    rock_glacier_weight: float = Field(1.0, gt=0)
+    #: one default everywhere (permafrost.defaults, docs/pipelines.md "One set of defaults")
+    borehole_weight: float = Field(BOREHOLE_WEIGHT, gt=0)
+    rock_glacier_weight: float = Field(ROCK_GLACIER_WEIGHT, gt=0)
     use_kinematics: bool = True
 
 
@@ -98,16 +148,30 @@ class TrainOptions(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     folds: int = Field(5, ge=2, le=20)
     block_size_m: float | None = Field(None, gt=0)
-    calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    calibration: Literal["isotonic", "sigmoid"] = CALIBRATION
     n_estimators: int = Field(300, ge=1)
     features: list[str] | None = None
+    #: share of permafrost in the landscape [-] from an independent source: moves the PZI
+    #: from the labels' prevalence to it (Saerens et al. 2002); default none, see
+    #: docs/method.md "What the PZI means"
+    prevalence: float | None = Field(None, gt=0.0, lt=1.0)
+    prevalence_source: str | None = None
+
     #: monotone constraints by covariate (+1 increasing, -1 decreasing), e.g. {maat = -1}:
     #: physical knowledge that keeps warming scenarios from raising the PZI
     monotone: dict[str, Literal[-1, 0, 1]] = Field(default_factory=dict)
 
+    @field_validator("features")
+    @classmethod
+    def _features_once(cls, v):
+        twice = sorted({f for f in v or [] if v.count(f) > 1})
+        if twice:
+            raise ValueError(f"features listed more than once: {', '.join(twice)}")
+        return v
+
 
 class PredictOptions(_Strict):
-    chunk: int = Field(512, ge=64)
+    chunk: int = Field(PREDICT_CHUNK, ge=64)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     zones: bool = True
     uncertainty: bool = False
@@ -123,7 +187,12 @@ class ValidateOptions(_Strict):
     #: share of boreholes held out of training (whole spatial blocks) to validate on;
     #: 0 trains on all of them (then give `inputs.validation_boreholes`)
     holdout_fraction: float = Field(0.25, ge=0.0, lt=1.0)
-    holdout_block_m: float = Field(2000.0, gt=0)
+    #: side of the held-out blocks [m]; default (None): the spatial-CV block size
+    #: (train.block_size_m, else the label variogram's range); a smaller value is an error
+    holdout_block_m: float | None = Field(None, gt=0)
+    #: percentile bootstrap of every held-out metric: resamples and confidence level
+    bootstrap_resamples: int = Field(2000, ge=1000)
+    ci_level: float = Field(0.95, gt=0.0, lt=1.0)
 
 
 class ReportOptions(_Strict):
@@ -134,8 +203,8 @@ class ReportOptions(_Strict):
 class CovariateChange(_Strict):
     """How a scenario changes one covariate: an offset, a factor, or another file."""
 
-    offset: float | None = None
-    scale: float | None = None
+    offset: float | None = Field(None, allow_inf_nan=False)
+    scale: float | None = Field(None, allow_inf_nan=False)
     file: Path | None = None
 
     @field_validator("file")
@@ -150,6 +219,10 @@ class Scenario(_Strict):
     """A named variant of the pipeline: covariate changes and option overrides."""
 
     description: str = ""
+    #: the change of mean annual air temperature this scenario stands for [degC], for
+    #: the report's area-against-warming plot; by default the offset of the scenario's
+    #: one offset-changed covariate, if it has exactly one
+    delta_t: float | None = None
     covariates: dict[str, CovariateChange] = Field(default_factory=dict)
     labels: dict[str, Any] = Field(default_factory=dict)
     train: dict[str, Any] = Field(default_factory=dict)
@@ -176,6 +249,9 @@ class PipelineConfig(_Strict):
     stats: StatsOptions = Field(default_factory=StatsOptions)
     validate_: ValidateOptions = Field(default_factory=ValidateOptions, alias="validate")
     report: ReportOptions = Field(default_factory=ReportOptions)
+    #: overrides of [train] for the model that scenarios run with (e.g. climate,
+    #: radiation and substrate covariates, no elevation; see docs/pipelines.md)
+    scenario_model: dict[str, Any] = Field(default_factory=dict)
     scenarios: dict[str, Scenario] = Field(default_factory=dict)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -185,6 +261,15 @@ class PipelineConfig(_Strict):
 
     def scenario_names(self) -> list[str]:
         return [BASELINE, *self.scenarios]
+
+    def runs(self, scenarios: list[str] | None = None) -> list[str]:
+        """The runs for these scenarios: the baseline, the reference when the pipeline has
+        a ``[scenario_model]`` and a scenario that changes covariates is asked for, then the
+        scenarios."""
+        asked = [s for s in (scenarios or []) if s not in (BASELINE, REFERENCE)]
+        changing = any(self.scenarios[s].covariates for s in asked if s in self.scenarios)
+        ref = [REFERENCE] if changing and self.scenario_model else []
+        return [BASELINE, *ref, *dict.fromkeys(asked)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -278,6 +363,8 @@ def _resolve_paths(obj: Any, base: Path) -> Any:
                 object.__setattr__(obj, name, new)
         return obj
     if isinstance(obj, Path):
+        if _is_remote(obj):  # a GDAL virtual file system path or URL: kept as given
+            return obj
         return obj if obj.is_absolute() else (base / obj).resolve()
     if isinstance(obj, list):
         return [_resolve_paths(v, base) for v in obj]
@@ -286,30 +373,68 @@ def _resolve_paths(obj: Any, base: Path) -> Any:
     return obj
 
 
+def _is_remote(p) -> bool:
+    from permafrost.io.rasters import is_remote
+
+    return is_remote(p)
+
+
 def _check_inputs_exist(cfg: PipelineConfig, path: Path) -> None:
-    def check(p: Path | None, key: str) -> None:
-        if p is not None and not p.exists():
+    def check(p: Path | None, key: str, kind: str | None = "file") -> None:
+        """``kind``: "file", "vector" (a file, or a FileGDB folder), "dir" or None (either)."""
+        if p is None or _is_remote(p):
+            return
+        if not p.exists():
             raise ConfigError(f"input not found: {p}", path=path, field=key,
                               fix="fix the path (relative paths start at the pipeline file)")
+        if kind == "dir" and not p.is_dir():
+            raise ConfigError(f"a folder is expected, {p} is a file", path=path, field=key,
+                              fix="give the folder that holds the files")
+        if kind in ("file", "vector") and p.is_dir() and not (
+                kind == "vector" and p.suffix.lower() == ".gdb"):
+            raise ConfigError(f"a file is expected, {p} is a folder", path=path, field=key,
+                              fix="give the file inside it")
+        if kind in ("file", "vector") and not p.is_dir() and not p.is_file():
+            raise ConfigError(f"{p} is not a regular file", path=path, field=key,
+                              fix="give a regular file")
 
     inp = cfg.inputs
-    check(inp.covariates, "inputs.covariates")
+    check(inp.covariates, "inputs.covariates", None)  # a folder of rasters or a stack file
     check(inp.dem, "inputs.dem")
     for i, t in enumerate(inp.tracks):
-        check(t, f"inputs.tracks[{i}]")
-    check(inp.outlines, "inputs.outlines")
+        check(t, f"inputs.tracks[{i}]", "dir")
+    tracks = [t.resolve() for t in inp.tracks]
+    for i, t in enumerate(tracks):
+        if tracks.index(t) != i:
+            raise ConfigError(f"the same track is given twice (tracks[{tracks.index(t)}] and "
+                              f"tracks[{i}]): its pixels would count twice", path=path,
+                              field=f"inputs.tracks[{i}]", fix="give each track once")
+    check(inp.outlines, "inputs.outlines", "vector")
     for i, t in enumerate(inp.inventories):
-        check(t, f"inputs.inventories[{i}]")
-    check(inp.boreholes, "inputs.boreholes")
+        check(t, f"inputs.inventories[{i}]", "vector")
+    check(inp.boreholes, "inputs.boreholes", "vector")
     if inp.gtnp:
         check(inp.gtnp.csv, "inputs.gtnp.csv")
         check(inp.gtnp.metadata, "inputs.gtnp.metadata")
-    check(inp.validation_boreholes, "inputs.validation_boreholes")
+    check(inp.validation_boreholes, "inputs.validation_boreholes", "vector")
     for i, p in enumerate(inp.priors):
         check(p.path, f"inputs.priors[{i}].path")
     if inp.regions:
-        check(inp.regions.path, "inputs.regions.path")
-    check(inp.mask, "inputs.mask")
+        check(inp.regions.path, "inputs.regions.path", "vector")
+    check(inp.mask, "inputs.mask", "vector")
+    # an output directory inside an input folder changes that input with every run: the
+    # run would never be up to date, and would hash its own outputs as inputs
+    out = cfg.pipeline.output_dir.resolve()
+    folders = [("inputs.covariates", inp.covariates)] + [
+        (f"inputs.tracks[{i}]", t) for i, t in enumerate(inp.tracks)]
+    for key, d in folders:
+        if _is_remote(d):
+            continue
+        d = d.resolve()
+        if d.is_dir() and (out == d or d in out.parents):
+            raise ConfigError(f"the output directory {out} is inside the input folder of "
+                              f"{key} ({d})", path=path, field="pipeline.output_dir",
+                              fix="choose an output_dir outside the input folders")
     if not inp.inventories and not inp.boreholes and not inp.gtnp:
         raise ConfigError("no evidence to learn from", path=path, field="inputs",
                           fix="give `inventories`, `boreholes` or `gtnp`")
@@ -317,33 +442,35 @@ def _check_inputs_exist(cfg: PipelineConfig, path: Path) -> None:
     if len(set(names)) != len(names):
         raise ConfigError("two prior maps share a name", path=path, field="inputs.priors",
                           fix="give each prior map its own `name`")
-
-
-def covariate_names(covariates: Path) -> list[str]:
-    """Names of the covariates a stack provides (file stems, or a stack file's entries)."""
-    if covariates.is_dir():
-        from permafrost.io.rasters import RASTER_SUFFIXES
-
-        return sorted(f.stem for f in covariates.iterdir() if f.suffix.lower() in RASTER_SUFFIXES)
-    if covariates.suffix.lower() == ".toml":
-        from permafrost.covariates import read_stack_file  # stack files belong to covariates.py
-
-        return sorted(read_stack_file(covariates).data_vars)  # lazy: reads no pixels
-    return [covariates.stem]
+    files: dict[str, str] = {}
+    for n in names:  # the agreement raster's file name (validation._safe), case-insensitive
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", n).lower()
+        other = files.setdefault(stem, n)
+        if other != n:
+            raise ConfigError(f"the prior maps {other!r} and {n!r} would write one file "
+                              f"(agreement_{stem}.tif)", path=path, field="inputs.priors",
+                              fix="rename one so that the names differ in a letter or digit")
 
 
 #: scenario names become directory names under output_dir: no separators, no '..'
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 
 #: names of entries of output_dir that a scenario directory must not shadow
-_RESERVED = {"steps", "report.html", "report.json"}
+_RESERVED = {"steps", "report.html", "report.json", REFERENCE}
 
 _OPTION_SECTIONS = {"labels": LabelsOptions, "train": TrainOptions, "predict": PredictOptions,
                     "stats": StatsOptions}
 
 
 def _check_scenarios(cfg: PipelineConfig, path: Path) -> None:
-    available = covariate_names(cfg.inputs.covariates)
+    from permafrost.covariates import changeable_inputs  # stack files belong to covariates.py
+
+    available = changeable_inputs(cfg.inputs.covariates)
+    if cfg.scenario_model:
+        try:
+            TrainOptions.model_validate({**cfg.train.model_dump(), **cfg.scenario_model})
+        except ValidationError as exc:
+            raise _explain(exc, path, TrainOptions, prefix=("scenario_model",)) from None
     for name, sc in cfg.scenarios.items():
         if not _SAFE_NAME.fullmatch(name):
             raise ConfigError("a scenario name must be letters, digits, '_', '-' or '.', not "
@@ -357,7 +484,7 @@ def _check_scenarios(cfg: PipelineConfig, path: Path) -> None:
             if cov not in available:
                 near = difflib.get_close_matches(cov, available, n=1, cutoff=0.5)
                 fix = f"did you mean {near[0]!r}?" if near else f"covariates: {', '.join(available)}"
-                raise ConfigError("overrides a covariate that the stack does not have",
+                raise ConfigError("changes a covariate that the stack does not have",
                                   path=path, field=key, fix=fix)
             if change.offset is None and change.scale is None and change.file is None:
                 raise ConfigError("changes nothing", path=path, field=key,
@@ -377,6 +504,30 @@ def _check_scenarios(cfg: PipelineConfig, path: Path) -> None:
                 raise _explain(exc, path, model, prefix=("scenarios", name, section)) from None
 
 
+def _flatten_table_inputs(raw: dict, path: Path) -> None:
+    """``boreholes = {path=..., columns={...}, crs=...}`` -> ``boreholes``,
+    ``borehole_columns`` and ``borehole_crs`` (the plain-path form stays as it is)."""
+    inputs = raw.get("inputs")
+    if not isinstance(inputs, dict):
+        return
+    for key, (cols_key, crs_key) in _TABLE_INPUTS.items():
+        value = inputs.get(key)
+        if not isinstance(value, dict):
+            continue
+        try:
+            table = BoreholeTable.model_validate(value)
+        except ValidationError as exc:
+            raise _explain(exc, path, BoreholeTable, prefix=("inputs", key)) from None
+        for k in (cols_key, crs_key):
+            if k in inputs:
+                raise ConfigError(f"given twice: as `{k}` and inside `{key}`", path=path,
+                                  field=f"inputs.{k}", fix="keep one of them")
+        inputs[key] = str(table.path)
+        inputs[cols_key] = table.columns.model_dump()
+        if table.crs is not None:
+            inputs[crs_key] = table.crs
+
+
 def load_pipeline(path: str | os.PathLike) -> PipelineConfig:
     """Read and fully validate a pipeline file; no work is started.
 
@@ -393,6 +544,7 @@ def load_pipeline(path: str | os.PathLike) -> PipelineConfig:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"not valid TOML ({exc})", path=p, fix="fix the syntax") from None
+    _flatten_table_inputs(raw, p)
     try:
         cfg = PipelineConfig.model_validate(raw)
     except ValidationError as exc:
@@ -409,6 +561,10 @@ def resolve_scenario(cfg: PipelineConfig, name: str) -> tuple[PipelineConfig, di
     """The configuration of one scenario (options overridden) and its covariate changes."""
     if name == BASELINE:
         return cfg, {}
+    if name == REFERENCE and cfg.scenario_model:
+        out = copy.deepcopy(cfg)
+        out.train = TrainOptions.model_validate({**cfg.train.model_dump(), **cfg.scenario_model})
+        return out, {}
     if name not in cfg.scenarios:
         near = difflib.get_close_matches(name, cfg.scenario_names(), n=1)
         fix = f"did you mean {near[0]!r}?" if near else f"scenarios: {', '.join(cfg.scenario_names())}"
@@ -418,6 +574,8 @@ def resolve_scenario(cfg: PipelineConfig, name: str) -> tuple[PipelineConfig, di
     out = copy.deepcopy(cfg)
     for section in _OPTION_SECTIONS:
         overrides = getattr(sc, section)
+        if section == "train" and sc.covariates:  # a changed climate: the scenario model
+            overrides = {**cfg.scenario_model, **overrides}
         if overrides:
             merged = {**getattr(cfg, section).model_dump(), **overrides}
             setattr(out, section, _OPTION_SECTIONS[section].model_validate(merged))
@@ -427,8 +585,14 @@ def resolve_scenario(cfg: PipelineConfig, name: str) -> tuple[PipelineConfig, di
 def describe_scenarios(cfg: PipelineConfig) -> list[dict[str, Any]]:
     """What each scenario changes relative to the baseline, as plain records."""
     rows = [{"name": BASELINE, "description": "the configuration as written", "changes": []}]
+    model_changes = [f"train.{k} = {v!r} (was {getattr(cfg.train, k)!r})"
+                     for k, v in cfg.scenario_model.items()]
+    if cfg.scenario_model:
+        rows.append({"name": REFERENCE, "description": "the scenario model on today's "
+                     "covariates: scenario changes are measured against it",
+                     "changes": list(model_changes)})
     for name, sc in cfg.scenarios.items():
-        changes = []
+        changes = list(model_changes) if sc.covariates else []
         for cov, ch in sc.covariates.items():
             if ch.file is not None:
                 changes.append(f"covariate {cov} := {ch.file}")
@@ -441,3 +605,18 @@ def describe_scenarios(cfg: PipelineConfig) -> list[dict[str, Any]]:
                 changes.append(f"{section}.{key} = {value!r} (was {getattr(getattr(cfg, section), key)!r})")
         rows.append({"name": name, "description": sc.description, "changes": changes})
     return rows
+
+
+def scenario_delta_t(cfg: PipelineConfig, name: str) -> float | None:
+    """The warming [degC] a run stands for: 0 for the baseline and the reference, the
+    scenario's ``delta_t``, else the offset of its only offset-changed covariate."""
+    if name in (BASELINE, REFERENCE):
+        return 0.0
+    sc = cfg.scenarios.get(name)
+    if sc is None:
+        return None
+    if sc.delta_t is not None:
+        return float(sc.delta_t)
+    offsets = [ch.offset for ch in sc.covariates.values()
+               if ch.offset is not None and ch.scale is None and ch.file is None]
+    return float(offsets[0]) if len(offsets) == 1 and len(sc.covariates) == 1 else None

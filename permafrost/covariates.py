@@ -38,7 +38,7 @@ from rasterio.vrt import WarpedVRT
 from permafrost import climate, solar, terrain
 from permafrost.errors import ConfigError, CRSError, DataError, GridMismatchError, InputFileError
 from permafrost.grid import Grid, grid_of
-from permafrost.io.rasters import RASTER_SUFFIXES, grids_equal, read_raster
+from permafrost.io.rasters import RASTER_SUFFIXES, gdal_path, grids_equal, is_remote, read_raster
 
 __all__ = [
     "build_stack",
@@ -55,6 +55,9 @@ __all__ = [
     "downscale_maat_da",
     "frost_number_da",
     "extract_at_points",
+    "apply_change",
+    "changeable_inputs",
+    "CHANGED_ATTR",
     "DERIVED",
 ]
 
@@ -109,7 +112,7 @@ def align_raster(path, grid: Grid, *, resampling: str = "bilinear", chunks=DEFAU
     name : str, optional
         Name (default: the file stem).
     """
-    p = Path(path)
+    p = gdal_path(path)  # local Path, or a /vsi*/ path or URL kept as given
     if resampling not in _RESAMPLING:
         raise ConfigError(f"unknown resampling {resampling!r}", path=p, field="resampling",
                           fix=f"use one of {sorted(_RESAMPLING)}")
@@ -123,7 +126,7 @@ def align_raster(path, grid: Grid, *, resampling: str = "bilinear", chunks=DEFAU
     arr = rioxarray.open_rasterio(vrt, chunks=chunks, masked=True, lock=False)
     arr = arr.isel(band=0, drop=True).astype(np.float32)
     arr = arr.assign_coords(x=grid.coords()[0], y=grid.coords()[1])
-    arr.name = name or p.stem
+    arr.name = name or src_da.name
     arr.attrs = {"source": str(p), "resampling": resampling}
     return arr.rio.write_crs(grid.crs).rio.write_transform(grid.transform)
 
@@ -404,9 +407,84 @@ DERIVED = {"slope", "aspect", "northness", "eastness", "pisr", "downscale_maat",
 
 
 # --------------------------------------------------------------------------------------
+# scenario changes
+# --------------------------------------------------------------------------------------
+#: attribute set on every stack variable that a scenario changed, directly or because it
+#: is derived from a changed input (the value names what changed it)
+CHANGED_ATTR = "scenario_changed_by"
+
+
+def apply_change(arr: xr.DataArray, change, grid: Grid, *, chunks=DEFAULT_CHUNKS,
+                 resampling: str = "bilinear") -> xr.DataArray:
+    """A covariate with one scenario change applied, lazily.
+
+    ``change`` has the attributes ``file`` (replace the values by another raster, aligned
+    to ``grid``), ``scale`` (multiply) and ``offset`` (add, in the covariate's own units),
+    applied in that order; ``None`` leaves the array as it is.
+    """
+    if change is None:
+        return arr
+    if getattr(change, "file", None) is not None:
+        arr = align_raster(change.file, grid, resampling=resampling, chunks=chunks,
+                           name=arr.name).assign_attrs(arr.attrs)
+    return _scale_offset(arr, change)
+
+
+def _scale_offset(arr: xr.DataArray, change) -> xr.DataArray:
+    name, attrs = arr.name, dict(arr.attrs)
+    out = arr
+    if getattr(change, "scale", None) is not None:
+        out = out * float(change.scale)
+    if getattr(change, "offset", None) is not None:
+        out = out + float(change.offset)
+    out = out.astype(np.float32).rename(name)
+    out.attrs = attrs
+    return out
+
+
+def _mark_changed(arr: xr.DataArray, by: list[str]) -> xr.DataArray:
+    if by:
+        arr.attrs[CHANGED_ATTR] = ",".join(sorted(set(by)))
+    return arr
+
+
+def _check_change_keys(changes: Mapping, valid: list[str], path) -> None:
+    unknown = sorted(set(changes) - set(valid))
+    if unknown:
+        raise ConfigError(f"scenario changes {unknown}, which the stack does not have",
+                          path=path, field="covariates",
+                          fix=f"changeable inputs: {', '.join(valid)}")
+
+
+def changeable_inputs(source) -> list[str]:
+    """What a scenario may change in a covariate stack, without reading any pixel.
+
+    A directory: its covariates (file stems).  A stack file: every covariate and derived
+    covariate (also those with ``use = false``), and for each ``downscale_maat`` entry
+    ``NAME.coarse`` and ``NAME.coarse_elevation`` (the coarse climate grid before
+    downscaling).  Changing an input recomputes every covariate derived from it.
+    """
+    p = Path(source)
+    if p.is_dir():
+        return sorted(f.stem for f in p.iterdir() if f.suffix.lower() in RASTER_SUFFIXES)
+    if p.suffix.lower() != ".toml":
+        return [p.stem]
+    try:
+        spec = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return []
+    names = list(spec.get("covariates", {}))
+    for name, d in spec.get("derived", {}).items():
+        names.append(name)
+        if isinstance(d, dict) and d.get("function", name) == "downscale_maat":
+            names += [f"{name}.coarse", f"{name}.coarse_elevation"]
+    return sorted(names)
+
+
+# --------------------------------------------------------------------------------------
 # stacks
 # --------------------------------------------------------------------------------------
-def _read_dir(d: Path, *, chunks, like) -> xr.Dataset:
+def _read_dir(d: Path, *, chunks, like, changes: Mapping | None = None) -> xr.Dataset:
     files = sorted(f for f in d.iterdir() if f.suffix.lower() in RASTER_SUFFIXES)
     if not files:
         raise InputFileError("no raster files in the covariate directory", path=d,
@@ -428,9 +506,15 @@ def _read_dir(d: Path, *, chunks, like) -> xr.Dataset:
                 raise GridMismatchError(
                     f"grid differs from {files[0].name} and no target grid is given", path=f,
                     fix="write a stack TOML file with a [grid] section (or pass --like RASTER)")
+    changes = dict(changes or {})
+    _check_change_keys(changes, [f.stem for f in files], d)
     arrays = {}
     for f in files:
-        arrays[f.stem] = align_raster(f, grid, resampling="bilinear", chunks=chunks, name=f.stem)
+        arr = align_raster(f, grid, resampling="bilinear", chunks=chunks, name=f.stem)
+        if f.stem in changes:
+            arr = _mark_changed(apply_change(arr, changes[f.stem], grid, chunks=chunks),
+                                [f.stem])
+        arrays[f.stem] = arr
     return _dataset(arrays, grid)
 
 
@@ -440,7 +524,9 @@ def _dataset(arrays: Mapping[str, xr.DataArray], grid: Grid) -> xr.Dataset:
     for k, v in arrays.items():
         v = v.assign_coords(x=x, y=y)
         v = v.drop_vars([c for c in v.coords if c not in ("x", "y")])
+        attrs = dict(v.attrs)
         clean[k] = v.astype(np.float32)
+        clean[k].attrs = attrs
     ds = xr.Dataset(clean)
     return ds.rio.write_crs(grid.crs).rio.write_transform(grid.transform)
 
@@ -449,7 +535,13 @@ def _grid_from_spec(spec: Mapping, base: Path, path: Path, chunks) -> Grid | Non
     if not spec:
         return None
     if "like" in spec:
-        return grid_of(read_raster(base / spec["like"], chunks=chunks))
+        also = [k for k in ("crs", "resolution", "bounds") if k in spec]
+        if also:  # `like` fixes the whole grid: the other keys would be silently ignored
+            raise ConfigError(f"[grid] gives `like` and also {', '.join(also)}", path=path,
+                              field=f"grid.{also[0]}",
+                              fix="give either `like = RASTER` or `crs`, `resolution` and "
+                                  "`bounds`, not both")
+        return grid_of(read_raster(_in_stack(base, spec["like"]), chunks=chunks))
     try:
         crs = CRS.from_user_input(spec["crs"])
         res = spec["resolution"]
@@ -469,8 +561,91 @@ def _grid_from_spec(spec: Mapping, base: Path, path: Path, chunks) -> Grid | Non
     return Grid(crs, Affine(rx, 0.0, xmin, 0.0, -ry, ymax), (h, w))
 
 
-def read_stack_file(path, *, chunks=DEFAULT_CHUNKS) -> xr.Dataset:
+def _in_stack(base: Path, path: str):
+    """A path of a stack file: relative to the file, or a remote raster (``/vsicurl/...``,
+    ``s3://...``) as written."""
+    return gdal_path(path) if is_remote(path) else base / path
+
+
+#: keys of a ``downscale_maat`` entry that say how to read NetCDF climate files
+_CLIMATE_FILE_KEYS = ("variable", "period", "elevation_variable")
+
+
+def _coarse_source(d: Mapping, key: str, base: Path, stack: Path, name: str) -> Path:
+    """The file of ``coarse`` or ``coarse_elevation``; the elevation defaults to the
+    climate file itself when that is NetCDF (HISTALP carries ``hgt``)."""
+    from permafrost.io.netcdf import is_netcdf
+
+    if key in d:
+        return base / d[key]
+    if key == "coarse_elevation" and "coarse" in d and is_netcdf(d["coarse"]):
+        return base / d["coarse"]
+    raise ConfigError(f"missing key '{key}'", path=stack, field=f"derived.{name}",
+                      fix="give the coarse MAAT grid and the elevations [m] of its cells")
+
+
+def _read_coarse(src, what: str, d: Mapping, stack: Path, name: str) -> xr.DataArray:
+    """A coarse climate grid: a raster as it is, or from NetCDF through xarray
+    (:mod:`permafrost.io.netcdf`): the mean of ``variable`` over ``period`` [degC], or the
+    cell elevation from ``elevation_variable`` [m] (``hgt``, or geopotential / g)."""
+    from permafrost.io.netcdf import is_netcdf, read_cell_elevation, read_climate_mean
+
+    if not is_netcdf(src):
+        for k in _CLIMATE_FILE_KEYS:
+            if k in d and (k != "elevation_variable") == (what == "maat_coarse"):
+                raise ConfigError(f"`{k}` applies to NetCDF climate files only", path=stack,
+                                  field=f"derived.{name}.{k}", fix="remove it, or give a .nc file")
+        return read_raster(src, name=what)
+    if what == "maat_coarse":
+        return read_climate_mean(src, variable=d.get("variable"), period=d.get("period"))
+    return read_cell_elevation(src, variable=d.get("elevation_variable"))
+
+
+def _same_cells(cm: xr.DataArray, ce: xr.DataArray) -> xr.DataArray:
+    """The elevation grid on the MAAT grid's coordinates when both describe the same cells
+    but were written with different float precision (ERA5 float32 lon/lat)."""
+    if grids_equal(cm, ce) or cm.shape != ce.shape or cm.rio.crs != ce.rio.crs:
+        return ce
+    ta, tb = cm.rio.transform(), ce.rio.transform()
+    if all(abs(a - b) <= 1e-4 * max(abs(ta.a), 1e-12) + 1e-6 for a, b in zip(ta[:6], tb[:6])):
+        return ce.assign_coords(x=cm.x, y=cm.y).rio.write_transform(ta)
+    return ce
+
+
+def _fitted_lapse_rate(cm: xr.DataArray, ce: xr.DataArray, stack: Path, name: str) -> float:
+    """Lapse rate [degC m-1]: least squares of coarse-cell MAAT on cell elevation
+    (:func:`permafrost.climate.estimate_lapse_rate`, Rolland 2003), refused outside
+    -10..0 degC/km, recorded on the MAAT array."""
+    t = np.asarray(cm.values, dtype=np.float64)
+    z = np.asarray(ce.values, dtype=np.float64)
+    ok = np.isfinite(t) & np.isfinite(z)
+    if ok.sum() < 4 or np.ptp(z[ok]) < 100.0:
+        raise ConfigError(f"cannot fit a lapse rate from {int(ok.sum())} coarse cells spanning "
+                          f"{np.ptp(z[ok]) if ok.any() else 0:.0f} m", path=stack,
+                          field=f"derived.{name}.lapse_rate",
+                          fix="give a number (e.g. -0.0055 degC/m) or a larger climate grid")
+    rate, se = climate.estimate_lapse_rate(t[ok], z[ok])
+    if not -0.010 <= rate <= 0.0:
+        raise DataError(f"the lapse rate fitted over the coarse cells is {rate * 1000:.2f} "
+                        "degC/km, outside -10..0 degC/km", path=stack,
+                        field=f"derived.{name}.lapse_rate",
+                        fix="check the elevation units, or give a number")
+    cm.attrs["lapse_rate_fit"] = (f"{rate * 1000:.3f} ± {se * 1000:.3f} degC/km over "
+                                  f"{int(ok.sum())} cells")
+    log.info("%s: lapse rate fitted over the coarse grid %.2f ± %.2f degC/km", name,
+             rate * 1000, se * 1000)
+    return rate
+
+
+def read_stack_file(path, *, chunks=DEFAULT_CHUNKS, changes: Mapping | None = None
+                    ) -> xr.Dataset:
     """Build a stack from a TOML stack file (format in ``docs/method.md``).
+
+    ``changes`` (a scenario's, by :func:`changeable_inputs` name) are applied where each
+    input enters the stack, so every derived covariate is computed from the changed
+    inputs: a warmer coarse climate grid (``maat.coarse``) gives a warmer downscaled
+    MAAT, a changed DDT a changed frost number.  A change named after a derived covariate
+    applies to its result.  Changed variables carry the attribute :data:`CHANGED_ATTR`.
 
     Raises
     ------
@@ -494,7 +669,7 @@ def read_stack_file(path, *, chunks=DEFAULT_CHUNKS) -> xr.Dataset:
                            base, p, chunks)
     covs = spec.get("covariates", {})
     if grid is None:
-        firsts = [base / c["path"] for c in covs.values() if "path" in c]
+        firsts = [_in_stack(base, c["path"]) for c in covs.values() if "path" in c]
         if not firsts:
             raise ConfigError("no [grid] and no covariate to take it from", path=p, field="grid",
                               fix="add [grid] like = RASTER")
@@ -508,7 +683,11 @@ def read_stack_file(path, *, chunks=DEFAULT_CHUNKS) -> xr.Dataset:
                                     "is set", path=p, field="grid",
                                     fix="add a [grid] section (like = RASTER)")
         grid = grid_of(refs[0])
+    changes = dict(changes or {})
+    if changes:
+        _check_change_keys(changes, changeable_inputs(p), p)
     arrays: dict[str, xr.DataArray] = {}
+    deps: dict[str, set[str]] = {}  # the changeable inputs each covariate is computed from
     hidden: set[str] = set()
     for name, c in covs.items():
         if "path" not in c:
@@ -523,8 +702,12 @@ def read_stack_file(path, *, chunks=DEFAULT_CHUNKS) -> xr.Dataset:
             raise ConfigError(f"unknown kind {kind!r}", path=p, field=f"covariates.{name}.kind",
                               fix="use continuous or categorical")
         res = c.get("resampling", "nearest" if kind == "categorical" else "bilinear")
-        arrays[name] = align_raster(base / c["path"], grid, resampling=res, chunks=chunks,
+        arrays[name] = align_raster(_in_stack(base, c["path"]), grid, resampling=res, chunks=chunks,
                                     name=name)
+        deps[name] = {name}
+        if name in changes:
+            arrays[name] = _mark_changed(apply_change(arrays[name], changes[name], grid,
+                                                      chunks=chunks, resampling=res), [name])
         if not c.get("use", True):
             hidden.add(name)
     for name, d in spec.get("derived", {}).items():
@@ -533,16 +716,28 @@ def read_stack_file(path, *, chunks=DEFAULT_CHUNKS) -> xr.Dataset:
             raise ConfigError(f"unknown derived function {fn!r}", path=p,
                               field=f"derived.{name}.function", fix=f"use one of {sorted(DERIVED)}")
 
-        def ref(key, default=None, _d=d, _name=name):
+        used: set[str] = {name}
+
+        def ref(key, default=None, _d=d, _name=name, _used=used):
             r = _d.get(key, default)
             if r is None or r not in arrays:
                 raise ConfigError(f"refers to {r!r}, which is not a covariate defined above",
                                   path=p, field=f"derived.{_name}.{key}",
                                   fix=f"defined so far: {sorted(arrays)}")
+            _used.update(deps[r])
             return arrays[r]
 
+        def coarse(key, what, _d=d, _name=name, _used=used):
+            _used.add(f"{_name}.{key}")
+            ch = changes.get(f"{_name}.{key}")
+            src = ch.file if ch is not None and getattr(ch, "file", None) is not None \
+                else _coarse_source(_d, key, base, p, _name)
+            arr = _read_coarse(src, what, _d, p, _name)  # replaced on its own grid
+            return arr if ch is None else _scale_offset(arr, ch)
+
         opts = {k: v for k, v in d.items() if k not in ("function", "dem", "use", "coarse",
-                                                          "coarse_elevation", "ddf", "ddt")}
+                                                          "coarse_elevation", "ddf", "ddt",
+                                                          *_CLIMATE_FILE_KEYS)}
         try:
             if fn in ("slope", "aspect", "northness", "eastness"):
                 f = {"slope": slope_da, "aspect": aspect_da, "northness": northness_da,
@@ -551,9 +746,14 @@ def read_stack_file(path, *, chunks=DEFAULT_CHUNKS) -> xr.Dataset:
             elif fn == "pisr":
                 arrays[name] = pisr_da(ref("dem", "dem"), name=name, **opts)
             elif fn == "downscale_maat":
-                cm = read_raster(base / d["coarse"], name="maat_coarse")
-                ce = read_raster(base / d["coarse_elevation"], name="elevation_coarse")
+                cm = coarse("coarse", "maat_coarse")
+                ce = _same_cells(cm, coarse("coarse_elevation", "elevation_coarse"))
+                if opts.get("lapse_rate") == "fit":  # from the coarse cells themselves
+                    opts["lapse_rate"] = _fitted_lapse_rate(cm, ce, p, name)
                 arrays[name] = downscale_maat_da(cm, ce, ref("dem", "dem"), name=name, **opts)
+                arrays[name].attrs.update({f"coarse_{k}": v for k, v in cm.attrs.items()
+                                           if k in ("period", "years", "units_in_file",
+                                                    "variable", "lapse_rate_fit")})
             elif fn == "frost_number":
                 arrays[name] = frost_number_da(ref("ddf"), ref("ddt"), name=name, **opts)
         except TypeError as exc:
@@ -562,6 +762,10 @@ def read_stack_file(path, *, chunks=DEFAULT_CHUNKS) -> xr.Dataset:
         except KeyError as exc:
             raise ConfigError(f"missing key {exc}", path=p, field=f"derived.{name}",
                               fix="see docs/method.md") from None
+        deps[name] = used
+        if name in changes:
+            arrays[name] = apply_change(arrays[name], changes[name], grid, chunks=chunks)
+        _mark_changed(arrays[name], [k for k in changes if k in used])
         if not d.get("use", True):
             hidden.add(name)
     ds = _dataset({k: v for k, v in arrays.items() if k not in hidden}, grid)
@@ -569,7 +773,8 @@ def read_stack_file(path, *, chunks=DEFAULT_CHUNKS) -> xr.Dataset:
     return ds
 
 
-def build_stack(source, *, chunks=DEFAULT_CHUNKS, like=None) -> xr.Dataset:
+def build_stack(source, *, chunks=DEFAULT_CHUNKS, like=None,
+                changes: Mapping | None = None) -> xr.Dataset:
     """A lazy covariate :class:`xarray.Dataset` from a directory of rasters or a TOML file.
 
     Parameters
@@ -581,6 +786,11 @@ def build_stack(source, *, chunks=DEFAULT_CHUNKS, like=None) -> xr.Dataset:
         Dask chunks.
     like : path-like, optional
         For a directory: align every raster to this raster's grid (bilinear).
+    changes : mapping, optional
+        A scenario's covariate changes by input name (objects with ``offset``, ``scale``
+        and ``file`` attributes, e.g. :class:`permafrost.config.CovariateChange`); in a
+        stack file derived covariates are recomputed from changed inputs
+        (:func:`read_stack_file`).
 
     Raises
     ------
@@ -594,9 +804,9 @@ def build_stack(source, *, chunks=DEFAULT_CHUNKS, like=None) -> xr.Dataset:
         raise InputFileError("covariates not found", path=p,
                              fix="give a directory of GeoTIFFs or a stack .toml file")
     if p.is_dir():
-        ds = _read_dir(p, chunks=chunks, like=like)
+        ds = _read_dir(p, chunks=chunks, like=like, changes=changes)
     elif p.suffix.lower() == ".toml":
-        ds = read_stack_file(p, chunks=chunks)
+        ds = read_stack_file(p, chunks=chunks, changes=changes)
     else:
         raise InputFileError("not a directory or a .toml stack file", path=p,
                              fix="give a directory of GeoTIFFs or a stack .toml file")

@@ -45,7 +45,9 @@ __all__ = [
     "metric_xy",
     "variogram_range",
     "default_block_size",
+    "block_index",
     "block_ids",
+    "site_ids",
     "merge_groups",
     "make_folds",
     "summarise_folds",
@@ -190,16 +192,91 @@ def default_block_size(x, y, label, *, seed: int = 0) -> tuple[float, str]:
     return extent / 10.0, "fallback: 1/10 of the longer side of the labels' bounding box"
 
 
-def block_ids(x, y, block_size: float) -> np.ndarray:
-    """Integer id of the square block (side ``block_size`` [m]) holding each point."""
+def block_index(x, y, block_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """Column and row of the square block (side ``block_size`` [m]) holding each point.
+
+    The one blocking rule of the package, used by spatial CV (:func:`block_ids`) and by the
+    spatial hold-out (:func:`permafrost.labels.holdout_split`): squares of side
+    ``block_size`` whose lower-left corner is the points' minimum ``(x, y)``; block
+    ``(ix, iy)`` spans ``[x0 + ix * size, x0 + (ix + 1) * size)`` and the same in ``y``.
+
+    Parameters
+    ----------
+    x, y : array-like
+        Point coordinates [m].
+    block_size : float
+        Block side [m].
+
+    Returns
+    -------
+    (ndarray, ndarray) of int64
+        ``ix``, ``iy`` per point.
+
+    References
+    ----------
+    Roberts et al. (2017), Sect. "Blocking"; Valavi et al. (2019) (square spatial blocks).
+    """
     x = np.asarray(x, float)
     y = np.asarray(y, float)
-    if not block_size > 0:
+    if not (np.isfinite(block_size) and block_size > 0):
         raise DataError(f"block size must be positive, got {block_size}", field="block_size",
                         fix="give a size in metres")
+    if x.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     ix = np.floor((x - np.min(x)) / block_size).astype(np.int64)
     iy = np.floor((y - np.min(y)) / block_size).astype(np.int64)
+    return ix, iy
+
+
+def block_ids(x, y, block_size: float) -> np.ndarray:
+    """Integer id of the square block (side ``block_size`` [m]) holding each point.
+
+    Blocks as :func:`block_index`; the id is ``iy * (max ix + 1) + ix``.
+    """
+    ix, iy = block_index(x, y, block_size)
+    if ix.size == 0:
+        return ix
     return iy * (int(ix.max()) + 1) + ix
+
+
+def site_ids(x, y, distance: float) -> np.ndarray:
+    """Sites: points linked by chains of neighbours closer than ``distance`` share an id.
+
+    Boreholes drilled a few hundred metres apart sample the same ground (one site); they
+    are kept on one side of a hold-out and resampled together by the cluster bootstrap
+    (:func:`permafrost.validation.bootstrap_metrics`).
+
+    Parameters
+    ----------
+    x, y : array-like
+        Point coordinates [m].
+    distance : float
+        Linking distance [m] (single-linkage clustering cut at this height).
+
+    Returns
+    -------
+    ndarray of int64
+        Site id per point, numbered 0..k-1 in order of first appearance.
+
+    References
+    ----------
+    Davison, A. C. & Hinkley, D. V. (1997). Bootstrap Methods and their Application.
+    Cambridge University Press, Sect. 3.8 (clustered data are resampled by cluster).
+    """
+    from scipy.sparse import coo_matrix  # noqa: PLC0415
+    from scipy.sparse.csgraph import connected_components  # noqa: PLC0415
+    from scipy.spatial import cKDTree  # noqa: PLC0415
+
+    xy = np.column_stack([np.asarray(x, float), np.asarray(y, float)])
+    n = len(xy)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    pairs = cKDTree(xy).query_pairs(float(distance), output_type="ndarray")
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    _, first = np.unique(comp, return_index=True)
+    order = np.argsort(np.argsort(first))  # renumber by first appearance (deterministic)
+    return order[comp].astype(np.int64)
 
 
 def merge_groups(blocks: np.ndarray, groups=None) -> np.ndarray:

@@ -22,16 +22,26 @@ The rules (documented in ``docs/labels.md``):
    least two consecutive years, or its readings stay at or below 0 °C without interruption
    (no gap over ``max_gap_days``) for at least two years (730 days) across year boundaries --
    the definition of permafrost (ground at or below 0 °C for at least two consecutive years;
-   van Everdingen 1998).  *No permafrost* only when a sensor
-   below the seasonally influenced layer (mean annual range <= ``deep_range_c``) stays above
-   0 °C all year for two consecutive complete years and no deeper sensor was ever frozen
-   through a complete year.  Anything else is *insufficient*, with the reason -- never a
-   guess.
-5. **MAGT** at the shallowest depth of (near-)zero annual amplitude (mean annual range <=
-   ``zaa_range_c``), else at the deepest depth with a complete year (the basis is reported).
-6. **Active-layer thickness** per complete year: the depth of the 0 °C isotherm of the
-   annual-maximum profile, interpolated linearly between the deepest thawed sensor above it
-   and the first frozen one.
+   van Everdingen 1998).  *No permafrost* only when a sensor at least
+   ``min_no_permafrost_depth_m`` deep (10 m), below the seasonally influenced layer (annual
+   range <= ``deep_range_c``), stays above 0 °C all year for two consecutive complete years
+   and no deeper sensor was ever frozen through a complete year: shallower sensors cannot
+   exclude permafrost under a deep active layer.  Anything else is *insufficient*, with the
+   reason -- never a guess.
+5. **MAGT** at the depth of zero annual amplitude: the shallowest depth whose annual range
+   (max - min of monthly means, median over complete years) is <= ``zaa_range_c`` (0.1 °C,
+   van Everdingen 1998), reported as ``zaa_depth_m``; else at the deepest depth below the
+   active layer (perennially frozen or perennially unfrozen in most complete years, with at
+   least ``min_years`` of them); else no MAGT: a record whose sensors all lie within the
+   active layer (or the seasonally frozen layer) has none.
+6. **Active-layer thickness** per *thaw season* (the 12 months from the onset of warming,
+   three months before the warmest month at the top sensor, labelled by the summer's
+   calendar year; :func:`thaw_season_start`, :func:`active_layer_by_season`), so that the
+   maximum of one summer, which reaches the deeper sensors months later, is read with the
+   same summer's maxima above it: the depth of the 0 °C isotherm of the season's
+   maximum-temperature profile, interpolated linearly between the deepest thawed sensor above
+   it and the first frozen one.  An October-September year would mix two summers (the lagged
+   heat of summer Y at depth with the near-surface maxima of summer Y+1).
 """
 
 from __future__ import annotations
@@ -48,7 +58,10 @@ __all__ = [
     "ThermalVerdict",
     "clean_ground_temperatures",
     "annual_states",
+    "annual_ranges",
     "active_layer_thickness",
+    "thaw_season_start",
+    "active_layer_by_season",
     "assess_borehole",
 ]
 
@@ -71,8 +84,8 @@ class ThermalVerdict:
         1, 0, or None when ``status == "insufficient"``.
     reason_code : str
         ``"frozen_two_years"``, ``"unfrozen_below_seasonal_layer"``,
-        ``"within_active_layer"``, ``"too_few_readings"``, ``"too_short"`` or
-        ``"too_gappy"``.
+        ``"within_active_layer"``, ``"too_shallow"``, ``"too_few_readings"``,
+        ``"too_short"`` or ``"too_gappy"``.
     reason : str
         A sentence a scientist can read: why this verdict.
     permafrost_depth_m : float
@@ -82,13 +95,25 @@ class ThermalVerdict:
     magt_depth_m : float
         Depth of the MAGT [m].
     magt_basis : str
-        ``"zero_annual_amplitude"``, ``"deepest_reliable"`` or ``""``.
+        ``"zero_annual_amplitude"``, ``"deepest_below_active_layer"`` or ``""`` (no MAGT:
+        no sensor below the active layer).
+    magt_range_c : float
+        Annual range (max - min of monthly means, median over complete years) at the MAGT
+        depth [°C].
+    zaa_depth_m : float
+        Shallowest sensor depth whose annual range is <= ``zaa_range_c`` [m]; NaN when the
+        sensors do not reach the depth of zero annual amplitude.
     alt_m : float
-        Mean active-layer thickness over the years where the profile allows it [m].
+        Mean active-layer thickness over the thaw seasons where the profile allows it [m].
     alt_max_m : float
-        Largest active-layer thickness of those years [m].
+        Largest active-layer thickness of those seasons [m].
     alt_years : int
-        Number of years behind ``alt_m``.
+        Number of thaw seasons behind ``alt_m``.
+    alt_by_season : tuple of (int, float)
+        ``(season, thickness [m])`` per thaw season, labelled by the calendar year of the
+        summer.
+    thaw_season_start_month : int
+        First month of the thaw seasons [1-12] (0 when not computed).
     complete_years : int
         Largest number of complete years at any depth.
     depths_m : tuple of float
@@ -108,9 +133,13 @@ class ThermalVerdict:
     magt_c: float = float("nan")
     magt_depth_m: float = float("nan")
     magt_basis: str = ""
+    magt_range_c: float = float("nan")
+    zaa_depth_m: float = float("nan")
     alt_m: float = float("nan")
     alt_max_m: float = float("nan")
     alt_years: int = 0
+    alt_by_season: tuple = field(default_factory=tuple)
+    thaw_season_start_month: int = 0
     complete_years: int = 0
     depths_m: tuple = field(default_factory=tuple)
     out_of_range: int = 0
@@ -120,6 +149,7 @@ class ThermalVerdict:
         """The verdict as a plain dict (depths joined into a string)."""
         d = asdict(self)
         d["depths_m"] = ",".join(f"{z:g}" for z in self.depths_m)
+        d["alt_by_season"] = ";".join(f"{y}:{a:.2f}" for y, a in self.alt_by_season)
         return d
 
 
@@ -293,6 +323,54 @@ def annual_states(
     return pd.DataFrame(rows, columns=cols).sort_values(["depth_m", "year"], ignore_index=True)
 
 
+def annual_ranges(
+    cleaned: pd.DataFrame,
+    *,
+    year_start_month: int = 10,
+    min_days_per_month: int = 15,
+    min_months: int = 10,
+) -> pd.DataFrame:
+    """Annual temperature range per depth and year, from monthly means.
+
+    Parameters
+    ----------
+    cleaned : pandas.DataFrame
+        Cleaned ground temperatures [°C] (time x depth [m]).
+    year_start_month : int
+        First month of the year [1-12].
+    min_days_per_month : int
+        Days with readings needed for a monthly mean [days].
+    min_months : int
+        Monthly means needed for a year's range [-].
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``depth_m``, ``year``, ``range_c`` [°C]: the largest minus the smallest monthly
+        mean of the year.  Monthly means keep the annual wave and drop sensor noise and
+        short events, which would otherwise hold the max - min of single readings above
+        0.1 °C at any depth (e.g. 0.3-0.5 °C at 60-100 m in Schilthorn 50/00, where the
+        annual wave has long died out).
+
+    References
+    ----------
+    van Everdingen (1998): depth of zero annual amplitude, where the annual fluctuation
+    of ground temperature is practically nil (< 0.1 °C).
+    """
+    daily = cleaned.groupby(cleaned.index.normalize()).mean()
+    month = daily.index.to_period("M")
+    n = daily.notna().groupby(month).sum()
+    mean = daily.groupby(month).mean().where(n >= min_days_per_month)
+    starts = mean.index.to_timestamp()
+    mean.index = _hydro_year(pd.DatetimeIndex(starts), year_start_month)
+    g = mean.groupby(level=0)
+    rng = (g.max() - g.min()).where(g.count() >= min_months)
+    out = rng.stack().dropna().rename("range_c").reset_index()
+    out.columns = ["year", "depth_m", "range_c"]
+    return out[["depth_m", "year", "range_c"]].sort_values(["depth_m", "year"],
+                                                           ignore_index=True)
+
+
 def active_layer_thickness(depths_m: np.ndarray, tmax_c: np.ndarray) -> float:
     """Depth of the 0 °C isotherm of an annual-maximum temperature profile.
 
@@ -329,6 +407,127 @@ def active_layer_thickness(depths_m: np.ndarray, tmax_c: np.ndarray) -> float:
         if t[i] > 0.0 and t[i + 1] <= 0.0:
             return float(z[i] + (0.0 - t[i]) * (z[i + 1] - z[i]) / (t[i + 1] - t[i]))
     return float("nan")
+
+
+def thaw_season_start(cleaned: pd.DataFrame) -> int:
+    """First month of the thaw season: three months before the warmest month at the top.
+
+    Parameters
+    ----------
+    cleaned : pandas.DataFrame
+        Cleaned ground temperatures [°C] (time x depth [m]).
+
+    Returns
+    -------
+    int
+        Month [1-12]: the warmest calendar month of the shallowest sensor with readings
+        (mean of its monthly means over the record) minus three; 4 (April) when no sensor
+        has readings in at least 10 calendar months.
+
+    References
+    ----------
+    Williams and Smith (1989), ch. 4: the surface warms for about a quarter period before
+    its maximum; the annual wave then takes (z/d)/ω to reach depth z, so a season that
+    starts at the onset of warming holds one summer's maxima at every depth of the active
+    layer.
+    """
+    for z in cleaned.columns:
+        col = cleaned[z].dropna()
+        if col.empty:
+            continue
+        monthly = col.groupby(col.index.to_period("M")).mean()
+        clim = monthly.groupby(monthly.index.month).mean()
+        if len(clim) >= 10:
+            return int((int(clim.idxmax()) - 1 - 3) % 12 + 1)
+        break
+    return 4
+
+
+def active_layer_by_season(
+    cleaned: pd.DataFrame,
+    *,
+    season_start_month: int = 4,
+    min_thaw_readings: int = 3,
+    max_gap_days: float = 31.0,
+) -> pd.DataFrame:
+    """Active-layer thickness per thaw season, following the lag of the heat with depth.
+
+    Parameters
+    ----------
+    cleaned : pandas.DataFrame
+        Cleaned ground temperatures [°C] (time x depth [m]).
+    season_start_month : int
+        First month of a thaw season [1-12]; 4 (April).  A season runs 12 months and is
+        labelled by the calendar year of its summer.
+    min_thaw_readings : int
+        Readings above 0 °C that prove a sensor thawed in the season [-].
+    max_gap_days : float
+        Longest gap allowed in the frozen sensor's record after the thawed sensor's
+        maximum [days].
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``season``, ``alt_m`` [m], ``thawed_m`` and ``frozen_m`` (the bracketing sensors
+        [m]), one row per season where the profile shows the thaw front.
+
+    Notes
+    -----
+    Scanning down from the top sensor, every sensor must be proven thawed in the season
+    (``min_thaw_readings`` readings above 0 °C) down to the last thawed one; the next one
+    must stay at or below 0 °C, and its record must cover the season from the date of the
+    thawed sensor's maximum to the season's end with no gap over ``max_gap_days``: the
+    heat reaches a deeper sensor later than a shallower one, so this is the time in which
+    its maximum can fall (a gap earlier in the season, e.g. in spring, does not hide it).
+    The thickness is the 0 °C crossing of the seasonal-maximum profile, linearly
+    interpolated (:func:`active_layer_thickness`).  Seasons start in spring so that one
+    summer's heat, which reaches 5-10 m in autumn-winter, is read with that summer's
+    maxima above it (an October-September year would mix two summers).
+
+    References
+    ----------
+    van Everdingen (1998): active layer, maximum thaw depth; Noetzli, J. et al. (2021),
+    Front. Earth Sci. 9, 607875 (ALT from the maximum temperature profile); Williams, P. J.
+    and Smith, M. W. (1989). The Frozen Earth, ch. 4 (phase lag of the annual wave grows
+    with depth, z/d).
+    """
+    if cleaned.empty:
+        return pd.DataFrame(columns=["season", "alt_m", "thawed_m", "frozen_m"])
+    depths = np.asarray([float(c) for c in cleaned.columns])
+    label = _hydro_year(cleaned.index, season_start_month) - (season_start_month > 1)
+    rows = []
+    for season in np.unique(label):
+        sel = cleaned[label == season]
+        end = pd.Timestamp(year=int(season) + 1, month=season_start_month, day=1) \
+            if season_start_month > 1 else pd.Timestamp(year=int(season) + 1, month=1, day=1)
+        tmax = np.full(len(depths), np.nan)
+        for j, z in enumerate(depths):
+            col = sel[z].dropna()
+            if len(col) == 0:
+                break
+            if (col > 0.0).sum() >= min_thaw_readings:
+                tmax[j] = float(col.max())
+                continue
+            if j == 0 or not np.isfinite(tmax[j - 1]) or col.max() > 0.0:
+                break
+            # the frozen sensor below the last thawed one: covered from the thawed
+            # sensor's maximum to the season's end
+            t0 = sel[depths[j - 1]].idxmax()
+            after = col[col.index >= t0]
+            days = after.index.normalize().unique()
+            if len(days) == 0:
+                break
+            edges = np.concatenate([[t0.normalize().to_datetime64()], days.to_numpy(),
+                                    [end.to_datetime64()]]).astype("datetime64[D]")
+            if (np.diff(edges).astype(float) - 1.0).max() > max_gap_days:
+                break
+            tmax[j] = float(col.max())
+            a = active_layer_thickness(depths[: j + 1], tmax[: j + 1])
+            if np.isfinite(a):
+                rows.append({"season": int(season), "alt_m": a, "thawed_m": depths[j - 1],
+                             "frozen_m": z})
+            break
+    return pd.DataFrame(rows, columns=["season", "alt_m", "thawed_m", "frozen_m"])
 
 
 def _longest_run(years: list[int]) -> tuple[int, int]:
@@ -387,8 +586,10 @@ def assess_borehole(
     max_gap_days: float = 31.0,
     min_thaw_readings: int = 3,
     min_years: int = 2,
-    zaa_range_c: float = 0.5,
+    zaa_range_c: float = 0.1,
     deep_range_c: float = 1.0,
+    min_no_permafrost_depth_m: float = 10.0,
+    thaw_year_start_month: int | None = None,
 ) -> ThermalVerdict:
     """Decide permafrost presence from a borehole temperature record, or say why it cannot.
 
@@ -405,11 +606,26 @@ def assess_borehole(
     min_years : int
         Consecutive frozen years that define permafrost [years] (2 by definition).
     zaa_range_c : float
-        Mean annual range (max - min) below which a depth counts as (near-)zero annual
-        amplitude for MAGT [°C].
+        Annual range (max - min of monthly means, median over complete years; see
+        :func:`annual_ranges`) at or below which a depth is at zero annual amplitude, where
+        MAGT is read [°C]; 0.1, the "practically no annual fluctuation (< 0.1 °C)" of the
+        IPA glossary (van Everdingen 1998).
     deep_range_c : float
-        Mean annual range below which a sensor counts as beneath the seasonally influenced
+        Annual range below which a sensor counts as beneath the seasonally influenced
         layer, so that a year-round unfrozen reading there means no permafrost [°C].
+    min_no_permafrost_depth_m : float
+        Shallowest sensor that may say "no permafrost" [m]; 10 m: below the deepest
+        active layers in the PERMOS records used here (Schilthorn reached 8.6 m in the
+        2003 heat wave, Hilbich et al. 2008), so unfrozen ground there is not a deep
+        active layer over permafrost.  A choice of this package, documented in
+        docs/labels.md.
+    thaw_year_start_month : int, optional
+        First month of the thaw season for the active-layer thickness [1-12].  Default
+        (None): :func:`thaw_season_start`, three months before the warmest month of the
+        shallowest sensor's mean annual cycle (May at Schilthorn, whose 0.2 m sensor peaks
+        in August; spring months of the southern hemisphere there): thaw starts in spring,
+        and the summer's heat reaches the deeper sensors months later (autumn-winter at
+        5-10 m), within the same 12 months.
 
     Returns
     -------
@@ -424,7 +640,17 @@ def assess_borehole(
     boreholes based on the experience in the Swiss Alps. Front. Earth Sci. 9, 607875.
     Biskaborn, B. K. et al. (2019). Permafrost is warming at a global scale. Nat. Commun.
     10, 264 (MAGT near the depth of zero annual amplitude, GTN-P practice).
+    Hilbich, C. et al. (2008). Monitoring mountain permafrost evolution using electrical
+    resistivity tomography: a 7-year study of seasonal, annual, and long-term variations
+    at Schilthorn, Swiss Alps. J. Geophys. Res. 113, F01S90.
     """
+    if (thaw_year_start_month is not None and not 1 <= int(thaw_year_start_month) <= 12) \
+            or not 1 <= int(year_start_month) <= 12:
+        raise DataError("year_start_month and thaw_year_start_month must be months (1-12)",
+                        field=str(borehole_id), fix="e.g. 10 (hydrological year), 4 (thaw)")
+    if min_no_permafrost_depth_m < 0 or zaa_range_c <= 0:
+        raise DataError("min_no_permafrost_depth_m must be >= 0 m and zaa_range_c > 0 °C",
+                        field=str(borehole_id), fix="e.g. 10 m and 0.1 °C")
     bid = str(borehole_id)
     wide = _check_wide(temps, bid)
     cleaned, counts = clean_ground_temperatures(
@@ -445,34 +671,44 @@ def assess_borehole(
     complete_years = max(int(g["complete"].sum()) for g in by_depth.values())
     base["complete_years"] = complete_years
 
-    # MAGT and annual range per depth, from complete years
+    # annual range per depth (monthly means, median over complete years) and MAGT
     comp = st[st["complete"]]
-    prof = comp.assign(rng=comp["tmax"] - comp["tmin"]).groupby("depth_m").agg(
-        tmean=("tmean", "mean"), rng=("rng", "mean"), years=("year", "size"))
+    rng = annual_ranges(cleaned, year_start_month=year_start_month)
+    rng = rng.merge(comp[["depth_m", "year"]], on=["depth_m", "year"], how="inner")
+    prof = comp.groupby("depth_m").agg(tmean=("tmean", "mean"), years=("year", "size"))
+    prof["rng"] = rng.groupby("depth_m")["range_c"].median().reindex(prof.index)
+    # below the active layer (or the seasonally frozen layer): in most complete years the
+    # depth never crossed 0 °C (frozen all year, or above 0 °C all year)
+    steady = comp.assign(steady=(comp["state"] == "frozen") | (comp["tmin"] > 0.0))
+    prof["below_active"] = steady.groupby("depth_m")["steady"].mean().reindex(prof.index) > 0.5
     magt = dict(magt_c=float("nan"), magt_depth_m=float("nan"), magt_basis="")
-    if len(prof):
-        zaa = prof[prof["rng"] <= zaa_range_c]
-        if len(zaa):
-            z = float(zaa.index.min())
-            magt = dict(magt_c=float(zaa.loc[z, "tmean"]), magt_depth_m=z,
-                        magt_basis="zero_annual_amplitude")
-        else:
-            z = float(prof.index.max())
-            magt = dict(magt_c=float(prof.loc[z, "tmean"]), magt_depth_m=z,
-                        magt_basis="deepest_reliable")
+    zaa = prof[prof["rng"] <= zaa_range_c]
+    below = prof[prof["below_active"] & (prof["years"] >= min_years)]
+    if len(zaa):
+        z = float(zaa.index.min())
+        base["zaa_depth_m"] = z
+        magt = dict(magt_c=float(zaa.loc[z, "tmean"]), magt_depth_m=z,
+                    magt_basis="zero_annual_amplitude", magt_range_c=float(zaa.loc[z, "rng"]))
+    elif len(below):
+        z = float(below.index.max())
+        magt = dict(magt_c=float(below.loc[z, "tmean"]), magt_depth_m=z,
+                    magt_basis="deepest_below_active_layer",
+                    magt_range_c=float(below.loc[z, "rng"]))
     base.update(magt)
 
-    # active-layer thickness per complete year
-    alts = []
-    if len(comp):
-        piv = comp.pivot(index="year", columns="depth_m", values="tmax")
-        piv = piv.reindex(columns=depths)
-        for _, row in piv.iterrows():
-            a = active_layer_thickness(np.asarray(depths), row.to_numpy())
-            if np.isfinite(a):
-                alts.append(a)
-    if alts:
-        base.update(alt_m=float(np.mean(alts)), alt_max_m=float(np.max(alts)), alt_years=len(alts))
+    # active-layer thickness per thaw season (the lag with depth stays inside one season)
+    if thaw_year_start_month is None:
+        thaw_year_start_month = thaw_season_start(cleaned[depths])
+    base["thaw_season_start_month"] = int(thaw_year_start_month)
+    seasons = active_layer_by_season(cleaned[depths], season_start_month=thaw_year_start_month,
+                                     min_thaw_readings=min_thaw_readings,
+                                     max_gap_days=max_gap_days)
+    if len(seasons):
+        vals = seasons["alt_m"].to_numpy(np.float64)
+        base.update(alt_m=float(np.mean(vals)), alt_max_m=float(np.max(vals)),
+                    alt_years=len(vals),
+                    alt_by_season=tuple((int(y), float(a)) for y, a in
+                                        zip(seasons["season"], vals)))
 
     # 1. permafrost: some depth frozen for >= min_years consecutive years
     frozen_runs = {}
@@ -507,15 +743,19 @@ def assess_borehole(
         return ThermalVerdict(status="permafrost", presence=1, reason_code="frozen_two_years",
                               reason=reason, permafrost_depth_m=z, **base)
 
-    # 2. no permafrost: unfrozen year-round below the seasonally influenced layer
+    # 2. no permafrost: unfrozen year-round below the seasonally influenced layer, deep enough
     ever_frozen = [d for d, g in by_depth.items() if (g["state"] == "frozen").any()]
+    shallow_unfrozen = []
     for d in sorted(by_depth, reverse=True):
         g = by_depth[d]
         gc = g[g["complete"] & (g["tmin"] > 0.0)]
         run, first = _longest_run(gc["year"].tolist())
-        if run < min_years or d not in prof.index or prof.loc[d, "rng"] > deep_range_c:
+        if run < min_years or d not in prof.index or not prof.loc[d, "rng"] <= deep_range_c:
             continue
         if any(f >= d for f in ever_frozen):
+            continue
+        if d < min_no_permafrost_depth_m:
+            shallow_unfrozen.append(d)
             continue
         reason = (f"ground at {d:g} m stayed above 0 °C all year through {run} consecutive "
                   f"complete years ({first}-{first + run - 1}) with a mean annual range of "
@@ -525,6 +765,14 @@ def assess_borehole(
                               reason_code="unfrozen_below_seasonal_layer", reason=reason, **base)
 
     # 3. insufficient: say why
+    if shallow_unfrozen:
+        d = max(shallow_unfrozen)
+        reason = (f"ground at {_fmt_depths(sorted(shallow_unfrozen))} m stayed above 0 °C all "
+                  f"year through >= {min_years} consecutive complete years, but the deepest "
+                  f"such sensor ({d:g} m) is shallower than {min_no_permafrost_depth_m:g} m: "
+                  "permafrost under a deep active layer can be neither confirmed nor excluded")
+        return ThermalVerdict(status="insufficient", presence=None, reason_code="too_shallow",
+                              reason=reason, **base)
     thawed_all = []
     sparse = []
     undecided = []

@@ -3,11 +3,13 @@
 Pure science, in four steps (no file I/O; :func:`run_kinematics` at the bottom wires
 the readers of :mod:`permafrost.io` to them):
 
-1. **Terrain** -- slope and downslope aspect from a DEM, computed in metres on the
-   ellipsoid (geographic grids) or in the projection corrected for its scale factor
-   and meridian convergence (projected grids), by central differences after a light
-   Gaussian smoothing (:func:`permafrost.terrain.terrain_gradient` with
-   ``method="central"``, :func:`permafrost.terrain.gradient_to_slope_aspect`).
+1. **Terrain** -- the flow direction (slope and downslope aspect) from the DEM smoothed at
+   the landform's scale (Gaussian σ = ``flow_smoothing_m``, 100 m: :func:`flow_scale_dem`),
+   and a pixel-scale slope for the shadow/layover test; both computed in metres on the
+   ellipsoid (geographic grids) or in the projection corrected for its scale factor and
+   meridian convergence (projected grids), by central differences
+   (:func:`permafrost.terrain.terrain_gradient` with ``method="central"``,
+   :func:`permafrost.terrain.gradient_to_slope_aspect`).
 2. **Projection** -- the LOS unit vector ``l = [-sin θ sin α, sin θ cos α, cos θ]``
    (E, N, U; θ incidence, α azimuth of the ground-to-satellite vector, anticlockwise
    from north, as MintPy defines them), the downslope unit vector
@@ -17,8 +19,14 @@ the readers of :mod:`permafrost.io` to them):
 3. **Masks** -- low sensitivity (``|C| < min_sensitivity``), flat terrain, radar
    shadow/layover (from the geometry file and from the DEM), water, low temporal
    coherence / ``maskTempCoh``, no data; every reason is counted.
-4. **Per outline** -- pixel statistics by :mod:`permafrost.zonal`, tracks combined by
-   inverse-variance weighting, RGIK kinematic class, activity and reliability.
+4. **Per outline** -- each outline re-referenced to a ring of stable ground around it
+   (:func:`reference_rings`, :func:`ring_statistics`; the LOS offset is reported), pixel
+   statistics by :mod:`permafrost.zonal`, the *moving part* (a high percentile of the
+   downslope velocities and the share of significantly moving pixels), tracks combined
+   by inverse-variance weighting, RGIK kinematic class, and activity as *evidence*:
+   only significant movement (``v - k u`` above the limit) says moving, and "no
+   detectable movement" is not "relict" (:func:`classify_activity`); how that evidence
+   meets an inventory is :func:`permafrost.labels.combine_activity`.
 
 References
 ----------
@@ -38,6 +46,10 @@ kinematics.
 Yunjun, Z., Fattahi, H. and Amelung, F. (2019). Small baseline InSAR time series
 analysis: unwrapping error correction and noise reduction. Computers & Geosciences
 133, 104331 (MintPy; ``mintpy.utils.utils0`` unit-vector conventions).
+
+Bertone, A., Barboux, C., Bodin, X., et al. (2022). Incorporating InSAR kinematics into
+rock glacier inventories: insights from 11 regions worldwide. The Cryosphere 16,
+2769-2792 (moving areas and the kinematic attribute of a rock glacier unit).
 """
 
 from __future__ import annotations
@@ -73,7 +85,11 @@ __all__ = [
     "pixel_masks",
     "kinematic_class",
     "classify_activity",
+    "flow_scale_dem",
     "track_pixels",
+    "quantile_se_factor",
+    "reference_rings",
+    "ring_statistics",
     "outline_statistics",
     "combine_tracks",
     "compute_kinematics",
@@ -106,14 +122,40 @@ class KinematicsConfig:
         Pixels with temporal coherence below this are masked [-]; 0.7 is MintPy's
         default ``minTempCoh``.
     smooth_sigma_px : float
-        Gaussian smoothing of the DEM before the gradient [DEM pixels]; 0 = none.
+        Light Gaussian smoothing of the DEM for the *local* slope used by the geometric
+        shadow/layover test [DEM pixels]; 0 = none.
+    flow_smoothing_m : float
+        Standard deviation of the Gaussian that smooths the DEM before the *flow
+        direction* (slope and aspect of the LOS -> downslope projection and of the flat
+        mask) is taken [m]; 100 m, so the kernel (±2σ = 400 m) spans the landform: a rock
+        glacier creeps down the slope of the whole tongue (100-300 m wide), not down the
+        pixel-scale ridges and furrows on its surface (scale dependence of terrain
+        attributes: Wilson and Gallant 2000, ch. 1).  0 = use ``smooth_sigma_px``.
+    moving_percentile : float
+        Percentile of the outline's downslope velocities that represents its *moving
+        part* [%]; 75: the faster quarter of the outline (RGIK 2023 and Bertone et al.
+        2022 assign the kinematic attribute from the moving area, not the whole
+        outline, whose stagnant margins and rooting zone pull a median down).
+    min_moving_fraction : float
+        Share of the valid pixels that must move significantly (``v_i > k σ_i``) before
+        the outline counts as moving [-]; 0.25, consistent with the 75th percentile.
+    reference_ring_m : tuple of float
+        Inner and outer distance of the ring of stable ground around each outline
+        [m]; (60, 300): one pixel clear of the outline edge, within the range over
+        which the residual troposphere is correlated.  Other outlines (buffered by the
+        inner distance) are cut out of every ring.
+    min_reference_pixels : int
+        Fewer stable pixels in the ring -> the outline is not re-referenced (offset
+        NaN, said in ``kin_reason``) [-].
     active_min_m_yr : float
         Downslope velocity from which a rock glacier is *active* [m/yr]; 0.10
         (RGIK 2023: active rock glaciers move by decimetres to metres per year).
     transitional_min_m_yr : float
-        Lowest detectable movement of a *transitional* rock glacier [m/yr]; 0.01
-        (RGIK 2023: transitional = low movement, cm/yr; below the lowest RGIK
-        kinematic class, < 1 cm/yr, movement is not detectable -> *relict*).
+        Lower limit of a *transitional* rock glacier's movement [m/yr]; 0.01 (RGIK
+        2023: transitional = low movement, cm/yr; relict = no detectable movement, the
+        lowest RGIK kinematic class being < 1 cm/yr).  Movement counts only when
+        ``v_move - k u_move`` exceeds it; InSAR says *relict* only when
+        ``v_move + k u_move`` stays below it (:func:`classify_activity`).
     los_noise_floor_m_yr : float
         Spatially correlated LOS error that averaging over an outline does not reduce
         (reference-point noise, residual troposphere, orbit) [m/yr]; 0.003, the order
@@ -121,9 +163,10 @@ class KinematicsConfig:
         correction (Yunjun et al. 2019).  Divided by the mean ``|C|`` of the outline's
         valid pixels and added in quadrature to the uncertainty.
     k_sigma : float
-        Significance multiplier [-]: ``v < -k u`` is significant upslope motion
-        (uncertain); ``v ± k u`` spanning both activity thresholds is uncertain;
-        crossing one threshold lowers the reliability to medium.
+        Significance multiplier [-] (2: one-sided false-alarm rate about 2 % for one
+        outline under Gaussian noise): movement is *significant* when
+        ``v_move - k u_move`` exceeds ``transitional_min_m_yr``; see
+        :func:`classify_activity`.
     min_valid_pixels : int
         Fewer valid pixels -> activity uncertain [-].
     min_valid_fraction : float
@@ -142,6 +185,11 @@ class KinematicsConfig:
     min_slope_deg: float = 5.0
     min_coherence: float = 0.7
     smooth_sigma_px: float = 1.0
+    flow_smoothing_m: float = 100.0
+    moving_percentile: float = 75.0
+    min_moving_fraction: float = 0.25
+    reference_ring_m: tuple = (60.0, 300.0)
+    min_reference_pixels: int = 10
     active_min_m_yr: float = 0.10
     transitional_min_m_yr: float = 0.01
     los_noise_floor_m_yr: float = 0.003
@@ -159,6 +207,11 @@ class KinematicsConfig:
             ("min_slope_deg", 0 <= self.min_slope_deg < 90),
             ("min_coherence", 0 <= self.min_coherence <= 1),
             ("smooth_sigma_px", self.smooth_sigma_px >= 0),
+            ("flow_smoothing_m", self.flow_smoothing_m >= 0),
+            ("moving_percentile", 50 <= self.moving_percentile < 100),
+            ("min_moving_fraction", 0 <= self.min_moving_fraction <= 1),
+            ("reference_ring_m", _ring_ok(self.reference_ring_m)),
+            ("min_reference_pixels", self.min_reference_pixels >= 1),
             ("transitional_min_m_yr", 0 < self.transitional_min_m_yr < self.active_min_m_yr),
             ("k_sigma", self.k_sigma > 0),
             ("los_noise_floor_m_yr", self.los_noise_floor_m_yr >= 0),
@@ -172,6 +225,15 @@ class KinematicsConfig:
             if not ok:
                 raise ConfigError(f"invalid value {getattr(self, name)!r}", field=name,
                                   fix="see docs/kinematics.md for the allowed range")
+
+
+def _ring_ok(ring) -> bool:
+    """``(inner, outer)`` distances with 0 <= inner < outer [m]."""
+    try:
+        inner, outer = (float(x) for x in ring)
+    except (TypeError, ValueError):
+        return False
+    return bool(0 <= inner < outer)
 
 
 # --------------------------------------------------------------------------- projection
@@ -337,6 +399,8 @@ def pixel_masks(
     reliable=None,
     shadow=None,
     water=None,
+    local_slope=None,
+    local_aspect=None,
     config: KinematicsConfig = KinematicsConfig(),
 ) -> dict[str, np.ndarray]:
     """Reasons to distrust each pixel (True = masked for that reason).
@@ -348,9 +412,12 @@ def pixel_masks(
     incidence, azimuth : ndarray
         Viewing geometry [deg].
     slope, aspect : ndarray
-        Terrain [deg].
+        Terrain at the flow scale [deg] (flat mask).
     sensitivity : ndarray
         C [-].
+    local_slope, local_aspect : ndarray, optional
+        Pixel-scale terrain for the geometric shadow/layover test [deg]; default
+        ``slope``/``aspect``.
     coherence : ndarray, optional
         Temporal coherence [-].
     reliable : ndarray of bool, optional
@@ -394,8 +461,10 @@ def pixel_masks(
         # slope component along the horizontal ground->satellite direction
         az = np.deg2rad(np.asarray(azimuth, dtype=np.float64))
         he, hn = -np.sin(az), np.cos(az)
-        sl = np.tan(np.deg2rad(np.asarray(slope, dtype=np.float64)))
-        asp = np.deg2rad(np.asarray(aspect, dtype=np.float64))
+        sl = np.tan(np.deg2rad(np.asarray(slope if local_slope is None else local_slope,
+                                          dtype=np.float64)))
+        asp = np.deg2rad(np.asarray(aspect if local_aspect is None else local_aspect,
+                                    dtype=np.float64))
         # gradient (uphill) = -downslope direction * tan(slope)
         rise = -(np.sin(asp) * he + np.cos(asp) * hn) * sl
         beta_r = np.degrees(np.arctan(rise))
@@ -456,72 +525,168 @@ def kinematic_class(v_downslope_m_yr, uncertainty_m_yr=None, *, k_sigma: float =
     return labels
 
 
-def classify_activity(v_downslope_m_yr, uncertainty_m_yr, *,
+def classify_activity(v_moving_m_yr, uncertainty_m_yr, *, moving_fraction=None,
+                      v_median_m_yr=None, median_uncertainty_m_yr=None,
                       config: KinematicsConfig = KinematicsConfig()):
-    """RGIK activity from a downslope velocity and its uncertainty.
+    """What InSAR says about a rock glacier's activity: significant evidence only.
 
     Parameters
     ----------
-    v_downslope_m_yr : array_like
-        Representative downslope velocity [m/yr].
+    v_moving_m_yr : array_like
+        Downslope velocity of the moving part of the outline (its
+        ``moving_percentile``, re-referenced to stable ground) [m/yr].
     uncertainty_m_yr : array_like
-        Its uncertainty [m/yr].
+        Its uncertainty u [m/yr].
+    moving_fraction : array_like, optional
+        Share of the valid pixels that move significantly [-]; movement is only
+        claimed when it is at least ``min_moving_fraction`` (None: not checked).
+    v_median_m_yr, median_uncertainty_m_yr : array_like, optional
+        Median downslope velocity of the whole outline and its uncertainty [m/yr], for
+        the upslope check (default: the moving-part values).
     config : KinematicsConfig
-        ``active_min_m_yr``, ``transitional_min_m_yr``, ``k_sigma``.
+        ``active_min_m_yr``, ``transitional_min_m_yr``, ``k_sigma``,
+        ``min_moving_fraction``.
 
     Returns
     -------
     tuple of ndarray
-        Activity (``active``, ``transitional``, ``relict``, ``uncertain``), a reason
-        (str, empty when nothing to say) and ``near_threshold`` (bool: the interval
-        ``v ± k u`` crosses one class threshold, so the class is less reliable).
+        Activity and a reason (str) per outline.
 
     Notes
     -----
-    The class follows the velocity: ``v >= active_min`` active,
-    ``transitional_min <= v < active_min`` transitional, ``v < transitional_min``
-    relict (no detectable movement).  It is ``uncertain`` when
+    With ``lo`` = ``transitional_min_m_yr`` (1 cm/yr), ``hi`` = ``active_min_m_yr``
+    (10 cm/yr), ``k`` = ``k_sigma`` and enough moving pixels:
 
-    * the interval ``v ± k u`` spans both thresholds (the noise allows relict as well
-      as active), or
-    * ``v < -k u`` and ``v <= -transitional_min``: significant upslope velocity, which
-      slope-parallel creep cannot produce (wrong geometry, unwrapping or reference
-      problems); smaller upslope values are no detectable movement, or
-    * ``v`` is not finite (no valid pixel).
+    * ``active`` when ``v - k u >= hi`` (significantly faster than 10 cm/yr);
+    * ``transitional`` when ``v - k u >= lo`` and ``v + k u < hi``;
+    * ``intact`` when ``v - k u >= lo`` but the interval reaches ``hi`` (moving, speed
+      class open);
+    * ``relict`` only when ``v + k u < lo``: even the moving part is bounded below
+      the lowest RGIK class by the measurement (rare: u is at least
+      ``los_noise_floor_m_yr / |C|``);
+    * ``uncertain`` otherwise -- in particular when movement is not significant:
+      *no detectable movement is a statement about the measurement, not about the
+      ice* (at |C| = 0.3 a 3 mm/yr LOS floor is already 1 cm/yr downslope) -- and for a
+      significant upslope median (``v_med < -k u_med`` and ``<= -lo``: not
+      slope-parallel creep) or no valid pixel.
+
+    The velocity class never decides by itself: an interval that straddles a limit
+    leaves the class open.  :func:`permafrost.labels.combine_activity` decides how this
+    evidence meets an inventory's own class.
 
     References
     ----------
     RGIK (2023), baseline concepts v1.0, section "Activity" (active: decimetres to
     metres per year; transitional: low movement, cm/yr; relict: no detectable
-    movement); RGIK (2023), InSAR kinematic attribute v4.0 (class limits in cm/yr).
+    movement); RGIK (2023), InSAR kinematic attribute v4.0 (class limits in cm/yr);
+    Bertone et al. (2022) (kinematic attribute from the moving areas).
     """
-    v = np.atleast_1d(np.asarray(v_downslope_m_yr, dtype=np.float64))
+    v = np.atleast_1d(np.asarray(v_moving_m_yr, dtype=np.float64))
     u = np.atleast_1d(np.asarray(uncertainty_m_yr, dtype=np.float64))
     u = np.where(np.isfinite(u), u, np.inf)
+    vm = v if v_median_m_yr is None else np.atleast_1d(np.asarray(v_median_m_yr, np.float64))
+    um = u if median_uncertainty_m_yr is None else np.atleast_1d(
+        np.asarray(median_uncertainty_m_yr, np.float64))
+    um = np.where(np.isfinite(um), um, np.inf)
+    f = (np.ones_like(v) if moving_fraction is None
+         else np.atleast_1d(np.asarray(moving_fraction, dtype=np.float64)))
     k = config.k_sigma
     lo_t, hi_t = config.transitional_min_m_yr, config.active_min_m_yr
+    fmin = config.min_moving_fraction
     act = np.full(v.shape, "uncertain", dtype=object)
     why = np.full(v.shape, "", dtype=object)
-    with np.errstate(invalid="ignore"):
-        fin = np.isfinite(v)
-        act[fin & (v >= hi_t)] = "active"
-        act[fin & (v >= lo_t) & (v < hi_t)] = "transitional"
-        act[fin & (v < lo_t)] = "relict"
-        low, high = v - k * u, v + k * u
-        both = fin & (low < lo_t) & (high >= hi_t)
-        upslope = fin & (v < -k * u) & (v <= -lo_t)
-        near = fin & ~both & (((low < lo_t) & (high >= lo_t)) | ((low < hi_t) & (high >= hi_t)))
-    act[both | upslope | ~fin] = "uncertain"
-    why[both] = (f"noise too large: v ± {k:g}u spans relict to active")
-    why[upslope] = "significant upslope velocity (not slope-parallel creep)"
-    why[~fin] = "no valid pixels"
-    for i in np.flatnonzero(near & ~upslope):
-        t = lo_t if low[i] < lo_t <= high[i] else hi_t
-        why[i] = f"within {k:g}u of the {t * 100:g} cm/yr threshold"
-    return act, why, near & ~upslope
+    q = f"v{config.moving_percentile:g}"
+    for i in range(v.size):
+        low, high = v[i] - k * u[i], v[i] + k * u[i]
+        if not np.isfinite(v[i]):
+            why[i] = "no valid pixels"
+        elif np.isfinite(vm[i]) and vm[i] < -k * um[i] and vm[i] <= -lo_t:
+            why[i] = "significant upslope velocity (not slope-parallel creep)"
+        elif low >= lo_t and not f[i] >= fmin:
+            why[i] = (f"{q} - {k:g}u = {low:.4f} m/yr but only {f[i]:.2f} of the pixels move "
+                      f"significantly (< {fmin:g})")
+        elif low >= hi_t:
+            act[i] = "active"
+            why[i] = (f"moving part {q} - {k:g}u = {low:.4f} m/yr >= {hi_t:g} m/yr "
+                      f"(moving fraction {f[i]:.2f})")
+        elif low >= lo_t:
+            act[i] = "transitional" if high < hi_t else "intact"
+            why[i] = (f"significant movement: {q} - {k:g}u = {low:.4f} m/yr >= {lo_t:g} m/yr"
+                      + (f", {q} + {k:g}u = {high:.4f} < {hi_t:g} m/yr" if high < hi_t else
+                         f", class open: {q} + {k:g}u = {high:.4f} >= {hi_t:g} m/yr")
+                      + f" (moving fraction {f[i]:.2f})")
+        elif high < lo_t:
+            act[i] = "relict"
+            why[i] = (f"movement excluded: {q} + {k:g}u = {high:.4f} m/yr < {lo_t:g} m/yr")
+        else:
+            why[i] = (f"no significant movement: {q} - {k:g}u = {low:.4f} m/yr < {lo_t:g} m/yr "
+                      f"(not detectable is not the same as not moving)")
+    return act, why
 
 
 # --------------------------------------------------------------------------- per track
+def flow_scale_dem(dem, *, transform: Affine, crs, sigma_m: float) -> np.ndarray:
+    """The DEM smoothed at the landform's scale, for the flow direction of creep.
+
+    Parameters
+    ----------
+    dem : ndarray
+        Elevation [m], NaN = no data.
+    transform : Affine
+        Its grid [CRS units].
+    crs : CRS
+        Its CRS (geographic grids: pixel sizes from the WGS84 radii of curvature at
+        the grid's central latitude).
+    sigma_m : float
+        Standard deviation of the Gaussian [m] (0: the DEM unchanged).
+
+    Returns
+    -------
+    ndarray
+        Smoothed elevation [m]; NaN stays NaN (normalised convolution, so no-data does
+        not pull the surface down).
+
+    References
+    ----------
+    Wilson, J. P. and Gallant, J. C. (eds) (2000). Terrain Analysis: Principles and
+    Applications. Wiley, ch. 1 (terrain attributes depend on the scale at which the
+    surface is differentiated); Knutsson, H. and Westin, C.-F. (1993). Normalized and
+    differential convolution. Proc. IEEE CVPR, 515-523.
+    """
+    from permafrost.terrain import geographic_cell_size
+
+    z = np.asarray(dem, dtype=np.float64)
+    if sigma_m <= 0:
+        return z
+    crs = CRS.from_user_input(crs)
+    if crs.is_geographic:
+        lat = transform.f + 0.5 * z.shape[0] * transform.e
+        dx, dy = geographic_cell_size(lat, transform.a, transform.e)
+    else:
+        unit = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
+        dx, dy = abs(transform.a) * unit, abs(transform.e) * unit
+    sig = (float(sigma_m / dy), float(sigma_m / dx))
+    valid = np.isfinite(z)
+    num = ndimage.gaussian_filter(np.where(valid, z, 0.0), sig, mode="nearest")
+    den = ndimage.gaussian_filter(valid.astype(np.float64), sig, mode="nearest")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = num / den
+    out[~valid] = np.nan
+    return out
+
+
+def _flow_and_local_gradients(z, transform, crs, config: KinematicsConfig):
+    """(flow-scale gradient, pixel-scale gradient), each (dz/dE, dz/dN) [m/m]."""
+    local = terrain_gradient(z, transform=transform, crs=crs, method="central",
+                             smooth_sigma_px=config.smooth_sigma_px)
+    if config.flow_smoothing_m <= 0:
+        return local, local
+    zs = flow_scale_dem(z, transform=transform, crs=crs, sigma_m=config.flow_smoothing_m)
+    flow = terrain_gradient(zs, transform=transform, crs=crs, method="central",
+                            smooth_sigma_px=0.0)
+    return flow, local
+
+
 def track_pixels(track: xr.Dataset, *, dem: xr.DataArray | None = None,
                  config: KinematicsConfig = KinematicsConfig()) -> tuple[dict, dict]:
     """Per-pixel downslope velocity, sensitivity and masks of one track.
@@ -541,9 +706,11 @@ def track_pixels(track: xr.Dataset, *, dem: xr.DataArray | None = None,
     -------
     tuple of dict
         Pixel arrays (``v_downslope``, ``v_los`` [m/yr] NaN where masked,
-        ``sigma_los``, ``sigma_downslope`` [m/yr], ``sensitivity``, ``coherence``,
-        ``slope``, ``aspect`` and one 0/1 array per mask reason) and the scene
-        counts of each mask reason.
+        ``sigma_los``, ``sigma_downslope`` [m/yr], ``sensitivity`` (|C|), ``c_signed``
+        (C of the valid pixels), ``coherence``, ``slope``, ``aspect`` (flow scale),
+        ``v_los_stable`` (LOS of pixels with data, coherent, not water, not in
+        shadow/layover: the reference rings) and one 0/1 array per mask reason) and the
+        scene counts of each mask reason.
 
     References
     ----------
@@ -558,11 +725,11 @@ def track_pixels(track: xr.Dataset, *, dem: xr.DataArray | None = None,
                             path=track.attrs.get("geometry_file") or track.attrs.get("source"),
                             field="height", fix="give --dem")
         h = track["height"]
-        ge, gn = terrain_gradient(h.values, transform=track.rio.transform(), crs=track.rio.crs,
-                                  method="central", smooth_sigma_px=config.smooth_sigma_px)
+        (ge, gn), (le, ln) = _flow_and_local_gradients(h.values, track.rio.transform(),
+                                                       track.rio.crs, config)
     else:
-        dge, dgn = terrain_gradient(dem.values, transform=dem.rio.transform(), crs=dem.rio.crs,
-                                    method="central", smooth_sigma_px=config.smooth_sigma_px)
+        (dge, dgn), (dle, dln) = _flow_and_local_gradients(dem.values, dem.rio.transform(),
+                                                           dem.rio.crs, config)
         if geocoded:
             xs, ys = np.meshgrid(track["x"].values, track["y"].values)
             xy_crs = track.rio.crs
@@ -571,12 +738,15 @@ def track_pixels(track: xr.Dataset, *, dem: xr.DataArray | None = None,
             xy_crs = CRS.from_epsg(4326)
         ge, gn = sample_gradient(dge, dgn, transform=dem.rio.transform(), crs=dem.rio.crs,
                                  x=xs, y=ys, xy_crs=xy_crs)
+        le, ln = sample_gradient(dle, dln, transform=dem.rio.transform(), crs=dem.rio.crs,
+                                 x=xs, y=ys, xy_crs=xy_crs)
         has_v = np.isfinite(track["velocity"].values)
         if has_v.any() and not np.isfinite(ge[has_v]).any():
             raise DataError(f"the DEM does not cover track {track.attrs.get('track')!r}",
                             path=dem.attrs.get("source"), field="extent",
                             fix="give a DEM that covers the InSAR scene")
     slope, aspect = gradient_to_slope_aspect(ge, gn)
+    local_slope, local_aspect = gradient_to_slope_aspect(le, ln)
     inc = track["incidence"].values
     az = track["azimuth"].values
     c = los_sensitivity(inc, az, slope, aspect)
@@ -584,7 +754,8 @@ def track_pixels(track: xr.Dataset, *, dem: xr.DataArray | None = None,
     get = (lambda k: track[k].values if k in track else None)
     masks = pixel_masks(velocity=vlos, incidence=inc, azimuth=az, slope=slope, aspect=aspect,
                         sensitivity=c, coherence=get("coherence"), reliable=get("mask"),
-                        shadow=get("shadow"), water=get("water"), config=config)
+                        shadow=get("shadow"), water=get("water"), local_slope=local_slope,
+                        local_aspect=local_aspect, config=config)
     valid = masks["valid"]
     vds = downslope_velocity(vlos, c)
     sig = get("velocity_std")
@@ -602,6 +773,11 @@ def track_pixels(track: xr.Dataset, *, dem: xr.DataArray | None = None,
                       else np.full(shape, np.nan)),
         "has_data": np.isfinite(vlos).astype(np.float32),
         "slope": slope, "aspect": aspect,
+        # signed C of the valid pixels (re-referenced velocities are (v_LOS - offset) / C)
+        "c_signed": np.where(valid, c, np.nan),
+        # LOS of trustworthy ground whatever the slope direction: the reference rings
+        "v_los_stable": np.where(~masks["nodata"] & ~masks["low_coherence"] & ~masks["water"]
+                                 & ~masks["shadow_layover"], vlos, np.nan),
     }
     for k in ("low_sensitivity", "flat", "shadow_layover", "water", "low_coherence"):
         pix[f"masked_{k}"] = masks[k].astype(np.float32)
@@ -613,6 +789,7 @@ def track_pixels(track: xr.Dataset, *, dem: xr.DataArray | None = None,
 
 _PIXEL_SPEC = {
     "v_downslope": ("count", "median", "p25", "p75", "p90"),
+    "moving": ("mean",),
     "v_los": ("p10", "median", "p90"),
     "sigma_los": ("median",),
     "sigma_downslope": ("median",),
@@ -628,9 +805,161 @@ _PIXEL_SPEC = {
 }
 
 
+def _pct_name(q: float) -> str:
+    return f"p{q:g}"
+
+
+def quantile_se_factor(q: float) -> float:
+    """Large-sample standard error of a sample quantile, in units of ``σ/√n``.
+
+    Parameters
+    ----------
+    q : float
+        Quantile in (0, 1) [-].
+
+    Returns
+    -------
+    float
+        ``sqrt(q (1 - q)) / φ(Φ⁻¹(q))`` for Gaussian samples [-]: 1.2533 for the median,
+        1.3626 for the quartiles, 1.7094 for the 10th/90th percentiles.
+
+    References
+    ----------
+    Kenney, J. F. and Keeping, E. S. (1962). Mathematics of Statistics, Part 1, 3rd ed.,
+    §15.12; Stuart, A. and Ord, J. K. (1994). Kendall's Advanced Theory of Statistics,
+    vol. 1, 6th ed., §10.10 (variance q(1-q)/(n f(x_q)²) of a sample quantile).
+    """
+    from scipy.stats import norm
+
+    return float(np.sqrt(q * (1.0 - q)) / norm.pdf(norm.ppf(q)))
+
+
+def reference_rings(outlines: gpd.GeoSeries, *, inner_m: float, outer_m: float) -> gpd.GeoSeries:
+    """A ring of surrounding ground per outline, clear of every outline.
+
+    Parameters
+    ----------
+    outlines : geopandas.GeoSeries
+        Outlines with a CRS (None/empty allowed: empty ring).
+    inner_m, outer_m : float
+        Inner and outer distance from the outline [m], measured in the local UTM zone
+        of the outlines (``GeoSeries.estimate_utm_crs``) or in the outlines' own CRS
+        when it is projected in metres.
+
+    Returns
+    -------
+    geopandas.GeoSeries
+        ``buffer(outer) - buffer(inner) - union(all outlines buffered by inner)``, in the
+        outlines' CRS.
+
+    References
+    ----------
+    The stable-reference practice of InSAR rock glacier studies: velocities are read
+    relative to surrounding stable ground, which removes the long-wavelength residual
+    of the scene reference and the troposphere (RGIK 2023, InSAR kinematic attribute
+    v4.0; Bertone et al. 2022).
+    """
+    crs = CRS.from_user_input(outlines.crs)
+    ok = ~(outlines.isna() | outlines.is_empty)
+    if crs.is_projected and crs.axis_info and crs.axis_info[0].unit_name in ("metre", "meter"):
+        metric = outlines
+    else:
+        try:
+            metric = outlines.to_crs(outlines[ok].estimate_utm_crs())
+        except (RuntimeError, ValueError):  # nothing, or nothing on Earth: no ring
+            return gpd.GeoSeries([None] * len(outlines), index=outlines.index, crs=outlines.crs)
+    g = np.asarray(metric.values, dtype=object)
+    good = np.asarray(ok, dtype=bool)
+    rings = np.full(len(g), None, dtype=object)
+    if good.any():
+        others = shapely.union_all(shapely.buffer(g[good], inner_m)) if inner_m > 0 else \
+            shapely.union_all(g[good])
+        outer = shapely.buffer(g[good], outer_m)
+        rings[good] = shapely.difference(outer, others)
+    return gpd.GeoSeries(rings, index=outlines.index, crs=metric.crs).to_crs(outlines.crs)
+
+
+def _index_grid(geoms: Sequence, track: xr.Dataset, all_touched: bool) -> np.ndarray:
+    """Index (0..n-1) of the outline holding each pixel, -1 for none (disjoint outlines)."""
+    shape = track["velocity"].shape
+    idx = np.full(shape, -1, dtype=np.int64)
+    geoms = np.asarray(list(geoms), dtype=object)
+    ok = np.flatnonzero(~shapely.is_missing(geoms) & ~shapely.is_empty(geoms))
+    if len(ok) == 0:
+        return idx
+    if track.attrs.get("geocoded", 1):
+        from rasterio import features
+
+        lab = features.rasterize(((geoms[i], int(i) + 1) for i in ok), out_shape=shape,
+                                 transform=track.rio.transform(), fill=0,
+                                 all_touched=all_touched, dtype="int32")
+        return lab.astype(np.int64) - 1
+    x = np.asarray(track["longitude"].values, dtype=np.float64).ravel()
+    y = np.asarray(track["latitude"].values, dtype=np.float64).ravel()
+    fin = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
+    tree = shapely.STRtree(geoms[ok])
+    ip, ig = tree.query(shapely.points(x[fin], y[fin]), predicate="within")
+    flat = idx.ravel()
+    flat[fin[ip]] = ok[ig]
+    return flat.reshape(shape)
+
+
+def ring_statistics(rings: Sequence, track: xr.Dataset, pixels: Mapping[str, np.ndarray], *,
+                    config: KinematicsConfig = KinematicsConfig()) -> pd.DataFrame:
+    """LOS offset of each outline's stable-ground ring.
+
+    Parameters
+    ----------
+    rings : sequence of shapely geometries
+        From :func:`reference_rings`, in the track's CRS.
+    track : xarray.Dataset
+        The track.
+    pixels : mapping
+        From :func:`track_pixels` (``v_los_stable``: LOS [m/yr] of pixels with data,
+        coherent, not water, not in shadow/layover).
+    config : KinematicsConfig
+        ``min_reference_pixels``, ``chunk_rows``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``ref_n`` (stable pixels), ``ref_offset`` (their median LOS [m/yr]; NaN with
+        fewer than ``min_reference_pixels``), ``ref_spread`` (IQR/1.349 [m/yr], the
+        local pixel noise) and ``ref_se`` (standard error of the median,
+        1.2533 spread/√n [m/yr]).
+
+    References
+    ----------
+    Kenney and Keeping (1962), §15.12 (standard error of the median).
+    """
+    from permafrost.zonal import ZonalSpec, zonal_statistics, zonal_statistics_points
+
+    spec = ZonalSpec({"v_los_stable": ("count", "median", "p25", "p75")})
+    arrays = {"v_los_stable": pixels["v_los_stable"]}
+    if track.attrs.get("geocoded", 1):
+        res = zonal_statistics(list(rings), arrays, transform=track.rio.transform(),
+                               shape=track["velocity"].shape, spec=spec, all_touched=False,
+                               chunk_rows=config.chunk_rows)
+    else:
+        res = zonal_statistics_points(list(rings), track["longitude"].values,
+                                      track["latitude"].values, arrays, spec=spec)
+    n = np.asarray(res["v_los_stable_count"], dtype=np.float64)
+    enough = n >= config.min_reference_pixels
+    spread = (res["v_los_stable_p75"] - res["v_los_stable_p25"]) / 1.349
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se = 1.2533 * spread / np.sqrt(n)
+    return pd.DataFrame({
+        "ref_n": n.astype(np.int64),
+        "ref_offset": np.where(enough, res["v_los_stable_median"], np.nan),
+        "ref_spread": np.where(enough, spread, np.nan),
+        "ref_se": np.where(enough, se, np.nan),
+    })
+
+
 def outline_statistics(geoms: Sequence, track: xr.Dataset, pixels: Mapping[str, np.ndarray], *,
+                       reference: pd.DataFrame | None = None,
                        config: KinematicsConfig = KinematicsConfig()) -> pd.DataFrame:
-    """Per-outline statistics of one track's pixel arrays.
+    """Per-outline statistics of one track's pixel arrays, re-referenced to stable ground.
 
     Parameters
     ----------
@@ -640,44 +969,105 @@ def outline_statistics(geoms: Sequence, track: xr.Dataset, pixels: Mapping[str, 
         The track (grid and coordinates).
     pixels : mapping
         From :func:`track_pixels`.
+    reference : pandas.DataFrame, optional
+        From :func:`ring_statistics` (one row per outline).  Each outline's LOS
+        velocities are re-referenced by subtracting its ring's ``ref_offset`` before
+        the downslope projection, ``v_i = (V_LOS,i - offset) / C_i``; NaN offset (or no
+        ``reference``): not re-referenced.
     config : KinematicsConfig
-        ``all_touched``, ``chunk_rows``.
+        ``all_touched``, ``chunk_rows``, ``k_sigma``, ``moving_percentile``,
+        ``los_noise_floor_m_yr``.
 
     Returns
     -------
     pandas.DataFrame
-        One row per outline: ``n_pixels``, ``n_valid``, ``n_data``, velocity
-        percentiles [m/yr], ``sigma_*`` [m/yr], ``sensitivity_mean``,
-        ``coherence_mean``, ``masked_*`` counts and ``uncertainty`` [m/yr] of the
-        median downslope velocity: the standard error of the median,
-        ``1.2533 * max(σ_pixel, s_robust) / sqrt(n)`` (``σ_pixel`` the median
+        One row per outline: ``n_pixels``, ``n_valid``, ``n_data``, downslope velocity
+        percentiles [m/yr] (median, p25, p75, p90 and ``v_moving`` = the
+        ``moving_percentile``), ``moving_fraction`` (share of valid pixels moving
+        significantly downslope, ``v_i - k σ_i > 0`` with ``σ_i`` the ring's robust LOS
+        spread, else the pixel's velocityStd, over ``|C_i|``), LOS percentiles
+        (not re-referenced) [m/yr], ``sigma_*`` [m/yr], ``sensitivity_mean``,
+        ``coherence_mean``, ``masked_*`` counts, the reference columns, and
+        ``uncertainty`` / ``moving_uncertainty`` [m/yr]: the standard error of the
+        median (resp. of the moving percentile), ``f_q max(σ_pixel, s_robust) / √n``
+        (``f_q`` from :func:`quantile_se_factor`; ``σ_pixel`` the median
         velocityStd/|C|, ``s_robust`` = IQR/1.349 of the pixel downslope velocities,
         pixels taken as independent), added in quadrature to the correlated floor
-        ``los_noise_floor_m_yr / |mean C|``.
+        ``los_noise_floor_m_yr / |mean C|`` and to the ring's ``ref_se / |mean C|``.
 
     References
     ----------
     Kenney, J. F. and Keeping, E. S. (1962). Mathematics of Statistics, Part 1, 3rd
-    ed., §15.12 (standard error of the median, sqrt(π/2) σ/√n).
+    ed., §15.12 (standard error of the median, sqrt(π/2) σ/√n); Bertone et al. (2022)
+    and RGIK (2023) (the moving area of a rock glacier carries its kinematic attribute).
     """
-    from permafrost.zonal import ZonalSpec, zonal_statistics, zonal_statistics_points
+    from permafrost.zonal import (
+        ZonalSpec,
+        overlap_layers,
+        zonal_statistics,
+        zonal_statistics_points,
+    )
 
-    spec = ZonalSpec(_PIXEL_SPEC)
-    if track.attrs.get("geocoded", 1):
-        res = zonal_statistics(geoms, pixels, transform=track.rio.transform(),
-                               shape=track["velocity"].shape, spec=spec,
-                               all_touched=config.all_touched, chunk_rows=config.chunk_rows)
-    else:
-        res = zonal_statistics_points(geoms, track["longitude"].values, track["latitude"].values,
-                                      pixels, spec=spec)
+    garr = np.asarray(list(geoms), dtype=object)
+    n_out = len(garr)
+    q = float(config.moving_percentile)
+    pname = _pct_name(q)
+    spec_map = dict(_PIXEL_SPEC)
+    spec_map["v_downslope"] = tuple(dict.fromkeys(("count", "median", "p25", "p75", "p90",
+                                                   pname)))
+    spec = ZonalSpec(spec_map)
+    if reference is None:
+        reference = pd.DataFrame({"ref_n": np.zeros(n_out, np.int64),
+                                  "ref_offset": np.full(n_out, np.nan),
+                                  "ref_spread": np.full(n_out, np.nan),
+                                  "ref_se": np.full(n_out, np.nan)})
+    offset = reference["ref_offset"].to_numpy(np.float64)
+    ring_spread = reference["ref_spread"].to_numpy(np.float64)
+    shape = track["velocity"].shape
+    c = np.asarray(pixels["c_signed"], dtype=np.float64)
+    v_los = np.asarray(pixels["v_los"], dtype=np.float64)
+    sig_los = np.asarray(pixels["sigma_los"], dtype=np.float64)
+    k = config.k_sigma
+    keys = ["n_pixels"] + [f"{name}_{op}" for name, ops in spec.stats.items() for op in ops]
+    res = {key: np.full(n_out, np.nan) for key in keys}
+    ok = ~shapely.is_missing(garr) & ~shapely.is_empty(garr) if n_out else np.zeros(0, bool)
+    layers = overlap_layers(np.where(ok, garr, None)) if ok.any() else [np.arange(n_out)]
+    for layer in layers:
+        sub = np.full(n_out, None, dtype=object)
+        sub[layer] = garr[layer]
+        idx = _index_grid(sub, track, config.all_touched)
+        inside = idx >= 0
+        off_px = np.zeros(shape)
+        off_px[inside] = np.nan_to_num(offset[idx[inside]], nan=0.0)
+        s_px = np.full(shape, np.nan)
+        s_px[inside] = ring_spread[idx[inside]]
+        s_px = np.where(np.isfinite(s_px), s_px, sig_los)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            vds = (v_los - off_px) / c
+            moving = np.where(np.isfinite(vds), (vds - k * s_px / np.abs(c) > 0), np.nan)
+        arrays = dict(pixels)
+        arrays["v_downslope"] = vds
+        arrays["moving"] = moving.astype(np.float64)
+        if track.attrs.get("geocoded", 1):
+            r = zonal_statistics(list(sub), arrays, transform=track.rio.transform(), shape=shape,
+                                 spec=spec, all_touched=config.all_touched,
+                                 chunk_rows=config.chunk_rows)
+        else:
+            r = zonal_statistics_points(list(sub), track["longitude"].values,
+                                        track["latitude"].values, arrays, spec=spec)
+        for key in keys:
+            res[key][layer] = np.asarray(r[key], dtype=np.float64)[layer]
+    res["n_pixels"] = np.nan_to_num(res["n_pixels"]).astype(np.int64)
     df = pd.DataFrame({
         "n_pixels": res["n_pixels"],
-        "n_data": res["has_data_sum"].astype(np.int64),
-        "n_valid": res["v_downslope_count"],
+        "n_data": np.nan_to_num(res["has_data_sum"]).astype(np.int64),
+        "n_valid": np.nan_to_num(res["v_downslope_count"]).astype(np.int64),
         "v_downslope_median": res["v_downslope_median"],
         "v_downslope_p25": res["v_downslope_p25"],
         "v_downslope_p75": res["v_downslope_p75"],
         "v_downslope_p90": res["v_downslope_p90"],
+        "v_moving": res[f"v_downslope_{pname}"],
+        "moving_fraction": res["moving_mean"],
         "v_los_p10": res["v_los_p10"],
         "v_los_median": res["v_los_median"],
         "v_los_p90": res["v_los_p90"],
@@ -686,17 +1076,24 @@ def outline_statistics(geoms: Sequence, track: xr.Dataset, pixels: Mapping[str, 
         "sensitivity_mean": res["sensitivity_mean"],
         "sensitivity_all_mean": res["sensitivity_all_mean"],
         "coherence_mean": res["coherence_mean"],
+        "ref_n": reference["ref_n"].to_numpy(np.int64),
+        "ref_offset": offset,
+        "ref_spread": ring_spread,
     })
-    for k in ("low_sensitivity", "flat", "shadow_layover", "water", "low_coherence"):
-        df[f"masked_{k}"] = res[f"masked_{k}_sum"].astype(np.int64)
+    for key in ("low_sensitivity", "flat", "shadow_layover", "water", "low_coherence"):
+        df[f"masked_{key}"] = np.nan_to_num(res[f"masked_{key}_sum"]).astype(np.int64)
     n = df["n_valid"].to_numpy(np.float64)
     robust = (df["v_downslope_p75"] - df["v_downslope_p25"]).to_numpy() / 1.349
     formal = df["sigma_downslope"].to_numpy()
     spread = np.fmax(np.nan_to_num(formal, nan=0.0), np.nan_to_num(robust, nan=0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
-        sem = 1.2533 * spread / np.sqrt(n)
-        floor = config.los_noise_floor_m_yr / np.abs(df["sensitivity_mean"].to_numpy())
-        df["uncertainty"] = np.where(n > 0, np.hypot(sem, np.nan_to_num(floor, nan=0.0)), np.nan)
+        cm = np.abs(df["sensitivity_mean"].to_numpy())
+        floor = np.nan_to_num(config.los_noise_floor_m_yr / cm, nan=0.0)
+        ring = np.nan_to_num(reference["ref_se"].to_numpy(np.float64) / cm, nan=0.0)
+        for col, f in (("uncertainty", 1.2533), ("moving_uncertainty",
+                                                  quantile_se_factor(q / 100.0))):
+            sem = f * spread / np.sqrt(n)
+            df[col] = np.where(n > 0, np.sqrt(sem**2 + floor**2 + ring**2), np.nan)
     return df
 
 
@@ -706,10 +1103,11 @@ def combine_tracks(per_track: Mapping[str, pd.DataFrame], *,
 
     Tracks with adequate coverage (``n_valid >= min_valid_pixels`` and valid fraction
     ``>= min_valid_fraction``) are combined by the inverse-variance weighted mean of
-    their median downslope velocities, ``u = (Σ u_i^-2)^-1/2``; the other statistics
-    come from the adequate track with the smallest uncertainty.  Without an adequate
-    track, the track with the most valid pixels is reported and the activity is
-    uncertain.
+    their median and of their moving-part downslope velocities, ``u = (Σ u_i^-2)^-1/2``,
+    and the valid-pixel-weighted mean of their moving fractions; the other statistics
+    come from the adequate track with the smallest moving-part uncertainty.  Without an
+    adequate track, the best covering track is reported and the activity is uncertain.
+    The activity is :func:`classify_activity` of the combined moving part.
 
     Parameters
     ----------
@@ -745,11 +1143,13 @@ def combine_tracks(per_track: Mapping[str, pd.DataFrame], *,
 _OUT_COLUMNS = [
     "track", "combination", "n_tracks_covering", "n_pixels", "n_valid", "valid_fraction",
     "v_downslope_median_m_yr", "v_downslope_p75_m_yr", "v_downslope_p90_m_yr",
-    "v_downslope_unc_m_yr", "v_los_p10_m_yr", "v_los_median_m_yr", "v_los_p90_m_yr",
+    "v_downslope_unc_m_yr", "v_moving_m_yr", "v_moving_unc_m_yr", "moving_fraction",
+    "v_los_p10_m_yr", "v_los_median_m_yr", "v_los_p90_m_yr",
     "v_los_std_m_yr", "sensitivity_mean", "sensitivity_all_mean", "coherence_mean", "snr",
     "masked_low_sensitivity", "masked_flat", "masked_shadow_layover", "masked_water",
     "masked_low_coherence", "rgik_class", "activity", "reliability", "reason",
 ]
+_MASKS = ("low_sensitivity", "flat", "shadow_layover", "water", "low_coherence")
 
 
 def _adequate(s: pd.Series, config: KinematicsConfig) -> bool:
@@ -757,18 +1157,27 @@ def _adequate(s: pd.Series, config: KinematicsConfig) -> bool:
     return bool(nv >= config.min_valid_pixels and n > 0 and nv / n >= config.min_valid_fraction)
 
 
+def _ivw(v, u) -> tuple[float, float]:
+    """Inverse-variance weighted mean and its standard error (Taylor 1997, §7.2)."""
+    v = np.asarray(v, dtype=np.float64)
+    u = np.asarray(u, dtype=np.float64)
+    pos = u > 0
+    u = np.where(pos, u, np.nanmin(np.where(pos, u, np.inf)) if pos.any() else 1e-6)
+    w = 1.0 / u**2
+    return float(np.sum(w * v) / np.sum(w)), float(np.sqrt(1.0 / np.sum(w)))
+
+
 def _combine_one(stats, covering, adequate, config) -> dict:
     out = {c: np.nan for c in _OUT_COLUMNS}
     out.update(track="", combination="none", n_tracks_covering=len(covering), n_pixels=0,
                n_valid=0, rgik_class=UNDEFINED, activity="uncertain", reliability="low")
-    for k in ("masked_low_sensitivity", "masked_flat", "masked_shadow_layover", "masked_water",
-              "masked_low_coherence"):
-        out[k] = 0
+    for k in _MASKS:
+        out[f"masked_{k}"] = 0
     if not covering:
         out["reason"] = NOT_COVERED
         return out
     pool = adequate or covering
-    best = min(pool, key=lambda t: (np.nan_to_num(stats[t]["uncertainty"], nan=np.inf),
+    best = min(pool, key=lambda t: (np.nan_to_num(stats[t]["moving_uncertainty"], nan=np.inf),
                                     -stats[t]["n_valid"], t))
     b = stats[best]
     out.update(
@@ -779,58 +1188,67 @@ def _combine_one(stats, covering, adequate, config) -> dict:
         sensitivity_mean=b["sensitivity_mean"], sensitivity_all_mean=b["sensitivity_all_mean"],
         coherence_mean=b["coherence_mean"],
     )
-    for k in ("masked_low_sensitivity", "masked_flat", "masked_shadow_layover", "masked_water",
-              "masked_low_coherence"):
-        out[k] = int(b[k])
+    for k in _MASKS:
+        out[f"masked_{k}"] = int(b[f"masked_{k}"])
     out["valid_fraction"] = b["n_valid"] / b["n_pixels"] if b["n_pixels"] else 0.0
     reasons = []
     if len(adequate) >= 2:
-        v = np.array([stats[t]["v_downslope_median"] for t in adequate], dtype=np.float64)
-        u = np.array([stats[t]["uncertainty"] for t in adequate], dtype=np.float64)
-        u = np.where(u > 0, u, np.nanmin(np.where(u > 0, u, np.inf)) if (u > 0).any() else 1e-6)
-        w = 1.0 / u**2
-        vm = float(np.sum(w * v) / np.sum(w))
-        um = float(np.sqrt(1.0 / np.sum(w)))
+        med = [stats[t]["v_downslope_median"] for t in adequate]
+        vm, um = _ivw(med, [stats[t]["uncertainty"] for t in adequate])
+        mv = [stats[t]["v_moving"] for t in adequate]
+        mu = [stats[t]["moving_uncertainty"] for t in adequate]
+        vq, uq = _ivw(mv, mu)
+        nv = np.array([stats[t]["n_valid"] for t in adequate], dtype=np.float64)
+        fr = np.array([stats[t]["moving_fraction"] for t in adequate], dtype=np.float64)
         out.update(track="+".join(adequate),
                    combination=f"inverse-variance mean of {len(adequate)} tracks",
-                   v_downslope_median_m_yr=vm, v_downslope_unc_m_yr=um)
-        chi = np.abs(v - vm) / u
+                   v_downslope_median_m_yr=vm, v_downslope_unc_m_yr=um,
+                   v_moving_m_yr=vq, v_moving_unc_m_yr=uq,
+                   moving_fraction=float(np.nansum(nv * fr) / np.sum(nv)))
+        chi = np.abs(np.asarray(mv) - vq) / np.asarray(mu)
         if np.any(chi > 3.0):
             reasons.append("tracks disagree (" + ", ".join(
-                f"{t} {x:.3f}" for t, x in zip(adequate, v)) + " m/yr)")
+                f"{t} {x:.3f}" for t, x in zip(adequate, mv)) + " m/yr)")
     else:
         out.update(track=best, combination="single track",
                    v_downslope_median_m_yr=b["v_downslope_median"],
-                   v_downslope_unc_m_yr=b["uncertainty"])
-    v, u = out["v_downslope_median_m_yr"], out["v_downslope_unc_m_yr"]
+                   v_downslope_unc_m_yr=b["uncertainty"], v_moving_m_yr=b["v_moving"],
+                   v_moving_unc_m_yr=b["moving_uncertainty"],
+                   moving_fraction=b["moving_fraction"])
+    if adequate and not all(np.isfinite(stats[t]["ref_offset"]) for t in adequate):
+        reasons.append("not re-referenced: fewer than "
+                       f"{config.min_reference_pixels} stable pixels around the outline ("
+                       + ", ".join(t for t in adequate if not np.isfinite(stats[t]["ref_offset"]))
+                       + ")")
+    v, u = out["v_moving_m_yr"], out["v_moving_unc_m_yr"]
     out["snr"] = abs(v) / u if np.isfinite(v) and np.isfinite(u) and u > 0 else np.nan
     out["rgik_class"] = str(kinematic_class(v, u, k_sigma=config.k_sigma)[0])
     if not adequate:
-        masked = {k: out[f"masked_{k}"] for k in ("low_sensitivity", "flat", "shadow_layover",
-                                                   "water", "low_coherence")}
+        masked = {k: out[f"masked_{k}"] for k in _MASKS}
         top = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in masked.items() if n)
         detail = f" (masked: {top})" if top else ""
         out.update(activity="uncertain", reliability="low", rgik_class=UNDEFINED,
                    reason=f"too few valid pixels: {out['n_valid']} of {out['n_pixels']}"
                           f"{detail}")
         return out
-    act, why, near = classify_activity(v, u, config=config)
+    act, why = classify_activity(v, u, moving_fraction=out["moving_fraction"],
+                                 v_median_m_yr=out["v_downslope_median_m_yr"],
+                                 median_uncertainty_m_yr=out["v_downslope_unc_m_yr"],
+                                 config=config)
     out["activity"] = str(act[0])
+    reasons.insert(0, str(why[0]))
     if out["activity"] == "uncertain":
         out["reliability"] = "low"
-        out["rgik_class"] = UNDEFINED if why[0].startswith("significant") else out["rgik_class"]
-        reasons.insert(0, str(why[0]))
+        if why[0].startswith("significant upslope"):
+            out["rgik_class"] = UNDEFINED
     else:
-        if near[0]:
-            reasons.append(str(why[0]))
         good = (out["valid_fraction"] >= config.good_valid_fraction
                 and abs(out["sensitivity_mean"]) >= config.good_sensitivity)
-        if not good:
-            if out["valid_fraction"] < config.good_valid_fraction:
-                reasons.append(f"valid fraction {out['valid_fraction']:.2f}")
-            if abs(out["sensitivity_mean"]) < config.good_sensitivity:
-                reasons.append(f"mean sensitivity {out['sensitivity_mean']:.2f}")
-        out["reliability"] = "high" if good and not reasons else "medium"
+        if out["valid_fraction"] < config.good_valid_fraction:
+            reasons.append(f"valid fraction {out['valid_fraction']:.2f}")
+        if abs(out["sensitivity_mean"]) < config.good_sensitivity:
+            reasons.append(f"mean sensitivity {out['sensitivity_mean']:.2f}")
+        out["reliability"] = "high" if good and len(reasons) == 1 else "medium"
     out["reason"] = "; ".join(reasons)
     return out
 
@@ -924,6 +1342,8 @@ def compute_kinematics(
         log.warning("%d outline(s) with empty or invalid geometry (repaired or reported per "
                     "outline)", n_bad)
     base = gpd.GeoSeries(fixed, crs=outlines.crs)
+    inner, outer = (float(x) for x in config.reference_ring_m)
+    rings = reference_rings(base, inner_m=inner, outer_m=outer)
     per_track: dict[str, pd.DataFrame] = {}
     counts: dict[str, dict] = {}
     for name, tr in zip(names, tracks):
@@ -931,7 +1351,9 @@ def compute_kinematics(
         counts[name] = cnt
         target = tr.rio.crs if tr.attrs.get("geocoded", 1) else CRS.from_epsg(4326)
         geoms = base.to_crs(target).values
-        per_track[name] = outline_statistics(list(geoms), tr, pix, config=config)
+        ref = ring_statistics(list(rings.to_crs(target).values), tr, pix, config=config)
+        per_track[name] = outline_statistics(list(geoms), tr, pix, reference=ref,
+                                             config=config)
     if per_track:
         comb = combine_tracks(per_track, config=config)
     else:
@@ -948,15 +1370,20 @@ def compute_kinematics(
         log.warning("replacing existing columns %s", [PREFIX + c for c in clash])
     for c in comb.columns:
         out[PREFIX + c] = comb[c].to_numpy()
+    # the stable-ground reference of every track: LOS offset subtracted, stable pixels used
+    for name, st in per_track.items():
+        out[f"{PREFIX}ref_offset_{name}_m_yr"] = st["ref_offset"].to_numpy(np.float64)
+        out[f"{PREFIX}ref_n_{name}"] = st["ref_n"].to_numpy(np.int64)
     summary = summarise(out)
     return KinematicsResult(outlines=out, pixel_counts=counts, summary=summary, config=config)
 
 
 def _empty_stats(n: int) -> pd.DataFrame:
-    cols = ["n_pixels", "n_data", "n_valid"] + [c for c in (
+    cols = ["n_pixels", "n_data", "n_valid", "ref_n"] + [c for c in (
         "v_downslope_median", "v_downslope_p25", "v_downslope_p75", "v_downslope_p90",
-        "v_los_p10", "v_los_median", "v_los_p90", "sigma_los", "sigma_downslope",
-        "sensitivity_mean", "sensitivity_all_mean", "coherence_mean", "uncertainty")]
+        "v_moving", "moving_fraction", "v_los_p10", "v_los_median", "v_los_p90", "sigma_los",
+        "sigma_downslope", "sensitivity_mean", "sensitivity_all_mean", "coherence_mean",
+        "uncertainty", "moving_uncertainty", "ref_offset", "ref_spread")]
     df = pd.DataFrame({c: np.zeros(n) if c.startswith("n_") else np.full(n, np.nan)
                        for c in cols})
     for k in ("low_sensitivity", "flat", "shadow_layover", "water", "low_coherence"):
@@ -967,7 +1394,8 @@ def _empty_stats(n: int) -> pd.DataFrame:
 def summarise(out: gpd.GeoDataFrame) -> pd.DataFrame:
     """Counts of outlines per activity x RGIK class (rows) with totals."""
     act = pd.Categorical(out[PREFIX + "activity"],
-                         categories=["active", "transitional", "relict", "uncertain"])
+                         categories=["active", "transitional", "intact", "relict",
+                                     "uncertain"])
     cls = pd.Categorical(out[PREFIX + "rgik_class"],
                          categories=list(RGIK_CLASS_LABELS) + [UNDEFINED])
     tab = pd.crosstab(cls, act, dropna=False)
@@ -1017,6 +1445,12 @@ def run_kinematics(
     if not tracks:
         raise ConfigError("no track given", field="track", fix="give at least one --track DIR")
     files = [t if isinstance(t, TrackFiles) else find_track_files(t) for t in tracks]
+    seen: dict[str, int] = {}
+    for i, f in enumerate(files):  # one track twice would count its pixels twice
+        j = seen.setdefault(os.path.realpath(f.velocity), i)
+        if j != i:
+            raise ConfigError(f"the same track is given twice (tracks {j + 1} and {i + 1})",
+                              path=f.velocity, field="track", fix="give each track once")
     gdf = read_vector(outlines, layer=layer)
     dem_da = read_raster(dem) if dem is not None else None
     data = []

@@ -34,7 +34,8 @@ from rasterio.transform import Affine
 from rasterio.windows import Window, from_bounds
 from shapely.geometry import Point
 
-from permafrost.errors import CRSError, DataError
+from permafrost.defaults import BOREHOLE_WEIGHT, ROCK_GLACIER_WEIGHT
+from permafrost.errors import CRSError, DataError, format_message
 
 __all__ = [
     "ACTIVITY_LABELS",
@@ -48,6 +49,9 @@ __all__ = [
     "build_labels",
     "combine_activity",
     "holdout_split",
+    "apply_holdout",
+    "holdout_block_size",
+    "HoldOut",
 ]
 
 log = logging.getLogger(__name__)
@@ -101,6 +105,29 @@ class LabelSet:
 
 
 # --------------------------------------------------------------------------- activity evidence
+#: Inventory activity values, lower case -> the coarse class InSAR evidence is weighed against
+_INTACT = ("active", "transitional", "intact", "inactive")
+_RELICT = ("relict", "fossil")
+_KIN_DECIDED = ("active", "transitional", "intact", "relict")
+
+
+def _weigh_activity(inv: str | None, kin: str, why: str) -> tuple[str, str, str, str]:
+    """(class, source, insar_change, insar_reason) of one outline; see :func:`combine_activity`."""
+    if inv is None:
+        if kin in _KIN_DECIDED:
+            return kin, "insar", "decided", f"no inventory class; InSAR {kin}: {why}"
+        return "uncertain", "none", "none", f"no inventory class and InSAR undecided: {why}"
+    if inv in _RELICT and kin in ("active", "transitional", "intact"):
+        return kin, "insar", "upgraded", f"inventory {inv} upgraded to {kin}: {why}"
+    if inv in _INTACT and inv != "active" and kin == "active":
+        return "active", "insar", "upgraded", f"inventory {inv} upgraded to active: {why}"
+    # intact inventory classes are never downgraded; unknown values go on unchanged (and are
+    # refused, with their rows, by rock_glacier_labels)
+    note = (" (InSAR does not downgrade an intact rock glacier)"
+            if inv in _INTACT and kin != inv else "")
+    return inv, "inventory", "none", f"inventory {inv} kept{note} (InSAR {kin}: {why})"
+
+
 def combine_activity(
     outlines: gpd.GeoDataFrame,
     *,
@@ -108,134 +135,381 @@ def combine_activity(
     kinematic_column: str = "kin_activity",
     out_column: str = "activity_evidence",
 ) -> gpd.GeoDataFrame:
-    """Combine InSAR-derived activity with an inventory's own activity, outline by outline.
+    """Weigh InSAR activity evidence against an inventory's own activity, outline by outline.
 
-    The kinematic activity (from :func:`permafrost.kinematics.compute_kinematics`) is used
-    where it is decided (active, transitional or relict); where InSAR leaves an outline
-    ``uncertain`` (no coverage, low sensitivity, too few coherent pixels) the inventory's
-    geomorphological activity is used when the inventory has one.  This follows the RGIK
-    practice of treating the kinematic attribute as the primary, measurable evidence of
-    activity and geomorphology as the fallback (RGIK 2023, *Guidelines for inventorying rock
-    glaciers*, baseline and kinematic concepts, version 1.0).
+    InSAR is evidence, not a verdict (RGIK 2023: the kinematic attribute complements the
+    geomorphological activity assessment; "no detectable movement" is a statement about
+    the measurement -- at |C| = 0.3 a 3 mm/yr LOS noise floor is already 1 cm/yr
+    downslope, the relict/transitional limit).  The kinematic activity comes from
+    :func:`permafrost.kinematics.classify_activity`: ``active``, ``transitional`` and
+    ``intact`` only for *significant* movement of the moving part (``v - k u`` above the
+    limit), ``relict`` only when movement is excluded (``v + k u`` below 1 cm/yr),
+    ``uncertain`` otherwise.  The rules, by the inventory's class:
+
+    * **intact** (active, transitional, intact, inactive): InSAR confirms or upgrades --
+      ``active`` evidence upgrades a transitional/intact one to active; nothing
+      downgrades it (never to relict, and an active one is not made transitional: fast
+      creep decorrelates and its InSAR velocity is biased low).
+    * **relict** (relict, fossil): upgraded to the InSAR class when InSAR shows
+      significant movement (active, transitional or intact); kept otherwise.
+    * **no class** (empty or ``uncertain``): the InSAR class when it decided (the same
+      significance rule both ways), else ``uncertain``.
 
     Parameters
     ----------
     outlines : geopandas.GeoDataFrame
         The output of ``permafrost kinematics`` (every input column kept).
     inventory_column : str or None
-        The inventory's activity column (case-insensitive; ``None``: no fallback).
+        The inventory's activity column (case-insensitive; ``None``: no inventory, InSAR
+        decides alone where it can).
     kinematic_column : str
         The kinematic activity column [-].
     out_column : str
-        Name of the combined column [-]; ``activity_source`` says where each value came
-        from (``insar``, ``inventory`` or ``none``).
+        Name of the combined column [-].
 
     Returns
     -------
     geopandas.GeoDataFrame
-        A copy with ``out_column`` and ``activity_source`` added.
+        A copy with ``out_column``, ``activity_source`` (``inventory``, ``insar`` or
+        ``none``: where the class came from), ``insar_change`` (``none``: the inventory's
+        class kept, ``upgraded``: InSAR raised it, ``decided``: InSAR classified an
+        outline without an inventory class) and ``insar_reason`` (a sentence: what InSAR
+        measured and why it changed the class or not; from ``kin_reason``).
+
+    References
+    ----------
+    RGIK (2023). Guidelines for inventorying rock glaciers: baseline and practical
+    concepts (version 1.0), doi:10.51363/unifr.srr.2023.002, and InSAR-based kinematic
+    attribute (version 4.0); Bertone, A. et al. (2022). Incorporating InSAR kinematics
+    into rock glacier inventories: insights from 11 regions worldwide. The Cryosphere
+    16, 2769-2792.
     """
     if kinematic_column not in outlines.columns:
         raise DataError("no kinematic activity column", path=outlines.attrs.get("source"),
                         field=kinematic_column, fix="give the output of `permafrost kinematics`")
     out = outlines.copy()
-    kin = out[kinematic_column].astype("string").str.strip().str.lower()
-    decided = kin.isin(["active", "transitional", "relict"])
-    combined = kin.where(decided, "uncertain")
-    source = pd.Series(np.where(decided, "insar", "none"), index=out.index)
+    kin = out[kinematic_column].astype("string").str.strip().str.lower().fillna("uncertain")
+    why = (out["kin_reason"].astype("string").fillna("") if "kin_reason" in out.columns
+           else pd.Series("", index=out.index, dtype="string"))
+    inv = pd.Series(pd.NA, index=out.index, dtype="string")
     if inventory_column is not None:
         lower = {str(c).lower(): c for c in out.columns}
         col = lower.get(inventory_column.lower())
         if col is not None and col != kinematic_column:
             inv = out[col].astype("string").str.strip().str.lower()
-            use_inv = ~decided & inv.notna() & (inv != "uncertain")
-            combined = combined.where(~use_inv, inv)
-            source = source.where(~use_inv, "inventory")
-    out[out_column] = combined.astype(object)
-    out["activity_source"] = source.astype(object)
+    rows = [_weigh_activity(None if i is pd.NA or i in ("", "uncertain") else i, k,
+                            str(w) if w else "no InSAR estimate")
+             for k, i, w in zip(kin.tolist(), inv.tolist(), why.tolist())]
+    combined, source, change, reason = (list(x) for x in zip(*rows)) if rows else ([],) * 4
+    out[out_column] = pd.Series(combined, index=out.index, dtype=object)
+    out["activity_source"] = pd.Series(source, index=out.index, dtype=object)
+    out["insar_change"] = pd.Series(change, index=out.index, dtype=object)
+    out["insar_reason"] = pd.Series(reason, index=out.index, dtype=object)
     return out
+
+
+@dataclass
+class HoldOut:
+    """The result of :func:`holdout_split`.
+
+    Attributes
+    ----------
+    train : numpy.ndarray of bool
+        Over the label points: kept for training (outside every held-out block, in no
+        group that reaches into one, and farther than ``site_m`` from every held-out
+        candidate).
+    holdout : numpy.ndarray of bool
+        Over the candidates: held out for validation (inside a held-out block).
+    inside : numpy.ndarray of bool
+        Over the label points: inside a held-out block.
+    block_m : float
+        Block side [m].
+    blocks : geopandas.GeoDataFrame
+        The held-out blocks as squares (``ix``, ``iy``) in the metric CRS of the split.
+    n_candidate_blocks : int
+        Blocks holding at least one candidate with a known class.
+    note : str
+        Empty, or why the held-out set is not what was asked (one class only).
+    """
+
+    train: np.ndarray
+    holdout: np.ndarray
+    inside: np.ndarray
+    block_m: float
+    blocks: gpd.GeoDataFrame
+    n_candidate_blocks: int
+    note: str = ""
+
+
+def _class_of(frame: pd.DataFrame) -> np.ndarray | None:
+    for col in ("presence", "label"):
+        if col in frame.columns:
+            return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+    return None
 
 
 def holdout_split(
     points: gpd.GeoDataFrame,
     *,
     fraction: float,
+    block_m: float,
     seed: int = 0,
-    block_m: float = 2000.0,
+    candidates: gpd.GeoDataFrame | None = None,
+    group_col: str | None = "group",
     site_m: float = 500.0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split points into training and spatially held-out sets by whole spatial blocks.
+    draws: int = 200,
+) -> HoldOut:
+    """Hold out whole spatial blocks: their candidates validate, none of their labels train.
 
-    Points closer than ``site_m`` (in chains) form one site; sites are binned by their
-    centre into square blocks of ``block_m`` in a local azimuthal equidistant projection;
-    whole blocks are drawn at random (seeded) until at least ``fraction`` of
-    the points is held out, so that boreholes of one site never end up on both sides
-    (a held-out set next to training points would measure interpolation, not skill:
-    Roberts et al. 2017, *Ecography* 40:913, doi:10.1111/ecog.02881).  Both classes are
-    kept in the held-out set when the data allow (blocks are redrawn up to 100 times).
+    The label points (every source) and the validation candidates (e.g. the rows of a
+    borehole presence table; default: the label points) are put in one local azimuthal
+    equidistant frame and binned into square blocks of side ``block_m`` by
+    :func:`permafrost.cv.block_index`, the blocking rule of the spatial CV.  Whole blocks
+    holding candidates are drawn at random (seeded) until at least ``fraction`` of the
+    candidates with a known class is held out; of ``draws`` such draws the one whose
+    held-out class mix is closest to the whole set's (and has both classes) is kept.
+
+    Then no training label may sit where it would leak into the held-out set (a held-out
+    point next to a training point measures interpolation, not skill: Roberts et al.
+    2017): a label point is dropped from training when it lies inside a held-out block,
+    when its group (e.g. the points of one rock glacier) reaches into one, or when it lies
+    within ``site_m`` of a held-out candidate (the rest of a borehole site cut by a block
+    edge).  ``block_m`` should be at least the spatial-CV block size, itself the label
+    variogram's range (:func:`permafrost.cv.default_block_size`), so that held-out points
+    are as independent of the training points as the CV folds are of each other.
 
     Parameters
     ----------
     points : geopandas.GeoDataFrame
-        Points with a CRS; a ``presence`` column (1/0) is used to keep both classes.
+        Label points with a CRS (:func:`build_labels`), all sources.
     fraction : float
-        Share of points to hold out [-], in (0, 1).
-    seed : int
-        Random seed.
+        Share of candidates to hold out [-], in (0, 1).
     block_m : float
         Block side [m].
+    seed : int
+        Random seed.
+    candidates : geopandas.GeoDataFrame, optional
+        Points to validate on, with a CRS and a ``presence`` (or ``label``) column of 1/0
+        (unknown values are allowed and never count); default ``points``.
+    group_col : str, optional
+        Group column of ``points``; a group reaching into a held-out block leaves training
+        whole.
     site_m : float
-        Points linked by neighbours closer than this are one site, never split [m].
+        Training labels closer than this to a held-out candidate are dropped [m].
+    draws : int
+        Number of random block draws compared [-].
 
     Returns
     -------
-    train, holdout : numpy.ndarray of bool
-        Masks over ``points`` (complementary).
+    HoldOut
+
+    Raises
+    ------
+    DataError
+        Bad fraction or block size, no candidate with a known class, or a hold-out that
+        would take every block holding candidates.
+
+    References
+    ----------
+    Roberts, D. R. et al. (2017). Cross-validation strategies for data with temporal,
+    spatial, hierarchical, or phylogenetic structure. Ecography 40, 913-929,
+    doi:10.1111/ecog.02881.
     """
+    from scipy.spatial import cKDTree
+
+    from permafrost.cv import block_index, metric_xy
+
     if not 0 < fraction < 1:
         raise DataError(f"hold-out fraction must be in (0, 1), got {fraction}",
                         field="holdout_fraction", fix="e.g. 0.25")
-    if points.crs is None:
-        raise CRSError("points have no CRS", field="geometry", fix="assign a CRS")
-    lonlat = points.geometry.to_crs(4326)
-    lon0, lat0 = float(lonlat.x.mean()), float(lonlat.y.mean())
-    aeqd = CRS.from_proj4(f"+proj=aeqd +lat_0={lat0} +lon_0={lon0} +datum=WGS84 +units=m")
-    xy = points.geometry.to_crs(aeqd)
-    coords = np.column_stack([xy.x.to_numpy(), xy.y.to_numpy()])
-    # sites: points linked by chains of neighbours closer than site_m stay together
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-    from scipy.spatial import cKDTree
-
-    pairs = cKDTree(coords).query_pairs(site_m, output_type="ndarray")
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])),
-                       shape=(len(coords), len(coords)))
-    _, site = connected_components(graph, directed=False)
-    centre = np.column_stack([np.bincount(site, coords[:, k]) / np.bincount(site)
-                              for k in (0, 1)])[site]
-    bx = np.floor(centre[:, 0] / block_m).astype(np.int64)
-    by = np.floor(centre[:, 1] / block_m).astype(np.int64)
-    blocks = bx * 1_000_003 + by
-    uniq = np.unique(blocks)
+    if not (np.isfinite(block_m) and block_m > 0):
+        raise DataError(f"hold-out block size must be positive, got {block_m}",
+                        field="holdout_block_m", fix="give a size in metres or leave it out")
+    cand = points if candidates is None else candidates
+    for what, frame in (("label points", points), ("hold-out candidates", cand)):
+        if frame.crs is None:
+            raise CRSError(f"{what} have no CRS", field="geometry", fix="assign a CRS")
+    cls = _class_of(cand)
+    if cls is None:
+        raise DataError("hold-out candidates have no presence or label column",
+                        field="presence", fix="give 1/0 presence values")
+    known = np.isin(cls, (0.0, 1.0))
+    if not known.any():
+        raise DataError("no hold-out candidate has a known presence", field="presence",
+                        fix="fill in presence (1/0) or give inputs.validation_boreholes")
+    # one metric frame and one block grid for labels and candidates
+    ll_p = points.geometry.to_crs(4326)
+    ll_c = cand.geometry.to_crs(4326)
+    lon = np.r_[ll_p.x.to_numpy(), ll_c.x.to_numpy()]
+    lat = np.r_[ll_p.y.to_numpy(), ll_c.y.to_numpy()]
+    lon0, lat0 = float(np.mean(lon)), float(np.mean(lat))
+    mx, my = metric_xy(lon, lat, 4326)
+    mx, my = np.asarray(mx), np.asarray(my)
+    ix, iy = block_index(mx, my, block_m)
+    x0, y0 = float(np.min(mx)), float(np.min(my))
+    key = ix * 1_000_003 + iy
+    n_p = len(points)
+    kp, kc = key[:n_p], key[n_p:]
+    cand_blocks = np.unique(kc[known])
+    if len(cand_blocks) < 2:
+        raise DataError(f"all {int(known.sum())} hold-out candidates lie in one block of "
+                        f"{block_m:.0f} m: holding it out leaves nothing to compare with",
+                        field="holdout_block_m",
+                        fix="give inputs.validation_boreholes, or set validate.holdout_fraction "
+                            "= 0")
+    y_known = cls[known]
+    share = float(np.mean(y_known == 1))
+    need = int(math.ceil(fraction * int(known.sum())))
     rng = np.random.default_rng(seed)
-    presence = points["presence"].to_numpy() if "presence" in points.columns else None
-    share = None if presence is None else float(np.mean(presence == 1))
-    need = int(math.ceil(fraction * len(points)))
     best, best_score = None, np.inf
-    for _ in range(200):  # draws of whole blocks; keep the one closest to the class mix
-        hold = np.zeros(len(points), bool)
-        for b in rng.permutation(uniq):
-            if hold.sum() >= need:
+    for _ in range(max(1, int(draws))):  # draws of whole blocks; keep the closest class mix
+        chosen: list = []
+        held_known = 0
+        for b in rng.permutation(cand_blocks):
+            if held_known >= need:
                 break
-            hold |= blocks == b
-        if presence is None:
-            best = hold
-            break
-        h = presence[hold]
+            chosen.append(b)
+            held_known += int((kc[known] == b).sum())
+        h = cls[known & np.isin(kc, chosen)]
         score = abs(float(np.mean(h == 1)) - share) + (0.0 if len(np.unique(h)) == 2 else 1.0)
         if score < best_score:
-            best, best_score = hold, score
-    return ~best, best
+            best, best_score = sorted(chosen), score
+    if len(best) == len(cand_blocks):
+        raise DataError(f"holding out {fraction:.0%} of the candidates takes all "
+                        f"{len(cand_blocks)} blocks of {block_m:.0f} m that hold them",
+                        field="holdout_fraction",
+                        fix="lower validate.holdout_fraction, or give "
+                            "inputs.validation_boreholes")
+    held = np.array(best)
+    holdout = np.isin(kc, held)
+    inside = np.isin(kp, held)
+    drop = inside.copy()
+    if group_col and group_col in points.columns and inside.any():
+        g = points[group_col].astype(object)
+        valid = (g.notna() & (g.astype(str) != "")).to_numpy()
+        reach = set(g[inside & valid].astype(str))
+        drop |= valid & g.astype(str).isin(reach).to_numpy()
+    if site_m > 0 and holdout.any():
+        tree = cKDTree(np.column_stack([mx[n_p:][holdout], my[n_p:][holdout]]))
+        d, _ = tree.query(np.column_stack([mx[:n_p], my[:n_p]]), k=1)
+        drop |= d < site_m
+    hy = cls[holdout & known]
+    note = ""
+    if len(np.unique(hy)) < 2:
+        note = (f"the held-out set has one class only ({int((hy == 1).sum())} permafrost, "
+                f"{int((hy == 0).sum())} none): whole blocks of {block_m:.0f} m allow no "
+                "other draw; AUC, balanced accuracy and kappa are undefined")
+        log.warning("hold-out: %s", note)
+    aeqd = CRS.from_proj4(f"+proj=aeqd +lat_0={lat0} +lon_0={lon0} +datum=WGS84 +units=m")
+    bx, by = held // 1_000_003, held % 1_000_003
+    squares = [shapely.box(x0 + i * block_m, y0 + j * block_m, x0 + (i + 1) * block_m,
+                           y0 + (j + 1) * block_m) for i, j in zip(bx, by, strict=True)]
+    blocks = gpd.GeoDataFrame({"ix": bx.astype(np.int64), "iy": by.astype(np.int64),
+                               "block_m": float(block_m)}, geometry=squares, crs=aeqd)
+    return HoldOut(train=~drop, holdout=holdout, inside=inside, block_m=float(block_m),
+                   blocks=blocks, n_candidate_blocks=int(len(cand_blocks)), note=note)
+
+
+def apply_holdout(labels: LabelSet, split: HoldOut) -> LabelSet:
+    """The training labels of a hold-out: points left out of training, counted by source.
+
+    Parameters
+    ----------
+    labels : LabelSet
+        All labels (:func:`build_labels`), the ``points`` that :func:`holdout_split` split.
+    split : HoldOut
+        The split.
+
+    Returns
+    -------
+    LabelSet
+        ``points`` kept for training; ``dropped`` gains one row per point left out (stage
+        ``holdout``); ``summary`` gains ``held out: <source>`` rows (rock glaciers,
+        boreholes from tables, boreholes from temperature records) and the points kept.
+    """
+    pts = labels.points
+    if len(split.train) != len(pts):
+        raise DataError(f"the split covers {len(split.train)} points, the labels "
+                        f"{len(pts)}", field="holdout", fix="split the same labels")
+    out = pts[~split.train]
+    evidence = (out["evidence"].astype(str) if "evidence" in out.columns
+                else pd.Series("", index=out.index))
+    kind = np.where(out["source"].astype(str) != "borehole", out["source"].astype(str),
+                    np.where(evidence.str.startswith("temperature"),
+                             "borehole (temperature record)", "borehole (table)"))
+    reason = np.where(split.inside[~split.train], "inside a held-out block",
+                      "group or site reaching into a held-out block")
+    dropped = pd.DataFrame({"source": out["source"].astype(str).to_numpy(),
+                            "source_id": out["source_id"].astype(str).to_numpy(),
+                            "reason": reason, "stage": "holdout"})
+    kept = pts[split.train].reset_index(drop=True)
+    rows = []
+    for k in ("rock_glacier", "borehole (table)", "borehole (temperature record)"):
+        rows.append((f"held out: {k}", int((kind == k).sum()),
+                     f"left out of training: in or touching one of {len(split.blocks)} "
+                     f"held-out blocks of {split.block_m:.0f} m"))
+    rows += [("training points", len(kept), "points kept after the hold-out"),
+             ("training points: label 1", int((kept["label"] == 1).sum()), "permafrost"),
+             ("training points: label 0", int((kept["label"] == 0).sum()), "no permafrost")]
+    if split.note:
+        rows.append(("hold-out warning", 0, split.note))
+    summary = pd.concat([labels.summary, pd.DataFrame(rows, columns=["item", "count", "note"])],
+                        ignore_index=True)
+    all_dropped = pd.concat([d for d in (labels.dropped, dropped) if len(d)], ignore_index=True) \
+        if len(labels.dropped) or len(dropped) else labels.dropped
+    return LabelSet(points=kept, summary=summary, dropped=all_dropped,
+                    conflicts=labels.conflicts, verdicts=labels.verdicts)
+
+
+def holdout_block_size(points: gpd.GeoDataFrame, *, cv_block_m: float | None = None,
+                       holdout_block_m: float | None = None,
+                       seed: int = 0) -> tuple[float, float, str]:
+    """Side of the hold-out blocks: the spatial-CV block size, or a larger one given.
+
+    The CV block size is the one :func:`permafrost.models.train_model` would use: the
+    value given, else :func:`permafrost.cv.default_block_size` on all label points (the
+    practical range of the label variogram).  Held-out blocks smaller than that would sit
+    within the autocorrelation range of the training points around them and make the
+    validation optimistic (Roberts et al. 2017), so a smaller ``holdout_block_m`` is an
+    error.
+
+    Parameters
+    ----------
+    points : geopandas.GeoDataFrame
+        All label points (before any hold-out), with a CRS and a 0/1 ``label``.
+    cv_block_m : float, optional
+        Spatial-CV block side given by the user [m].
+    holdout_block_m : float, optional
+        Hold-out block side given by the user [m]; default: the CV block side.
+    seed : int
+        Seed of the variogram subsample.
+
+    Returns
+    -------
+    (float, float, str)
+        Hold-out block side [m], CV block side [m], the rule that chose the CV block side.
+
+    References
+    ----------
+    Roberts, D. R. et al. (2017). Ecography 40, 913-929.
+    """
+    from permafrost.cv import default_block_size, metric_xy
+
+    if cv_block_m is not None:
+        cv_m, rule = float(cv_block_m), "given (train.block_size_m)"
+    else:
+        mx, my = metric_xy(points.geometry.x.to_numpy(), points.geometry.y.to_numpy(),
+                           points.crs)
+        cv_m, rule = default_block_size(mx, my, points["label"].to_numpy(), seed=seed)
+    if holdout_block_m is None:
+        return float(cv_m), float(cv_m), rule
+    if holdout_block_m < cv_m:
+        raise DataError(f"hold-out blocks of {holdout_block_m:.0f} m are smaller than the "
+                        f"spatial-CV blocks of {cv_m:.0f} m ({rule})",
+                        field="validate.holdout_block_m",
+                        fix=f"leave it out (it follows the CV block size) or give at least "
+                            f"{math.ceil(cv_m)}")
+    return float(holdout_block_m), float(cv_m), rule
 
 
 # --------------------------------------------------------------------------- rock glaciers
@@ -387,7 +661,7 @@ def sample_rock_glaciers(
     strategy: str = "front",
     dem: xr.DataArray | None = None,
     spacing_m: float = 100.0,
-    weight: float = 1.0,
+    weight: float = ROCK_GLACIER_WEIGHT,
     crs=None,
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Turn labelled rock glaciers into weighted points.
@@ -528,7 +802,7 @@ def _sample_raster(da: xr.DataArray, pts: gpd.GeoDataFrame) -> np.ndarray:
 def borehole_points(
     table: gpd.GeoDataFrame,
     *,
-    weight: float = 2.0,
+    weight: float = BOREHOLE_WEIGHT,
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Boreholes from a presence table (:func:`permafrost.io.boreholes.read_presence_table`).
 
@@ -572,6 +846,8 @@ def borehole_points(
         "group": [f"bh:{b}" for b in t["borehole_id"]],
         "weight": float(weight),
         "magt_c": magt[~missing].to_numpy(),
+        "elevation_m": (t["elevation_m"].astype(float).to_numpy() if "elevation_m" in t
+                        else np.nan),
         "evidence": evidence[~missing.to_numpy()],
         "year": t["year"].to_numpy() if "year" in t else np.nan,
         "dataset": path,
@@ -582,7 +858,7 @@ def borehole_points(
 def temperature_borehole_points(
     records: list,
     *,
-    weight: float = 2.0,
+    weight: float = BOREHOLE_WEIGHT,
     **assess_options,
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame, pd.DataFrame]:
     """Judge temperature records and turn decided ones into borehole points.
@@ -823,8 +1099,8 @@ def build_labels(
     id_column: str | None = None,
     sampling: str = "front",
     spacing_m: float = 100.0,
-    rock_glacier_weight: float = 1.0,
-    borehole_weight: float = 2.0,
+    rock_glacier_weight: float = ROCK_GLACIER_WEIGHT,
+    borehole_weight: float = BOREHOLE_WEIGHT,
     outside: str = "error",
     assess_options: dict | None = None,
 ) -> LabelSet:
@@ -953,14 +1229,10 @@ def build_labels(
                   if any(len(d) for d in dropped) else
                   pd.DataFrame(columns=["source", "source_id", "reason", "stage"]))
     if len(fused) == 0:
-        reasons = dropped_df["reason"].str.split(":").str[0].value_counts().to_dict() \
-            if len(dropped_df) else {}
-        sources = [str(g.attrs["source"]) for g in [*inventories, *borehole_tables]
-                   if g.attrs.get("source")]
-        raise DataError(f"no labelled point left (dropped: {reasons or 'nothing given'})",
-                        path=", ".join(dict.fromkeys(sources)) or None,
-                        field="labels", fix="check the inputs' activity values, presence values "
-                        "and coverage of the grid")
+        raise _no_labels_error(inventories, borehole_tables, temperature_records, dropped_df,
+                               LabelSet(points=fused, summary=_summary(
+                                   n_rg, n_bh, n_sampled, fused, dropped_df, conflicts),
+                                   dropped=dropped_df, conflicts=conflicts, verdicts=verdicts))
     for col in OUTPUT_COLUMNS:
         if col not in fused:
             fused[col] = np.nan if col in ("magt_c", "elevation_m") else ""
@@ -980,6 +1252,61 @@ def build_labels(
              len(dropped_df), len(conflicts))
     return LabelSet(points=fused, summary=summary, dropped=dropped_df, conflicts=conflicts,
                     verdicts=verdicts)
+
+
+class NoLabelsError(DataError):
+    """No labelled point is left; ``partial`` holds the summary, dropped inputs and verdicts
+    so that they can still be written (they say why)."""
+
+    def __init__(self, problem, *, partial: LabelSet, **kw) -> None:
+        super().__init__(problem, **kw)
+        self.partial = partial
+        self.base_fix = self.fix
+        #: the files the reasons were written to (by :func:`labels_from_files`)
+        self.written: list = []
+
+
+def _no_labels_error(inventories, borehole_tables, records, dropped: pd.DataFrame,
+                     partial: LabelSet) -> NoLabelsError:
+    """A message that says what was given and why each part was left out."""
+    reasons = dropped["reason"].astype(str) if len(dropped) else pd.Series([], dtype=str)
+    src = dropped["source"].astype(str) if len(dropped) else pd.Series([], dtype=str)
+    parts, fixes = [], []
+    n_temp = len(records)
+    if n_temp:
+        ins = reasons[(src == "borehole") & reasons.str.startswith("insufficient record")]
+        why = ins.str.split(":", n=1).str[1].str.strip().str.split(r"[(;,]").str[0].str.strip()
+        common = "; ".join(f"{k} ({v})" for k, v in why.value_counts().head(3).items())
+        parts.append(f"{len(ins)} of {n_temp} borehole temperature records are undecidable"
+                     + (f": {common}" if common else ""))
+        fixes.append("see the verdicts for each record; give longer records (two or more "
+                     "years of at least monthly readings at depth) or a presence table")
+    if borehole_tables:
+        n_tab = sum(len(t) for t in borehole_tables)
+        nopres = int(reasons.str.startswith("no presence value").sum())
+        if nopres:
+            parts.append(f"{nopres} of {n_tab} table boreholes have neither presence nor MAGT")
+            fixes.append("fill in presence (1/0) or MAGT")
+    if inventories:
+        unc = int(reasons.str.startswith("activity uncertain").sum())
+        n_inv = sum(len(i) for i in inventories)
+        if unc:
+            parts.append(f"{unc} of {n_inv} rock glaciers left out as activity uncertain")
+            fixes.append("give intact/relict (or RGIK) activity values")
+    other = reasons[~reasons.str.startswith(("insufficient record", "no presence value",
+                                             "activity uncertain"))]
+    if len(other):
+        counts = ", ".join(f"{k} ({v})" for k, v in other.str.split(":").str[0]
+                           .value_counts().head(4).items())
+        parts.append(f"other points dropped: {counts}")
+        if other.str.contains("outside").any():
+            fixes.append("check that the points lie on the grid")
+    sources = [str(g.attrs["source"]) for g in [*inventories, *borehole_tables]
+               if g.attrs.get("source")] + [str(r.source) for r in records if r.source]
+    return NoLabelsError("no labelled point left: " + ("; ".join(parts) or "nothing given"),
+                         path=", ".join(dict.fromkeys(sources)) or None, field="labels",
+                         fix="; ".join(fixes) or "give inputs with decided labels",
+                         partial=partial)
 
 
 def _summary(n_rg, n_bh, n_sampled, fused, dropped, conflicts) -> pd.DataFrame:
@@ -1023,6 +1350,7 @@ def labels_from_files(
     dem=None,
     out=None,
     borehole_crs=None,
+    borehole_columns=None,
     **options,
 ) -> LabelSet:
     """Read the inputs, run :func:`build_labels` and write the result (the ``labels`` CLI step).
@@ -1051,6 +1379,10 @@ def labels_from_files(
         ``<stem>_dropped.csv``, ``<stem>_conflicts.csv``, ``<stem>_verdicts.csv``.
     borehole_crs : optional
         CRS of x/y columns in presence tables.
+    borehole_columns : dict, optional
+        Column names by role in presence tables (and the PERMOS coordinates table): ``id``,
+        ``x``, ``y``, ``presence``, ``magt``, ``elevation``, ``year``; see
+        :func:`permafrost.io.boreholes.read_presence_table`.
     **options
         Passed to :func:`build_labels` (``activity_column``, ``sampling``, ``spacing_m``,
         weights, ``outside`` ...).
@@ -1069,7 +1401,8 @@ def labels_from_files(
 
     # paths, or already-read GeoDataFrames (``attrs["source"]`` names their origin)
     invs = [p if isinstance(p, gpd.GeoDataFrame) else read_vector(p) for p in inventories]
-    tables = [p if isinstance(p, gpd.GeoDataFrame) else read_presence_table(p, crs=borehole_crs)
+    tables = [p if isinstance(p, gpd.GeoDataFrame)
+              else read_presence_table(p, crs=borehole_crs, columns=borehole_columns)
               for p in boreholes]
     records = []
     for csv, meta in gtnp:
@@ -1079,7 +1412,7 @@ def labels_from_files(
             raise DataError("PERMOS files carry no coordinates", path=permos[0],
                             field="permos-coords",
                             fix="give --permos-coords (CSV borehole_id,lon,lat[,elevation_m])")
-        coords = read_borehole_coords(permos_coords)
+        coords = read_borehole_coords(permos_coords, columns=borehole_columns)
         for p in permos:
             rec = read_permos(p, coords=coords)
             if rec.borehole_id not in coords.index:
@@ -1093,8 +1426,26 @@ def labels_from_files(
     if dem_da is not None and dem_da.nbytes <= IN_MEMORY_DEM_BYTES:
         dem_da = dem_da.load()  # small DEM: one read beats hundreds of window reads
     grid_da = read_raster(grid, name="grid", chunks=1024) if grid is not None else None
-    result = build_labels(inventories=invs, borehole_tables=tables, temperature_records=records,
-                          grid=grid_da, dem=dem_da, **options)
+    try:
+        result = build_labels(inventories=invs, borehole_tables=tables,
+                              temperature_records=records, grid=grid_da, dem=dem_da, **options)
+    except NoLabelsError as exc:
+        # the reasons are the answer: write them, say where, and still fail (exit 2)
+        if out is not None:
+            out = Path(out)
+            written = []
+            for name, df in (("summary", exc.partial.summary), ("dropped", exc.partial.dropped),
+                             ("verdicts", exc.partial.verdicts)):
+                if name == "verdicts" and not records:
+                    continue
+                f = out.with_name(f"{out.stem}_{name}.csv")
+                atomic_write_text(f, df.to_csv(index=False))
+                written.append(f.name)
+            exc.written = [out.parent / w for w in written]
+            exc.fix = f"{exc.fix}; reasons written to {', '.join(written)} in {out.parent}"
+            exc.args = (format_message(exc.problem, path=exc.path, field=exc.field,
+                                       fix=exc.fix),)
+        raise
     if out is not None:
         out = Path(out)
         write_vector(result.points, out, layer="labels")

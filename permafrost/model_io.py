@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -28,8 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from permafrost.calibration import apply_calibration, array_module, validate_calibration
+from permafrost.backends import array_module_of
+from permafrost.calibration import apply_calibration, validate_calibration
 from permafrost.errors import ModelError, OutputError
+from permafrost.io._atomic import tmp_prefix
+from permafrost.provenance import canonical_json
 
 __all__ = [
     "FORMAT",
@@ -48,25 +50,8 @@ _REQUIRED = ("metadata.json", "predictor.json", "calibration.json")
 
 
 def to_json_text(obj) -> str:
-    """Deterministic JSON (sorted keys, NaN/inf written as null)."""
-
-    def clean(o):
-        if isinstance(o, dict):
-            return {str(k): clean(v) for k, v in o.items()}
-        if isinstance(o, (list, tuple)):
-            return [clean(v) for v in o]
-        if isinstance(o, (np.floating, float)):
-            f = float(o)
-            return f if math.isfinite(f) else None
-        if isinstance(o, np.integer):
-            return int(o)
-        if isinstance(o, np.bool_):
-            return bool(o)
-        if isinstance(o, np.ndarray):
-            return clean(o.tolist())
-        return o
-
-    return json.dumps(clean(obj), sort_keys=True, indent=1, allow_nan=False) + "\n"
+    """The model files' JSON: :func:`permafrost.provenance.canonical_json`, indent 1."""
+    return canonical_json(obj, indent=1) + "\n"
 
 
 def hash_training_data(X, y, w, feature_names: Sequence[str]) -> str:
@@ -89,13 +74,24 @@ class BoosterPredictor:
         self.booster = booster
         self._device = None
 
+    def use_device(self, device: str) -> None:
+        """Put the booster on ``device`` (``"cpu"`` or ``"cuda"``) once.
+
+        Setting a booster parameter is not thread-safe, so :func:`permafrost.predict`
+        calls this before threads share the predictor; :meth:`predict` then finds the
+        booster already there and leaves it alone.
+        """
+        if device != self._device:
+            self.booster.set_param({"device": device})
+            self._device = device
+
     def predict(self, X, *, device: str | None = None):
-        """Probability of class 1 [-], 1-D float32, same array library as ``X``."""
-        xp = array_module(X)
-        dev = device or ("cuda" if xp is not np else "cpu")
-        if dev != self._device:
-            self.booster.set_param({"device": dev})
-            self._device = dev
+        """Probability of class 1 [-], 1-D float32, same array library as ``X``.
+
+        ``device`` defaults to the one that holds ``X`` (CuPy: ``cuda``, else ``cpu``).
+        """
+        xp = array_module_of(X)
+        self.use_device(device or ("cuda" if xp is not np else "cpu"))
         if X.shape[0] == 0:
             return xp.zeros(0, dtype=xp.float32)
         out = self.booster.inplace_predict(X, missing=np.nan)
@@ -137,7 +133,7 @@ class LinearPredictor:
 
     def predict(self, X, *, device: str | None = None):
         """Probability of class 1 [-], 1-D float32, same array library as ``X``."""
-        xp = array_module(X)
+        xp = array_module_of(X)
         X = xp.asarray(X, dtype=xp.float64)
         fill = xp.asarray(self.fill)
         X = xp.where(xp.isnan(X), fill[None, :], X)
@@ -221,6 +217,13 @@ class PZIModel:
                 f"columns in the order {self.feature_names}", field="X",
                 fix="stack the covariates in model.feature_names order")
 
+    def use_device(self, device: str) -> None:
+        """Put the predictor and the fold models on ``device`` (``"cpu"``/``"cuda"``) once,
+        before threads share them."""
+        for pred in (self.predictor, *self.fold_models):
+            if hasattr(pred, "use_device"):
+                pred.use_device(device)
+
     def predict_raw(self, X, *, device: str | None = None):
         """Uncalibrated probability of permafrost [-], 1-D float32 (NumPy or CuPy like ``X``).
 
@@ -267,7 +270,7 @@ class PZIModel:
                               fix="remove it or pass overwrite")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f"{target.name}.pftmp-", dir=target.parent))
+            tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix(target), dir=target.parent))
         except OSError as exc:
             raise OutputError(f"cannot write here ({exc.strerror})", path=target.parent,
                               fix="choose a writable output directory") from None
@@ -289,7 +292,7 @@ class PZIModel:
             (tmp / "metadata.json").write_text(to_json_text(meta))
             os.chmod(tmp, 0o755)
             if target.exists():
-                old = target.with_name(f"{target.name}.pftmp-old-{os.getpid()}")
+                old = target.with_name(f"{tmp_prefix(target)}old-{os.getpid()}")
                 os.replace(target, old)
                 os.replace(tmp, target)
                 shutil.rmtree(old, ignore_errors=True)

@@ -14,7 +14,12 @@ Class imbalance is handled explicitly: the training weight of a point is its lab
 times a class weight ``W / (2 W_c)`` (``W`` the summed label weights, ``W_c`` those of its
 class), so both classes carry equal total weight (King & Zeng 2001 "weighting").  The raw
 probabilities therefore refer to a balanced prior; the out-of-fold calibration (fitted with
-label weights only) maps them back to the true prevalence.
+label weights only) maps them back to the labels' weighted prevalence.  The PZI is then
+the probability of permafrost given the covariates *as the labels sample it*: it equals
+the landscape's probability where the labels sample places without regard to their class
+(a rock glacier's front, a borehole's site), which is the default assumption.  Where the
+sampling favoured one class, ``prevalence`` moves the PZI to a landscape prevalence given
+from an independent source (:func:`permafrost.calibration.prior_shift`).
 
 :func:`train_model` runs the whole chain: extraction of covariates at the labels, spatial
 block CV and random CV, cross-fitted calibration, importance, and returns a
@@ -40,7 +45,6 @@ explainable AI for trees. Nature Machine Intelligence 2, 56-67 (TreeSHAP).
 from __future__ import annotations
 
 import logging
-import platform
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -48,7 +52,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from permafrost.applicability import training_ranges
 from permafrost.backends import resolve_device, xgboost_gpu_usable
+from permafrost.defaults import CALIBRATION
 from permafrost.calibration import CALIBRATION_METHODS, apply_calibration, fit_calibration
 from permafrost.errors import DataError, ModelError
 from permafrost.metrics import binary_metrics, reliability_curve
@@ -59,6 +65,8 @@ from permafrost.model_io import (
     hash_training_data,
     load_model,
 )
+from permafrost.provenance import versions
+from permafrost.proxies import covariate_dependence
 
 __all__ = [
     "MODEL_KINDS",
@@ -192,8 +200,12 @@ class _XGBBase(ClassifierMixin, BaseEstimator):
         return self
 
     def raw_predictor(self) -> BoosterPredictor:
-        """The fitted booster as a :class:`~permafrost.model_io.BoosterPredictor`."""
-        return BoosterPredictor(self.booster_)
+        """The fitted booster as a :class:`~permafrost.model_io.BoosterPredictor` (one
+        wrapper per booster, so the booster's device is set once, not on every call)."""
+        pred = getattr(self, "_raw_predictor", None)
+        if pred is None or pred.booster is not self.booster_:
+            pred = self._raw_predictor = BoosterPredictor(self.booster_)
+        return pred
 
     def predict_proba(self, X):
         """Class probabilities (n, 2) [-]."""
@@ -438,15 +450,8 @@ class TrainReport:
         return asdict(self)
 
 
-def _versions() -> dict:
-    import sklearn  # noqa: PLC0415
-    import xgboost  # noqa: PLC0415
-
-    from permafrost import __version__  # noqa: PLC0415
-
-    return {"permafrost": __version__, "xgboost": xgboost.__version__,
-            "scikit-learn": sklearn.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
+#: the library versions a model's metadata records (:func:`permafrost.provenance.versions`)
+MODEL_VERSION_PACKAGES = ("permafrost", "xgboost", "scikit-learn", "numpy", "python")
 
 
 def _importance(est, X: np.ndarray, names: list[str], *, seed: int,
@@ -505,10 +510,12 @@ def _cross_fit(estimator_factory, X, y, w, folds, *, calibration, threshold, nam
 
 def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: str = "auto",
                 seed: int = 0, folds: int = 5, block_size: float | None = None,
-                calibration: str = "isotonic", label_col: str = "label",
+                block_size_rule: str | None = None,
+                calibration: str = CALIBRATION, label_col: str = "label",
                 group_col: str | None = "group", weight_col: str | None = "weight",
                 features: list[str] | None = None, params: dict | None = None,
                 random_cv: bool = True, threshold: float = 0.5, min_per_class: int = 10,
+                prevalence: float | None = None, prevalence_source: str | None = None,
                 keep_fold_models: bool = True, batch_size: int = 100_000,
                 labels_source=None, covariates_source=None) -> tuple[PZIModel, TrainReport]:
     """Train a calibrated, spatially cross-validated permafrost model.
@@ -531,6 +538,8 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
     block_size : float, optional
         Side of the spatial CV blocks [m]; default from the label variogram
         (:func:`permafrost.cv.default_block_size`).
+    block_size_rule : str, optional
+        How a given ``block_size`` was chosen (recorded in the metadata; default "given").
     calibration : {"isotonic", "sigmoid", "none"}
         Calibrator fitted on out-of-fold predictions.
     label_col, group_col, weight_col : str
@@ -543,6 +552,12 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
         Also run random (non-spatial) folds for comparison.
     threshold : float
         Fixed PZI threshold [-] for balanced accuracy and kappa (not tuned).
+    prevalence : float, optional
+        Share of permafrost [-] in the landscape, from an independent source; the
+        calibrated PZI is moved from the labels' weighted prevalence to it (Saerens et al.
+        2002).  Default: none (the labels sample places, not classes).
+    prevalence_source : str, optional
+        Where ``prevalence`` comes from (recorded in the model's metadata).
     min_per_class : int
         Fewest labels of each class accepted.
     keep_fold_models : bool
@@ -581,10 +596,19 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
         raise DataError("label column not found", path=labels_source, field=label_col,
                         fix=f"columns are {list(labels_gdf.columns)}")
     names = list(features) if features is not None else [str(v) for v in covariates_ds.data_vars]
+    twice = sorted({f for f in names if names.count(f) > 1})
+    if twice:
+        raise DataError(f"features listed more than once: {', '.join(twice)}",
+                        path=covariates_source, field="features", fix="list each feature once")
     missing = [f for f in names if f not in covariates_ds.data_vars]
     if missing:
         raise DataError(f"covariates {missing} not in the stack", path=covariates_source,
                         field="features", fix=f"available: {list(covariates_ds.data_vars)}")
+    refused = [f for f in names if any(c in f for c in "[]<")] if model == "xgboost" else []
+    if refused:  # XGBoost refuses these characters in feature names
+        raise DataError(f"covariate names with '[', ']' or '<' cannot be used by XGBoost: "
+                        f"{', '.join(refused)}", path=covariates_source, field="features",
+                        fix="rename the covariate files (e.g. ndvi_2019.tif)")
     lab = labels_gdf[label_col]
     try:
         yall = lab.astype(float).to_numpy()
@@ -632,7 +656,7 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
     if block_size is None:
         bsize, rule = default_block_size(mx, my, y, seed=seed)
     else:
-        bsize, rule = float(block_size), "given"
+        bsize, rule = float(block_size), block_size_rule or "given"
     groups = None
     if group_col and group_col in sub.columns:
         groups = sub[group_col].to_numpy(dtype=object)
@@ -656,6 +680,13 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
     t3 = time.perf_counter()
     final = factory().fit(pd.DataFrame(X, columns=names), y, sample_weight=w)
     cal_params = fit_calibration(raw, y, method=calibration, sample_weight=w)
+    label_prevalence = float(np.sum(w * y) / np.sum(w))
+    if prevalence is not None:
+        if not 0.0 < prevalence < 1.0:
+            raise ModelError(f"prevalence must lie in (0, 1), got {prevalence}",
+                             field="prevalence", fix="give the landscape's share of permafrost")
+        cal_params["prior_shift"] = {"from": label_prevalence, "to": float(prevalence),
+                                     "source": prevalence_source or "not given"}
     importance = _importance(final, X, names, seed=seed)
     t4 = time.perf_counter()
 
@@ -684,6 +715,8 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
         "training": {"n_labels_in": n_in, "n_labels_used": int(len(y)), "n_positive": npos,
                      "n_negative": nneg, "dropped": dropped,
                      "data_sha256": hash_training_data(X, y, w, names),
+                     # the domain of applicability (permafrost.applicability)
+                     "ranges": training_ranges(X, names),
                      "label_column": label_col, "group_column": group_col,
                      "weight_column": weight_col},
         "cv": {"block_size_m": float(bsize), "block_size_rule": rule, "folds": folds,
@@ -691,13 +724,24 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
                                                    "summary": report.spatial_summary},
                "random": {"per_fold": rd_folds, "summary": report.random_summary},
                "oof_calibrated": oof, "oof_raw": oof_raw},
+        "pzi_meaning": (
+            "calibrated probability of permafrost given the covariates, at the labels' "
+            f"weighted prevalence {label_prevalence:.3f} (labels taken to sample places, "
+            "not classes)" if prevalence is None else
+            f"calibrated probability of permafrost given the covariates, moved from the "
+            f"labels' weighted prevalence {label_prevalence:.3f} to a landscape prevalence "
+            f"of {prevalence:.3f} ({prevalence_source or 'source not given'}; Saerens et "
+            "al. 2002)"),
         "calibration": {"method": calibration, "fitted_on": "spatial-CV out-of-fold predictions",
+                        "label_prevalence": label_prevalence,
                         "reliability": report.reliability,
                         "reliability_raw": report.reliability_raw},
         "importance": importance,
+        # how the covariates stand in for each other (proxy warnings for scenarios)
+        "dependence": covariate_dependence(covariates_ds, names),
         "fold_models": "spatial-CV fold models (raw predictors) in folds/" if keep_fold_models
         else "not kept",
-        "versions": _versions(),
+        "versions": versions(MODEL_VERSION_PACKAGES),
     }
     pzi = PZIModel(predictor=final.raw_predictor(), calibration=cal_params, feature_names=names,
                    metadata=metadata, fold_models=fold_models if keep_fold_models else [])
@@ -734,6 +778,21 @@ def train_from_files(labels_path, covariates, out_dir, *, layer: str | None = No
     ds = build_stack(covariates, chunks=chunks, like=like)
     model, report = train_model(labels, ds, labels_source=labels_path,
                                 covariates_source=covariates, **kwargs)
-    model.metadata["inputs"] = {"labels": str(labels_path), "covariates": str(covariates)}
+    # relative to the model directory: the metadata (and the model's hash in the PZI's tags)
+    # does not depend on where the checkout lives
+    model.metadata["inputs"] = {"labels": _relative(labels_path, out_dir),
+                                "covariates": _relative(covariates, out_dir),
+                                "paths_relative_to": "the model directory"}
     model.save(out_dir)
     return model, report
+
+
+def _relative(path, base) -> str:
+    """``path`` relative to ``base`` with ``/`` separators (as given when it cannot be)."""
+    import os  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    try:
+        return Path(os.path.relpath(Path(path).resolve(), Path(base).resolve())).as_posix()
+    except (TypeError, ValueError):
+        return str(path)

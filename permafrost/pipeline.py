@@ -16,12 +16,12 @@ configuration, versions, device, step keys and timings) and hard links to its ma
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import json
 import logging
 import os
-import platform
 import shutil
 import time
 from collections.abc import Callable, Iterable
@@ -31,8 +31,10 @@ from typing import Any
 
 from permafrost import __version__
 from permafrost.config import BASELINE, CovariateChange, PipelineConfig, resolve_scenario
-from permafrost.errors import ConfigError, OutputError
+from permafrost.errors import ConfigError, OutputError, PermafrostError
 from permafrost.io._atomic import atomic_write_text
+from permafrost.io._lock import exclusive_lock, pid_alive
+from permafrost.provenance import canonical_json, file_digest, json_default, versions
 
 __all__ = [
     "StepSpec",
@@ -40,6 +42,8 @@ __all__ = [
     "StepRecord",
     "PipelineResult",
     "run_pipeline",
+    "plan_pipeline",
+    "PlannedStep",
     "file_digest",
     "canonical_json",
 ]
@@ -55,21 +59,6 @@ _PARTIAL = ".partial-"
 # hashing
 
 
-def canonical_json(obj: Any) -> str:
-    """Deterministic JSON (sorted keys, paths as strings) for hashing and manifests."""
-    return json.dumps(obj, sort_keys=True, default=_json_default, separators=(",", ":"))
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, Path):
-        return str(o)
-    if hasattr(o, "model_dump"):
-        return o.model_dump(mode="json")
-    if isinstance(o, (set, tuple)):
-        return list(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
 class _HashCache:
     """Content digests of input files, cached by (path, size, mtime) between runs."""
 
@@ -82,6 +71,10 @@ class _HashCache:
         self.dirty = False
 
     def digest(self, p: Path) -> str:
+        from permafrost.io.rasters import gdal_path, is_remote
+
+        if is_remote(p):  # a /vsi*/ path or URL: keyed by its address, not its bytes
+            return "url:" + str(gdal_path(p))
         p = p.resolve()
         if p.is_dir():
             h = hashlib.sha256()
@@ -103,15 +96,6 @@ class _HashCache:
         if self.dirty:
             atomic_write_text(self.path, json.dumps(self.data, sort_keys=True))
             self.dirty = False
-
-
-def file_digest(path: str | os.PathLike, *, chunk: int = 1 << 22) -> str:
-    """SHA-256 of a file's bytes, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------
@@ -147,7 +131,9 @@ class StepSpec:
     run: Callable[[StepContext], tuple[dict[str, str], dict[str, Any]]]
     enabled: Callable[[PipelineConfig], bool] = lambda cfg: True
     across_scenarios: bool = False  # the report: one for all scenarios
-    baseline_only: bool = False  # e.g. validation against today's boreholes
+    #: run only where no covariate is changed (the baseline, the reference): today's
+    #: boreholes and maps say nothing about a changed climate (validation)
+    present_only: bool = False
 
 
 @dataclass
@@ -221,7 +207,13 @@ def step_key(spec: StepSpec, options: Any, input_hashes: Any, upstream: dict[str
     payload = {"step": spec.name, "format": STEP_FORMAT, "version": __version__,
                "code": code_digest(),
                "options": options, "inputs": input_hashes, "upstream": upstream, "seed": seed}
-    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+    key = hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+    _BASIS[key] = json.loads(canonical_json(payload))  # kept in step.json: `run --dry-run` says why
+    return key
+
+
+#: what each key computed in this process was made of (key -> payload), for step.json
+_BASIS: dict[str, Any] = {}
 
 
 def _load_record(spec: StepSpec, key: str, d: Path) -> StepRecord | None:
@@ -246,13 +238,15 @@ def _execute(spec: StepSpec, ctx_args: dict, key: str, final: Path, force: bool,
     if not force:
         rec = _load_record(spec, key, final)
         if rec is not None:
+            log.info("%s · %s: up to date (%s)", ctx_args["scenario"], spec.name, final)
             on_event("skip", {"step": spec.name, "scenario": ctx_args["scenario"], "key": key})
             return rec
     final.parent.mkdir(parents=True, exist_ok=True)
-    for stale in final.parent.glob(final.name + _PARTIAL + "*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    _remove_dead_partials(final)
     work = final.parent / f"{final.name}{_PARTIAL}{os.getpid()}"
     work.mkdir()
+    log.info("%s · %s: running, key %s, into %s", ctx_args["scenario"], spec.name, key[:16], work)
+    log.debug("%s · %s: key made of %s", ctx_args["scenario"], spec.name, _BASIS.get(key))
     on_event("start", {"step": spec.name, "scenario": ctx_args["scenario"], "key": key})
     t0 = time.perf_counter()
     try:
@@ -263,9 +257,9 @@ def _execute(spec: StepSpec, ctx_args: dict, key: str, final: Path, force: bool,
                 raise OutputError(f"step {spec.name!r} did not write its output {label!r}",
                                   path=work / rel)
         meta = {"key": key, "step": spec.name, "outputs": outputs, "summary": summary,
-                "seconds": round(seconds, 3)}
+                "seconds": round(seconds, 3), "basis": _BASIS.get(key)}
         (work / "step.json").write_text(json.dumps(meta, indent=2, sort_keys=True,
-                                                   default=_json_default))
+                                                   default=json_default))
         if final.exists():  # forced rerun: replace the old directory
             trash = final.parent / f"{final.name}{_PARTIAL}old-{os.getpid()}"
             os.replace(final, trash)
@@ -283,6 +277,28 @@ def _execute(spec: StepSpec, ctx_args: dict, key: str, final: Path, force: bool,
     on_event("done", {"step": spec.name, "scenario": ctx_args["scenario"], "key": key,
                       "seconds": seconds, "summary": summary})
     return rec
+
+
+def _partial_owner(d: Path, final: Path) -> int | None:
+    """The pid in ``<key>.partial-<pid>`` or ``<key>.partial-old-<pid>`` (None if not ours)."""
+    tail = d.name[len(final.name) + len(_PARTIAL):]
+    tail = tail.removeprefix("old-")
+    return int(tail) if tail.isdigit() else None
+
+
+def _remove_dead_partials(final: Path) -> None:
+    """Remove the temporary directories of ``final`` whose owner process is dead.
+
+    A live owner's directory is never touched (another process may be writing into it);
+    our own pid's is a leftover of a dead earlier process that had the same pid, because
+    a step runs once at a time in a process.
+    """
+    for stale in final.parent.glob(final.name + _PARTIAL + "*"):
+        pid = _partial_owner(stale, final)
+        if pid is None or (pid != os.getpid() and pid_alive(pid)):
+            continue
+        log.info("removing a temporary step directory left by a dead process: %s", stale)
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def _needed(specs: list[StepSpec], only: str | None) -> set[str]:
@@ -335,12 +351,44 @@ def run_pipeline(
     out = config.pipeline.output_dir
     try:
         out.mkdir(parents=True, exist_ok=True)
+        (out / ".cache").mkdir(exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create the output directory ({exc.strerror})", path=out,
-                          field="pipeline.output_dir", fix="choose a writable directory") from None
+        raise _output_dir_error(exc, out) from None
+    # one run at a time per output directory: a second one refuses with one line
+    with exclusive_lock(out / ".cache" / "lock", what="output directory", target=out,
+                        field="pipeline.output_dir"):
+        try:
+            return _run_locked(config, out, steps=steps, scenarios=scenarios, force=force,
+                               only=only, on_event=on_event)
+        except OSError as exc:
+            if isinstance(exc, PermafrostError) or exc.errno not in _FS_ERRNOS:
+                raise
+            raise _output_dir_error(exc, Path(exc.filename) if exc.filename else out) from None
+
+
+#: errno values that say the output's file system cannot take the write
+_FS_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
+
+
+def _output_dir_error(exc: OSError, where: Path) -> OutputError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return OutputError("the disk is full; finished steps are kept", path=where,
+                           field="pipeline.output_dir",
+                           fix="free space or choose another output_dir, then rerun")
+    if exc.errno == errno.EROFS:
+        return OutputError("the file system is read-only", path=where,
+                           field="pipeline.output_dir",
+                           fix="choose an output_dir on a writable file system")
+    return OutputError(f"cannot write the output directory ({exc.strerror or exc})", path=where,
+                       field="pipeline.output_dir", fix="choose a writable directory")
+
+
+def _run_locked(config: PipelineConfig, out: Path, *, steps: list[StepSpec],
+                scenarios: list[str] | None, force: bool, only: str | None,
+                on_event: Callable[[str, dict], None]) -> PipelineResult:
     cache = _HashCache(out / ".cache" / "hashes.json")
     need = _needed(steps, only)
-    names = [BASELINE, *[s for s in (scenarios or []) if s != BASELINE]]
+    names = config.runs(scenarios)
     results: dict[str, dict[str, StepRecord]] = {}
     resolved: dict[str, PipelineConfig] = {}
     changes_by: dict[str, dict] = {}
@@ -352,7 +400,7 @@ def run_pipeline(
         for spec in steps:
             if spec.across_scenarios or spec.name not in need or not spec.enabled(cfg):
                 continue
-            if spec.baseline_only and sc != BASELINE:
+            if spec.present_only and changes:
                 continue
             missing = [d for d in spec.deps if d not in recs and _dep_enabled(steps, d, cfg)]
             if missing:
@@ -372,11 +420,14 @@ def run_pipeline(
     for spec in steps:
         if spec.across_scenarios and spec.name in need and spec.enabled(config):
             opts = spec.options(config, {})
-            upstream_keys = {f"{sc}:{n}": r.key for sc, recs in results.items() for n, r in recs.items()}
+            # every scenario of the pipeline whose results are up to date on disk, not only
+            # the ones run now: a baseline-only rerun keeps the scenarios in the report
+            shown = _scenarios_for_report(config, steps, spec, results, cache, seed, out)
+            upstream_keys = {f"{sc}:{n}": r.key for sc, recs in shown.items() for n, r in recs.items()}
             key = step_key(spec, opts, _hash_inputs(spec.inputs(config, {}), cache), upstream_keys, seed)
             final = out / "steps" / spec.name / key[:16]
             ctx = dict(config=config, scenario=BASELINE, covariate_changes={},
-                       upstream=results.get(BASELINE, {}), seed=seed, scenarios=results)
+                       upstream=results.get(BASELINE, {}), seed=seed, scenarios=shown)
             report = _execute(spec, ctx, key, final, force, on_event)
     cache.save()
     if report is not None:  # a stable address for the latest report
@@ -390,6 +441,48 @@ def run_pipeline(
 
 def _dep_enabled(steps: list[StepSpec], name: str, cfg: PipelineConfig) -> bool:
     return any(s.name == name and s.enabled(cfg) for s in steps)
+
+
+def _scenarios_for_report(config: PipelineConfig, steps: list[StepSpec], spec: StepSpec,
+                          results: dict[str, dict[str, StepRecord]], cache: _HashCache, seed: int,
+                          out: Path) -> dict[str, dict[str, StepRecord]]:
+    """The records an across-scenario step (the report) shows: the scenarios run now, plus
+    every other scenario of the pipeline whose steps up to ``spec.deps`` are complete and up
+    to date on disk (same keys as a run would compute; nothing is run). Pipeline order."""
+    shown: dict[str, dict[str, StepRecord]] = {}
+    for sc in [*config.runs(list(config.scenarios)), *results]:
+        if sc in shown:
+            continue
+        if sc in results:
+            shown[sc] = results[sc]
+            continue
+        try:
+            recs = _records_on_disk(config, steps, sc, cache, seed, out)
+        except (OSError, PermafrostError):  # e.g. a scenario's changed input is gone
+            continue
+        if all(d in recs for d in spec.deps):
+            shown[sc] = recs
+    return shown
+
+
+def _records_on_disk(config: PipelineConfig, steps: list[StepSpec], scenario: str,
+                     cache: _HashCache, seed: int, out: Path) -> dict[str, StepRecord]:
+    """A scenario's step records that exist and are up to date, in chain order, stopping
+    at the first that is not (its key computed as in a run; nothing is executed)."""
+    cfg, changes = resolve_scenario(config, scenario)
+    recs: dict[str, StepRecord] = {}
+    for s in steps:
+        if s.across_scenarios or not s.enabled(cfg) or (s.present_only and changes):
+            continue
+        if any(d not in recs and _dep_enabled(steps, d, cfg) for d in s.deps):
+            break
+        key = step_key(s, s.options(cfg, changes), _hash_inputs(s.inputs(cfg, changes), cache),
+                       {d: recs[d].key for d in s.deps if d in recs}, seed)
+        rec = _load_record(s, key, out / "steps" / s.name / key[:16])
+        if rec is None:
+            break
+        recs[s.name] = rec
+    return recs
 
 
 _LINK_MARK = ".link-"
@@ -417,22 +510,30 @@ def _remove_stale_links(d: Path) -> None:
             stale.unlink()
 
 
-def versions() -> dict[str, str]:
-    """Versions of Python, permafrost and the libraries that shape its outputs."""
-    from importlib.metadata import PackageNotFoundError, version
+def pipeline_dir(cfg: PipelineConfig) -> Path:
+    """The directory that recorded paths are relative to: the pipeline file's (or, for a
+    configuration built in memory, the output directory)."""
+    return Path(cfg.source).resolve().parent if cfg.source else Path(cfg.pipeline.output_dir)
 
-    out = {"python": platform.python_version(), "permafrost": __version__}
-    for pkg in ("numpy", "xarray", "rioxarray", "rasterio", "geopandas", "xgboost", "scikit-learn",
-                "dask", "mintpy"):
-        with contextlib.suppress(PackageNotFoundError):
-            out[pkg] = version(pkg)
+
+def relative_path(path: str | os.PathLike, base: str | os.PathLike) -> str:
+    """``path`` relative to ``base`` with ``/`` separators (absolute only when it cannot be
+    relative, e.g. on another Windows drive): provenance that does not name the machine."""
     try:
-        from osgeo import gdal  # noqa: F401
-    except ImportError:
-        import rasterio
+        rel = os.path.relpath(Path(path).resolve(), Path(base).resolve())
+    except ValueError:
+        return Path(path).as_posix()
+    return Path(rel).as_posix()
 
-        out["gdal"] = rasterio.__gdal_version__
-    return out
+
+def _relative_paths(obj: Any, base: Path) -> Any:
+    if isinstance(obj, Path):
+        return relative_path(obj, base)
+    if isinstance(obj, dict):
+        return {k: _relative_paths(v, base) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_relative_paths(v, base) for v in obj]
+    return obj
 
 
 def _write_manifest(out: Path, scenario: str, cfg: PipelineConfig, changes: dict,
@@ -440,7 +541,9 @@ def _write_manifest(out: Path, scenario: str, cfg: PipelineConfig, changes: dict
     d = out / scenario
     d.mkdir(parents=True, exist_ok=True)
     _remove_stale_links(d)
-    inputs = {str(p): cache.digest(p) for p in sorted(set(_flatten_inputs(
+    # paths relative to the pipeline file: the manifest does not depend on where it lives
+    base = pipeline_dir(cfg)
+    inputs = {relative_path(p, base): cache.digest(p) for p in sorted(set(_flatten_inputs(
         cfg.inputs.model_dump())), key=str) if Path(p).exists()}
     steps_info, links = {}, {}
     for name, r in recs.items():
@@ -455,17 +558,218 @@ def _write_manifest(out: Path, scenario: str, cfg: PipelineConfig, changes: dict
     manifest = {
         "pipeline": cfg.pipeline.name,
         "scenario": scenario,
-        "source": str(cfg.source) if cfg.source else None,
-        "configuration": json.loads(canonical_json(cfg.model_dump(mode="json", by_alias=True,
-                                                                  exclude={"scenarios"}))),
+        "source": cfg.source.name if cfg.source else None,
+        "source_sha256": file_digest(cfg.source) if cfg.source and cfg.source.is_file() else None,
+        "paths_relative_to": ("the pipeline file's directory" if cfg.source
+                              else "the output directory"),
+        "configuration": json.loads(canonical_json(_relative_paths(
+            cfg.model_dump(by_alias=True, exclude={"scenarios"}), base))),
         "covariate_changes": {k: v.model_dump(mode="json", exclude_none=True) for k, v in changes.items()},
         "inputs": inputs,
         "steps": steps_info,
         "outputs": links,
         "report": str(report.outputs["html"].relative_to(out)) if report and "html" in report.outputs else None,
+        "report_step": {"key": report.key, "directory": str(report.directory.relative_to(out))}
+        if report else None,
         "versions": versions(),
         "timings": {name: {"status": r.status, "seconds": round(r.seconds, 3)} for name, r in recs.items()},
     }
     path = d / "manifest.json"
-    atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True, default=_json_default))
+    atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True, default=json_default))
     return path
+
+
+# ---------------------------------------------------------------------------------------
+# planning (read-only): `permafrost run --dry-run`
+
+
+@dataclass
+class PlannedStep:
+    """What a run would do with one step of one scenario, and why."""
+
+    scenario: str
+    step: str
+    key: str
+    action: str  # "run" or "up to date"
+    reasons: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"scenario": self.scenario, "step": self.step, "key": self.key[:16],
+                "action": self.action, "reasons": list(self.reasons)}
+
+
+def plan_pipeline(
+    config: PipelineConfig,
+    *,
+    steps: list[StepSpec],
+    scenarios: list[str] | None = None,
+    force: bool = False,
+    only: str | None = None,
+) -> list[PlannedStep]:
+    """Which steps :func:`run_pipeline` would run with these arguments, and why; runs nothing.
+
+    Reads the input files (to hash them) and the output directory; writes nothing, takes no
+    lock.  A step runs when its directory for the key it would get is missing or incomplete.
+    The reasons compare that key's makings with the step's latest run for the scenario (its
+    ``manifest.json``): changed options, changed input contents, an upstream step that
+    changes, other code or seed, or outputs missing.
+
+    Returns
+    -------
+    list of PlannedStep
+        In run order: each scenario's steps, then the across-scenario steps (the report).
+    """
+    out = config.pipeline.output_dir
+    cache = _HashCache(out / ".cache" / "hashes.json")  # read, never saved here
+    need = _needed(steps, only)
+    plan: list[PlannedStep] = []
+    keys: dict[str, dict[str, str]] = {}
+    changed: set[str] = set()  # "scenario:step" whose key differs from the last run's
+    for sc in config.runs(scenarios):
+        cfg, changes = resolve_scenario(config, sc)
+        previous = _previous_bases(out, sc)
+        keys[sc] = {}
+        for spec in steps:
+            if spec.across_scenarios or spec.name not in need or not spec.enabled(cfg):
+                continue
+            if getattr(spec, "present_only", False) and changes:
+                continue
+            up = {d: keys[sc][d] for d in spec.deps if d in keys[sc]}
+            key = step_key(spec, spec.options(cfg, changes),
+                           _hash_inputs(spec.inputs(cfg, changes), cache), up, config.pipeline.seed)
+            keys[sc][spec.name] = key
+            final = out / "steps" / spec.name / key[:16]
+            p = _plan_one(sc, spec, key, final,
+                          previous.get(spec.name) or _newest_run(out, spec.name),
+                          force and only in (None, spec.name),
+                          [d for d in spec.deps if f"{sc}:{d}" in changed])
+            if p.action == "run" and previous.get(spec.name, {}).get("key") != key:
+                changed.add(f"{sc}:{spec.name}")
+            plan.append(p)
+    for spec in steps:
+        if spec.across_scenarios and spec.name in need and spec.enabled(config):
+            # the upstream keys of the report also cover scenarios not named here (they stay in
+            # the report when up to date on disk); the plan names the ones asked for
+            up = {f"{sc}:{n}": k for sc, ks in keys.items() for n, k in ks.items()}
+            key = step_key(spec, spec.options(config, {}),
+                           _hash_inputs(spec.inputs(config, {}), cache), up, config.pipeline.seed)
+            final = out / "steps" / spec.name / key[:16]
+            prev = _previous_bases(out, BASELINE).get(spec.name) or _newest_run(out, spec.name)
+            p = _plan_one("all", spec, key, final, prev, force, sorted(changed))
+            plan.append(p)
+    return plan
+
+
+def _previous_bases(out: Path, scenario: str) -> dict[str, dict[str, Any]]:
+    """Step name -> {"key", "basis"} of the scenario's latest run (from its manifest)."""
+    try:
+        manifest = json.loads((out / scenario / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    entries = dict(manifest.get("steps") or {})
+    if manifest.get("report_step"):
+        entries["report"] = manifest["report_step"]
+    for name, info in entries.items():
+        if not isinstance(info, dict) or "key" not in info:
+            continue
+        basis = None
+        d = info.get("directory")
+        if d:
+            try:
+                basis = json.loads((out / d / "step.json").read_text()).get("basis")
+            except (OSError, ValueError):
+                basis = None
+        found[name] = {"key": info["key"], "basis": basis}
+    return found
+
+
+def _newest_run(out: Path, step: str) -> dict[str, Any] | None:
+    """The newest finished run of ``step`` in the output directory (any scenario): the
+    comparison when the scenario's manifest does not list the step (e.g. after ``--only``)."""
+    metas = [m for m in (out / "steps" / step).glob("*/step.json") if _PARTIAL not in m.parent.name]
+    if not metas:
+        return None
+    newest = max(metas, key=lambda m: m.stat().st_mtime_ns)
+    try:
+        info = json.loads(newest.read_text())
+    except (OSError, ValueError):
+        return None
+    return {"key": info.get("key"), "basis": info.get("basis"), "newest": True}
+
+
+def _plan_one(scenario: str, spec: StepSpec, key: str, final: Path,
+              prev: dict[str, Any] | None, force: bool, upstream_changed: list[str]) -> PlannedStep:
+    on_disk = _load_record(spec, key, final) is not None
+    if on_disk and not force:
+        return PlannedStep(scenario, spec.name, key, "up to date", [])
+    reasons: list[str] = []
+    if force:
+        reasons.append("--force")
+    if on_disk:
+        return PlannedStep(scenario, spec.name, key, "run", reasons)
+    if prev is None:
+        reasons.append("no earlier run")
+    elif prev["key"] == key:
+        reasons.append("outputs missing")
+    else:
+        why = _why_key_changed(prev.get("basis"), _BASIS.get(key) or {}, upstream_changed)
+        if prev.get("newest"):  # not this scenario's recorded run: say what it is compared with
+            why = [f"against this step's newest run: {why[0]}", *why[1:]] if why else why
+        reasons.extend(why)
+    if final.parent.is_dir() and any(final.parent.glob(final.name + _PARTIAL + "*")):
+        reasons.append("an interrupted run left partial outputs")
+    return PlannedStep(scenario, spec.name, key, "run", reasons or ["its key changed"])
+
+
+def _why_key_changed(old: dict[str, Any] | None, new: dict[str, Any],
+                     upstream_changed: list[str]) -> list[str]:
+    if not old:
+        return ["its key changed (the earlier run did not record why)"]
+    reasons = []
+    oo, no = old.get("options"), new.get("options")
+    if oo != no:
+        if isinstance(oo, dict) and isinstance(no, dict):
+            fo, fn = _flat(oo), _flat(no)
+            diff = [f"{k} {_short(fo, k)} -> {_short(fn, k)}"
+                    for k in sorted(set(fo) | set(fn))
+                    if k not in fo or k not in fn or fo[k] != fn[k]]
+            reasons.append("options changed: " + "; ".join(diff))
+        else:
+            reasons.append("options changed")
+    oi, ni = old.get("inputs"), new.get("inputs")
+    if oi != ni:
+        if isinstance(oi, dict) and isinstance(ni, dict):
+            names = [k for k in sorted(set(oi) | set(ni)) if oi.get(k) != ni.get(k)]
+            reasons.append("input changed (content hash): " + ", ".join(names))
+        else:
+            reasons.append("input changed (content hash)")
+    if old.get("upstream") != new.get("upstream"):
+        reasons.append("upstream changed: " + (", ".join(upstream_changed) or ", ".join(
+            k for k in sorted(set(old.get("upstream") or {}) | set(new.get("upstream") or {}))
+            if (old.get("upstream") or {}).get(k) != (new.get("upstream") or {}).get(k))))
+    if old.get("code") != new.get("code") or old.get("version") != new.get("version") \
+            or old.get("format") != new.get("format"):
+        reasons.append("permafrost's code changed")
+    if old.get("seed") != new.get("seed"):
+        reasons.append(f"seed {old.get('seed')} -> {new.get('seed')}")
+    return reasons
+
+
+def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"labels": {"sampling": "front"}}`` -> ``{"labels.sampling": "front"}``."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _short(d: dict[str, Any], k: str) -> str:
+    if k not in d:
+        return "(none)"
+    text = json.dumps(d[k], sort_keys=True, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+

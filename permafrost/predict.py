@@ -30,6 +30,7 @@ import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +42,18 @@ import xarray as xr
 from affine import Affine
 from rasterio.errors import RasterioIOError
 
-from permafrost.area import ZONE_CODES, classify_zones
+from permafrost.area import ZONE_CODES, ZONE_LIMITS, classify_zones
 from permafrost.backends import (
     array_module,
     open_executor,
     resolve_device,
     to_host,
 )
+from permafrost.defaults import PREDICT_CHUNK
 from permafrost.errors import (CRSError, DataError, GridMismatchError, InputError,
                                InputFileError, ModelError, OutputError)
-from permafrost.io._atomic import TMP_MARK, atomic_path, atomic_write_text
+from permafrost.io._atomic import (TMP_MARK, atomic_path, atomic_write_text, sibling_name,
+                                   tmp_prefix)
 from permafrost.io.rasters import (
     RASTER_SUFFIXES,
     grids_equal,
@@ -59,6 +62,7 @@ from permafrost.io.rasters import (
     set_gdal_cache,
     write_cog,
 )
+from permafrost.provenance import canonical_json, file_digest, versions
 
 __all__ = [
     "PredictResult",
@@ -71,6 +75,20 @@ log = logging.getLogger(__name__)
 
 #: nodata code of the zone raster (as :func:`permafrost.area.classify_zones` writes it)
 ZONE_NODATA = 255
+
+#: colour table of the zone raster (Brown et al. 1997 classes, light to dark blue as in the
+#: report; "none" light grey; nodata transparent), so GIS show the zones without styling
+ZONE_COLOUR_TABLE = {0: (240, 240, 240, 255), 1: (198, 219, 239, 255), 2: (107, 174, 214, 255),
+                     3: (33, 113, 181, 255), 4: (8, 48, 107, 255), ZONE_NODATA: (0, 0, 0, 0)}
+
+
+def _zone_category_names() -> list[str]:
+    """GDAL category names of the zone codes 0, 1, 2... (nodata 255 needs none)."""
+    names = [""] * (max(ZONE_CODES.values()) + 1)
+    for name, code in ZONE_CODES.items():
+        names[code] = name
+    return names
+
 
 #: version of the block-cache layout (part of the cache key)
 _CACHE_FORMAT = 1
@@ -138,11 +156,10 @@ def predict_block(
     spread = xp.full(ny * nx, np.nan, dtype=np.float32) if uncertainty else None
     if n_valid:
         X = xp.ascontiguousarray(b.reshape(nf, ny * nx)[:, valid].T)
-        dev = device if device == "cuda" else None
-        p = model.calibrate(model.predict_raw(X, device=dev))
+        p = model.calibrate(model.predict_raw(X, device=device))
         pzi[valid] = xp.clip(xp.asarray(p, dtype=np.float32), 0.0, 1.0)
         if uncertainty:
-            spread[valid] = _fold_spread(model, X, xp=xp, device=dev)
+            spread[valid] = _fold_spread(model, X, xp=xp, device=device)
     counts = {"pixels": int(ny * nx), "valid": n_valid, "missing": int(xp.count_nonzero(missing)),
               "masked": n_masked}
     pzi_h = to_host(pzi).reshape(ny, nx)
@@ -206,6 +223,43 @@ class PredictResult:
 ProgressCallback = Callable[[str, int, int], None]
 
 
+def _locked_outputs(func):
+    """Hold an exclusive lock on every output of :func:`predict_raster` while it runs: two
+    predictions to one target would share its block cache and temporary files."""
+    import functools
+    import inspect
+
+    sig = inspect.signature(func)
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        import contextlib
+
+        from permafrost.io._atomic import sibling_name
+        from permafrost.io._lock import LOCK_SUFFIX, exclusive_lock
+
+        bound = sig.bind(*args, **kwargs)
+        outs = [Path(bound.arguments[k]) for k in ("out", "zones", "uncertainty")
+                if bound.arguments.get(k) is not None]
+        with contextlib.ExitStack() as stack:
+            for o in dict.fromkeys(p.absolute() for p in outs):
+                try:
+                    o.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise OutputError(f"cannot create the output directory ({exc.strerror})",
+                                      path=o.parent, fix="choose an output path in a "
+                                      "writable directory") from None
+                lock = o.parent / sibling_name(o.name, prefix=".", suffix=LOCK_SUFFIX)
+                stack.enter_context(exclusive_lock(lock, what="output", target=o,
+                                                   remove=True))
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+@_locked_outputs
+
+
 def predict_raster(
     model: Any,
     covariates: Any,
@@ -214,7 +268,7 @@ def predict_raster(
     zones: str | os.PathLike | None = None,
     uncertainty: str | os.PathLike | None = None,
     mask: str | os.PathLike | None = None,
-    chunk: int = 1024,
+    chunk: int = PREDICT_CHUNK,
     device: str = "auto",
     workers: int | None = None,
     scheduler: str | None = None,
@@ -309,8 +363,10 @@ def predict_raster(
                        fix="write one to the rasters")
     ny, nx = int(ds.rio.height), int(ds.rio.width)
     transform = ds.rio.transform()
-    # one tiny prediction here, so that a predictor that configures its booster on first
-    # use (device parameter) does so before threads share it
+    # the boosters go to the device once, here, before threads share them; one tiny
+    # prediction then lets XGBoost finish configuring them (also before the threads)
+    if hasattr(pzi_model, "use_device"):
+        pzi_model.use_device(dev)
     predict_block(pzi_model, np.zeros((len(features), 1, 1), np.float32), device=dev,
                   uncertainty=uncertainty is not None)
     arrays = [_as_dask(ds[f], chunk) for f in features]
@@ -320,7 +376,8 @@ def predict_raster(
     key = _cache_key(pzi_model, model_path, ds, features, mask_info, chunk, dev,
                      uncertainty is not None)
     default_cache = cache_dir is None
-    cache_root = Path(cache_dir) if cache_dir is not None else out.parent / f".{out.name}.pfblocks"
+    cache_root = (Path(cache_dir) if cache_dir is not None
+                  else out.parent / sibling_name(out.name, prefix=".", suffix=".pfblocks"))
     cache = cache_root / key[:32]
     _prepare_cache(cache_root, cache, resume=resume, prune_others=default_cache)
     _remove_stale_temporaries(outputs)
@@ -390,7 +447,8 @@ def predict_raster(
                         "value, and the mask")
 
     # --- phase 2: stream the cache into COGs (threads of this process)
-    tags = _provenance(pzi_model, model_path, ds, features, cov_source, mask_info, dev)
+    tags = _provenance(pzi_model, model_path, ds, features, cov_source, mask_info, dev,
+                       root=Path(out).resolve().parent)
     coords = {"y": ds["y"].values, "x": ds["x"].values}
     n_out = len(outputs)
     written = 0
@@ -426,8 +484,10 @@ def predict_raster(
                                                               key=lambda kv: kv[1]))
             write_cog(zda, zones, nodata=ZONE_NODATA, dtype="uint8",
                       description="permafrost zone", overview_resampling="nearest",
+                      colormap=ZONE_COLOUR_TABLE, category_names=_zone_category_names(),
                       tags={**tags, "PZI_CONTENT": f"permafrost zones (Brown et al. 1997): "
-                            f"{legend}, {ZONE_NODATA}=nodata; limits 0.01/0.1/0.5/0.9, "
+                            f"{legend}, {ZONE_NODATA}=nodata; limits "
+                            f"{'/'.join(f'{lo:g}' for lo in ZONE_LIMITS)}, "
                             "lower bound inclusive"})
             _wrote()
         if uncertainty is not None:
@@ -558,7 +618,7 @@ def _open_mask(mask: Any, ds: xr.Dataset, *, chunk: int, transform: Affine
     p = Path(mask)
     from permafrost.io.vectors import VECTOR_SUFFIXES, read_vector
 
-    fp = _file_fingerprint(p) if p.exists() else None
+    fp = file_digest(p) if p.exists() else None
     if p.suffix.lower() in VECTOR_SUFFIXES:
         gdf = read_vector(p, allow_empty=True)
         gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
@@ -641,14 +701,9 @@ def _remove_stale_temporaries(outputs: Sequence[Path]) -> None:
     """Temporary files of a killed earlier run for the same outputs (never the outputs)."""
     for p in outputs:
         if p.parent.is_dir():
-            for leftover in p.parent.glob(f"{p.name}{TMP_MARK}*"):
+            for leftover in p.parent.glob(f"{glob_escape(tmp_prefix(p))}*"):
                 log.info("removing a temporary file left by an interrupted run: %s", leftover)
                 leftover.unlink(missing_ok=True)
-
-
-def _file_fingerprint(p: Path) -> list[Any]:
-    st = p.stat()
-    return [str(p.resolve()), st.st_size, st.st_mtime_ns]
 
 
 def model_fingerprint(model: Any, path: str | os.PathLike | None = None) -> str:
@@ -675,8 +730,24 @@ def model_fingerprint(model: Any, path: str | os.PathLike | None = None) -> str:
     return h.hexdigest()
 
 
-def _covariate_sources(ds: xr.Dataset, features: Sequence[str]) -> dict[str, str]:
-    return {f: str(ds[f].attrs.get("source", "")) for f in features}
+def _covariate_sources(ds: xr.Dataset, features: Sequence[str],
+                       root: Path | None = None) -> dict[str, str]:
+    return {f: _relative(ds[f].attrs.get("source", ""), root) for f in features}
+
+
+def _relative(path: Any, root: Path | None) -> str:
+    """A file path relative to ``root`` (``/`` separators); other text unchanged.
+
+    Tags then name inputs by where they lie relative to the output, not by where the
+    checkout lives, so copies of a run in two directories write the same bytes.
+    """
+    text = str(path) if path is not None else ""
+    if root is None or not text or text.startswith("<") or "://" in text:
+        return text
+    try:
+        return Path(os.path.relpath(Path(text).resolve(), root)).as_posix()
+    except ValueError:  # another drive (Windows)
+        return Path(text).as_posix()
 
 
 def _cache_key(model, model_path, ds, features, mask_info, chunk, device, uncertainty) -> str:
@@ -685,7 +756,7 @@ def _cache_key(model, model_path, ds, features, mask_info, chunk, device, uncert
     covs = {}
     for f in features:
         src = ds[f].attrs.get("source")
-        covs[f] = (_file_fingerprint(Path(src)) if src and Path(src).exists()
+        covs[f] = (file_digest(Path(src)) if src and Path(src).exists()
                    else tokenize(ds[f].data))
     payload = {
         "format": _CACHE_FORMAT,
@@ -699,31 +770,35 @@ def _cache_key(model, model_path, ds, features, mask_info, chunk, device, uncert
         "device": device,
         "uncertainty": bool(uncertainty),
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+#: the library versions the PZI_VERSIONS tag names (:func:`permafrost.provenance.versions`)
+TAG_VERSION_PACKAGES = ("permafrost", "xgboost", "numpy", "dask", "rasterio", "gdal")
 
 
 def _versions() -> str:
-    import rasterio
-    import xgboost
-
-    from permafrost import __version__
-
-    return (f"permafrost {__version__}; xgboost {xgboost.__version__}; numpy {np.__version__}; "
-            f"dask {dask.__version__}; rasterio {rasterio.__version__}; "
-            f"GDAL {rasterio.__gdal_version__}")
+    return "; ".join(f"{'GDAL' if k == 'gdal' else k} {v}"
+                     for k, v in versions(TAG_VERSION_PACKAGES).items())
 
 
-def _provenance(model, model_path, ds, features, cov_source, mask_info, device
-                ) -> dict[str, str]:
-    """Dataset tags: deterministic (no time stamp, no backend), so reruns give equal bytes."""
+def _provenance(model, model_path, ds, features, cov_source, mask_info, device,
+                root: Path | None = None) -> dict[str, str]:
+    """Dataset tags: deterministic (no time stamp, no backend), so reruns give equal bytes.
+
+    Paths are relative to ``root`` (the output's directory, tag ``PZI_PATHS_RELATIVE_TO``)
+    and the model carries its content hash: no tag names the machine or the checkout.
+    """
+    mask_tag = {k: (_relative(v, root) if k == "path" else v)
+                for k, v in (mask_info or {}).items() if k != "fingerprint"}
     return {
-        "PZI_MODEL": str(Path(model_path).resolve()) if model_path else "<in-memory model>",
+        "PZI_MODEL": _relative(model_path, root) if model_path else "<in-memory model>",
         "PZI_MODEL_SHA256": model_fingerprint(model, model_path),
         "PZI_FEATURES": ",".join(features),
-        "PZI_COVARIATES": json.dumps(_covariate_sources(ds, features), sort_keys=True),
-        "PZI_COVARIATE_SOURCE": str(cov_source),
-        "PZI_MASK": json.dumps({k: v for k, v in (mask_info or {}).items()
-                                if k != "fingerprint"}, sort_keys=True) if mask_info else "none",
+        "PZI_COVARIATES": json.dumps(_covariate_sources(ds, features, root), sort_keys=True),
+        "PZI_COVARIATE_SOURCE": _relative(cov_source, root),
+        "PZI_MASK": json.dumps(mask_tag, sort_keys=True) if mask_info else "none",
+        "PZI_PATHS_RELATIVE_TO": "this file's directory" if root is not None else "as given",
         "PZI_DEVICE": device,
         "PZI_VERSIONS": _versions(),
     }

@@ -10,9 +10,17 @@ Bundle keys
 -----------
 ``title`` (str), ``provenance`` (dict), ``stats`` (stats JSON), ``validation`` (validation
 JSON), ``model`` (model metadata JSON), ``scenarios`` ({name: stats JSON}),
-``maps``: ``{"pzi": {"array", "extent", "crs"}, "dem": {...}, "agreement": {name: {...}}}``
+``kinematics`` (counts from the kinematics GeoPackage: ``class_activity``,
+``inventory_vs_insar``, ``insar_change``, ``uncertain_reasons``, ``tracks``,
+``track_pixels``), ``maps``: ``{"pzi": {"array", "extent", "crs"}, "uncertainty": {...},
+"dem": {...}, "agreement": {name: {...}}, "mask": {"geometries", "name"},
+"kinematics": {"geometries", "v_cm_yr", "activity", "extent", "crs"}}``
 (``extent`` = ``[left, right, bottom, top]`` in the map CRS), ``labels``:
 ``{"x": [...], "y": [...], "label": [...], "source": [...]}`` in the map CRS.
+
+Every map has a hillshade of the DEM (computed with the pixel spacing in metres), axis labels
+in °E/°N or metres with the CRS named, a scale bar, and legend entries for nodata and masked
+cells; every figure is the page width.
 
 The HTML needs no network, no script and no external file: it opens offline in any browser.
 """
@@ -28,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from permafrost.area import REGION_THRESHOLD, ZONE_LIMITS, ZONES, zone_range_text
+
 __all__ = ["render_report", "report_json", "report_from_files", "ZONE_COLOURS"]
 
 #: zone colours (Brown et al. 1997 classes), light to dark blue
@@ -41,16 +51,29 @@ AGREEMENT_COLOURS = {0: ("neither", "#f2f2f2"), 1: ("both", "#1b7837"),
                      2: ("model only (excess)", "#d6604d"), 3: ("prior only (missed)", "#4393c3")}
 
 _CSS = """
-body{font-family:Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+body{font-family:Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;padding:0 1em;
+color:#222}
 h1{font-size:1.6em}h2{border-bottom:2px solid #2171b5;padding-bottom:.2em;margin-top:2em}
+h3{font-size:1.05em;margin:1.4em 0 .4em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.85em}
+p.cap{margin:1em 0 .2em}table:not(.wrap) td.l{white-space:nowrap}
 th,td{border:1px solid #bbb;padding:.25em .5em;text-align:right}
-th{background:#eef3fa}td.l,th.l{text-align:left}
+th{background:#eef3fa;vertical-align:bottom}td.l,th.l{text-align:left}
 .kpi{display:inline-block;margin:.3em 1.2em .3em 0;padding:.5em .8em;background:#eef3fa;
 border-radius:4px}.kpi b{font-size:1.3em;display:block}
 figure{margin:1em 0}figcaption{font-size:.85em;color:#555}.note{color:#555;font-size:.85em}
-img{max-width:100%}
+figure img{width:100%;height:auto}img{max-width:100%}
+nav.toc{background:#f7f9fc;border:1px solid #dde5f0;border-radius:4px;padding:.4em 1em;
+margin:1.2em 0;font-size:.9em}nav.toc ol{margin:.3em 0;columns:2}nav.toc a{color:#2171b5}
 """
+
+#: width of every figure [inch]: at 100 dpi, the page width (1100 px)
+_FIG_W = 11.0
+_DPI = 100
+#: colours of cells without a value in map figures
+_NODATA_COLOUR = "#d9d9d9"
+_MASK_STYLE = {"facecolor": "#ffffff", "edgecolor": "#7f7f7f", "hatch": "////",
+               "linewidth": 0.4}
 
 
 # --------------------------------------------------------------------------- formatting
@@ -77,10 +100,72 @@ def _num(v, digits: int = 3) -> str:
     return _e(v)
 
 
-def _table(header: list, rows: list, *, left: int = 1, caption: str | None = None) -> str:
-    out = ["<table>"]
-    if caption:
-        out.append(f"<caption class='note'>{_e(caption)}</caption>")
+class _Raw(str):
+    """Already-escaped HTML cell content."""
+
+
+def _f(v, digits: int = 3) -> _Raw:
+    """A number with a fixed number of decimals (thousands separated); '–' when missing.
+
+    Every column of a table uses one precision: areas [km²] 2 decimals, fractions and
+    metrics 3, counts none.
+    """
+    if v is None or isinstance(v, bool):
+        return _Raw("–" if v is None else str(v))
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return _Raw(_e(v))
+    if not math.isfinite(x):
+        return _Raw("–")
+    if digits == 0:
+        return _Raw(f"{round(x):,}")
+    return _Raw(f"{x:,.{digits}f}")
+
+
+def _km2(v) -> _Raw:
+    return _f(v, 2)
+
+
+def _count(v) -> _Raw:
+    return _f(v, 0)
+
+
+def _txt(v) -> _Raw:
+    return _Raw(_e(v))
+
+
+#: human labels of the keys in the results JSON
+_LABELS = {
+    "auc": "AUC", "balanced_accuracy": "Balanced accuracy", "brier": "Brier score",
+    "kappa": "Cohen's κ", "accuracy": "Accuracy", "sensitivity": "Sensitivity (TPR)",
+    "specificity": "Specificity (TNR)", "threshold": "Threshold [PZI]", "n": "Points",
+    "n_pos": "Permafrost points", "n_neg": "No-permafrost points",
+    "tp": "True positives", "fp": "False positives", "fn": "False negatives",
+    "tn": "True negatives", "all": "Whole map", "region": "Region",
+    "elevation_band": "Elevation band", "rock_glacier": "Rock glacier", "borehole": "Borehole",
+    "gtnp": "GTN-P borehole", "permos": "PERMOS borehole", "pzi": "PZI",
+    "categorical": "categorical", "continuous": "continuous",
+    "shadow_layover": "Shadow/layover", "low_sensitivity": "Low sensitivity |C|",
+    "nodata": "No data", "valid": "Valid", "low_coherence": "Low coherence",
+}
+
+
+def _label(key) -> str:
+    """Human label of a JSON key (``balanced_accuracy`` -> ``Balanced accuracy``)."""
+    k = str(key)
+    if k in _LABELS:
+        return _LABELS[k]
+    s = k.replace("_", " ")
+    return s[:1].upper() + s[1:]
+
+
+def _table(header: list, rows: list, *, left: int = 1, caption: str | None = None,
+           wrap: bool = False) -> str:
+    """An HTML table; the caption goes above it as a note (as wide as the page, not the
+    table); ``left`` columns are left-aligned text (not wrapped unless ``wrap``)."""
+    out = [f"<p class='note cap'>{_e(caption)}</p>"] if caption else []
+    out.append("<table class='wrap'>" if wrap else "<table>")
     out.append("<tr>" + "".join(f"<th class='{'l' if i < left else ''}'>{_e(h)}</th>"
                                 for i, h in enumerate(header)) + "</tr>")
     for r in rows:
@@ -91,13 +176,10 @@ def _table(header: list, rows: list, *, left: int = 1, caption: str | None = Non
     return "\n".join(out)
 
 
-class _Raw(str):
-    """Already-escaped HTML cell content."""
-
-
 def _png(fig) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
+    # no Software/date chunk: the same inputs give the same bytes
+    fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight", metadata={"Software": None})
     data = base64.b64encode(buf.getvalue()).decode("ascii")
     return data
 
@@ -107,44 +189,242 @@ def _figure(fig, caption: str, alt: str) -> str:
             f"<figcaption>{_e(caption)}</figcaption></figure>")
 
 
-def _new_fig(w: float = 6.5, h: float = 4.5):
+def _new_fig(w: float = _FIG_W, h: float = 4.5):
     from matplotlib.figure import Figure
 
     return Figure(figsize=(w, h))
 
 
-def _aspect(m: Mapping) -> float:
+# --------------------------------------------------------------------------- map furniture
+_WGS84_A = 6378137.0
+_WGS84_E2 = 6.69437999014e-3
+
+
+def _is_geographic(m: Mapping) -> bool:
     crs = str(m.get("crs") or "")
-    if "4326" in crs or "+proj=longlat" in crs or crs.upper().startswith("GEOGCS"):
-        lat = 0.5 * (m["extent"][2] + m["extent"][3])
-        return 1.0 / max(math.cos(math.radians(lat)), 1e-3)
-    return 1.0
+    if not crs:
+        return False
+    try:
+        from pyproj import CRS
+
+        return bool(CRS.from_user_input(crs).is_geographic)
+    except Exception:  # noqa: BLE001 - an unreadable CRS string: judge by its text
+        return "4326" in crs or "+proj=longlat" in crs or crs.upper().startswith("GEOGCS")
+
+
+def _crs_label(m: Mapping) -> str:
+    crs = m.get("crs")
+    if not crs:
+        return "CRS unknown"
+    try:
+        from pyproj import CRS
+
+        c = CRS.from_user_input(crs)
+        code = c.to_epsg()
+        return f"EPSG:{code} ({c.name})" if code else c.name
+    except Exception:  # noqa: BLE001
+        return str(crs)[:60]
+
+
+def _metres_per_unit(m: Mapping) -> tuple[float, float]:
+    """Metres per map unit along x and y at the map's centre (WGS84 radii of curvature on
+    geographic grids; the axis unit of a projected CRS, metres when unknown)."""
+    ext = m["extent"]
+    if _is_geographic(m):
+        phi = math.radians(0.5 * (ext[2] + ext[3]))
+        w = math.sqrt(1 - _WGS84_E2 * math.sin(phi) ** 2)
+        n = _WGS84_A / w
+        mm = _WGS84_A * (1 - _WGS84_E2) / w**3
+        return n * math.cos(phi) * math.pi / 180, mm * math.pi / 180
+    try:
+        from pyproj import CRS
+
+        f = CRS.from_user_input(m["crs"]).axis_info[0].unit_conversion_factor
+        return float(f), float(f)
+    except Exception:  # noqa: BLE001
+        return 1.0, 1.0
+
+
+def _aspect(m: Mapping) -> float:
+    mx, my = _metres_per_unit(m)
+    return my / mx if mx > 0 else 1.0
+
+
+def _map_fig(m: Mapping, *, ncols: int = 1, legend_w: float = 3.0, extra_h: float = 0.9):
+    """A page-wide figure with ``ncols`` map axes sized to the map's shape."""
+    ext = m["extent"]
+    ratio = abs(ext[3] - ext[2]) * _aspect(m) / max(abs(ext[1] - ext[0]), 1e-12)
+    ax_w = (_FIG_W - legend_w) / ncols - (0.6 if ncols > 1 else 0.0)
+    h = min(max(ax_w * ratio, 2.5), 11.0) + extra_h
+    fig = _new_fig(_FIG_W, h)
+    return fig
+
+
+def _nice_length(target_m: float) -> float:
+    if not math.isfinite(target_m) or target_m <= 0:
+        return 0.0
+    k = 10 ** math.floor(math.log10(target_m))
+    return max(c * k for c in (1, 2, 5) if c * k <= target_m)
+
+
+def _scale_bar(ax, m: Mapping) -> None:
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    ext = m["extent"]
+    mx, _ = _metres_per_unit(m)
+    length = _nice_length(0.25 * abs(ext[1] - ext[0]) * mx)
+    if length <= 0:
+        return
+    label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
+    bar = AnchoredSizeBar(ax.transData, length / mx, label, "lower right", pad=0.4,
+                          sep=3, frameon=True, size_vertical=0, fontproperties={"size": 8})
+    bar.patch.set_alpha(0.85)
+    ax.add_artist(bar)
+
+
+def _decorate(ax, m: Mapping, title: str | None = None) -> None:
+    """Limits, aspect, axis labels in °E/°N or metres with the CRS named, and a scale bar."""
+    from matplotlib.ticker import ScalarFormatter
+
+    ext = m["extent"]
+    ax.set_xlim(ext[0], ext[1])
+    ax.set_ylim(ext[2], ext[3])
+    ax.set_aspect(_aspect(m))
+    crs = _crs_label(m)
+    if _is_geographic(m):
+        ax.set_xlabel(f"Longitude [°E] — {crs}", fontsize=8)
+        ax.set_ylabel("Latitude [°N]", fontsize=8)
+    else:
+        unit = "m"
+        ax.set_xlabel(f"Easting [{unit}] — {crs}", fontsize=8)
+        ax.set_ylabel(f"Northing [{unit}]", fontsize=8)
+        for axis in (ax.xaxis, ax.yaxis):
+            fmt = ScalarFormatter(useOffset=False)
+            fmt.set_scientific(False)
+            axis.set_major_formatter(fmt)
+    ax.tick_params(labelsize=7)
+    if title:
+        ax.set_title(title, fontsize=10)
+    _scale_bar(ax, m)
+
+
+def _hillshade_array(dem: Mapping) -> np.ndarray | None:
+    """Hillshade [0, 1] of a DEM preview, with its pixel spacing in metres (on a geographic
+    grid, degrees times the metres per degree at the map's centre): elevations in metres
+    over spacings in degrees would make every slope near vertical and the shade saturate."""
+    from matplotlib.colors import LightSource
+
+    z = np.asarray(dem["array"], dtype="float64")
+    if not np.isfinite(z).any():
+        return None
+    zf = np.where(np.isfinite(z), z, np.nanmean(z))
+    ext = dem["extent"]
+    mx, my = _metres_per_unit(dem)
+    dx = abs(ext[1] - ext[0]) / z.shape[1] * mx
+    dy = abs(ext[3] - ext[2]) / z.shape[0] * my
+    hs = LightSource(azdeg=315, altdeg=45).hillshade(zf, vert_exag=1.0, dx=dx, dy=dy)
+    return np.where(np.isfinite(z), hs, np.nan)
+
+
+def _hillshade(ax, dem: Mapping | None) -> bool:
+    """Draw the hillshade of the DEM preview (see :func:`_hillshade_array`)."""
+    hs = _hillshade_array(dem) if dem is not None else None
+    if hs is None:
+        return False
+    ax.imshow(np.ma.masked_invalid(hs), cmap="gray", extent=dem["extent"],
+              interpolation="nearest", vmin=0, vmax=1)
+    return True
+
+
+def _nodata(ax, arr: np.ndarray, ext) -> bool:
+    """Cells without a value, in one flat colour (drawn over the hillshade)."""
+    from matplotlib.colors import ListedColormap
+
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        ax.imshow(np.ma.masked_where(~bad, np.ones_like(arr)), extent=ext,
+                  cmap=ListedColormap([_NODATA_COLOUR]), interpolation="nearest", vmin=0,
+                  vmax=1)
+    return bool(bad.any())
+
+
+def _paths(geoms) -> list:
+    """Matplotlib paths (holes kept) of polygon geometries."""
+    from matplotlib.path import Path as MPath
+
+    out = []
+    for g in geoms:
+        if g is None or g.is_empty:
+            out.append(None)
+            continue
+        polys = getattr(g, "geoms", [g])
+        verts, codes = [], []
+        for p in polys:
+            if p.geom_type != "Polygon":
+                continue
+            for ring in (p.exterior, *p.interiors):
+                xy = np.asarray(ring.coords)[:, :2]
+                if len(xy) < 3:
+                    continue
+                verts.append(xy)
+                codes.append([MPath.MOVETO] + [MPath.LINETO] * (len(xy) - 2) + [MPath.CLOSEPOLY])
+        out.append(MPath(np.concatenate(verts), np.concatenate(codes)) if verts else None)
+    return out
+
+
+def _polygons(ax, geoms, **style):
+    from matplotlib.collections import PathCollection
+
+    paths = [p for p in _paths(geoms) if p is not None]
+    if paths:
+        ax.add_collection(PathCollection(paths, **style))
+
+
+def _mask(ax, maps: Mapping) -> str | None:
+    """Masked areas (e.g. glaciers and lakes) hatched; their name, or None."""
+    mk = maps.get("mask")
+    if not mk or not mk.get("geometries"):
+        return None
+    _polygons(ax, mk["geometries"], zorder=2.5, **_MASK_STYLE)
+    return mk.get("name") or "mask"
+
+
+def _legend_extras(has_mask: str | None, has_nodata: bool, none_label: str | None = None):
+    from matplotlib.patches import Patch
+
+    out = []
+    if none_label:
+        out.append(Patch(facecolor="none", edgecolor="#555", label=none_label))
+    if has_mask:
+        out.append(Patch(label=f"masked ({has_mask})", **_MASK_STYLE))
+    out.append(Patch(facecolor=_NODATA_COLOUR, edgecolor="#555",
+                     label="nodata" if has_mask else "nodata or masked"))
+    return out
 
 
 # --------------------------------------------------------------------------- figures
 def _pzi_map(maps: Mapping, labels: Mapping | None) -> str:
-    from matplotlib.colors import BoundaryNorm, LightSource, ListedColormap
+    from matplotlib.colors import BoundaryNorm, ListedColormap
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     pzi = maps["pzi"]
     arr = np.asarray(pzi["array"], dtype="float64")
     ext = pzi["extent"]
-    fig = _new_fig(8, 6.5)
+    fig = _map_fig(pzi)
     ax = fig.add_subplot(1, 1, 1)
-    dem = maps.get("dem")
-    if dem is not None:
-        z = np.asarray(dem["array"], dtype="float64")
-        zf = np.where(np.isnan(z), np.nanmean(z) if np.isfinite(z).any() else 0.0, z)
-        ls = LightSource(azdeg=315, altdeg=45)
-        ax.imshow(ls.hillshade(zf, vert_exag=1.0), cmap="gray", extent=dem["extent"],
-                  interpolation="nearest", vmin=0, vmax=1)
+    shaded = _hillshade(ax, maps.get("dem"))
     cmap = ListedColormap(["#ffffff00"] + list(ZONE_COLOURS.values()))
-    norm = BoundaryNorm([0.0, 0.01, 0.1, 0.5, 0.9, 1.0 + 1e-9], cmap.N)
-    shown = np.ma.masked_where(~np.isfinite(arr) | (arr < 0.01), arr)
+    norm = BoundaryNorm([0.0, *ZONE_LIMITS, 1.0 + 1e-9], cmap.N)
+    shown = np.ma.masked_where(~np.isfinite(arr) | (arr < REGION_THRESHOLD), arr)
     ax.imshow(shown, cmap=cmap, norm=norm, extent=ext, interpolation="nearest",
-              alpha=0.75 if dem is not None else 1.0)
-    handles = [Patch(color=c, label=f"{n}") for n, c in reversed(ZONE_COLOURS.items())]
+              alpha=0.75 if shaded else 1.0)
+    has_nodata = _nodata(ax, arr, ext)
+    masked = _mask(ax, maps)
+    handles = [Patch(color=c, label=f"{n} ({zone_range_text(n)})")
+               for n, c in reversed(ZONE_COLOURS.items())]
+    handles += _legend_extras(masked, has_nodata, f"none (PZI < {REGION_THRESHOLD:g})" + (
+        ": hillshade" if shaded else ""))
     if labels and len(labels.get("x", [])):
         lab = np.asarray(labels["label"])
         x, y = np.asarray(labels["x"]), np.asarray(labels["y"])
@@ -154,57 +434,103 @@ def _pzi_map(maps: Mapping, labels: Mapping | None) -> str:
             if sel.any():
                 ax.scatter(x[sel], y[sel], s=9, c=col, edgecolors="k", linewidths=0.4, zorder=3)
                 handles.append(Line2D([], [], marker="o", ls="", color=col, mec="k", label=name))
-    ax.set_xlim(ext[0], ext[1])
-    ax.set_ylim(ext[2], ext[3])
-    ax.set_aspect(_aspect(pzi))
-    ax.legend(handles=handles, loc="upper left", fontsize=7, framealpha=0.9)
-    ax.set_title("Permafrost zonation index (zones)")
-    ax.tick_params(labelsize=7)
-    return _figure(fig, "PZI zones (continuous ≥ 0.9, discontinuous 0.5–0.9, sporadic 0.1–0.5, "
-                        "isolated 0.01–0.1) over a hillshade, with the labelled points.",
-                   "PZI map")
+    _decorate(ax, pzi, "Permafrost zonation index: zones")
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8,
+              frameon=False, title="PZI zone", title_fontsize=8)
+    return _figure(fig, "PZI zones (Brown et al. 1997 classes, as in Obu et al. 2019) over a "
+                        "hillshade of the DEM, with the labelled points. Nodata: no "
+                        "prediction (outside the covariates); masked: excluded by the mask.",
+                   "PZI zone map")
+
+
+def _continuous_panel(fig, ax, maps: Mapping, m: Mapping, *, cmap: str, vmax: float | None,
+                      label: str, title: str):
+    arr = np.asarray(m["array"], dtype="float64")
+    ext = m["extent"]
+    shaded = _hillshade(ax, maps.get("dem"))
+    top = vmax if vmax is not None else (float(np.nanmax(arr)) if np.isfinite(arr).any() else 1)
+    im = ax.imshow(np.ma.masked_invalid(arr), cmap=cmap, vmin=0.0, vmax=top or 1.0,
+                   extent=ext, interpolation="nearest", alpha=0.85 if shaded else 1.0)
+    has_nodata = _nodata(ax, arr, ext)
+    masked = _mask(ax, maps)
+    _decorate(ax, m, title)
+    cb = fig.colorbar(im, ax=ax, orientation="horizontal", fraction=0.05, pad=0.12,
+                      aspect=35)
+    cb.set_label(label, fontsize=8)
+    cb.ax.tick_params(labelsize=7)
+    return masked, has_nodata
+
+
+def _continuous_maps(maps: Mapping) -> str:
+    """The PZI as a continuous probability and, when given, the spread of the fold models."""
+    panels = [("pzi", "YlGnBu", 1.0, "PZI: permafrost probability [-]",
+               "Permafrost zonation index (continuous)")]
+    if maps.get("uncertainty"):
+        panels.append(("uncertainty", "OrRd", None,
+                       "PZI spread: standard deviation of the fold models [-]",
+                       "Uncertainty of the PZI"))
+    fig = _map_fig(maps["pzi"], ncols=len(panels), legend_w=0.0 if len(panels) > 1 else 3.0,
+                   extra_h=1.6)
+    extras = (None, False)
+    for i, (key, cmap, vmax, label, title) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        masked, nod = _continuous_panel(fig, ax, maps, maps[key], cmap=cmap, vmax=vmax,
+                                        label=label, title=title)
+        extras = (extras[0] or masked, extras[1] or nod)
+    fig.legend(handles=_legend_extras(*extras), loc="lower center", ncol=3, fontsize=8,
+               frameon=False, bbox_to_anchor=(0.5, -0.02))
+    cap = ("Left: the calibrated permafrost probability (PZI) over a hillshade. "
+           if len(panels) > 1 else "The calibrated permafrost probability (PZI) over a "
+                                   "hillshade. ")
+    if len(panels) > 1:
+        cap += ("Right: its uncertainty, the standard deviation of the PZI of the spatial-CV "
+                "fold models (large where the models disagree: extrapolation, few labels).")
+    return _figure(fig, cap, "continuous PZI and uncertainty maps")
 
 
 def _curves(validation: Mapping | None, model: Mapping | None) -> str:
-    parts = []
     curves = (validation or {}).get("boreholes", {}).get("curves", {})
     roc = {k: v["roc"] for k, v in curves.items() if v.get("roc")}
-    if roc:
-        fig = _new_fig(5, 4.5)
-        ax = fig.add_subplot(1, 1, 1)
-        ax.plot([0, 1], [0, 1], color="#999", lw=0.8, ls="--")
-        rows = {r["map"]: r for r in validation["boreholes"]["table"]}
-        for name, c in roc.items():
-            auc = rows.get(name, {}).get("auc")
-            ax.plot(c["fpr"], c["tpr"], lw=1.2,
-                    label=f"{name} (AUC {_num(auc)})")
-        ax.set_xlabel("false positive rate")
-        ax.set_ylabel("true positive rate")
-        ax.set_title("ROC on boreholes")
-        ax.legend(fontsize=8, loc="lower right")
-        parts.append(_figure(fig, "ROC curves of each map on the same boreholes.", "ROC curves"))
     rel = {k: v["reliability"] for k, v in curves.items() if v.get("reliability")}
     cv_rel = ((model or {}).get("calibration") or {}).get("reliability")
     if cv_rel:
         rel = {"model (spatial CV, out-of-fold)": cv_rel, **{f"{k} (boreholes)": v
                                                               for k, v in rel.items()}}
-    if rel:
-        fig = _new_fig(5, 4.5)
-        ax = fig.add_subplot(1, 1, 1)
+    panels = [p for p, ok in (("roc", bool(roc)), ("rel", bool(rel))) if ok]
+    if not panels:
+        return ""
+    fig = _new_fig(_FIG_W, 5.0)
+    caps = []
+    for i, kind in enumerate(panels):
+        ax = fig.add_subplot(1, 2, i + 1)
         ax.plot([0, 1], [0, 1], color="#999", lw=0.8, ls="--")
-        for name, r in rel.items():
-            pts = [(p, o) for p, o in zip(r["mean_predicted"], r["observed_frequency"],
-                                          strict=False) if p is not None and o is not None]
-            if pts:
-                ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=name)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
-        ax.set_xlabel("mean predicted probability")
-        ax.set_ylabel("observed frequency")
-        ax.set_title("Reliability")
-        ax.legend(fontsize=7, loc="upper left")
-        parts.append(_figure(fig, "Reliability curves (equal-width bins).", "reliability curves"))
-    return "\n".join(parts)
+        ax.set_aspect("equal")
+        if kind == "roc":
+            rows = {r["map"]: r for r in validation["boreholes"]["table"]}
+            for name, c in roc.items():
+                auc = rows.get(name, {}).get("auc")
+                ax.plot(c["fpr"], c["tpr"], lw=1.2, label=f"{name} (AUC {_f(auc, 3)})")
+            ax.set_xlabel("False positive rate [-]")
+            ax.set_ylabel("True positive rate [-]")
+            ax.set_title("ROC on boreholes", fontsize=10)
+            ax.legend(fontsize=7, loc="lower right")
+            caps.append("ROC curves of each map on the same boreholes")
+        else:
+            for name, r in rel.items():
+                pts = [(p, o) for p, o in zip(r["mean_predicted"], r["observed_frequency"],
+                                              strict=False) if p is not None and o is not None]
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=name)
+            ax.set_xlabel("Mean predicted probability [-]")
+            ax.set_ylabel("Observed frequency [-]")
+            ax.set_title("Reliability", fontsize=10)
+            ax.legend(fontsize=7, loc="upper left")
+            caps.append("reliability curves (equal-width bins; the diagonal is perfect "
+                        "calibration)")
+    return _figure(fig, "; ".join(caps)[:1].upper() + "; ".join(caps)[1:] + ".",
+                   "ROC and reliability curves")
 
 
 def _importance(model: Mapping) -> str:
@@ -213,34 +539,97 @@ def _importance(model: Mapping) -> str:
                 if imp.get(k) and any(v is not None for v in imp[k].values())), None)
     if key is None:
         return ""
+    names = {"mean_abs_shap": "Mean |SHAP value| [log-odds]", "gain": "Gain [-]",
+             "coefficient_standardised": "Standardised coefficient [log-odds per SD]"}
     items = sorted(((k, v) for k, v in imp[key].items() if v is not None),
                    key=lambda kv: abs(kv[1]))
-    fig = _new_fig(5.5, 0.35 * len(items) + 1.2)
+    fig = _new_fig(_FIG_W, 0.32 * len(items) + 1.3)
     ax = fig.add_subplot(1, 1, 1)
     ax.barh([k for k, _ in items], [v for _, v in items], color="#2171b5")
-    ax.set_xlabel(key.replace("_", " "))
-    ax.set_title("Feature importance")
-    return _figure(fig, f"Feature importance ({key.replace('_', ' ')}).", "feature importance")
+    ax.set_xlabel(names[key])
+    ax.set_title("Feature importance", fontsize=10)
+    return _figure(fig, f"Feature importance ({names[key].split(' [')[0].lower()}).",
+                   "feature importance")
 
 
-def _agreement_map(name: str, m: Mapping) -> str:
+def _agreement_map(name: str, m: Mapping, maps: Mapping | None = None) -> str:
     from matplotlib.colors import BoundaryNorm, ListedColormap
     from matplotlib.patches import Patch
 
+    maps = maps or {}
     arr = np.asarray(m["array"], dtype="float64")
-    fig = _new_fig(6, 5)
+    arr = np.where(arr > 3, np.nan, arr)
+    fig = _map_fig(m)
     ax = fig.add_subplot(1, 1, 1)
+    shaded = _hillshade(ax, maps.get("dem"))
     cmap = ListedColormap([c for _, c in AGREEMENT_COLOURS.values()])
     norm = BoundaryNorm([-0.5, 0.5, 1.5, 2.5, 3.5], cmap.N)
-    ax.imshow(np.ma.masked_where(~np.isfinite(arr) | (arr > 3), arr), cmap=cmap, norm=norm,
-              extent=m["extent"], interpolation="nearest")
-    ax.set_aspect(_aspect(m))
-    ax.legend(handles=[Patch(color=c, label=n) for n, c in AGREEMENT_COLOURS.values()],
-              fontsize=7, loc="upper left", framealpha=0.9)
-    ax.set_title(f"Agreement with {name}")
-    ax.tick_params(labelsize=7)
-    return _figure(fig, f"Model (PZI ≥ threshold) vs {name}: where they agree and differ.",
-                   f"agreement map {name}")
+    ax.imshow(np.ma.masked_invalid(arr), cmap=cmap, norm=norm, extent=m["extent"],
+              interpolation="nearest", alpha=0.8 if shaded else 1.0)
+    has_nodata = _nodata(ax, arr, m["extent"])
+    masked = _mask(ax, maps)
+    _decorate(ax, m, f"Agreement with {name}")
+    handles = [Patch(color=c, label=n) for n, c in AGREEMENT_COLOURS.values()]
+    handles += _legend_extras(masked, has_nodata)
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+              frameon=False)
+    return _figure(fig, f"Model (PZI ≥ threshold) against {name}: where they agree and "
+                        "differ. Nodata: no value in either map.", f"agreement map {name}")
+
+
+def _kinematics_map(maps: Mapping) -> str:
+    """Rock glacier outlines coloured by their downslope velocity in RGIK classes."""
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.patches import Patch
+
+    k = maps["kinematics"]
+    base = maps.get("pzi") or k
+    v = np.asarray(k["v_cm_yr"], dtype="float64")
+    activity = np.asarray(k.get("activity") or ["?"] * len(v), dtype=object)
+    geoms = list(k["geometries"])
+    fig = _map_fig(base)
+    ax = fig.add_subplot(1, 1, 1)
+    _hillshade(ax, maps.get("dem"))
+    from permafrost.kinematics import RGIK_CLASS_EDGES_CM_YR
+
+    edges = list(RGIK_CLASS_EDGES_CM_YR)
+    colours = ["#ffffcc", "#ffeda0", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026"]
+    cmap = ListedColormap(colours)
+    norm = BoundaryNorm([-1e9, *edges, 1e12], cmap.N)
+    has = np.isfinite(v)
+    unc = activity == "uncertain"
+    for sel, hatch, lw in ((has & ~unc, None, 0.5), (has & unc, "....", 0.5)):
+        idx = np.flatnonzero(sel)
+        if len(idx):
+            from matplotlib.collections import PathCollection
+
+            paths = _paths([geoms[i] for i in idx])
+            keep = [j for j, p in enumerate(paths) if p is not None]
+            coll = PathCollection([paths[j] for j in keep], cmap=cmap, norm=norm,
+                                  edgecolor="#333", linewidth=lw, zorder=3)
+            coll.set_array(np.maximum(v[idx][keep], -1e8))
+            if hatch:
+                coll.set_hatch(hatch)
+            ax.add_collection(coll)
+    none = np.flatnonzero(~has)
+    if len(none):
+        _polygons(ax, [geoms[i] for i in none], facecolor="#ffffff", edgecolor="#333",
+                  linewidth=0.5, zorder=3)
+    _decorate(ax, base, "Rock glaciers: downslope velocity")
+    labels = ["< 1", "1–3", "3–10", "10–30", "30–100", "100–300", "> 300"]
+    handles = [Patch(facecolor=c, edgecolor="#333", linewidth=0.5, label=f"{lab} cm/yr")
+               for c, lab in zip(colours, labels, strict=True)]
+    handles += [Patch(facecolor="#fed976", edgecolor="#333", hatch="....", linewidth=0.5,
+                      label="activity uncertain"),
+                Patch(facecolor="#ffffff", edgecolor="#333", linewidth=0.5,
+                      label="no velocity (not covered,\ntoo few valid pixels)")]
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+              frameon=False, title=f"{k.get('velocity_label', 'Velocity')} (RGIK class)",
+              title_fontsize=8)
+    return _figure(fig, "Downslope velocity of each rock glacier outline in the RGIK kinematic "
+                        "classes (semi-orders of magnitude, cm/yr), over a hillshade; dotted: "
+                        "the activity is uncertain (see the reasons below). Small outlines "
+                        "are a few pixels wide at this scale.", "kinematics map")
 
 
 # --------------------------------------------------------------------------- sections
@@ -251,24 +640,68 @@ def _provenance(prov: Mapping) -> str:
                 yield from flat(v, f"{pre}{k}.")
             else:
                 yield f"{pre}{k}", v
-    rows = [(_Raw(_e(k)), _Raw(_e(v if not isinstance(v, (list, tuple)) else ", ".join(
-        map(str, v))))) for k, v in flat(prov)]
-    return _table(["item", "value"], rows, left=2)
+    rows = [(_Raw(_e(k[:1].upper() + k[1:])), _Raw(_e(v if not isinstance(v, (list, tuple))
+                                                      else ", ".join(map(str, v)))))
+            for k, v in flat(prov)]
+    return _table(["Item", "Value"], rows, left=2, wrap=True)
+
+
+def _labels_table(lab: Mapping) -> str:
+    srcs = lab.get("source") or ["all"] * len(lab["label"])
+    keys = sorted(set(map(str, srcs)))
+    rows = [[_txt(_label(s)),
+             _count(sum(1 for a, b in zip(srcs, lab["label"], strict=True)
+                        if str(a) == s and int(b) == 1)),
+             _count(sum(1 for a, b in zip(srcs, lab["label"], strict=True)
+                        if str(a) == s and int(b) == 0))] for s in keys]
+    return _table(["Source", "Permafrost [points]", "No permafrost [points]"], rows)
+
+
+_REGION_HEADER = f"Permafrost region, PZI ≥ {REGION_THRESHOLD:g} [km²]"
+_STATS_COLUMNS = [  # (key, header) of the area tables
+    ("denominator_km2", "Denominator [km²]"), ("pzi_ge_0.5_km2", "PZI ≥ 0.5 [km²]"),
+    ("fraction_pzi_ge_0.5", "Fraction PZI ≥ 0.5 [-]"),
+    ("pzi_weighted_km2", "PZI-weighted area [km²]"),
+    ("region_km2", _REGION_HEADER),
+    ("continuous_km2", "Continuous [km²]"), ("discontinuous_km2", "Discontinuous [km²]"),
+    ("sporadic_km2", "Sporadic [km²]"), ("isolated_km2", "Isolated [km²]"),
+]
 
 
 def _stats_tables(stats: Mapping) -> str:
     meta = stats.get("meta", {})
     mask = meta.get("mask")
     note = (f"Denominator: {meta.get('denominator')}; "
-            + (f"mask {mask.get('source')} ({_num(mask.get('masked_km2'))} km² excluded)"
-               if mask else "no mask") + f". Cell areas: {meta.get('cell_area_method')}.")
-    head = ["unit", "name", "denominator km²", "PZI ≥ 0.5 km²", "fraction", "PZI-weighted km²",
-            "region km²", "continuous", "discontinuous", "sporadic", "isolated"]
-    rows = [[_Raw(_e(u["unit"])), _Raw(_e(u["name"])), u.get("denominator_km2"),
-             u.get("pzi_ge_0.5_km2"), u.get("fraction_pzi_ge_0.5"), u.get("pzi_weighted_km2"),
-             u.get("region_km2"), u.get("continuous_km2"), u.get("discontinuous_km2"),
-             u.get("sporadic_km2"), u.get("isolated_km2")] for u in stats.get("units", [])]
-    return _table(head, rows, left=2) + f"<p class='note'>{_e(note)}</p>"
+            + (f"mask {Path(str(mask.get('source'))).name} ({_f(mask.get('masked_km2'), 2)} "
+               "km² excluded)" if mask else "no mask")
+            + f". Cell areas: {meta.get('cell_area_method')}. Zones: "
+              + ", ".join(f"{n}{' PZI' if hi is None else ''} {zone_range_text(n)}"
+                          for n, _, hi in ZONES) + ".")
+    head = ["Unit", "Name"] + [h for _, h in _STATS_COLUMNS]
+    rows = [[_txt(_label(u["unit"])), _txt(u["name"] if u["unit"] != "all" else "–")]
+            + [(_f(u.get(k), 3) if k.startswith("fraction") else _km2(u.get(k)))
+               for k, _ in _STATS_COLUMNS] for u in stats.get("units", [])]
+    out = _table(head, rows, left=2) + f"<p class='note'>{_e(note)}</p>"
+    out += ("<p class='note'>The PZI-weighted area Σ PZI·A is the area estimate (the expected "
+            "area of permafrost under the model; Gruber 2012's permafrost area). The area with "
+            "PZI ≥ 0.5 counts each cell as all or nothing: a map statistic that depends on how "
+            "sharp the probabilities are, not an area estimate.</p>")
+    agg = meta.get("zones_aggregated")
+    if agg:
+        cols = ["continuous", "discontinuous", "sporadic", "isolated", "none"]
+        out += _table(["Cells"] + [f"{c.capitalize()} [km²]" for c in cols]
+                      + ["PZI ≥ 0.5 [km²]"],
+                      [[_txt(f"{agg['cells']} cells of ~{agg['cell_m'] / 1000:g} km "
+                             f"({agg['pixels_per_cell'][0]} × {agg['pixels_per_cell'][1]} "
+                             "pixels)")]
+                       + [_km2(agg.get(f"{c}_km2")) for c in cols] + [_km2(agg["pzi_ge_0.5_km2"])]],
+                      caption="Zones on aggregated cells (the ~1 km semantics of Brown et al. "
+                              "1997 and Obu et al. 2019: the zone of a cell is the share of it "
+                              "underlain by permafrost, here its mean PZI)")
+    return out
+
+
+_CONFUSION = ("tp", "fp", "fn", "tn")
 
 
 def _cv_tables(model: Mapping) -> str:
@@ -277,79 +710,185 @@ def _cv_tables(model: Mapping) -> str:
     for kind in ("spatial", "random"):
         summ = (cv.get(kind) or {}).get("summary")
         if summ:
-            rows = [[_Raw(_e(m)), v.get("mean"), v.get("std"), v.get("min"), v.get("max")]
+            rows = [[_txt(_label(m))] + [_f(v.get(s), 3) for s in ("mean", "std", "min", "max")]
                     for m, v in summ.items() if isinstance(v, Mapping)]
-            out.append(_table(["metric", "mean", "std", "min", "max"], rows,
-                              caption=f"{kind} cross-validation over folds"))
+            out.append(_table(["Metric [-]", "Mean", "Std", "Min", "Max"], rows,
+                              caption=f"{kind.capitalize()} cross-validation: each metric over "
+                                      "the folds (weighted by the label weights)."))
     oof = cv.get("oof_calibrated")
     if oof:
-        out.append(_table(["metric", "value"], [[_Raw(_e(k)), v] for k, v in oof.items()
-                                                if not isinstance(v, (Mapping, list))],
-                          caption="out-of-fold (calibrated) predictions, all labels"))
+        scal = {k: v for k, v in oof.items() if not isinstance(v, (Mapping, list))}
+        counts = [k for k in ("n", "n_pos", "n_neg") if k in scal]
+        conf = [k for k in _CONFUSION if k in scal]
+        metrics = [k for k in scal if k not in counts and k not in conf]
+        rows = [[_txt(_label(k)), _count(scal[k])] for k in counts]
+        rows += [[_txt(_label(k)), _f(scal[k], 3)] for k in metrics]
+        total = sum(float(scal[k] or 0) for k in conf)
+        rows += [[_txt(_label(k) + " (weighted)"), _f(scal[k], 1)] for k in conf]
+        note = ""
+        if conf:
+            note = (f" True/false positives/negatives are sums of the label weights, not "
+                    f"point counts: they add up to the total weight {total:,.1f} of the "
+                    f"{_count(scal.get('n'))} points; all metrics use the same weights.")
+        out.append(_table(["Out-of-fold, calibrated", "Value"], rows,
+                          caption="Out-of-fold calibrated predictions of all labels at PZI "
+                                  f"threshold {_f(scal.get('threshold'), 2)}." + note))
     if cv.get("block_size_m") is not None:
-        out.append(f"<p class='note'>Spatial blocks {_num(cv['block_size_m'])} m "
-                   f"({_e(cv.get('block_size_rule', ''))}), {_e(cv.get('folds', ''))} folds.</p>")
+        out.append(f"<p class='note'>Spatial blocks {_f(cv['block_size_m'] / 1000, 2)} km "
+                   f"({_e(cv.get('block_size_rule', ''))}), {_e(cv.get('folds', ''))} folds."
+                   "</p>")
     return "\n".join(out)
+
+
+def _class_names(p: Mapping) -> dict[str, str]:
+    """Name of each class code of a categorical prior (its own names, else its role)."""
+    names = {str(k): str(v) for k, v in (p.get("class_names") or {}).items()}
+    for c in p.get("permafrost_codes") or []:
+        names.setdefault(str(c), f"permafrost (code {c})")
+    for c in p.get("other_codes") or []:
+        names.setdefault(str(c), f"no permafrost (code {c})")
+    return names
 
 
 def _validation_tables(val: Mapping) -> str:
     out = []
     b = val.get("boreholes")
     if b:
-        head = ["map", "kind", "n", "TP", "FP", "FN", "TN", "accuracy", "balanced acc.", "kappa",
-                "AUC", "Brier"]
-        rows = [[_Raw(_e(r["map"])), _Raw(_e(r["kind"])), r["n"], r["tp"], r["fp"], r["fn"],
-                 r["tn"], r["accuracy"], r["balanced_accuracy"], r["kappa"], r["auc"],
-                 r["brier"]] for r in b.get("table", [])]
+        head = ["Map", "Kind", "Boreholes", "TP", "FP", "FN", "TN", "Accuracy [-]",
+                "Balanced accuracy [-]", "Cohen's κ [-]", "AUC [-]", "Brier score [-]"]
+        def _ci(r, m):  # the value and its bootstrap interval (validation.bootstrap_metrics)
+            iv = (r.get("ci") or {}).get(m) or {}
+            if r.get(m) is None or iv.get("low") is None:
+                return _f(r.get(m))
+            return _Raw(f"{_f(r[m])} [{_f(iv['low'])}, {_f(iv['high'])}]")
+
+        rows = [[_txt(r["map"]), _txt(_label(r["kind"])), _count(r["n"]), _count(r["tp"]),
+                 _count(r["fp"]), _count(r["fn"]), _count(r["tn"]), _ci(r, "accuracy"),
+                 _ci(r, "balanced_accuracy"), _ci(r, "kappa"), _ci(r, "auc"), _ci(r, "brier")]
+                for r in b.get("table", [])]
+        bs = b.get("bootstrap") or {}
+        boot = (f" In brackets: {bs['level']:.0%} percentile bootstrap intervals "
+                f"({bs['resamples']:,} resamples, seed {bs['seed']}, resampled by "
+                f"{bs['unit']}; Efron & Tibshirani 1993)."
+                + (f" Note: {bs['note']}." if bs.get("note") else "")) if bs else ""
         out.append(_table(head, rows, left=2,
                           caption=f"All maps on the same {b.get('n_common')} boreholes "
                                   f"({b.get('common_rule')}); {b.get('n_read')} read, "
-                                  f"{b.get('n_unknown_presence')} with unknown presence."))
-        ex = [[_Raw(_e(k)), len(v["outside"]), len(v["nodata"])]
+                                  f"{b.get('n_unknown_presence')} with unknown presence. "
+                                  "TP/FP/FN/TN: borehole counts at each map's threshold "
+                                  "(unweighted)." + boot))
+        ex = [[_txt(k), _count(len(v["outside"])), _count(len(v["nodata"]))]
               for k, v in b.get("excluded", {}).items()]
-        out.append(_table(["map", "boreholes outside", "boreholes on nodata"], ex))
+        out.append(_table(["Map", "Boreholes outside", "Boreholes on nodata"], ex))
     pri = val.get("priors") or []
     if pri:
-        head = ["prior", "kind", "common km²", "kappa", "agreement", "model pf km²",
-                "prior pf km²", "missed km²", "excess km²", "IoR", "IoM"]
-        rows = [[_Raw(_e(p["name"])), _Raw(_e(p["kind"])), a["common_km2"], a["kappa"],
-                 a["overall_agreement"], a["model_permafrost_km2"], a["prior_permafrost_km2"],
-                 a["missed_km2"], a["excess_km2"], a["intersection_over_reference"],
-                 a["intersection_over_model"]] for p in pri for a in [p["agreement"]]]
+        head = ["Prior", "Kind", "Common area [km²]", "Cohen's κ [-]", "Agreement [-]",
+                "Model permafrost [km²]", "Prior permafrost [km²]", "Missed [km²]",
+                "Excess [km²]", "IoR [-]", "IoM [-]"]
+        rows = [[_txt(p["name"]), _txt(_label(p["kind"])), _km2(a["common_km2"]),
+                 _f(a["kappa"]), _f(a["overall_agreement"]), _km2(a["model_permafrost_km2"]),
+                 _km2(a["prior_permafrost_km2"]), _km2(a["missed_km2"]), _km2(a["excess_km2"]),
+                 _f(a["intersection_over_reference"]), _f(a["intersection_over_model"])]
+                for p in pri for a in [p["agreement"]]]
         out.append(_table(head, rows, left=2, caption=(
-            "Area agreement on the model grid (priors by nearest neighbour). missed = prior "
+            "Area agreement on the model grid (priors by nearest neighbour). Missed = prior "
             "permafrost not mapped by the model; excess = model permafrost not in the prior; "
             "IoR = intersection / prior area; IoM = intersection / model area.")))
         for p in pri:
             m = p.get("agreement_matrix")
             if m:
-                rows = [[_Raw(_e(r))] + list(v) for r, v in zip(m["rows"], m["km2"],
-                                                                 strict=True)]
-                out.append(_table([f"{m['row_label']} \\ {m['column_label']}"] + m["columns"],
+                names = _class_names(p) if p.get("kind") == "categorical" else {}
+                cols = [names.get(str(c), str(c)) for c in m["columns"]]
+                col_label = str(m["column_label"]).replace(" code", "")
+                rows = [[_txt(r)] + [_km2(x) for x in v] for r, v in zip(m["rows"], m["km2"],
+                                                                        strict=True)]
+                out.append(_table([f"{_label(m['row_label'])} \\ {col_label} [km²]"] + cols,
                                   rows, caption=f"Agreement matrix with {p['name']} (km²)"))
             z = p.get("zones")
             if z and z.get("prior"):
                 order = ["continuous", "discontinuous", "sporadic", "isolated", "none"]
                 keys = [k for k in order if k in z["model"]] + [
                     k for k in z["model"] if k not in order]
-                rows = [[_Raw(_e(k)), z["model"].get(k), z["prior"].get(k)] for k in keys]
-                out.append(_table(["zone", "model km²", f"{p['name']} km²"], rows,
+                rows = [[_txt(k), _km2(z["model"].get(k)), _km2(z["prior"].get(k))]
+                        for k in keys]
+                out.append(_table(["Zone", "Model [km²]", f"{p['name']} [km²]"], rows,
                                   caption=f"Zone areas side by side ({z.get('denominator')})"))
     pw = val.get("pairwise")
     if pw:
-        rows = [[_Raw(_e(n))] + list(r) for n, r in zip(pw["maps"], pw["kappa"], strict=True)]
-        out.append(_table(["kappa"] + pw["maps"], rows, caption=f"Pairwise kappa ({pw['rule']})"))
+        rows = [[_txt(n)] + [_f(x) for x in r] for n, r in zip(pw["maps"], pw["kappa"],
+                                                               strict=True)]
+        out.append(_table(["Cohen's κ [-]"] + pw["maps"], rows,
+                          caption=f"Pairwise kappa ({pw['rule']})"))
+    return "\n".join(out)
+
+
+def _kinematics_tables(kin: Mapping) -> str:
+    out = []
+    ca = kin.get("class_activity")
+    if ca:
+        rows = [[_txt(r)] + [_count(x) for x in v] + [_count(sum(v))]
+                for r, v in zip(ca["rows"], ca["counts"], strict=True)]
+        tot = [sum(c) for c in zip(*ca["counts"], strict=True)] if ca["counts"] else []
+        rows.append([_Raw("<b>Total</b>")] + [_count(x) for x in tot] + [_count(sum(tot))])
+        out.append(_table(["RGIK kinematic class \\ activity [outlines]"]
+                          + [_label(c) for c in ca["columns"]] + ["Total"], rows,
+                          caption=f"{_count(kin.get('n_outlines'))} rock glacier outlines by "
+                                  "RGIK kinematic class (downslope velocity) and activity "
+                                  "(active ≥ 10 cm/yr, transitional 1–10 cm/yr, intact: "
+                                  "moving, active or transitional; relict < 1 cm/yr; "
+                                  "uncertain: see the reasons)."))
+    iv = kin.get("inventory_vs_insar")
+    if iv:
+        rows = [[_txt(_label(r))] + [_count(x) for x in v]
+                for r, v in zip(iv["rows"], iv["counts"], strict=True)]
+        out.append(_table([f"Inventory ({iv['column']}) \\ InSAR activity [outlines]"]
+                          + [_label(c) for c in iv["columns"]], rows,
+                          caption="What InSAR changed: the inventory's activity against the "
+                                  "activity measured by InSAR (off the diagonal: changed; "
+                                  "InSAR uncertain: the inventory's activity is kept)."))
+    ch = kin.get("insar_change")
+    if ch:
+        rows = [[_txt(c), _txt(r or "–"), _count(n)] for c, r, n in ch["rows"]]
+        out.append(_table(["InSAR change", "Reason", "Outlines"], rows, left=2,
+                          caption=f"Changes recorded by the kinematics step "
+                                  f"({ch['columns']})."))
+    reasons = kin.get("uncertain_reasons")
+    if reasons:
+        out.append(_table(["Why the activity is uncertain", "Outlines"],
+                          [[_txt(r), _count(n)] for r, n in reasons],
+                          caption="Reasons given for uncertain outlines (most frequent)."))
+    tp = kin.get("track_pixels")
+    if tp:
+        keys = [k for k in ("valid", "nodata", "low_sensitivity", "flat", "shadow_layover",
+                            "water", "low_coherence") if any(k in v for v in tp.values())]
+        rows = [[_txt(t), _count(v.get("pixels"))]
+                + [_Raw(f"{_count(v.get(k))} ({_f(100 * v[k] / v['pixels'], 1)} %)")
+                   if v.get("pixels") and v.get(k) is not None else _count(v.get(k))
+                   for k in keys] for t, v in tp.items()]
+        out.append(_table(["Track", "Pixels"] + [f"{_label(k)} [pixels]" for k in keys], rows,
+                          caption="Per-track masks over the whole scene: valid pixels and "
+                                  "pixels masked per reason (a pixel may have several)."))
+    tr = kin.get("tracks")
+    if tr:
+        keys = [k for k in tr[0] if k not in ("track", "outlines")]
+        rows = [[_txt(r["track"] or "none (not covered)"), _count(r["outlines"])]
+                + [_count(r[k]) for k in keys] for r in tr]
+        out.append(_table(["Track used", "Outlines"] + [f"{_label(k)} [pixels]" for k in keys],
+                          rows, caption="Outlines by the track(s) their velocity comes from, "
+                                        "with the pixels inside them, valid and masked per "
+                                        "reason (counted on the reported track)."))
     return "\n".join(out)
 
 
 def _scenarios(sc: Mapping) -> str:
-    head = ["scenario", "denominator km²", "PZI ≥ 0.5 km²", "fraction", "PZI-weighted km²",
-            "region km²"]
+    head = ["Scenario", "Denominator [km²]", "PZI ≥ 0.5 [km²]", "Fraction PZI ≥ 0.5 [-]",
+            "PZI-weighted area [km²]", _REGION_HEADER]
     rows = []
     for name, s in sc.items():
         u = next((u for u in s.get("units", []) if u.get("unit") == "all"), {})
-        rows.append([_Raw(_e(name)), u.get("denominator_km2"), u.get("pzi_ge_0.5_km2"),
-                     u.get("fraction_pzi_ge_0.5"), u.get("pzi_weighted_km2"), u.get("region_km2")])
+        rows.append([_txt(name), _km2(u.get("denominator_km2")), _km2(u.get("pzi_ge_0.5_km2")),
+                     _f(u.get("fraction_pzi_ge_0.5")), _km2(u.get("pzi_weighted_km2")),
+                     _km2(u.get("region_km2"))])
     return _table(head, rows, caption="Whole-map figures of each scenario")
 
 
@@ -361,15 +900,192 @@ def _scenario_changes(cmp: Mapping) -> str:
               "isolated_km2": "isolated"}
     out = []
     for name, rows in (cmp.get("scenarios") or {}).items():
-        head = ["unit", "name"] + [f"Δ {labels.get(f, f)} km²" for f in cmp["figures"]] + [
-            "Δ PZI ≥ 0.5 %"]
-        body = [[_Raw(_e(r["unit"])), _Raw(_e(r["name"]))] + [r.get(f + "_change") for f in
-                                                              cmp["figures"]]
-                + [r.get("pzi_ge_0.5_km2_change_pct")] for r in rows]
+        head = ["Unit", "Name"] + [f"Δ {labels.get(f, f)} [km²]" for f in cmp["figures"]] + [
+            "Δ PZI ≥ 0.5 [%]"]
+        body = [[_txt(_label(r["unit"])), _txt(r["name"] if r["unit"] != "all" else "–")]
+                + [_km2(r.get(f + "_change")) for f in cmp["figures"]]
+                + [_f(r.get("pzi_ge_0.5_km2_change_pct"), 1)] for r in rows]
         out.append(_table(head, body, left=2,
                           caption=f"{name}: change against {cmp.get('baseline', 'baseline')} "
-                                  "(scenario − baseline)"))
+                                  f"({name} − {cmp.get('baseline', 'baseline')})"))
     return "\n".join(out)
+
+
+_SCENARIO_MEANING = (
+    "Each scenario is an equilibrium PZI: the probability of permafrost the model gives for "
+    "a climate whose air temperature is ΔT warmer than today's, every covariate not changed "
+    "held at today's values. No time is attached to it. Ground temperatures follow air "
+    "temperature with a lag of years near the surface to decades and centuries at depth, and "
+    "warm, ice-rich permafrost lags most (latent heat of its ice), so a map at +ΔT shows where "
+    "permafrost would no longer be in balance with that climate, not where it will have thawed "
+    "by a given date (Riseborough et al. 2008; Harris et al. 2009).")
+
+
+def _run_rows(bundle: Mapping) -> list:
+    runs = bundle.get("scenario_runs") or {}
+    stats = bundle.get("scenarios") or {}
+    cmp = bundle.get("scenario_changes") or {}
+    ref = cmp.get("baseline")
+    ref_w = None
+    if ref in stats:
+        ref_w = next((u for u in stats[ref]["units"] if u.get("unit") == "all"), {}).get(
+            "pzi_weighted_km2")
+    rows = []
+    for name, st in stats.items():
+        u = next((u for u in st.get("units", []) if u.get("unit") == "all"), {})
+        app = (runs.get(name) or {}).get("applicability") or {}
+        ext = app.get("extrapolation") or {}
+        w = u.get("pzi_weighted_km2")
+        change = None if ref_w in (None, 0) or w is None or name == ref else 100 * (w / ref_w - 1)
+        rows.append({"name": name, "delta_t": app.get("delta_t"), "model": app.get("model"),
+                     "features": app.get("features") or [], "weighted": w,
+                     "ge05": u.get("pzi_ge_0.5_km2"), "change_pct": change,
+                     "outside": ext.get("outside_share"), "warnings": app.get("warnings") or [],
+                     "extrapolation": ext})
+    return rows
+
+
+def _scenario_overview(rows: list, ref: str | None) -> str:
+    head = ["Run", "ΔT [°C]", "Model", "Features", "Area estimate, PZI-weighted [km²]",
+            f"Change against {ref or 'baseline'} [%]", "Map area PZI ≥ 0.5 [km²]",
+            "Area beyond the training range [-]", "Warnings"]
+    body = [[_txt(r["name"]), _f(r["delta_t"], 1), _txt(r["model"] or "–"),
+             _txt(", ".join(r["features"]) or "–"), _km2(r["weighted"]), _f(r["change_pct"], 1),
+             _km2(r["ge05"]), _f(r["outside"]), _count(len(r["warnings"]))] for r in rows]
+    return _table(head, body, left=4, caption="Runs: the PZI-weighted area is the area "
+                  "estimate, the area with PZI ≥ 0.5 a map statistic (see Area statistics)")
+
+
+def _scenario_warnings(rows: list) -> str:
+    items = [f"<li><b>{_e(r['name'])}</b>: {_e(w['message'])}</li>"
+             for r in rows for w in r["warnings"]]
+    feats = list(dict.fromkeys(f for r in rows
+                               for f in ((r["extrapolation"] or {}).get("covariates") or {})))
+    out = ""
+    if items:
+        out += ("<p class='cap'><b>What each run holds fixed or extrapolates</b></p><ul>"
+                + "".join(items) + "</ul>")
+    if feats:
+        def cell(r, f):
+            c = ((r["extrapolation"] or {}).get("covariates") or {}).get(f)
+            if not c:
+                return _txt("–")
+            return _txt(f"{_num(c.get('share'), 3)} ({_num(c.get('below_km2'), 1)} / "
+                        f"{_num(c.get('above_km2'), 1)})")
+
+        rule = next((r["extrapolation"].get("rule") for r in rows if r["extrapolation"]), "")
+        out += _table(["Run", "Any covariate [-]"] + [f"{f}: share (below / above km²)"
+                                                      for f in feats],
+                      [[_txt(r["name"]), _f(r["outside"])] + [cell(r, f) for f in feats]
+                       for r in rows if r["extrapolation"]],
+                      caption=f"Share of the mapped area beyond the training range ({rule}); "
+                              "map: extrapolation.tif of each run")
+    return out
+
+
+def _area_vs_warming(rows: list, ref: str | None) -> str:
+    pts = [r for r in rows if r["delta_t"] is not None and r["weighted"] is not None
+           and r["name"] != "baseline"]
+    if len(pts) < 2:
+        return ""
+    pts.sort(key=lambda r: r["delta_t"])
+    fig = _new_fig(_FIG_W, 4.0)
+    ax = fig.add_subplot(1, 1, 1)
+    x = [r["delta_t"] for r in pts]
+    ax.plot(x, [r["weighted"] for r in pts], "o-", color="#08306b",
+            label="area estimate (PZI-weighted)")
+    ax.plot(x, [r["ge05"] for r in pts], "s--", color="#6baed6", label="map area PZI ≥ 0.5")
+    base = next((r for r in rows if r["name"] == "baseline"), None)
+    if base is not None and ref not in (None, "baseline") and base["weighted"] is not None:
+        ax.plot([0], [base["weighted"]], "o", mfc="none", color="#d6604d",
+                label="baseline model today (PZI-weighted)")
+    for r in pts:
+        ax.annotate(r["name"], (r["delta_t"], r["weighted"]), textcoords="offset points",
+                    xytext=(4, 4), fontsize=7)
+    ax.set_xlabel("ΔT, change of mean annual air temperature [°C]")
+    ax.set_ylabel("area [km²]")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _figure(fig, "Permafrost area against warming (equilibrium, no time attached). "
+                        "Every point uses the same model, so the differences are the "
+                        "climate's effect as the model sees it.", "area against warming")
+
+
+def _scenario_maps(maps: Mapping, rows: list, ref: str | None) -> str:
+    sm = maps.get("scenarios") or {}
+    names = [r["name"] for r in rows if r["name"] in sm and r["name"] != "baseline"]
+    if not names:
+        return ""
+    n = len(names)
+    first = sm[names[0]]
+    ext = first["extent"]
+    ratio = abs(ext[3] - ext[2]) * _aspect(first) / max(abs(ext[1] - ext[0]), 1e-12)
+    ax_w = (_FIG_W - 0.8) / n
+    fig = _new_fig(_FIG_W, 2 * min(ax_w * ratio, 5.0) + 1.9)
+    fig.subplots_adjust(left=0.06, right=0.99, top=0.95, bottom=0.17, wspace=0.18,
+                        hspace=0.3)
+    refarr = np.asarray(sm[ref]["array"], dtype="float64") if ref in sm else None
+    ims = {}
+    labelled = False
+    for i, name in enumerate(names):
+        m = sm[name]
+        arr = np.asarray(m["array"], dtype="float64")
+        ax = fig.add_subplot(2, n, i + 1)
+        ims["pzi"] = ax.imshow(np.ma.masked_invalid(arr), cmap="YlGnBu", vmin=0, vmax=1,
+                               extent=m["extent"], interpolation="nearest")
+        _nodata(ax, arr, m["extent"])
+        _decorate(ax, m, name)
+        ax2 = fig.add_subplot(2, n, n + i + 1)
+        if refarr is not None and refarr.shape == arr.shape and name != ref:
+            d = arr - refarr
+            ims["d"] = ax2.imshow(np.ma.masked_invalid(d), cmap="RdBu", vmin=-1, vmax=1,
+                                  extent=m["extent"], interpolation="nearest")
+            _nodata(ax2, d, m["extent"])
+            _decorate(ax2, m, f"{name} − {ref}")
+        else:
+            ax2.set_axis_off()
+        for a in (ax, ax2):  # the CRS once, under the first change map
+            if a is not ax2 or labelled:
+                a.set_xlabel("")
+            if i:
+                a.set_ylabel("")
+        labelled = labelled or ax2.axison
+    for k, (key, label) in enumerate((("pzi", "PZI [-]"),
+                                      ("d", f"PZI change against {ref} [-]"))):
+        if key in ims:
+            cax = fig.add_axes([0.08 + 0.47 * k, 0.05, 0.4, 0.018])
+            cb = fig.colorbar(ims[key], cax=cax, orientation="horizontal")
+            cb.set_label(label, fontsize=8)
+            cb.ax.tick_params(labelsize=7)
+    return _figure(fig, f"Top: the PZI of each run. Bottom: its change against {ref} "
+                        "(blue gains, red losses; grey: nodata).", "scenario maps")
+
+
+def _scenarios_section(bundle: Mapping) -> str:
+    """The Scenarios section: what a scenario means, each run's model, areas, warnings and
+    extrapolation, area against ΔT, the scenario and change maps, and the change tables
+    (bundle keys ``scenarios``, ``scenario_runs``, ``scenario_changes``,
+    ``maps['scenarios']``)."""
+    if not bundle.get("scenarios"):
+        return ""
+    ref = (bundle.get("scenario_changes") or {}).get("baseline")
+    rows = _run_rows(bundle)
+    out = [f"<p>{_e(_SCENARIO_MEANING)}</p>"]
+    if ref and ref != "baseline":
+        out.append(f"<p class='note'>The scenarios run with the scenario model; "
+                   f"{_e(ref)} is that model on today's covariates, and every change is "
+                   f"measured against it, so it shows the climate's effect, not the "
+                   f"difference between two models. The baseline is today's map of the "
+                   f"baseline model; its row compares the two models today.</p>")
+    out.append(_scenario_overview(rows, ref))
+    out.append(_scenario_warnings(rows))
+    out.append(_area_vs_warming(rows, ref))
+    out.append(_scenario_maps(bundle.get("maps") or {}, rows, ref))
+    out.append(_scenarios(bundle["scenarios"]))
+    if bundle.get("scenario_changes"):
+        out.append(_scenario_changes(bundle["scenario_changes"]))
+    return "\n".join(x for x in out if x)
 
 
 def _kpis(b: Mapping) -> str:
@@ -378,21 +1094,41 @@ def _kpis(b: Mapping) -> str:
     if st:
         u = next((u for u in st.get("units", []) if u.get("unit") == "all"), None)
         if u:
-            out.append(("area with PZI ≥ 0.5", f"{_num(u['pzi_ge_0.5_km2'])} km²"))
-            out.append(("fraction of denominator", _num(u["fraction_pzi_ge_0.5"])))
-            out.append(("PZI-weighted area", f"{_num(u['pzi_weighted_km2'])} km²"))
+            out.append(("area estimate (PZI-weighted)", f"{_km2(u['pzi_weighted_km2'])} km²"))
+            out.append(("map area with PZI ≥ 0.5", f"{_km2(u['pzi_ge_0.5_km2'])} km²"))
+            out.append(("fraction PZI ≥ 0.5 of the denominator", _f(u["fraction_pzi_ge_0.5"])))
     summ = (((b.get("model") or {}).get("cv") or {}).get("spatial") or {}).get("summary") or {}
     if isinstance(summ.get("auc"), Mapping) and summ["auc"].get("mean") is not None:
-        out.append(("spatial-CV AUC", _num(summ["auc"]["mean"])))
+        out.append(("spatial-CV AUC", _f(summ["auc"]["mean"])))
     val = b.get("validation") or {}
     rows = {r["map"]: r for r in (val.get("boreholes") or {}).get("table", [])}
     if "model" in rows:
-        out.append(("borehole AUC", _num(rows["model"]["auc"])))
-        out.append(("borehole kappa", _num(rows["model"]["kappa"])))
+        out.append(("borehole AUC", _f(rows["model"]["auc"])))
+        out.append(("borehole Cohen's κ", _f(rows["model"]["kappa"])))
     return "".join(f"<span class='kpi'>{_e(k)}<b>{v}</b></span>" for k, v in out)
 
 
+def _slug(name: str) -> str:
+    return "sec-" + "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+
+
 # --------------------------------------------------------------------------- public
+def _literal_text(func):
+    """Show every string in the figures literally: matplotlib would parse ``$...$`` in a
+    user's name (a prior map called ``price $x$ map``) as TeX, and fail on bad TeX."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        import matplotlib  # noqa: PLC0415
+
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+@_literal_text
 def render_report(bundle: Mapping) -> str:
     """Render a bundle (see module docstring) as one self-contained HTML page.
 
@@ -413,45 +1149,37 @@ def render_report(bundle: Mapping) -> str:
     sec: list[tuple[str, str]] = []
     missing = []
 
-    def add(name, body, present):
-        if present and body:
+    def add(name, body):
+        if body:
             sec.append((name, body))
         else:
             missing.append(name)
 
-    add("Provenance", _provenance(bundle["provenance"]) if bundle.get("provenance") else "",
-        bool(bundle.get("provenance")))
-    add("Map", _pzi_map(maps, bundle.get("labels")) if maps.get("pzi") else "",
-        bool(maps.get("pzi")))
+    add("Maps", (_pzi_map(maps, bundle.get("labels")) + "\n" + _continuous_maps(maps))
+        if maps.get("pzi") else "")
+    kin = bundle.get("kinematics") or {}
+    kbody = ""
+    if kin:
+        kbody = (_kinematics_map(maps) if (maps.get("kinematics") or {}).get("geometries")
+                 else "") + "\n" + _kinematics_tables(kin)
+    add("Kinematics", kbody.strip())
     lab = bundle.get("labels") or {}
-    if lab.get("label") is not None and len(lab.get("label", [])):
-        srcs = lab.get("source") or ["all"] * len(lab["label"])
-        keys = sorted(set(map(str, srcs)))
-        rows = [[_Raw(_e(s)), sum(1 for a, b in zip(srcs, lab["label"], strict=True)
-                                  if str(a) == s and int(b) == 1),
-                 sum(1 for a, b in zip(srcs, lab["label"], strict=True)
-                     if str(a) == s and int(b) == 0)] for s in keys]
-        add("Labels", _table(["source", "permafrost", "no permafrost"], rows), True)
-    else:
-        add("Labels", "", False)
-    cvbody = _cv_tables(model) if model else ""
-    add("Cross-validation", cvbody, bool(cvbody))
-    curves = _curves(val, model)
-    add("ROC and reliability", curves, bool(curves))
-    imp = _importance(model) if model else ""
-    add("Feature importance", imp, bool(imp))
-    add("Area statistics", _stats_tables(bundle["stats"]) if bundle.get("stats") else "",
-        bool(bundle.get("stats")))
-    vt = _validation_tables(val) if val else ""
-    add("Validation", vt, bool(vt))
-    ag = "\n".join(_agreement_map(n, m) for n, m in (maps.get("agreement") or {}).items())
-    add("Agreement maps", ag, bool(ag))
-    sc_html = _scenarios(bundle["scenarios"]) if bundle.get("scenarios") else ""
-    if bundle.get("scenario_changes"):
-        sc_html += "\n" + _scenario_changes(bundle["scenario_changes"])
-    add("Scenarios", sc_html, bool(bundle.get("scenarios")))
+    add("Labels", _labels_table(lab) if lab.get("label") is not None
+        and len(lab.get("label", [])) else "")
+    add("Cross-validation", _cv_tables(model) if model else "")
+    add("ROC and reliability", _curves(val, model))
+    add("Feature importance", _importance(model) if model else "")
+    add("Area statistics", _stats_tables(bundle["stats"]) if bundle.get("stats") else "")
+    add("Validation", _validation_tables(val) if val else "")
+    add("Agreement maps", "\n".join(_agreement_map(n, m, maps)
+                                    for n, m in (maps.get("agreement") or {}).items()))
+    add("Scenarios", _scenarios_section(bundle))
+    add("Provenance", _provenance(bundle["provenance"]) if bundle.get("provenance") else "")
+    toc = "".join(f"<li><a href='#{_slug(n)}'>{_e(n)}</a></li>" for n, _ in sec)
     body = [f"<h1>{_e(title)}</h1>", f"<div>{_kpis(bundle)}</div>"]
-    body += [f"<section><h2>{_e(n)}</h2>\n{b}</section>" for n, b in sec]
+    if sec:
+        body.append(f"<nav class='toc'><b>Contents</b><ol>{toc}</ol></nav>")
+    body += [f"<section id='{_slug(n)}'><h2>{_e(n)}</h2>\n{b}</section>" for n, b in sec]
     if missing:
         body.append(f"<p class='note'>Sections without input: {_e(', '.join(missing))}.</p>")
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
@@ -467,10 +1195,105 @@ def report_json(bundle: Mapping) -> dict:
         labels = [int(v) for v in lab["label"]]
         out["labels"] = {"n": len(labels), "n_permafrost": sum(labels),
                          "n_no_permafrost": len(labels) - sum(labels)}
-    out["maps"] = {k: (v.get("source") if isinstance(v, Mapping) and "array" in v
-                       else {n: m.get("source") for n, m in v.items()})
-                   for k, v in (bundle.get("maps") or {}).items()}
+
+    def src(v):
+        if isinstance(v, Mapping) and ("array" in v or "geometries" in v):
+            return v.get("source")
+        return {n: m.get("source") for n, m in v.items()}
+
+    out["maps"] = {k: src(v) for k, v in (bundle.get("maps") or {}).items()}
     return out
+
+
+_ACTIVITIES = ["active", "transitional", "intact", "relict", "uncertain"]
+
+
+def _kinematics_bundle(path, map_crs, activity_column: str | None) -> tuple[dict, dict]:
+    """Counts for the Kinematics section and the outlines for its map (from the GeoPackage
+    of `permafrost kinematics`; ``insar_change``/``insar_reason`` columns when present)."""
+    import re
+
+    import pandas as pd
+
+    from permafrost.errors import DataError
+    from permafrost.io.results import read_json
+    from permafrost.io.vectors import read_vector
+    from permafrost.kinematics import summarise
+
+    gdf = read_vector(path, allow_empty=True)
+    if "kin_activity" not in gdf.columns:
+        raise DataError("no 'kin_activity' column", path=path, field="kin_activity",
+                        fix="give the GeoPackage written by `permafrost kinematics`")
+    if map_crs is not None and gdf.crs is not None:
+        gdf = gdf.to_crs(map_crs.to_wkt())
+    act = gdf["kin_activity"].astype("string").str.strip().str.lower().fillna("uncertain")
+    kin: dict = {"source": str(path), "n_outlines": len(gdf)}
+    if "kin_rgik_class" in gdf.columns:
+        tab = summarise(gdf)
+        kin["class_activity"] = {"rows": [str(i) for i in tab.index],
+                                 "columns": [str(c) for c in tab.columns],
+                                 "counts": tab.to_numpy().astype(int).tolist()}
+    lower = {str(c).lower(): c for c in gdf.columns}
+    col = lower.get((activity_column or "").lower())
+    if col is not None and not str(col).startswith("kin_"):
+        inv = gdf[col].astype("string").str.strip().str.lower().fillna("none")
+        ct = pd.crosstab(inv, act)
+        rows = [r for r in _ACTIVITIES if r in ct.index] + sorted(
+            r for r in ct.index if r not in _ACTIVITIES)
+        cols = [c for c in _ACTIVITIES if c in ct.columns] + sorted(
+            c for c in ct.columns if c not in _ACTIVITIES)
+        ct = ct.reindex(index=rows, columns=cols, fill_value=0)
+        kin["inventory_vs_insar"] = {"column": str(col), "rows": rows, "columns": cols,
+                                     "counts": ct.to_numpy().astype(int).tolist()}
+    cc = next((lower[c] for c in ("insar_change", "kin_insar_change") if c in lower), None)
+    if cc is not None:
+        rc = next((lower[c] for c in ("insar_reason", "kin_insar_reason") if c in lower), None)
+        ch = gdf[cc].astype("string").fillna("").str.strip()
+        rs = gdf[rc].astype("string").fillna("").str.strip() if rc is not None else ch.where(
+            False, "")
+        # group on the reason's kind, not on its per-outline numbers
+        rs = rs.map(lambda v: re.split(r"[:(;]", str(v))[0].strip())
+        cnt = pd.DataFrame({"c": ch, "r": rs}).value_counts().reset_index(name="n")
+        cnt = cnt.sort_values(["n", "c", "r"], ascending=[False, True, True]).head(25)
+        kin["insar_change"] = {"columns": ", ".join(str(c) for c in (cc, rc) if c is not None),
+                               "rows": [[str(c), str(r), int(n)] for c, r, n in
+                                        cnt.itertuples(index=False)]}
+    if "kin_reason" in gdf.columns:
+        why = gdf.loc[act == "uncertain", "kin_reason"].astype("string").fillna("")
+        why = why.map(lambda s: re.split(r"[:(;]", str(s))[0].strip() or "–")
+        vc = why.value_counts()
+        kin["uncertain_reasons"] = sorted(([str(k), int(n)] for k, n in vc.items()),
+                                          key=lambda kv: (-kv[1], kv[0]))[:8]
+    if "kin_track" in gdf.columns:
+        tcols = [c for c in ("kin_n_pixels", "kin_n_valid") if c in gdf.columns] + sorted(
+            c for c in gdf.columns if str(c).startswith("kin_masked_"))
+        g = gdf.assign(_t=gdf["kin_track"].astype("string").fillna(""))
+        rows = []
+        for t, part in sorted(g.groupby("_t"), key=lambda kv: (kv[0] == "", kv[0])):
+            r = {"track": str(t), "outlines": len(part)}
+            for c in tcols:
+                name = str(c).removeprefix("kin_").removeprefix("masked_")
+                r[{"n_pixels": "pixels", "n_valid": "valid"}.get(name, name)] = int(
+                    pd.to_numeric(part[c], errors="coerce").fillna(0).sum())
+            rows.append(r)
+        kin["tracks"] = rows
+    side = Path(path).with_name("kinematics_tracks.json")
+    if side.exists():
+        kin["track_pixels"] = (read_json(side).get("tracks") or None)
+    vcol = next((c for c in ("kin_v_moving_m_yr", "kin_v_downslope_median_m_yr")
+                 if c in gdf.columns), None)
+    mp = {}
+    if vcol is not None and len(gdf):
+        b = gdf.total_bounds
+        mp = {"geometries": list(gdf.geometry.values),
+              "v_cm_yr": (pd.to_numeric(gdf[vcol], errors="coerce") * 100).tolist(),
+              "activity": act.astype(str).tolist(),
+              "velocity_label": ("Velocity of the moving part" if "moving" in vcol
+                                 else "Median downslope velocity"),
+              "extent": [b[0], b[2], b[1], b[3]],
+              "crs": gdf.crs.to_string() if gdf.crs is not None else None,
+              "source": str(path)}
+    return kin, mp
 
 
 def report_from_files(
@@ -487,6 +1310,11 @@ def report_from_files(
     provenance=None,
     scenarios: Mapping[str, object] | None = None,
     scenario_changes=None,
+    scenario_runs: Mapping[str, Mapping[str, object]] | None = None,
+    uncertainty=None,
+    kinematics=None,
+    activity_column: str | None = "activity",
+    mask=None,
     max_size: int = 800,
 ) -> dict:
     """Read what the other steps wrote, render the report and write HTML (+ JSON).
@@ -496,7 +1324,8 @@ def report_from_files(
     out_html, out_json : path-like
         Outputs.
     pzi, dem : path-like, optional
-        Rasters for the map figure (read decimated to ``max_size`` pixels).
+        Rasters for the map figures (read decimated to ``max_size`` pixels); the DEM gives
+        the hillshade under every map.
     stats : path-like, optional
         ``permafrost stats --out-json`` file.
     validation : path-like, optional
@@ -513,6 +1342,21 @@ def report_from_files(
     scenario_changes : path-like, optional
         JSON from :func:`permafrost.area.compare_scenarios` (area change per zone and
         region against the baseline).
+    scenario_runs : mapping, optional
+        ``{name: {"pzi": path, "applicability": path}}`` of each run: its PZI (for the
+        scenario and change maps) and its ``applicability.json`` (warming, model, proxy
+        warnings, extrapolation).
+    uncertainty : path-like, optional
+        ``pzi_uncertainty.tif`` of ``permafrost predict --uncertainty`` (spread of the
+        fold models) [-].
+    kinematics : path-like, optional
+        GeoPackage of ``permafrost kinematics`` (a ``kinematics_tracks.json`` beside it
+        adds the per-track scene masks).
+    activity_column : str, optional
+        The inventory's activity column in the kinematics GeoPackage (compared with the
+        InSAR activity).
+    mask : path-like, optional
+        The mask polygons (glaciers, lakes) of the run, hatched on the maps.
     max_size : int
         Longest side of map previews [pixels].
 
@@ -539,8 +1383,18 @@ def report_from_files(
 
     if pzi:
         b["maps"]["pzi"], map_crs = preview(pzi)
+    if uncertainty:
+        b["maps"]["uncertainty"], crs = preview(uncertainty)
+        map_crs = map_crs or crs
     if dem:
-        b["maps"]["dem"], _ = preview(dem, "bilinear")
+        b["maps"]["dem"], crs = preview(dem, "bilinear")
+        map_crs = map_crs or crs
+    if mask:
+        mg = read_vector(mask, allow_empty=True)
+        if map_crs is not None and mg.crs is not None:
+            mg = mg.to_crs(map_crs.to_wkt())
+        b["maps"]["mask"] = {"geometries": list(mg.geometry.values), "source": str(mask),
+                             "name": Path(mask).stem.replace("_", " ")}
     if stats:
         b["stats"] = read_json(stats)
     if validation:
@@ -557,6 +1411,10 @@ def report_from_files(
     if model:
         mp = Path(model)
         b["model"] = read_json(mp / "metadata.json" if mp.is_dir() else mp)
+    if kinematics:
+        b["kinematics"], kmap = _kinematics_bundle(kinematics, map_crs, activity_column)
+        if kmap:
+            b["maps"]["kinematics"] = kmap
     if labels:
         gdf = read_vector(labels, allow_empty=True)
         if "label" not in gdf.columns:
@@ -573,6 +1431,11 @@ def report_from_files(
         b["scenarios"] = {n: read_json(p) for n, p in scenarios.items()}
     if scenario_changes:
         b["scenario_changes"] = read_json(scenario_changes)
+    if scenario_runs:
+        b["scenario_runs"] = {n: {"applicability": read_json(r["applicability"])}
+                              for n, r in scenario_runs.items() if r.get("applicability")}
+        b["maps"]["scenarios"] = {n: preview(r["pzi"])[0] for n, r in scenario_runs.items()
+                                  if r.get("pzi")}
     atomic_write_text(out_html, render_report(b))
     js = report_json(b)
     if out_json:

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from permafrost.config import BASELINE, CovariateChange, PipelineConfig
+from permafrost.config import BASELINE, REFERENCE, CovariateChange, PipelineConfig
 from permafrost.pipeline import StepContext, StepSpec
 
 __all__ = ["STEPS", "STEP_NAMES", "covariates_for_scenario"]
@@ -42,27 +42,19 @@ def _grid_raster(cfg: PipelineConfig) -> Path | None:
 
 
 def covariates_for_scenario(covariates: Path, changes: dict[str, CovariateChange], *,
-                            chunks: int = 1024):
+                            chunks: int | None = None):
     """The covariate stack with a scenario's changes applied (lazily).
 
     An ``offset`` is added (e.g. MAAT + 2 °C), a ``scale`` multiplies, a ``file`` replaces
-    the covariate by another raster aligned to the stack's grid (bilinear).
+    the input by another raster aligned to the stack's grid (bilinear).  In a stack file
+    the changes apply to the inputs, so derived covariates are recomputed from them
+    (:func:`permafrost.covariates.read_stack_file`).
     """
-    from permafrost.covariates import align_raster, build_stack
-    from permafrost.grid import grid_of
+    from permafrost.covariates import build_stack
+    from permafrost.defaults import PREDICT_CHUNK
 
-    ds = build_stack(covariates, chunks=chunks)
-    for name, ch in sorted(changes.items()):
-        da = ds[name]
-        if ch.file is not None:
-            da = align_raster(ch.file, grid_of(ds), resampling="bilinear", chunks=chunks)
-            da = da.rename(name)
-        if ch.scale is not None:
-            da = da * ch.scale
-        if ch.offset is not None:
-            da = da + ch.offset
-        ds[name] = da.astype("float32")
-    return ds
+    chunks = PREDICT_CHUNK if chunks is None else chunks
+    return build_stack(covariates, chunks=chunks, changes=changes)
 
 
 def _scenario_dependent(name: str) -> dict[str, Any]:
@@ -90,7 +82,11 @@ def _kin_run(ctx: StepContext):
     res = run_kinematics(cfg.inputs.tracks, _outlines(cfg), out=ctx.workdir / "kinematics.gpkg",
                          dem=cfg.inputs.dem, config=kc)
     counts = res.outlines["kin_activity"].value_counts().to_dict()
-    return {"kinematics": "kinematics.gpkg"}, {"outlines": len(res.outlines),
+    from permafrost.io.results import write_json  # per-track pixel masks, for the report
+
+    write_json({"tracks": res.pixel_counts}, ctx.workdir / "kinematics_tracks.json")
+    return {"kinematics": "kinematics.gpkg", "tracks": "kinematics_tracks.json"}, {
+        "outlines": len(res.outlines),
                                                "activity": {k: int(v) for k, v in counts.items()}}
 
 
@@ -101,13 +97,15 @@ def _kin_run(ctx: StepContext):
 def _labels_inputs(cfg, ch):
     inp = cfg.inputs
     return {"inventories": list(inp.inventories), "boreholes": inp.boreholes,
+            "borehole_columns": inp.borehole_columns.mapping(), "borehole_crs": inp.borehole_crs,
             "gtnp": inp.gtnp.model_dump() if inp.gtnp else None, "grid": _grid_raster(cfg),
             "dem": inp.dem}
 
 
 def _labels_options(cfg, ch):
     v = cfg.validate_
-    holdout = {"fraction": v.holdout_fraction, "block_m": v.holdout_block_m} \
+    holdout = {"fraction": v.holdout_fraction, "block_m": v.holdout_block_m,
+               "cv_block_m": cfg.train.block_size_m, "drops": "every source"} \
         if _holds_out(cfg) else None
     return {"labels": cfg.labels.model_dump(mode="json"), "holdout": holdout}
 
@@ -117,21 +115,26 @@ def _holds_out(cfg: PipelineConfig) -> bool:
             and cfg.inputs.boreholes is not None and cfg.inputs.validation_boreholes is None)
 
 
-def _split_boreholes(cfg: PipelineConfig, workdir: Path, seed: int):
-    """The training boreholes (read, with their origin) and the held-out ones (a file)."""
+def _split_labels(cfg: PipelineConfig, labels, workdir: Path, seed: int):
+    """Hold out whole blocks (at least the CV block size): the training labels (every
+    source inside a held-out block dropped), the held-out boreholes (a file) and a summary.
+    """
     import pandas as pd
 
     from permafrost.io._atomic import atomic_write_text
     from permafrost.io.boreholes import read_presence_table
     from permafrost.io.vectors import read_vector, write_vector
-    from permafrost.labels import holdout_split
+    from permafrost.labels import apply_holdout, holdout_block_size, holdout_split
 
     src = cfg.inputs.boreholes
-    table = read_presence_table(src)
-    train, hold = holdout_split(table, fraction=cfg.validate_.holdout_fraction, seed=seed,
-                                block_m=cfg.validate_.holdout_block_m)
-    training = table[train].copy()
-    training.attrs["source"] = str(src)  # labels name the input, not a working copy
+    table = read_presence_table(src, **_borehole_options(cfg, src))
+    hold_m, cv_m, rule = holdout_block_size(labels.points, cv_block_m=cfg.train.block_size_m,
+                                            holdout_block_m=cfg.validate_.holdout_block_m,
+                                            seed=seed)
+    split = holdout_split(labels.points, candidates=table, seed=seed, block_m=hold_m,
+                          fraction=cfg.validate_.holdout_fraction)
+    hold = split.holdout
+    training = apply_holdout(labels, split)
     raw = None
     if src.suffix.lower() == ".csv":  # the held-out rows of the input, unchanged
         raw = pd.read_csv(src, dtype=str, keep_default_na=False)
@@ -142,7 +145,119 @@ def _split_boreholes(cfg: PipelineConfig, workdir: Path, seed: int):
         held = workdir / "boreholes_holdout.gpkg"
         vec = table if raw is not None else read_vector(src)
         write_vector(vec[hold], held, layer="boreholes_holdout")
-    return training, held, int(hold.sum())
+    write_vector(split.blocks, workdir / "holdout_blocks.gpkg", layer="holdout_blocks")
+    left = labels.points[~split.train]
+    pres = pd.to_numeric(table["presence"], errors="coerce")[hold]
+    info = {"block_m": hold_m, "cv_block_m": cv_m, "cv_block_rule": rule,
+            "blocks_held_out": len(split.blocks), "blocks_with_boreholes": split.n_candidate_blocks,
+            "boreholes": int(hold.sum()), "boreholes_permafrost": int((pres == 1).sum()),
+            "boreholes_no_permafrost": int((pres == 0).sum()),
+            "dropped_from_training": {k: int(v) for k, v in
+                                      left["source"].value_counts().sort_index().items()},
+            "note": split.note}
+    return training, held, info
+
+
+_RG_ID_COLUMNS = ("rg_id", "id", "pk", "name")
+
+
+def _with_kinematic_evidence(combined, inventories, activity_column: str) -> list:
+    """The inventories to label from when the kinematics ran on separate ``outlines``.
+
+    Every inventory gets the ``activity_evidence`` column: its own activity, weighed against
+    InSAR by :func:`permafrost.labels.combine_activity` where its rock glacier id is also an
+    outline's id (those outlines are then not counted a second time).  Outlines that no
+    inventory names come in with their InSAR-only evidence (``uncertain`` is left out).
+    """
+    import numpy as np
+    import pandas as pd
+
+    from permafrost.errors import DataError
+    from permafrost.io.vectors import read_vector
+    from permafrost.labels import combine_activity
+
+    def id_col(gdf):
+        lower = {str(c).lower(): c for c in gdf.columns}
+        return next((lower[c] for c in _RG_ID_COLUMNS if c in lower), None)
+
+    kin_id = id_col(combined)
+    kin_ids = combined[kin_id].astype(str).str.strip() if kin_id else None
+    derived = ["activity_evidence", "activity_source", "insar_change", "insar_reason"]
+    taken: set[str] = set()
+    out = []
+    for path in inventories:
+        inv = read_vector(path)
+        lower = {str(c).lower(): c for c in inv.columns}
+        col = lower.get(activity_column.lower())
+        if col is None:
+            raise DataError(f"no activity column {activity_column!r} (columns: "
+                            f"{', '.join(map(str, inv.columns))})", path=path,
+                            field=activity_column, fix="set labels.activity_column")
+        evidence = inv[col].astype(object)
+        iid = id_col(inv)
+        if kin_id and iid:
+            ids = inv[iid].astype(str).str.strip()
+            own = dict(zip(ids, inv[col]))
+            both = combined[kin_ids.isin(set(ids))].drop(
+                columns=[c for c in derived if c in combined.columns])
+            both = both.drop(columns=[c for c in both.columns
+                                      if str(c).lower() == activity_column.lower()])
+            both[activity_column] = both[kin_id].astype(str).str.strip().map(own)
+            weighed = combine_activity(both, inventory_column=activity_column)
+            kin = dict(zip(weighed[kin_id].astype(str).str.strip(),
+                           weighed["activity_evidence"]))
+            evidence = pd.Series(np.where(ids.isin(kin), ids.map(kin), evidence),
+                                 index=inv.index, dtype=object)
+            taken |= set(kin)
+        inv = inv.copy()
+        inv["activity_evidence"] = evidence
+        inv.attrs["source"] = str(path)
+        out.append(inv)
+    rest = combined[~kin_ids.isin(taken)] if kin_id else combined
+    rest.attrs["source"] = combined.attrs.get("source")
+    return [rest, *out] if len(rest) else out
+
+
+def _labels_keeping_reasons(ctx: StepContext, fn, **kwargs):
+    """``fn(**kwargs)``; when no label is left, the reasons (summary, dropped inputs,
+    temperature verdicts) are copied out of the step's working directory, which a failed
+    step does not keep, to ``<output_dir>/<scenario>/labels_reasons/``, and the message
+    says so."""
+    import shutil
+
+    from permafrost.errors import format_message
+    from permafrost.labels import NoLabelsError
+
+    try:
+        return fn(**kwargs)
+    except NoLabelsError as exc:
+        if exc.written:
+            keep = ctx.config.pipeline.output_dir / ctx.scenario / "labels_reasons"
+            keep.mkdir(parents=True, exist_ok=True)
+            for f in exc.written:
+                shutil.copyfile(f, keep / f.name)
+            exc.fix = (f"{exc.base_fix}; reasons written to "
+                       f"{', '.join(f.name for f in exc.written)} in {keep}")
+            exc.args = (format_message(exc.problem, path=exc.path, field=exc.field,
+                                       fix=exc.fix),)
+        raise
+
+
+def _borehole_options(cfg: PipelineConfig, path) -> dict:
+    """How to read a borehole table of this pipeline: the column names and CRS given for the
+    file it is (``boreholes``, its held-out rows, or ``validation_boreholes``); none for a
+    hold-out GeoPackage written from a CSV table in the standard columns."""
+    inp = cfg.inputs
+    if path is not None and inp.validation_boreholes is not None \
+            and Path(path) == inp.validation_boreholes:
+        return {"columns": inp.validation_borehole_columns.mapping(),
+                "crs": inp.validation_borehole_crs}
+    src_csv = inp.boreholes is not None and inp.boreholes.suffix.lower() == ".csv"
+    if path is None or Path(path) == inp.boreholes or Path(path).suffix.lower() == ".csv" \
+            or not src_csv:
+        # the input, or its held-out rows unchanged (CSV rows of a CSV, features of a vector)
+        return {"columns": inp.borehole_columns.mapping(), "crs": inp.borehole_crs}
+    return {"columns": None, "crs": None}
 
 
 def _labels_run(ctx: StepContext):
@@ -161,21 +276,29 @@ def _labels_run(ctx: StepContext):
         combined.attrs["source"] = str(_outlines(cfg))  # labels name the input outlines
         # the kinematics output carries every outline of the first inventory
         inventories = [combined, *inventories[1:]] if _outlines(cfg) == (inventories or [None])[0] \
-            else [combined, *inventories]
+            else _with_kinematic_evidence(combined, inventories, opts.activity_column)
         activity_column = "activity_evidence"
     boreholes = [cfg.inputs.boreholes] if cfg.inputs.boreholes else []
     holdout = None
-    if _holds_out(cfg):
-        train_bh, holdout, n_holdout = _split_boreholes(cfg, ctx.workdir, ctx.seed)
-        boreholes = [train_bh]
-    ls = labels_from_files(
+    ls = _labels_keeping_reasons(
+        ctx, labels_from_files,
         inventories=inventories,
         boreholes=boreholes,
         gtnp=[(cfg.inputs.gtnp.csv, cfg.inputs.gtnp.metadata)] if cfg.inputs.gtnp else [],
         grid=_grid_raster(cfg), dem=cfg.inputs.dem, out=ctx.workdir / "labels.gpkg",
+        borehole_columns=cfg.inputs.borehole_columns.mapping(),
+        borehole_crs=cfg.inputs.borehole_crs,
         activity_column=activity_column, sampling=opts.sampling, spacing_m=opts.spacing_m,
         borehole_weight=opts.borehole_weight, rock_glacier_weight=opts.rock_glacier_weight,
     )
+    if _holds_out(cfg):  # labels of every source, then whole blocks held out of training
+        from permafrost.io._atomic import atomic_write_text
+        from permafrost.io.vectors import write_vector
+
+        ls, holdout, held_info = _split_labels(cfg, ls, ctx.workdir, ctx.seed)
+        write_vector(ls.points, ctx.workdir / "labels.gpkg", layer="labels")
+        for name, df in (("summary", ls.summary), ("dropped", ls.dropped)):
+            atomic_write_text(ctx.workdir / f"labels_{name}.csv", df.to_csv(index=False))
     pts = ls.points
     summary = {"points": len(pts), "permafrost": int((pts["label"] == 1).sum()),
                "no_permafrost": int((pts["label"] == 0).sum()),
@@ -186,12 +309,26 @@ def _labels_run(ctx: StepContext):
         outputs["activity"] = "rock_glaciers_activity.gpkg"
     if holdout is not None:
         outputs["holdout"] = holdout.name
-        summary["held_out_boreholes"] = n_holdout
+        outputs["holdout_blocks"] = "holdout_blocks.gpkg"
+        summary["held_out_boreholes"] = held_info["boreholes"]
+        summary["holdout"] = held_info
     return outputs, summary
 
 
 # ---------------------------------------------------------------------------------------
 # train
+
+
+def _cv_block_size(ctx: StepContext) -> tuple[float | None, str | None]:
+    """The CV block side and its rule: the one given, else the one the labels step chose
+    for its hold-out on all labels (one blocking for both), else None (train_model derives
+    it from the training labels)."""
+    if ctx.config.train.block_size_m is not None:
+        return ctx.config.train.block_size_m, None
+    held = (ctx.upstream["labels"].summary or {}).get("holdout") or {}
+    if held.get("cv_block_m") is None:
+        return None, None
+    return held["cv_block_m"], f"{held['cv_block_rule']}, all labels before the hold-out"
 
 
 def _train_run(ctx: StepContext):
@@ -201,7 +338,9 @@ def _train_run(ctx: StepContext):
     model, report = train_from_files(
         ctx.upstream["labels"].output("labels"), ctx.config.inputs.covariates,
         ctx.workdir / "model", model=t.model, device=t.device, seed=ctx.seed, folds=t.folds,
-        block_size=t.block_size_m, calibration=t.calibration, features=t.features,
+        block_size=_cv_block_size(ctx)[0], block_size_rule=_cv_block_size(ctx)[1],
+        calibration=t.calibration, features=t.features,
+        prevalence=t.prevalence, prevalence_source=t.prevalence_source,
         params=({"n_estimators": t.n_estimators, "monotone_constraints": dict(t.monotone) or None}
                 if t.model != "logistic" else None),
     )
@@ -245,10 +384,71 @@ def _predict_run(ctx: StepContext):
     outputs = {"pzi": "pzi.tif"}
     if p.zones:
         outputs["zones"] = "zones.tif"
+        if (ctx.workdir / "zones.tif.aux.xml").exists():  # zone names for QGIS & co.
+            outputs["zone_names"] = "zones.tif.aux.xml"
     if p.uncertainty:
         outputs["uncertainty"] = "pzi_uncertainty.tif"
-    return outputs, {"device": res.device, "backend": res.backend, "pixels": res.pixels,
-                     "valid": res.valid, "masked": res.masked, "missing": res.missing}
+    summary = {"device": res.device, "backend": res.backend, "pixels": res.pixels,
+               "valid": res.valid, "masked": res.masked, "missing": res.missing}
+    app = _applicability(ctx, ds, model_dir, ctx.workdir / "pzi.tif")
+    outputs["applicability"] = "applicability.json"
+    if (ctx.workdir / "extrapolation.tif").exists():
+        outputs["extrapolation"] = "extrapolation.tif"
+    ext = app.get("extrapolation") or {}
+    if ext.get("outside_share") is not None:
+        summary["outside_training_range"] = round(ext["outside_share"], 4)
+    if app["warnings"]:
+        summary["warnings"] = [w["message"] for w in app["warnings"]]
+    return outputs, summary
+
+
+def _applicability(ctx: StepContext, ds, model_dir: Path, pzi_path: Path) -> dict:
+    """What this run's map can be trusted for: proxies the scenario holds fixed
+    (:mod:`permafrost.proxies`) and where the covariates leave the training range
+    (:mod:`permafrost.applicability`); written to ``applicability.json`` and, for the
+    out-of-range cells, ``extrapolation.tif``."""
+    import numpy as np
+
+    from permafrost.applicability import (extrapolation_map, extrapolation_statistics,
+                                          extrapolation_warnings)
+    from permafrost.config import scenario_delta_t
+    from permafrost.covariates import CHANGED_ATTR
+    from permafrost.io.rasters import read_raster, write_cog
+    from permafrost.io.results import read_json, write_json
+    from permafrost.proxies import proxy_warnings
+
+    meta = read_json(model_dir / "metadata.json")
+    features = list(meta.get("features") or meta.get("feature_names") or [])
+    changed = {str(v): ds[v].attrs[CHANGED_ATTR] for v in ds.data_vars
+               if CHANGED_ATTR in ds[v].attrs}
+    warnings = proxy_warnings(meta.get("dependence"), features, changed,
+                              changes=sorted(ctx.covariate_changes))
+    out = {"run": ctx.scenario, "delta_t": scenario_delta_t(ctx.config, ctx.scenario),
+           "changes": {k: v.model_dump(mode="json", exclude_none=True)
+                       for k, v in sorted(ctx.covariate_changes.items())},
+           "changed_covariates": changed, "features": features,
+           "model": meta.get("model_kind"), "warnings": warnings, "extrapolation": None}
+    ranges = (meta.get("training") or {}).get("ranges")
+    if ranges:
+        pzi = read_raster(pzi_path, chunks=ctx.config.predict.chunk, name="pzi")
+        mask = extrapolation_map(ds, ranges, features, pzi=pzi)
+        write_cog(mask, ctx.workdir / "extrapolation.tif",
+                  nodata=int(np.iinfo(mask.dtype).max), dtype=str(mask.dtype),
+                  overview_resampling="nearest",
+                  description="covariates outside the training range (bit mask)",
+                  tags={"PZI_CONTENT": "bit mask of covariates outside the range of the "
+                        "training labels: " + mask.attrs["legend"]})
+        out["extrapolation"] = extrapolation_statistics(mask, features)
+        out["extrapolation"]["ranges"] = {f: ranges[f] for f in features}
+        warnings += extrapolation_warnings(out["extrapolation"], meta.get("model_kind"),
+                                           [f for f in features if f in changed])
+    else:
+        log.warning("%s: the model records no training ranges; retrain it to map where "
+                    "the covariates leave them", ctx.scenario)
+    for w in warnings:
+        log.warning("%s: %s", ctx.scenario, w["message"])
+    write_json(out, ctx.workdir / "applicability.json")
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -271,6 +471,7 @@ def _stats_run(ctx: StepContext):
         region_field=cfg.inputs.regions.field if cfg.inputs.regions else "name",
         dem_path=cfg.inputs.dem, band_width=cfg.stats.band_width_m, mask_path=cfg.inputs.mask,
     )
+    res = _portable(res, cfg)  # paths relative to the pipeline file, as in the manifest
     write_json(res, ctx.workdir / "stats.json")
     write_csv(stats_rows(res), ctx.workdir / "stats.csv",
               columns=stats_table_columns() + ["denominator"])
@@ -292,6 +493,7 @@ def _validate_enabled(cfg: PipelineConfig) -> bool:
 def _validate_inputs(cfg, ch):
     inp = cfg.inputs
     return {"boreholes": inp.validation_boreholes or inp.boreholes,
+            "borehole_read": _borehole_options(cfg, inp.validation_boreholes or inp.boreholes),
             "priors": [p.model_dump() for p in inp.priors], "mask": inp.mask}
 
 
@@ -307,14 +509,23 @@ def _validate_run(ctx: StepContext):
                         other_codes=None if p.other_codes is None else tuple(p.other_codes),
                         threshold=p.threshold)
               for p in inp.priors]
+    read = _borehole_options(ctx.config, boreholes) if boreholes is not None else {}
     res = validate_from_files(ctx.upstream["predict"].output("pzi"),
                               boreholes_path=boreholes,
+                              boreholes_columns=read.get("columns"),
+                              boreholes_crs=read.get("crs"),
                               priors=priors, out_dir=ctx.workdir / "validation",
-                              mask_path=inp.mask)
+                              mask_path=inp.mask, seed=ctx.seed,
+                              bootstrap_resamples=ctx.config.validate_.bootstrap_resamples,
+                              ci_level=ctx.config.validate_.ci_level)
+    _rewrite_portable(ctx.workdir / "validation" / "validation.json", ctx.config)
     rows = (res.get("boreholes") or {}).get("table") or []
     model_row = next((r for r in rows if r.get("kind") == "pzi"), {})
     summary = {k: model_row.get(k) for k in ("n", "auc", "balanced_accuracy", "kappa", "brier")
                if k in model_row}
+    for k, iv in (model_row.get("ci") or {}).items():  # bootstrap intervals of the headline
+        if k in ("auc", "balanced_accuracy", "kappa", "brier") and iv.get("low") is not None:
+            summary[f"{k}_ci"] = [round(iv["low"], 4), round(iv["high"], 4)]
     return {"validation": "validation/validation.json"}, json.loads(json.dumps(summary, default=str))
 
 
@@ -327,11 +538,12 @@ def _report_run(ctx: StepContext):
     from permafrost.report import report_from_files
 
     base = ctx.scenarios.get(BASELINE, {})
-    from permafrost.pipeline import versions
+    from permafrost.provenance import versions
 
     provenance = {
         "pipeline": ctx.config.pipeline.name,
-        "pipeline file": str(ctx.config.source),
+        # its name and content hash, not where the checkout lives
+        "pipeline file": _source_text(ctx.config.source),
         "seed": ctx.seed,
         "device (train / predict)": " / ".join(
             str(base[s].summary.get("device")) for s in ("train", "predict") if s in base),
@@ -352,7 +564,10 @@ def _report_run(ctx: StepContext):
         from permafrost.io.results import read_json
 
         changes = ctx.workdir / "scenario_changes.json"
-        write_json(compare_scenarios({n: read_json(p) for n, p in scen.items()}), changes)
+        # with a scenario model, changes are measured against it on today's covariates
+        ref = REFERENCE if REFERENCE in scen else BASELINE
+        write_json(compare_scenarios({n: read_json(p) for n, p in scen.items()}, baseline=ref),
+                   changes)
     report_from_files(
         out_html=ctx.workdir / "report.html", out_json=ctx.workdir / "report.json",
         title=ctx.config.report.title or f"Permafrost map: {ctx.config.pipeline.name}",
@@ -365,9 +580,59 @@ def _report_run(ctx: StepContext):
         provenance=ctx.workdir / "provenance.json",
         scenarios=scen if len(scen) > 1 else None,
         scenario_changes=changes,
+        scenario_runs={sc: {"pzi": recs["predict"].output("pzi"),
+                            "applicability": recs["predict"].outputs.get("applicability")}
+                       for sc, recs in ctx.scenarios.items() if "predict" in recs}
+        if len(scen) > 1 else None,
+        uncertainty=base["predict"].outputs.get("uncertainty") if "predict" in base else None,
+        # the activity InSAR gave each outline, and what it changed (labels step), else
+        # the kinematics alone
+        kinematics=(base["labels"].outputs.get("activity") if "labels" in base else None)
+        or (base["kinematics"].output("kinematics") if "kinematics" in base else None),
+        activity_column=ctx.config.labels.activity_column,
+        mask=ctx.config.inputs.mask,
     )
     return {"html": "report.html", "json": "report.json"}, {"scenarios": sorted(scen),
                                                            "descriptions": descriptions}
+
+
+def _portable(obj: Any, cfg: PipelineConfig) -> Any:
+    """``obj`` (JSON-able) with every absolute path string that exists made relative to the
+    pipeline file's directory: step outputs that do not name the machine or the checkout."""
+    import os
+
+    from permafrost.pipeline import pipeline_dir, relative_path
+
+    base = pipeline_dir(cfg)
+
+    def walk(o: Any) -> Any:
+        if isinstance(o, dict):
+            return {k: walk(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [walk(v) for v in o]
+        if isinstance(o, str) and os.path.isabs(o) and os.path.exists(o):
+            return relative_path(o, base)
+        return o
+
+    return walk(obj)
+
+
+def _rewrite_portable(path: Path, cfg: PipelineConfig) -> None:
+    """Rewrite a JSON output of a library function with :func:`_portable` paths."""
+    from permafrost.io.results import read_json, write_json
+
+    if path.is_file():
+        write_json(_portable(read_json(path), cfg), path)
+
+
+def _source_text(source: Path | None) -> str:
+    """``demo.toml (sha256 1a2b3c4d5e6f)``: the pipeline file without the machine's path."""
+    if source is None:
+        return "none (built in memory)"
+    from permafrost.provenance import file_digest
+
+    p = Path(source)
+    return f"{p.name} (sha256 {file_digest(p)[:12]})" if p.is_file() else p.name
 
 
 def _dump(section: str):
@@ -382,7 +647,7 @@ STEPS: list[StepSpec] = [
     StepSpec("predict", ("train",), _predict_options, _predict_inputs, _predict_run),
     StepSpec("stats", ("predict",), _dump("stats"), _stats_inputs, _stats_run),
     StepSpec("validate", ("labels", "predict"), _dump("validate_"), _validate_inputs, _validate_run,
-             enabled=_validate_enabled, baseline_only=True),
+             enabled=_validate_enabled, present_only=True),
     StepSpec("report", ("stats",), _dump("report"), lambda c, ch: {"dem": c.inputs.dem},
              _report_run, enabled=lambda c: c.report.enabled, across_scenarios=True),
 ]

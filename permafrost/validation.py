@@ -48,6 +48,7 @@ import pyproj
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
+from permafrost.area import ZONE_NAMES as _ZONE_NAMES
 from permafrost.area import auto_block_rows, cell_areas, classify_zones
 from permafrost.errors import DataError
 from permafrost.grid import grid_of
@@ -59,12 +60,15 @@ __all__ = [
     "sample_at_points",
     "prior_to_binary",
     "map_agreement",
+    "bootstrap_metrics",
+    "CI_METRICS",
     "validate_from_files",
 ]
 
 log = logging.getLogger(__name__)
 
-ZONE_NAMES = ["none", "isolated", "sporadic", "discontinuous", "continuous"]
+#: zone names by zone code (:data:`permafrost.area.ZONE_NAMES`, as a list)
+ZONE_NAMES = list(_ZONE_NAMES)
 
 
 # --------------------------------------------------------------------------- sampling
@@ -101,6 +105,177 @@ def sample_at_points(da: xr.DataArray, x, y, *, crs) -> tuple[np.ndarray, np.nda
                        da.dims[1]: xr.DataArray(col[inside], dims="pt")})
         vals[inside] = np.asarray(sub.values, dtype="float64")
     return vals, inside
+
+
+# --------------------------------------------------------------------------- bootstrap
+#: metrics given a bootstrap interval
+CI_METRICS = ("auc", "balanced_accuracy", "kappa", "brier", "accuracy", "sensitivity",
+              "specificity")
+#: fewest sites for a site (cluster) bootstrap; with fewer, boreholes are resampled
+MIN_BOOTSTRAP_SITES = 10
+
+
+def _metrics_weighted(y: np.ndarray, q: np.ndarray, w: np.ndarray, *, threshold: float,
+                      probabilistic: bool) -> dict[str, np.ndarray]:
+    """The metrics of :func:`permafrost.metrics.binary_metrics` for many weight vectors.
+
+    ``w`` is ``(B, n)`` (bootstrap counts); each row gives the metrics of one resample,
+    with NaN where a metric is undefined (the same rules as ``binary_metrics``).
+    """
+    yb = y.astype(bool)
+    pred = q >= threshold
+    tp = w @ (yb & pred).astype(float)
+    fp = w @ (~yb & pred).astype(float)
+    fn = w @ (yb & ~pred).astype(float)
+    tn = w @ (~yb & ~pred).astype(float)
+    total = tp + fp + fn + tn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sens = np.where(tp + fn > 0, tp / (tp + fn), np.nan)
+        spec = np.where(tn + fp > 0, tn / (tn + fp), np.nan)
+        acc = np.where(total > 0, (tp + tn) / total, np.nan)
+        po = acc
+        pe = ((tp + fp) * (tp + fn) + (tn + fn) * (tn + fp)) / (total * total)
+        kappa = np.where((total > 0) & (1 - pe > 1e-15), (po - pe) / (1 - pe), np.nan)
+        # AUC: weighted Mann-Whitney with ties 1/2 (metrics.roc_auc), one sort for all rows
+        order = np.argsort(-q, kind="mergesort")
+        qs, ys, ws = q[order], yb[order], w[:, order]
+        last = np.r_[np.flatnonzero(np.diff(qs)), qs.size - 1]
+        tps = np.cumsum(ws * ys, axis=1)[:, last]
+        fps = np.cumsum(ws * ~ys, axis=1)[:, last]
+        P, F = tps[:, -1:], fps[:, -1:]
+        neg_above = np.concatenate([np.zeros_like(F), fps[:, :-1]], axis=1)
+        pos_here = np.diff(np.concatenate([np.zeros_like(P), tps], axis=1), axis=1)
+        neg_here = np.diff(np.concatenate([np.zeros_like(F), fps], axis=1), axis=1)
+        won = np.sum(pos_here * (F - neg_above - 0.5 * neg_here), axis=1)
+        auc = np.where((P[:, 0] > 0) & (F[:, 0] > 0), won / (P[:, 0] * F[:, 0]), np.nan)
+        brier = (w @ (q - y) ** 2 / total if probabilistic
+                 else np.full(w.shape[0], np.nan))
+    return {"auc": auc, "balanced_accuracy": (sens + spec) / 2, "kappa": kappa,
+            "brier": brier, "accuracy": acc, "sensitivity": sens, "specificity": spec}
+
+
+def _resample_counts(rng: np.random.Generator, n_resamples: int, members: np.ndarray,
+                     n_units: int) -> np.ndarray:
+    """``(B, n_units)`` counts of ``n_units`` draws with replacement among ``members``."""
+    idx = members[rng.integers(0, len(members), size=(n_resamples, len(members)))]
+    flat = (idx + n_units * np.arange(n_resamples)[:, None]).ravel()
+    return np.bincount(flat, minlength=n_resamples * n_units).reshape(n_resamples, n_units)
+
+
+def bootstrap_metrics(y_true, p, *, threshold: float = 0.5, probabilistic: bool = True,
+                      sites=None, n_resamples: int = 2000, level: float = 0.95,
+                      seed: int = 0, min_sites: int = MIN_BOOTSTRAP_SITES) -> dict:
+    """Percentile bootstrap confidence intervals of the borehole metrics.
+
+    Resampling unit: whole *sites* (``sites`` ids; boreholes a few hundred metres apart
+    share their ground and are not independent, so the cluster is resampled, Davison &
+    Hinkley 1997, Sect. 3.8) when there are at least ``min_sites`` of them; with fewer, a
+    cluster bootstrap is unreliable (Cameron et al. 2008) and boreholes are resampled one
+    by one within each class (stratified: the class counts stay fixed, so AUC, balanced
+    accuracy and kappa stay defined), an interval that ignores the correlation within sites
+    and is therefore too narrow; the result says which was used.  Each resample's metrics
+    are those of :func:`permafrost.metrics.binary_metrics` with the resample counts as
+    weights; the interval is the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of
+    the resamples where the metric is defined (Efron & Tibshirani 1993, Ch. 13).
+
+    Parameters
+    ----------
+    y_true : array_like of {0, 1}
+        Observed presence [-].
+    p : array_like
+        Predicted probability (or 0/1 class) at each borehole [-].
+    threshold : float
+        Presence when ``p >= threshold`` [-].
+    probabilistic : bool
+        Whether ``p`` is a probability (Brier score only then).
+    sites : array_like, optional
+        Site id per borehole (:func:`permafrost.cv.site_ids`); default: every borehole its
+        own site.
+    n_resamples : int
+        Bootstrap resamples [-] (at least 1000).
+    level : float
+        Confidence level [-], in (0, 1).
+    seed : int
+        Random seed (same inputs and seed, same interval).
+    min_sites : int
+        Fewest sites for the site bootstrap [-].
+
+    Returns
+    -------
+    dict
+        ``method`` ("percentile"), ``unit`` ("site" or "borehole (stratified by class)"),
+        ``n_units``, ``n_sites``, ``resamples``, ``level``, ``seed``, ``note`` and
+        ``intervals``: per metric ``{"estimate", "low", "high", "valid"}`` (``valid``:
+        resamples where the metric is defined; None bounds where fewer than half are).
+
+    References
+    ----------
+    Efron, B. & Tibshirani, R. J. (1993). An Introduction to the Bootstrap. Chapman & Hall,
+    Ch. 13 (percentile intervals).
+    Davison, A. C. & Hinkley, D. V. (1997). Bootstrap Methods and their Application.
+    Cambridge University Press, Sect. 3.8 (hierarchical / clustered data).
+    Cameron, A. C., Gelbach, J. B. & Miller, D. L. (2008). Bootstrap-based improvements for
+    inference with clustered errors. Rev. Econ. Stat. 90, 414-427.
+    """
+    y = np.asarray(y_true).astype(int)
+    q = np.asarray(p, dtype="float64")
+    if y.shape != q.shape or y.ndim != 1:
+        raise DataError(f"labels and predictions differ in shape ({y.shape} vs {q.shape})",
+                        field="p", fix="give one prediction per borehole")
+    if not np.all(np.isfinite(q)):
+        raise DataError("predictions must be finite", field="p", fix="drop no-data boreholes")
+    if int(n_resamples) < 1000:
+        raise DataError(f"need at least 1000 bootstrap resamples, got {n_resamples}",
+                        field="bootstrap_resamples", fix="use 2000")
+    if not 0 < level < 1:
+        raise DataError(f"confidence level must be in (0, 1), got {level}", field="ci_level",
+                        fix="use 0.95")
+    n = y.size
+    if n == 0:
+        raise DataError("no borehole to resample", field="boreholes", fix="give boreholes")
+    site = (np.arange(n) if sites is None
+            else np.unique(np.asarray(sites), return_inverse=True)[1].reshape(-1))
+    n_sites = int(site.max()) + 1
+    rng = np.random.default_rng(seed)
+    B = int(n_resamples)
+    by_site = n_sites >= min_sites and sites is not None
+    if by_site:
+        unit, n_units, note = "site", n_sites, ""
+    else:
+        unit, n_units = "borehole (stratified by class)", n
+        note = ("" if sites is None else
+                f"only {n_sites} sites (fewer than {min_sites}): boreholes resampled one by "
+                "one; the interval ignores the correlation within sites and is too narrow")
+    classes = [np.flatnonzero(y == c) for c in (0, 1)]
+    parts = []
+    batch = max(1, 2_000_000 // max(n, 1))  # resamples per batch: bounded memory
+    for start in range(0, B, batch):  # fixed batches: the same draws for the same seed
+        b = min(batch, B - start)
+        if by_site:
+            w = _resample_counts(rng, b, np.arange(n_sites), n_sites)[:, site].astype(float)
+        else:
+            w = np.zeros((b, n))
+            for members in classes:
+                if len(members):
+                    w += _resample_counts(rng, b, members, n).astype(float)
+        parts.append(_metrics_weighted(y, q, w, threshold=threshold,
+                                       probabilistic=probabilistic))
+    boot = {m: np.concatenate([p_[m] for p_ in parts]) for m in CI_METRICS}
+    est = _metrics_weighted(y, q, np.ones((1, n)), threshold=threshold,
+                            probabilistic=probabilistic)
+    lo_q, hi_q = (1 - level) / 2, (1 + level) / 2
+    intervals = {}
+    for m in CI_METRICS:
+        v = boot[m][np.isfinite(boot[m])]
+        e = float(est[m][0])
+        ok = v.size >= B / 2
+        intervals[m] = {"estimate": e if np.isfinite(e) else None,
+                        "low": float(np.quantile(v, lo_q)) if ok else None,
+                        "high": float(np.quantile(v, hi_q)) if ok else None,
+                        "valid": int(v.size)}
+    return {"method": "percentile", "unit": unit, "n_units": int(n_units),
+            "n_sites": n_sites, "resamples": B, "level": float(level), "seed": int(seed),
+            "note": note, "intervals": intervals}
 
 
 # --------------------------------------------------------------------------- priors
@@ -350,10 +525,11 @@ def map_agreement(
         classes = sorted({c for _, c in mats[n]})
         cls_names = ([str(c) for c in classes] if spec.kind == "categorical"
                      else [ZONE_NAMES[c] for c in classes])
-        matrix = [[mats[n].get((z, c), 0.0) / 1e6 for c in classes] for z in range(5)]
-        model_zones = {ZONE_NAMES[z]: sum(matrix[z]) for z in range(5)}
+        codes = range(len(ZONE_NAMES))
+        matrix = [[mats[n].get((z, c), 0.0) / 1e6 for c in classes] for z in codes]
+        model_zones = {ZONE_NAMES[z]: sum(matrix[z]) for z in codes}
         zones = {"model": model_zones,
-                 "prior": ({ZONE_NAMES[z]: prior_zone_area[n][z] / 1e6 for z in range(5)}
+                 "prior": ({ZONE_NAMES[z]: prior_zone_area[n][z] / 1e6 for z in codes}
                            if spec.kind == "continuous" else None),
                  "denominator_km2": ag["common_km2"],
                  "denominator": "area valid in both maps and unmasked"}
@@ -396,12 +572,17 @@ def validate_from_files(
     *,
     boreholes_path=None,
     boreholes_crs=None,
+    boreholes_columns=None,
     priors: Sequence[PriorSpec] = (),
     out_dir=None,
     threshold: float = 0.5,
     mask_path=None,
     n_bins: int = 10,
     block_rows: int | None = None,
+    bootstrap_resamples: int = 2000,
+    ci_level: float = 0.95,
+    seed: int = 0,
+    site_m: float = 500.0,
 ) -> dict:
     """Validate a PZI raster against boreholes and prior maps; write JSON, CSV and rasters.
 
@@ -413,6 +594,9 @@ def validate_from_files(
         Presence table (see :func:`permafrost.io.boreholes.read_presence_table`).
     boreholes_crs : CRS-like, optional
         CRS of x/y columns of a CSV table (lon/lat columns are EPSG:4326).
+    boreholes_columns : dict, optional
+        Column names by role (``id``, ``x``, ``y``, ``presence``, ...; see
+        :func:`permafrost.io.boreholes.read_presence_table`).
     priors : sequence of PriorSpec
         Prior maps (any CRS/resolution; put on the model grid by nearest neighbour).
     out_dir : path-like, optional
@@ -426,6 +610,12 @@ def validate_from_files(
         Reliability bins [-].
     block_rows : int, optional
         Rows per block [-] (default: about 2**20 cells a block).
+    bootstrap_resamples, ci_level, seed : int, float, int
+        Percentile bootstrap of every borehole metric (:func:`bootstrap_metrics`):
+        resamples [-], confidence level [-], random seed.
+    site_m : float
+        Boreholes linked by neighbours closer than this form one site, the bootstrap's
+        resampling unit [m] (:func:`permafrost.cv.site_ids`).
 
     Raises
     ------
@@ -446,10 +636,18 @@ def validate_from_files(
     if dup:
         raise DataError(f"prior map names must be unique and not 'model': {dup}",
                         field="--prior", fix="rename them (NAME=FILE:...)")
+    files: dict[str, str] = {}
+    for n in names:  # names become file names: 'survey map' and 'survey_map' would share one
+        other = files.setdefault(f"agreement_{_safe(n)}.tif".lower(), n)
+        if other != n:
+            raise DataError(f"the prior maps {other!r} and {n!r} would write one file "
+                            f"(agreement_{_safe(n)}.tif)", field="--prior",
+                            fix="rename one of them so that the names differ in a letter or digit")
     if block_rows is None:
         block_rows = auto_block_rows(read_raster(pzi_path, chunks={"y": 1, "x": -1}).shape[1])
     chunks = {"y": block_rows, "x": -1}
     model = read_raster(pzi_path, chunks=chunks, name="pzi")
+    _check_probability_range(model, pzi_path)
     result: dict = {"meta": {"pzi": str(pzi_path), "threshold": threshold,
                              "crs": grid_of(model).crs.to_string(),
                              "alignment": "each prior map put on the PZI grid by nearest "
@@ -464,7 +662,7 @@ def validate_from_files(
 
     # ---- boreholes
     if boreholes_path is not None:
-        bh = read_presence_table(boreholes_path, crs=boreholes_crs)
+        bh = read_presence_table(boreholes_path, crs=boreholes_crs, columns=boreholes_columns)
         unknown = bh["presence"].isna().to_numpy()
         bh = bh[~unknown]
         if len(bh) == 0:
@@ -490,6 +688,21 @@ def validate_from_files(
             if (~inside).any():
                 log.warning("%s: %d boreholes outside the map", name, int((~inside).sum()))
         common = np.logical_and.reduce([~np.isnan(v) for v in values.values()])
+        from permafrost.cv import metric_xy, site_ids
+
+        ll = bh.geometry.to_crs(4326)
+        sx, sy = metric_xy(ll.x.to_numpy(), ll.y.to_numpy(), 4326)
+        sites = site_ids(sx, sy, site_m)
+
+        def _boot(sel, v, thr, prob):
+            return bootstrap_metrics(yv[sel], v[sel], threshold=thr, probabilistic=prob,
+                                     sites=sites[sel], n_resamples=bootstrap_resamples,
+                                     level=ci_level, seed=seed)
+
+        def _ci(boot):
+            return {m: {"low": iv["low"], "high": iv["high"]}
+                    for m, iv in boot["intervals"].items()}
+
         rows, curves = [], {}
         for name, v in values.items():
             spec = native[name][1] if name != "model" else None
@@ -501,15 +714,26 @@ def validate_from_files(
                 m = binary_metrics(yv[common], v[common], threshold=thr, n_bins=n_bins,
                                    probabilistic=bool(prob))
                 curves[name] = {"roc": m.pop("roc"), "reliability": m.pop("reliability")}
-                rows.append({"map": name, "kind": "pzi" if spec is None else spec.kind, **m})
+                boot = _boot(common, v, thr, bool(prob))
+                rows.append({"map": name, "kind": "pzi" if spec is None else spec.kind, **m,
+                             "ci": _ci(boot)})
         own = ~np.isnan(values["model"])
         model_all = binary_metrics(yv[own], values["model"][own], threshold=threshold,
                                    n_bins=n_bins)
+        boot_all = _boot(own, values["model"], threshold, True) if own.any() else None
+        if boot_all is not None:
+            model_all["ci"] = _ci(boot_all)
         result["boreholes"] = {
             "source": str(boreholes_path), "n_read": int(len(ids) + unknown.sum()),
             "n_unknown_presence": int(unknown.sum()), "n_common": int(common.sum()),
             "common_rule": "boreholes inside and valid in every map",
             "excluded": excluded, "table": rows, "curves": curves, "model_all": model_all,
+            "bootstrap": None if boot_all is None else {
+                k: boot_all[k] for k in ("method", "unit", "n_units", "n_sites", "resamples",
+                                         "level", "seed", "note")} | {
+                "site_m": site_m, "rule": "every row and model_all carry `ci`: percentile "
+                "bootstrap intervals (Efron & Tibshirani 1993, Ch. 13); resampled by site "
+                "when there are enough sites, else by borehole within each class"},
         }
         if not common.any():
             log.warning("no borehole is valid in every map; side-by-side table is empty")
@@ -553,14 +777,37 @@ def validate_from_files(
         out = Path(out_dir)
         write_json(result, out / "validation.json")
         if "boreholes" in result:
-            write_csv(result["boreholes"]["table"], out / "boreholes.csv",
+            ci_cols = [f"{m}_ci_{b}" for m in ("auc", "balanced_accuracy", "kappa", "brier")
+                       for b in ("low", "high")]
+            flat = [{**r, **{f"{m}_ci_{b}": (r.get("ci") or {}).get(m, {}).get(b)
+                             for m in ("auc", "balanced_accuracy", "kappa", "brier")
+                             for b in ("low", "high")}}
+                    for r in result["boreholes"]["table"]]
+            write_csv(flat, out / "boreholes.csv",
                       columns=["map", "kind", "n", "n_pos", "n_neg", "tp", "fp", "fn", "tn",
                                "accuracy", "balanced_accuracy", "sensitivity", "specificity",
-                               "kappa", "auc", "brier", "threshold"])
+                               "kappa", "auc", "brier", "threshold"] + ci_cols)
         if "priors" in result:
             write_csv([{"prior": p["name"], "kind": p["kind"], **p["agreement"]}
                        for p in result["priors"]], out / "priors.csv")
     return result
+
+
+def _check_probability_range(pzi, path) -> None:
+    """Refuse a PZI raster whose valid values leave [0, 1] (e.g. a categorical 1/2 map), as
+    ``stats`` does (:func:`permafrost.area.stats_from_files`)."""
+    import dask
+    import dask.array as dsa
+
+    data = pzi.data
+    lo, hi = (dask.compute(dsa.nanmin(data), dsa.nanmax(data))
+              if hasattr(data, "dask") else (np.nanmin(data), np.nanmax(data)))
+    lo, hi = float(lo), float(hi)
+    if np.isfinite(lo) and (lo < -1e-6 or hi > 1 + 1e-6):
+        raise DataError(f"PZI values must lie in [0, 1], found {lo:.4g} to {hi:.4g} (a "
+                        "categorical map is not a probability)", path=path, field="pzi",
+                        fix="give a probability raster (nodata set for no-data cells); "
+                            "compare a categorical map with --prior NAME=FILE:categorical:CODES")
 
 
 def _safe(name: str) -> str:

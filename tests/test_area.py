@@ -9,7 +9,6 @@ import geopandas as gpd
 import numpy as np
 import pyproj
 import pytest
-import rasterio
 import rioxarray  # noqa: F401
 from affine import Affine
 from hypothesis import given, settings
@@ -28,6 +27,8 @@ from permafrost.area import (
 )
 from permafrost.errors import DataError
 from permafrost.grid import Grid
+
+from factories import da_on_grid, write_tif
 
 GEOD = pyproj.Geod(ellps="WGS84")
 WGS84 = pyproj.CRS("EPSG:4326")
@@ -56,26 +57,6 @@ def geod_projected_cell(crs, x0, y0, x1, y1, n=16) -> float:
                          np.linspace(y1, y0, n)])
     tr = pyproj.Transformer.from_crs(crs, crs.geodetic_crs, always_xy=True)
     return geod_area(*tr.transform(xs, ys))
-
-
-def make_da(arr, transform, crs="EPSG:4326"):
-    import xarray as xr
-
-    arr = np.asarray(arr, dtype="float32")
-    ny, nx = arr.shape
-    xs = transform.c + transform.a * (np.arange(nx) + 0.5)
-    ys = transform.f + transform.e * (np.arange(ny) + 0.5)
-    da = xr.DataArray(arr, dims=("y", "x"), coords={"y": ys, "x": xs})
-    return da.rio.write_crs(crs).rio.write_transform(transform)
-
-
-def write_tif(path, arr, transform, crs="EPSG:4326", nodata=None, dtype=None):
-    arr = np.asarray(arr)
-    with rasterio.open(path, "w", driver="GTiff", width=arr.shape[1], height=arr.shape[0],
-                       count=1, dtype=dtype or arr.dtype, crs=crs, transform=transform,
-                       nodata=nodata) as dst:
-        dst.write(arr.astype(dtype or arr.dtype), 1)
-    return path
 
 
 # ----------------------------------------------------------------------------- cell areas
@@ -158,14 +139,14 @@ def _geo_map(ny=40, nx=30, d=0.01, lat_top=80.2, lon0=10.0, seed=0):
     rng = np.random.default_rng(seed)
     arr = rng.uniform(0, 1, (ny, nx))
     arr[rng.uniform(size=arr.shape) < 0.05] = np.nan
-    return make_da(arr, Affine(d, 0, lon0, 0, -d, lat_top))
+    return da_on_grid(arr, Affine(d, 0, lon0, 0, -d, lat_top))
 
 
 def test_band_of_ones_is_exact():
     d, ny, nx, top = 0.05, 20, 12, 80.5
     arr = np.zeros((ny, nx))
     arr[5:9] = 1.0
-    da = make_da(arr, Affine(d, 0, 20.0, 0, -d, top))
+    da = da_on_grid(arr, Affine(d, 0, 20.0, 0, -d, top))
     s = zone_statistics(da, block_rows=3)["units"][0]
     # independent reference: the band as one geodesic polygon with densified parallels
     ref = geod_lonlat_box(20.0, top - 9 * d, 20.0 + nx * d, top - 5 * d, n=400) / 1e6
@@ -189,7 +170,7 @@ def test_stats_consistency_and_streaming_invariance():
     mask = gpd.GeoDataFrame({"kind": ["glacier", "lake"]},
                             geometry=[box(10.02, 80.0, 10.06, 80.1), box(10.2, 79.85, 10.22, 79.9)],
                             crs="EPSG:4326")
-    dem = make_da(np.linspace(2500, 5300, ny)[:, None] * np.ones((1, nx)), da.rio.transform())
+    dem = da_on_grid(np.linspace(2500, 5300, ny)[:, None] * np.ones((1, nx)), da.rio.transform())
     kw = dict(regions=regions, dem=dem, band_width=500.0, mask_vector=mask)
     a = zone_statistics(da, block_rows=7, **kw)
     b = zone_statistics(da.chunk({"y": 11}), block_rows=1000, **kw)
@@ -240,7 +221,7 @@ def test_projected_map_statistics_match_geod():
     h = 2000.0
     arr = np.zeros((6, 5))
     arr[2:4, 1:3] = 0.95
-    da = make_da(arr, Affine(h, 0, -500000, 0, -h, -900000), crs="EPSG:3413")
+    da = da_on_grid(arr, Affine(h, 0, -500000, 0, -h, -900000), crs="EPSG:3413")
     s = zone_statistics(da)["units"][0]
     ref = sum(geod_projected_cell(crs, -500000 + c * h, -900000 - (r + 1) * h,
                                   -500000 + (c + 1) * h, -900000 - r * h)
@@ -254,7 +235,7 @@ def test_mask_raster_equals_mask_polygons(tmp_path):
     t = da.rio.transform()
     m = np.zeros(da.shape, dtype="uint8")
     m[3:8, 4:9] = 1
-    mr = make_da(m, t)
+    mr = da_on_grid(m, t)
     poly = gpd.GeoDataFrame(geometry=[box(t.c + 4 * t.a, t.f + 8 * t.e, t.c + 9 * t.a,
                                           t.f + 3 * t.e)], crs="EPSG:4326")
     a = zone_statistics(da, mask_raster=mr)["units"][0]
@@ -274,11 +255,11 @@ def test_bad_inputs():
                                crs="EPSG:4326")
     with pytest.raises(DataError, match="field 'name'.*--region-field"):
         zone_statistics(da, regions=regions)
-    dem = make_da(np.ones((3, 3)), da.rio.transform())
+    dem = da_on_grid(np.ones((3, 3)), da.rio.transform())
     with pytest.raises(DataError, match="not on the PZI grid"):
         zone_statistics(da, dem=dem)
     with pytest.raises(DataError, match="band width"):
-        zone_statistics(da, dem=make_da(np.ones((5, 5)), da.rio.transform()), band_width=0)
+        zone_statistics(da, dem=da_on_grid(np.ones((5, 5)), da.rio.transform()), band_width=0)
 
 
 def test_stats_from_files_aligns_dem_in_other_crs(tmp_path):
@@ -400,3 +381,21 @@ def test_compare_scenarios_changes_per_zone_and_region():
         compare_scenarios({"baseline": base, "x": other})
     with pytest.raises(DataError, match="baseline"):
         compare_scenarios({"x": warm})
+
+
+def test_zones_on_aggregated_cells_classify_the_mean_pzi():
+    """Pixels of PZI 1 with every fourth at 0 are three quarters continuous, one quarter
+    none, but every ~1 km cell is 75 % permafrost: discontinuous (Brown et al. 1997 /
+    Obu et al. 2019)."""
+    t = Affine(100.0, 0, 400_000, 0, -100.0, 4_000_000)
+    yy, xx = np.mgrid[0:40, 0:30]
+    pzi = ((yy % 2) | (xx % 2)).astype("float64")
+    pzi[:, 25:] = np.nan  # nodata columns stay out of the cells' areas
+    res = zone_statistics(da_on_grid(pzi, t, crs="EPSG:32647"), aggregate_m=1000.0, block_rows=7)
+    whole, agg = res["units"][0], res["meta"]["zones_aggregated"]
+    assert agg["pixels_per_cell"] == [10, 10] and agg["cells"] == 4 * 3
+    share = np.nanmean(pzi)  # 0.74: 25 valid columns
+    assert whole["continuous_km2"] == pytest.approx(whole["denominator_km2"] * share, rel=1e-3)
+    assert agg["discontinuous_km2"] == pytest.approx(whole["denominator_km2"])
+    assert agg["continuous_km2"] == agg["none_km2"] == 0.0
+    assert agg["pzi_ge_0.5_km2"] == pytest.approx(whole["denominator_km2"])

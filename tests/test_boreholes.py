@@ -44,8 +44,8 @@ def synthetic_record(*, tm=-1.0, a0=10.0, d=2.0, depths=(0.5, 1, 2, 3, 4, 5, 6, 
 # --------------------------------------------------------------------------- science
 def test_alt_and_magt_match_the_analytic_half_space():
     # Tm = -1, A0 = 10, d = 2 m: ALT = 2 ln 10 = 4.605 m (Tmax crosses 0 there);
-    # annual range 20 exp(-z/2) <= 0.5 from z = 2 ln 40 = 7.38 m -> first such sensor 7.5 m,
-    # where the mean is Tm = -1 (the sinusoid averages out over whole years).
+    # annual range 20 exp(-z/2) <= 0.1 (zero annual amplitude) from z = 2 ln 200 = 10.6 m ->
+    # first such sensor 15 m, where the mean is Tm = -1 (the sinusoid averages out).
     v = assess_borehole(synthetic_record(), borehole_id="syn")
     assert v.status == "permafrost" and v.presence == 1
     assert v.reason_code == "frozen_two_years"
@@ -53,7 +53,8 @@ def test_alt_and_magt_match_the_analytic_half_space():
     z0 = 4 + 0.3533 / (0.3533 + 0.1792)
     assert v.alt_m == pytest.approx(z0, abs=0.02)
     assert abs(v.alt_m - 2 * math.log(10)) < 0.15
-    assert v.magt_depth_m == 7.5 and v.magt_basis == "zero_annual_amplitude"
+    assert v.magt_depth_m == 15.0 and v.magt_basis == "zero_annual_amplitude"
+    assert v.zaa_depth_m == 15.0 and v.magt_range_c <= 0.1
     assert v.magt_c == pytest.approx(-1.0, abs=0.02)
     # 5 m is the shallowest sensor whose maximum (-1 + 10 e^-2.5 = -0.18) stays below 0
     assert v.permafrost_depth_m == 5.0
@@ -336,8 +337,17 @@ def test_schilthorn_is_warm_permafrost(realdata, name):
     v = assess_borehole(r.temperatures, borehole_id=name)
     assert v.status == "permafrost" and v.presence == 1, v.reason
     assert -0.6 < v.magt_c < -0.1, v
-    assert v.magt_depth_m >= 5.0 and v.magt_basis == "zero_annual_amplitude"
+    assert v.magt_depth_m >= 5.0
+    # SCH_5000's sensors reach zero annual amplitude (<= 0.1 °C) at 20 m; SCH_5198's deepest
+    # (13.7 m) does not, so its MAGT comes from the deepest sensor below the active layer
+    assert v.magt_basis == {"SCH_5000": "zero_annual_amplitude",
+                            "SCH_5198": "deepest_below_active_layer"}[name]
     assert 3.0 < v.alt_m < 10.0 and v.alt_years >= 5
+    # thaw seasons: the 2003 heat wave belongs to 2003 (Hilbich et al. 2008: 8.6 m), and
+    # its lagged maxima at depth no longer make 2004 read 8.65 m
+    seasons = dict(v.alt_by_season)
+    assert 8.0 < seasons[2003] < 10.0
+    assert seasons.get(2004, 0.0) < 8.0
     assert v.permafrost_depth_m <= 10.0
     assert v.spikes > 0  # spikes were found and removed, not believed
 

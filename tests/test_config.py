@@ -48,7 +48,9 @@ def test_valid_file_resolves_paths_relative_to_itself(tree):
     assert cfg.train.model == "logistic"
     assert cfg.scenario_names() == [BASELINE, "plus2"]
     sc, changes = resolve_scenario(cfg, "plus2")
-    assert sc.predict.chunk == 256 and cfg.predict.chunk == 512
+    from permafrost.defaults import PREDICT_CHUNK
+
+    assert sc.predict.chunk == 256 and cfg.predict.chunk == PREDICT_CHUNK
     assert changes["maat"].offset == 2.0
 
 
@@ -136,3 +138,52 @@ def test_scenarios_are_checked_against_a_stack_file(tmp_path):
     p.write_text(body.format("slop"))
     with pytest.raises(ConfigError, match="did you mean 'slope'"):
         load_pipeline(p)
+
+
+def test_one_set_of_defaults_across_cli_config_library_and_pipelines():
+    """The borehole weight and the chunk size have one default (permafrost.defaults) that
+    the schema, the CLI and the library all use, and no pipeline file overrides it."""
+    import inspect
+    import tomllib
+    from pathlib import Path
+
+    from permafrost.cli.labels import labels_cmd
+    from permafrost.cli.predict import predict_cmd
+    from permafrost.config import LabelsOptions, PredictOptions
+    from permafrost.defaults import BOREHOLE_WEIGHT, PREDICT_CHUNK, ROCK_GLACIER_WEIGHT
+    from permafrost.labels import (borehole_points, build_labels, sample_rock_glaciers,
+                                   temperature_borehole_points)
+    from permafrost.predict import predict_raster
+    from permafrost.steps import covariates_for_scenario
+
+    def default(func, name):
+        d = inspect.signature(func).parameters[name].default
+        return getattr(d, "default", d)  # a typer Option carries its default
+
+    weights = {"config": LabelsOptions().borehole_weight,
+               "cli": default(labels_cmd, "borehole_weight"),
+               "build_labels": default(build_labels, "borehole_weight"),
+               "borehole_points": default(borehole_points, "weight"),
+               "temperature_borehole_points": default(temperature_borehole_points, "weight")}
+    assert set(weights.values()) == {BOREHOLE_WEIGHT}, weights
+    rg = {"config": LabelsOptions().rock_glacier_weight,
+          "cli": default(labels_cmd, "rock_glacier_weight"),
+          "build_labels": default(build_labels, "rock_glacier_weight"),
+          "sample_rock_glaciers": default(sample_rock_glaciers, "weight")}
+    assert set(rg.values()) == {ROCK_GLACIER_WEIGHT}, rg
+    chunks = {"config": PredictOptions().chunk, "cli": default(predict_cmd, "chunk"),
+              "predict_raster": default(predict_raster, "chunk")}
+    assert set(chunks.values()) == {PREDICT_CHUNK}, chunks
+    assert default(covariates_for_scenario, "chunks") is None  # -> PREDICT_CHUNK
+    from permafrost.cli.train import train_cmd
+    from permafrost.config import TrainOptions
+    from permafrost.defaults import CALIBRATION
+    from permafrost.models import train_model
+
+    cal = {"config": TrainOptions().calibration, "cli": default(train_cmd, "calibration"),
+           "train_model": default(train_model, "calibration")}
+    assert set(cal.values()) == {CALIBRATION}, cal
+    for p in sorted((Path(__file__).resolve().parents[1] / "pipelines").glob("*.toml")):
+        raw = tomllib.loads(p.read_text())
+        assert "chunk" not in raw.get("predict", {}), p.name
+        assert "borehole_weight" not in raw.get("labels", {}), p.name

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from robustness.conftest import IDENTICAL, ROOT, demo_pipeline_text, normalised, run_files
+from factories import ROOT, demo_pipeline_text, normalised, run_files
+from robustness.conftest import IDENTICAL
 
 
 def _tree_state(d: Path) -> dict:

@@ -20,6 +20,8 @@ from permafrost.io import atomic_path
 from permafrost.io._atomic import TMP_MARK
 from permafrost.io.rasters import grids_equal, read_covariate_stack, read_raster, write_cog
 
+from factories import write_raster
+
 
 def make_da(ny=300, nx=400, *, x0=98.9, y0=38.6, res=1 / 1800, crs="EPSG:4326", seed=0,
             chunks=None) -> xr.DataArray:
@@ -35,13 +37,9 @@ def make_da(ny=300, nx=400, *, x0=98.9, y0=38.6, res=1 / 1800, crs="EPSG:4326", 
 
 
 def write_plain_tif(path, data, *, crs="EPSG:4326", nodata=-9999.0):
-    ny, nx = data.shape
-    profile = dict(driver="GTiff", width=nx, height=ny, count=1, dtype="float32",
-                   transform=from_origin(99.0, 38.5, 0.001, 0.001), nodata=nodata)
-    if crs:
-        profile["crs"] = crs
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data.astype("float32"), 1)
+    """A float32 GeoTIFF on a 0.001 deg grid at (99.0, 38.5), NaN kept."""
+    write_raster(path, data, crs=crs or None, transform=from_origin(99.0, 38.5, 0.001, 0.001),
+                 nodata=nodata, fill_nan=False)
 
 
 def test_write_cog_is_valid_cog_with_metadata(tmp_path):
@@ -100,6 +98,7 @@ def test_interrupted_write_keeps_previous_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
 
 
+@pytest.mark.slow
 def test_sigkill_during_write_leaves_no_file_at_target(tmp_path):
     """A process killed while writing a large COG leaves nothing at the target path."""
     target = tmp_path / "big.tif"

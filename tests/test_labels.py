@@ -450,43 +450,145 @@ def test_cli_schilthorn_with_coordinates(realdata, tmp_path):
     assert v["status"].tolist() == ["permafrost"] and -0.6 < v["magt_c"].iloc[0] < -0.1
 
 
-def test_combine_activity_prefers_decided_insar_then_inventory():
+def test_combine_activity_insar_is_evidence_not_verdict():
     from permafrost.labels import combine_activity
 
+    inv = ["relict", "Active", "transitional", "relict", None, "uncertain", "transitional",
+           "relict", None, "intact"]
+    kin = ["active", "relict", "uncertain", "uncertain", "relict", "intact", "active",
+           "transitional", "uncertain", "transitional"]
     gdf = gpd.GeoDataFrame(
-        {"Activity": ["relict", "Active", "relict", None, "transitional"],
-         "kin_activity": ["active", "uncertain", "relict", "uncertain", "uncertain"]},
-        geometry=[Point(i, 0).buffer(0.1) for i in range(5)], crs="EPSG:32647")
+        {"Activity": inv, "kin_activity": kin, "kin_reason": [f"why {i}" for i in range(10)]},
+        geometry=[Point(i, 0).buffer(0.1) for i in range(10)], crs="EPSG:32647")
     out = combine_activity(gdf, inventory_column="activity")
-    assert list(out["activity_evidence"]) == ["active", "active", "relict", "uncertain",
-                                              "transitional"]
-    assert list(out["activity_source"]) == ["insar", "inventory", "insar", "none", "inventory"]
+    assert list(out["activity_evidence"]) == [
+        "active",        # relict + significant movement: upgraded
+        "active",        # intact never downgraded by InSAR
+        "transitional",  # InSAR undecided: the inventory's
+        "relict",        # relict kept
+        "relict",        # no class: InSAR decides (movement excluded)
+        "intact",        # 'uncertain' inventory: InSAR decides
+        "active",        # transitional + significant > 10 cm/yr: upgraded
+        "transitional",  # relict + significant movement: upgraded
+        "uncertain",     # nobody knows
+        "intact",        # intact + transitional evidence: kept
+    ]
+    assert list(out["insar_change"]) == ["upgraded", "none", "none", "none", "decided",
+                                         "decided", "upgraded", "upgraded", "none", "none"]
+    assert list(out["activity_source"]) == ["insar", "inventory", "inventory", "inventory",
+                                            "insar", "insar", "insar", "insar", "none",
+                                            "inventory"]
+    assert "does not downgrade" in out["insar_reason"].iloc[1]
+    assert out["insar_reason"].iloc[0].startswith("inventory relict upgraded to active: why 0")
     only_insar = combine_activity(gdf, inventory_column=None)
-    assert list(only_insar["activity_evidence"]) == ["active", "uncertain", "relict",
-                                                     "uncertain", "uncertain"]
+    assert list(only_insar["activity_evidence"]) == [
+        "active", "relict", "uncertain", "uncertain", "relict", "intact", "active",
+        "transitional", "uncertain", "transitional"]
     with pytest.raises(DataError, match="kin_activity"):
         combine_activity(gdf.drop(columns="kin_activity"))
 
 
-def test_holdout_split_keeps_sites_whole_and_the_class_mix():
+def _holdout_region(seed=0):
+    """Label points of every source (rock glaciers with several points each, table and
+    temperature boreholes in sites) and the presence table the boreholes came from."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(120):  # rock glaciers, 3 points each within ~300 m, one group each
+        lon, lat = rng.uniform([98.8, 38.3], [99.3, 38.7])
+        lab = int(rng.random() < 0.5)
+        for _ in range(3):
+            rows.append(dict(lon=lon + rng.normal(0, 0.002), lat=lat + rng.normal(0, 0.002),
+                             label=lab, source="rock_glacier", source_id=f"rg{i}",
+                             group=f"rg:rg{i}", evidence="activity"))
+    table = []
+    for s in range(24):  # borehole sites: 5 boreholes within ~100 m, same presence
+        lon, lat = rng.uniform([98.8, 38.3], [99.3, 38.7])
+        pres = int(rng.random() < 0.75)
+        for k in range(5):
+            bid = f"S{s:02d}-{k}"
+            blon, blat = lon + rng.normal(0, 0.0008), lat + rng.normal(0, 0.0008)
+            table.append(dict(borehole_id=bid, lon=blon, lat=blat, presence=pres))
+            rows.append(dict(lon=blon, lat=blat, label=pres, source="borehole",
+                             source_id=bid, group=f"bh:{bid}", evidence="presence"))
+    for t in range(6):  # GTN-P style temperature boreholes
+        lon, lat = rng.uniform([98.8, 38.3], [99.3, 38.7])
+        rows.append(dict(lon=lon, lat=lat, label=1, source="borehole", source_id=f"T{t}",
+                         group=f"bh:T{t}", evidence="temperature (ok)"))
+    df = pd.DataFrame(rows)
+    pts = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df.lon, df.lat), crs=4326)
+    tab = pd.DataFrame(table)
+    tab = gpd.GeoDataFrame(tab, geometry=gpd.points_from_xy(tab.lon, tab.lat), crs=4326)
+    return pts, tab
+
+
+def test_holdout_split_drops_every_source_inside_held_out_blocks():
+    from permafrost.labels import LabelSet, apply_holdout, holdout_split
+
+    pts, tab = _holdout_region()
+    split = holdout_split(pts, candidates=tab, fraction=0.25, seed=3, block_m=7000)
+    assert len(split.blocks) >= 1 and (split.blocks["block_m"] == 7000).all()
+    # no training label of any source lies inside a held-out block (checked geometrically)
+    blocks = split.blocks.union_all()
+    train_xy = pts[split.train].to_crs(split.blocks.crs).geometry
+    assert not train_xy.covered_by(blocks).any()
+    held_xy = tab[split.holdout].to_crs(split.blocks.crs).geometry
+    assert held_xy.covered_by(blocks).all()
+    inside = pts.to_crs(split.blocks.crs).geometry.covered_by(blocks).to_numpy()
+    assert (inside == split.inside).all()
+    # rock glaciers and temperature boreholes are dropped too, not only table boreholes
+    assert set(pts.loc[split.inside, "source"]) == {"rock_glacier", "borehole"}
+    # a rock glacier reaching into a held-out block leaves training whole
+    gone = set(pts.loc[split.inside, "group"])
+    assert not pts.loc[split.train, "group"].isin(gone).any()
+    # no training label within 500 m of a held-out borehole (a site cut by a block edge)
+    near = train_xy.apply(lambda g: held_xy.distance(g).min())
+    assert (near >= 500.0).all()
+    # the held-out boreholes: at least the fraction, both classes
+    assert split.holdout.sum() >= 0.25 * len(tab)
+    assert set(tab.loc[split.holdout, "presence"]) == {0, 1} and split.note == ""
+    again = holdout_split(pts, candidates=tab, fraction=0.25, seed=3, block_m=7000)
+    assert (again.train == split.train).all() and (again.holdout == split.holdout).all()
+    # the training set and the counts by source in the summary
+    ls = LabelSet(points=pts, summary=pd.DataFrame(columns=["item", "count", "note"]),
+                  dropped=pd.DataFrame(columns=["source", "source_id", "reason", "stage"]),
+                  conflicts=pd.DataFrame())
+    tr = apply_holdout(ls, split)
+    assert len(tr.points) == int(split.train.sum())
+    counts = dict(zip(tr.summary["item"], tr.summary["count"]))
+    left = pts[~split.train]
+    temp = left["evidence"].str.startswith("temperature")
+    assert counts["held out: rock_glacier"] == int((left["source"] == "rock_glacier").sum()) > 0
+    assert counts["held out: borehole (table)"] == int(((left["source"] == "borehole")
+                                                        & ~temp).sum()) > 0
+    assert counts["held out: borehole (temperature record)"] == int(temp.sum())
+    assert (tr.dropped["stage"] == "holdout").sum() == len(left)
+
+
+def test_holdout_split_says_when_one_class_is_held_out_and_refuses_bad_input():
     from permafrost.labels import holdout_split
 
-    rng = np.random.default_rng(0)
-    sites = rng.uniform([98.9, 38.4], [99.2, 38.6], size=(30, 2))
-    rows = []
-    for i, (lon, lat) in enumerate(sites):
-        pres = int(rng.random() < 0.75)
-        for _ in range(4):  # four boreholes within ~100 m of each site, same presence
-            rows.append((lon + rng.normal(0, 0.001), lat + rng.normal(0, 0.001), pres, i))
-    df = pd.DataFrame(rows, columns=["lon", "lat", "presence", "site"])
-    pts = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df.lon, df.lat), crs=4326)
-    train, hold = holdout_split(pts, fraction=0.25, seed=1, block_m=2000)
-    assert (train ^ hold).all()
-    assert hold.sum() >= 0.25 * len(pts)
-    # no site is split between training and hold-out
-    assert not (set(df.site[train]) & set(df.site[hold]))
-    # both classes, in about the whole set's proportion
-    assert set(df.presence[hold]) == {0, 1}
-    assert abs(df.presence[hold].mean() - df.presence.mean()) < 0.1
-    again = holdout_split(pts, fraction=0.25, seed=1, block_m=2000)
-    assert (again[1] == hold).all()
+    pts, tab = _holdout_region()
+    tab = tab.assign(presence=1)
+    split = holdout_split(pts, candidates=tab, fraction=0.25, seed=0, block_m=7000)
+    assert "one class only" in split.note
+    with pytest.raises(DataError, match="fraction"):
+        holdout_split(pts, candidates=tab, fraction=1.5, block_m=7000)
+    with pytest.raises(DataError, match="takes all"):  # one huge block holds everything
+        holdout_split(pts, candidates=tab, fraction=0.99, block_m=30000)
+    with pytest.raises(DataError, match="one block"):
+        holdout_split(pts, candidates=tab, fraction=0.25, block_m=500_000)
+
+
+def test_holdout_blocks_are_at_least_the_cv_blocks():
+    from permafrost.cv import default_block_size, metric_xy
+    from permafrost.labels import holdout_block_size
+
+    pts, _ = _holdout_region()
+    mx, my = metric_xy(pts.geometry.x, pts.geometry.y, pts.crs)
+    cv_m, rule = default_block_size(mx, my, pts["label"].to_numpy(), seed=5)
+    hold_m, cv2, rule2 = holdout_block_size(pts, seed=5)
+    assert hold_m == cv2 == cv_m and rule2 == rule   # default: follows the CV block size
+    assert holdout_block_size(pts, cv_block_m=3000.0)[:2] == (3000.0, 3000.0)
+    assert holdout_block_size(pts, cv_block_m=3000.0, holdout_block_m=5000.0)[0] == 5000.0
+    with pytest.raises(DataError, match="smaller than the spatial-CV blocks"):
+        holdout_block_size(pts, cv_block_m=3000.0, holdout_block_m=2000.0)

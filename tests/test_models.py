@@ -573,3 +573,18 @@ def test_monotone_constraint_makes_pzi_non_increasing_in_maat():
     with pytest.raises(Exception, match="unknown features"):
         train_model(labels, ds, model="xgboost", device="cpu", seed=0, folds=3, block_size=2000.0,
                     random_cv=False, params={"n_estimators": 5, "monotone_constraints": {"mat": -1}})
+
+
+def test_prior_shift_moves_the_prevalence_by_bayes_rule():
+    """Saerens et al. (2002) eq. 2.4: odds scale by the ratio of the prevalence odds; the
+    shift is the identity at equal prevalences and keeps the order of probabilities."""
+    from permafrost.calibration import apply_calibration, prior_shift
+
+    p = np.array([0.0, 0.1, 0.5, 0.9, 1.0, np.nan])
+    np.testing.assert_allclose(prior_shift(p, 0.3, 0.3), p)
+    q = prior_shift(p, 0.5, 0.2)
+    assert q[2] == pytest.approx(0.2)  # a coin at a balanced prior is the new prior
+    assert q[3] == pytest.approx(0.9 * 0.25 / (0.9 * 0.25 + 0.1))
+    assert np.all(np.diff(q[:5]) >= 0) and np.isnan(q[5]) and q[0] == 0 and q[4] == 1
+    params = {"method": "none", "prior_shift": {"from": 0.5, "to": 0.2}}
+    np.testing.assert_allclose(apply_calibration(params, p[:5]), q[:5], rtol=1e-6)

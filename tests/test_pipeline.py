@@ -9,9 +9,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import numpy as np
+import rasterio
+
+from permafrost.area import stats_from_files
 from permafrost.cli import app
 from permafrost.config import load_pipeline
 from permafrost.pipeline import run_pipeline
+from permafrost.proxies import proxy_warnings
 from permafrost.steps import STEPS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,16 +60,83 @@ def test_demo_runs_every_step_and_ends_with_the_report(demo_run):
     assert base["versions"]["xgboost"]
 
 
+WARMED = ("reference", "plus1", "plus2", "plus4")  # the scenario model at 0, +1, +2, +4 °C
+
+
 def test_warming_reduces_permafrost_area_monotonically(demo_run):
     tmp, _, _ = demo_run
-    areas, weighted = [], []
-    for sc in ("baseline", "plus1", "plus2", "plus4"):
+    areas, weighted, maps = [], [], []
+    for sc in WARMED:
         stats = json.loads((tmp / "out" / sc / "stats.json").read_text())
         whole = stats["units"][0]
         areas.append(whole["pzi_ge_0.5_km2"])
         weighted.append(whole["pzi_weighted_km2"])
+        with rasterio.open(tmp / "out" / sc / "pzi.tif") as src:
+            maps.append(src.read(1, masked=True).filled(np.nan))
     assert areas == sorted(areas, reverse=True) and areas[0] > areas[-1], areas
     assert weighted == sorted(weighted, reverse=True) and weighted[0] > weighted[-1], weighted
+    for colder, warmer in zip(maps, maps[1:]):  # and no cell gains permafrost when it warms
+        ok = np.isfinite(colder)
+        assert np.all(warmer[ok] <= colder[ok] + 1e-6)
+
+
+def _weighted_km2(stats: dict) -> float:
+    return stats["units"][0]["pzi_weighted_km2"]
+
+
+def test_scenario_areas_follow_the_generators_warmed_truth(demo_run):
+    """The warmed truth of data_samples/truth (same law, air MAAT + dT), same mask and
+    denominator: the PZI-weighted area within 15 % at +1 and +2 °C, and at +4 °C a loss
+    in the right direction within a factor of two of the truth's."""
+    tmp, _, _ = demo_run
+    sample = ROOT / "data_samples"
+    mask = sample / "masks" / "glaciers_lakes.gpkg"
+    truth = {sc: stats_from_files(sample / "truth" / f"pzi_truth{suffix}.tif", mask_path=mask)
+             for sc, suffix in (("reference", ""), ("plus1", "_plus1"), ("plus2", "_plus2"),
+                                ("plus4", "_plus4"))}
+    model = {sc: json.loads((tmp / "out" / sc / "stats.json").read_text()) for sc in truth}
+    for sc in truth:
+        assert model[sc]["units"][0]["denominator_km2"] == pytest.approx(
+            truth[sc]["units"][0]["denominator_km2"], rel=1e-9)
+    for sc in ("plus1", "plus2"):
+        ratio = _weighted_km2(model[sc]) / _weighted_km2(truth[sc])
+        assert abs(ratio - 1) <= 0.15, (sc, ratio)
+    loss = _weighted_km2(model["plus4"]) - _weighted_km2(model["reference"])
+    true_loss = _weighted_km2(truth["plus4"]) - _weighted_km2(truth["reference"])
+    assert loss < 0 and 0.5 <= loss / true_loss <= 2.0, (loss, true_loss)
+
+
+def test_every_run_reports_its_extrapolation_and_proxies(demo_run):
+    tmp, _, _ = demo_run
+    shares = {}
+    for sc in ("baseline", *WARMED):
+        m = json.loads((tmp / "out" / sc / "manifest.json").read_text())
+        app = json.loads((tmp / "out" / sc / "applicability.json").read_text())
+        ext = app["extrapolation"]
+        assert (tmp / "out" / sc / "extrapolation.tif").is_file()
+        assert set(ext["covariates"]) == set(app["features"])
+        assert m["steps"]["predict"]["summary"]["outside_training_range"] == round(
+            ext["outside_share"], 4)
+        shares[sc] = ext["covariates"]["maat"]["above_km2"]
+        if sc in ("baseline", "reference"):
+            assert app["warnings"] == [] and app["delta_t"] == 0.0
+        else:  # NDVI is held at today's values and follows MAAT across the landscape
+            assert [w["held"] for w in app["warnings"]] == ["ndvi"]
+            assert m["steps"]["predict"]["summary"]["warnings"]
+    # the warmer, the more of the map lies beyond the warmest training label
+    assert shares["reference"] <= shares["plus1"] <= shares["plus2"] < shares["plus4"]
+
+
+def test_the_baseline_model_would_hold_elevation_as_a_proxy_of_maat(demo_run):
+    """Why the demo has a scenario model: its baseline model uses the DEM, which follows
+    MAAT across the landscape; warming MAAT alone with it is reported."""
+    tmp, _, _ = demo_run
+    m = json.loads((tmp / "out" / "baseline" / "manifest.json").read_text())
+    meta = json.loads((tmp / "out" / m["steps"]["train"]["outputs"]["model"]).read_text())
+    w = proxy_warnings(meta["dependence"], meta["feature_names"], {"maat": "maat"},
+                       changes=["maat"])
+    held = {x["held"]: x["spearman"] for x in w}
+    assert held["dem"] < -0.95
 
 
 def test_rerun_does_nothing(demo_run):
@@ -112,3 +184,76 @@ def test_bad_pipeline_fails_before_any_work(tmp_path, edit, needle):
     assert needle in result.stderr and "demo.toml" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_holdout_leaves_no_label_of_any_source_in_training(tmp_path):
+    """Whole blocks at least as large as the CV blocks are held out, and every label inside
+    them (rock glaciers and GTN-P boreholes too) is dropped from training."""
+    import geopandas as gpd
+    import pandas as pd
+
+    from permafrost.io.boreholes import read_presence_table
+
+    p = demo_copy(tmp_path)
+    result = runner.invoke(app, ["run", str(p), "--only", "train"])
+    assert result.exit_code == 0, result.output
+    (lab,) = (tmp_path / "out" / "steps" / "labels").glob("*/step.json")
+    (meta,) = (tmp_path / "out" / "steps" / "train").glob("*/model/metadata.json")
+    held = json.loads(lab.read_text())["summary"]["holdout"]
+    cv = json.loads(meta.read_text())["cv"]
+    # one blocking: the model's CV blocks are the hold-out's, from the label variogram
+    assert held["block_m"] >= held["cv_block_m"] == cv["block_size_m"]
+    assert "variogram" in held["cv_block_rule"]
+    d = lab.parent
+    blocks = gpd.read_file(d / "holdout_blocks.gpkg")
+    assert len(blocks) == held["blocks_held_out"] >= 1
+    area = blocks.union_all()
+    train = gpd.read_file(d / "labels.gpkg")
+    assert not train.to_crs(blocks.crs).geometry.covered_by(area).any()
+    hold = read_presence_table(d / "boreholes_holdout.csv")
+    assert len(hold) == held["boreholes"] and hold.to_crs(blocks.crs).covered_by(area).all()
+    assert set(hold["presence"]) == {0, 1}
+    summary = pd.read_csv(d / "labels_summary.csv").set_index("item")["count"]
+    assert summary["held out: rock_glacier"] == held["dropped_from_training"]["rock_glacier"] > 0
+    assert summary["held out: borehole (table)"] >= held["boreholes"]
+    assert summary["training points"] == len(train)
+
+
+def test_report_shows_scenarios_with_their_caveats(demo_run):
+    tmp, _, _ = demo_run
+    page = (tmp / "out" / "report.html").read_text()
+    sec = page[page.index("<section id='sec-scenarios'>"):]
+    sec = sec[:sec.index("</section>")]
+    assert "No time is attached" in sec and "lag" in sec  # what a scenario is
+    assert "alt='area against warming'" in sec and "alt='scenario maps'" in sec
+    assert "ndvi is held at today&#x27;s values" in sec  # the proxy warning, with its figure
+    assert "+0.92" in sec or "+0.93" in sec or "+0.91" in sec
+    assert "beyond the training range" in sec
+    assert "plus4: change against reference" in sec
+
+
+def test_the_headline_area_estimate_is_within_5_percent_of_the_truth(demo_run):
+    """The PZI-weighted area (the area estimate) of the default baseline against the
+    generator's truth on the same mask and denominator (docs/method.md, "What the PZI
+    means"); the thresholded map area is reported beside it, not checked as an estimate."""
+    tmp, _, _ = demo_run
+    sample = ROOT / "data_samples"
+    truth = stats_from_files(sample / "truth" / "pzi_truth.tif",
+                             mask_path=sample / "masks" / "glaciers_lakes.gpkg")
+    model = json.loads((tmp / "out" / "baseline" / "stats.json").read_text())
+    ratio = _weighted_km2(model) / _weighted_km2(truth)
+    assert abs(ratio - 1) <= 0.05, ratio
+    agg = model["meta"]["zones_aggregated"]  # zones on ~1 km cells beside the pixel zones
+    assert agg["region_km2"] + agg["none_km2"] == pytest.approx(
+        model["units"][0]["denominator_km2"], rel=1e-9)
+
+
+def test_the_run_prints_each_runs_domain_of_applicability(demo_run):
+    _, p, result = demo_run
+    out = result.stdout
+    assert "Domain of applicability" in out
+    table = out[out.index("Domain of applicability"):]
+    assert all(sc in table for sc in ("baseline", "reference", "plus1", "plus2", "plus4"))
+    assert "ndvi is held" in table and " %" in table
+    again = runner.invoke(app, ["run", str(p), "--all-scenarios"])  # also when up to date
+    assert "0 step(s) ran" in again.stdout and "ndvi is held" in again.stdout

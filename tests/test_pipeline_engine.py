@@ -32,7 +32,7 @@ def make_tree(tmp_path: Path) -> Path:
         [scenarios.warm]
         covariates.maat = { offset = 2.0 }
         [scenarios.chunky]
-        predict = { chunk = 1024 }
+        predict = { chunk = 512 }
     """))
     return p
 
@@ -81,7 +81,7 @@ def test_second_run_does_nothing_and_scenarios_share_steps(tmp_path):
     assert CALLS == ["baseline:labels", "baseline:predict", "warm:predict", "chunky:predict", "report"]
     assert res.scenarios["warm"]["labels"].directory == res.scenarios["baseline"]["labels"].directory
     assert res.scenarios["warm"]["predict"].directory != res.scenarios["baseline"]["predict"].directory
-    assert (res.output_dir / "warm" / "pzi.txt").read_text().endswith("|512|2.0")
+    assert (res.output_dir / "warm" / "pzi.txt").read_text().endswith("|1024|2.0")
     CALLS.clear()
     again = run_pipeline(cfg, steps=toy_steps(), scenarios=["warm", "chunky"])
     assert CALLS == [] and again.ran == []
@@ -125,9 +125,10 @@ def test_interrupted_step_leaves_nothing_and_rerun_completes(tmp_path):
     CALLS.clear()
     res = run_pipeline(cfg, steps=toy_steps())
     assert CALLS == ["baseline:predict", "report"]
-    assert res.scenarios["baseline"]["predict"].output("pzi").read_text().endswith("|512|0")
+    assert res.scenarios["baseline"]["predict"].output("pzi").read_text().endswith("|1024|0")
 
 
+@pytest.mark.slow
 def test_sigkill_mid_step_then_rerun(tmp_path):
     p = make_tree(tmp_path)
     script = textwrap.dedent(f"""
@@ -169,3 +170,31 @@ def test_rerun_leaves_no_temporary_links(tmp_path):
     (out / "warm" / "pzi.txt.link-99999").write_text("stale")
     run_pipeline(cfg, steps=toy_steps(), scenarios=["warm"])
     assert not (out / "warm" / "pzi.txt.link-99999").exists()
+
+
+def test_baseline_only_rerun_keeps_the_scenarios_on_disk_in_the_report(tmp_path):
+    p = make_tree(tmp_path)
+    p.write_text(p.read_text().replace("chunk = 512", "chunk = 256"))  # its own predict
+    cfg = load_pipeline(p)
+    run_pipeline(cfg, steps=toy_steps(), scenarios=["warm", "chunky"])
+    out = tmp_path / "out"
+    html = (out / "report.html").read_text()
+    assert "warm=" in html and "chunky=" in html
+    CALLS.clear()
+    res = run_pipeline(cfg, steps=toy_steps())  # baseline only
+    assert CALLS == [] and res.report.status == "up to date"
+    assert (out / "report.html").read_text() == html
+    # a scenario whose results on disk are out of date is left out, never shown stale
+    (tmp_path / "bh.csv").write_text("id,lon,lat,presence\n1,99,38.5,0\n")
+    CALLS.clear()
+    run_pipeline(load_pipeline(p), steps=toy_steps(), scenarios=["warm"])
+    assert CALLS == ["baseline:labels", "baseline:predict", "warm:predict", "report"]
+    html = (out / "report.html").read_text()
+    assert "warm=" in html and "chunky=" not in html
+    # ...and comes back once it is run again, in a later baseline-only run too
+    run_pipeline(load_pipeline(p), steps=toy_steps(), scenarios=["chunky"])
+    CALLS.clear()
+    run_pipeline(load_pipeline(p), steps=toy_steps())
+    assert CALLS == []
+    html = (out / "report.html").read_text()
+    assert "warm=" in html and "chunky=" in html

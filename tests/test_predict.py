@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -149,7 +150,11 @@ def test_pzi_matches_in_memory_prediction_pixel_for_pixel(model_dir, stack_dir, 
         tags = src.tags()
     assert tags["PZI_FEATURES"] == ",".join(FEATURES)
     assert tags["PZI_DEVICE"] == "cpu"
-    assert tags["PZI_MODEL"] == str(model_dir.resolve())
+    # relative to the PZI's directory: no tag names where the checkout lives
+    assert tags["PZI_MODEL"] == Path(os.path.relpath(model_dir.resolve(),
+                                                     out.resolve().parent)).as_posix()
+    assert tags["PZI_PATHS_RELATIVE_TO"] == "this file's directory"
+    assert str(tmp_path) not in json.dumps(tags)
     assert len(tags["PZI_MODEL_SHA256"]) == 64
     assert json.loads(tags["PZI_COVARIATES"])["dem"].endswith("dem.tif")
     assert "xgboost" in tags["PZI_VERSIONS"]
@@ -212,6 +217,12 @@ def test_zones_and_uncertainty(model_dir, stack_dir, tmp_path):
     assert np.isnan(u[nan]).all() and (u[~nan] >= 0).all() and np.nanmax(u) > 0
     with rasterio.open(res.zones) as src:
         assert src.nodata == 255 and "continuous" in src.tags()["PZI_CONTENT"]
+        # a colour table in the file and category names beside it: GIS show zones by name
+        cmap = src.colormap(1)
+        assert cmap[ZONE_CODES["continuous"]] == (8, 48, 107, 255) and cmap[255][3] == 0
+    aux = Path(str(res.zones) + ".aux.xml").read_text()
+    cats = re.findall(r"<Category>(.*?)</Category>", aux)
+    assert cats == sorted(ZONE_CODES, key=ZONE_CODES.get)
     with rasterio.open(res.uncertainty) as src:
         assert src.tags()["PZI_FOLD_MODELS"] == "3"
 
@@ -265,6 +276,7 @@ def test_raster_mask_on_grid_and_off_grid(model_dir, stack_dir, tmp_path):
     assert not (tmp_path / "p2.tif").exists()
 
 
+@pytest.mark.slow
 def test_local_cluster_backend_gives_the_same_bytes(model_dir, stack_dir, tmp_path):
     a = predict_raster(model_dir, stack_dir, tmp_path / "threads.tif", chunk=64, device="cpu",
                        zones=tmp_path / "zt.tif")
@@ -275,6 +287,7 @@ def test_local_cluster_backend_gives_the_same_bytes(model_dir, stack_dir, tmp_pa
     assert sha(a.zones) == sha(b.zones)
 
 
+@pytest.mark.slow
 def test_existing_cluster_by_scheduler_address(model_dir, stack_dir, tmp_path):
     from distributed import LocalCluster
 
@@ -413,10 +426,14 @@ def _run(args, **kw):
     return subprocess.Popen([sys.executable, "-c", _RUNNER, *map(str, args)], cwd=ROOT, **kw)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("when", ["during-blocks", "while-writing"])
 def test_sigkill_leaves_no_corrupt_output_and_rerun_gives_same_bytes(model_dir, tmp_path, when):
     cov = write_stack(tmp_path / "cov", 256, 256, seed=3)
-    ref = predict_raster(model_dir, cov, tmp_path / "ref.tif", chunk=32, device="cpu").pzi
+    # the reference at the same depth as the output: tags hold paths relative to it
+    (tmp_path / "ref").mkdir()
+    ref = predict_raster(model_dir, cov, tmp_path / "ref" / "pzi.tif", chunk=32,
+                         device="cpu").pzi
     out = tmp_path / "out" / "pzi.tif"
     out.parent.mkdir()
     old = b"previous content"

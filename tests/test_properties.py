@@ -162,10 +162,10 @@ def test_calibrated_pzi_is_a_probability(p, seed, method, q):
 
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory):
+    from factories import train_small_model
     from permafrost.model_io import load_model
-    from robustness.conftest import _train_small_model
 
-    return load_model(_train_small_model(tmp_path_factory.mktemp("m") / "model"))
+    return load_model(train_small_model(tmp_path_factory.mktemp("m") / "model"))
 
 
 @SLOWER
@@ -266,7 +266,7 @@ def test_pipeline_loader_only_raises_config_errors(tmp_path, section, key, value
     import json
 
     from permafrost.config import load_pipeline
-    from robustness.conftest import demo_pipeline_text
+    from factories import demo_pipeline_text
 
     base = demo_pipeline_text(tmp_path / "out")
     lit = json.dumps(value) if not isinstance(value, bool) else str(value).lower()

@@ -13,13 +13,14 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-import rasterio
 from affine import Affine
 from PIL import Image
 from shapely.geometry import Point, box
 from typer.testing import CliRunner
 
 from permafrost.report import render_report, report_from_files, report_json
+
+from factories import write_tif
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -56,6 +57,7 @@ def _bundle(n: int = 40) -> dict:
                                     "balanced_accuracy": 0.77, "auc": 0.8765, "brier": 0.141}],
                          "curves": {"model": {"roc": roc, "reliability": rel}}},
            "priors": [{"name": "survey", "kind": "categorical", "agreement": ag,
+                       "permafrost_codes": [1], "other_codes": [2],
                        "agreement_matrix": {"rows": ["none", "isolated", "sporadic",
                                                      "discontinuous", "continuous"],
                                             "columns": ["1", "2"], "row_label": "model zone",
@@ -66,6 +68,9 @@ def _bundle(n: int = 40) -> dict:
                         "rule": "pairwise"}}
     model = {"cv": {"spatial": {"summary": {"auc": {"mean": 0.8421, "std": 0.05, "min": 0.7,
                                                     "max": 0.9}}},
+                    "oof_calibrated": {"n": 492, "n_pos": 273, "n_neg": 219, "auc": 0.831,
+                                       "balanced_accuracy": 0.732, "threshold": 0.5,
+                                       "tp": 538.0, "fp": 125.0, "fn": 87.0, "tn": 190.0},
                     "block_size_m": 2000.0, "folds": 5, "block_size_rule": "range"},
              "calibration": {"reliability": rel},
              "importance": {"mean_abs_shap": {"dem": 0.5, "maat": 0.9, "pisr": 0.1}}}
@@ -73,6 +78,10 @@ def _bundle(n: int = 40) -> dict:
     return {"title": "Test report", "provenance": {"run": "abc123", "inputs": {"pzi": "p.tif"}},
             "maps": {"pzi": {"array": pzi, "extent": ext, "crs": "EPSG:4326", "source": "p.tif"},
                      "dem": {"array": dem, "extent": ext, "crs": "EPSG:4326"},
+                     "uncertainty": {"array": 0.2 * pzi * (1 - pzi), "extent": ext,
+                                     "crs": "EPSG:4326", "source": "u.tif"},
+                     "mask": {"geometries": [box(99.05, 38.05, 99.1, 38.1)],
+                              "name": "glaciers lakes", "source": "masks.gpkg"},
                      "agreement": {"survey": {"array": agr, "extent": ext, "crs": "EPSG:4326",
                                               "source": "a.tif"}}},
             "labels": {"x": [99.1, 99.2], "y": [38.1, 38.2], "label": [1, 0],
@@ -91,7 +100,7 @@ def test_render_self_contained_with_numbers():
     b = _bundle()
     html = render_report(b)
     imgs = _images(html)
-    # map, ROC, reliability, importance, one agreement map
+    # zone map, continuous PZI + uncertainty, ROC + reliability, importance, agreement map
     assert len(imgs) == 5
     assert html.count("<img") == 5
     for data in imgs:
@@ -100,18 +109,111 @@ def test_render_self_contained_with_numbers():
         assert im.format == "PNG" and im.size[0] > 100
     # nothing external, no script
     assert "<script" not in html.lower()
-    assert not re.search(r"(src|href)=['\"](?!data:)", html)
+    assert not re.search(r"(src|href)=['\"](?!data:|#)", html)  # in-page links only
     assert "http://" not in html and "https://" not in html
-    for text in ("777.2", "0.630", "0.612", "88.50", "138.5", "0.876", "0.842", "512.8",
-                 "abc123", "maat_plus_2", "masks.gpkg"):
+    for text in ("777.25", "0.630", "0.612", "88.50", "138.50", "0.876", "0.842", "512.75",
+                 "abc123", "maat_plus_2", "masks.gpkg", "1,234.57"):
         assert text in html, text
     # names are escaped
     assert "<b>Heihe</b>" not in html and "&lt;b&gt;Heihe&lt;/b&gt;" in html
-    for section in ("Provenance", "Map", "Labels", "Cross-validation", "ROC and reliability",
+    for section in ("Provenance", "Maps", "Labels", "Cross-validation", "ROC and reliability",
                     "Feature importance", "Area statistics", "Validation", "Agreement maps",
                     "Scenarios"):
         assert f"<h2>{section}</h2>" in html
-    assert "Sections without input" not in html
+        # ...each listed in the table of contents, linking to its section
+        slug = "sec-" + "".join(c if c.isalnum() else "-" for c in section.lower())
+        assert f"<a href='#{slug}'>{section}</a>" in html and f"<section id='{slug}'>" in html
+    assert "Sections without input: Kinematics." in html
+
+
+def test_tables_have_human_labels_units_and_explained_weights():
+    import html as htmllib
+
+    html = htmllib.unescape(render_report(_bundle()))
+    for raw in ("balanced_accuracy", "n_pos", "pzi_ge_0.5_km2", "elevation_band",
+                "prior class code"):
+        assert raw not in html, raw
+    for text in ("Balanced accuracy", "Brier score", "Cohen's κ", "Denominator [km²]",
+                 "Fraction PZI ≥ 0.5 [-]", "permafrost (code 1)", "no permafrost (code 2)",
+                 "True positives (weighted)", "Permafrost points"):
+        assert text in html, text
+    # the weighted confusion counts are explained: they sum to the weight, not to n
+    assert "sums of the label weights" in html and "940.0" in html and "492" in html
+    # one precision per column: km² with 2 decimals, fractions with 3
+    assert "1,234.57" in html and "1,200.00" in html and "0.630" in html
+
+
+def _capture_figures(monkeypatch):
+    import permafrost.report as rep
+
+    figs = {}
+
+    def grab(fig, caption, alt):
+        figs[alt] = fig
+        return "<figure></figure>"
+
+    monkeypatch.setattr(rep, "_figure", grab)
+    return figs
+
+
+def test_every_map_has_axes_crs_scale_bar_and_legend(monkeypatch):
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    figs = _capture_figures(monkeypatch)
+    render_report(_bundle())
+    maps = {k: f for k, f in figs.items() if "map" in k}
+    assert set(maps) == {"PZI zone map", "continuous PZI and uncertainty maps",
+                         "agreement map survey"}
+    for name, fig in figs.items():
+        assert fig.get_size_inches()[0] == pytest.approx(11.0), name  # the page width
+    for name, fig in maps.items():
+        axes = [ax for ax in fig.axes if ax.get_xlabel().startswith("Longitude")]
+        assert axes, name
+        for ax in axes:
+            assert ax.get_xlabel() == "Longitude [°E] — EPSG:4326 (WGS 84)"
+            assert ax.get_ylabel() == "Latitude [°N]"
+            assert sum(isinstance(a, AnchoredSizeBar) for a in ax.artists) == 1, name
+        legend = [ax.get_legend() for ax in axes if ax.get_legend()] + list(fig.legends)
+        texts = [t.get_text() for lg in legend for t in lg.get_texts()]
+        assert "masked (glaciers lakes)" in texts and "nodata" in texts, (name, texts)
+    zone_texts = [t.get_text() for t in figs["PZI zone map"].axes[0].get_legend().get_texts()]
+    assert "none (PZI < 0.01): hillshade" in zone_texts
+    assert "continuous (≥ 0.9)" in zone_texts and "label: permafrost" in zone_texts
+    # two colour bars (PZI, uncertainty) with units
+    cbars = [ax.get_xlabel() for ax in figs["continuous PZI and uncertainty maps"].axes
+             if not ax.get_xlabel().startswith("Longitude")]
+    assert cbars == ["PZI: permafrost probability [-]",
+                     "PZI spread: standard deviation of the fold models [-]"]
+
+
+def test_hillshade_uses_the_pixel_spacing_in_metres():
+    from pyproj import Geod
+
+    import permafrost.report as rep
+
+    n = 50
+    yy, xx = np.mgrid[0:n, 0:n]
+    dem = 3000 + 8.0 * xx + 3.0 * yy + 20 * np.sin(xx / 5)  # ~100 m pixels: gentle slopes
+    geo = {"array": dem, "extent": [99.0, 99.0 + n * 0.001, 38.0, 38.0 + n * 0.001],
+           "crs": "EPSG:4326"}
+    mx, my = rep._metres_per_unit(geo)
+    lat = 38.0 + n * 0.0005
+    g = Geod(ellps="WGS84")
+    assert mx == pytest.approx(g.inv(99.0, lat, 99.001, lat)[2] * 1000, rel=1e-4)
+    assert my == pytest.approx(g.inv(99.0, lat - 0.0005, 99.0, lat + 0.0005)[2] * 1000,
+                               rel=1e-4)
+    hs = rep._hillshade_array(geo)
+    # not the saturated shade of spacings in degrees taken as metres (every slope near
+    # vertical: the shade is the aspect alone, near black or white)
+    from matplotlib.colors import LightSource
+
+    naive = LightSource(azdeg=315, altdeg=45).hillshade(dem, vert_exag=1.0)
+    assert np.mean(np.abs(hs - naive)) > 0.05
+    # the same surface on a metric grid with the same pixel size in metres shades the same
+    proj = {"array": dem, "extent": [0, n * 0.001 * mx, 0, n * 0.001 * my],
+            "crs": "EPSG:32647"}
+    np.testing.assert_allclose(hs, rep._hillshade_array(proj), atol=1e-9)
+    assert rep._nice_length(8760) == 5000 and rep._nice_length(1999) == 1000
 
 
 def test_render_is_deterministic_and_partial():
@@ -119,7 +221,7 @@ def test_render_is_deterministic_and_partial():
     assert render_report(b) == render_report(b)
     html = render_report({"stats": b["stats"]})
     assert "<h2>Area statistics</h2>" in html and "<img" not in html
-    assert "Sections without input: Provenance, Map, Labels" in html
+    assert "Sections without input: Maps, Kinematics, Labels" in html
 
 
 def test_report_json_has_the_numbers_not_the_arrays():
@@ -133,13 +235,6 @@ def test_report_json_has_the_numbers_not_the_arrays():
 
 
 # ----------------------------------------------------------------------------- from files
-def _write_tif(path, arr, transform, nodata):
-    with rasterio.open(path, "w", driver="GTiff", width=arr.shape[1], height=arr.shape[0],
-                       count=1, dtype=arr.dtype, crs="EPSG:4326", transform=transform,
-                       nodata=nodata) as dst:
-        dst.write(arr, 1)
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A small run: PZI, DEM, labels, a prior, then `stats` and `validate` outputs."""
@@ -152,10 +247,10 @@ def run_dir(tmp_path_factory):
     t = Affine(0.002, 0, 99.0, 0, -0.002, 38.6)
     yy, xx = np.mgrid[0:n, 0:n]
     pzi = (1 / (1 + np.exp(-(xx - yy) / 8))).astype("float32")
-    _write_tif(d / "pzi.tif", pzi, t, -9999.0)
-    _write_tif(d / "dem.tif", (3000 + 30 * (n - yy) + 40 * np.sin(xx / 5)).astype("float32"),
-               t, -9999.0)
-    _write_tif(d / "prior.tif", np.where(pzi >= 0.4, 1, 2).astype("uint8"), t, 255)
+    write_tif(d / "pzi.tif", pzi, t, nodata=-9999.0)
+    write_tif(d / "dem.tif", (3000 + 30 * (n - yy) + 40 * np.sin(xx / 5)).astype("float32"),
+              t, nodata=-9999.0)
+    write_tif(d / "prior.tif", np.where(pzi >= 0.4, 1, 2).astype("uint8"), t, nodata=255)
     rng = np.random.default_rng(2)
     r, c = rng.integers(0, n, 80), rng.integers(0, n, 80)
     pd.DataFrame({"borehole_id": [f"B{i}" for i in range(80)],
@@ -182,12 +277,17 @@ def test_report_from_files(run_dir, tmp_path):
                            labels=run_dir / "labels.gpkg", provenance=run_dir / "manifest.json",
                            scenarios={"baseline": run_dir / "stats.json"})
     html = (tmp_path / "r.html").read_text()
-    assert len(_images(html)) == 4  # map, ROC, reliability, agreement map
+    assert len(_images(html)) == 4  # zone map, continuous map, ROC + reliability, agreement
     head = js["stats"]["units"][0]
-    assert f"{head['pzi_ge_0.5_km2']:,.1f}" in html
+    assert f"{head['pzi_ge_0.5_km2']:,.2f}" in html
     k = js["validation"]["priors"][0]["agreement"]["kappa"]
     assert f"{k:.3f}" in html and "r-42" in html
     assert json.loads((tmp_path / "r.json").read_text())["labels"]["n"] == 3
+    # the held-out borehole metrics are shown with their bootstrap intervals
+    model = next(r for r in js["validation"]["boreholes"]["table"] if r["map"] == "model")
+    ci = model["ci"]["auc"]
+    assert f"{model['auc']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]" in html
+    assert "95% percentile bootstrap intervals (2,000 resamples" in html
 
 
 def test_cli_report(run_dir, tmp_path):
@@ -206,6 +306,74 @@ def test_cli_report(run_dir, tmp_path):
     bad = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "x.html"), "--scenario",
                                    "oops"])
     assert bad.exit_code == 2 and "NAME=STATS_JSON" in bad.output
+
+
+def _kinematics_gpkg(path: Path, *, insar_columns: bool) -> Path:
+    """Outlines as `permafrost kinematics` writes them (kin_* columns), inside run_dir's map."""
+    geoms = [box(99.01 + 0.01 * i, 38.49, 99.015 + 0.01 * i, 38.495) for i in range(6)]
+    df = gpd.GeoDataFrame({
+        "rg_id": [f"RG{i}" for i in range(6)],
+        "activity": ["active", "active", "relict", "transitional", "relict", "active"],
+        "kin_track": ["asc", "asc+desc", "desc", "desc", "", "asc"],
+        "kin_n_pixels": [10, 12, 9, 8, 0, 7], "kin_n_valid": [9, 12, 8, 2, 0, 7],
+        "kin_masked_low_sensitivity": [1, 0, 1, 6, 0, 0],
+        "kin_masked_low_coherence": [0, 0, 0, 0, 0, 0],
+        "kin_v_downslope_median_m_yr": [0.35, 0.12, 0.004, np.nan, np.nan, 0.02],
+        "kin_rgik_class": ["30-100 cm/yr", "10-30 cm/yr", "<1 cm/yr", "undefined",
+                           "undefined", "1-3 cm/yr"],
+        "kin_activity": ["active", "active", "relict", "uncertain", "uncertain",
+                         "transitional"],
+        "kin_reason": ["", "", "", "too few valid pixels: 2 of 8 (masked: low sensitivity 6)",
+                       "not covered by any track", ""]}, geometry=geoms, crs="EPSG:4326")
+    if insar_columns:
+        df["insar_change"] = ["", "", "", "", "", "active -> transitional"]
+        df["insar_reason"] = ["", "", "", "", "", "moves 2 cm/yr"]
+    df.to_file(path)
+    (path.parent / "kinematics_tracks.json").write_text(json.dumps({"tracks": {
+        "asc": {"pixels": 1000, "valid": 600, "nodata": 100, "low_sensitivity": 250,
+                "flat": 20, "shadow_layover": 5, "water": 0, "low_coherence": 40}}}))
+    return path
+
+
+@pytest.mark.parametrize("insar_columns", [True, False])
+def test_kinematics_section(run_dir, tmp_path, insar_columns):
+    import html as htmllib
+
+    k = _kinematics_gpkg(tmp_path / "kinematics.gpkg", insar_columns=insar_columns)
+    js = report_from_files(out_html=tmp_path / "r.html", pzi=run_dir / "pzi.tif",
+                           dem=run_dir / "dem.tif", kinematics=k)
+    html = htmllib.unescape((tmp_path / "r.html").read_text())
+    assert "<h2>Kinematics</h2>" in html
+    assert len(_images(html)) == 3  # zone map, continuous map, kinematics map
+    kin = js["kinematics"]
+    assert kin["n_outlines"] == 6 and "geometries" not in json.dumps(js)
+    ca = kin["class_activity"]
+    assert sum(map(sum, ca["counts"])) == 6
+    assert ca["counts"][ca["rows"].index("30-100 cm/yr")][ca["columns"].index("active")] == 1
+    iv = kin["inventory_vs_insar"]  # what InSAR changed, against the inventory's activity
+    assert iv["rows"] == ["active", "transitional", "relict"]
+    assert iv["counts"][0][iv["columns"].index("transitional")] == 1
+    assert "What InSAR changed" in html and "Inventory (activity) \\ InSAR activity" in html
+    assert kin["uncertain_reasons"] == [["not covered by any track", 1],
+                                        ["too few valid pixels", 1]]
+    assert [r["track"] for r in kin["tracks"]] == ["asc", "asc+desc", "desc", ""]
+    assert kin["tracks"][2]["low_sensitivity"] == 7 and "none (not covered)" in html
+    assert kin["track_pixels"]["asc"]["low_sensitivity"] == 250 and "250 (25.0 %)" in html
+    if insar_columns:
+        assert kin["insar_change"]["rows"][1] == ["active -> transitional", "moves 2 cm/yr", 1]
+        assert "active -> transitional" in html and "moves 2 cm/yr" in html
+    else:
+        assert "insar_change" not in kin and "<th class='l'>InSAR change</th>" not in html
+
+
+def test_cli_report_without_inputs_refuses(tmp_path):
+    from permafrost.cli import app
+
+    res = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "r.html")])
+    assert res.exit_code == 2
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "nothing to report" in lines[0]
+    assert not (tmp_path / "r.html").exists()
 
 
 # ----------------------------------------------------------------------------- browser
@@ -254,7 +422,7 @@ def test_report_in_headless_chromium(run_dir, tmp_path):
     console = [ln for ln in log.splitlines() if "CONSOLE" in ln]
     assert console == []
     head = js["stats"]["units"][0]
-    assert f"{head['pzi_ge_0.5_km2']:,.1f}" in dom
+    assert f"{head['pzi_ge_0.5_km2']:,.2f}" in dom
     assert f"{js['validation']['priors'][0]['agreement']['kappa']:.3f}" in dom
     assert "<h2>Validation</h2>" in dom
 

@@ -27,17 +27,9 @@ from permafrost.validation import (
     validate_from_files,
 )
 
+from factories import write_tif
 
 # ----------------------------------------------------------------------------- factories
-def write_tif(path, arr, transform, crs="EPSG:4326", nodata=None, dtype=None):
-    arr = np.asarray(arr)
-    with rasterio.open(path, "w", driver="GTiff", width=arr.shape[1], height=arr.shape[0],
-                       count=1, dtype=dtype or arr.dtype, crs=crs, transform=transform,
-                       nodata=nodata) as dst:
-        dst.write(arr.astype(dtype or arr.dtype), 1)
-    return path
-
-
 D = 0.002
 T_MODEL = Affine(D, 0, 99.0, 0, -D, 38.6)
 NY, NX = 100, 120
@@ -390,3 +382,89 @@ def test_agreement_independent_of_block_size(region):
             assert v == pytest.approx(pb["agreement"][k], rel=1e-12), k
         np.testing.assert_allclose(pa["agreement_matrix"]["km2"], pb["agreement_matrix"]["km2"],
                                    rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- bootstrap
+def _scored(n, seed=0):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.75).astype(int)
+    p = np.clip(0.25 + 0.35 * y + rng.normal(0, 0.25, n), 0, 1)
+    return y, p
+
+
+def test_bootstrap_intervals_contain_the_estimate_and_narrow_with_n():
+    from permafrost.metrics import binary_metrics
+    from permafrost.validation import CI_METRICS, bootstrap_metrics
+
+    y, p = _scored(960)
+    small = bootstrap_metrics(y[:60], p[:60], seed=1)
+    big = bootstrap_metrics(y, p, seed=1)
+    assert small["method"] == "percentile" and small["resamples"] == 2000
+    for res, n in ((small, 60), (big, 960)):
+        ref = binary_metrics(y[:n], p[:n])
+        for m in CI_METRICS:
+            iv = res["intervals"][m]
+            assert iv["estimate"] == pytest.approx(ref[m], abs=1e-12)
+            assert iv["low"] <= iv["estimate"] <= iv["high"]
+    for m in ("auc", "balanced_accuracy", "kappa", "brier"):
+        ws = small["intervals"][m]["high"] - small["intervals"][m]["low"]
+        wb = big["intervals"][m]["high"] - big["intervals"][m]["low"]
+        assert 0 < wb < 0.6 * ws, m   # ~ 1/sqrt(n): 960 vs 60 boreholes -> about 1/4
+    # seeded: same inputs, same numbers; another seed, other numbers
+    assert bootstrap_metrics(y[:60], p[:60], seed=1) == small
+    assert bootstrap_metrics(y[:60], p[:60], seed=2)["intervals"] != small["intervals"]
+    # a categorical map: no Brier score, the rest defined
+    cat = bootstrap_metrics(y[:60], (p[:60] >= 0.5).astype(float), probabilistic=False)
+    assert cat["intervals"]["brier"]["low"] is None
+    assert cat["intervals"]["kappa"]["low"] is not None
+    with pytest.raises(DataError, match="at least 1000"):
+        bootstrap_metrics(y, p, n_resamples=200)
+    with pytest.raises(DataError, match="differ in shape"):
+        bootstrap_metrics(y, p[:-1])
+
+
+def test_bootstrap_resamples_whole_sites():
+    from permafrost.validation import bootstrap_metrics
+
+    # 30 sites of 8 boreholes; the map is right or wrong for a whole site at once
+    rng = np.random.default_rng(4)
+    site = np.repeat(np.arange(30), 8)
+    y = np.repeat((rng.random(30) < 0.7).astype(int), 8)
+    good = np.repeat(rng.random(30) < 0.75, 8)
+    p = np.where(good, np.where(y == 1, 0.8, 0.2), np.where(y == 1, 0.3, 0.7))
+    p = p + rng.normal(0, 0.02, p.size)
+    by_site = bootstrap_metrics(y, p, sites=site)
+    by_borehole = bootstrap_metrics(y, p)
+    assert by_site["unit"] == "site" and by_site["n_units"] == 30 and not by_site["note"]
+    assert by_borehole["unit"].startswith("borehole")
+    for m in ("auc", "kappa"):
+        w_site = by_site["intervals"][m]["high"] - by_site["intervals"][m]["low"]
+        w_bh = by_borehole["intervals"][m]["high"] - by_borehole["intervals"][m]["low"]
+        assert w_site > 1.5 * w_bh, m   # correlated boreholes carry less information
+    few = bootstrap_metrics(y[:40], p[:40], sites=site[:40])
+    assert few["unit"].startswith("borehole") and "only 5 sites" in few["note"]
+
+
+def test_validation_gives_intervals_for_every_held_out_metric(region, tmp_path):
+    res = validate_from_files(
+        region / "truth.tif", boreholes_path=region / "bh.csv", out_dir=tmp_path / "a",
+        priors=[parse_prior_spec(f"survey={region / 'survey.tif'}:categorical:1:2"),
+                parse_prior_spec(f"prior={region / 'pzi_prior.tif'}:continuous:0.5")])
+    b = res["boreholes"]
+    assert b["bootstrap"]["unit"] == "site" and b["bootstrap"]["resamples"] >= 1000
+    assert "Efron & Tibshirani 1993" in b["bootstrap"]["rule"]
+    for row in [*b["table"], b["model_all"]]:
+        for m in ("auc", "balanced_accuracy", "kappa", "brier", "accuracy"):
+            if row[m] is None:
+                continue
+            ci = row["ci"][m]
+            assert ci["low"] <= row[m] + 1e-12 and row[m] - 1e-12 <= ci["high"], (row, m)
+    csv = pd.read_csv(tmp_path / "a" / "boreholes.csv")
+    assert {"auc_ci_low", "auc_ci_high", "kappa_ci_low", "brier_ci_high"} <= set(csv.columns)
+    again = tmp_path / "b"
+    validate_from_files(
+        region / "truth.tif", boreholes_path=region / "bh.csv", out_dir=again,
+        priors=[parse_prior_spec(f"survey={region / 'survey.tif'}:categorical:1:2"),
+                parse_prior_spec(f"prior={region / 'pzi_prior.tif'}:continuous:0.5")])
+    assert (again / "validation.json").read_bytes() == (tmp_path / "a" / "validation.json") \
+        .read_bytes().replace(str(tmp_path / "a").encode(), str(again).encode())

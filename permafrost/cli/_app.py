@@ -4,26 +4,61 @@ Every command lives in its own module of :mod:`permafrost.cli`, parses its optio
 calls one library function and prints the result.  Library errors
 (:class:`~permafrost.errors.PermafrostError`) become one line on stderr and exit code 2;
 anything unexpected becomes one line and exit code 1 (``-v`` shows the traceback).
+
+Start-up matters (``permafrost --version``, ``--help`` and shell completion run this
+module): nothing here, and nothing at the top of a command module, imports NumPy, xarray,
+XGBoost, Dask or Rich.  Commands import the library inside their body, and the consoles are
+created on first use.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 import traceback
+import warnings
+from pathlib import Path
+from typing import Any
 
 import typer
-from rich.console import Console
-from rich.logging import RichHandler
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from permafrost import __version__
 from permafrost.errors import PermafrostError
 
-__all__ = ["app", "console", "err_console", "state"]
+__all__ = ["app", "console", "err_console", "state", "emit_json", "write_json_or_stdout",
+           "make_table"]
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+#: width of tables and text when the output is not a terminal (a pipe, a file) and COLUMNS
+#: is not set: wide enough that no column of our tables is squeezed or cut
+PIPE_WIDTH = 160
+
+
+class _LazyConsole:
+    """A Rich console created on first use (importing Rich costs start-up time)."""
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console = None
+
+    def _get(self):
+        if self._console is None:
+            from rich.console import Console
+
+            c = Console(stderr=self._stderr, soft_wrap=True)
+            if not c.is_terminal and "COLUMNS" not in os.environ:
+                c.width = PIPE_WIDTH  # piped: fixed width, so no word is split or cut
+            self._console = c
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+
+console = _LazyConsole(stderr=False)
+err_console = _LazyConsole(stderr=True)
 
 
 class _State:
@@ -33,10 +68,157 @@ class _State:
 state = _State()
 
 
+def make_table(title: str | None = None, **kwargs):
+    """A Rich table whose cells wrap at word boundaries (``fold`` only inside long words)."""
+    from rich.table import Table
+
+    return Table(title=title, **kwargs)
+
+
+def emit_json(obj: Any) -> None:
+    """Print ``obj`` as JSON on stdout (NaN as null, sorted keys): for ``--json``."""
+    from permafrost.io.results import to_jsonable
+
+    typer.echo(json.dumps(to_jsonable(obj), indent=2, sort_keys=True, allow_nan=False))
+
+
+def write_json_or_stdout(obj: Any, path: Path) -> bool:
+    """Write ``obj`` as JSON to ``path``, or to stdout when ``path`` is ``-``.
+
+    Returns True when it went to stdout (the caller then prints nothing else there).
+    """
+    if str(path) == "-":
+        emit_json(obj)
+        return True
+    from permafrost.io.results import write_json
+
+    write_json(obj, path)
+    return False
+
+
+def _configure_logging(verbose: int, *, reset: bool = False) -> None:
+    """-v: what each step does (INFO); -vv: the details (DEBUG), also of the libraries.
+
+    The root's ``-v`` resets the level (one invocation after another in one process, as in
+    tests); a command's ``-v`` adds to it (``permafrost -v run -v`` = ``-vv``).
+    """
+    state.verbose = verbose if reset else state.verbose + verbose
+    level = (logging.WARNING if state.verbose == 0 else logging.INFO if state.verbose == 1
+             else logging.DEBUG)
+    logger = logging.getLogger("permafrost")
+    logger.setLevel(level)
+    if state.verbose and not any(getattr(h, "_permafrost_cli", False) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler._permafrost_cli = True
+        logger.addHandler(handler)
+    for h in logger.handlers:
+        h.setLevel(level)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Log lines on stderr (looked up at each record, so test runners can capture it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(levelname)-7s %(name)s: %(message)s"))
+
+    @property
+    def stream(self):  # noqa: D401
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it
+        pass
+
+
+def _quiet_library_warnings() -> None:
+    """Deprecation warnings of the libraries we call are for us, not for users of the CLI.
+
+    (rioxarray's ``PendingDeprecationWarning`` about Affine ``*``, for one.)  ``-vv`` or
+    ``PYTHONWARNINGS`` shows them again.
+    """
+    if sys.warnoptions:
+        return
+    # a display hook, not a filter: some library code resets the filters inside
+    # `catch_warnings` ("default"), and -vv after the command is parsed later than this
+    show = warnings.showwarning
+    if getattr(show, "_permafrost_cli", False):
+        return
+
+    def _show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, _DEVELOPER_WARNINGS) and state.verbose < 2:
+            return
+        show(message, category, filename, lineno, file, line)
+
+    _show._permafrost_cli = True
+    warnings.showwarning = _show
+
+
+_DEVELOPER_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+
+
+class _Command(TyperCommand):
+    """Usage lines name arguments in capitals (``stats [OPTIONS] PZI``), not as ``{pzi}``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for p in self.params:
+            if getattr(p, "param_type_name", "") == "argument" and p.metavar is None:
+                p.metavar = (p.name or "").upper()
+            elif getattr(p, "multiple", False) and p.metavar is None:
+                # a repeatable option takes one value each time: `<Path>`, not `<list[Path]>`
+                try:
+                    shown = p.display_type(None)
+                except Exception:  # noqa: BLE001 - keep Typer's own display
+                    continue
+                if shown.startswith("<list[") and shown.endswith("]>"):
+                    p.metavar = "<" + shown[len("<list["):-2].lower() + ">"
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for p in self.get_params(ctx):
+            if getattr(p, "param_type_name", "") != "argument":
+                pieces.extend(p.get_usage_pieces(ctx))
+                continue
+            name = (p.metavar or p.name or "").upper()
+            if p.nargs != 1:
+                name += "..."
+            pieces.append(name if p.required else f"[{name}]")
+        return pieces
+
+
 class _Group(TyperGroup):
-    """Turns library errors into a one-line message and an exit code, never a traceback."""
+    """Turns library errors into a one-line message and an exit code, never a traceback.
+
+    It also gives every command the root's ``-v/--verbose``, so that ``permafrost stats -v``
+    works as well as ``permafrost -v stats``.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        root_v = next((p for p in self.params if p.name == "verbose"), None)
+        if root_v is None:
+            return
+        for cmd in self.commands.values():
+            if any(p.name == "verbose" for p in cmd.params):
+                continue
+            opt = _copy_param(root_v)
+            opt.expose_value = False
+            opt.callback = lambda ctx, param, value: _configure_logging(value or 0)
+            cmd.params.append(opt)
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        return [self.options_metavar or "[OPTIONS]", "COMMAND [ARGS]..."]
+
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt:  # Ctrl-C while the command line is parsed (start-up)
+            sys.stderr.write("Interrupted during start-up; nothing was written.\n")
+            raise typer.Exit(130) from None
 
     def invoke(self, ctx):  # noqa: D401
+        _quiet_library_warnings()
         try:
             return super().invoke(ctx)
         except PermafrostError as exc:
@@ -49,6 +231,13 @@ class _Group(TyperGroup):
         except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
             if _is_cli_control_flow(exc):
                 raise
+            if isinstance(exc, OSError) and exc.filename and exc.errno in (28, 30, 122):
+                from permafrost.io._atomic import write_error  # ENOSPC, EROFS, EDQUOT
+
+                mapped = write_error(exc, exc.filename)
+                if mapped is not None:
+                    err_console.print(f"Error: {mapped}", markup=False, highlight=False)
+                    raise typer.Exit(mapped.exit_code) from None
             if state.verbose:
                 traceback.print_exc(file=sys.stderr)
             first = str(exc).splitlines()[0] if str(exc) else ""
@@ -58,45 +247,52 @@ class _Group(TyperGroup):
             raise typer.Exit(1) from None
 
 
+def _copy_param(p):
+    import copy
+
+    return copy.copy(p)
+
+
 def _is_cli_control_flow(exc: Exception) -> bool:
     """Exit/Abort/usage errors of Typer (or the click it is built on) pass through."""
     return isinstance(exc, (typer.Exit, typer.Abort)) or type(exc).__module__.split(".")[0] in (
         "typer", "click")
 
 
-app = typer.Typer(
+class _Typer(typer.Typer):
+    """Commands default to :class:`_Command`."""
+
+    def command(self, *args, cls=None, **kwargs):
+        return super().command(*args, cls=cls or _Command, **kwargs)
+
+
+app = _Typer(
     name="permafrost",
     cls=_Group,
     help="Map mountain permafrost from rock glaciers, boreholes and MintPy InSAR kinematics.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    # plain help: units in square brackets ("[m]") are text, not Rich markup, and --help
+    # does not load Rich
+    rich_markup_mode=None,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
 def _version_callback(value: bool) -> None:
     if value:
-        console.print(f"permafrost {__version__}")
+        typer.echo(f"permafrost {__version__}")
         raise typer.Exit()
 
 
 @app.callback()
 def _root(
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True,
-                                help="Log progress (-v) or debug details (-vv)."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, show_default=False,
+                                help="Say what each step does (-v) or show the details "
+                                     "(-vv); also accepted after the command."),
     version: bool = typer.Option(False, "--version", callback=_version_callback,
                                  is_eager=True, help="Print the version and exit."),
 ) -> None:
     """Map mountain permafrost from rock glaciers, boreholes and MintPy InSAR kinematics."""
-    state.verbose = verbose
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logger = logging.getLogger("permafrost")
-    logger.setLevel(level)
-    if not any(getattr(h, "_permafrost_cli", False) for h in logger.handlers):
-        handler = RichHandler(console=err_console, show_path=False, show_time=False,
-                              markup=False, rich_tracebacks=False)
-        handler._permafrost_cli = True
-        logger.addHandler(handler)
-    for h in logger.handlers:
-        h.setLevel(level)
+    _configure_logging(verbose, reset=True)

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
-
-from permafrost.cli._app import app, console
-from permafrost.io.catalog import describe_directory
+from permafrost.cli._app import app, console, emit_json, make_table
 
 
 @app.command("inspect")
@@ -18,13 +14,14 @@ def inspect_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first unreadable file."),
 ) -> None:
-    """Read every raster, vector, MintPy HDF5, CSV and JSON file under DIRECTORY and summarise it."""
+    """Read every raster, vector, MintPy HDF5, NetCDF, CSV and JSON file under DIRECTORY and summarise it."""
+    from permafrost.io.catalog import describe_directory
+
     summaries, skipped = describe_directory(directory, strict=strict)
     if as_json:
-        console.print_json(json.dumps({"datasets": [s.to_dict() for s in summaries],
-                                       "skipped": skipped}))
+        emit_json({"datasets": [s.to_dict() for s in summaries], "skipped": skipped})
     else:
-        table = Table(title=f"Datasets in {directory}")
+        table = make_table(f"Datasets in {directory}")
         for col in ("file", "kind", "CRS", "size", "details"):
             table.add_column(col, overflow="fold")
         root = Path(directory)
@@ -49,6 +46,15 @@ def _short(s) -> str:
         return f"{','.join(d['geometry_types'])}; columns {', '.join(d['columns'][:6])}"
     if s.kind.startswith("mintpy"):
         return f"{', '.join(d['datasets'][:6])} [{d['unit'] or ''}] {d['orbit'] or ''}"
+    if s.kind == "netcdf":
+        t = d.get("time")
+        span = f"; time {t['start']}..{t['end']} ({t['steps']} steps)" if t else ""
+        from rich.markup import escape
+
+        return escape("; ".join(f"{k}({', '.join(v['dims'])}) [{v.get('units') or '?'}]"
+                                + (f" {v['min']:.4g}..{v['max']:.4g}"
+                                   if v.get("min") is not None else "")
+                                for k, v in d["variables"].items()) + span)
     if s.kind == "table":
         return ", ".join(d["columns"][:8])
     if s.kind == "json":

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import typer
-from rich.table import Table
 
-from permafrost.cli._app import app, console
-from permafrost.io.mintpy import parse_track_spec
-from permafrost.kinematics import KinematicsConfig, run_kinematics
+from permafrost.cli._app import app, console, make_table
 
-_D = KinematicsConfig()
+#: the defaults of :class:`permafrost.kinematics.KinematicsConfig`, written out so that the
+#: help does not import the library (tests/test_cli.py checks that they agree)
+_D = SimpleNamespace(min_sensitivity=0.3, min_slope_deg=5.0, min_coherence=0.7,
+                     smooth_sigma_px=1.0, active_min_m_yr=0.1, transitional_min_m_yr=0.01,
+                     los_noise_floor_m_yr=0.003, k_sigma=2.0, min_valid_pixels=5,
+                     min_valid_fraction=0.25)
 
 
 @app.command("kinematics")
@@ -47,6 +50,9 @@ def kinematics(
                                      "touches (default: pixel centres inside)."),
 ) -> None:
     """Downslope velocity, RGIK kinematic class and activity of each rock glacier."""
+    from permafrost.io.mintpy import parse_track_spec
+    from permafrost.kinematics import KinematicsConfig, run_kinematics
+
     config = KinematicsConfig(
         min_sensitivity=min_sensitivity, min_slope_deg=min_slope, min_coherence=min_coherence,
         smooth_sigma_px=smooth, active_min_m_yr=active_min,
@@ -56,7 +62,7 @@ def kinematics(
     res = run_kinematics([parse_track_spec(t) for t in track], outlines, out=out, dem=dem,
                          layer=layer, config=config)
     tab = res.summary
-    table = Table(title=f"{len(res.outlines)} outlines -> {out}")
+    table = make_table(f"{len(res.outlines)} outlines -> {out}")
     table.add_column("RGIK class")
     for c in tab.columns:
         table.add_column(str(c), justify="right")

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from permafrost.cli._app import app, console
-from permafrost.labels import labels_from_files
+from permafrost.cli._app import app, console, make_table
+from permafrost.defaults import BOREHOLE_WEIGHT, ROCK_GLACIER_WEIGHT
 
 
 @app.command("labels")
@@ -23,6 +22,10 @@ def labels_cmd(
                                          "(CSV or vector); repeatable."),
     borehole_crs: str = typer.Option(None, "--borehole-crs", help="CRS of x/y columns in "
                                      "presence tables (lon/lat are EPSG:4326)."),
+    borehole_column: list[str] = typer.Option(
+        [], "--borehole-column", metavar="ROLE=NAME", help="Column of the borehole tables by role, ROLE=NAME "
+        "(roles id, x, y, presence, magt, elevation, year), e.g. presence=Permafrost; "
+        "repeatable. Common spellings are recognised without it."),
     gtnp: list[Path] = typer.Option([], "--gtnp", help="GTN-P long CSV; repeatable, each "
                                     "with one --gtnp-metadata."),
     gtnp_metadata: list[Path] = typer.Option([], "--gtnp-metadata",
@@ -34,31 +37,35 @@ def labels_cmd(
     dem: Path = typer.Option(None, "--dem", help="DEM [m] (needed by front sampling)."),
     sampling: str = typer.Option("front", "--sampling", help="front, centroid or interior."),
     spacing: float = typer.Option(100.0, "--spacing", help="Interior point spacing [m]."),
-    rock_glacier_weight: float = typer.Option(1.0, "--rock-glacier-weight",
+    rock_glacier_weight: float = typer.Option(ROCK_GLACIER_WEIGHT, "--rock-glacier-weight",
                                               help="Total weight per rock glacier."),
-    borehole_weight: float = typer.Option(2.0, "--borehole-weight",
+    borehole_weight: float = typer.Option(BOREHOLE_WEIGHT, "--borehole-weight",
                                           help="Weight per borehole."),
     outside: str = typer.Option("error", "--outside", help="Points outside the grid: error "
                                 "or drop (dropped points are counted)."),
     out: Path = typer.Option(..., "--out", help="Output GeoPackage of labelled points."),
 ) -> None:
     """Label permafrost presence (1) / absence (0) from inventories and boreholes."""
+    from permafrost.io.boreholes import parse_column_options
+    from permafrost.labels import labels_from_files
+
     if len(gtnp) != len(gtnp_metadata):
         raise typer.BadParameter("give one --gtnp-metadata for each --gtnp")
     result = labels_from_files(
         inventories=inventory, boreholes=boreholes, gtnp=list(zip(gtnp, gtnp_metadata)),
         permos=permos, permos_coords=permos_coords, grid=grid, dem=dem, out=out,
-        borehole_crs=borehole_crs, activity_column=activity_column, id_column=id_column,
+        borehole_crs=borehole_crs, borehole_columns=parse_column_options(borehole_column),
+        activity_column=activity_column, id_column=id_column,
         sampling=sampling, spacing_m=spacing, rock_glacier_weight=rock_glacier_weight,
         borehole_weight=borehole_weight, outside=outside)
-    table = Table(title=f"Labels written to {out}")
+    table = make_table(f"Labels written to {out}")
     for col in ("item", "count", "note"):
         table.add_column(col, overflow="fold")
     for item, count, note in result.summary.itertuples(index=False):
         table.add_row(str(item), str(count), str(note))
     console.print(table)
     if len(result.verdicts):
-        vt = Table(title="Borehole temperature records")
+        vt = make_table("Borehole temperature records")
         for col in ("borehole", "verdict", "MAGT [°C]", "depth [m]", "ALT [m]", "reason"):
             vt.add_column(col, overflow="fold")
         for v in result.verdicts.itertuples(index=False):

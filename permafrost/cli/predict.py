@@ -2,34 +2,34 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
-from rich.progress import (
-    BarColumn,
-    Progress,
-    ProgressColumn,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
-from rich.text import Text
-
-from permafrost.cli._app import app, console, err_console
-from permafrost.predict import predict_raster
+from permafrost.cli._app import app, console, emit_json, err_console, make_table
+from permafrost.defaults import PREDICT_CHUNK
 
 
-class _PixelRate(ProgressColumn):
-    """Pixels per second of the prediction stage."""
+def _progress_columns() -> list:
+    """Progress bar columns, with pixels per second of the prediction stage."""
+    from rich.progress import (
+        BarColumn,
+        ProgressColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
 
-    def render(self, task) -> Text:
-        speed = task.finished_speed or task.speed
-        if speed is None or task.fields.get("unit") != "px":
-            return Text("")
-        return Text(f"{speed / 1e6:,.2f} Mpx/s", style="progress.data.speed")
+    class _PixelRate(ProgressColumn):
+        def render(self, task) -> Text:
+            speed = task.finished_speed or task.speed
+            if speed is None or task.fields.get("unit") != "px":
+                return Text("")
+            return Text(f"{speed / 1e6:,.2f} Mpx/s", style="progress.data.speed")
+
+    return [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+            _PixelRate(), TimeElapsedColumn(), TimeRemainingColumn()]
 
 
 @app.command("predict")
@@ -45,7 +45,7 @@ def predict_cmd(
     mask: Path = typer.Option(None, "--mask",
                               help="Areas to exclude: polygons (glaciers, lakes) or a raster on "
                                    "the covariate grid (non-zero = excluded)."),
-    chunk: int = typer.Option(1024, "--chunk", help="Block side in pixels."),
+    chunk: int = typer.Option(PREDICT_CHUNK, "--chunk", help="Block side in pixels."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     workers: int = typer.Option(None, "--workers", help="Run on a local Dask cluster of N "
                                                           "worker processes."),
@@ -57,9 +57,11 @@ def predict_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Predict the permafrost zonation index (PZI) of a whole region, block by block."""
-    columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-               _PixelRate(), TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=err_console, transient=as_json,
+    from rich.progress import Progress
+
+    from permafrost.predict import predict_raster
+
+    with Progress(*_progress_columns(), console=err_console._get(), transient=as_json,
                   disable=not err_console.is_terminal) as bar:
         tasks: dict[str, int] = {}
 
@@ -75,9 +77,9 @@ def predict_cmd(
                              scheduler=scheduler, threads=threads, resume=not no_resume,
                              progress=_progress)
     if as_json:
-        console.print_json(json.dumps(res.as_dict(), default=str))
+        emit_json(res.as_dict())
         return
-    table = Table(title=f"PZI written to {res.pzi}")
+    table = make_table(f"PZI written to {res.pzi}")
     table.add_column("item")
     table.add_column("value", overflow="fold")
     ny, nx = res.shape

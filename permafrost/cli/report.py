@@ -7,8 +7,7 @@ from pathlib import Path
 import typer
 
 from permafrost.cli._app import app, console
-from permafrost.errors import DataError
-from permafrost.report import report_from_files
+from permafrost.errors import ConfigError, DataError
 
 
 @app.command("report")
@@ -29,8 +28,27 @@ def report_cmd(
     provenance: Path | None = typer.Option(None, "--provenance", help="Provenance JSON."),
     scenario: list[str] = typer.Option([], "--scenario",
                                        help="NAME=STATS_JSON of a scenario (repeatable)."),
+    uncertainty: Path | None = typer.Option(None, "--uncertainty",
+                                            help="PZI uncertainty raster (pzi_uncertainty.tif "
+                                                 "of `permafrost predict --uncertainty`)."),
+    kinematics: Path | None = typer.Option(None, "--kinematics",
+                                           help="GeoPackage of `permafrost kinematics`."),
+    activity_column: str = typer.Option("activity", "--activity-column",
+                                        help="Inventory activity column in the kinematics "
+                                             "GeoPackage, compared with the InSAR activity."),
+    mask: Path | None = typer.Option(None, "--mask",
+                                     help="Mask polygons (glaciers, lakes), hatched on the "
+                                          "maps."),
 ) -> None:
-    """Render the run's provenance, map, labels, CV, curves, areas and validation as HTML."""
+    """Render the run's maps, kinematics, labels, CV, curves, areas, validation and scenarios
+    as one HTML page."""
+    inputs = (pzi, stats, validation, model, labels, provenance, uncertainty, kinematics)
+    if not any(v is not None for v in inputs) and not scenario:
+        raise ConfigError("nothing to report: no input given",
+                          fix="give at least one of --pzi, --stats, --validation, --model, "
+                              "--labels, --kinematics, --uncertainty, --provenance, --scenario")
+    from permafrost.report import report_from_files
+
     sc = {}
     for s in scenario:
         if "=" not in s:
@@ -41,5 +59,6 @@ def report_cmd(
     js_path = out_json or out.with_suffix(".json")
     report_from_files(out_html=out, out_json=js_path, title=title, pzi=pzi, dem=dem,
                       stats=stats, validation=validation, model=model, labels=labels,
-                      provenance=provenance, scenarios=sc or None)
+                      provenance=provenance, scenarios=sc or None, uncertainty=uncertainty,
+                      kinematics=kinematics, activity_column=activity_column, mask=mask)
     console.print(f"wrote {out} and {js_path}")

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import typer
 
-from permafrost.cli._app import app, console
-from permafrost.config import load_pipeline
+from permafrost.cli._app import app, console, emit_json, err_console, make_table
 
 
 @app.command("run")
@@ -22,13 +21,19 @@ def run_cmd(
     only: str | None = typer.Option(None, "--only",
                                     help="Run only this step (and what it needs): kinematics, "
                                          "labels, train, predict, stats, validate, report."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print which steps would run and "
+                                 "why (changed options or inputs, missing outputs, upstream "
+                                 "changes); run nothing, write nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result (or the plan) as "
+                                 "JSON on stdout; progress goes to stderr."),
 ) -> None:
     """Run kinematics → labels → train → predict → stats → validate → report.
 
     Each step reruns only when its inputs or its part of the configuration changed; the
     file is validated completely before any work starts.
     """
-    from permafrost.pipeline import run_pipeline
+    from permafrost.config import load_pipeline
+    from permafrost.pipeline import plan_pipeline, run_pipeline
     from permafrost.steps import STEPS
 
     cfg = load_pipeline(pipeline)
@@ -37,29 +42,90 @@ def run_cmd(
         from permafrost.config import resolve_scenario
 
         resolve_scenario(cfg, n)
+    if dry_run:
+        plan = plan_pipeline(cfg, steps=STEPS, scenarios=names, force=force, only=only)
+        if as_json:
+            emit_json({"output_dir": str(cfg.pipeline.output_dir),
+                       "steps": [p.as_dict() for p in plan]})
+            return
+        _print_plan(plan, cfg.pipeline.output_dir)
+        return
+    out = err_console if as_json else console
     t0 = time.perf_counter()
-    status = console.status("starting", spinner="dots")
+    status = out.status("starting", spinner="dots")
 
     def on_event(kind: str, info: dict) -> None:
         label = f"{info['scenario']:>10} · {info['step']:<10}"
         if kind == "start":
             status.update(f"{label} running")
         elif kind == "skip":
-            console.print(f"[dim]  {label} up to date[/dim]")
+            out.print(f"[dim]  {label} up to date[/dim]")
         elif kind == "done":
             summ = _short(info.get("summary") or {})
-            console.print(f"[green]✓[/green] {label} ran in {info['seconds']:.1f} s  {summ}")
+            out.print(f"[green]✓[/green] {label} ran in {info['seconds']:.1f} s  {summ}")
 
     with status:
         res = run_pipeline(cfg, steps=STEPS, scenarios=names, force=force, only=only,
                            on_event=on_event)
     secs = time.perf_counter() - t0
+    if as_json:
+        emit_json(_result_dict(res, secs))
+        return
+    _print_checks(res)
     ran = len(res.ran)
     console.print(f"{ran} step(s) ran, the rest were up to date; {secs:.1f} s.")
     for sc, path in res.manifests.items():
         console.print(f"manifest ({sc}): {path}")
     if res.report is not None:
         console.print(f"Report: {res.report_path}")
+
+
+def _print_checks(res) -> None:
+    """What each run's map can be trusted for, whether its steps ran now or were up to
+    date: the share beyond the training range and the warnings (proxies held fixed, a
+    change the model cannot see, a tree model past its range)."""
+    rows = [(sc, recs["predict"].summary) for sc, recs in res.scenarios.items()
+            if "predict" in recs]
+    if not rows:
+        return
+    table = make_table("Domain of applicability (docs/pipelines.md, \"Scenarios\")")
+    for col in ("run", "area beyond the training range", "warnings"):
+        table.add_column(col)
+    for sc, summ in rows:
+        share = summ.get("outside_training_range")
+        table.add_row(sc, "-" if share is None else f"{100 * share:.1f} %",
+                      "\n".join(summ.get("warnings") or []) or "none")
+    console.print(table)
+
+
+def _print_plan(plan, output_dir: Path) -> None:
+    table = make_table(f"Dry run: {output_dir}")
+    for col in ("scenario", "step", "key", "action", "why"):
+        table.add_column(col)
+    for p in plan:
+        table.add_row(p.scenario, p.step, p.key[:16], p.action, "; ".join(p.reasons) or "-",
+                      style=None if p.action == "run" else "dim")
+    console.print(table)
+    n = sum(p.action == "run" for p in plan)
+    console.print(f"{n} of {len(plan)} step(s) would run; nothing was run or written.")
+
+
+def _result_dict(res, seconds: float) -> dict:
+    steps = []
+    for sc, recs in res.scenarios.items():
+        for r in recs.values():
+            steps.append({"scenario": sc, "step": r.name, "key": r.key[:16], "status": r.status,
+                          "seconds": round(r.seconds, 3), "summary": r.summary,
+                          "outputs": {k: str(v) for k, v in r.outputs.items()}})
+    if res.report is not None:
+        r = res.report
+        steps.append({"scenario": "all", "step": r.name, "key": r.key[:16], "status": r.status,
+                      "seconds": round(r.seconds, 3), "summary": r.summary,
+                      "outputs": {k: str(v) for k, v in r.outputs.items()}})
+    return {"output_dir": str(res.output_dir), "seconds": round(seconds, 3),
+            "ran": res.ran, "steps": steps,
+            "manifests": {sc: str(p) for sc, p in res.manifests.items()},
+            "report": str(res.report_path) if res.report is not None else None}
 
 
 def _short(summary: dict) -> str:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
-
-from permafrost.cli._app import app, console
-from permafrost.config import describe_scenarios, load_pipeline
+from permafrost.cli._app import app, console, emit_json, make_table
 
 
 @app.command("scenarios")
@@ -18,11 +14,13 @@ def scenarios_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """List the scenarios of PIPELINE and what each changes relative to the baseline."""
+    from permafrost.config import describe_scenarios, load_pipeline
+
     rows = describe_scenarios(load_pipeline(pipeline))
     if as_json:
-        console.print_json(json.dumps(rows))
+        emit_json(rows)
         return
-    table = Table(title=f"Scenarios in {pipeline}")
+    table = make_table(f"Scenarios in {pipeline}")
     table.add_column("scenario")
     table.add_column("description")
     table.add_column("changes")

@@ -5,11 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from permafrost.area import stats_from_files, stats_rows, stats_table_columns
-from permafrost.cli._app import app, console
-from permafrost.io.results import write_csv, write_json
+from permafrost.cli._app import app, console, emit_json, make_table, write_json_or_stdout
 
 
 @app.command("stats")
@@ -22,29 +19,37 @@ def stats_cmd(
     mask: Path | None = typer.Option(None, "--mask",
                                      help="Cells to exclude: polygons (glaciers, lakes) or a "
                                           "raster (non-zero = excluded)."),
-    out_json: Path | None = typer.Option(None, "--out-json", help="Write the results as JSON."),
+    out_json: Path | None = typer.Option(None, "--out-json",
+                                         help="Write the results as JSON ('-': to stdout)."),
     out_csv: Path | None = typer.Option(None, "--out-csv", help="Write the table as CSV."),
     block_rows: int | None = typer.Option(None, "--block-rows",
                                           help="Rows per block (default: ~1M cells a block)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON, no table."),
 ) -> None:
     """Area with PZI >= 0.5, PZI-weighted area, permafrost region and zone areas (km2)."""
+    from permafrost.area import stats_from_files, stats_rows, stats_table_columns
+    from permafrost.io.results import write_csv
+
     result = stats_from_files(pzi, regions_path=regions, region_field=region_field,
                               dem_path=dem, band_width=band_width, mask_path=mask,
                               block_rows=block_rows)
-    if out_json:
-        write_json(result, out_json)
+    to_stdout = bool(out_json) and write_json_or_stdout(result, out_json)
     if out_csv:
         write_csv(stats_rows(result), out_csv, columns=stats_table_columns() + ["denominator"])
+    if as_json and not to_stdout:
+        emit_json(result)
+    if as_json or to_stdout:
+        return
     meta = result["meta"]
     mask_txt = (f"mask {meta['mask']['source']} ({meta['mask']['masked_km2']:.2f} km2 excluded)"
                 if meta["mask"] else "no mask")
-    table = Table(title=f"Permafrost area of {pzi.name} (km2)")
+    table = make_table(f"Permafrost area of {pzi.name} (km2)")
     kind = {"all": "all", "region": "region", "elevation_band": "band"}
     table.add_column("unit")
     table.add_column("name")
     for head in ("denominator", "PZI>=0.5", "fraction", "PZI-weighted", "region"):
         table.add_column(head, justify="right")
-    zones = Table(title="Zone areas (km2)")
+    zones = make_table("Zone areas (km2)")
     zones.add_column("name")
     for head in ("continuous", "discontinuous", "sporadic", "isolated"):
         zones.add_column(head, justify="right")

@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from permafrost.cli._app import app, console
-from permafrost.models import train_from_files
+from permafrost.cli._app import app, console, emit_json, make_table
+from permafrost.defaults import CALIBRATION
 
 
 @app.command("train")
@@ -25,7 +23,7 @@ def train_cmd(
                                                  "variogram range)."),
     folds: int = typer.Option(5, "--folds", help="Number of CV folds."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
-    calibration: str = typer.Option("isotonic", "--calibration", help="isotonic | sigmoid | none"),
+    calibration: str = typer.Option(CALIBRATION, "--calibration", help="isotonic | sigmoid | none"),
     label_column: str = typer.Option("label", "--label-column", help="0/1 label column."),
     group_column: str = typer.Option("group", "--group-column",
                                      help="Group column (rock glacier id), kept in one fold."),
@@ -40,8 +38,13 @@ def train_cmd(
     monotone: list[str] = typer.Option([], "--monotone",
                                        help="Monotone constraint FEATURE=-1|1 (repeatable), "
                                             "e.g. --monotone maat=-1 (xgboost, rf)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the training report as JSON."),
 ) -> None:
     """Train a model; print the spatial and random CV table and the device used."""
+    from rich.markup import escape
+
+    from permafrost.models import train_from_files
+
     params = {}
     if n_estimators and model != "logistic":
         params["n_estimators"] = n_estimators
@@ -54,6 +57,9 @@ def train_cmd(
         block_size=block_size, calibration=calibration, label_col=label_column,
         group_col=group_column, weight_col=weight_column, features=feats, params=params,
         random_cv=not no_random_cv)
+    if as_json:
+        emit_json({**r.to_dict(), "out": str(out)})
+        return
     console.print(f"Model {r.model} trained on {r.n_labels_used} of {r.n_labels_in} labels "
                   f"({r.n_positive} permafrost, {r.n_negative} none) on device "
                   f"[bold]{r.device}[/bold] ({r.device_reason}).")
@@ -62,7 +68,7 @@ def train_cmd(
     console.print(f"Spatial blocks {r.block_size_m:,.0f} m ({r.block_size_rule}); "
                   f"{r.n_folds} folds; calibration {r.calibration} (out of fold); "
                   f"class metrics at PZI >= {r.threshold}.")
-    t = Table(title=escape("Cross-validation (mean ± sd over folds [min-max])"))
+    t = make_table(escape("Cross-validation (mean ± sd over folds [min-max])"))
     t.add_column("metric")
     t.add_column("spatial folds", justify="right")
     t.add_column("random folds", justify="right")
@@ -78,6 +84,8 @@ def train_cmd(
 def _cell(s) -> str:
     if not s or s.get("mean") is None:
         return "-"
+    from rich.markup import escape
+
     return escape(f"{s['mean']:.3f} ± {s['std']:.3f} [{s['min']:.3f}-{s['max']:.3f}]")
 
 

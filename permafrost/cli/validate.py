@@ -5,10 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from permafrost.cli._app import app, console
-from permafrost.validation import parse_prior_spec, validate_from_files
+from permafrost.cli._app import app, console, emit_json, make_table
 
 
 @app.command("validate")
@@ -18,6 +16,9 @@ def validate_cmd(
                                           help="Borehole presence table (CSV or vector)."),
     boreholes_crs: str | None = typer.Option(None, "--boreholes-crs",
                                              help="CRS of x/y columns of the borehole table."),
+    borehole_column: list[str] = typer.Option(
+        [], "--borehole-column", metavar="ROLE=NAME", help="Column of the borehole table by role, ROLE=NAME "
+        "(roles id, x, y, presence, magt, elevation, year); repeatable."),
     prior: list[str] = typer.Option(
         [], "--prior",
         help="Prior map: NAME=FILE:categorical:PF_CODES[:OTHER_CODES] or "
@@ -27,15 +28,23 @@ def validate_cmd(
     mask: Path | None = typer.Option(None, "--mask",
                                      help="Cells excluded from map agreement (polygons/raster)."),
     n_bins: int = typer.Option(10, "--bins", help="Reliability curve bins."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON, no table."),
 ) -> None:
     """Borehole metrics side by side for the model and each prior; area agreement with priors."""
+    from permafrost.io.boreholes import parse_column_options
+    from permafrost.validation import parse_prior_spec, validate_from_files
+
     specs = [parse_prior_spec(s) for s in prior]
     res = validate_from_files(pzi, boreholes_path=boreholes, boreholes_crs=boreholes_crs,
+                              boreholes_columns=parse_column_options(borehole_column),
                               priors=specs, out_dir=out,
                               threshold=threshold, mask_path=mask, n_bins=n_bins)
+    if as_json:
+        emit_json(res)
+        return
     if "boreholes" in res:
         b = res["boreholes"]
-        t = Table(title=f"Boreholes ({b['n_common']} valid in every map of {b['n_read']})")
+        t = make_table(f"Boreholes ({b['n_common']} valid in every map of {b['n_read']})")
         cols = ["map", "n", "accuracy", "balanced_accuracy", "kappa", "auc", "brier"]
         for c in cols:
             t.add_column(c.replace("balanced_accuracy", "bal.acc"),

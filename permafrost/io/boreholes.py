@@ -33,6 +33,10 @@ from permafrost.io.vectors import VECTOR_SUFFIXES, read_vector
 
 __all__ = [
     "BoreholeRecord",
+    "COLUMN_SPELLINGS",
+    "COLUMN_ROLES",
+    "normalise_column",
+    "parse_column_options",
     "PRESENCE_TRUE",
     "PRESENCE_FALSE",
     "parse_presence",
@@ -50,9 +54,59 @@ PRESENCE_FALSE = frozenset({"0", "0.0", "false", "f", "no", "n", "non-permafrost
 _MISSING = frozenset({"", "na", "nan", "none", "null", "n/a", "-"})
 _MISSING_NUMBERS = (-999.0, -9999.0)
 
-_ID_COLUMNS = ("borehole_id", "id", "name", "site", "borehole")
-_LON_COLUMNS = ("lon", "longitude", "long", "lng")
-_LAT_COLUMNS = ("lat", "latitude")
+#: Column spellings recognised in borehole tables, per role, compared after
+#: :func:`normalise_column` (case-insensitive; spaces, brackets and units' punctuation
+#: folded to ``_``), first match wins.  Any other name is given with ``columns={ROLE: NAME}``
+#: (pipeline files) or ``--borehole-column ROLE=NAME`` (CLI).
+COLUMN_SPELLINGS: dict[str, tuple[str, ...]] = {
+    "id": ("borehole_id", "id", "name", "site", "borehole", "borehole_name", "bh_id",
+           "site_id", "station", "station_id", "code"),
+    "lon": ("lon", "longitude", "long", "lng", "lon_deg", "longitude_deg", "lon_wgs84",
+            "longitude_e", "lon_e"),
+    "lat": ("lat", "latitude", "lat_deg", "latitude_deg", "lat_wgs84", "latitude_n", "lat_n"),
+    "x": ("x", "easting", "east", "x_m", "easting_m", "x_coord"),
+    "y": ("y", "northing", "north", "y_m", "northing_m", "y_coord"),
+    "presence": ("presence", "permafrost", "pf", "pf_presence", "permafrost_presence",
+                 "permafrost_present", "has_permafrost", "pf_status", "permafrost_status"),
+    "magt": ("magt_c", "magt", "magt_degc", "magt_deg_c", "mean_annual_ground_temperature",
+             "t_zaa", "tzaa", "ttop"),
+    "elevation": ("elevation_m", "elevation", "elev", "elev_m", "altitude", "altitude_m",
+                  "height", "height_m", "z", "dem"),
+    "year": ("year", "yr", "obs_year", "observation_year", "survey_year", "drilling_year"),
+}
+#: the roles a column mapping may name (``x``/``y`` stand for lon/lat too)
+COLUMN_ROLES = ("id", "x", "y", "presence", "magt", "elevation", "year")
+
+_ID_COLUMNS = COLUMN_SPELLINGS["id"]
+_LON_COLUMNS = COLUMN_SPELLINGS["lon"]
+_LAT_COLUMNS = COLUMN_SPELLINGS["lat"]
+
+
+def normalise_column(name) -> str:
+    """A column name compared case- and punctuation-insensitively: ``'Elevation (m)'`` ->
+    ``'elevation_m'``, ``'MAGT [°C]'`` -> ``'magt_c'``."""
+    return re.sub(r"[^0-9a-z]+", "_", str(name).strip().lower()).strip("_")
+
+
+def parse_column_options(items) -> dict[str, str]:
+    """``["presence=Permafrost", "x=Longitude"]`` (CLI ``--borehole-column``) -> a mapping.
+
+    Raises
+    ------
+    DataError
+        An item without ``=`` or a role that is not one of :data:`COLUMN_ROLES`.
+    """
+    out: dict[str, str] = {}
+    for it in items or ():
+        role, sep, name = str(it).partition("=")
+        role = role.strip().lower()
+        role = {"lon": "x", "longitude": "x", "lat": "y", "latitude": "y",
+                "magt_c": "magt"}.get(role, role)
+        if not sep or not name.strip() or role not in COLUMN_ROLES:
+            raise DataError(f"bad column mapping {it!r}", field="--borehole-column",
+                            fix=f"give ROLE=COLUMN with ROLE one of {', '.join(COLUMN_ROLES)}")
+        out[role] = name.strip()
+    return out
 
 
 @dataclass
@@ -132,31 +186,34 @@ def _rows(idx: list, limit: int = 10) -> str:
     return head + (f", ... ({len(idx)} rows)" if len(idx) > limit else "")
 
 
-def _pick(columns, wanted, given: str | None, *, path, what: str, required: bool = True):
-    lower = {c.lower(): c for c in columns}
+def _pick(columns, wanted, given: str | None, *, path, what: str, required: bool = True,
+          option: str | None = None):
+    """The column for one role: the name given (exact, else case-insensitive, else an error),
+    else the first recognised spelling (:func:`normalise_column`), else None or an error that
+    lists the spellings looked for and the columns there are."""
     if given is not None:
         if given in columns:
             return given
+        lower = {str(c).lower(): c for c in columns}
         if given.lower() in lower:
             return lower[given.lower()]
+        norm = {normalise_column(c): c for c in columns}
+        if normalise_column(given) in norm:
+            return norm[normalise_column(given)]
         raise DataError(f"no {what} column {given!r} (columns: {', '.join(map(str, columns))})",
-                        path=path, field=given, fix=f"name the {what} column")
+                        path=path, field=given, fix=f"name the {what} column that the file has")
+    norm = {}
+    for c in columns:
+        norm.setdefault(normalise_column(c), c)
     for w in wanted:
-        if w in lower:
-            return lower[w]
+        if w in norm:
+            return norm[w]
     if required:
-        raise DataError(f"no {what} column (looked for {', '.join(wanted)}; columns: "
-                        f"{', '.join(map(str, columns))})", path=path, field=what,
-                        fix="add one or pass its name")
+        how = (f"name it with columns = {{{option} = \"NAME\"}} or --borehole-column "
+               f"{option}=NAME" if option else "add one or pass its name")
+        raise DataError(f"no {what} column (looked for {', '.join(wanted)}, any case; columns: "
+                        f"{', '.join(map(str, columns))})", path=path, field=what, fix=how)
     return None
-
-
-def _optional(columns, name: str | None):
-    """Case-insensitive match of an optional column; None when absent or not asked for."""
-    if not name:
-        return None
-    lower = {str(c).lower(): c for c in columns}
-    return lower.get(name.lower())
 
 
 def _numeric(s: pd.Series, *, path, field: str) -> pd.Series:
@@ -169,13 +226,32 @@ def _numeric(s: pd.Series, *, path, field: str) -> pd.Series:
     return num.replace(list(_MISSING_NUMBERS), np.nan).astype(float)
 
 
+#: a number written with a decimal comma (``46,5``, ``-0,25``)
+_DECIMAL_COMMA = r"^(\s*[-+]?\d+),(\d+\s*)$"
+
+
+def _separator(p: Path) -> str:
+    """The CSV's field separator from its header line: ``;`` (the European dialect, with
+    decimal commas), tab, or ``,``."""
+    try:
+        with open(p, encoding="utf-8", errors="replace") as fh:
+            head = fh.readline()
+    except OSError:
+        return ","
+    counts = {sep: head.count(sep) for sep in (",", ";", "\t")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] > counts[","] else ","
+
+
 def read_presence_table(
     path: str | os.PathLike,
     *,
+    columns: dict[str, str] | None = None,
     id_column: str | None = None,
-    presence_column: str | None = "presence",
-    magt_column: str | None = "magt_c",
-    year_column: str | None = "year",
+    presence_column: str | None = None,
+    magt_column: str | None = None,
+    year_column: str | None = None,
+    elevation_column: str | None = None,
     x_column: str | None = None,
     y_column: str | None = None,
     crs=None,
@@ -183,17 +259,21 @@ def read_presence_table(
 ) -> gpd.GeoDataFrame:
     """Read a borehole presence table (CSV or vector) into points.
 
+    Every column is found by role: the name given (in ``columns`` or the ``*_column``
+    arguments), else the first of the common spellings in :data:`COLUMN_SPELLINGS`
+    (case-insensitive: ``ID, Longitude, Latitude, Elevation_m, Permafrost`` is read as it
+    is).  A column named but absent is an error; so is a table with neither a presence nor
+    a MAGT column (the error lists the spellings looked for).
+
     Parameters
     ----------
     path : path-like
         CSV (``.csv``, ``.txt``) or a vector file (GeoPackage, GeoJSON, ...).
-    id_column : str, optional
-        Id column (default: the first of borehole_id, id, name, site, borehole).
-    presence_column : str, optional
-        Presence column; when absent from the file, presence is left unknown (<NA>) and can
-        be derived from MAGT by the caller.
-    magt_column, year_column : str, optional
-        Optional MAGT [°C] and year columns (used when present).
+    columns : dict, optional
+        Column names by role: ``id``, ``x`` (or lon), ``y`` (or lat), ``presence``, ``magt``
+        [°C], ``elevation`` [m], ``year``; roles not given are recognised.
+    id_column, presence_column, magt_column, year_column, elevation_column : str, optional
+        The same, one role each (``columns`` wins).
     x_column, y_column : str, optional
         Coordinate columns of a CSV; default lon/lat (any usual spelling), else x/y.
     crs : optional
@@ -204,18 +284,32 @@ def read_presence_table(
     Returns
     -------
     geopandas.GeoDataFrame
-        Columns ``borehole_id`` (str), ``presence`` (Int8, <NA> = unknown), ``magt_c``,
-        ``year`` (float, NaN when absent), ``row`` (row in the file), geometry.
+        Columns ``borehole_id`` (str), ``presence`` (Int8, <NA> = unknown), ``magt_c`` [°C],
+        ``elevation_m`` [m], ``year`` (float, NaN when absent), ``row`` (row in the file),
+        geometry; ``attrs["columns"]`` records which file column filled each role.
 
     Raises
     ------
     DataError
         Duplicate ids, unparseable presence, non-numeric coordinates, latitude outside
-        ±90 (coordinates look swapped), rows without position.
+        ±90 (coordinates look swapped), rows without position, a named column missing.
     """
+    given = {"id": id_column, "x": x_column, "y": y_column, "presence": presence_column,
+             "magt": magt_column, "elevation": elevation_column, "year": year_column}
+    for role, name in (columns or {}).items():
+        role = {"lon": "x", "lat": "y", "magt_c": "magt"}.get(role, role)
+        if role not in given:
+            raise DataError(f"unknown column role {role!r}", path=path, field="columns",
+                            fix=f"use {', '.join(COLUMN_ROLES)}")
+        if name:
+            given[role] = str(name)
     p = Path(path)
     if not p.exists():
         raise InputFileError("file not found", path=p, fix="check the path")
+    if p.is_dir() and p.suffix.lower() != ".gdb":
+        raise InputFileError("a file is expected, this is a folder", path=p,
+                             fix="give the borehole table inside it")
+    used: dict[str, str] = {}
     if p.suffix.lower() in VECTOR_SUFFIXES:
         gdf = read_vector(p, layer=layer)
         df = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
@@ -225,26 +319,43 @@ def read_presence_table(
                             fix="store one point per borehole")
         xs, ys, src_crs = geom.x.to_numpy(), geom.y.to_numpy(), gdf.crs
     else:
+        sep = _separator(p)
         try:
-            df = pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True)
+            df = pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True,
+                             sep=sep)
         except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
             raise InputFileError(f"not a readable CSV ({str(exc).splitlines()[0]})", path=p,
                                  fix="give a comma-separated table with a header") from None
+        if sep == ";":  # the European dialect: decimal commas are unambiguous there
+            df = df.apply(lambda c: c.str.replace(_DECIMAL_COMMA, r"\1.\2", regex=True))
         df.columns = [c.strip() for c in df.columns]
-        xcol = _pick(df.columns, _LON_COLUMNS, x_column, path=p, what="longitude/x",
+        xcol = _pick(df.columns, _LON_COLUMNS, given["x"], path=p, what="longitude/x",
                      required=False)
-        ycol = _pick(df.columns, _LAT_COLUMNS, y_column, path=p, what="latitude/y",
+        ycol = _pick(df.columns, _LAT_COLUMNS, given["y"], path=p, what="latitude/y",
                      required=False)
         geographic = (xcol is not None and ycol is not None
-                      and str(xcol).lower() in _LON_COLUMNS and str(ycol).lower() in _LAT_COLUMNS)
+                      and normalise_column(xcol) in _LON_COLUMNS
+                      and normalise_column(ycol) in _LAT_COLUMNS)
         if xcol is None or ycol is None:
-            xcol = _pick(df.columns, ("x", "easting"), x_column, path=p, what="x")
-            ycol = _pick(df.columns, ("y", "northing"), y_column, path=p, what="y")
+            try:
+                xcol = _pick(df.columns, COLUMN_SPELLINGS["x"], given["x"], path=p, what="x",
+                             option="x")
+                ycol = _pick(df.columns, COLUMN_SPELLINGS["y"], given["y"], path=p, what="y",
+                             option="y")
+            except DataError:
+                raise DataError(
+                    f"no position columns (looked for lon: {', '.join(_LON_COLUMNS)}; lat: "
+                    f"{', '.join(_LAT_COLUMNS)}; or x/y: {', '.join(COLUMN_SPELLINGS['x'])} / "
+                    f"{', '.join(COLUMN_SPELLINGS['y'])}, any case; columns: "
+                    f"{', '.join(map(str, df.columns))})", path=p, field="x/y",
+                    fix="name them with columns = {x = \"...\", y = \"...\"} or "
+                        "--borehole-column x=NAME --borehole-column y=NAME") from None
             geographic = False
         if crs is None:
             if not geographic:
                 raise CRSError("x/y coordinates without a CRS", path=p, field=xcol,
-                               fix="pass the CRS of the x/y columns (e.g. --borehole-crs EPSG:32647)")
+                               fix="give the CRS of the x/y columns (--borehole-crs EPSG:32647, "
+                                   "or boreholes = {path = ..., crs = \"EPSG:32647\"})")
             crs = "EPSG:4326"
         xs = _numeric(df[xcol], path=p, field=xcol).to_numpy()
         ys = _numeric(df[ycol], path=p, field=ycol).to_numpy()
@@ -254,7 +365,8 @@ def read_presence_table(
                             field=f"{xcol}/{ycol}", fix="give coordinates for every borehole")
         src_crs = crs
         geom = gpd.points_from_xy(xs, ys)
-    idc = _pick(df.columns, _ID_COLUMNS, id_column, path=p, what="id")
+        used.update(x=str(xcol), y=str(ycol))
+    idc = _pick(df.columns, _ID_COLUMNS, given["id"], path=p, what="id", option="id")
     ids = df[idc].astype(str).str.strip()
     empty = ids.isin(["", "nan", "None"])
     if empty.any():
@@ -265,22 +377,33 @@ def read_presence_table(
         names = sorted(set(dup))[:8]
         raise DataError(f"duplicate ids {names} in rows {_rows(list(dup.index))}", path=p,
                         field=idc, fix="make borehole ids unique (one row per borehole)")
-    pcol = _optional(df.columns, presence_column)
-    mcol = _optional(df.columns, magt_column) or (_optional(df.columns, "magt")
-                                                  if magt_column == "magt_c" else None)
-    ycolumn = _optional(df.columns, year_column)
+
+    def find(role):
+        return _pick(df.columns, COLUMN_SPELLINGS[role], given[role], path=p, what=role,
+                     required=False)
+
+    pcol, mcol, ecol, ycolumn = find("presence"), find("magt"), find("elevation"), find("year")
     if pcol is None and mcol is None:
-        raise DataError("neither a presence nor a MAGT column", path=p, field=presence_column,
-                        fix="add a presence (1/0, yes/no, ...) or magt_c column")
+        raise DataError(
+            "neither a presence nor a MAGT column (looked for presence: "
+            f"{', '.join(COLUMN_SPELLINGS['presence'])}; MAGT: "
+            f"{', '.join(COLUMN_SPELLINGS['magt'])}; any case; columns: "
+            f"{', '.join(map(str, df.columns))})", path=p, field="presence",
+            fix="name the column with columns = {presence = \"NAME\"} in the pipeline file "
+                "or --borehole-column presence=NAME (magt=NAME for MAGT in °C)")
+    used.update({k: str(v) for k, v in (("id", idc), ("presence", pcol), ("magt", mcol),
+                                        ("elevation", ecol), ("year", ycolumn)) if v})
     presence = (parse_presence(df[pcol], path=p, field=pcol) if pcol
                 else pd.Series(pd.array([pd.NA] * len(df), dtype="Int8"), index=df.index))
-    magt = _numeric(df[mcol], path=p, field=mcol) if mcol else pd.Series(np.nan, index=df.index)
-    year = _numeric(df[ycolumn], path=p, field=ycolumn) if ycolumn else pd.Series(np.nan,
-                                                                                 index=df.index)
+    nan = pd.Series(np.nan, index=df.index)
+    magt = _numeric(df[mcol], path=p, field=mcol) if mcol else nan
+    elev = _numeric(df[ecol], path=p, field=ecol) if ecol else nan
+    year = _numeric(df[ycolumn], path=p, field=ycolumn) if ycolumn else nan
     out = gpd.GeoDataFrame({
         "borehole_id": ids.to_numpy(),
         "presence": presence.to_numpy(),
         "magt_c": magt.to_numpy(),
+        "elevation_m": elev.to_numpy(),
         "year": year.to_numpy(),
         "row": np.arange(len(df)),
     }, geometry=geom, crs=src_crs)
@@ -290,6 +413,7 @@ def read_presence_table(
     if len(out) == 0:
         raise DataError("holds no boreholes", path=p, fix="check the file")
     out.attrs["source"] = str(p)
+    out.attrs["columns"] = used
     return out
 
 
@@ -306,21 +430,25 @@ def _check_latlon(lon, lat, ids, path) -> None:
                         path=path, field="lon", fix="give degrees, or x/y with their CRS")
 
 
-def read_borehole_coords(path: str | os.PathLike) -> pd.DataFrame:
+def read_borehole_coords(path: str | os.PathLike, *,
+                         columns: dict[str, str] | None = None) -> pd.DataFrame:
     """Read a small coordinates table: ``borehole_id, lon, lat[, elevation_m]`` (CSV).
 
-    Returns a DataFrame indexed by ``borehole_id`` with float ``lon``, ``lat``,
-    ``elevation_m`` (NaN when absent).  Duplicate ids and latitudes outside ±90 are errors.
+    Columns are recognised as in :func:`read_presence_table` (``columns`` names others:
+    roles ``id``, ``x``/``lon``, ``y``/``lat``, ``elevation``).  Returns a DataFrame indexed
+    by ``borehole_id`` with float ``lon``, ``lat`` [degrees WGS84], ``elevation_m`` [m] (NaN
+    when absent).  Duplicate ids and latitudes outside ±90 are errors.
     """
+    cols = {{"lon": "x", "lat": "y"}.get(k, k): v for k, v in (columns or {}).items()}
     p = Path(path)
     if not p.exists():
         raise InputFileError("file not found", path=p, fix="check the path")
     df = pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True)
     df.columns = [c.strip() for c in df.columns]
-    idc = _pick(df.columns, _ID_COLUMNS, None, path=p, what="id")
-    lonc = _pick(df.columns, _LON_COLUMNS, None, path=p, what="longitude")
-    latc = _pick(df.columns, _LAT_COLUMNS, None, path=p, what="latitude")
-    elc = _pick(df.columns, ("elevation_m", "elevation", "elev", "z"), None, path=p,
+    idc = _pick(df.columns, _ID_COLUMNS, cols.get("id"), path=p, what="id", option="id")
+    lonc = _pick(df.columns, _LON_COLUMNS, cols.get("x"), path=p, what="longitude", option="x")
+    latc = _pick(df.columns, _LAT_COLUMNS, cols.get("y"), path=p, what="latitude", option="y")
+    elc = _pick(df.columns, COLUMN_SPELLINGS["elevation"], cols.get("elevation"), path=p,
                 what="elevation", required=False)
     ids = df[idc].astype(str).str.strip()
     if ids.duplicated().any():

@@ -28,6 +28,7 @@ _RASTER = (".tif", ".tiff", ".vrt", ".img")
 _VECTOR = (".gpkg", ".geojson", ".shp", ".parquet", ".geoparquet", ".fgb")
 _HDF5 = (".h5", ".he5", ".hdf5")
 _TABLE = (".csv",)
+_NETCDF = (".nc", ".nc4", ".cdf", ".netcdf")
 _JSON = (".json",)
 
 
@@ -107,6 +108,17 @@ def _describe_hdf5(p: Path) -> DatasetSummary:
     )
 
 
+def _describe_netcdf(p: Path) -> DatasetSummary:
+    from permafrost.io.netcdf import describe_netcdf
+
+    d = describe_netcdf(p)
+    return DatasetSummary(path=str(p), kind="netcdf", crs=d["crs"],
+                          shape=tuple(d["shape"]) if d["shape"] else None,
+                          bounds=tuple(d["bounds"]) if d["bounds"] else None,
+                          details={"variables": d["variables"], "time": d["time"],
+                                   "resolution": d.get("resolution")})
+
+
 def _describe_table(p: Path) -> DatasetSummary:
     try:
         df = pd.read_csv(p, nrows=200_000, comment=None)
@@ -142,6 +154,8 @@ for _s in _TABLE:
     _READERS[_s] = _describe_table
 for _s in _JSON:
     _READERS[_s] = _describe_json
+for _s in _NETCDF:
+    _READERS[_s] = _describe_netcdf
 
 
 def describe_file(path: str | os.PathLike) -> DatasetSummary:
@@ -158,7 +172,7 @@ def describe_file(path: str | os.PathLike) -> DatasetSummary:
     reader = _READERS.get(p.suffix.lower())
     if reader is None:
         raise InputFileError(f"unknown file kind {p.suffix!r}", path=p,
-                             fix="give a GeoTIFF, vector file, MintPy HDF5, CSV or JSON")
+                             fix="give a GeoTIFF, vector file, MintPy HDF5, NetCDF, CSV or JSON")
     return reader(p)
 
 
@@ -189,8 +203,8 @@ def describe_directory(
     for p in sorted(root.rglob("*")):
         if p.is_dir() or any(part.startswith(".") or part == "__pycache__" for part in p.relative_to(root).parts):
             continue
-        if p.suffix.lower() not in _READERS:
-            skipped.append(str(p))
+        if p.suffix.lower() not in _READERS or not p.is_file():
+            skipped.append(str(p))  # not a dataset, or a FIFO/socket/device: opening blocks
             continue
         # auxiliary files of a dataset, not datasets of their own
         if p.suffix.lower() == ".json" and p.name.endswith(".aux.json"):

@@ -22,7 +22,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
 from permafrost.errors import CRSError, DataError, InputFileError
-from permafrost.io.rasters import read_raster
+from permafrost.io.rasters import _stem, gdal_path, is_remote, read_raster
 
 __all__ = [
     "read_aligned",
@@ -31,7 +31,8 @@ __all__ = [
 ]
 
 def _open(path: Path):
-    if not path.exists():
+    path = gdal_path(path)
+    if not is_remote(path) and not path.exists():
         raise InputFileError("file not found", path=path, fix="check the path")
     try:
         return rasterio.open(path)
@@ -43,7 +44,7 @@ def _open(path: Path):
 
 def raster_bounds_overlap(path: str | os.PathLike, like: xr.DataArray) -> bool:
     """True when the raster at ``path`` overlaps the footprint of ``like`` (in ``like``'s CRS)."""
-    p = Path(path)
+    p = gdal_path(path)
     with _open(p) as src:
         if src.crs is None:
             raise CRSError("the raster has no CRS", path=p,
@@ -92,7 +93,7 @@ def read_aligned(
     DataError
         The source does not overlap ``like`` at all.
     """
-    p = Path(path)
+    p = gdal_path(path)
     if not raster_bounds_overlap(p, like):
         lb = ", ".join(f"{v:.6g}" for v in like.rio.bounds())
         raise DataError(f"does not overlap the map it is compared with (map bounds {lb} in "
@@ -116,7 +117,7 @@ def read_aligned(
             da = da.load()
     da = da.assign_coords(x=like["x"].values, y=like["y"].values) if (
         da.sizes["x"] == like.sizes["x"] and da.sizes["y"] == like.sizes["y"]) else da
-    da.name = name or p.stem
+    da.name = name or _stem(p)
     da.attrs = {"source": str(p), "resampling": rs.name,
                 "source_nodata": None if src_nodata is None else float(src_nodata)}
     return da
@@ -134,7 +135,7 @@ def read_preview(path: str | os.PathLike, *, max_size: int = 800,
         ``(left, bottom, right, top)`` in the raster CRS.
     crs : rasterio.crs.CRS
     """
-    p = Path(path)
+    p = gdal_path(path)
     with _open(p) as src:
         scale = max(src.width, src.height) / max_size
         if scale > 1:

@@ -9,6 +9,7 @@ GeoTIFF written by GDAL's own COG driver.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,6 +26,8 @@ from permafrost.io._atomic import atomic_path
 
 __all__ = [
     "RASTER_SUFFIXES",
+    "is_remote",
+    "gdal_path",
     "read_raster",
     "read_covariate_stack",
     "write_cog",
@@ -38,6 +41,36 @@ RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".nc", ".img")
 DEFAULT_GDAL_CACHEMAX_MB = 256
 
 
+_LIBTIFF_QUIET = False
+
+
+def _quiet_libtiff() -> None:
+    """Switch off libtiff's global error printer (in rasterio's bundled libtiff).
+
+    GDAL routes libtiff's errors per file to its own handler, so they still become
+    exceptions; but a failed write in a Dask thread (a full disk) is also printed raw on
+    the process's stderr by libtiff's default handler ("_tiffWriteProc: No space left on
+    device."), a second line beside the one-line error.
+    """
+    global _LIBTIFF_QUIET
+    if _LIBTIFF_QUIET:
+        return
+    _LIBTIFF_QUIET = True
+    import ctypes
+    import glob
+
+    libs = glob.glob(os.path.join(os.path.dirname(rasterio.__file__), os.pardir,
+                                  "rasterio.libs", "libtiff*.so*"))
+    for lib in libs:
+        try:
+            tiff = ctypes.CDLL(lib)
+            tiff.TIFFSetErrorHandler.restype = ctypes.c_void_p
+            tiff.TIFFSetErrorHandler.argtypes = [ctypes.c_void_p]
+            tiff.TIFFSetErrorHandler(None)
+        except (OSError, AttributeError):  # another build of rasterio: leave it as it is
+            pass
+
+
 def set_gdal_cache(megabytes: int = DEFAULT_GDAL_CACHEMAX_MB) -> None:
     """Bound GDAL's block cache (see DESIGN §6); respects a user's GDAL_CACHEMAX."""
     os.environ.setdefault("GDAL_CACHEMAX", str(int(megabytes)))
@@ -46,10 +79,48 @@ def set_gdal_cache(megabytes: int = DEFAULT_GDAL_CACHEMAX_MB) -> None:
 set_gdal_cache()
 
 
-def _open_error(path: Path, exc: Exception) -> InputFileError:
+#: a GDAL virtual file system path (/vsicurl/, /vsis3/, /vsizip/ ...) or a URL (s3://, https://);
+#: also the form Path leaves of a URL (one slash after the scheme)
+_REMOTE = re.compile(r"^(/vsi[a-z0-9_]+/|[a-z][a-z0-9+.-]+:/)", re.IGNORECASE)
+
+
+def is_remote(path) -> bool:
+    """True for a GDAL virtual file system path or a URL (not checked on the local disk)."""
+    return bool(_REMOTE.match(os.fspath(path) if not isinstance(path, str) else path))
+
+
+def gdal_path(path) -> str | Path:
+    """The path to hand to GDAL/rasterio: a local :class:`~pathlib.Path`, or for a virtual
+    file system path or URL the string itself, with the ``//`` after a scheme that
+    :class:`~pathlib.Path` collapses put back (``s3:/b/k`` -> ``s3://b/k``,
+    ``/vsicurl/https:/h/f.tif`` -> ``/vsicurl/https://h/f.tif``)."""
+    s = os.fspath(path) if not isinstance(path, str) else path
+    if not is_remote(s):
+        return Path(s)
+    return re.sub(r"^((?:/vsi[a-z0-9_]+/)?[a-z][a-z0-9+.-]+):/(?!/)", r"\1://", s,
+                  flags=re.IGNORECASE)
+
+
+def _stem(path) -> str:
+    """File stem of a local path or a URL (query string dropped)."""
+    return Path(str(path).split("?", 1)[0]).stem
+
+
+def _open_error(path, exc: Exception) -> InputFileError:
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if is_remote(path):
+        return InputFileError(f"GDAL cannot read the remote raster ({msg})", path=path,
+                              fix="check the URL and the access settings (e.g. "
+                                  "AWS_NO_SIGN_REQUEST=YES for a public bucket)")
     if not path.exists():
         return InputFileError("file not found", path=path, fix="check the path")
-    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if path.suffix.lower() in (".nc", ".nc4", ".cdf", ".netcdf"):
+        # a CF climate file (time axis, several variables) is not one raster band
+        return InputFileError(
+            "a NetCDF climate grid cannot be read as a single raster band", path=path,
+            fix="use it in a stack file: [derived.NAME] function = \"downscale_maat\", "
+                "coarse = FILE, period = \"1981-2010\" (docs/data-formats.md); "
+                "`permafrost inspect` lists its variables")
     return InputFileError(
         f"not a readable raster ({msg})", path=path,
         fix="give a GeoTIFF or another format GDAL reads",
@@ -89,8 +160,8 @@ def read_raster(
     CRSError
         The raster has no CRS and ``require_crs`` is true.
     """
-    p = Path(path)
-    if not p.exists():
+    p = gdal_path(path)
+    if not is_remote(p) and not p.exists():
         raise InputFileError("file not found", path=p, fix="check the path")
     try:
         da = rioxarray.open_rasterio(p, masked=masked, chunks=chunks)
@@ -102,11 +173,18 @@ def read_raster(
     if require_crs and da.rio.crs is None:
         raise CRSError("the raster has no CRS", path=p,
                        fix="assign one, e.g. `gdal_edit.py -a_srs EPSG:4326 FILE`")
+    if band is not None and not is_remote(p) and p.suffix.lower() in (".nc", ".nc4", ".cdf") \
+            and da.sizes.get("band", 1) > 1:
+        # band 1 of a NetCDF time series is its first time step, not a climatology
+        raise InputFileError(
+            f"a NetCDF file with {da.sizes['band']} time steps or levels is not one raster "
+            "band", path=p, fix="use it in a stack file: [derived.NAME] function = "
+            "\"downscale_maat\", coarse = FILE, period = \"1981-2010\" (docs/data-formats.md)")
     if band is not None:
         if band < 1 or band > da.sizes.get("band", 1):
             raise DataError(f"has no band {band}", path=p)
         da = da.isel(band=band - 1, drop=True)
-    da.name = name or p.stem
+    da.name = name or _stem(p)
     da.attrs["source"] = str(p)
     return da
 
@@ -207,6 +285,8 @@ def write_cog(
     lock: object | bool | None = None,
     overview_resampling: str = "average",
     blocksize: int = 512,
+    colormap: Mapping[int, Sequence[int]] | None = None,
+    category_names: Sequence[str] | None = None,
 ) -> Path:
     """Write a 2-D (or band-first 3-D) array as a Cloud-Optimized GeoTIFF, atomically.
 
@@ -235,6 +315,13 @@ def write_cog(
     overview_resampling : str
         GDAL resampling for overviews (``average`` for continuous, ``nearest`` for
         classes).
+    colormap : mapping, optional
+        Colour table of a single-band 8-bit raster, ``{code: (r, g, b[, a])}`` (0-255),
+        stored in the GeoTIFF itself.
+    category_names : sequence of str, optional
+        Name of each code from 0 (GDAL category names), written to the GDAL sidecar
+        ``<path>.aux.xml`` (GeoTIFF has no tag for them); with a colour table, QGIS and
+        ``gdalinfo`` show the classes by name and colour.
     """
     if data.rio.crs is None:
         raise CRSError("the array to write has no CRS", path=path,
@@ -254,6 +341,7 @@ def write_cog(
     if is_dask and lock is None:
         lock = threading.Lock()
     target = Path(path)
+    _quiet_libtiff()
     with atomic_path(target, suffix=".tif") as tmp_cog:
         tmp_tiled = tmp_cog.with_name(tmp_cog.name + ".tiled.tif")
         try:
@@ -265,6 +353,9 @@ def write_cog(
                     for i in range(dst.count):
                         dst.set_band_description(i + 1, descs[min(i, len(descs) - 1)])
                 dst.update_tags(**{str(k): _tag(v) for k, v in (tags or {}).items()})
+                if colormap:
+                    dst.write_colormap(1, {int(k): tuple(int(c) for c in v)
+                                           for k, v in colormap.items()})
             predictor = "FLOATING_POINT" if np.dtype(out_dtype).kind == "f" else "YES"
             try:
                 rasterio.shutil.copy(
@@ -277,7 +368,21 @@ def write_cog(
         finally:
             if tmp_tiled.exists():
                 tmp_tiled.unlink()
+    if category_names:
+        _write_category_names(target, category_names)
     return target
+
+
+def _write_category_names(path: Path, names: Sequence[str]) -> Path:
+    """GDAL's PAM sidecar (``<path>.aux.xml``) with the band's category names, atomically."""
+    from xml.sax.saxutils import escape
+
+    from permafrost.io._atomic import atomic_write_text
+
+    cats = "".join(f"      <Category>{escape(str(n))}</Category>\n" for n in names)
+    xml = ("<PAMDataset>\n  <PAMRasterBand band=\"1\">\n    <CategoryNames>\n"
+           f"{cats}    </CategoryNames>\n  </PAMRasterBand>\n</PAMDataset>\n")
+    return atomic_write_text(Path(str(path) + ".aux.xml"), xml)
 
 
 def _tag(value: object) -> str:

@@ -18,34 +18,19 @@ import numpy as np
 
 from permafrost.errors import DataError, InputFileError
 from permafrost.io._atomic import atomic_write_text
+from permafrost.provenance import canonical_json, jsonable
 
 __all__ = ["to_jsonable", "write_json", "load_json", "read_json", "write_csv"]
 
 
-def to_jsonable(obj):
-    """Convert numpy scalars/arrays, paths and non-finite floats into plain JSON values."""
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [to_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if isinstance(obj, os.PathLike):
-        return str(obj)
-    return obj
+#: numpy scalars/arrays, paths and non-finite floats as plain JSON values
+#: (:func:`permafrost.provenance.jsonable`)
+to_jsonable = jsonable
 
 
 def write_json(obj, path: str | os.PathLike) -> Path:
     """Write ``obj`` as indented JSON (sorted keys, NaN -> null) atomically."""
-    text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True, allow_nan=False)
-    return atomic_write_text(path, text + "\n")
+    return atomic_write_text(path, canonical_json(obj, indent=2) + "\n")
 
 
 def load_json(path: str | os.PathLike, *, fix: str, error: type = DataError):

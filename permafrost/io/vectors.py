@@ -56,6 +56,7 @@ def read_vector(
         raise InputFileError("file not found", path=p, fix="check the path")
     try:
         if p.suffix.lower() in (".parquet", ".geoparquet"):
+            _need_pyarrow(p)
             gdf = gpd.read_parquet(p)
         else:
             gdf = pyogrio.read_dataframe(p, layer=layer)
@@ -86,6 +87,7 @@ def write_vector(gdf: gpd.GeoDataFrame, path: str | os.PathLike, *, layer: str |
     target = Path(path)
     with atomic_path(target) as tmp:
         if target.suffix.lower() in (".parquet", ".geoparquet"):
+            _need_pyarrow(target)
             gdf.to_parquet(tmp)
         else:
             # a fixed timestamp in GeoPackage metadata keeps outputs byte-identical
@@ -112,3 +114,14 @@ class pyogrio_env:  # noqa: N801 - used like a function
 
     def __exit__(self, *exc) -> None:
         pyogrio.set_gdal_config_options(self.saved)
+
+
+def _need_pyarrow(p: Path) -> None:
+    """GeoParquet is read and written with pyarrow, an optional dependency."""
+    import importlib.util
+
+    if importlib.util.find_spec("pyarrow") is None:
+        raise InputFileError("GeoParquet needs pyarrow, which is not installed", path=p,
+                             fix="pip install 'permafrost[parquet]' (or pyarrow), or give a "
+                                 "GeoPackage")
+

@@ -86,6 +86,7 @@ def _check_complete(p: Path) -> None:
 # ----------------------------------------------------------------------------- predict
 
 
+@pytest.mark.slow
 def test_predict_killed_at_random_points(model_dir, sample_dir, tmp_path):
     cov = sample_dir / "covariates"
     names = ("pzi.tif", "zones.tif", "unc.tif")

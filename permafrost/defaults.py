@@ -1,0 +1,60 @@
+"""Defaults shared by the library, the pipeline schema and the CLI (each defined once here).
+
+The library functions, :mod:`permafrost.config` and the ``permafrost`` commands all take
+their default from these constants, so a pipeline file, a CLI call and a library call that
+leave an option out give the same result.  ``docs/pipelines.md`` ("One set of defaults")
+gives the reasoning; in short:
+
+``BOREHOLE_WEIGHT = 2``
+    Sample weight of one borehole label, against ``ROCK_GLACIER_WEIGHT = 1`` for the whole
+    of one rock glacier.  A borehole measures the ground thermal state where it stands,
+    while a rock glacier's activity is geomorphological inference (an intact landform can be
+    out of equilibrium with climate, a relict one can still hold patchy ice: Haeberli et
+    al. 2006), so boreholes weigh more.  They do not weigh much more because they come in
+    sites: boreholes drilled a few hundred metres apart (about 13 per site in the sample
+    region) repeat one piece of evidence, so a site already counts many times; at 2 a
+    site of 13 boreholes weighs as much as 26 rock glaciers, at 5 as much as 65, and the
+    calibrated PZI drifts toward the boreholes' own (road-side) prevalence.  The factor is
+    a convention, not a measurement.
+
+``PREDICT_CHUNK = 1024``
+    Side [pixels] of the blocks the PZI is predicted in (and of the Dask chunks of the
+    covariate stack read for them).  The result does not depend on it (the tests check that
+    any chunk size gives the same bytes); memory grows with its square and the per-block
+    overhead (a model call, a mask rasterisation, a cache file) with the number of blocks.
+    At 1024 the documented peak (2 threads, 6 covariates) is about 0.8 GB and the measured
+    throughput is the one in ``docs/predict.md``; the COG writer groups blocks to at least
+    1024 pixels anyway.
+
+``CALIBRATION = "sigmoid"``
+    How the model's raw scores become a probability.  Platt (sigmoid) scaling fits two
+    numbers; isotonic regression fits a step function with as many steps as the data
+    support.  With calibration sets of a few hundred to a few thousand labels (the Qilian
+    case: 495 boreholes, 1530 rock glaciers) isotonic regression overfits and Platt scaling
+    calibrates better (Niculescu-Mizil & Caruana 2005, who find isotonic better only above
+    about a thousand calibration points); Platt scaling is also monotone and unbounded, so a
+    scenario that leaves the range of the training scores still moves the PZI, where an
+    isotonic map goes flat.  On the sample region it gives a PZI-weighted area 3.4 % below
+    the truth's, isotonic 5.3 % below (docs/benchmarks.md).  Give ``isotonic`` for large
+    label sets.
+
+References
+----------
+Niculescu-Mizil, A., Caruana, R. (2005). Predicting good probabilities with supervised
+    learning. Proc. ICML 2005, 625-632.
+Haeberli, W. et al. (2006). Permafrost creep and rock glacier dynamics. Permafrost
+    Periglac. Process. 17, 189-214.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BOREHOLE_WEIGHT", "ROCK_GLACIER_WEIGHT", "PREDICT_CHUNK", "CALIBRATION"]
+
+#: Sample weight of one borehole label [-].
+BOREHOLE_WEIGHT: float = 2.0
+#: Total sample weight of one rock glacier, split over its points [-].
+ROCK_GLACIER_WEIGHT: float = 1.0
+#: Side of a prediction block and of the covariate stack's Dask chunks [pixels].
+PREDICT_CHUNK: int = 1024
+#: Calibration of the model's raw scores (``sigmoid``: Platt 1999; ``isotonic``).
+CALIBRATION: str = "sigmoid"
