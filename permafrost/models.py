@@ -65,7 +65,7 @@ from permafrost.model_io import (
     hash_training_data,
     load_model,
 )
-from permafrost.provenance import versions
+from permafrost.provenance import relative_path, versions
 from permafrost.proxies import covariate_dependence
 
 __all__ = [
@@ -780,19 +780,8 @@ def train_from_files(labels_path, covariates, out_dir, *, layer: str | None = No
                                 covariates_source=covariates, **kwargs)
     # relative to the model directory: the metadata (and the model's hash in the PZI's tags)
     # does not depend on where the checkout lives
-    model.metadata["inputs"] = {"labels": _relative(labels_path, out_dir),
-                                "covariates": _relative(covariates, out_dir),
+    model.metadata["inputs"] = {"labels": relative_path(labels_path, out_dir),
+                                "covariates": relative_path(covariates, out_dir),
                                 "paths_relative_to": "the model directory"}
     model.save(out_dir)
     return model, report
-
-
-def _relative(path, base) -> str:
-    """``path`` relative to ``base`` with ``/`` separators (as given when it cannot be)."""
-    import os  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
-
-    try:
-        return Path(os.path.relpath(Path(path).resolve(), Path(base).resolve())).as_posix()
-    except (TypeError, ValueError):
-        return str(path)

@@ -34,7 +34,8 @@ from permafrost.config import BASELINE, CovariateChange, PipelineConfig, resolve
 from permafrost.errors import ConfigError, OutputError, PermafrostError
 from permafrost.io._atomic import atomic_write_text
 from permafrost.io._lock import exclusive_lock, pid_alive
-from permafrost.provenance import canonical_json, file_digest, json_default, versions
+from permafrost.provenance import (canonical_json, file_digest, json_default,
+                                   relative_path, versions)
 
 __all__ = [
     "StepSpec",
@@ -514,16 +515,6 @@ def pipeline_dir(cfg: PipelineConfig) -> Path:
     """The directory that recorded paths are relative to: the pipeline file's (or, for a
     configuration built in memory, the output directory)."""
     return Path(cfg.source).resolve().parent if cfg.source else Path(cfg.pipeline.output_dir)
-
-
-def relative_path(path: str | os.PathLike, base: str | os.PathLike) -> str:
-    """``path`` relative to ``base`` with ``/`` separators (absolute only when it cannot be
-    relative, e.g. on another Windows drive): provenance that does not name the machine."""
-    try:
-        rel = os.path.relpath(Path(path).resolve(), Path(base).resolve())
-    except ValueError:
-        return Path(path).as_posix()
-    return Path(rel).as_posix()
 
 
 def _relative_paths(obj: Any, base: Path) -> Any:

@@ -62,7 +62,7 @@ from permafrost.io.rasters import (
     set_gdal_cache,
     write_cog,
 )
-from permafrost.provenance import canonical_json, file_digest, versions
+from permafrost.provenance import canonical_json, file_digest, relative_path, versions
 
 __all__ = [
     "PredictResult",
@@ -732,22 +732,7 @@ def model_fingerprint(model: Any, path: str | os.PathLike | None = None) -> str:
 
 def _covariate_sources(ds: xr.Dataset, features: Sequence[str],
                        root: Path | None = None) -> dict[str, str]:
-    return {f: _relative(ds[f].attrs.get("source", ""), root) for f in features}
-
-
-def _relative(path: Any, root: Path | None) -> str:
-    """A file path relative to ``root`` (``/`` separators); other text unchanged.
-
-    Tags then name inputs by where they lie relative to the output, not by where the
-    checkout lives, so copies of a run in two directories write the same bytes.
-    """
-    text = str(path) if path is not None else ""
-    if root is None or not text or text.startswith("<") or "://" in text:
-        return text
-    try:
-        return Path(os.path.relpath(Path(text).resolve(), root)).as_posix()
-    except ValueError:  # another drive (Windows)
-        return Path(text).as_posix()
+    return {f: relative_path(ds[f].attrs.get("source", ""), root) for f in features}
 
 
 def _cache_key(model, model_path, ds, features, mask_info, chunk, device, uncertainty) -> str:
@@ -789,14 +774,14 @@ def _provenance(model, model_path, ds, features, cov_source, mask_info, device,
     Paths are relative to ``root`` (the output's directory, tag ``PZI_PATHS_RELATIVE_TO``)
     and the model carries its content hash: no tag names the machine or the checkout.
     """
-    mask_tag = {k: (_relative(v, root) if k == "path" else v)
+    mask_tag = {k: (relative_path(v, root) if k == "path" else v)
                 for k, v in (mask_info or {}).items() if k != "fingerprint"}
     return {
-        "PZI_MODEL": _relative(model_path, root) if model_path else "<in-memory model>",
+        "PZI_MODEL": relative_path(model_path, root) if model_path else "<in-memory model>",
         "PZI_MODEL_SHA256": model_fingerprint(model, model_path),
         "PZI_FEATURES": ",".join(features),
         "PZI_COVARIATES": json.dumps(_covariate_sources(ds, features, root), sort_keys=True),
-        "PZI_COVARIATE_SOURCE": _relative(cov_source, root),
+        "PZI_COVARIATE_SOURCE": relative_path(cov_source, root),
         "PZI_MASK": json.dumps(mask_tag, sort_keys=True) if mask_info else "none",
         "PZI_PATHS_RELATIVE_TO": "this file's directory" if root is not None else "as given",
         "PZI_DEVICE": device,

@@ -9,6 +9,8 @@ Everything that records where an output came from uses these three:
   relative names), remembered per path, size and modification time within the process.
 * :func:`versions` -- the versions of Python, permafrost and the libraries that shape the
   outputs, one dict; callers pick the packages they record.
+* :func:`relative_path` -- a path relative to a base directory, so that what an output
+  records does not name the machine or the checkout.
 
 No science here, and no imports of the package's other modules (any module may use it).
 """
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "relative_path",
     "canonical_json",
     "file_digest",
     "json_default",
@@ -174,3 +177,19 @@ def versions(packages: Iterable[str] = VERSION_PACKAGES) -> dict[str, str]:
                 continue
     return out
 
+
+
+def relative_path(path: Any, base: str | os.PathLike | None) -> str:
+    """``path`` relative to ``base`` with ``/`` separators.
+
+    Text that is not a local path is returned as it is: empty, ``<in-memory …>`` markers,
+    URLs and GDAL virtual paths (``/vsicurl/…``); so is everything when ``base`` is None.
+    A path that cannot be made relative (another Windows drive) is returned absolute.
+    """
+    text = "" if path is None else str(path)
+    if base is None or not text or text.startswith(("<", "/vsi")) or "://" in text:
+        return text
+    try:
+        return Path(os.path.relpath(Path(text).resolve(), Path(base).resolve())).as_posix()
+    except (TypeError, ValueError):
+        return Path(text).as_posix()

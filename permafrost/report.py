@@ -177,11 +177,17 @@ def _table(header: list, rows: list, *, left: int = 1, caption: str | None = Non
 
 
 def _png(fig) -> str:
+    from PIL import Image
+
     buf = io.BytesIO()
     # no Software/date chunk: the same inputs give the same bytes
     fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight", metadata={"Software": None})
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return data
+    # a 256-colour palette (median cut, deterministic) keeps the report a few MB
+    img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    out = io.BytesIO()
+    img.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+        out, format="PNG", optimize=True)
+    return base64.b64encode(out.getvalue()).decode("ascii")
 
 
 def _figure(fig, caption: str, alt: str) -> str:

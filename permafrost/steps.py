@@ -592,6 +592,7 @@ def _report_run(ctx: StepContext):
         activity_column=ctx.config.labels.activity_column,
         mask=ctx.config.inputs.mask,
     )
+    _rewrite_portable(ctx.workdir / "report.json", ctx.config)
     return {"html": "report.html", "json": "report.json"}, {"scenarios": sorted(scen),
                                                            "descriptions": descriptions}
 
@@ -601,7 +602,8 @@ def _portable(obj: Any, cfg: PipelineConfig) -> Any:
     pipeline file's directory: step outputs that do not name the machine or the checkout."""
     import os
 
-    from permafrost.pipeline import pipeline_dir, relative_path
+    from permafrost.pipeline import pipeline_dir
+    from permafrost.provenance import relative_path
 
     base = pipeline_dir(cfg)
 

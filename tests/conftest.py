@@ -100,7 +100,8 @@ def model_copy(model_dir, tmp_path):
 
 @pytest.fixture
 def make_inventory(tmp_path):
-    """``make_inventory(name, activity=[...], geoms=None, ids=None, crs=...) -> Path`` (GeoPackage)."""
+    """``make_inventory(name, activity=[...], geoms=None, ids=None, crs=...) -> Path``
+    (GeoPackage)."""
     import geopandas as gpd
 
     def make(name: str = "inventory.gpkg", activity=None, geoms=None, ids=None,

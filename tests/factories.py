@@ -79,7 +79,8 @@ def covariate_arrays(ny: int = NY, nx: int = NX, seed: int = 0) -> dict[str, np.
     """Plausible covariates: DEM [m], MAAT [deg C] falling with it, PISR [W m-2], NDVI [-]."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:ny, 0:nx].astype("float64")
-    dem = 3000 + 1800 * (np.sin(xx / 19.0) * np.cos(yy / 13.0) + 1) / 2 + rng.normal(0, 20, (ny, nx))
+    dem = (3000 + 1800 * (np.sin(xx / 19.0) * np.cos(yy / 13.0) + 1) / 2
+           + rng.normal(0, 20, (ny, nx)))
     maat = 18.0 - 0.006 * dem + rng.normal(0, 0.3, (ny, nx))
     pisr = 200 + 50 * np.sin(xx / 7.0 + yy / 11.0)
     ndvi = np.clip(0.6 - (dem - 3000) / 4000, 0.02, 0.7)
@@ -238,7 +239,8 @@ def compare_runs(a: Path, b: Path, *, others_a: dict | None = None,
     """Assert two run directories hold the same files with the same (normalised) bytes.
     Returns counts by kind for the report."""
     fa, fb = run_files(a), run_files(b)
-    assert fa == fb, f"different files: only in a {set(fa) - set(fb)}, only in b {set(fb) - set(fa)}"
+    assert fa == fb, (f"different files: only in a {set(fa) - set(fb)}, "
+                      f"only in b {set(fb) - set(fa)}")
     counts: dict[str, int] = {}
     for rel in fa:
         na = normalised(a / rel, a, others=others_a)
