@@ -586,7 +586,7 @@ def describe_scenarios(cfg: PipelineConfig) -> list[dict[str, Any]]:
     """What each scenario changes relative to the baseline, as plain records."""
     rows = [{"name": BASELINE, "description": "the configuration as written", "changes": []}]
     model_changes = [f"train.{k} = {v!r} (was {getattr(cfg.train, k)!r})"
-                     for k, v in cfg.scenario_model.items()]
+                     for k, v in cfg.scenario_model.items() if v != getattr(cfg.train, k)]
     if cfg.scenario_model:
         rows.append({"name": REFERENCE, "description": "the scenario model on today's "
                      "covariates: scenario changes are measured against it",

@@ -403,49 +403,23 @@ def _predict_run(ctx: StepContext):
 
 
 def _applicability(ctx: StepContext, ds, model_dir: Path, pzi_path: Path) -> dict:
-    """What this run's map can be trusted for: proxies the scenario holds fixed
-    (:mod:`permafrost.proxies`) and where the covariates leave the training range
-    (:mod:`permafrost.applicability`); written to ``applicability.json`` and, for the
-    out-of-range cells, ``extrapolation.tif``."""
-    import numpy as np
-
-    from permafrost.applicability import (extrapolation_map, extrapolation_statistics,
-                                          extrapolation_warnings)
+    """What this run's map can be trusted for (:func:`permafrost.applicability.
+    applicability_from_files`), written to ``applicability.json`` and, for the cells
+    beyond the training range, ``extrapolation.tif``."""
+    from permafrost.applicability import applicability_from_files
     from permafrost.config import scenario_delta_t
-    from permafrost.covariates import CHANGED_ATTR
-    from permafrost.io.rasters import read_raster, write_cog
-    from permafrost.io.results import read_json, write_json
-    from permafrost.proxies import proxy_warnings
+    from permafrost.io.results import write_json
 
-    meta = read_json(model_dir / "metadata.json")
-    features = list(meta.get("features") or meta.get("feature_names") or [])
-    changed = {str(v): ds[v].attrs[CHANGED_ATTR] for v in ds.data_vars
-               if CHANGED_ATTR in ds[v].attrs}
-    warnings = proxy_warnings(meta.get("dependence"), features, changed,
-                              changes=sorted(ctx.covariate_changes))
+    app = applicability_from_files(model_dir, ds, pzi_path,
+                                   out_map=ctx.workdir / "extrapolation.tif",
+                                   changes=ctx.covariate_changes, chunk=ctx.config.predict.chunk)
     out = {"run": ctx.scenario, "delta_t": scenario_delta_t(ctx.config, ctx.scenario),
            "changes": {k: v.model_dump(mode="json", exclude_none=True)
-                       for k, v in sorted(ctx.covariate_changes.items())},
-           "changed_covariates": changed, "features": features,
-           "model": meta.get("model_kind"), "warnings": warnings, "extrapolation": None}
-    ranges = (meta.get("training") or {}).get("ranges")
-    if ranges:
-        pzi = read_raster(pzi_path, chunks=ctx.config.predict.chunk, name="pzi")
-        mask = extrapolation_map(ds, ranges, features, pzi=pzi)
-        write_cog(mask, ctx.workdir / "extrapolation.tif",
-                  nodata=int(np.iinfo(mask.dtype).max), dtype=str(mask.dtype),
-                  overview_resampling="nearest",
-                  description="covariates outside the training range (bit mask)",
-                  tags={"PZI_CONTENT": "bit mask of covariates outside the range of the "
-                        "training labels: " + mask.attrs["legend"]})
-        out["extrapolation"] = extrapolation_statistics(mask, features)
-        out["extrapolation"]["ranges"] = {f: ranges[f] for f in features}
-        warnings += extrapolation_warnings(out["extrapolation"], meta.get("model_kind"),
-                                           [f for f in features if f in changed])
-    else:
+                       for k, v in sorted(ctx.covariate_changes.items())}, **app}
+    if out["extrapolation"] is None:
         log.warning("%s: the model records no training ranges; retrain it to map where "
                     "the covariates leave them", ctx.scenario)
-    for w in warnings:
+    for w in out["warnings"]:
         log.warning("%s: %s", ctx.scenario, w["message"])
     write_json(out, ctx.workdir / "applicability.json")
     return out

@@ -234,8 +234,8 @@ def test_scenarios_run_with_the_scenario_model_against_a_reference(tmp_path):
 
 def test_a_bad_scenario_model_is_refused_naming_the_key(tmp_path):
     p = _demo(tmp_path)
-    p.write_text(p.read_text().replace('calibration = "sigmoid"', 'calibraton = "sigmoid"'))
-    with pytest.raises(ConfigError, match=r"scenario_model\.calibraton.*calibration"):
+    p.write_text(p.read_text().replace('model = "logistic"', 'modle = "logistic"'))
+    with pytest.raises(ConfigError, match=r"scenario_model\.modle.*'model'"):
         load_pipeline(p)
 
 
@@ -273,3 +273,38 @@ def test_a_method_variant_keeps_the_baseline_model_options(tmp_path):
     assert ch == {} and forest.train.model == "rf" and forest.train.features is None
     assert cfg.runs(["forest"]) == ["baseline", "forest"]  # no climate change: no reference
     assert cfg.runs(["forest", "plus1"]) == ["baseline", REFERENCE, "forest", "plus1"]
+
+
+def test_predict_reports_the_share_beyond_the_training_range(model_copy, make_covariates,
+                                                             tmp_path):
+    """`permafrost predict` on a region warmer than every training label says so."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from permafrost.cli import app
+    from factories import covariate_arrays
+
+    runner = CliRunner()
+    cov = make_covariates("cov")
+    args = ["predict", "--model", str(model_copy), "--covariates", str(cov), "--chunk", "64"]
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "a.tif")])
+    assert res.exit_code == 0, res.output
+    assert "unknown: the model records no training ranges" in res.stdout
+    meta_path = model_copy / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    arr = covariate_arrays()
+    meta.setdefault("training", {})["ranges"] = {
+        f: [float(arr[f].min()), float(arr[f].max())] for f in meta["feature_names"]}
+    meta["training"]["ranges"]["maat"][1] = float(np.percentile(arr["maat"], 50))
+    meta_path.write_text(json.dumps(meta))
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "b.tif"), "--extrapolation",
+                              str(tmp_path / "b_extra.tif"), "--json"])
+    assert res.exit_code == 0, res.output
+    ext = json.loads(res.stdout)["applicability"]["extrapolation"]
+    assert ext["covariates"]["maat"]["share"] == pytest.approx(0.5, abs=0.02)
+    assert ext["covariates"]["dem"]["share"] == 0.0
+    assert (tmp_path / "b_extra.tif").is_file()
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "c.tif")])
+    assert "beyond the covariate range of the training labels" in res.stderr
+    assert "maat above" in res.stdout

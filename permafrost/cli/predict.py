@@ -54,11 +54,19 @@ def predict_cmd(
     threads: int = typer.Option(None, "--threads", help="Threads (default: all CPUs)."),
     no_resume: bool = typer.Option(False, "--no-resume",
                                    help="Recompute every block, ignoring an interrupted run's."),
+    extrapolation: Path = typer.Option(
+        None, "--extrapolation", help="Also write the bit mask of cells where a covariate "
+        "lies beyond the range of the training labels here (the share is always printed)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Predict the permafrost zonation index (PZI) of a whole region, block by block."""
+    """Predict the permafrost zonation index (PZI) of a whole region, block by block.
+
+    Then check its domain of applicability: the share of the mapped area where a covariate
+    lies beyond the range of the model's training labels.
+    """
     from rich.progress import Progress
 
+    from permafrost.applicability import DOMAIN_WARN_SHARE, applicability_from_files
     from permafrost.predict import predict_raster
 
     with Progress(*_progress_columns(), console=err_console._get(), transient=as_json,
@@ -76,8 +84,10 @@ def predict_cmd(
                              mask=mask, chunk=chunk, device=device, workers=workers,
                              scheduler=scheduler, threads=threads, resume=not no_resume,
                              progress=_progress)
+    app = applicability_from_files(model, covariates, res.pzi, out_map=extrapolation,
+                                   chunk=chunk)
     if as_json:
-        emit_json(res.as_dict())
+        emit_json({**res.as_dict(), "applicability": app})
         return
     table = make_table(f"PZI written to {res.pzi}")
     table.add_column("item")
@@ -97,6 +107,21 @@ def predict_cmd(
         rows.append(("zones", str(res.zones)))
     if res.uncertainty:
         rows.append(("uncertainty", str(res.uncertainty)))
+    ext = app.get("extrapolation")
+    if ext is not None:
+        side = ", ".join(f"{f} {'below' if c['below_km2'] >= c['above_km2'] else 'above'} "
+                         f"{100 * c['share']:.1f} %"
+                         for f, c in ext["covariates"].items() if c["share"])
+        rows.append(("beyond the training range", f"{100 * ext['outside_share']:.1f} % of the "
+                     f"mapped area" + (f" ({side})" if side else "")
+                     + (f"; map: {extrapolation}" if extrapolation else "")))
+    else:
+        rows.append(("beyond the training range", "unknown: the model records no training "
+                     "ranges (retrain it)"))
     for r in rows:
         table.add_row(*r)
     console.print(table)
+    if ext is not None and ext["outside_share"] and ext["outside_share"] >= DOMAIN_WARN_SHARE:
+        err_console.print(f"Warning: {100 * ext['outside_share']:.1f} % of the map lies beyond "
+                          "the covariate range of the training labels: the PZI there is an "
+                          "extrapolation (docs/pipelines.md, \"Scenarios\").")
