@@ -943,7 +943,9 @@ def _run_rows(bundle: Mapping) -> list:
         ext = app.get("extrapolation") or {}
         w = u.get("pzi_weighted_km2")
         change = None if ref_w in (None, 0) or w is None or name == ref else 100 * (w / ref_w - 1)
-        rows.append({"name": name, "delta_t": app.get("delta_t"), "model": app.get("model"),
+        run = runs.get(name) or {}
+        rows.append({"cv_auc": run.get("cv_auc"), "holdout": run.get("holdout"),
+                     "name": name, "delta_t": app.get("delta_t"), "model": app.get("model"),
                      "features": app.get("features") or [], "weighted": w,
                      "ge05": u.get("pzi_ge_0.5_km2"), "change_pct": change,
                      "outside": ext.get("outside_share"), "warnings": app.get("warnings") or [],
@@ -952,12 +954,20 @@ def _run_rows(bundle: Mapping) -> list:
 
 
 def _scenario_overview(rows: list, ref: str | None) -> str:
-    head = ["Run", "ΔT [°C]", "Model", "Features", "Area estimate, PZI-weighted [km²]",
+    head = ["Run", "ΔT [°C]", "Model", "Features", "Spatial-CV AUC [-]",
+            "Held-out boreholes: AUC / κ [-]", "Area estimate, PZI-weighted [km²]",
             f"Change against {ref or 'baseline'} [%]", "Map area PZI ≥ 0.5 [km²]",
             "Area beyond the training range [-]", "Warnings"]
+
+    def held(r):
+        h = r.get("holdout") or {}
+        return _txt("–" if h.get("auc") is None else
+                    f"{_num(h['auc'], 3)} / {_num(h.get('kappa'), 3)} (n = {h.get('n')})")
+
     body = [[_txt(r["name"]), _f(r["delta_t"], 1), _txt(r["model"] or "–"),
-             _txt(", ".join(r["features"]) or "–"), _km2(r["weighted"]), _f(r["change_pct"], 1),
-             _km2(r["ge05"]), _f(r["outside"]), _count(len(r["warnings"]))] for r in rows]
+             _txt(", ".join(r["features"]) or "–"), _f(r.get("cv_auc")), held(r),
+             _km2(r["weighted"]), _f(r["change_pct"], 1), _km2(r["ge05"]), _f(r["outside"]),
+             _count(len(r["warnings"]))] for r in rows]
     return _table(head, body, left=4, caption="Runs: the PZI-weighted area is the area "
                   "estimate, the area with PZI ≥ 0.5 a map statistic (see Area statistics)")
 
@@ -1438,8 +1448,19 @@ def report_from_files(
     if scenario_changes:
         b["scenario_changes"] = read_json(scenario_changes)
     if scenario_runs:
-        b["scenario_runs"] = {n: {"applicability": read_json(r["applicability"])}
-                              for n, r in scenario_runs.items() if r.get("applicability")}
+        b["scenario_runs"] = {}
+        for n, r in scenario_runs.items():
+            run = {"applicability": read_json(r["applicability"]) if r.get("applicability")
+                   else {}}
+            if r.get("model"):  # each run's model is cross-validated; present-day runs are
+                cv = ((read_json(r["model"]).get("cv") or {}).get("spatial") or {})  # validated
+                run["cv_auc"] = ((cv.get("summary") or {}).get("auc") or {}).get("mean")
+            if r.get("validation"):
+                rows = (read_json(r["validation"]).get("boreholes") or {}).get("table") or []
+                row = next((x for x in rows if x.get("kind") == "pzi"), None)
+                if row:
+                    run["holdout"] = {k: row.get(k) for k in ("n", "auc", "kappa", "brier")}
+            b["scenario_runs"][n] = run
         b["maps"]["scenarios"] = {n: preview(r["pzi"])[0] for n, r in scenario_runs.items()
                                   if r.get("pzi")}
     atomic_write_text(out_html, render_report(b))

@@ -555,7 +555,10 @@ def _report_run(ctx: StepContext):
         scenarios=scen if len(scen) > 1 else None,
         scenario_changes=changes,
         scenario_runs={sc: {"pzi": recs["predict"].output("pzi"),
-                            "applicability": recs["predict"].outputs.get("applicability")}
+                            "applicability": recs["predict"].outputs.get("applicability"),
+                            "model": recs["train"].output("model") if "train" in recs else None,
+                            "validation": recs["validate"].output("validation")
+                            if "validate" in recs else None}
                        for sc, recs in ctx.scenarios.items() if "predict" in recs}
         if len(scen) > 1 else None,
         uncertainty=base["predict"].outputs.get("uncertainty") if "predict" in base else None,

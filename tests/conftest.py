@@ -26,7 +26,7 @@ from factories import (
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data_samples"
-REALDATA = Path(os.environ.get("PERMAFROST_REALDATA", ROOT.parent / "shared" / "realdata"))
+REALDATA = Path(os.environ.get("PERMAFROST_REALDATA", ROOT.parent / "shared" / "realdata")).resolve()
 
 
 #: fixtures that run the whole demo pipeline once per module (tens of seconds): the tests

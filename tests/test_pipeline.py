@@ -230,6 +230,10 @@ def test_report_shows_scenarios_with_their_caveats(demo_run):
     assert "+0.92" in sec or "+0.93" in sec or "+0.91" in sec
     assert "beyond the training range" in sec
     assert "plus4: change against reference" in sec
+    # the scenario model is cross-validated and validated like the baseline, and shown so
+    ref_row = sec[sec.index("<td class='l'>reference</td>"):]
+    ref_row = ref_row[:ref_row.index("</tr>")]
+    assert "(n = " in ref_row and "logistic" in ref_row
 
 
 def test_the_headline_area_estimate_is_within_5_percent_of_the_truth(demo_run):
