@@ -471,6 +471,15 @@ def _check_scenarios(cfg: PipelineConfig, path: Path) -> None:
             TrainOptions.model_validate({**cfg.train.model_dump(), **cfg.scenario_model})
         except ValidationError as exc:
             raise _explain(exc, path, TrainOptions, prefix=("scenario_model",)) from None
+    covariates = [n for n in available if "." not in n]  # not the coarse inputs
+    for key, feats in (("train.features", cfg.train.features),
+                       ("scenario_model.features", cfg.scenario_model.get("features"))):
+        for f in feats or []:
+            if covariates and f not in covariates:
+                near = difflib.get_close_matches(str(f), covariates, n=1, cutoff=0.5)
+                raise ConfigError(f"feature {f!r} is not a covariate of the stack", path=path,
+                                  field=key, fix=f"did you mean {near[0]!r}?" if near
+                                  else f"covariates: {', '.join(covariates)}")
     for name, sc in cfg.scenarios.items():
         if not _SAFE_NAME.fullmatch(name):
             raise ConfigError("a scenario name must be letters, digits, '_', '-' or '.', not "

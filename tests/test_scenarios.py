@@ -308,3 +308,12 @@ def test_predict_reports_the_share_beyond_the_training_range(model_copy, make_co
     res = runner.invoke(app, [*args, "--out", str(tmp_path / "c.tif")])
     assert "beyond the covariate range of the training labels" in res.stderr
     assert "maat above" in res.stdout
+
+
+def test_a_scenario_model_feature_the_stack_lacks_is_refused_before_any_work(tmp_path):
+    p = _demo(tmp_path)
+    p.write_text(p.read_text().replace('features = ["maat", "pisr", "ndvi"]',
+                                       'features = ["maat", "pisr", "nvdi"]'))
+    with pytest.raises(ConfigError, match=r"scenario_model\.features.*did you mean 'ndvi'"):
+        load_pipeline(p)
+    assert not (tmp_path / "out").exists()
