@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from permafrost import __version__
-from permafrost.config import BASELINE, CovariateChange, PipelineConfig, resolve_scenario
+from permafrost.config import (BASELINE, CovariateChange, PipelineConfig, load_pipeline,
+                               resolve_scenario)
 from permafrost.errors import ConfigError, OutputError, PermafrostError
 from permafrost.io._atomic import atomic_write_text
 from permafrost.io._lock import exclusive_lock, pid_alive
@@ -323,10 +324,10 @@ def _needed(specs: list[StepSpec], only: str | None) -> set[str]:
 
 
 def run_pipeline(
-    config: PipelineConfig,
+    config: PipelineConfig | str | os.PathLike,
     *,
-    steps: list[StepSpec],
-    scenarios: list[str] | None = None,
+    steps: list[StepSpec] | None = None,
+    scenarios: list[str] | str | None = None,
     force: bool = False,
     only: str | None = None,
     on_event: Callable[[str, dict], None] | None = None,
@@ -335,12 +336,14 @@ def run_pipeline(
 
     Parameters
     ----------
-    config : PipelineConfig
-        A validated pipeline (:func:`permafrost.config.load_pipeline`).
-    steps : list of StepSpec
-        The chain, in dependency order (see :mod:`permafrost.steps`).
-    scenarios : list of str, optional
-        Scenario names to run besides the baseline (default: none).
+    config : PipelineConfig or path-like
+        A validated pipeline (:func:`permafrost.config.load_pipeline`) or the path of a
+        pipeline file (validated here).
+    steps : list of StepSpec, optional
+        The chain, in dependency order (default: :data:`permafrost.steps.STEPS`).
+    scenarios : list of str or "all", optional
+        Scenario names to run besides the baseline (default: none; ``"all"``: every
+        scenario of the pipeline).
     force : bool
         Rerun the selected steps even when up to date.
     only : str, optional
@@ -348,6 +351,12 @@ def run_pipeline(
     on_event : callable, optional
         ``on_event(kind, info)`` for progress: kinds ``start``, ``skip``, ``done``.
     """
+    if not isinstance(config, PipelineConfig):
+        config = load_pipeline(config)
+    if steps is None:  # steps.py builds on this module: imported here, not at the top
+        from permafrost.steps import STEPS as steps  # noqa: N811, PLC0415
+    if scenarios == "all":
+        scenarios = list(config.scenarios)
     on_event = on_event or (lambda kind, info: None)
     out = config.pipeline.output_dir
     try:

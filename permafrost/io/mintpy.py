@@ -459,13 +459,15 @@ def _look_direction(atr: dict) -> str:
         return "right"
 
 
-def read_track(files: TrackFiles, *, check_plausible: bool = True) -> xr.Dataset:
+def read_track(files: TrackFiles | str | os.PathLike, *,
+               check_plausible: bool = True) -> xr.Dataset:
     """Read one track's velocity, uncertainty, viewing geometry and quality layers.
 
     Parameters
     ----------
-    files : TrackFiles
-        From :func:`find_track_files` (or built by hand).
+    files : TrackFiles or path-like
+        A track folder or its ``velocity.h5`` (found with :func:`find_track_files`, as
+        the command line does), or a :class:`TrackFiles` built by hand.
     check_plausible : bool
         Refuse velocities whose magnitude cannot be m/year.
 
@@ -497,6 +499,8 @@ def read_track(files: TrackFiles, *, check_plausible: bool = True) -> xr.Dataset
     """
     from mintpy.utils import utils0
 
+    if not isinstance(files, TrackFiles):
+        files = find_track_files(files)
     vatr = read_mintpy_attributes(files.velocity)
     vel = read_mintpy(files.velocity, "velocity", attrs=vatr, check_plausible=check_plausible)
     v = vel.copy()
