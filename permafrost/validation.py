@@ -50,6 +50,7 @@ import xarray as xr
 
 from permafrost.area import ZONE_NAMES as _ZONE_NAMES
 from permafrost.area import auto_block_rows, cell_areas, classify_zones
+from permafrost.area.statistics import _rasterize_block, _shapes_in_crs
 from permafrost.errors import DataError
 from permafrost.grid import grid_of
 from permafrost.metrics import binary_metrics, cohen_kappa
@@ -462,8 +463,6 @@ def map_agreement(
     ----------
     Cohen (1960); Congalton (1991).
     """
-    from permafrost.area import _rasterize_block, _shapes_in_crs
-
     grid = grid_of(model)
     mask_shapes = []
     if mask_vector is not None:

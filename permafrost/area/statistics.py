@@ -1,33 +1,14 @@
-"""Ellipsoidal cell areas, permafrost zones, and area statistics streamed over large rasters.
-
-Cell areas
-    *Geographic grids* (lon/lat): the area of a cell bounded by two parallels and two
-    meridians on the ellipsoid is exact and depends on latitude only,
-    ``A = a² Δλ (q(φ₂) − q(φ₁)) / 2`` with Snyder's ``q`` (authalic-latitude function,
-    Snyder 1987 eq. 3-12; Karney 2013 §6).  Summed over the globe this is ``4π R_q²``.
-    *Projected grids*: the area of a cell is the integral of ``1 / s_a`` over the cell,
-    where ``s_a`` is the areal scale factor of the projection (PROJ's ``get_factors``, on
-    the CRS's ellipsoid).  It is evaluated with a 2 × 2 Gauss–Legendre rule per cell;
-    the error is of order ``(h / R)⁴`` for a cell of size ``h`` (below 1e-12 relative for
-    cells up to 10 km), i.e. far below the 1e-6 agreement with :class:`pyproj.Geod` polygon
-    areas that the tests require.
-
-Zones (Brown et al. 1997 classes as used for PZI maps by Obu et al. 2019)
-    continuous PZI ≥ 0.9, discontinuous 0.5 ≤ PZI < 0.9, sporadic 0.1 ≤ PZI < 0.5,
-    isolated 0.01 ≤ PZI < 0.1.  The *permafrost region* is the union of the four zones,
-    PZI ≥ 0.01 (Gruber 2012 uses "> 0.01"; the difference is only cells exactly at 0.01,
-    and this choice keeps region = sum of zones).  The headline is the area with PZI ≥ 0.5;
-    the *PZI-weighted area* Σ PZI·A is Gruber's (2012) "permafrost area".
+"""Permafrost area statistics of a PZI raster: whole map, per region, per elevation band.
 
 Statistics are accumulated row block by row block, so rasters larger than memory are
 processed with memory bounded by one block of each input.  Every output states its
-denominator: the valid (not nodata), unmasked area of the unit.
+denominator: the valid (not nodata), unmasked area of the unit.  Cell areas are on the
+ellipsoid (:mod:`permafrost.area.ellipsoid`), zones as in :mod:`permafrost.area.zones`.
 
 References
 ----------
 Snyder, J. P. (1987). Map Projections — A Working Manual. USGS Professional Paper 1395,
     eqs. 3-11, 3-12 (authalic latitude, q).
-Karney, C. F. F. (2013). Algorithms for geodesics. J. Geodesy 87, 43–55, §6 (areas).
 Brown, J., Ferrians, O. J., Heginbottom, J. A., Melnikov, E. S. (1997). Circum-Arctic map
     of permafrost and ground-ice conditions. USGS CP-45.
 Gruber, S. (2012). Derivation and analysis of a high-resolution estimate of global
@@ -39,255 +20,38 @@ Obu, J. et al. (2019). Northern Hemisphere permafrost map based on TTOP modellin
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyproj
 import rioxarray  # noqa: F401  (registers the .rio accessor)
+import shapely
 import xarray as xr
+from rasterio.features import MergeAlg, rasterize
 
+from permafrost.area.ellipsoid import cell_areas
+from permafrost.area.zones import AGGREGATE_M, REGION_THRESHOLD, ZONES, aggregation_factors
 from permafrost.errors import CRSError, DataError
 from permafrost.grid import Grid, grid_of
+from permafrost.io.maps import read_aligned
+from permafrost.io.rasters import RASTER_SUFFIXES, read_raster
+from permafrost.io.vectors import read_vector
 
 __all__ = [
-    "ZONES",
-    "ZONE_NAMES",
-    "ZONE_LIMITS",
-    "zone_range_text",
-    "HEADLINE_THRESHOLD",
-    "REGION_THRESHOLD",
-    "authalic_q",
-    "authalic_radius",
-    "ellipsoid_area",
-    "geographic_row_areas",
-    "cell_areas",
-    "classify_zones",
+    "CLASSES",
+    "BLOCK_CELLS",
     "zone_statistics",
     "auto_block_rows",
     "stats_from_files",
     "stats_rows",
     "stats_table_columns",
-    "compare_scenarios",
-    "aggregation_factors",
-    "AGGREGATE_M",
 ]
 
 log = logging.getLogger(__name__)
 
-#: (name, lower bound inclusive, upper bound exclusive or None)
-#: Brown et al. 1997 / Obu et al. 2019
-ZONES: tuple[tuple[str, float, float | None], ...] = (
-    ("continuous", 0.9, None),
-    ("discontinuous", 0.5, 0.9),
-    ("sporadic", 0.1, 0.5),
-    ("isolated", 0.01, 0.1),
-)
-#: zone names by code, from 0 = ``none`` (below the lowest limit) up (derived from ZONES)
-ZONE_NAMES: tuple[str, ...] = ("none", *(name for name, _, _ in reversed(ZONES)))
-#: zone codes in :func:`classify_zones` (0 = below 0.01, 255 = nodata)
-ZONE_CODES = {name: code for code, name in enumerate(ZONE_NAMES)}
-#: lower zone limits [-] from the bottom (isolated .. continuous), inclusive
-ZONE_LIMITS: tuple[float, ...] = tuple(lo for _, lo, _ in reversed(ZONES))
-HEADLINE_THRESHOLD = 0.5
-REGION_THRESHOLD = ZONE_LIMITS[0]
 
-
-def zone_range_text(name: str) -> str:
-    """The PZI range of a zone as text: ``"≥ 0.9"``, ``"0.5–0.9"``..."""
-    lo, hi = next((lo, hi) for n, lo, hi in ZONES if n == name)
-    return f"≥ {lo:g}" if hi is None else f"{lo:g}–{hi:g}"
-#: size [m] of the aggregated cells whose zones are reported beside the per-pixel zones
-#: (the 1 km cells of Obu et al. 2019)
-AGGREGATE_M = 1000.0
-
-
-# --------------------------------------------------------------------------- ellipsoid
-def _ellipsoid(crs: pyproj.CRS) -> tuple[float, float]:
-    ell = crs.ellipsoid
-    if ell is None:
-        raise CRSError(f"the CRS has no ellipsoid ({crs.name})",
-                       fix="use a CRS with a datum, e.g. EPSG:4326")
-    a = float(ell.semi_major_metre)
-    inv_f = float(ell.inverse_flattening)
-    f = 0.0 if inv_f == 0 or not math.isfinite(inv_f) else 1.0 / inv_f
-    return a, f
-
-
-def authalic_q(lat_deg: np.ndarray | float, *, f: float) -> np.ndarray:
-    """Snyder's ``q(φ)``, the area function of the authalic latitude.
-
-    Parameters
-    ----------
-    lat_deg : array_like
-        Geodetic latitude [degrees].
-    f : float
-        Flattening of the ellipsoid [-].
-
-    Returns
-    -------
-    numpy.ndarray
-        ``q`` [-]; the area between the equator and ``φ`` per radian of longitude is
-        ``a² q / 2`` [m²] (``a`` semi-major axis [m]).
-
-    References
-    ----------
-    Snyder (1987), eq. 3-12: ``q = (1 − e²) [sin φ / (1 − e² sin² φ)
-    − 1/(2e) ln((1 − e sin φ)/(1 + e sin φ))]``.
-    """
-    s = np.sin(np.radians(np.clip(np.asarray(lat_deg, dtype="float64"), -90.0, 90.0)))
-    e2 = f * (2.0 - f)
-    if e2 == 0.0:
-        return 2.0 * s
-    e = math.sqrt(e2)
-    # atanh(e s)/e == -1/(2e) ln((1 - e s)/(1 + e s)); atanh is better conditioned
-    return (1.0 - e2) * (s / (1.0 - e2 * s * s) + np.arctanh(e * s) / e)
-
-
-def authalic_radius(*, a: float, f: float) -> float:
-    """Radius [m] of the sphere with the ellipsoid's area, ``R_q = a sqrt(q_p / 2)``.
-
-    Parameters
-    ----------
-    a : float
-        Semi-major axis [m].
-    f : float
-        Flattening [-].
-
-    References
-    ----------
-    Snyder (1987), eq. 3-13.
-    """
-    return a * math.sqrt(float(authalic_q(90.0, f=f)) / 2.0)
-
-
-def ellipsoid_area(*, a: float, f: float) -> float:
-    """Total area [m²] of the ellipsoid, ``4 π R_q²`` (Snyder 1987 eq. 3-13).
-
-    Parameters
-    ----------
-    a : float
-        Semi-major axis [m].
-    f : float
-        Flattening [-].
-    """
-    return 4.0 * math.pi * authalic_radius(a=a, f=f) ** 2
-
-
-def geographic_row_areas(lat_edges_deg: np.ndarray, dlon_deg: float, *, a: float,
-                         f: float) -> np.ndarray:
-    """Exact ellipsoidal area of one cell in each row of a regular lon/lat grid.
-
-    Parameters
-    ----------
-    lat_edges_deg : array_like
-        Latitudes of the row edges [degrees], ``n + 1`` values for ``n`` rows (any order).
-    dlon_deg : float
-        Cell width in longitude [degrees].
-    a : float
-        Semi-major axis [m].
-    f : float
-        Flattening [-].
-
-    Returns
-    -------
-    numpy.ndarray
-        ``n`` cell areas [m²]: ``a² |Δλ| |q(φ₂) − q(φ₁)| / 2``.
-
-    References
-    ----------
-    Snyder (1987), eq. 3-12; Karney (2013) §6 (area of a region bounded by parallels and
-    meridians).
-    """
-    q = authalic_q(lat_edges_deg, f=f)
-    return 0.5 * a * a * abs(math.radians(dlon_deg)) * np.abs(np.diff(q))
-
-
-_GL = 0.5 / math.sqrt(3.0)  # 2-point Gauss–Legendre abscissae at 0.5 ± 1/(2√3) of the cell
-
-
-def cell_areas(grid: Grid, rows: slice | None = None) -> np.ndarray:
-    """Ellipsoidal area of the cells in ``rows`` of ``grid``.
-
-    Parameters
-    ----------
-    grid : Grid
-        The raster grid (any CRS with an ellipsoid; no rotation terms).
-    rows : slice, optional
-        Rows to return (default: all).
-
-    Returns
-    -------
-    numpy.ndarray
-        Areas [m²]: shape ``(n_rows, 1)`` for a geographic grid (broadcasts over columns),
-        ``(n_rows, n_cols)`` for a projected grid.
-
-    Notes
-    -----
-    Geographic: exact (:func:`geographic_row_areas`).  Projected: ``∬ 1/s_a dx dy`` over
-    the cell with a 2 × 2 Gauss–Legendre rule, ``s_a`` the areal scale factor from
-    :meth:`pyproj.Proj.get_factors` (evaluated on the CRS's ellipsoid).
-
-    References
-    ----------
-    Snyder (1987) eq. 3-12 and ch. 4 (scale factors); Karney (2013) §6.
-    """
-    t = grid.transform
-    if t.b != 0 or t.d != 0:
-        raise CRSError("rotated or sheared grids are not supported for area statistics",
-                       fix="warp the raster to a north-up grid first (gdalwarp)")
-    nrows, ncols = grid.shape
-    r0, r1, _ = (rows or slice(0, nrows)).indices(nrows)
-    crs = grid.crs
-    if crs.is_geographic:
-        a, f = _ellipsoid(crs)
-        unit = crs.axis_info[0].unit_conversion_factor if crs.axis_info else math.radians(1)
-        deg = math.degrees(unit)  # axis unit in degrees (1 for degrees)
-        edges = (t.f + t.e * np.arange(r0, r1 + 1, dtype="float64")) * deg
-        return geographic_row_areas(edges, t.a * deg, a=a, f=f)[:, None]
-    if not crs.is_projected:
-        raise CRSError(f"cannot compute areas in a {crs.type_name} CRS ({crs.name})",
-                       fix="use a geographic or projected CRS")
-    unit = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
-    proj = pyproj.Proj(crs)
-    to_geo = pyproj.Transformer.from_crs(crs, crs.geodetic_crs, always_xy=True)
-    cols = np.arange(ncols, dtype="float64")
-    rr = np.arange(r0, r1, dtype="float64")
-    inv = np.zeros((r1 - r0, ncols))
-    for du in (0.5 - _GL, 0.5 + _GL):
-        for dv in (0.5 - _GL, 0.5 + _GL):
-            x = t.c + t.a * (cols[None, :] + du)
-            y = t.f + t.e * (rr[:, None] + dv)
-            xx, yy = np.broadcast_arrays(x, y)
-            lon, lat = to_geo.transform(xx.ravel(), yy.ravel())
-            fac = proj.get_factors(lon, lat, errcheck=False)
-            inv += 0.25 / np.asarray(fac.areal_scale).reshape(xx.shape)
-    return abs(t.a * t.e) * unit * unit * inv
-
-
-# --------------------------------------------------------------------------- zones
-def classify_zones(pzi: np.ndarray) -> np.ndarray:
-    """Zone code of each PZI value (:data:`ZONE_CODES`; 0 below 0.01, 255 NaN).
-
-    Parameters
-    ----------
-    pzi : array_like
-        Permafrost zonation index [-], in [0, 1], NaN for nodata.
-
-    References
-    ----------
-    Brown et al. (1997); Obu et al. (2019), zone limits 0.9 / 0.5 / 0.1 / 0.01.
-    """
-    p = np.asarray(pzi, dtype="float64")
-    out = np.zeros(p.shape, dtype="uint8")
-    for code, lo in enumerate(ZONE_LIMITS, start=1):
-        out[p >= lo] = code
-    out[np.isnan(p)] = 255
-    return out
-
-
-# --------------------------------------------------------------------------- statistics
 #: cell classes accumulated per unit: masked, nodata, then the zones from below 0.01 up
 CLASSES = ("masked", "nodata", "none", "isolated", "sporadic", "discontinuous", "continuous")
 _NC = len(CLASSES)
@@ -358,8 +122,6 @@ def _row_blocks(nrows: int, block_rows: int) -> Iterator[tuple[int, int]]:
 
 
 def _rasterize_block(shapes: list, grid: Grid, r0: int, r1: int, *, merge_add: bool = False):
-    from rasterio.features import MergeAlg, rasterize
-
     out_shape = (r1 - r0, grid.shape[1])
     if not shapes:
         return np.zeros(out_shape, dtype="int32")
@@ -373,8 +135,6 @@ def _shapes_in_crs(gdf, crs: pyproj.CRS, what: str):
                        fix="assign one (save it again with a CRS)")
     out = gdf.to_crs(crs) if pyproj.CRS(gdf.crs) != crs else gdf
     bad = out.geometry.isna() | out.geometry.is_empty
-    import shapely  # noqa: PLC0415
-
     flat = ~bad & ~(shapely.area(out.geometry.to_numpy()) > 0)  # points, lines: no area
     if flat.any():
         kinds = sorted(set(out.geometry[flat].geom_type))
@@ -595,25 +355,6 @@ def zone_statistics(
     return {"units": units, "meta": meta}
 
 
-def aggregation_factors(grid: Grid, cell_m: float) -> tuple[int, int]:
-    """Rows and columns of ``grid`` per aggregated cell of about ``cell_m`` [m] a side.
-
-    The pixel size in metres is taken at the grid's centre (geographic grids: on the
-    ellipsoid, :func:`permafrost.terrain.geographic_cell_size`); at least one pixel.
-    """
-    t = grid.transform
-    if grid.crs.is_geographic:
-        from permafrost.terrain import geographic_cell_size  # noqa: PLC0415
-
-        lat = t.f + t.e * grid.shape[0] / 2
-        dx, dy = (float(np.asarray(v).ravel()[0])
-                  for v in geographic_cell_size(lat, abs(t.a), abs(t.e)))
-    else:
-        unit = grid.crs.axis_info[0].unit_conversion_factor if grid.crs.axis_info else 1.0
-        dx, dy = abs(t.a) * unit, abs(t.e) * unit
-    return max(1, round(cell_m / dy)), max(1, round(cell_m / dx))
-
-
 class _Aggregated:
     """Zones of cells aggregated to about ``cell_m``: the area-weighted mean PZI of the
     valid, unmasked pixels of each aggregated cell is classified, and the cell's valid
@@ -711,12 +452,6 @@ def stats_from_files(
     block_rows : int, optional
         Rows per block [-] (default: :func:`auto_block_rows`).
     """
-    from pathlib import Path
-
-    from permafrost.io.maps import read_aligned
-    from permafrost.io.rasters import RASTER_SUFFIXES, read_raster
-    from permafrost.io.vectors import read_vector
-
     if block_rows is None:  # a lazy open to learn the width, then chunks of whole block rows
         block_rows = auto_block_rows(read_raster(pzi_path, chunks={"y": 1, "x": -1}).shape[1])
     chunks = {"y": block_rows, "x": -1}
@@ -757,69 +492,3 @@ def stats_rows(stats: Mapping) -> list[dict]:
         f"; mask: {mask.get('source')}" if mask else "; no mask")
     cols = stats_table_columns()
     return [{**{c: u.get(c) for c in cols}, "denominator": note} for u in stats["units"]]
-
-
-#: the area figures compared between scenarios [km2]
-COMPARED = ("pzi_ge_0.5_km2", "pzi_weighted_km2", "region_km2", "continuous_km2",
-            "discontinuous_km2", "sporadic_km2", "isolated_km2")
-
-
-def compare_scenarios(stats: Mapping[str, Mapping], *, baseline: str = "baseline",
-                      units: tuple[str, ...] = ("all", "region")) -> dict:
-    """Area change of each scenario against the baseline, per zone and per region.
-
-    Parameters
-    ----------
-    stats : mapping
-        ``{scenario: zone_statistics result}`` (the ``stats.json`` of each scenario), all
-        computed over the same grid, mask and regions.
-    baseline : str
-        The scenario the others are compared with.
-    units : tuple of str
-        Which units to compare (``all``, ``region``, ``elevation_band``).
-
-    Returns
-    -------
-    dict
-        ``{"baseline": name, "figures": [...], "scenarios": {name: [row, ...]}}``; each row
-        has ``unit``, ``name`` and for each figure ``<figure>`` (scenario value [km2]),
-        ``<figure>_change`` (scenario - baseline [km2]) and ``<figure>_change_pct``
-        (relative to the baseline [%], None when the baseline is 0).
-
-    Raises
-    ------
-    DataError
-        No baseline, or a scenario whose denominators differ from the baseline's (then
-        the areas are not comparable: different grids, masks or regions).
-    """
-    if baseline not in stats:
-        raise DataError(f"no {baseline!r} statistics to compare with", field="scenarios",
-                        fix="run the baseline too")
-    def keyed(result):
-        return {(u["unit"], u["name"]): u for u in result["units"] if u["unit"] in units}
-
-    base = keyed(stats[baseline])
-    out = {"baseline": baseline, "figures": list(COMPARED), "scenarios": {}}
-    for name, result in stats.items():
-        if name == baseline:
-            continue
-        rows = []
-        for key, u in keyed(result).items():
-            b = base.get(key)
-            if b is None:
-                raise DataError(f"scenario {name!r} has a unit {key} the baseline lacks",
-                                field="scenarios", fix="use the same regions and bands")
-            if not math.isclose(u["denominator_km2"], b["denominator_km2"], rel_tol=1e-9,
-                                abs_tol=1e-9):
-                raise DataError(f"scenario {name!r} has another denominator for {key} "
-                                f"({u['denominator_km2']} vs {b['denominator_km2']} km2)",
-                                field="scenarios", fix="use the same grid and mask")
-            row = {"unit": u["unit"], "name": u["name"]}
-            for f in COMPARED:
-                v, v0 = u.get(f), b.get(f)
-                row[f] = v
-                row[f + "_change"] = None if v is None or v0 is None else v - v0
-                row[f + "_change_pct"] = (None if v is None or not v0 else 100.0 * (v - v0) / v0)
-            rows.append(row)
-        out["scenarios"][name] = rows
-    return out

@@ -1,0 +1,73 @@
+"""Ellipsoidal cell areas, permafrost zones, and area statistics streamed over large rasters.
+
+One module per concept; every public name is re-exported here, so
+``from permafrost.area import X`` works for each of them:
+
+* :mod:`permafrost.area.ellipsoid`: ellipsoidal cell areas (Snyder 1987; Karney 2013);
+* :mod:`permafrost.area.zones`: the zone limits, codes and names, zone classification
+  (Brown et al. 1997 classes as used by Obu et al. 2019; Gruber 2012);
+* :mod:`permafrost.area.statistics`: area statistics per map, region and elevation band,
+  streamed in row blocks;
+* :mod:`permafrost.area.scenarios`: area change of warming scenarios against the baseline.
+
+The references are given in each module.
+"""
+
+from __future__ import annotations
+
+from permafrost.area.ellipsoid import (
+    authalic_q,
+    authalic_radius,
+    cell_areas,
+    ellipsoid_area,
+    geographic_row_areas,
+)
+from permafrost.area.scenarios import COMPARED, compare_scenarios
+from permafrost.area.statistics import (
+    BLOCK_CELLS,
+    CLASSES,
+    auto_block_rows,
+    stats_from_files,
+    stats_rows,
+    stats_table_columns,
+    zone_statistics,
+)
+from permafrost.area.zones import (
+    AGGREGATE_M,
+    HEADLINE_THRESHOLD,
+    REGION_THRESHOLD,
+    ZONE_CODES,
+    ZONE_LIMITS,
+    ZONE_NAMES,
+    ZONES,
+    aggregation_factors,
+    classify_zones,
+    zone_range_text,
+)
+
+__all__ = [
+    "ZONES",
+    "ZONE_NAMES",
+    "ZONE_CODES",
+    "ZONE_LIMITS",
+    "zone_range_text",
+    "HEADLINE_THRESHOLD",
+    "REGION_THRESHOLD",
+    "authalic_q",
+    "authalic_radius",
+    "ellipsoid_area",
+    "geographic_row_areas",
+    "cell_areas",
+    "classify_zones",
+    "zone_statistics",
+    "auto_block_rows",
+    "BLOCK_CELLS",
+    "CLASSES",
+    "stats_from_files",
+    "stats_rows",
+    "stats_table_columns",
+    "compare_scenarios",
+    "COMPARED",
+    "aggregation_factors",
+    "AGGREGATE_M",
+]
