@@ -45,29 +45,7 @@ from permafrost.area.zones import (
     zone_range_text,
 )
 
-__all__ = [
-    "ZONES",
-    "ZONE_NAMES",
-    "ZONE_CODES",
-    "ZONE_LIMITS",
-    "zone_range_text",
-    "HEADLINE_THRESHOLD",
-    "REGION_THRESHOLD",
-    "authalic_q",
-    "authalic_radius",
-    "ellipsoid_area",
-    "geographic_row_areas",
-    "cell_areas",
-    "classify_zones",
-    "zone_statistics",
-    "auto_block_rows",
-    "BLOCK_CELLS",
-    "CLASSES",
-    "stats_from_files",
-    "stats_rows",
-    "stats_table_columns",
-    "compare_scenarios",
-    "COMPARED",
-    "aggregation_factors",
-    "AGGREGATE_M",
-]
+from permafrost.area import ellipsoid, scenarios, statistics, zones  # noqa: E402
+
+#: every public name of the concept modules (each module's ``__all__`` is the one list)
+__all__ = [*zones.__all__, *ellipsoid.__all__, *statistics.__all__, *scenarios.__all__]

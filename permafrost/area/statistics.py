@@ -7,14 +7,9 @@ ellipsoid (:mod:`permafrost.area.ellipsoid`), zones as in :mod:`permafrost.area.
 
 References
 ----------
-Snyder, J. P. (1987). Map Projections — A Working Manual. USGS Professional Paper 1395,
-    eqs. 3-11, 3-12 (authalic latitude, q).
-Brown, J., Ferrians, O. J., Heginbottom, J. A., Melnikov, E. S. (1997). Circum-Arctic map
-    of permafrost and ground-ice conditions. USGS CP-45.
-Gruber, S. (2012). Derivation and analysis of a high-resolution estimate of global
-    permafrost zonation. The Cryosphere 6, 221–233.
-Obu, J. et al. (2019). Northern Hemisphere permafrost map based on TTOP modelling for
-    2000–2016 at 1 km² scale. Earth-Science Reviews 193, 299–316.
+The cell areas' and the zones' references are in :mod:`permafrost.area.ellipsoid` and
+:mod:`permafrost.area.zones`; the PZI-weighted area is Gruber's (2012) "permafrost area"
+(Gruber, S. (2012), The Cryosphere 6, 221–233).
 """
 
 from __future__ import annotations
