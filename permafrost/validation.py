@@ -54,6 +54,7 @@ from permafrost.area.statistics import _rasterize_block, _shapes_in_crs
 from permafrost.errors import DataError
 from permafrost.grid import grid_of
 from permafrost.metrics import binary_metrics, cohen_kappa
+from permafrost.provenance import relative_path
 
 __all__ = [
     "PriorSpec",
@@ -766,7 +767,10 @@ def validate_from_files(
                 tif = Path(out_dir) / f"agreement_{_safe(n)}.tif"
                 write_cog(ras, tif, nodata=255, dtype="uint8", overview_resampling="nearest",
                           description="agreement: 0 neither, 1 both, 2 model only, 3 prior only",
-                          tags={"pzi": pzi_path, "prior": s.path, "threshold": threshold})
+                          tags={"pzi": relative_path(pzi_path, out_dir),
+                                "prior": relative_path(s.path, out_dir),
+                                "paths_relative_to": "this file's directory",
+                                "threshold": threshold})
                 entry["agreement_raster"] = tif.name
             result["priors"].append(entry)
         if mask_path is not None:

@@ -57,6 +57,8 @@ def test_demo_in_two_directories_gives_the_same_keys_and_bytes(tmp_path):
             "stats": base["stats"].output("stats").read_text(),
             "validation": base["validate"].output("validation").read_text(),
         }
+        for tif in sorted(home.rglob("*.tif")):  # every raster the run wrote, and the inputs
+            texts[f"tags of {tif.relative_to(home)}"] = json.dumps(rasterio.open(tif).tags())
         for what, text in texts.items():
             assert str(home) not in text, f"{what} names the checkout's directory"
             assert str(tmp_path) not in text, f"{what} names the checkout's directory"
