@@ -2,7 +2,7 @@
 
 Writes a synthetic PZI raster (tiled GeoTIFF, geographic grid) of ``--size`` x ``--size``
 cells, then measures in separate processes (peak RSS via getrusage):
-  * streamed: permafrost.area.stats_from_files (row blocks of --block-rows)
+  * streamed: permafrost.workflows.stats.stats_from_files (row blocks of --block-rows)
   * in_memory: read the whole band with rasterio and compute the same headline area with numpy
 and prints JSON with the ratios.  Also times projected cell areas (PROJ scale factors).
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 STREAM = """
 import resource, sys, time, json
-from permafrost.area import stats_from_files
+from permafrost.workflows.stats import stats_from_files
 import permafrost.io.maps, permafrost.io.vectors, rasterio.features, dask.array  # imports first
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 t = time.perf_counter()
@@ -31,7 +31,7 @@ r = stats_from_files(sys.argv[1], block_rows=br if br > 0 else None)
 dt = time.perf_counter() - t
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"s": dt, "peak_rss_mb": peak, "peak_above_imports_mb": peak - base,
-                  "pzi_ge_0.5_km2": r["units"][0]["pzi_ge_0.5_km2"]}))
+                  "pzi_ge_0.5_km2": r.whole["pzi_ge_0.5_km2"]}))
 """
 
 MEMORY = """

@@ -88,7 +88,8 @@ def make_model(directory: Path, n_cov: int, *, trees: int, depth: int, folds: in
     import xgboost as xgb
 
     from permafrost.calibration import fit_calibration
-    from permafrost.model_io import BoosterPredictor, PZIModel
+    from permafrost.io.model import save_model
+    from permafrost.pzi_model import BoosterPredictor, PZIModel
 
     rng = np.random.default_rng(1)
     n = 20000
@@ -108,14 +109,14 @@ def make_model(directory: Path, n_cov: int, *, trees: int, depth: int, folds: in
     cal = fit_calibration(main.predict(X), y, method="isotonic")
     model = PZIModel(predictor=main, calibration=cal, feature_names=NAMES[:n_cov],
                      metadata={"benchmark": True}, fold_models=fold_models)
-    return model.save(directory)
+    return save_model(model, directory)
 
 
 _CEILING = textwrap.dedent("""
     import json, sys, time
     import numpy as np
     from permafrost.io.rasters import read_covariate_stack
-    from permafrost.models import load_model
+    from permafrost.io.model import load_model
     model = load_model(sys.argv[1]); device = sys.argv[3]
     ds = read_covariate_stack(sys.argv[2])
     X = np.stack([ds[f].values.ravel() for f in model.feature_names], axis=1)

@@ -4,7 +4,7 @@ Reads the outputs of a demo run (``uv run permafrost run pipelines/demo.toml
 --all-scenarios``) and compares every run's whole-map areas with the truth that
 ``data_samples/generate.py`` wrote for it (``truth/pzi_truth.tif`` today,
 ``truth/pzi_truth_plus{1,2,4}.tif`` at air MAAT + 1, 2, 4 °C), on the same grid, mask and
-denominator (:func:`permafrost.area.stats_from_files`).
+denominator (:func:`permafrost.workflows.stats.stats_from_files`).
 
     uv run python benchmarks/scenarios_truth.py [--out runs/demo]
 """
@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from permafrost.area import stats_from_files
+from permafrost.workflows.stats import stats_from_files
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data_samples"
@@ -39,7 +39,7 @@ def main() -> None:
         model = json.loads(st.read_text())["units"][0]
         if tfile not in truth_cache:
             truth_cache[tfile] = stats_from_files(SAMPLE / "truth" / tfile,
-                                                  mask_path=mask)["units"][0]
+                                                  mask_path=mask).whole
         truth = truth_cache[tfile]
         app_file = args.out / run / "applicability.json"
         app = json.loads(app_file.read_text()) if app_file.is_file() else {}

@@ -11,7 +11,9 @@ training labels, and the share of the area where that happens, per covariate and
 The rule is the simplest defensible one, per covariate: a cell is *outside* where a
 covariate is below the smallest or above the largest value at the training labels
 (a bounding box in covariate space).  It does not detect new combinations of in-range
-values (Meyer & Pebesma's dissimilarity index does); the report says so.
+values (Meyer & Pebesma's dissimilarity index does); the report says so.  The workflow
+:func:`permafrost.workflows.applicability.applicability_from_files` applies it to one PZI map
+and its files.
 
 The map is an unsigned integer bit mask: for the model's i-th feature, bit ``2 i`` is
 set where the value is below the training range and bit ``2 i + 1`` where it is above;
@@ -43,7 +45,6 @@ __all__ = [
     "extrapolation_statistics",
     "mask_dtype",
     "extrapolation_warnings",
-    "applicability_from_files",
     "FLAT_MODELS",
     "DOMAIN_WARN_SHARE",
     "WARN_SHARE",
@@ -248,75 +249,6 @@ def extrapolation_warnings(stats: Mapping | None, model_kind: str | None,
                                "stops responding: the PZI there is the one at the edge of the "
                                "range, not an extrapolation (use model = \"logistic\" for "
                                "scenarios, see docs/pipelines.md)"})
-    return out
-
-
-def applicability_from_files(model_dir, covariates, pzi_path, *, out_map=None,
-                             changes: Mapping | None = None, chunk: int | None = None) -> dict:
-    """The domain of applicability of one PZI map: proxies held fixed and cells beyond
-    the training range.
-
-    Parameters
-    ----------
-    model_dir : path-like
-        The model directory (its ``metadata.json`` holds the training ranges and the
-        covariate dependence).
-    covariates : path-like or xarray.Dataset
-        The covariates the PZI was predicted from (a stack built with the scenario's
-        ``changes``, or a path built here with them).
-    pzi_path : path-like
-        The PZI raster (cells without a PZI are left out).
-    out_map : path-like, optional
-        Write the bit mask (:func:`extrapolation_map`) here as a COG.
-    changes : mapping, optional
-        The scenario's covariate changes by input name (empty: today's covariates).
-    chunk : int, optional
-        Dask chunk side [pixels].
-
-    Returns
-    -------
-    dict
-        ``features``, ``model``, ``changed_covariates`` ({covariate: what changed it}),
-        ``warnings`` (:func:`permafrost.proxies.proxy_warnings` and
-        :func:`extrapolation_warnings`) and ``extrapolation``
-        (:func:`extrapolation_statistics` plus the ``ranges``; None for a model trained
-        before ranges were recorded).
-    """
-    from pathlib import Path  # noqa: PLC0415
-
-    from permafrost.covariates import CHANGED_ATTR, build_stack  # noqa: PLC0415
-    from permafrost.defaults import PREDICT_CHUNK  # noqa: PLC0415
-    from permafrost.io.rasters import read_raster, write_cog  # noqa: PLC0415
-    from permafrost.io.results import read_json  # noqa: PLC0415
-    from permafrost.proxies import proxy_warnings  # noqa: PLC0415
-
-    chunk = chunk or PREDICT_CHUNK
-    changes = dict(changes or {})
-    meta = read_json(Path(model_dir) / "metadata.json")
-    ds = covariates if isinstance(covariates, xr.Dataset) else build_stack(
-        covariates, chunks=chunk, changes=changes)
-    features = list(meta.get("feature_names") or [])
-    changed = {str(v): ds[v].attrs[CHANGED_ATTR] for v in ds.data_vars
-               if CHANGED_ATTR in ds[v].attrs}
-    warnings = proxy_warnings(meta.get("dependence"), features, changed,
-                              changes=sorted(changes))
-    out = {"features": features, "model": meta.get("model_kind"),
-           "changed_covariates": changed, "warnings": warnings, "extrapolation": None}
-    ranges = (meta.get("training") or {}).get("ranges")
-    if not ranges:
-        return out
-    mask = extrapolation_map(ds, ranges, features,
-                             pzi=read_raster(pzi_path, chunks=chunk, name="pzi"))
-    if out_map is not None:
-        write_cog(mask, out_map, nodata=int(np.iinfo(mask.dtype).max), dtype=str(mask.dtype),
-                  overview_resampling="nearest",
-                  description="covariates outside the training range (bit mask)",
-                  tags={"PZI_CONTENT": "bit mask of covariates outside the range of the "
-                        "training labels: " + mask.attrs["legend"]})
-    out["extrapolation"] = extrapolation_statistics(mask, features)
-    out["extrapolation"]["ranges"] = {f: ranges[f] for f in features}
-    warnings += extrapolation_warnings(out["extrapolation"], meta.get("model_kind"),
-                                       [f for f in features if f in changed])
     return out
 
 

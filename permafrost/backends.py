@@ -1,13 +1,15 @@
 """Where prediction runs: the device (CPU or CUDA GPU) and the Dask scheduler.
 
-This is the one place that knows about the execution backends of
-:mod:`permafrost.predict`:
+This is the one place that knows about the execution backends of the prediction
+(:mod:`permafrost.predict`, :mod:`permafrost.workflows.predict`) and of training:
 
 * **device** -- ``"cpu"`` (NumPy arrays) or ``"cuda"`` (CuPy arrays handed straight to
   XGBoost on the GPU).  CuPy is imported lazily, only when a GPU is asked for or probed,
   never at module import: the package must import and run on machines without CUDA.
   XGBoost asked for ``device="cuda"`` without a GPU silently falls back to the CPU
   (DESIGN §6), so the GPU is detected here and the device actually used is reported.
+  :func:`resolve_device` turns the ``device`` option into ``"cpu"`` or ``"cuda"`` once per
+  call of the library; the resolved value is what every block and predictor receives.
 * **scheduler** -- Dask's threaded scheduler in this process (the default), a
   :class:`distributed.LocalCluster` of ``workers`` processes, or an existing cluster
   at a scheduler address.  :class:`Executor` runs a list of :class:`dask.delayed`

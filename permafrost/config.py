@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from permafrost.defaults import (BOREHOLE_WEIGHT, CALIBRATION, PREDICT_CHUNK,
                                  ROCK_GLACIER_WEIGHT)
 from permafrost.errors import ConfigError
+from permafrost.io.rasters import is_remote
+from permafrost.workflows.covariates import changeable_inputs
 
 __all__ = [
     "PipelineConfig",
@@ -363,7 +365,7 @@ def _resolve_paths(obj: Any, base: Path) -> Any:
                 object.__setattr__(obj, name, new)
         return obj
     if isinstance(obj, Path):
-        if _is_remote(obj):  # a GDAL virtual file system path or URL: kept as given
+        if is_remote(obj):  # a GDAL virtual file system path or URL: kept as given
             return obj
         return obj if obj.is_absolute() else (base / obj).resolve()
     if isinstance(obj, list):
@@ -373,16 +375,10 @@ def _resolve_paths(obj: Any, base: Path) -> Any:
     return obj
 
 
-def _is_remote(p) -> bool:
-    from permafrost.io.rasters import is_remote
-
-    return is_remote(p)
-
-
 def _check_inputs_exist(cfg: PipelineConfig, path: Path) -> None:
     def check(p: Path | None, key: str, kind: str | None = "file") -> None:
         """``kind``: "file", "vector" (a file, or a FileGDB folder), "dir" or None (either)."""
-        if p is None or _is_remote(p):
+        if p is None or is_remote(p):
             return
         if not p.exists():
             raise ConfigError(f"input not found: {p}", path=path, field=key,
@@ -428,7 +424,7 @@ def _check_inputs_exist(cfg: PipelineConfig, path: Path) -> None:
     folders = [("inputs.covariates", inp.covariates)] + [
         (f"inputs.tracks[{i}]", t) for i, t in enumerate(inp.tracks)]
     for key, d in folders:
-        if _is_remote(d):
+        if is_remote(d):
             continue
         d = d.resolve()
         if d.is_dir() and (out == d or d in out.parents):
@@ -463,8 +459,6 @@ _OPTION_SECTIONS = {"labels": LabelsOptions, "train": TrainOptions, "predict": P
 
 
 def _check_scenarios(cfg: PipelineConfig, path: Path) -> None:
-    from permafrost.covariates import changeable_inputs  # stack files belong to covariates.py
-
     available = changeable_inputs(cfg.inputs.covariates)
     if cfg.scenario_model:
         try:

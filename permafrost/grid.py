@@ -4,6 +4,11 @@ Every module that needs the geometry of a raster (cell areas, covariate alignmen
 validation sampling, terrain) uses :class:`Grid` and :func:`grid_of` from here.  The
 transform maps (column, row) of a cell's outer corner to CRS coordinates (GDAL/rasterio
 convention: ``transform.c, transform.f`` is the outer corner of the first pixel).
+
+It is also the one home of two grid rules: when two rasters are on one grid
+(:func:`grids_equal`) and which cell a point falls in (:func:`cells_at_points`, used by
+:func:`sample_at_points` for covariates at label points, elevations of label points and
+map values at boreholes).
 """
 
 from __future__ import annotations
@@ -13,11 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 import pyproj
 import rioxarray  # noqa: F401  (registers the .rio accessor)
+import xarray as xr
 from affine import Affine
 
 from permafrost.errors import CRSError
 
-__all__ = ["Grid", "grid_of"]
+__all__ = ["Grid", "grid_of", "grids_equal", "cells_at_points", "sample_at_points"]
 
 
 @dataclass(frozen=True)
@@ -86,3 +92,124 @@ def grid_of(obj) -> Grid:
                        fix="assign one, e.g. `gdal_edit.py -a_srs EPSG:4326 FILE`")
     return Grid(pyproj.CRS.from_user_input(obj.rio.crs.to_wkt()), obj.rio.transform(),
                 (int(obj.rio.height), int(obj.rio.width)))
+
+
+def grids_equal(a, b, *, rtol: float = 1e-9) -> bool:
+    """True when two rasters share CRS, shape and affine transform.
+
+    Parameters
+    ----------
+    a, b : xarray.DataArray or xarray.Dataset
+        Rasters with a ``rio`` CRS and transform.
+    rtol : float
+        Relative tolerance on the transform coefficients [-] (plus 1e-6 of a cell, so
+        coordinates written in float32 still match).
+    """
+    if a.rio.crs != b.rio.crs or a.rio.shape != b.rio.shape:
+        return False
+    ta, tb = a.rio.transform(), b.rio.transform()
+    scale = max(abs(ta.a), abs(ta.e), 1e-12)
+    return all(abs(x - y) <= rtol * max(1.0, abs(x), abs(y)) + 1e-6 * scale
+               for x, y in zip(ta[:6], tb[:6], strict=True))
+
+
+def cells_at_points(grid: Grid, x, y, *, crs=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row and column of the cell holding each point: the package's one point-to-cell rule.
+
+    The points are transformed to the grid's CRS (:class:`pyproj.Transformer`, x/y axis
+    order) when ``crs`` differs from it; the cell is the one whose area holds the point
+    (``floor`` of the inverse affine transform, no interpolation), so a cell spans
+    ``[x0, x0 + dx)`` and a point on the edge between two cells belongs to the one to its
+    right (below, for north-up grids).
+
+    Parameters
+    ----------
+    grid : Grid
+        The raster grid.
+    x, y : array-like
+        Point coordinates in ``crs`` [CRS units].
+    crs : CRS-like, optional
+        CRS of the points (default: the grid's).
+
+    Returns
+    -------
+    (ndarray, ndarray, ndarray)
+        ``row``, ``col`` (int64; -1 for non-finite coordinates) and ``inside`` (bool: the
+        point is finite and on the grid).
+    """
+    xs = np.atleast_1d(np.asarray(x, dtype=np.float64))
+    ys = np.atleast_1d(np.asarray(y, dtype=np.float64))
+    if crs is not None:
+        pcrs = pyproj.CRS.from_user_input(crs)
+        if pcrs != grid.crs:
+            xs, ys = pyproj.Transformer.from_crs(pcrs, grid.crs, always_xy=True).transform(xs, ys)
+            xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+    inv = ~grid.transform
+    col_f = inv.a * xs + inv.b * ys + inv.c
+    row_f = inv.d * xs + inv.e * ys + inv.f
+    finite = np.isfinite(col_f) & np.isfinite(row_f)
+    col = np.full(col_f.shape, -1, dtype=np.int64)
+    row = np.full(row_f.shape, -1, dtype=np.int64)
+    col[finite] = np.floor(col_f[finite]).astype(np.int64)
+    row[finite] = np.floor(row_f[finite]).astype(np.int64)
+    inside = finite & (row >= 0) & (row < grid.height) & (col >= 0) & (col < grid.width)
+    return row, col, inside
+
+
+def sample_at_points(raster, x, y, *, crs, batch_size: int = 100_000
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Values of a raster (or of every variable of a stack) at points, cell by cell.
+
+    The value of the cell holding each point (:func:`cells_at_points`; no interpolation).
+    Only the cells at the points are read, in batches, so a Dask-backed raster stays lazy
+    and memory stays bounded.
+
+    Parameters
+    ----------
+    raster : xarray.DataArray or xarray.Dataset
+        A 2-D raster (or a stack of them on one grid) with a ``rio`` CRS; a leading
+        dimension of size 1 (a band) is allowed.
+    x, y : array-like
+        Point coordinates in ``crs`` [CRS units].
+    crs : CRS-like
+        CRS of the points.
+    batch_size : int
+        Points read per batch [-].
+
+    Returns
+    -------
+    values : numpy.ndarray
+        float64, shape ``(n,)`` for a DataArray or ``(n, n_variables)`` for a Dataset (in
+        its variable order); NaN outside the grid and at nodata (NaN, or the raster's
+        ``rio.nodata`` value when it is not masked).
+    inside : numpy.ndarray of bool
+        Whether each point lies on the grid.
+
+    Raises
+    ------
+    CRSError
+        The raster or the points have no CRS.
+    """
+    if crs is None:
+        raise CRSError("the points have no CRS", field="geometry",
+                       fix="set the CRS of the points")
+    grid = grid_of(raster)
+    row, col, inside = cells_at_points(grid, x, y, crs=crs)
+    arrays = ([raster[v] for v in raster.data_vars] if isinstance(raster, xr.Dataset)
+              else [raster])
+    vals = np.full((len(row), len(arrays)), np.nan)
+    idx = np.flatnonzero(inside)
+    if len(idx):
+        ydim, xdim = raster.rio.y_dim, raster.rio.x_dim
+        for start in range(0, len(idx), batch_size):
+            sel = idx[start:start + batch_size]
+            picked = raster.isel({ydim: xr.DataArray(row[sel], dims="_pt"),
+                                  xdim: xr.DataArray(col[sel], dims="_pt")}).compute()
+            for j, arr in enumerate(arrays):
+                got = picked[arr.name] if isinstance(picked, xr.Dataset) else picked
+                vals[sel, j] = np.asarray(got.values, dtype=np.float64).reshape(-1)
+    for j, arr in enumerate(arrays):
+        nodata = arr.rio.nodata
+        if nodata is not None and not np.isnan(nodata):
+            vals[vals[:, j] == nodata, j] = np.nan
+    return (vals if isinstance(raster, xr.Dataset) else vals[:, 0]), inside

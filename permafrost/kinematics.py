@@ -1,7 +1,8 @@
 """Rock glacier kinematics from MintPy line-of-sight velocities.
 
-Pure science, in four steps (no file I/O; :func:`run_kinematics` at the bottom wires
-the readers of :mod:`permafrost.io` to them):
+Pure science, in four steps (no file I/O; the workflow
+:func:`permafrost.workflows.kinematics.run_kinematics` reads the files, calls
+:func:`compute_kinematics` and writes the result):
 
 1. **Terrain** -- the flow direction (slope and downslope aspect) from the DEM smoothed at
    the landform's scale (Gaussian σ = ``flow_smoothing_m``, 100 m: :func:`flow_scale_dem`),
@@ -55,10 +56,8 @@ rock glacier inventories: insights from 11 regions worldwide. The Cryosphere 16,
 from __future__ import annotations
 
 import logging
-import os
-import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
@@ -70,7 +69,13 @@ from pyproj import CRS, Transformer
 from scipy import ndimage
 
 from permafrost.errors import ConfigError, DataError
-from permafrost.terrain import gradient_to_slope_aspect, terrain_gradient
+from permafrost.terrain import geographic_cell_size, gradient_to_slope_aspect, terrain_gradient
+from permafrost.zonal import (
+    ZonalSpec,
+    overlap_layers,
+    zonal_statistics,
+    zonal_statistics_points,
+)
 
 __all__ = [
     "KinematicsConfig",
@@ -93,7 +98,6 @@ __all__ = [
     "outline_statistics",
     "combine_tracks",
     "compute_kinematics",
-    "run_kinematics",
 ]
 
 log = logging.getLogger(__name__)
@@ -653,8 +657,6 @@ def flow_scale_dem(dem, *, transform: Affine, crs, sigma_m: float) -> np.ndarray
     surface is differentiated); Knutsson, H. and Westin, C.-F. (1993). Normalized and
     differential convolution. Proc. IEEE CVPR, 515-523.
     """
-    from permafrost.terrain import geographic_cell_size
-
     z = np.asarray(dem, dtype=np.float64)
     if sigma_m <= 0:
         return z
@@ -694,7 +696,7 @@ def track_pixels(track: xr.Dataset, *, dem: xr.DataArray | None = None,
     Parameters
     ----------
     track : xarray.Dataset
-        From :func:`permafrost.io.mintpy.read_track`: ``velocity`` [m/yr],
+        From :func:`permafrost.read_track`: ``velocity`` [m/yr],
         ``incidence``, ``azimuth`` [deg], optional ``velocity_std`` [m/yr],
         ``height`` [m], ``coherence`` [-], ``mask``, ``shadow``, ``water``.
     dem : xarray.DataArray, optional
@@ -932,8 +934,6 @@ def ring_statistics(rings: Sequence, track: xr.Dataset, pixels: Mapping[str, np.
     ----------
     Kenney and Keeping (1962), §15.12 (standard error of the median).
     """
-    from permafrost.zonal import ZonalSpec, zonal_statistics, zonal_statistics_points
-
     spec = ZonalSpec({"v_los_stable": ("count", "median", "p25", "p75")})
     arrays = {"v_los_stable": pixels["v_los_stable"]}
     if track.attrs.get("geocoded", 1):
@@ -1001,13 +1001,6 @@ def outline_statistics(geoms: Sequence, track: xr.Dataset, pixels: Mapping[str, 
     ed., §15.12 (standard error of the median, sqrt(π/2) σ/√n); Bertone et al. (2022)
     and RGIK (2023) (the moving area of a rock glacier carries its kinematic attribute).
     """
-    from permafrost.zonal import (
-        ZonalSpec,
-        overlap_layers,
-        zonal_statistics,
-        zonal_statistics_points,
-    )
-
     garr = np.asarray(list(geoms), dtype=object)
     n_out = len(garr)
     q = float(config.moving_percentile)
@@ -1313,7 +1306,7 @@ def compute_kinematics(
     outlines : geopandas.GeoDataFrame
         Rock glacier outlines (polygons; points burn one pixel) with a CRS.
     tracks : sequence of xarray.Dataset
-        From :func:`permafrost.io.mintpy.read_track` (``attrs['track']`` names them;
+        From :func:`permafrost.read_track` (``attrs['track']`` names them;
         names must be unique).
     dem : xarray.DataArray, optional
         Elevation [m] with a CRS; default each track's ``height`` layer.
@@ -1402,69 +1395,3 @@ def summarise(out: gpd.GeoDataFrame) -> pd.DataFrame:
     tab.index.name = "rgik_class"
     tab.columns.name = "activity"
     return tab
-
-
-def run_kinematics(
-    tracks: Sequence[str | os.PathLike | object],
-    outlines: str | os.PathLike,
-    *,
-    out: str | os.PathLike | None = None,
-    dem: str | os.PathLike | None = None,
-    layer: str | None = None,
-    config: KinematicsConfig = KinematicsConfig(),
-) -> KinematicsResult:
-    """Read tracks, outlines and DEM, compute the kinematics and write the GeoPackage.
-
-    Parameters
-    ----------
-    tracks : sequence
-        Track folders, ``velocity.h5`` paths or :class:`~permafrost.io.mintpy.TrackFiles`.
-    outlines : path-like
-        Rock glacier outlines (any vector format, with a CRS).
-    out : path-like, optional
-        Output GeoPackage (written atomically); nothing written when None.
-    dem : path-like, optional
-        DEM GeoTIFF [m]; default each track's geometry ``height``.
-    layer : str, optional
-        Layer of the outline file.
-    config : KinematicsConfig
-        Thresholds.
-
-    Returns
-    -------
-    KinematicsResult
-
-    References
-    ----------
-    See :func:`compute_kinematics`.
-    """
-    from permafrost.io.mintpy import TrackFiles, find_track_files, read_track
-    from permafrost.io.rasters import read_raster
-    from permafrost.io.vectors import read_vector, write_vector
-
-    if not tracks:
-        raise ConfigError("no track given", field="track", fix="give at least one --track DIR")
-    files = [t if isinstance(t, TrackFiles) else find_track_files(t) for t in tracks]
-    seen: dict[str, int] = {}
-    for i, f in enumerate(files):  # one track twice would count its pixels twice
-        j = seen.setdefault(os.path.realpath(f.velocity), i)
-        if j != i:
-            raise ConfigError(f"the same track is given twice (tracks {j + 1} and {i + 1})",
-                              path=f.velocity, field="track", fix="give each track once")
-    gdf = read_vector(outlines, layer=layer)
-    dem_da = read_raster(dem) if dem is not None else None
-    data = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("default")
-        for f in files:
-            data.append(read_track(f))
-    res = compute_kinematics(gdf, data, dem=dem_da, config=config)
-    reasons = res.outlines[PREFIX + "reason"].astype(str)
-    if len(reasons) and reasons.str.startswith(NOT_COVERED).all():
-        raise DataError(f"none of the {len(reasons)} outlines lies in any track's footprint",
-                        path=outlines, field="geometry",
-                        fix="check the outlines' CRS and that the tracks cover the region")
-    res.outlines.attrs["config"] = asdict(config)
-    if out is not None:
-        write_vector(res.outlines, out, layer="kinematics")
-    return res

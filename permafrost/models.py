@@ -1,4 +1,4 @@
-"""Estimators for permafrost presence, the training workflow, and the model artefact API.
+"""Estimators for permafrost presence and their training: spatial CV, calibration, importance.
 
 Three estimators, each with the scikit-learn contract (hyper-parameters in ``__init__``,
 ``fit`` returns ``self``, fitted attributes end in ``_``):
@@ -23,7 +23,9 @@ from an independent source (:func:`permafrost.calibration.prior_shift`).
 
 :func:`train_model` runs the whole chain: extraction of covariates at the labels, spatial
 block CV and random CV, cross-fitted calibration, importance, and returns a
-:class:`~permafrost.model_io.PZIModel` and a :class:`TrainReport`.
+:class:`~permafrost.pzi_model.PZIModel` and a :class:`TrainReport`.  Reading the labels and
+covariates from files and saving the model directory is the workflow
+:func:`permafrost.workflows.train.train_from_files`.
 
 References
 ----------
@@ -45,28 +47,35 @@ explainable AI for trees. Nature Machine Intelligence 2, 56-67 (TreeSHAP).
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import pandas as pd
+import xgboost as xgb
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
 
 from permafrost.applicability import training_ranges
 from permafrost.backends import resolve_device, xgboost_gpu_usable
 from permafrost.defaults import CALIBRATION
 from permafrost.calibration import CALIBRATION_METHODS, apply_calibration, fit_calibration
+from permafrost.covariates import extract_at_points, grid_metadata
+from permafrost.cv import (
+    block_ids,
+    default_block_size,
+    make_folds,
+    merge_groups,
+    metric_xy,
+    summarise_folds,
+)
 from permafrost.errors import DataError, ModelError
 from permafrost.metrics import binary_metrics, reliability_curve
-from permafrost.model_io import (
-    BoosterPredictor,
-    LinearPredictor,
-    PZIModel,
-    hash_training_data,
-    load_model,
-)
-from permafrost.provenance import relative_path, versions
+from permafrost.provenance import versions
 from permafrost.proxies import covariate_dependence
+from permafrost.pzi_model import BoosterPredictor, LinearPredictor, PZIModel, hash_training_data
 
 __all__ = [
     "MODEL_KINDS",
@@ -77,9 +86,6 @@ __all__ = [
     "balanced_weights",
     "TrainReport",
     "train_model",
-    "train_from_files",
-    "PZIModel",
-    "load_model",
 ]
 
 log = logging.getLogger(__name__)
@@ -141,8 +147,6 @@ def _threads(n_jobs: int | None, n_samples: int) -> int:
     (at most the core count).  On small data, thread start-up and OpenMP spinning cost more
     than they save -- twenty times more on a loaded machine (measured: 20 000 samples,
     400 trees, 2 busy cores: 1.2 s on one thread, 26 s on two)."""
-    import os  # noqa: PLC0415
-
     if n_jobs is not None and n_jobs > 0:
         return int(n_jobs)
     return int(min(os.cpu_count() or 1, max(1, n_samples // 50_000)))
@@ -174,8 +178,6 @@ class _XGBBase(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y, sample_weight=None):
         """Fit on ``X`` (n, p) [feature units], ``y`` {0, 1}, optional label weights."""
-        import xgboost as xgb  # noqa: PLC0415
-
         X, names = _as_matrix(X)
         y = _check_y(y)
         w = balanced_weights(y, sample_weight) if self.class_weight == "balanced" else (
@@ -200,7 +202,7 @@ class _XGBBase(ClassifierMixin, BaseEstimator):
         return self
 
     def raw_predictor(self) -> BoosterPredictor:
-        """The fitted booster as a :class:`~permafrost.model_io.BoosterPredictor` (one
+        """The fitted booster as a :class:`~permafrost.pzi_model.BoosterPredictor` (one
         wrapper per booster, so the booster's device is set once, not on every call)."""
         pred = getattr(self, "_raw_predictor", None)
         if pred is None or pred.booster is not self.booster_:
@@ -358,8 +360,6 @@ class LogisticPZI(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y, sample_weight=None):
         """Fit on ``X`` (n, p) [feature units], ``y`` {0, 1}, optional label weights."""
-        from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
-
         X, names = _as_matrix(X)
         X = X.astype(np.float64)
         y = _check_y(y)
@@ -384,7 +384,7 @@ class LogisticPZI(ClassifierMixin, BaseEstimator):
         return self
 
     def raw_predictor(self) -> LinearPredictor:
-        """The fitted model as a :class:`~permafrost.model_io.LinearPredictor`."""
+        """The fitted model as a :class:`~permafrost.pzi_model.LinearPredictor`."""
         return LinearPredictor(coef=self.coef_, intercept=self.intercept_, mean=self.mean_,
                                scale=self.scale_, fill=self.fill_)
 
@@ -445,8 +445,6 @@ class TrainReport:
 
     def to_dict(self) -> dict:
         """Plain dict (for JSON)."""
-        from dataclasses import asdict  # noqa: PLC0415
-
         return asdict(self)
 
 
@@ -467,8 +465,6 @@ def _importance(est, X: np.ndarray, names: list[str], *, seed: int,
         return {"gain": {n: None for n in names},
                 "coefficient_standardised": {n: float(c) for n, c in zip(names, est.coef_)},
                 "mean_abs_shap": {n: float(s) for n, s in zip(names, shap)}}
-    import xgboost as xgb  # noqa: PLC0415
-
     b = est.booster_
     gain = b.get_score(importance_type="total_gain")
     tot = sum(gain.values()) or 1.0
@@ -481,8 +477,6 @@ def _importance(est, X: np.ndarray, names: list[str], *, seed: int,
 
 def _cross_fit(estimator_factory, X, y, w, folds, *, calibration, threshold, names):
     """Fit per fold; return OOF raw, cross-fitted calibrated OOF, per-fold metrics, fold models."""
-    import pandas as pd  # noqa: PLC0415
-
     n = len(y)
     raw = np.full(n, np.nan)
     fold_of = np.full(n, -1)
@@ -526,7 +520,7 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
         Point labels with a CRS and a 0/1 ``label_col``; optional ``group_col`` (e.g.
         rock glacier id; points of one group stay in one fold) and ``weight_col`` [-].
     covariates_ds : xarray.Dataset
-        Covariates on one grid (:func:`permafrost.covariates.build_stack`).
+        Covariates on one grid (:func:`permafrost.workflows.covariates.build_stack`).
     model : {"xgboost", "rf", "logistic"}
         Estimator.
     device : {"auto", "cpu", "cuda"}
@@ -571,18 +565,6 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
     -------
     (PZIModel, TrainReport)
     """
-    from permafrost.covariates import extract_at_points, grid_metadata  # noqa: PLC0415
-    from permafrost.cv import (  # noqa: PLC0415
-        block_ids,
-        default_block_size,
-        make_folds,
-        merge_groups,
-        metric_xy,
-        summarise_folds,
-    )
-
-    import pandas as pd  # noqa: PLC0415
-
     t0 = time.perf_counter()
     if model not in MODEL_KINDS:
         raise ModelError(f"unknown model {model!r}", field="model",
@@ -748,40 +730,3 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
     log.info("trained %s on %d labels (%s), spatial AUC %.3f", model, len(y), device_used,
              report.spatial_summary["auc"]["mean"] or float("nan"))
     return pzi, report
-
-
-def train_from_files(labels_path, covariates, out_dir, *, layer: str | None = None,
-                     like=None, chunks: int = 1024, **kwargs) -> tuple[PZIModel, TrainReport]:
-    """Read labels and covariates from files, :func:`train_model`, and save the artefact.
-
-    Parameters
-    ----------
-    labels_path : path-like
-        Point labels (GeoPackage or any vector format GDAL reads).
-    covariates : path-like
-        Directory of GeoTIFFs or a TOML stack file (:func:`permafrost.covariates.build_stack`).
-    out_dir : path-like
-        Model directory to write (atomically).
-    layer : str, optional
-        Layer of the labels file.
-    like : path-like, optional
-        Target-grid raster for a covariate directory.
-    chunks : int
-        Dask chunk size of the covariate stack.
-    **kwargs
-        Passed to :func:`train_model`.
-    """
-    from permafrost.covariates import build_stack  # noqa: PLC0415
-    from permafrost.io.vectors import read_vector  # noqa: PLC0415
-
-    labels = read_vector(labels_path, layer=layer)
-    ds = build_stack(covariates, chunks=chunks, like=like)
-    model, report = train_model(labels, ds, labels_source=labels_path,
-                                covariates_source=covariates, **kwargs)
-    # relative to the model directory: the metadata (and the model's hash in the PZI's tags)
-    # does not depend on where the checkout lives
-    model.metadata["inputs"] = {"labels": relative_path(labels_path, out_dir),
-                                "covariates": relative_path(covariates, out_dir),
-                                "paths_relative_to": "the model directory"}
-    model.save(out_dir)
-    return model, report

@@ -1,100 +1,100 @@
-"""Chunked PZI prediction: a trained model applied to a covariate stack, block by block.
+"""PZI prediction: a trained model applied to covariates, block by block.
 
-The region is cut into square blocks (``chunk`` pixels a side).  Each block's covariates
-are read, stacked in the model's feature order, the pixels that have every covariate and
-lie outside the mask are predicted (XGBoost ``inplace_predict``, on the CPU with NumPy or
-on the GPU with CuPy) and calibrated; the result is saved to a block cache.  The PZI,
-the optional zone raster and the optional uncertainty raster are then streamed from the
-cache into Cloud-Optimized GeoTIFFs by :func:`permafrost.io.rasters.write_cog` (tiled
-GeoTIFF with a lock, then GDAL's COG copy, atomically).  Peak memory depends on the
-block size and the number of threads or workers, not on the size of the region.
+The science of the prediction, on objects (no files here):
 
-Why a block cache: a run killed at any point leaves the target untouched (outputs are
-written through a temporary file and a rename) and the finished blocks on disk; the
-rerun reuses them (the cache is keyed by the model's hash, the covariate files, the mask,
-the grid, the block size and the device) and produces the same bytes, because every
-pixel's value depends only on its own covariates and the output bytes only on the
-values and tags.  The cache is removed once the outputs are written.
+* :func:`predict_block` -- one block of covariates (NumPy or CuPy) in the model's feature
+  order: the pixels that have every covariate and lie outside the mask are predicted
+  (XGBoost ``inplace_predict`` through :meth:`PZIModel.predict_raw`) and calibrated
+  (:meth:`PZIModel.calibrate`); optionally the spread of the fold models too.
+* :func:`predict_pzi` -- the PZI of a whole covariate :class:`xarray.Dataset` as a *lazy*
+  :class:`xarray.DataArray`: a Dask ``map_blocks`` over the block predictor, on the
+  covariates' grid, with the CRS, CF attributes and the zone legend of
+  :mod:`permafrost.area.zones`.  Nothing is computed until asked (``.compute()``,
+  ``.load()``, :func:`permafrost.write_cog`, ``.to_netcdf()``...).
+* :func:`pzi_uncertainty` -- the same for the spread of the fold models.
 
-Where the work runs (NumPy / CuPy, threads / local cluster / remote cluster) is chosen
-in :mod:`permafrost.backends`; this module only calls it.
+Tree-ensemble predictions are row-independent, so every pixel's value depends only on its
+own covariates: the values do not depend on the block size, the scheduler or the order of
+the blocks, and equal those of one prediction on the whole in-memory array.
+
+The device (NumPy on the CPU or CuPy on a CUDA GPU) is resolved once, by
+:func:`permafrost.backends.resolve_device`, and the resolved value is passed down to every
+block; :func:`prepare_model` puts the model's boosters on it once, before threads share
+them.  The file-facing prediction (block cache, resume, COG outputs, provenance tags) is
+:func:`permafrost.workflows.predict.predict_raster`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import shutil
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from glob import escape as glob_escape
-from pathlib import Path
 from typing import Any
 
 import dask
 import dask.array as dsa
 import numpy as np
-import rasterio
+import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
-from affine import Affine
-from rasterio.errors import RasterioIOError
+from dask.base import tokenize
 
-from permafrost.area import ZONE_CODES, ZONE_LIMITS, classify_zones
-from permafrost.backends import (
-    array_module,
-    open_executor,
-    resolve_device,
-    to_host,
-)
+from permafrost.area import ZONE_LIMITS, ZONE_NAMES
+from permafrost.backends import array_module, resolve_device, to_host
 from permafrost.defaults import PREDICT_CHUNK
-from permafrost.errors import (CRSError, DataError, GridMismatchError, InputError,
-                               InputFileError, ModelError, OutputError)
-from permafrost.io._atomic import (TMP_MARK, atomic_path, atomic_write_text, sibling_name,
-                                   tmp_prefix)
-from permafrost.io.rasters import (
-    RASTER_SUFFIXES,
-    grids_equal,
-    read_covariate_stack,
-    read_raster,
-    set_gdal_cache,
-    write_cog,
-)
-from permafrost.provenance import canonical_json, file_digest, relative_path, versions
+from permafrost.errors import CRSError, GridMismatchError, InputError, ModelError
+from permafrost.grid import grids_equal
 
 __all__ = [
-    "PredictResult",
-    "model_fingerprint",
+    "MIN_CHUNK",
+    "PZI_ATTRS",
+    "UNCERTAINTY_ATTRS",
+    "as_blocks",
+    "check_chunk",
+    "check_covariates",
+    "check_model",
     "predict_block",
-    "predict_raster",
+    "predict_pzi",
+    "prepare_model",
+    "pzi_uncertainty",
 ]
 
 log = logging.getLogger(__name__)
 
-#: nodata code of the zone raster (as :func:`permafrost.area.classify_zones` writes it)
-ZONE_NODATA = 255
+#: smallest block side [pixels]
+MIN_CHUNK = 16
 
-#: colour table of the zone raster (Brown et al. 1997 classes, light to dark blue as in the
-#: report; "none" light grey; nodata transparent), so GIS show the zones without styling
-ZONE_COLOUR_TABLE = {0: (240, 240, 240, 255), 1: (198, 219, 239, 255), 2: (107, 174, 214, 255),
-                     3: (33, 113, 181, 255), 4: (8, 48, 107, 255), ZONE_NODATA: (0, 0, 0, 0)}
+#: CF attributes of the PZI (:func:`predict_pzi`); the zone legend comes from the one zone
+#: table, :mod:`permafrost.area.zones`
+PZI_ATTRS: dict[str, Any] = {
+    "long_name": "permafrost zonation index (PZI)",
+    "units": "1",
+    "valid_min": 0.0,
+    "valid_max": 1.0,
+    "comment": (
+        "calibrated probability of permafrost given the covariates, as the training labels "
+        "sample them (docs/method.md, 'What the PZI means'); the PZI-weighted area is the "
+        "area estimate, the area with PZI >= 0.5 a map statistic; NaN where a covariate is "
+        "missing or the mask excludes the pixel"),
+    "zone_limits": list(ZONE_LIMITS),
+    "zone_names": " ".join(ZONE_NAMES),
+    "zone_rule": (
+        "zone k of zone_names where zone_limits[k-1] <= PZI < zone_limits[k] (zone 0 below "
+        "the first limit); lower bounds inclusive; Brown et al. (1997) classes as used by "
+        "Obu et al. (2019)"),
+}
+
+#: CF attributes of the fold-model spread (:func:`pzi_uncertainty`)
+UNCERTAINTY_ATTRS: dict[str, Any] = {
+    "long_name": "spread of the PZI over the fold models",
+    "units": "1",
+    "valid_min": 0.0,
+    "valid_max": 0.5,
+    "comment": (
+        "population standard deviation of the calibrated PZI of the model's fold models "
+        "(each trained on k-1 spatial-CV folds): how much the PZI depends on which labels "
+        "were used for training, not the error of the PZI; NaN where the PZI is NaN"),
+}
 
 
-def _zone_category_names() -> list[str]:
-    """GDAL category names of the zone codes 0, 1, 2... (nodata 255 needs none)."""
-    names = [""] * (max(ZONE_CODES.values()) + 1)
-    for name, code in ZONE_CODES.items():
-        names[code] = name
-    return names
-
-
-#: version of the block-cache layout (part of the cache key)
-_CACHE_FORMAT = 1
-
-
-# ----------------------------------------------------------------------------- science
+# ----------------------------------------------------------------------------- one block
 
 
 def predict_block(
@@ -110,16 +110,17 @@ def predict_block(
     Parameters
     ----------
     model : PZIModel
-        A loaded model (:func:`permafrost.models.load_model`).
+        A loaded model (:func:`permafrost.load_model`).
     block : array, shape (n_features, ny, nx)
         Covariates [their own units] in the model's feature order, float; NaN (or
         +-inf) where missing.  NumPy, or CuPy for ``device="cuda"``.
     excluded : array of bool, shape (ny, nx), optional
         True where the mask excludes the pixel (glaciers, lakes...).
     device : {"cpu", "cuda"}
-        Where XGBoost predicts (a resolved device, see
-        :func:`permafrost.backends.resolve_device`); on ``cuda`` the block is moved to
-        the GPU as a CuPy array and handed straight to ``inplace_predict``.
+        Where XGBoost predicts: a device already resolved by
+        :func:`permafrost.backends.resolve_device` (put the model there first with
+        :func:`prepare_model`); on ``cuda`` the block is moved to the GPU as a CuPy
+        array and handed straight to ``inplace_predict``.
     uncertainty : bool
         Also return the spread of the fold models.
 
@@ -138,7 +139,18 @@ def predict_block(
     -----
     Only valid pixels are passed to the model; tree-ensemble predictions are
     row-independent, so the values equal those of one prediction on the whole array.
+
+    References
+    ----------
+    Chen, T., Guestrin, C. (2016). XGBoost: a scalable tree boosting system. KDD '16,
+        785-794 (``inplace_predict``: each row's prediction is a sum over its own leaves).
     """
+    return _predict(model, block, excluded, device, pzi=True, spread=uncertainty)
+
+
+def _predict(model: Any, block: Any, excluded: Any, device: str, *, pzi: bool, spread: bool
+             ) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, int]]:
+    """:func:`predict_block`, computing only the layers asked for."""
     xp = array_module(device)
     b = xp.asarray(block)
     if b.dtype != np.float32:
@@ -152,27 +164,28 @@ def predict_block(
         n_masked = int(xp.count_nonzero(ex & valid))
         valid &= ~ex
     n_valid = int(xp.count_nonzero(valid))
-    pzi = xp.full(ny * nx, np.nan, dtype=np.float32)
-    spread = xp.full(ny * nx, np.nan, dtype=np.float32) if uncertainty else None
+    p_out = xp.full(ny * nx, np.nan, dtype=np.float32) if pzi else None
+    s_out = xp.full(ny * nx, np.nan, dtype=np.float32) if spread else None
     if n_valid:
         X = xp.ascontiguousarray(b.reshape(nf, ny * nx)[:, valid].T)
-        p = model.calibrate(model.predict_raw(X, device=device))
-        pzi[valid] = xp.clip(xp.asarray(p, dtype=np.float32), 0.0, 1.0)
-        if uncertainty:
-            spread[valid] = _fold_spread(model, X, xp=xp, device=device)
+        if pzi:
+            p = model.calibrate(model.predict_raw(X, device=device))
+            p_out[valid] = xp.clip(xp.asarray(p, dtype=np.float32), 0.0, 1.0)
+        if spread:
+            s_out[valid] = _fold_spread(model, X, xp=xp, device=device)
     counts = {"pixels": int(ny * nx), "valid": n_valid, "missing": int(xp.count_nonzero(missing)),
               "masked": n_masked}
-    pzi_h = to_host(pzi).reshape(ny, nx)
-    spread_h = None if spread is None else to_host(spread).reshape(ny, nx)
+    pzi_h = None if p_out is None else to_host(p_out).reshape(ny, nx)
+    spread_h = None if s_out is None else to_host(s_out).reshape(ny, nx)
     return pzi_h, spread_h, counts
 
 
-def _fold_spread(model: Any, X: Any, *, xp: Any, device: str | None) -> Any:
+def _fold_spread(model: Any, X: Any, *, xp: Any, device: str) -> Any:
     """Population standard deviation of the calibrated predictions of the fold models."""
     folds = list(getattr(model, "fold_models", None) or [])
     preds = []
     for fm in folds:
-        if hasattr(fm, "predict"):  # permafrost.model_io raw predictors
+        if hasattr(fm, "predict"):  # the model's raw predictors (permafrost.model_io)
             raw = fm.predict(X, device=device)
         else:  # a bare xgboost.Booster
             raw = fm.inplace_predict(X)
@@ -181,401 +194,122 @@ def _fold_spread(model: Any, X: Any, *, xp: Any, device: str | None) -> Any:
     return xp.std(stack, axis=0).astype(np.float32)
 
 
-# ----------------------------------------------------------------------------- orchestration
+def prepare_model(model: Any, device: str, *, uncertainty: bool = False) -> Any:
+    """Put the model's boosters on ``device`` once, before threads share them, and return it.
 
-
-@dataclass
-class PredictResult:
-    """What :func:`predict_raster` wrote and counted.
-
-    Pixel counts partition the grid: ``valid + missing + masked == pixels``.
-    """
-
-    pzi: Path
-    zones: Path | None
-    uncertainty: Path | None
-    device: str
-    backend: str
-    shape: tuple[int, int]
-    pixels: int
-    valid: int
-    missing: int
-    masked: int
-    blocks: int
-    blocks_reused: int
-    seconds: float
-    predict_seconds: float
-    write_seconds: float
-    features: list[str] = field(default_factory=list)
-    tags: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def pixels_per_second(self) -> float:
-        """End-to-end speed [pixels s-1] (all pixels of the grid over the whole run)."""
-        return self.pixels / self.seconds if self.seconds > 0 else float("inf")
-
-    def as_dict(self) -> dict[str, Any]:
-        d = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
-        d["pixels_per_second"] = self.pixels_per_second
-        return d
-
-
-ProgressCallback = Callable[[str, int, int], None]
-
-
-def _locked_outputs(func):
-    """Hold an exclusive lock on every output of :func:`predict_raster` while it runs: two
-    predictions to one target would share its block cache and temporary files."""
-    import functools
-    import inspect
-
-    sig = inspect.signature(func)
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        import contextlib
-
-        from permafrost.io._atomic import sibling_name
-        from permafrost.io._lock import LOCK_SUFFIX, exclusive_lock
-
-        bound = sig.bind(*args, **kwargs)
-        outs = [Path(bound.arguments[k]) for k in ("out", "zones", "uncertainty")
-                if bound.arguments.get(k) is not None]
-        with contextlib.ExitStack() as stack:
-            for o in dict.fromkeys(p.absolute() for p in outs):
-                try:
-                    o.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:
-                    raise OutputError(f"cannot create the output directory ({exc.strerror})",
-                                      path=o.parent, fix="choose an output path in a "
-                                      "writable directory") from None
-                lock = o.parent / sibling_name(o.name, prefix=".", suffix=LOCK_SUFFIX)
-                stack.enter_context(exclusive_lock(lock, what="output", target=o,
-                                                   remove=True))
-            return func(*args, **kwargs)
-
-    return wrapper
-
-
-@_locked_outputs
-
-
-def predict_raster(
-    model: Any,
-    covariates: Any,
-    out: str | os.PathLike,
-    *,
-    zones: str | os.PathLike | None = None,
-    uncertainty: str | os.PathLike | None = None,
-    mask: str | os.PathLike | None = None,
-    chunk: int = PREDICT_CHUNK,
-    device: str = "auto",
-    workers: int | None = None,
-    scheduler: str | None = None,
-    threads: int | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    resume: bool = True,
-    progress: ProgressCallback | None = None,
-) -> PredictResult:
-    """Predict the PZI of a whole region block by block and write it as a COG.
+    Setting a booster's device is not thread-safe, and XGBoost finishes configuring a
+    booster on its first prediction: both happen here, once, with a one-pixel prediction,
+    so that the block predictions that follow (in threads or Dask tasks) leave the
+    boosters alone.
 
     Parameters
     ----------
-    model : path-like or PZIModel
-        A model directory (loaded with :func:`permafrost.models.load_model`) or a loaded
-        model.
-    covariates : path-like, sequence of paths, xarray.Dataset or callable
-        A directory of covariate rasters on one grid (one per file, named by its stem),
-        a list of files, a Dataset (with a CRS), or a callable ``f(chunks=...)``
-        returning such a Dataset (e.g. a stack file's builder).
-    out : path-like
-        Destination of the PZI COG (float32 [-] in [0, 1], nodata NaN).
-    zones : path-like, optional
-        Also write the zone raster (uint8 codes of :data:`permafrost.area.ZONE_CODES`,
-        from :func:`permafrost.area.classify_zones`; nodata 255).
-    uncertainty : path-like, optional
-        Also write the spread (population standard deviation [-]) of the calibrated
-        PZI of the model's fold models; needs a model with fold models.
-    mask : path-like, optional
-        Areas to exclude (nodata in every output): polygons (glaciers, lakes; any
-        vector format, any CRS; pixel centres inside a polygon are excluded) or a raster
-        on the covariates' grid (non-zero, non-nodata pixels are excluded).
-    chunk : int
-        Block side [pixels]; peak memory grows with ``chunk**2`` times the number of
-        covariates and of threads or workers.
-    device : {"auto", "cpu", "cuda"}
-        Where XGBoost predicts.
-    workers : int, optional
-        Run on a local Dask cluster of this many worker processes.
-    scheduler : str, optional
-        Run on an existing Dask cluster (scheduler address); its workers must share the
-        file system.
-    threads : int, optional
-        Threads of the default threaded scheduler (default: all usable CPUs).
-    cache_dir : path-like, optional
-        Block cache directory (default ``.<out name>.pfblocks`` beside ``out``); it is
-        removed after a successful run and kept after a failure so that a rerun reuses
-        the finished blocks.  Needs 4 bytes per pixel (8 with ``uncertainty``).
-    resume : bool
-        Reuse finished blocks of an interrupted run with the same inputs.
-    progress : callable, optional
-        ``progress(stage, done, total)``: stage ``"predict"`` counts pixels, stage
-        ``"write"`` counts output files.
+    model : PZIModel
+        A loaded model.
+    device : {"cpu", "cuda"}
+        A resolved device (:func:`permafrost.backends.resolve_device`).
+    uncertainty : bool
+        Also prepare the fold models.
+    """
+    if hasattr(model, "use_device"):
+        model.use_device(device)
+    _predict(model, np.zeros((len(model.feature_names), 1, 1), np.float32), None, device,
+             pzi=True, spread=uncertainty)
+    return model
 
-    Returns
-    -------
-    PredictResult
+
+# ----------------------------------------------------------------------------- checks
+
+
+def check_model(model: Any, *, path: Any = None) -> Any:
+    """Return ``model`` when it is a PZI model, else raise :class:`ModelError`.
+
+    A PZI model has ``feature_names``, ``predict_raw``, ``calibrate`` and
+    ``check_features`` (:class:`permafrost.model_io.PZIModel`).
+    """
+    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+        raise ModelError(f"expected a loaded PZI model, got the path {str(model)!r}",
+                         path=path, field="model", fix="load it with permafrost.load_model(path)")
+    for attr in ("feature_names", "predict_raw", "calibrate", "check_features"):
+        if not hasattr(model, attr):
+            raise ModelError(f"not a PZI model ({type(model).__name__} has no {attr!r})",
+                             path=path, field="model",
+                             fix="give a model directory or permafrost.load_model(...)")
+    return model
+
+
+def check_chunk(chunk: Any) -> int:
+    """The block side [pixels] as an int, at least :data:`MIN_CHUNK`, else :class:`InputError`."""
+    try:
+        c = int(chunk)
+    except (TypeError, ValueError):
+        raise InputError(f"chunk must be a whole number of pixels, got {chunk!r}",
+                         field="chunk", fix="use e.g. --chunk 1024") from None
+    if c < MIN_CHUNK:
+        raise InputError(f"chunk must be at least {MIN_CHUNK} pixels, got {c}", field="chunk",
+                         fix="use e.g. --chunk 1024")
+    return c
+
+
+def check_covariates(model: Any, covariates: Any, *, source: Any = None) -> list[str]:
+    """Check a covariate stack against a model and return the model's features, in order.
+
+    Parameters
+    ----------
+    model : PZIModel
+        A loaded model.
+    covariates : xarray.Dataset
+        One 2-D variable per covariate, named like the model's features, with a CRS.
+    source : optional
+        What the message names as the stack's origin (a path).
 
     Raises
     ------
+    InputError
+        Not a Dataset, or a needed variable that is not 2-D on the stack's y/x grid.
     ModelError
-        The covariates lack features of the model, or an uncertainty raster is asked
-        for a model without fold models.
-    InputError, DataError, GridMismatchError, CRSError
-        Bad options or inputs (named in the message).
+        The stack lacks features of the model (all of them named).
+    CRSError
+        The stack has no CRS.
     """
-    t0 = time.perf_counter()
-    set_gdal_cache()  # GDAL_CACHEMAX: 256 MB unless the environment sets it (DESIGN §6)
-    chunk = int(chunk)
-    if chunk < 16:
-        raise InputError(f"chunk must be at least 16 pixels, got {chunk}", field="chunk",
-                         fix="use e.g. --chunk 1024")
-    out = Path(out)
-    outputs = [Path(p) for p in (out, zones, uncertainty) if p is not None]
-    if len({p.resolve() for p in outputs}) != len(outputs):
-        raise InputError("the PZI, zone and uncertainty outputs must be different files",
-                         path=out, fix="give each output its own path")
-    pzi_model, model_path = _load(model)
-    if uncertainty is not None and not list(getattr(pzi_model, "fold_models", None) or []):
-        raise ModelError("the model has no fold models, so no uncertainty raster can be made",
-                         path=model_path, field="fold_models",
-                         fix="train with the fold models kept, or drop --uncertainty")
-    dev = resolve_device(device)
-
-    ds, cov_source = _open_covariates(covariates, chunk=chunk)
-    features = list(pzi_model.feature_names)
-    pzi_model.check_features(list(ds.data_vars), source=cov_source)
-    extra = sorted(set(ds.data_vars) - set(features))
+    if not isinstance(covariates, xr.Dataset):
+        raise InputError(f"covariates must be an xarray.Dataset, got {type(covariates).__name__}",
+                         path=source, field="covariates",
+                         fix="read them with permafrost.build_stack(...) or "
+                             "permafrost.read_covariate_stack(...)")
+    features = list(model.feature_names)
+    model.check_features(list(covariates.data_vars), source=source)
+    extra = sorted(set(covariates.data_vars) - set(features))
     if extra:
         log.info("covariates not used by the model: %s", ", ".join(extra))
-    if ds.rio.crs is None:
-        raise CRSError("the covariate stack has no CRS", path=cov_source,
-                       fix="write one to the rasters")
-    ny, nx = int(ds.rio.height), int(ds.rio.width)
-    transform = ds.rio.transform()
-    # the boosters go to the device once, here, before threads share them; one tiny
-    # prediction then lets XGBoost finish configuring them (also before the threads)
-    if hasattr(pzi_model, "use_device"):
-        pzi_model.use_device(dev)
-    predict_block(pzi_model, np.zeros((len(features), 1, 1), np.float32), device=dev,
-                  uncertainty=uncertainty is not None)
-    arrays = [_as_dask(ds[f], chunk) for f in features]
-    chunks_yx = arrays[0].chunks
-    excluded, mask_info = _open_mask(mask, ds, chunk=chunk, transform=transform)
-
-    key = _cache_key(pzi_model, model_path, ds, features, mask_info, chunk, dev,
-                     uncertainty is not None)
-    default_cache = cache_dir is None
-    cache_root = (Path(cache_dir) if cache_dir is not None
-                  else out.parent / sibling_name(out.name, prefix=".", suffix=".pfblocks"))
-    cache = cache_root / key[:32]
-    _prepare_cache(cache_root, cache, resume=resume, prune_others=default_cache)
-    _remove_stale_temporaries(outputs)
-
-    # --- phase 1: predict every block not yet in the cache
-    offs_y = np.concatenate([[0], np.cumsum(chunks_yx[0])]).astype(int)
-    offs_x = np.concatenate([[0], np.cumsum(chunks_yx[1])]).astype(int)
-    cov_delayed = [a.to_delayed(optimize_graph=False) for a in arrays]
-    mask_delayed = (excluded.to_delayed(optimize_graph=False)
-                    if isinstance(excluded, dsa.Array) else None)
-    model_d = dask.delayed(pzi_model, name=f"pzi-model-{key[:16]}", traverse=False)
-    geoms_d = (dask.delayed(excluded, name=f"pzi-maskgeoms-{key[:16]}", traverse=False)
-               if isinstance(excluded, _Polygons) else None)
-    counts_total = {"pixels": 0, "valid": 0, "missing": 0, "masked": 0}
-    tasks, task_pixels = [], []
-    n_blocks = reused = 0
-    done_pixels = 0
-    for iy in range(len(chunks_yx[0])):
-        for ix in range(len(chunks_yx[1])):
-            n_blocks += 1
-            bfile = cache / f"{iy}_{ix}.npy"
-            cached = _read_counts(bfile)
-            if cached is not None:
-                reused += 1
-                _add(counts_total, cached)
-                done_pixels += cached["pixels"]
-                continue
-            window = (int(offs_y[iy]), int(offs_x[ix]), int(chunks_yx[0][iy]),
-                      int(chunks_yx[1][ix]))
-            if mask_delayed is not None:
-                mblock = mask_delayed[iy, ix]
-            elif geoms_d is not None:
-                mblock = geoms_d
-            else:
-                mblock = None
-            task = dask.delayed(_block_task, pure=False)(
-                model_d, [c[iy, ix] for c in cov_delayed], mblock, window, tuple(transform),
-                dev, uncertainty is not None, str(bfile),
-                dask_key_name=f"pzi-block-{key[:16]}-{iy}-{ix}")
-            tasks.append(task)
-            task_pixels.append(window[2] * window[3])
-    total_pixels = ny * nx
-    if reused:
-        log.info("reusing %d of %d finished blocks from %s", reused, n_blocks, cache)
-    if progress is not None:
-        progress("predict", done_pixels, total_pixels)
-
-    def _on_done(i: int, counts: dict[str, int]) -> None:
-        nonlocal done_pixels
-        done_pixels += task_pixels[i]
-        if progress is not None:
-            progress("predict", done_pixels, total_pixels)
-
-    with open_executor(workers=workers, scheduler=scheduler, threads=threads) as ex:
-        backend = ex.backend
-        try:
-            results = ex.run(tasks, _on_done)
-        except RasterioIOError as exc:
-            raise _unreadable_covariate(ds, features, cov_source, exc) from None
-    for c in results:
-        _add(counts_total, c)
-    t1 = time.perf_counter()
-    if counts_total["valid"] == 0:
-        raise DataError(f"no pixel could be predicted ({counts_total['missing']} missing a "
-                        f"covariate, {counts_total['masked']} masked)", path=cov_source,
-                        field="covariates", fix="check each covariate's coverage and nodata "
-                        "value, and the mask")
-
-    # --- phase 2: stream the cache into COGs (threads of this process)
-    tags = _provenance(pzi_model, model_path, ds, features, cov_source, mask_info, dev,
-                       root=Path(out).resolve().parent)
-    coords = {"y": ds["y"].values, "x": ds["x"].values}
-    n_out = len(outputs)
-    written = 0
-
-    def _layer(i: int) -> xr.DataArray:
-        arr = dsa.map_blocks(_load_block, dtype=np.float32, chunks=chunks_yx, cache=str(cache),
-                             layer=i, meta=np.empty((0, 0), np.float32),
-                             name=f"pzi-cache-{key[:16]}-{i}")
-        # write in blocks of >= 1024 pixels: each written chunk costs a file open/lock
-        k = max(1, 1024 // chunk)
-        if k > 1:
-            arr = arr.rechunk((k * chunk, k * chunk))
-        return xr.DataArray(arr, dims=("y", "x"), coords=coords).rio.write_crs(ds.rio.crs)\
-            .rio.write_transform(transform)
-
-    def _wrote() -> None:
-        nonlocal written
-        written += 1
-        if progress is not None:
-            progress("write", written, n_out)
-
-    if progress is not None:
-        progress("write", 0, n_out)
-    with dask.config.set(scheduler="threads", num_workers=threads or None):
-        pzi_da = _layer(0)
-        write_cog(pzi_da, out, nodata=np.nan, dtype="float32",
-                  description="PZI: permafrost probability [-]",
-                  tags={**tags, "PZI_CONTENT": "calibrated permafrost probability, float32 [0, 1]"})
-        _wrote()
-        if zones is not None:
-            zda = pzi_da.copy(data=pzi_da.data.map_blocks(classify_zones, dtype=np.uint8))
-            legend = ", ".join(f"{c}={n}" for n, c in sorted(ZONE_CODES.items(),
-                                                              key=lambda kv: kv[1]))
-            write_cog(zda, zones, nodata=ZONE_NODATA, dtype="uint8",
-                      description="permafrost zone", overview_resampling="nearest",
-                      colormap=ZONE_COLOUR_TABLE, category_names=_zone_category_names(),
-                      tags={**tags, "PZI_CONTENT": f"permafrost zones (Brown et al. 1997): "
-                            f"{legend}, {ZONE_NODATA}=nodata; limits "
-                            f"{'/'.join(f'{lo:g}' for lo in ZONE_LIMITS)}, "
-                            "lower bound inclusive"})
-            _wrote()
-        if uncertainty is not None:
-            write_cog(_layer(1), uncertainty, nodata=np.nan, dtype="float32",
-                      description="PZI spread of the fold models [-]",
-                      tags={**tags, "PZI_CONTENT": "population standard deviation of the "
-                            "calibrated PZI of the fold models [-]",
-                            "PZI_FOLD_MODELS": str(len(pzi_model.fold_models))})
-            _wrote()
-    shutil.rmtree(cache, ignore_errors=True)
-    if default_cache:
-        try:
-            cache_root.rmdir()
-        except OSError:
-            pass
-    t2 = time.perf_counter()
-    return PredictResult(
-        pzi=out, zones=Path(zones) if zones is not None else None,
-        uncertainty=Path(uncertainty) if uncertainty is not None else None,
-        device=dev, backend=backend, shape=(ny, nx), pixels=total_pixels,
-        valid=counts_total["valid"], missing=counts_total["missing"],
-        masked=counts_total["masked"], blocks=n_blocks, blocks_reused=reused,
-        seconds=t2 - t0, predict_seconds=t1 - t0, write_seconds=t2 - t1,
-        features=features, tags=tags,
-    )
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def _unreadable_covariate(ds: xr.Dataset, features: Sequence[str], cov_source: Any,
-                          exc: Exception) -> InputFileError:
-    """The error for a covariate raster whose blocks fail to read: find and name the file."""
+    if covariates.rio.crs is None:
+        raise CRSError("the covariate stack has no CRS", path=source, field="covariates",
+                       fix="write one to the rasters (or set it with .rio.write_crs(...))")
+    y, x = _spatial_dims(covariates, source)
     for f in features:
-        src = ds[f].attrs.get("source")
-        if not src:
-            continue
-        try:
-            with rasterio.open(src) as r:
-                for _, window in r.block_windows(1):
-                    r.read(1, window=window)
-        except RasterioIOError:
-            return InputFileError("cannot read the raster's data (truncated or corrupt?)",
-                                  path=src, field=f, fix="write or download the file again")
-    first = (str(exc).splitlines() or [type(exc).__name__])[0]
-    return InputFileError(f"a covariate raster cannot be read ({first})", path=cov_source,
-                          fix="check the covariate files (truncated or corrupt?)")
+        if set(covariates[f].dims) != {y, x}:
+            raise InputError(f"covariate {f!r} has dimensions {covariates[f].dims}, expected "
+                             f"({y!r}, {x!r})", path=source, field=f,
+                             fix="give one 2-D variable per covariate (select a band)")
+    return features
 
 
-def _add(total: dict[str, int], part: Mapping[str, int]) -> None:
-    for k in total:
-        total[k] += int(part[k])
+def _spatial_dims(ds: xr.Dataset | xr.DataArray, source: Any) -> tuple[str, str]:
+    try:
+        return ds.rio.y_dim, ds.rio.x_dim
+    except Exception:  # noqa: BLE001 - rioxarray's MissingSpatialDimensionError
+        raise InputError("the covariate stack has no y/x dimensions", path=source,
+                         field="covariates",
+                         fix="name the spatial dimensions y and x (or set them with "
+                             ".rio.set_spatial_dims(...))") from None
 
 
-def _load(model: Any) -> tuple[Any, Path | None]:
-    if isinstance(model, (str, os.PathLike)):
-        from permafrost.model_io import load_model
+def as_blocks(da: xr.DataArray, chunk: int) -> dsa.Array:
+    """The data of a 2-D DataArray as a Dask array in square blocks of ``chunk`` pixels.
 
-        return load_model(model), Path(model)
-    for attr in ("feature_names", "predict_raw", "calibrate", "check_features"):
-        if not hasattr(model, attr):
-            raise ModelError(f"not a PZI model (no {attr!r})", field="model",
-                             fix="give a model directory or permafrost.models.load_model(...)")
-    return model, getattr(model, "path", None)
-
-
-def _open_covariates(covariates: Any, *, chunk: int) -> tuple[xr.Dataset, str]:
-    chunks = {"y": chunk, "x": chunk}
-    if isinstance(covariates, xr.Dataset):
-        return covariates, "<in-memory covariate stack>"
-    if callable(covariates):
-        ds = covariates(chunks=chunks)
-        if not isinstance(ds, xr.Dataset):
-            raise InputError("the covariate builder did not return an xarray Dataset",
-                             field="covariates", fix="return the stack as a Dataset")
-        return ds, getattr(covariates, "__name__", "<covariate builder>")
-    if isinstance(covariates, (str, os.PathLike)):
-        p = Path(covariates)
-        if p.suffix.lower() == ".toml":
-            from permafrost.covariates import read_stack_file  # noqa: PLC0415
-
-            return read_stack_file(p, chunks=chunks), str(p)
-        return read_covariate_stack(p, chunks=chunks), str(p)
-    files = [Path(f) for f in covariates]
-    return read_covariate_stack(files, chunks=chunks), ",".join(str(f) for f in files)
-
-
-def _as_dask(da: xr.DataArray, chunk: int) -> dsa.Array:
+    In-memory data are wrapped, Dask data in other blocks rechunked; the blocks of a
+    prediction are always ``chunk`` x ``chunk`` from the top-left corner.
+    """
     arr = da.data
     if not isinstance(arr, dsa.Array):
         arr = dsa.from_array(np.asarray(arr), chunks=(chunk, chunk))
@@ -584,206 +318,178 @@ def _as_dask(da: xr.DataArray, chunk: int) -> dsa.Array:
     return arr
 
 
-class _Polygons:
-    """Mask polygons in the grid's CRS with their bounds, rasterised per block."""
-
-    def __init__(self, geoms: np.ndarray) -> None:
-        import shapely
-
-        self.geoms = geoms
-        self.bounds = shapely.bounds(geoms) if len(geoms) else np.empty((0, 4))
-
-    def rasterize(self, window: tuple[int, int, int, int], transform: Affine) -> np.ndarray:
-        from rasterio.features import rasterize
-
-        r0, c0, h, w = window
-        t = transform @ Affine.translation(c0, r0)
-        xs = [t.c, t.c + t.a * w]
-        ys = [t.f, t.f + t.e * h]
-        b = self.bounds
-        hit = ((b[:, 0] <= max(xs)) & (b[:, 2] >= min(xs)) & (b[:, 1] <= max(ys))
-               & (b[:, 3] >= min(ys)))
-        if not hit.any():
-            return np.zeros((h, w), dtype=bool)
-        burned = rasterize(((g, 1) for g in self.geoms[hit]), out_shape=(h, w), transform=t,
-                           fill=0, dtype="uint8", all_touched=False)
-        return burned.astype(bool)
-
-
-def _open_mask(mask: Any, ds: xr.Dataset, *, chunk: int, transform: Affine
-               ) -> tuple[Any, dict[str, Any] | None]:
-    """The mask as a boolean Dask array (raster) or :class:`_Polygons` (vector)."""
-    if mask is None:
-        return None, None
-    p = Path(mask)
-    from permafrost.io.vectors import VECTOR_SUFFIXES, read_vector
-
-    fp = file_digest(p) if p.exists() else None
-    if p.suffix.lower() in VECTOR_SUFFIXES:
-        gdf = read_vector(p, allow_empty=True)
-        gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
-        gdf = gdf.to_crs(ds.rio.crs)
-        polys = gdf.geometry.values
-        kinds = [str(t) for t in polys.geom_type] if len(polys) else []
-        bad = [t for t in set(kinds) if "Polygon" not in t]
-        if bad:
-            raise DataError(f"mask geometries must be polygons, found {sorted(bad)}", path=p,
-                            field="geometry", fix="give glacier/lake outlines as polygons")
-        log.info("mask: %d polygons from %s", len(polys), p)
-        return _Polygons(np.asarray(polys)), {"path": str(p.resolve()), "kind": "vector",
-                                              "features": len(polys), "fingerprint": fp}
-    if p.suffix.lower() in RASTER_SUFFIXES or p.exists():
-        m = read_raster(p, chunks={"y": chunk, "x": chunk})
-        first = ds[next(iter(ds.data_vars))]
-        if not grids_equal(m, first):
-            raise GridMismatchError(
-                f"the mask raster is not on the covariates' grid (shape {m.rio.shape} vs "
-                f"{first.rio.shape}, CRS {m.rio.crs} vs {first.rio.crs})", path=p,
-                fix="resample the mask to the covariate grid, or give polygons")
-        arr = _as_dask(m, chunk)
-        excluded = (arr != 0) & ~dsa.isnan(arr)
-        return excluded, {"path": str(p.resolve()), "kind": "raster", "fingerprint": fp}
-    raise InputError("mask file not found", path=p, fix="check the path")
+def _excluded(mask: Any, ds: xr.Dataset, dims: tuple[str, str], chunk: int) -> dsa.Array:
+    """The mask as a boolean Dask array on the covariates' blocks (True = excluded)."""
+    if not isinstance(mask, xr.DataArray):
+        raise InputError(f"mask must be an xarray.DataArray, got {type(mask).__name__}",
+                         field="mask", fix="give a boolean DataArray on the covariates' grid "
+                         "(True = excluded), e.g. permafrost.read_raster(path) != 0")
+    y, x = dims
+    if set(mask.dims) != {y, x}:
+        raise InputError(f"the mask has dimensions {mask.dims}, expected ({y!r}, {x!r})",
+                         field="mask", fix="give a 2-D mask on the covariates' grid")
+    m = mask.transpose(y, x)
+    # a mask without a CRS is taken on its coordinates (same shape, same transform)
+    on_grid = m if m.rio.crs is not None else m.rio.write_crs(ds.rio.crs)
+    if not grids_equal(on_grid, ds):
+        raise GridMismatchError(
+            f"the mask is not on the covariates' grid (shape {m.shape} vs "
+            f"{(ds.sizes[y], ds.sizes[x])}, CRS {m.rio.crs} vs {ds.rio.crs})", field="mask",
+            fix="resample the mask to the covariate grid (same CRS, transform and shape)")
+    arr = as_blocks(m, chunk)
+    if arr.dtype == bool:
+        return arr
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"the mask has dtype {arr.dtype}, expected booleans or numbers",
+                         field="mask", fix="give True (or non-zero) where pixels are excluded")
+    return (arr != 0) & ~dsa.isnan(arr)
 
 
-def _block_task(model, cov_blocks, mask_block, window, transform, device, uncertainty,
-                cache_file):
-    """One Dask task: predict a block and save it to the cache; returns its counts."""
-    block = np.stack([np.asarray(c, dtype=np.float32) for c in cov_blocks])
-    if isinstance(mask_block, _Polygons):
-        excluded = mask_block.rasterize(window, Affine(*transform[:6]))
-    else:
-        excluded = None if mask_block is None else np.asarray(mask_block, dtype=bool)
-    pzi, spread, counts = predict_block(model, block, excluded=excluded, device=device,
-                                        uncertainty=uncertainty)
-    layers = pzi[None] if spread is None else np.stack([pzi, spread])
-    path = Path(cache_file)
-    atomic_write_text(path.with_suffix(".json"), json.dumps(counts, sort_keys=True))
-    with atomic_path(path, suffix=".npy") as tmp:
-        np.save(tmp, layers)
-    return counts
+# ----------------------------------------------------------------------------- lazy maps
 
 
-def _read_counts(bfile: Path) -> dict[str, int] | None:
-    """Counts of a finished cached block (None when the block is not finished)."""
-    if not bfile.exists():
-        return None
-    try:
-        return {k: int(v) for k, v in json.loads(bfile.with_suffix(".json").read_text()).items()}
-    except (OSError, ValueError):
-        bfile.unlink(missing_ok=True)
-        return None
+def predict_pzi(
+    model: Any,
+    covariates: xr.Dataset,
+    *,
+    device: str = "auto",
+    mask: xr.DataArray | None = None,
+    chunk: int = PREDICT_CHUNK,
+) -> xr.DataArray:
+    """The PZI of a covariate stack as a lazy DataArray (Dask, nothing computed yet).
 
+    Each ``chunk`` x ``chunk`` block is one Dask task that calls :func:`predict_block` on
+    that block's covariates only, so memory is bounded by the block size and the number
+    of threads or workers; computing a part of the map computes only its blocks.  The
+    values equal those of :func:`permafrost.workflows.predict.predict_raster` (its COG)
+    bit for bit, for any block size.
 
-def _load_block(*, cache: str, layer: int, block_info=None) -> np.ndarray:
-    iy, ix = block_info[None]["chunk-location"]
-    data = np.load(Path(cache) / f"{iy}_{ix}.npy", mmap_mode="r")
-    return np.array(data[layer])
+    Parameters
+    ----------
+    model : PZIModel
+        A loaded model (:func:`permafrost.load_model`).
+    covariates : xarray.Dataset
+        One 2-D variable per covariate [its own units], named like the model's features
+        (extra variables are ignored), on one grid with a CRS; NaN (or +-inf) where
+        missing.  NumPy- or Dask-backed (e.g. :func:`permafrost.build_stack`).
+    device : {"auto", "cpu", "cuda"}
+        Where XGBoost predicts; resolved once here
+        (:func:`permafrost.backends.resolve_device`: ``cuda`` without a usable GPU is an
+        error, never a silent CPU fallback).
+    mask : xarray.DataArray, optional
+        True (or non-zero, not NaN) where a pixel is excluded (glaciers, lakes), on the
+        covariates' grid.
+    chunk : int
+        Block side [pixels] (at least 16).
 
+    Returns
+    -------
+    xarray.DataArray
+        ``pzi``, float32 [-] in [0, 1] on the covariates' y/x grid, Dask-backed in
+        ``chunk`` x ``chunk`` blocks; NaN where a covariate is missing or the pixel is
+        masked.  CRS and transform written (``.rio.crs``), nodata NaN (``_FillValue``,
+        ``.rio.nodata``), CF attributes (:data:`PZI_ATTRS`: ``long_name``, ``units="1"``,
+        ``valid_min``/``valid_max``, ``comment``) with the zone legend (``zone_limits``,
+        ``zone_names``, ``zone_rule``: :mod:`permafrost.area.zones`), the model's
+        ``features`` and the resolved ``device``.
 
-def _prepare_cache(root: Path, cache: Path, *, resume: bool, prune_others: bool) -> None:
-    if prune_others and root.is_dir():
-        for d in root.iterdir():
-            if d != cache:
-                shutil.rmtree(d, ignore_errors=True) if d.is_dir() else d.unlink(missing_ok=True)
-    if not resume and cache.exists():
-        shutil.rmtree(cache)
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create the block cache ({exc.strerror or exc})", path=root,
-                          fix="choose an output path in a writable directory") from None
-    for leftover in cache.glob(f"*{TMP_MARK}*"):
-        leftover.unlink(missing_ok=True)
+    Raises
+    ------
+    ModelError
+        ``model`` is not a loaded PZI model, or the stack lacks some of its features.
+    InputError
+        ``covariates`` is not a Dataset, a bad ``chunk``, ``device`` or ``mask``.
+    CRSError, GridMismatchError
+        The stack has no CRS; the mask is not on its grid.
 
+    See Also
+    --------
+    pzi_uncertainty : the spread of the fold models, the same way.
+    permafrost.workflows.predict.predict_raster : the same to COG files, resumable.
 
-def _remove_stale_temporaries(outputs: Sequence[Path]) -> None:
-    """Temporary files of a killed earlier run for the same outputs (never the outputs)."""
-    for p in outputs:
-        if p.parent.is_dir():
-            for leftover in p.parent.glob(f"{glob_escape(tmp_prefix(p))}*"):
-                log.info("removing a temporary file left by an interrupted run: %s", leftover)
-                leftover.unlink(missing_ok=True)
-
-
-def model_fingerprint(model: Any, path: str | os.PathLike | None = None) -> str:
-    """SHA-256 of a model: of its directory's files when a path is known, else of its
-    booster and metadata."""
-    h = hashlib.sha256()
-    if path is not None and Path(path).is_dir():
-        root = Path(path)
-        for f in sorted(q for q in root.rglob("*") if q.is_file()):
-            h.update(str(f.relative_to(root)).encode())
-            h.update(f.read_bytes())
-        return h.hexdigest()
-    if path is not None and Path(path).is_file():
-        h.update(Path(path).read_bytes())
-        return h.hexdigest()
-    for pred in [getattr(model, "predictor", None), *list(getattr(model, "fold_models", []))]:
-        if hasattr(pred, "to_bytes"):
-            h.update(pred.to_bytes())
-        elif hasattr(pred, "save_raw"):  # a bare xgboost.Booster
-            h.update(bytes(pred.save_raw("json")))
-    h.update(json.dumps(getattr(model, "calibration", None), sort_keys=True, default=str).encode())
-    h.update(json.dumps(getattr(model, "metadata", {}), sort_keys=True, default=str).encode())
-    h.update(json.dumps(list(model.feature_names)).encode())
-    return h.hexdigest()
-
-
-def _covariate_sources(ds: xr.Dataset, features: Sequence[str],
-                       root: Path | None = None) -> dict[str, str]:
-    return {f: relative_path(ds[f].attrs.get("source", ""), root) for f in features}
-
-
-def _cache_key(model, model_path, ds, features, mask_info, chunk, device, uncertainty) -> str:
-    from dask.base import tokenize
-
-    covs = {}
-    for f in features:
-        src = ds[f].attrs.get("source")
-        covs[f] = (file_digest(Path(src)) if src and Path(src).exists()
-                   else tokenize(ds[f].data))
-    payload = {
-        "format": _CACHE_FORMAT,
-        "model": model_fingerprint(model, model_path),
-        "features": list(features),
-        "covariates": covs,
-        "mask": mask_info,
-        "grid": [list(ds.rio.transform())[:6], [int(ds.rio.height), int(ds.rio.width)],
-                 str(ds.rio.crs)],
-        "chunk": chunk,
-        "device": device,
-        "uncertainty": bool(uncertainty),
-    }
-    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
-
-
-#: the library versions the PZI_VERSIONS tag names (:func:`permafrost.provenance.versions`)
-TAG_VERSION_PACKAGES = ("permafrost", "xgboost", "numpy", "dask", "rasterio", "gdal")
-
-
-def _versions() -> str:
-    return "; ".join(f"{'GDAL' if k == 'gdal' else k} {v}"
-                     for k, v in versions(TAG_VERSION_PACKAGES).items())
-
-
-def _provenance(model, model_path, ds, features, cov_source, mask_info, device,
-                root: Path | None = None) -> dict[str, str]:
-    """Dataset tags: deterministic (no time stamp, no backend), so reruns give equal bytes.
-
-    Paths are relative to ``root`` (the output's directory, tag ``PZI_PATHS_RELATIVE_TO``)
-    and the model carries its content hash: no tag names the machine or the checkout.
+    Examples
+    --------
+    >>> stack = permafrost.build_stack("data_samples/covariates")        # doctest: +SKIP
+    >>> pzi = permafrost.predict_pzi(permafrost.load_model("model"), stack)  # lazy
+    >>> pzi.sel(x=slice(99.0, 99.1)).mean().item()                       # computes a part
     """
-    mask_tag = {k: (relative_path(v, root) if k == "path" else v)
-                for k, v in (mask_info or {}).items() if k != "fingerprint"}
-    return {
-        "PZI_MODEL": relative_path(model_path, root) if model_path else "<in-memory model>",
-        "PZI_MODEL_SHA256": model_fingerprint(model, model_path),
-        "PZI_FEATURES": ",".join(features),
-        "PZI_COVARIATES": json.dumps(_covariate_sources(ds, features, root), sort_keys=True),
-        "PZI_COVARIATE_SOURCE": relative_path(cov_source, root),
-        "PZI_MASK": json.dumps(mask_tag, sort_keys=True) if mask_info else "none",
-        "PZI_PATHS_RELATIVE_TO": "this file's directory" if root is not None else "as given",
-        "PZI_DEVICE": device,
-        "PZI_VERSIONS": _versions(),
-    }
+    return _lazy_layer(model, covariates, device=device, mask=mask, chunk=chunk, layer="pzi")
+
+
+def pzi_uncertainty(
+    model: Any,
+    covariates: xr.Dataset,
+    *,
+    device: str = "auto",
+    mask: xr.DataArray | None = None,
+    chunk: int = PREDICT_CHUNK,
+) -> xr.DataArray:
+    """The spread of the fold models' PZI as a lazy DataArray (Dask, nothing computed yet).
+
+    Same inputs, grid, blocks and checks as :func:`predict_pzi`; each block predicts with
+    the fold models only.  The values equal those of ``predict_raster``'s uncertainty COG
+    bit for bit.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``pzi_uncertainty``, float32 [-]: population standard deviation of the calibrated
+        PZI of the model's fold models (each trained on k-1 spatial-CV folds), NaN where
+        the PZI is NaN; CRS, nodata and CF attributes (:data:`UNCERTAINTY_ATTRS`, plus
+        ``fold_models``, the number of fold models).
+
+    Raises
+    ------
+    ModelError
+        As :func:`predict_pzi`, or the model has no fold models.
+    """
+    return _lazy_layer(model, covariates, device=device, mask=mask, chunk=chunk,
+                       layer="spread")
+
+
+def _lazy_layer(model: Any, covariates: Any, *, device: str, mask: Any, chunk: Any,
+                layer: str) -> xr.DataArray:
+    model = check_model(model)
+    chunk = check_chunk(chunk)
+    features = check_covariates(model, covariates)
+    n_folds = len(list(getattr(model, "fold_models", None) or []))
+    if layer == "spread" and not n_folds:
+        raise ModelError("the model has no fold models, so it has no uncertainty",
+                         path=getattr(model, "path", None), field="fold_models",
+                         fix="train with the fold models kept")
+    dev = resolve_device(device)  # once: every block gets the resolved value
+    ds = covariates
+    dims = _spatial_dims(ds, None)
+    arrays = [as_blocks(ds[f].transpose(*dims), chunk) for f in features]
+    if mask is not None:
+        arrays.append(_excluded(mask, ds, dims, chunk))
+    token = tokenize(*(a.name for a in arrays), id(model), dev, chunk, layer)
+    # the model goes to the device in one task that every block depends on: it runs once,
+    # before the blocks share the model
+    ready = dask.delayed(prepare_model, pure=False)(
+        model, dev, uncertainty=layer == "spread", dask_key_name=f"prepare-model-{token}")
+    data = dsa.map_blocks(_layer_block, *arrays, model=ready, device=dev, layer=layer,
+                          masked=mask is not None, dtype=np.float32,
+                          meta=np.empty((0, 0), np.float32), name=f"predict-{layer}-{token}")
+    y, x = dims
+    coords = {d: ds[d] for d in dims if d in ds.coords}
+    if layer == "pzi":
+        name, attrs = "pzi", dict(PZI_ATTRS)
+    else:
+        name, attrs = "pzi_uncertainty", {**UNCERTAINTY_ATTRS, "fold_models": n_folds}
+    attrs.update({"features": ",".join(features), "device": dev})
+    out = xr.DataArray(data, dims=(y, x), coords=coords, name=name, attrs=attrs)
+    out = out.rio.write_crs(ds.rio.crs).rio.write_transform(ds.rio.transform())
+    return out.rio.write_nodata(np.nan, encoded=False)
+
+
+def _layer_block(*blocks: np.ndarray, model: Any, device: str, layer: str, masked: bool
+                 ) -> np.ndarray:
+    """One Dask task of :func:`predict_pzi`/:func:`pzi_uncertainty`: one block's layer."""
+    covs = blocks[:-1] if masked else blocks
+    excluded = np.asarray(blocks[-1], dtype=bool) if masked else None
+    block = np.stack([np.asarray(c, dtype=np.float32) for c in covs])
+    pzi, spread, _ = _predict(model, block, excluded, device, pzi=layer == "pzi",
+                              spread=layer == "spread")
+    return pzi if layer == "pzi" else spread
+

@@ -5,6 +5,8 @@ other steps wrote — statistics JSON (:mod:`permafrost.area`), validation JSON
 (:mod:`permafrost.validation`), the model's ``metadata.json`` (CV metrics, reliability,
 importance), a provenance manifest — plus decimated map previews (arrays) for the figures.
 Every key is optional; a section whose input is absent is left out and listed as such.
+:func:`permafrost.workflows.report.report_from_files` builds the bundle from the files the
+steps wrote and writes the HTML and JSON.
 
 Bundle keys
 -----------
@@ -28,6 +30,7 @@ The HTML needs no network, no script and no external file: it opens offline in a
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import math
@@ -37,8 +40,10 @@ from pathlib import Path
 import numpy as np
 
 from permafrost.area import REGION_THRESHOLD, ZONE_LIMITS, ZONES, zone_range_text
+from permafrost.errors import InputError
+from permafrost.kinematics import RGIK_CLASS_EDGES_CM_YR
 
-__all__ = ["render_report", "report_json", "report_from_files", "ZONE_COLOURS"]
+__all__ = ["render_report", "report_json", "ZONE_COLOURS"]
 
 #: zone colours (Brown et al. 1997 classes), light to dark blue
 ZONE_COLOURS = {
@@ -596,8 +601,6 @@ def _kinematics_map(maps: Mapping) -> str:
     fig = _map_fig(base)
     ax = fig.add_subplot(1, 1, 1)
     _hillshade(ax, maps.get("dem"))
-    from permafrost.kinematics import RGIK_CLASS_EDGES_CM_YR
-
     edges = list(RGIK_CLASS_EDGES_CM_YR)
     colours = ["#ffffcc", "#ffeda0", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026"]
     cmap = ListedColormap(colours)
@@ -1132,7 +1135,6 @@ def _slug(name: str) -> str:
 def _literal_text(func):
     """Show every string in the figures literally: matplotlib would parse ``$...$`` in a
     user's name (a prior map called ``price $x$ map``) as TeX, and fail on bad TeX."""
-    import functools
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -1157,7 +1159,13 @@ def render_report(bundle: Mapping) -> str:
     -------
     str
         The HTML text (figures as base64 PNG, inline CSS, no script, no external link).
+
+    Raises
+    ------
+    InputError
+        ``bundle`` is not a mapping (e.g. a path).
     """
+    _require_bundle(bundle)
     title = bundle.get("title") or "Permafrost map report"
     maps = bundle.get("maps") or {}
     model = bundle.get("model") or {}
@@ -1204,7 +1212,14 @@ def render_report(bundle: Mapping) -> str:
 
 
 def report_json(bundle: Mapping) -> dict:
-    """The numbers of the report (the bundle without the map arrays), JSON-ready."""
+    """The numbers of the report (the bundle without the map arrays), JSON-ready.
+
+    Raises
+    ------
+    InputError
+        ``bundle`` is not a mapping (e.g. a path).
+    """
+    _require_bundle(bundle)
     out = {k: v for k, v in bundle.items() if k not in ("maps", "labels")}
     lab = bundle.get("labels") or {}
     if lab.get("label") is not None:
@@ -1221,250 +1236,9 @@ def report_json(bundle: Mapping) -> dict:
     return out
 
 
-_ACTIVITIES = ["active", "transitional", "intact", "relict", "uncertain"]
-
-
-def _kinematics_bundle(path, map_crs, activity_column: str | None) -> tuple[dict, dict]:
-    """Counts for the Kinematics section and the outlines for its map (from the GeoPackage
-    of `permafrost kinematics`; ``insar_change``/``insar_reason`` columns when present)."""
-    import re
-
-    import pandas as pd
-
-    from permafrost.errors import DataError
-    from permafrost.io.results import read_json
-    from permafrost.io.vectors import read_vector
-    from permafrost.kinematics import summarise
-
-    gdf = read_vector(path, allow_empty=True)
-    if "kin_activity" not in gdf.columns:
-        raise DataError("no 'kin_activity' column", path=path, field="kin_activity",
-                        fix="give the GeoPackage written by `permafrost kinematics`")
-    if map_crs is not None and gdf.crs is not None:
-        gdf = gdf.to_crs(map_crs.to_wkt())
-    act = gdf["kin_activity"].astype("string").str.strip().str.lower().fillna("uncertain")
-    kin: dict = {"source": str(path), "n_outlines": len(gdf)}
-    if "kin_rgik_class" in gdf.columns:
-        tab = summarise(gdf)
-        kin["class_activity"] = {"rows": [str(i) for i in tab.index],
-                                 "columns": [str(c) for c in tab.columns],
-                                 "counts": tab.to_numpy().astype(int).tolist()}
-    lower = {str(c).lower(): c for c in gdf.columns}
-    col = lower.get((activity_column or "").lower())
-    if col is not None and not str(col).startswith("kin_"):
-        inv = gdf[col].astype("string").str.strip().str.lower().fillna("none")
-        ct = pd.crosstab(inv, act)
-        rows = [r for r in _ACTIVITIES if r in ct.index] + sorted(
-            r for r in ct.index if r not in _ACTIVITIES)
-        cols = [c for c in _ACTIVITIES if c in ct.columns] + sorted(
-            c for c in ct.columns if c not in _ACTIVITIES)
-        ct = ct.reindex(index=rows, columns=cols, fill_value=0)
-        kin["inventory_vs_insar"] = {"column": str(col), "rows": rows, "columns": cols,
-                                     "counts": ct.to_numpy().astype(int).tolist()}
-    cc = next((lower[c] for c in ("insar_change", "kin_insar_change") if c in lower), None)
-    if cc is not None:
-        rc = next((lower[c] for c in ("insar_reason", "kin_insar_reason") if c in lower), None)
-        ch = gdf[cc].astype("string").fillna("").str.strip()
-        rs = gdf[rc].astype("string").fillna("").str.strip() if rc is not None else ch.where(
-            False, "")
-        # group on the reason's kind, not on its per-outline numbers
-        rs = rs.map(lambda v: re.split(r"[:(;]", str(v))[0].strip())
-        cnt = pd.DataFrame({"c": ch, "r": rs}).value_counts().reset_index(name="n")
-        cnt = cnt.sort_values(["n", "c", "r"], ascending=[False, True, True]).head(25)
-        kin["insar_change"] = {"columns": ", ".join(str(c) for c in (cc, rc) if c is not None),
-                               "rows": [[str(c), str(r), int(n)] for c, r, n in
-                                        cnt.itertuples(index=False)]}
-    if "kin_reason" in gdf.columns:
-        why = gdf.loc[act == "uncertain", "kin_reason"].astype("string").fillna("")
-        why = why.map(lambda s: re.split(r"[:(;]", str(s))[0].strip() or "–")
-        vc = why.value_counts()
-        kin["uncertain_reasons"] = sorted(([str(k), int(n)] for k, n in vc.items()),
-                                          key=lambda kv: (-kv[1], kv[0]))[:8]
-    if "kin_track" in gdf.columns:
-        tcols = [c for c in ("kin_n_pixels", "kin_n_valid") if c in gdf.columns] + sorted(
-            c for c in gdf.columns if str(c).startswith("kin_masked_"))
-        g = gdf.assign(_t=gdf["kin_track"].astype("string").fillna(""))
-        rows = []
-        for t, part in sorted(g.groupby("_t"), key=lambda kv: (kv[0] == "", kv[0])):
-            r = {"track": str(t), "outlines": len(part)}
-            for c in tcols:
-                name = str(c).removeprefix("kin_").removeprefix("masked_")
-                r[{"n_pixels": "pixels", "n_valid": "valid"}.get(name, name)] = int(
-                    pd.to_numeric(part[c], errors="coerce").fillna(0).sum())
-            rows.append(r)
-        kin["tracks"] = rows
-    side = Path(path).with_name("kinematics_tracks.json")
-    if side.exists():
-        kin["track_pixels"] = (read_json(side).get("tracks") or None)
-    vcol = next((c for c in ("kin_v_moving_m_yr", "kin_v_downslope_median_m_yr")
-                 if c in gdf.columns), None)
-    mp = {}
-    if vcol is not None and len(gdf):
-        b = gdf.total_bounds
-        mp = {"geometries": list(gdf.geometry.values),
-              "v_cm_yr": (pd.to_numeric(gdf[vcol], errors="coerce") * 100).tolist(),
-              "activity": act.astype(str).tolist(),
-              "velocity_label": ("Velocity of the moving part" if "moving" in vcol
-                                 else "Median downslope velocity"),
-              "extent": [b[0], b[2], b[1], b[3]],
-              "crs": gdf.crs.to_string() if gdf.crs is not None else None,
-              "source": str(path)}
-    return kin, mp
-
-
-def report_from_files(
-    *,
-    out_html,
-    out_json=None,
-    title: str | None = None,
-    pzi=None,
-    dem=None,
-    stats=None,
-    validation=None,
-    model=None,
-    labels=None,
-    provenance=None,
-    scenarios: Mapping[str, object] | None = None,
-    scenario_changes=None,
-    scenario_runs: Mapping[str, Mapping[str, object]] | None = None,
-    uncertainty=None,
-    kinematics=None,
-    activity_column: str | None = "activity",
-    mask=None,
-    max_size: int = 800,
-) -> dict:
-    """Read what the other steps wrote, render the report and write HTML (+ JSON).
-
-    Parameters
-    ----------
-    out_html, out_json : path-like
-        Outputs.
-    pzi, dem : path-like, optional
-        Rasters for the map figures (read decimated to ``max_size`` pixels); the DEM gives
-        the hillshade under every map.
-    stats : path-like, optional
-        ``permafrost stats --out-json`` file.
-    validation : path-like, optional
-        ``validation.json`` or the ``permafrost validate --out`` directory (its agreement
-        rasters are drawn).
-    model : path-like, optional
-        Model directory or its ``metadata.json``.
-    labels : path-like, optional
-        Labelled points (vector with a ``label`` column).
-    provenance : path-like, optional
-        A JSON manifest.
-    scenarios : mapping, optional
-        ``{name: stats JSON path}``.
-    scenario_changes : path-like, optional
-        JSON from :func:`permafrost.area.compare_scenarios` (area change per zone and
-        region against the baseline).
-    scenario_runs : mapping, optional
-        ``{name: {"pzi": path, "applicability": path}}`` of each run: its PZI (for the
-        scenario and change maps) and its ``applicability.json`` (warming, model, proxy
-        warnings, extrapolation).
-    uncertainty : path-like, optional
-        ``pzi_uncertainty.tif`` of ``permafrost predict --uncertainty`` (spread of the
-        fold models) [-].
-    kinematics : path-like, optional
-        GeoPackage of ``permafrost kinematics`` (a ``kinematics_tracks.json`` beside it
-        adds the per-track scene masks).
-    activity_column : str, optional
-        The inventory's activity column in the kinematics GeoPackage (compared with the
-        InSAR activity).
-    mask : path-like, optional
-        The mask polygons (glaciers, lakes) of the run, hatched on the maps.
-    max_size : int
-        Longest side of map previews [pixels].
-
-    Returns
-    -------
-    dict
-        The report JSON.
-    """
-    from permafrost.errors import DataError
-    from permafrost.io._atomic import atomic_write_text
-    from permafrost.io.maps import read_preview
-    from permafrost.io.results import read_json, write_json
-    from permafrost.io.vectors import read_vector
-
-    b: dict = {"title": title or "Permafrost map report", "maps": {}}
-    if provenance:
-        b["provenance"] = read_json(provenance)
-    map_crs = None
-
-    def preview(path, resampling="average"):
-        arr, (left, bo, r, t), crs = read_preview(path, max_size=max_size, resampling=resampling)
-        return {"array": arr, "extent": [left, r, bo, t], "crs": crs.to_string() if crs else None,
-                "source": str(path)}, crs
-
-    if pzi:
-        b["maps"]["pzi"], map_crs = preview(pzi)
-    if uncertainty:
-        b["maps"]["uncertainty"], crs = preview(uncertainty)
-        map_crs = map_crs or crs
-    if dem:
-        b["maps"]["dem"], crs = preview(dem, "bilinear")
-        map_crs = map_crs or crs
-    if mask:
-        mg = read_vector(mask, allow_empty=True)
-        if map_crs is not None and mg.crs is not None:
-            mg = mg.to_crs(map_crs.to_wkt())
-        b["maps"]["mask"] = {"geometries": list(mg.geometry.values), "source": str(mask),
-                             "name": Path(mask).stem.replace("_", " ")}
-    if stats:
-        b["stats"] = read_json(stats)
-    if validation:
-        vp = Path(validation)
-        vdir = vp if vp.is_dir() else vp.parent
-        b["validation"] = read_json(vp / "validation.json" if vp.is_dir() else vp)
-        ag = {}
-        for p in b["validation"].get("priors", []):
-            f = vdir / p.get("agreement_raster", "")
-            if p.get("agreement_raster") and f.exists():
-                ag[p["name"]], _ = preview(f, "nearest")
-        if ag:
-            b["maps"]["agreement"] = ag
-    if model:
-        mp = Path(model)
-        b["model"] = read_json(mp / "metadata.json" if mp.is_dir() else mp)
-    if kinematics:
-        b["kinematics"], kmap = _kinematics_bundle(kinematics, map_crs, activity_column)
-        if kmap:
-            b["maps"]["kinematics"] = kmap
-    if labels:
-        gdf = read_vector(labels, allow_empty=True)
-        if "label" not in gdf.columns:
-            raise DataError("no 'label' column", path=labels, field="label",
-                            fix="give the labels file written by `permafrost labels`")
-        if map_crs is not None and gdf.crs is not None:
-            gdf = gdf.to_crs(map_crs.to_wkt())
-        pts = gdf.geometry.representative_point()
-        b["labels"] = {"x": pts.x.tolist(), "y": pts.y.tolist(),
-                       "label": gdf["label"].astype(int).tolist(),
-                       "source": (gdf["source"].astype(str).tolist() if "source" in gdf.columns
-                                  else None)}
-    if scenarios:
-        b["scenarios"] = {n: read_json(p) for n, p in scenarios.items()}
-    if scenario_changes:
-        b["scenario_changes"] = read_json(scenario_changes)
-    if scenario_runs:
-        b["scenario_runs"] = {}
-        for n, r in scenario_runs.items():
-            run = {"applicability": read_json(r["applicability"]) if r.get("applicability")
-                   else {}}
-            if r.get("model"):  # each run's model is cross-validated; present-day runs are
-                cv = ((read_json(r["model"]).get("cv") or {}).get("spatial") or {})  # validated
-                run["cv_auc"] = ((cv.get("summary") or {}).get("auc") or {}).get("mean")
-            if r.get("validation"):
-                rows = (read_json(r["validation"]).get("boreholes") or {}).get("table") or []
-                row = next((x for x in rows if x.get("kind") == "pzi"), None)
-                if row:
-                    run["holdout"] = {k: row.get(k) for k in ("n", "auc", "kappa", "brier")}
-            b["scenario_runs"][n] = run
-        b["maps"]["scenarios"] = {n: preview(r["pzi"])[0] for n, r in scenario_runs.items()
-                                  if r.get("pzi")}
-    atomic_write_text(out_html, render_report(b))
-    js = report_json(b)
-    if out_json:
-        write_json(js, out_json)
-    return js
+def _require_bundle(bundle) -> None:
+    if not isinstance(bundle, Mapping):
+        raise InputError(f"expected the report bundle as a mapping, got {type(bundle).__name__}",
+                         field="bundle", fix="see the keys in permafrost.report's docstring, "
+                                             "or render from files with "
+                                             "permafrost.report_from_files(...)")

@@ -9,11 +9,48 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
-from permafrost.config import BASELINE, REFERENCE, CovariateChange, PipelineConfig
+import numpy as np
+import pandas as pd
+
+from permafrost.area import ZoneStatistics, compare_scenarios
+from permafrost.config import (
+    BASELINE,
+    REFERENCE,
+    CovariateChange,
+    PipelineConfig,
+    scenario_delta_t,
+)
+from permafrost.defaults import PREDICT_CHUNK
+from permafrost.errors import DataError, format_message
+from permafrost.io._atomic import atomic_write_text
+from permafrost.io.boreholes import read_presence_table
+from permafrost.io.rasters import RASTER_SUFFIXES
+from permafrost.io.results import read_json, write_json
+from permafrost.io.vectors import read_vector, write_vector
+from permafrost.kinematics import KinematicsConfig
+from permafrost.labels import (
+    NoLabelsError,
+    apply_holdout,
+    combine_activity,
+    holdout_block_size,
+    holdout_split,
+)
 from permafrost.pipeline import StepContext, StepSpec
+from permafrost.provenance import versions
+from permafrost.validation import PriorSpec
+from permafrost.workflows.applicability import applicability_from_files
+from permafrost.workflows.covariates import build_stack
+from permafrost.workflows.kinematics import run_kinematics
+from permafrost.workflows.labels import labels_from_files
+from permafrost.workflows.predict import predict_raster
+from permafrost.workflows.report import report_from_files
+from permafrost.workflows.stats import stats_from_files, write_stats
+from permafrost.workflows.train import train_from_files
+from permafrost.workflows.validate import validate_from_files
 
 __all__ = ["STEPS", "STEP_NAMES", "covariates_for_scenario"]
 
@@ -31,13 +68,15 @@ def _outlines(cfg: PipelineConfig) -> Path | None:
 
 
 def _grid_raster(cfg: PipelineConfig) -> Path | None:
-    """The reference grid of the labels: the DEM, else the first covariate raster."""
+    """The reference grid of the labels: the DEM, else the first raster of a covariate
+    directory (the one whose grid :func:`permafrost.workflows.covariates.build_stack`
+    takes)."""
     if cfg.inputs.dem is not None:
         return cfg.inputs.dem
     cov = cfg.inputs.covariates
     if cov.is_dir():
-        tifs = sorted(p for p in cov.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
-        return tifs[0] if tifs else None
+        rasters = sorted(p for p in cov.iterdir() if p.suffix.lower() in RASTER_SUFFIXES)
+        return rasters[0] if rasters else None
     return None
 
 
@@ -48,11 +87,8 @@ def covariates_for_scenario(covariates: Path, changes: dict[str, CovariateChange
     An ``offset`` is added (e.g. MAAT + 2 °C), a ``scale`` multiplies, a ``file`` replaces
     the input by another raster aligned to the stack's grid (bilinear).  In a stack file
     the changes apply to the inputs, so derived covariates are recomputed from them
-    (:func:`permafrost.covariates.read_stack_file`).
+    (:func:`permafrost.workflows.covariates.build_stack`).
     """
-    from permafrost.covariates import build_stack
-    from permafrost.defaults import PREDICT_CHUNK
-
     chunks = PREDICT_CHUNK if chunks is None else chunks
     return build_stack(covariates, chunks=chunks, changes=changes)
 
@@ -74,16 +110,13 @@ def _kin_inputs(cfg, ch):
 
 
 def _kin_run(ctx: StepContext):
-    from permafrost.kinematics import KinematicsConfig, run_kinematics
-
     cfg = ctx.config
     kc = KinematicsConfig(min_sensitivity=cfg.kinematics.sensitivity_cut,
                           min_coherence=cfg.kinematics.min_coherence)
     res = run_kinematics(cfg.inputs.tracks, _outlines(cfg), out=ctx.workdir / "kinematics.gpkg",
                          dem=cfg.inputs.dem, config=kc)
     counts = res.outlines["kin_activity"].value_counts().to_dict()
-    from permafrost.io.results import write_json  # per-track pixel masks, for the report
-
+    # per-track pixel masks, for the report
     write_json({"tracks": res.pixel_counts}, ctx.workdir / "kinematics_tracks.json")
     return {"kinematics": "kinematics.gpkg", "tracks": "kinematics_tracks.json"}, {
         "outlines": len(res.outlines),
@@ -119,13 +152,6 @@ def _split_labels(cfg: PipelineConfig, labels, workdir: Path, seed: int):
     """Hold out whole blocks (at least the CV block size): the training labels (every
     source inside a held-out block dropped), the held-out boreholes (a file) and a summary.
     """
-    import pandas as pd
-
-    from permafrost.io._atomic import atomic_write_text
-    from permafrost.io.boreholes import read_presence_table
-    from permafrost.io.vectors import read_vector, write_vector
-    from permafrost.labels import apply_holdout, holdout_block_size, holdout_split
-
     src = cfg.inputs.boreholes
     table = read_presence_table(src, **_borehole_options(cfg, src))
     hold_m, cv_m, rule = holdout_block_size(labels.points, cv_block_m=cfg.train.block_size_m,
@@ -169,12 +195,6 @@ def _with_kinematic_evidence(combined, inventories, activity_column: str) -> lis
     outline's id (those outlines are then not counted a second time).  Outlines that no
     inventory names come in with their InSAR-only evidence (``uncertain`` is left out).
     """
-    import numpy as np
-    import pandas as pd
-
-    from permafrost.errors import DataError
-    from permafrost.io.vectors import read_vector
-    from permafrost.labels import combine_activity
 
     def id_col(gdf):
         lower = {str(c).lower(): c for c in gdf.columns}
@@ -223,11 +243,6 @@ def _labels_keeping_reasons(ctx: StepContext, fn, **kwargs):
     temperature verdicts) are copied out of the step's working directory, which a failed
     step does not keep, to ``<output_dir>/<scenario>/labels_reasons/``, and the message
     says so."""
-    import shutil
-
-    from permafrost.errors import format_message
-    from permafrost.labels import NoLabelsError
-
     try:
         return fn(**kwargs)
     except NoLabelsError as exc:
@@ -261,15 +276,10 @@ def _borehole_options(cfg: PipelineConfig, path) -> dict:
 
 
 def _labels_run(ctx: StepContext):
-    from permafrost.labels import labels_from_files
-
     cfg, opts = ctx.config, ctx.config.labels
     inventories = list(cfg.inputs.inventories)
     activity_column = opts.activity_column
     if opts.use_kinematics and "kinematics" in ctx.upstream:
-        from permafrost.io.vectors import read_vector, write_vector
-        from permafrost.labels import combine_activity
-
         kin = read_vector(ctx.upstream["kinematics"].output("kinematics"))
         combined = combine_activity(kin, inventory_column=opts.activity_column)
         write_vector(combined, ctx.workdir / "rock_glaciers_activity.gpkg", layer="rock_glaciers")
@@ -292,9 +302,6 @@ def _labels_run(ctx: StepContext):
         borehole_weight=opts.borehole_weight, rock_glacier_weight=opts.rock_glacier_weight,
     )
     if _holds_out(cfg):  # labels of every source, then whole blocks held out of training
-        from permafrost.io._atomic import atomic_write_text
-        from permafrost.io.vectors import write_vector
-
         ls, holdout, held_info = _split_labels(cfg, ls, ctx.workdir, ctx.seed)
         write_vector(ls.points, ctx.workdir / "labels.gpkg", layer="labels")
         for name, df in (("summary", ls.summary), ("dropped", ls.dropped)):
@@ -332,8 +339,6 @@ def _cv_block_size(ctx: StepContext) -> tuple[float | None, str | None]:
 
 
 def _train_run(ctx: StepContext):
-    from permafrost.models import train_from_files
-
     t = ctx.config.train
     model, report = train_from_files(
         ctx.upstream["labels"].output("labels"), ctx.config.inputs.covariates,
@@ -368,8 +373,6 @@ def _predict_inputs(cfg, ch):
 
 
 def _predict_run(ctx: StepContext):
-    from permafrost.predict import predict_raster
-
     p = ctx.config.predict
     model_dir = ctx.upstream["train"].output("model").parent
     ds = covariates_for_scenario(ctx.config.inputs.covariates, ctx.covariate_changes,
@@ -403,19 +406,15 @@ def _predict_run(ctx: StepContext):
 
 
 def _applicability(ctx: StepContext, ds, model_dir: Path, pzi_path: Path) -> dict:
-    """What this run's map can be trusted for (:func:`permafrost.applicability.
+    """What this run's map can be trusted for (:func:`permafrost.workflows.applicability.
     applicability_from_files`), written to ``applicability.json`` and, for the cells
     beyond the training range, ``extrapolation.tif``."""
-    from permafrost.applicability import applicability_from_files
-    from permafrost.config import scenario_delta_t
-    from permafrost.io.results import write_json
-
     app = applicability_from_files(model_dir, ds, pzi_path,
                                    out_map=ctx.workdir / "extrapolation.tif",
                                    changes=ctx.covariate_changes, chunk=ctx.config.predict.chunk)
     out = {"run": ctx.scenario, "delta_t": scenario_delta_t(ctx.config, ctx.scenario),
            "changes": {k: v.model_dump(mode="json", exclude_none=True)
-                       for k, v in sorted(ctx.covariate_changes.items())}, **app}
+                       for k, v in sorted(ctx.covariate_changes.items())}, **app.as_dict()}
     if out["extrapolation"] is None:
         log.warning("%s: the model records no training ranges; retrain it to map where "
                     "the covariates leave them", ctx.scenario)
@@ -435,9 +434,6 @@ def _stats_inputs(cfg, ch):
 
 
 def _stats_run(ctx: StepContext):
-    from permafrost.area import stats_from_files, stats_rows, stats_table_columns
-    from permafrost.io.results import write_csv, write_json
-
     cfg = ctx.config
     res = stats_from_files(
         ctx.upstream["predict"].output("pzi"),
@@ -445,11 +441,10 @@ def _stats_run(ctx: StepContext):
         region_field=cfg.inputs.regions.field if cfg.inputs.regions else "name",
         dem_path=cfg.inputs.dem, band_width=cfg.stats.band_width_m, mask_path=cfg.inputs.mask,
     )
-    res = _portable(res, cfg)  # paths relative to the pipeline file, as in the manifest
-    write_json(res, ctx.workdir / "stats.json")
-    write_csv(stats_rows(res), ctx.workdir / "stats.csv",
-              columns=stats_table_columns() + ["denominator"])
-    whole = res["units"][0]
+    # paths relative to the pipeline file, as in the manifest
+    res = ZoneStatistics(units=_portable(res.units, cfg), meta=_portable(res.meta, cfg))
+    write_stats(res, out_json=ctx.workdir / "stats.json", out_csv=ctx.workdir / "stats.csv")
+    whole = res.whole
     return {"stats": "stats.json", "table": "stats.csv"}, {
         "pzi_ge_0.5_km2": whole["pzi_ge_0.5_km2"], "fraction_pzi_ge_0.5": whole["fraction_pzi_ge_0.5"],
         "pzi_weighted_km2": whole["pzi_weighted_km2"], "denominator_km2": whole["denominator_km2"]}
@@ -472,8 +467,6 @@ def _validate_inputs(cfg, ch):
 
 
 def _validate_run(ctx: StepContext):
-    from permafrost.validation import PriorSpec, validate_from_files
-
     inp = ctx.config.inputs
     labels = ctx.upstream.get("labels")
     boreholes = (labels.outputs.get("holdout") if labels else None) or \
@@ -493,7 +486,7 @@ def _validate_run(ctx: StepContext):
                               bootstrap_resamples=ctx.config.validate_.bootstrap_resamples,
                               ci_level=ctx.config.validate_.ci_level)
     _rewrite_portable(ctx.workdir / "validation" / "validation.json", ctx.config)
-    rows = (res.get("boreholes") or {}).get("table") or []
+    rows = (res.boreholes or {}).get("table") or []
     model_row = next((r for r in rows if r.get("kind") == "pzi"), {})
     summary = {k: model_row.get(k) for k in ("n", "auc", "balanced_accuracy", "kappa", "brier")
                if k in model_row}
@@ -508,12 +501,7 @@ def _validate_run(ctx: StepContext):
 
 
 def _report_run(ctx: StepContext):
-    from permafrost.io.results import write_json
-    from permafrost.report import report_from_files
-
     base = ctx.scenarios.get(BASELINE, {})
-    from permafrost.provenance import versions
-
     provenance = {
         "pipeline": ctx.config.pipeline.name,
         # its name and content hash, not where the checkout lives
@@ -534,14 +522,11 @@ def _report_run(ctx: StepContext):
     descriptions = {name: sc.description for name, sc in ctx.config.scenarios.items()}
     changes = None
     if len(scen) > 1 and BASELINE in scen:
-        from permafrost.area import compare_scenarios
-        from permafrost.io.results import read_json
-
         changes = ctx.workdir / "scenario_changes.json"
         # with a scenario model, changes are measured against it on today's covariates
         ref = REFERENCE if REFERENCE in scen else BASELINE
-        write_json(compare_scenarios({n: read_json(p) for n, p in scen.items()}, baseline=ref),
-                   changes)
+        write_json(compare_scenarios({n: ZoneStatistics.from_dict(read_json(p))
+                                      for n, p in scen.items()}, baseline=ref), changes)
     report_from_files(
         out_html=ctx.workdir / "report.html", out_json=ctx.workdir / "report.json",
         title=ctx.config.report.title or f"Permafrost map: {ctx.config.pipeline.name}",

@@ -43,70 +43,38 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dask
+import dask.array as dsa
+import geopandas as gpd
 import numpy as np
-import pyproj
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 from permafrost.area import ZONE_NAMES as _ZONE_NAMES
 from permafrost.area import auto_block_rows, cell_areas, classify_zones
-from permafrost.area.statistics import _rasterize_block, _shapes_in_crs
-from permafrost.errors import DataError
-from permafrost.grid import grid_of
+from permafrost.area.statistics import _rasterize_block, _require_dataarray, _shapes_in_crs
+from permafrost.cv import metric_xy, site_ids
+from permafrost.errors import CRSError, DataError, InputError
+from permafrost.grid import grid_of, sample_at_points
 from permafrost.metrics import binary_metrics, cohen_kappa
-from permafrost.provenance import relative_path
 
 __all__ = [
     "PriorSpec",
     "parse_prior_spec",
-    "sample_at_points",
     "prior_to_binary",
     "map_agreement",
     "bootstrap_metrics",
     "CI_METRICS",
-    "validate_from_files",
+    "ValidationResult",
+    "validate",
+    "check_prior_names",
+    "agreement_file_name",
 ]
 
 log = logging.getLogger(__name__)
 
 #: zone names by zone code (:data:`permafrost.area.ZONE_NAMES`, as a list)
 ZONE_NAMES = list(_ZONE_NAMES)
-
-
-# --------------------------------------------------------------------------- sampling
-def sample_at_points(da: xr.DataArray, x, y, *, crs) -> tuple[np.ndarray, np.ndarray]:
-    """Values of a raster at points (the cell containing each point; no interpolation).
-
-    Parameters
-    ----------
-    da : xarray.DataArray
-        2-D raster with a CRS (may be Dask-backed: only the chunks holding points are read).
-    x, y : array_like
-        Point coordinates in ``crs`` [CRS units].
-    crs : CRS-like
-        CRS of the points.
-
-    Returns
-    -------
-    values : numpy.ndarray
-        float64; NaN outside the raster or at nodata.
-    inside : numpy.ndarray of bool
-        Whether each point lies inside the raster extent.
-    """
-    grid = grid_of(da)
-    xs, ys = np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64")
-    pcrs = pyproj.CRS.from_user_input(crs)
-    if pcrs != grid.crs:
-        xs, ys = pyproj.Transformer.from_crs(pcrs, grid.crs, always_xy=True).transform(xs, ys)
-    col, row = (~grid.transform) @ (np.asarray(xs), np.asarray(ys))
-    col, row = np.floor(col).astype("int64"), np.floor(row).astype("int64")
-    inside = (row >= 0) & (row < grid.shape[0]) & (col >= 0) & (col < grid.shape[1])
-    vals = np.full(xs.shape, np.nan)
-    if inside.any():
-        sub = da.isel({da.dims[0]: xr.DataArray(row[inside], dims="pt"),
-                       da.dims[1]: xr.DataArray(col[inside], dims="pt")})
-        vals[inside] = np.asarray(sub.values, dtype="float64")
-    return vals, inside
 
 
 # --------------------------------------------------------------------------- bootstrap
@@ -567,45 +535,154 @@ def _agreement_raster(model: xr.DataArray, prior: xr.DataArray, spec: PriorSpec,
     return out.rio.write_crs(model.rio.crs).rio.write_transform(model.rio.transform())
 
 
-def validate_from_files(
-    pzi_path,
+@dataclass
+class ValidationResult:
+    """The validation of a PZI map (the result of :func:`validate`).
+
+    Attributes
+    ----------
+    meta : dict
+        PZI source, threshold, CRS, alignment rule (and the mask, with prior maps).
+    boreholes : dict or None
+        Borehole scores (None without boreholes): ``source``, ``n_read``,
+        ``n_unknown_presence``, ``n_common``, ``common_rule``, ``excluded``, ``table`` (one
+        row per map, scored on the common boreholes, each with ``ci``), ``curves``,
+        ``model_all`` (the model on every borehole valid in it) and ``bootstrap``.
+    pairwise : dict or None
+        Kappa between every two maps (None without prior maps).
+    priors : list of dict or None
+        Per prior map: how it is read, its codes and the area agreement (None without
+        prior maps).
+    agreement : dict
+        ``{prior name: agreement raster}`` on the PZI grid (lazy, uint8: 1 both, 2 model
+        only, 3 prior only, 0 neither, 255 nodata); not part of :meth:`as_dict`.
+    """
+
+    meta: dict
+    boreholes: dict | None = None
+    pairwise: dict | None = None
+    priors: list[dict] | None = None
+    agreement: dict[str, xr.DataArray] = field(default_factory=dict, repr=False)
+
+    def as_dict(self) -> dict:
+        """The JSON-ready result: the content of ``validation.json``."""
+        out: dict = {"meta": self.meta}
+        if self.boreholes is not None:
+            out["boreholes"] = self.boreholes
+        if self.priors is not None:
+            out["pairwise"] = self.pairwise
+            out["priors"] = self.priors
+        return out
+
+
+def agreement_file_name(name: str) -> str:
+    """File name of a prior map's agreement raster: ``agreement_<name>.tif`` (characters
+    other than letters, digits, ``_``, ``.`` and ``-`` replaced by ``_``)."""
+    return f"agreement_{_safe(name)}.tif"
+
+
+def check_prior_names(names: Sequence[str]) -> None:
+    """Refuse prior map names that repeat, are ``model``, or would share an agreement
+    raster's file name (:func:`agreement_file_name`, case-insensitive).
+
+    Raises
+    ------
+    DataError
+        Such a name.
+    """
+    names = list(names)
+    dup = sorted({n for n in names if names.count(n) > 1} | ({"model"} & set(names)))
+    if dup:
+        raise DataError(f"prior map names must be unique and not 'model': {dup}",
+                        field="--prior", fix="rename them (NAME=FILE:...)")
+    files: dict[str, str] = {}
+    for n in names:  # names become file names: 'survey map' and 'survey_map' would share one
+        other = files.setdefault(agreement_file_name(n).lower(), n)
+        if other != n:
+            raise DataError(f"the prior maps {other!r} and {n!r} would write one file "
+                            f"({agreement_file_name(n)})", field="--prior",
+                            fix="rename one of them so that the names differ in a letter or digit")
+
+
+def _prior_maps(priors) -> list[tuple[PriorSpec, xr.DataArray, xr.DataArray | None]]:
+    """``priors`` as ``(spec, native, on_grid or None)`` triples, types checked."""
+    out = []
+    for i, item in enumerate(priors):
+        if not (isinstance(item, (tuple, list)) and len(item) in (2, 3)):
+            raise InputError(f"prior {i}: expected a (PriorSpec, DataArray) pair or a "
+                             f"(PriorSpec, DataArray, DataArray on the PZI grid) triple, got "
+                             f"{type(item).__name__}", field="priors",
+                             fix="give e.g. [(parse_prior_spec('a=a.tif:continuous:0.5'), "
+                                 "permafrost.read_raster('a.tif'))]")
+        spec, native, on_grid = (*item, None)[:3]
+        if not isinstance(spec, PriorSpec):
+            raise InputError(f"prior {i}: expected a PriorSpec, got {type(spec).__name__}",
+                             field="priors", fix="make it with parse_prior_spec(...) or "
+                                                 "PriorSpec(...)")
+        _require_dataarray(native, f"priors[{i}]")
+        _require_dataarray(on_grid, f"priors[{i}] (on the PZI grid)", optional=True)
+        out.append((spec, native, on_grid))
+    return out
+
+
+def _require_boreholes(bh) -> None:
+    if not isinstance(bh, gpd.GeoDataFrame):
+        raise InputError(f"expected a geopandas.GeoDataFrame of boreholes, got "
+                         f"{type(bh).__name__}", field="boreholes",
+                         fix="read it with permafrost.read_presence_table(path)")
+    missing = [c for c in ("borehole_id", "presence") if c not in bh.columns]
+    if missing:
+        raise InputError(f"the boreholes lack the columns {missing}", field="boreholes",
+                         path=bh.attrs.get("source"),
+                         fix="read them with permafrost.read_presence_table(path)")
+    if bh.crs is None:
+        raise CRSError("the boreholes have no CRS", path=bh.attrs.get("source"),
+                       field="boreholes", fix="set one (GeoDataFrame.set_crs)")
+
+
+def validate(
+    pzi: xr.DataArray,
     *,
-    boreholes_path=None,
-    boreholes_crs=None,
-    boreholes_columns=None,
-    priors: Sequence[PriorSpec] = (),
-    out_dir=None,
+    boreholes=None,
+    priors: Sequence = (),
+    mask: xr.DataArray | None = None,
+    mask_vector=None,
     threshold: float = 0.5,
-    mask_path=None,
     n_bins: int = 10,
     block_rows: int | None = None,
     bootstrap_resamples: int = 2000,
     ci_level: float = 0.95,
     seed: int = 0,
     site_m: float = 500.0,
-) -> dict:
-    """Validate a PZI raster against boreholes and prior maps; write JSON, CSV and rasters.
+) -> ValidationResult:
+    """Validate a PZI map against boreholes and prior maps.
+
+    Boreholes are sampled on each map's own grid
+    (:func:`permafrost.grid.sample_at_points`) and scored with
+    :func:`permafrost.metrics.binary_metrics`, side by side on the boreholes valid in every
+    map, with percentile bootstrap intervals (:func:`bootstrap_metrics`, resampled by site,
+    :func:`permafrost.cv.site_ids`).  Prior maps are compared cell by cell on the PZI grid,
+    area-weighted (:func:`map_agreement`).
 
     Parameters
     ----------
-    pzi_path : path-like
-        PZI raster [-].
-    boreholes_path : path-like, optional
-        Presence table (see :func:`permafrost.io.boreholes.read_presence_table`).
-    boreholes_crs : CRS-like, optional
-        CRS of x/y columns of a CSV table (lon/lat columns are EPSG:4326).
-    boreholes_columns : dict, optional
-        Column names by role (``id``, ``x``, ``y``, ``presence``, ...; see
-        :func:`permafrost.io.boreholes.read_presence_table`).
-    priors : sequence of PriorSpec
-        Prior maps (any CRS/resolution; put on the model grid by nearest neighbour).
-    out_dir : path-like, optional
-        Where to write ``validation.json``, ``boreholes.csv``, ``priors.csv`` and
-        ``agreement_<name>.tif``.
+    pzi : xarray.DataArray
+        PZI [-] in [0, 1], NaN for nodata, 2-D with a CRS (may be Dask-backed).
+    boreholes : geopandas.GeoDataFrame, optional
+        Points with ``borehole_id`` and ``presence`` (1/0, missing = unknown) and a CRS, as
+        :func:`permafrost.read_presence_table` reads them.
+    priors : sequence of tuple
+        ``(PriorSpec, prior)`` or ``(PriorSpec, prior, prior_on_grid)`` per prior map:
+        ``prior`` on its own grid (boreholes are sampled there; categorical codes are
+        checked there), ``prior_on_grid`` the same map put on the PZI grid by nearest
+        neighbour (e.g. ``permafrost.read_aligned(path, like=pzi, resampling="nearest")``)
+        for the map agreement; without it ``prior`` must be on the PZI grid.
+    mask : xarray.DataArray, optional
+        Non-zero cells excluded from the map agreement, on the PZI grid.
+    mask_vector : geopandas.GeoDataFrame, optional
+        Polygons excluded from the map agreement (cell centre inside).
     threshold : float
         Model permafrost where PZI ≥ threshold [-].
-    mask_path : path-like, optional
-        Polygons or raster of excluded cells (map agreement only).
     n_bins : int
         Reliability bins [-].
     block_rows : int, optional
@@ -617,67 +694,72 @@ def validate_from_files(
         Boreholes linked by neighbours closer than this form one site, the bootstrap's
         resampling unit [m] (:func:`permafrost.cv.site_ids`).
 
+    Returns
+    -------
+    ValidationResult
+        ``as_dict()`` is the content of ``validation.json``; ``agreement`` holds the
+        agreement raster of each prior map.
+
     Raises
     ------
+    InputError
+        An input of the wrong type (e.g. a path where a DataArray is expected).
     DataError
-        No borehole inside the map, a prior with no overlap or unknown codes, duplicate names.
-    """
-    from permafrost.io.boreholes import read_presence_table
-    from permafrost.io.maps import read_aligned
-    from permafrost.io.rasters import RASTER_SUFFIXES, read_raster, write_cog
-    from permafrost.io.results import write_csv, write_json
-    from permafrost.io.vectors import read_vector
+        Nothing to validate against, PZI values outside [0, 1], no borehole inside the
+        map, a prior with no overlap or unknown codes, duplicate names.
 
-    if boreholes_path is None and not priors:
+    References
+    ----------
+    Cohen (1960); Brier (1950); Hanley & McNeil (1982); Brodersen et al. (2010);
+    Congalton (1991); Efron & Tibshirani (1993).
+    """
+    _require_dataarray(pzi, "pzi")
+    if pzi.ndim != 2:
+        raise DataError(f"the PZI raster must be 2-D, got dims {pzi.dims}",
+                        path=pzi.attrs.get("source"), fix="give a single-band raster")
+    if boreholes is not None:
+        _require_boreholes(boreholes)
+    maps = _prior_maps(priors)
+    _require_dataarray(mask, "mask", optional=True)
+    if mask_vector is not None and not isinstance(mask_vector, gpd.GeoDataFrame):
+        raise InputError(f"expected a geopandas.GeoDataFrame, got {type(mask_vector).__name__}",
+                         field="mask_vector", fix="read it with permafrost.read_vector(path)")
+    if boreholes is None and not maps:
         raise DataError("nothing to validate against", field="--boreholes/--prior",
                         fix="give --boreholes CSV and/or --prior NAME=FILE:...")
-    names = [p.name for p in priors]
-    dup = sorted({n for n in names if names.count(n) > 1} | ({"model"} & set(names)))
-    if dup:
-        raise DataError(f"prior map names must be unique and not 'model': {dup}",
-                        field="--prior", fix="rename them (NAME=FILE:...)")
-    files: dict[str, str] = {}
-    for n in names:  # names become file names: 'survey map' and 'survey_map' would share one
-        other = files.setdefault(f"agreement_{_safe(n)}.tif".lower(), n)
-        if other != n:
-            raise DataError(f"the prior maps {other!r} and {n!r} would write one file "
-                            f"(agreement_{_safe(n)}.tif)", field="--prior",
-                            fix="rename one of them so that the names differ in a letter or digit")
+    check_prior_names([s.name for s, _, _ in maps])
     if block_rows is None:
-        block_rows = auto_block_rows(read_raster(pzi_path, chunks={"y": 1, "x": -1}).shape[1])
-    chunks = {"y": block_rows, "x": -1}
-    model = read_raster(pzi_path, chunks=chunks, name="pzi")
-    _check_probability_range(model, pzi_path)
-    result: dict = {"meta": {"pzi": str(pzi_path), "threshold": threshold,
-                             "crs": grid_of(model).crs.to_string(),
-                             "alignment": "each prior map put on the PZI grid by nearest "
-                                          "neighbour (GDAL warper); boreholes sampled on each "
-                                          "map's own grid"}}
+        block_rows = auto_block_rows(pzi.shape[-1])
+    src = pzi.attrs.get("source")
+    _check_probability_range(pzi, src)
+    result = ValidationResult(meta={
+        "pzi": src, "threshold": threshold, "crs": grid_of(pzi).crs.to_string(),
+        "alignment": "each prior map put on the PZI grid by nearest neighbour (GDAL warper); "
+                     "boreholes sampled on each map's own grid"})
     native = {}
-    for spec in priors:
-        da = read_raster(spec.path, chunks=chunks, name=spec.name)
+    for spec, da, _ in maps:
         codes = (check_prior_codes(da, spec, block_rows=block_rows)
                  if spec.kind == "categorical" else None)
         native[spec.name] = (da, spec, codes)
 
     # ---- boreholes
-    if boreholes_path is not None:
-        bh = read_presence_table(boreholes_path, crs=boreholes_crs, columns=boreholes_columns)
-        unknown = bh["presence"].isna().to_numpy()
-        bh = bh[~unknown]
+    if boreholes is not None:
+        bh_src = boreholes.attrs.get("source")
+        unknown = boreholes["presence"].isna().to_numpy()
+        bh = boreholes[~unknown]
         if len(bh) == 0:
-            raise DataError("no borehole has a known presence", path=boreholes_path,
+            raise DataError("no borehole has a known presence", path=bh_src,
                             field="presence", fix="fill in presence (1/0)")
         x, y = bh.geometry.x.to_numpy(), bh.geometry.y.to_numpy()
         yv = bh["presence"].astype(int).to_numpy()
         ids = bh["borehole_id"].astype(str).to_numpy()
         values, excluded = {}, {}
-        for name, da in [("model", model)] + [(n, v[0]) for n, v in native.items()]:
+        for name, da in [("model", pzi)] + [(n, v[0]) for n, v in native.items()]:
             v, inside = sample_at_points(da, x, y, crs=bh.crs)
             if name == "model" and not inside.any():
-                lb = ", ".join(f"{b:.4f}" for b in model.rio.bounds())
+                lb = ", ".join(f"{b:.4f}" for b in pzi.rio.bounds())
                 raise DataError(f"none of the {len(ids)} boreholes lies inside the PZI map "
-                                f"(map bounds {lb})", path=boreholes_path, field="lon/lat",
+                                f"(map bounds {lb})", path=bh_src, field="lon/lat",
                                 fix="check the coordinates and their CRS")
             if name != "model":
                 v = (prior_to_binary(v, native[name][1]) if native[name][1].kind == "categorical"
@@ -688,8 +770,6 @@ def validate_from_files(
             if (~inside).any():
                 log.warning("%s: %d boreholes outside the map", name, int((~inside).sum()))
         common = np.logical_and.reduce([~np.isnan(v) for v in values.values()])
-        from permafrost.cv import metric_xy, site_ids
-
         ll = bh.geometry.to_crs(4326)
         sx, sy = metric_xy(ll.x.to_numpy(), ll.y.to_numpy(), 4326)
         sites = site_ids(sx, sy, site_m)
@@ -723,8 +803,8 @@ def validate_from_files(
         boot_all = _boot(own, values["model"], threshold, True) if own.any() else None
         if boot_all is not None:
             model_all["ci"] = _ci(boot_all)
-        result["boreholes"] = {
-            "source": str(boreholes_path), "n_read": int(len(ids) + unknown.sum()),
+        result.boreholes = {
+            "source": bh_src, "n_read": int(len(ids) + unknown.sum()),
             "n_unknown_presence": int(unknown.sum()), "n_common": int(common.sum()),
             "common_rule": "boreholes inside and valid in every map",
             "excluded": excluded, "table": rows, "curves": curves, "model_all": model_all,
@@ -739,21 +819,24 @@ def validate_from_files(
             log.warning("no borehole is valid in every map; side-by-side table is empty")
 
     # ---- prior maps
-    if priors:
-        mask = mask_vector = None
-        if mask_path is not None:
-            if Path(mask_path).suffix.lower() in RASTER_SUFFIXES:
-                mask = read_aligned(mask_path, model, resampling="nearest", chunks=chunks)
-            else:
-                mask_vector = read_vector(mask_path, allow_empty=True)
-        aligned = {n: (read_aligned(s.path, model, resampling="nearest", chunks=chunks, name=n), s)
-                   for n, (_, s, _) in native.items()}
-        ag = map_agreement(model, aligned, threshold=threshold, mask=mask,
+    if maps:
+        aligned = {s.name: (da if on_grid is None else on_grid, s) for s, da, on_grid in maps}
+        for n, (da, _) in aligned.items():
+            if tuple(da.shape) != tuple(pzi.shape):
+                raise DataError(f"the prior map is not on the PZI grid (shape "
+                                f"{tuple(da.shape)} vs {tuple(pzi.shape)})",
+                                path=da.attrs.get("source"), field=n,
+                                fix="give it on the PZI grid as well: (spec, prior, "
+                                    "permafrost.read_aligned(path, like=pzi, "
+                                    "resampling='nearest'))")
+        ag = map_agreement(pzi, aligned, threshold=threshold, mask=mask,
                            mask_vector=mask_vector, block_rows=block_rows)
-        result["pairwise"] = ag["pairwise"]
-        result["priors"] = []
-        for n, (_, s, codes) in native.items():
-            entry = {"name": n, "source": str(s.path), "kind": s.kind,
+        result.pairwise = ag["pairwise"]
+        result.priors = []
+        for n, (da, s, codes) in native.items():
+            entry = {"name": n,
+                     "source": str(s.path) if s.path is not None else da.attrs.get("source"),
+                     "kind": s.kind,
                      "permafrost_codes": (list(s.permafrost_codes) if s.kind == "categorical"
                                           else None),
                      "other_codes": (list(s.other_codes) if s.other_codes is not None
@@ -762,46 +845,16 @@ def validate_from_files(
                      "threshold": s.threshold if s.kind == "continuous" else None,
                      "codes_present": ({str(k): v for k, v in codes.items()} if codes else None),
                      **ag["per_prior"][n]}
-            if out_dir is not None:
-                ras = _agreement_raster(model, aligned[n][0], s, threshold)
-                tif = Path(out_dir) / f"agreement_{_safe(n)}.tif"
-                write_cog(ras, tif, nodata=255, dtype="uint8", overview_resampling="nearest",
-                          description="agreement: 0 neither, 1 both, 2 model only, 3 prior only",
-                          tags={"pzi": relative_path(pzi_path, out_dir),
-                                "prior": relative_path(s.path, out_dir),
-                                "paths_relative_to": "this file's directory",
-                                "threshold": threshold})
-                entry["agreement_raster"] = tif.name
-            result["priors"].append(entry)
-        if mask_path is not None:
-            result["meta"]["mask"] = str(mask_path)
-
-    if out_dir is not None:
-        out = Path(out_dir)
-        write_json(result, out / "validation.json")
-        if "boreholes" in result:
-            ci_cols = [f"{m}_ci_{b}" for m in ("auc", "balanced_accuracy", "kappa", "brier")
-                       for b in ("low", "high")]
-            flat = [{**r, **{f"{m}_ci_{b}": (r.get("ci") or {}).get(m, {}).get(b)
-                             for m in ("auc", "balanced_accuracy", "kappa", "brier")
-                             for b in ("low", "high")}}
-                    for r in result["boreholes"]["table"]]
-            write_csv(flat, out / "boreholes.csv",
-                      columns=["map", "kind", "n", "n_pos", "n_neg", "tp", "fp", "fn", "tn",
-                               "accuracy", "balanced_accuracy", "sensitivity", "specificity",
-                               "kappa", "auc", "brier", "threshold"] + ci_cols)
-        if "priors" in result:
-            write_csv([{"prior": p["name"], "kind": p["kind"], **p["agreement"]}
-                       for p in result["priors"]], out / "priors.csv")
+            result.agreement[n] = _agreement_raster(pzi, aligned[n][0], s, threshold)
+            result.priors.append(entry)
+        if mask is not None or mask_vector is not None:
+            result.meta["mask"] = (mask if mask is not None else mask_vector).attrs.get("source")
     return result
 
 
 def _check_probability_range(pzi, path) -> None:
     """Refuse a PZI raster whose valid values leave [0, 1] (e.g. a categorical 1/2 map), as
-    ``stats`` does (:func:`permafrost.area.stats_from_files`)."""
-    import dask
-    import dask.array as dsa
-
+    ``stats`` does (:func:`permafrost.area.zone_statistics`)."""
     data = pzi.data
     lo, hi = (dask.compute(dsa.nanmin(data), dsa.nanmax(data))
               if hasattr(data, "dask") else (np.nanmin(data), np.nanmax(data)))

@@ -101,7 +101,8 @@ def train_small_model(out: Path, seed: int = 0) -> Path:
     import xgboost as xgb
 
     from permafrost.calibration import fit_calibration
-    from permafrost.model_io import BoosterPredictor, PZIModel
+    from permafrost.io.model import save_model
+    from permafrost.pzi_model import BoosterPredictor, PZIModel
 
     rng = np.random.default_rng(seed)
     arr = covariate_arrays(40, 50, seed=seed + 1)
@@ -119,7 +120,7 @@ def train_small_model(out: Path, seed: int = 0) -> Path:
     cal = fit_calibration(main.predict(X), y, method="isotonic")
     model = PZIModel(predictor=main, calibration=cal, feature_names=list(FEATURES),
                      metadata={"note": "robustness test model"}, fold_models=folds)
-    return model.save(out)
+    return save_model(model, out)
 
 
 # ----------------------------------------------------------------------------- vectors

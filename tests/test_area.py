@@ -22,11 +22,11 @@ from permafrost.area import (
     cell_areas,
     classify_zones,
     ellipsoid_area,
-    stats_from_files,
     zone_statistics,
 )
-from permafrost.errors import DataError
+from permafrost.errors import DataError, InputError
 from permafrost.grid import Grid
+from permafrost.workflows.stats import stats_from_files
 
 from factories import da_on_grid, write_tif
 
@@ -147,7 +147,7 @@ def test_band_of_ones_is_exact():
     arr = np.zeros((ny, nx))
     arr[5:9] = 1.0
     da = da_on_grid(arr, Affine(d, 0, 20.0, 0, -d, top))
-    s = zone_statistics(da, block_rows=3)["units"][0]
+    s = zone_statistics(da, block_rows=3).units[0]
     # independent reference: the band as one geodesic polygon with densified parallels
     ref = geod_lonlat_box(20.0, top - 9 * d, 20.0 + nx * d, top - 5 * d, n=400) / 1e6
     assert s["pzi_ge_0.5_km2"] == pytest.approx(ref, rel=1e-9)
@@ -174,12 +174,12 @@ def test_stats_consistency_and_streaming_invariance():
     kw = dict(regions=regions, dem=dem, band_width=500.0, mask_vector=mask)
     a = zone_statistics(da, block_rows=7, **kw)
     b = zone_statistics(da.chunk({"y": 11}), block_rows=1000, **kw)
-    for ua, ub in zip(a["units"], b["units"], strict=True):
+    for ua, ub in zip(a.units, b.units, strict=True):
         assert ua["name"] == ub["name"]
         for k, v in ua.items():
             if isinstance(v, float):
                 assert v == pytest.approx(ub[k], rel=1e-12)
-    units = {(u["unit"], u["name"]): u for u in a["units"]}
+    units = {(u["unit"], u["name"]): u for u in a.units}
     whole = units[("all", "all")]
     # independent reference for the whole map: numpy with per-row areas
     areas = np.broadcast_to(cell_areas(Grid(pyproj.CRS(4326), da.rio.transform(), (ny, nx))),
@@ -203,17 +203,17 @@ def test_stats_consistency_and_streaming_invariance():
     assert (whole["denominator_km2"] + whole["masked_km2"] + whole["nodata_km2"]
             == pytest.approx(whole["footprint_km2"], rel=1e-12))
     # regions: the two 'west' polygons are one region; outside + regions = whole
-    regs = [u for u in a["units"] if u["unit"] == "region"]
+    regs = [u for u in a.units if u["unit"] == "region"]
     assert [u["name"] for u in regs] == ["west", "east"]
-    assert (sum(u["footprint_km2"] for u in regs) + a["meta"]["regions"]["outside_regions_km2"]
+    assert (sum(u["footprint_km2"] for u in regs) + a.meta["regions"]["outside_regions_km2"]
             == pytest.approx(whole["footprint_km2"], rel=1e-12))
     # elevation bands partition the map
-    bands = [u for u in a["units"] if u["unit"] == "elevation_band"]
+    bands = [u for u in a.units if u["unit"] == "elevation_band"]
     assert [u["name"] for u in bands][0] == "2500-3000 m"
     assert sum(u["denominator_km2"] for u in bands) == pytest.approx(whole["denominator_km2"],
                                                                      rel=1e-12)
-    assert a["meta"]["mask"]["kinds"] == {"glacier": 1, "lake": 1}
-    assert "denominator" in a["meta"]
+    assert a.meta["mask"]["kinds"] == {"glacier": 1, "lake": 1}
+    assert "denominator" in a.meta
 
 
 def test_projected_map_statistics_match_geod():
@@ -222,7 +222,7 @@ def test_projected_map_statistics_match_geod():
     arr = np.zeros((6, 5))
     arr[2:4, 1:3] = 0.95
     da = da_on_grid(arr, Affine(h, 0, -500000, 0, -h, -900000), crs="EPSG:3413")
-    s = zone_statistics(da)["units"][0]
+    s = zone_statistics(da).units[0]
     ref = sum(geod_projected_cell(crs, -500000 + c * h, -900000 - (r + 1) * h,
                                   -500000 + (c + 1) * h, -900000 - r * h)
               for r in (2, 3) for c in (1, 2)) / 1e6
@@ -238,8 +238,8 @@ def test_mask_raster_equals_mask_polygons(tmp_path):
     mr = da_on_grid(m, t)
     poly = gpd.GeoDataFrame(geometry=[box(t.c + 4 * t.a, t.f + 8 * t.e, t.c + 9 * t.a,
                                           t.f + 3 * t.e)], crs="EPSG:4326")
-    a = zone_statistics(da, mask_raster=mr)["units"][0]
-    b = zone_statistics(da, mask_vector=poly)["units"][0]
+    a = zone_statistics(da, mask_raster=mr).units[0]
+    b = zone_statistics(da, mask_vector=poly).units[0]
     assert a["masked_km2"] > 0
     for k in ("masked_km2", "denominator_km2", "pzi_ge_0.5_km2"):
         assert a[k] == pytest.approx(b[k], rel=1e-12)
@@ -262,6 +262,42 @@ def test_bad_inputs():
         zone_statistics(da, dem=da_on_grid(np.ones((5, 5)), da.rio.transform()), band_width=0)
 
 
+def test_wrong_input_types_are_the_packages_errors(tmp_path):
+    """A path where a DataArray is expected (and the like) is an InputError naming the field
+    and the reader to use, not an AttributeError."""
+    da = _geo_map(ny=5, nx=5)
+    with pytest.raises(InputError, match=r"field 'pzi'.*expected an xarray.DataArray, got "
+                                         r"PosixPath.*permafrost.read_raster"):
+        zone_statistics(tmp_path / "pzi.tif")
+    with pytest.raises(InputError, match="field 'pzi'.*got str"):
+        zone_statistics("pzi.tif")
+    with pytest.raises(InputError, match="field 'dem'.*got ndarray"):
+        zone_statistics(da, dem=np.ones((5, 5)))
+    with pytest.raises(InputError, match="field 'mask_raster'"):
+        zone_statistics(da, mask_raster="mask.tif")
+    with pytest.raises(InputError, match="field 'regions'.*GeoDataFrame.*read_vector"):
+        zone_statistics(da, regions="regions.gpkg")
+    with pytest.raises(InputError, match="field 'mask_vector'"):
+        zone_statistics(da, mask_vector=[box(0, 0, 1, 1)])
+
+
+def test_zone_statistics_result_as_dict_is_the_stats_json():
+    from permafrost.area import ZoneStatistics, stats_rows
+
+    res = zone_statistics(_geo_map(ny=5, nx=5))
+    assert isinstance(res, ZoneStatistics)
+    d = res.as_dict()
+    assert list(d) == ["units", "meta"] and d["units"] is res.units and d["meta"] is res.meta
+    assert res.whole is res.units[0] and res.whole["unit"] == "all"
+    back = ZoneStatistics.from_dict(json.loads(json.dumps(d)))
+    assert back.units == json.loads(json.dumps(res.units))
+    assert stats_rows(back) == stats_rows(ZoneStatistics(**json.loads(json.dumps(d))))
+    with pytest.raises(InputError, match="stats.json"):
+        ZoneStatistics.from_dict({"units": []})
+    with pytest.raises(InputError, match="ZoneStatistics"):
+        stats_rows(d)
+
+
 def test_stats_from_files_aligns_dem_in_other_crs(tmp_path):
     """A DEM in another CRS and resolution is warped onto the PZI grid, not refused."""
     d = 0.002
@@ -281,9 +317,9 @@ def test_stats_from_files_aligns_dem_in_other_crs(tmp_path):
     write_tif(tmp_path / "dem.tif", dem, Affine(100, 0, x0, 0, -100, y0), crs=utm, nodata=-1)
     out = stats_from_files(tmp_path / "pzi.tif", dem_path=tmp_path / "dem.tif",
                            band_width=500, block_rows=16)
-    whole = out["units"][0]
-    assert out["meta"]["elevation_bands"]["no_dem_km2"] == 0
-    bands = [u for u in out["units"] if u["unit"] == "elevation_band"]
+    whole = out.units[0]
+    assert out.meta["elevation_bands"]["no_dem_km2"] == 0
+    bands = [u for u in out.units if u["unit"] == "elevation_band"]
     assert len(bands) >= 2
     assert sum(u["denominator_km2"] for u in bands) == pytest.approx(whole["denominator_km2"])
     assert whole["fraction_pzi_ge_0.5"] == pytest.approx(0.5, abs=0.01)
@@ -347,17 +383,17 @@ def test_sample_region_stats(sample_dir):
     out = stats_from_files(pzi, regions_path=sample_dir / "regions" / "basins.gpkg",
                            dem_path=sample_dir / "covariates" / "dem.tif", band_width=200,
                            mask_path=sample_dir / "masks" / "glaciers_lakes.gpkg")
-    whole = out["units"][0]
+    whole = out.units[0]
     assert whole["masked_km2"] > 0
     assert 0 < whole["pzi_ge_0.5_km2"] < whole["denominator_km2"]
-    bands = [u for u in out["units"] if u["unit"] == "elevation_band"]
+    bands = [u for u in out.units if u["unit"] == "elevation_band"]
     fr = [u["fraction_pzi_ge_0.5"] for u in bands if u["n_valid_cells"] > 200]
     # permafrost increases with elevation in the generated truth
     assert fr[-1] > fr[0]
 
 
 def test_compare_scenarios_changes_per_zone_and_region():
-    from permafrost.area import compare_scenarios
+    from permafrost.area import ZoneStatistics, compare_scenarios
     from permafrost.errors import DataError
 
     def unit(kind, name, ge05, cont, den=100.0):
@@ -365,10 +401,12 @@ def test_compare_scenarios_changes_per_zone_and_region():
                 "pzi_weighted_km2": ge05 * 0.9, "region_km2": 90.0, "continuous_km2": cont,
                 "discontinuous_km2": ge05 - cont, "sporadic_km2": 10.0, "isolated_km2": 5.0}
 
-    base = {"units": [unit("all", "all", 60.0, 30.0), unit("region", "A", 20.0, 10.0, 40.0),
-                      unit("elevation_band", "3000-3200 m", 1.0, 0.0, 5.0)]}
-    warm = {"units": [unit("all", "all", 45.0, 15.0), unit("region", "A", 5.0, 0.0, 40.0),
-                      unit("elevation_band", "3000-3200 m", 0.0, 0.0, 5.0)]}
+    base = ZoneStatistics(units=[unit("all", "all", 60.0, 30.0),
+                                 unit("region", "A", 20.0, 10.0, 40.0),
+                                 unit("elevation_band", "3000-3200 m", 1.0, 0.0, 5.0)], meta={})
+    warm = ZoneStatistics(units=[unit("all", "all", 45.0, 15.0),
+                                 unit("region", "A", 5.0, 0.0, 40.0),
+                                 unit("elevation_band", "3000-3200 m", 0.0, 0.0, 5.0)], meta={})
     out = compare_scenarios({"baseline": base, "plus2": warm})
     rows = {r["name"]: r for r in out["scenarios"]["plus2"]}
     assert set(rows) == {"all", "A"}  # bands are left out by default
@@ -376,11 +414,13 @@ def test_compare_scenarios_changes_per_zone_and_region():
     assert rows["all"]["pzi_ge_0.5_km2_change_pct"] == pytest.approx(-25.0)
     assert rows["A"]["continuous_km2_change"] == pytest.approx(-10.0)
     assert rows["A"]["discontinuous_km2_change"] == pytest.approx(5.0 - 10.0)
-    other = {"units": [unit("all", "all", 45.0, 15.0, den=99.0)]}
+    other = ZoneStatistics(units=[unit("all", "all", 45.0, 15.0, den=99.0)], meta={})
     with pytest.raises(DataError, match="denominator"):
         compare_scenarios({"baseline": base, "x": other})
     with pytest.raises(DataError, match="baseline"):
         compare_scenarios({"x": warm})
+    with pytest.raises(InputError, match="ZoneStatistics"):  # a stats.json dict as is
+        compare_scenarios({"baseline": base.as_dict(), "x": warm})
 
 
 def test_zones_on_aggregated_cells_classify_the_mean_pzi():
@@ -392,7 +432,7 @@ def test_zones_on_aggregated_cells_classify_the_mean_pzi():
     pzi = ((yy % 2) | (xx % 2)).astype("float64")
     pzi[:, 25:] = np.nan  # nodata columns stay out of the cells' areas
     res = zone_statistics(da_on_grid(pzi, t, crs="EPSG:32647"), aggregate_m=1000.0, block_rows=7)
-    whole, agg = res["units"][0], res["meta"]["zones_aggregated"]
+    whole, agg = res.units[0], res.meta["zones_aggregated"]
     assert agg["pixels_per_cell"] == [10, 10] and agg["cells"] == 4 * 3
     share = np.nanmean(pzi)  # 0.74: 25 valid columns
     assert whole["continuous_km2"] == pytest.approx(whole["denominator_km2"] * share, rel=1e-3)

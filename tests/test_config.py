@@ -153,7 +153,8 @@ def test_one_set_of_defaults_across_cli_config_library_and_pipelines():
     from permafrost.defaults import BOREHOLE_WEIGHT, PREDICT_CHUNK, ROCK_GLACIER_WEIGHT
     from permafrost.labels import (borehole_points, build_labels, sample_rock_glaciers,
                                    temperature_borehole_points)
-    from permafrost.predict import predict_raster
+    from permafrost.predict import predict_pzi, pzi_uncertainty
+    from permafrost.workflows.predict import predict_raster
     from permafrost.steps import covariates_for_scenario
 
     def default(func, name):
@@ -172,7 +173,9 @@ def test_one_set_of_defaults_across_cli_config_library_and_pipelines():
           "sample_rock_glaciers": default(sample_rock_glaciers, "weight")}
     assert set(rg.values()) == {ROCK_GLACIER_WEIGHT}, rg
     chunks = {"config": PredictOptions().chunk, "cli": default(predict_cmd, "chunk"),
-              "predict_raster": default(predict_raster, "chunk")}
+              "predict_raster": default(predict_raster, "chunk"),
+              "predict_pzi": default(predict_pzi, "chunk"),
+              "pzi_uncertainty": default(pzi_uncertainty, "chunk")}
     assert set(chunks.values()) == {PREDICT_CHUNK}, chunks
     assert default(covariates_for_scenario, "chunks") is None  # -> PREDICT_CHUNK
     from permafrost.cli.train import train_cmd

@@ -19,7 +19,6 @@ from pyproj import Geod
 
 from permafrost import climate, solar, terrain
 from permafrost.covariates import (
-    build_stack,
     cell_sizes,
     downscale_maat_da,
     extract_at_points,
@@ -29,6 +28,7 @@ from permafrost.covariates import (
 from permafrost.errors import ConfigError, CRSError, DataError, GridMismatchError
 from permafrost.grid import grid_of
 from permafrost.io.rasters import read_raster
+from permafrost.workflows.covariates import build_stack
 
 GEOD = Geod(ellps="WGS84")
 
@@ -282,6 +282,50 @@ def test_like_aligns_other_grids(cov_dir, tmp_path):
     inner = (slice(5, -5), slice(5, -5))
     np.testing.assert_allclose(ds.lin.values[inner], (100 * (FX - 99) + 50 * (FY - 38.5))[inner],
                                atol=1e-3)
+
+
+def test_every_kind_of_source_gives_the_same_stack(cov_dir, tmp_path):
+    """One opener: a directory, a list of its files, the Dataset and a builder agree; the
+    same grid rule (strict unless a target grid is given) holds for a list of files."""
+    from_dir = build_stack(cov_dir, chunks=64)
+    files = sorted(cov_dir.glob("*.tif"))
+    from_list = build_stack(files, chunks=64)
+    xr.testing.assert_identical(from_dir.drop_attrs(), from_list.drop_attrs())
+    assert from_list.attrs["source"] == ",".join(str(f) for f in files)
+    assert build_stack(from_dir) is from_dir
+    built = build_stack(lambda chunks: build_stack(cov_dir, chunks=chunks), chunks=32)
+    assert built["dem"].data.chunksize == (32, 32)
+    one = build_stack(cov_dir / "dem.tif")
+    assert list(one.data_vars) == ["dem"]
+    write(geo_da(synthetic_dem(50, 50), res=1 / 600), tmp_path / "coarse.tif")
+    with pytest.raises(GridMismatchError, match="coarse.tif"):
+        build_stack([*files, tmp_path / "coarse.tif"])
+    aligned = build_stack([*files, tmp_path / "coarse.tif"], like=cov_dir / "dem.tif")
+    assert aligned["coarse"].shape == from_dir["dem"].shape
+
+
+def test_changes_apply_to_an_in_memory_stack_and_bad_sources_are_one_line(cov_dir, tmp_path):
+    from types import SimpleNamespace
+
+    from permafrost.covariates import CHANGED_ATTR
+    from permafrost.errors import InputError, InputFileError
+
+    ds = build_stack(cov_dir)
+    warm = build_stack(ds, changes={"maat": SimpleNamespace(offset=2.0, scale=None, file=None)})
+    np.testing.assert_allclose(warm["maat"].values, ds["maat"].values + 2.0, rtol=1e-6)
+    assert warm["maat"].attrs[CHANGED_ATTR] == "maat" and CHANGED_ATTR not in ds["maat"].attrs
+    with pytest.raises(ConfigError, match="mat"):
+        build_stack(ds, changes={"mat": SimpleNamespace(offset=1.0)})
+    with pytest.raises(InputError, match="like"):
+        build_stack(ds, like=cov_dir / "dem.tif")
+    with pytest.raises(InputError, match="Dataset"):
+        build_stack(lambda chunks: None)
+    write(geo_da(synthetic_dem()), cov_dir / "dem.tiff")
+    with pytest.raises(DataError, match="two covariates are named 'dem'"):
+        build_stack(cov_dir)
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(InputFileError, match="not a directory"):
+        build_stack(tmp_path / "notes.txt")
 
 
 def test_toml_stack_with_derived_and_categorical(cov_dir, tmp_path):

@@ -31,9 +31,9 @@ from permafrost.kinematics import (
     los_sensitivity,
     los_unit_vector,
     pixel_masks,
-    run_kinematics,
 )
 from permafrost.terrain import gradient_to_slope_aspect, terrain_gradient
+from permafrost.workflows.kinematics import run_kinematics
 
 
 # --------------------------------------------------------------------------- projection

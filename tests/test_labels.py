@@ -344,7 +344,7 @@ def test_cli_permos_needs_coordinates(realdata, tmp_path):
 # --------------------------------------------------------------------------- sample region
 @pytest.fixture(scope="module")
 def sample_labels(sample_dir):
-    from permafrost.labels import labels_from_files
+    from permafrost.workflows.labels import labels_from_files
     s = sample_dir
     return labels_from_files(
         inventories=[s / "inventory" / "rock_glaciers.gpkg"],

@@ -26,13 +26,13 @@ from permafrost.cli import app
 from permafrost.cv import block_ids, make_folds, merge_groups, variogram_range
 from permafrost.backends import resolve_device, xgboost_gpu_usable
 from permafrost.errors import DataError, InputError, ModelError
+from permafrost.io.model import load_model, save_model
 from permafrost.metrics import reliability_curve
 from permafrost.models import (
     LogisticPZI,
     RandomForestPZI,
     XGBoostPZI,
     balanced_weights,
-    load_model,
     train_model,
 )
 
@@ -187,7 +187,7 @@ def test_deterministic_model_files(region, labels, tmp_path):
     for k in range(2):
         m, _ = train_model(labels, ds, model="xgboost", device="cpu", seed=3, params=FAST,
                            random_cv=False)
-        outs.append(m.save(tmp_path / f"m{k}"))
+        outs.append(save_model(m, tmp_path / f"m{k}"))
     files = sorted(p.relative_to(outs[0]) for p in outs[0].rglob("*") if p.is_file())
     assert {"metadata.json", "predictor.json", "calibration.json"} <= {str(f) for f in files}
     assert any(str(f).startswith("folds/") for f in files)
@@ -196,7 +196,7 @@ def test_deterministic_model_files(region, labels, tmp_path):
     # a different seed gives a different model (the check above can fail)
     m, _ = train_model(labels, ds, model="xgboost", device="cpu", seed=4, params=FAST,
                        random_cv=False)
-    other = m.save(tmp_path / "m_other")
+    other = save_model(m, tmp_path / "m_other")
     assert (other / "predictor.json").read_bytes() != (outs[0] / "predictor.json").read_bytes()
 
 
@@ -207,7 +207,7 @@ def test_other_models_train_save_load(region, labels, tmp_path, kind):
     m, rep = train_model(labels, ds, model=kind, device="cpu", seed=0, params=params,
                          calibration="sigmoid", random_cv=False)
     assert rep.spatial_summary["auc"]["mean"] > 0.75
-    out = m.save(tmp_path / kind)
+    out = save_model(m, tmp_path / kind)
     m2 = load_model(out)
     from permafrost.covariates import extract_at_points
 
@@ -237,7 +237,7 @@ def test_importance_ranks_the_driving_covariate(trained):
 # ---------------------------------------------------------------------------------------
 def test_contract_predict_raw_calibrate_pzi(trained, tmp_path):
     model, _ = trained
-    out = model.save(tmp_path / "model")
+    out = save_model(model, tmp_path / "model")
     m = load_model(out)
     assert m.feature_names == ["maat", "pisr", "ndvi"]
     rng = np.random.default_rng(0)
@@ -265,7 +265,7 @@ def test_contract_predict_raw_calibrate_pzi(trained, tmp_path):
 
 def test_metadata_contents(trained, tmp_path):
     model, rep = trained
-    out = model.save(tmp_path / "model")
+    out = save_model(model, tmp_path / "model")
     meta = json.loads((out / "metadata.json").read_text())
     for key in ("feature_names", "grid", "training", "cv", "versions", "device", "calibration",
                 "importance", "format_version"):
@@ -282,7 +282,7 @@ def test_metadata_contents(trained, tmp_path):
 
 def test_incomplete_and_incompatible_model_dirs(trained, tmp_path):
     model, _ = trained
-    out = model.save(tmp_path / "model")
+    out = save_model(model, tmp_path / "model")
     bad = tmp_path / "incomplete"
     shutil.copytree(out, bad)
     (bad / "calibration.json").unlink()
@@ -307,8 +307,8 @@ def test_incomplete_and_incompatible_model_dirs(trained, tmp_path):
 
 def test_save_is_atomic_and_overwrites(trained, tmp_path):
     model, _ = trained
-    out = model.save(tmp_path / "model")
-    model.save(out)  # overwrite in place
+    out = save_model(model, tmp_path / "model")
+    save_model(model, out)  # overwrite in place
     assert load_model(out).feature_names == model.feature_names
     assert not [p for p in tmp_path.iterdir() if ".pftmp-" in p.name]
 
@@ -471,7 +471,7 @@ def _sample_labels_from_truth(sample_dir: Path, *, n_clusters=300, per_cluster=8
 
 
 def test_sample_region_against_truth(sample_dir):
-    from permafrost.covariates import build_stack
+    from permafrost.workflows.covariates import build_stack
 
     ds = build_stack(sample_dir / "covariates")
     gdf = _sample_labels_from_truth(sample_dir)
@@ -490,9 +490,10 @@ def test_sample_region_against_truth(sample_dir):
 
 def test_sample_region_with_fused_labels(sample_dir):
     """Labels made by permafrost.labels from the inventory and boreholes (interior sampling)."""
-    from permafrost.covariates import build_stack, extract_at_points
+    from permafrost.covariates import extract_at_points
+    from permafrost.workflows.covariates import build_stack
     from permafrost.io.rasters import read_raster
-    from permafrost.labels import labels_from_files
+    from permafrost.workflows.labels import labels_from_files
 
     ls = labels_from_files(inventories=[sample_dir / "inventory" / "rock_glaciers.gpkg"],
                            boreholes=[sample_dir / "boreholes" / "boreholes.csv"],
@@ -531,7 +532,7 @@ def test_cuda_training_and_cupy_prediction(region, labels, tmp_path):
     # GPU and CPU hist differ in floating-point order only: same skill within 0.02 AUC
     assert rep.spatial_summary["auc"]["mean"] == pytest.approx(
         rep_cpu.spatial_summary["auc"]["mean"], abs=0.02)
-    loaded = load_model(m.save(tmp_path / "gpu_model"))
+    loaded = load_model(save_model(m, tmp_path / "gpu_model"))
     rng = np.random.default_rng(0)
     X = np.column_stack([rng.uniform(-6, 6, 1000), rng.uniform(180, 280, 1000),
                          rng.uniform(0, 0.6, 1000)]).astype("float32")

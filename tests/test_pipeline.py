@@ -12,12 +12,12 @@ from typer.testing import CliRunner
 import numpy as np
 import rasterio
 
-from permafrost.area import stats_from_files
 from permafrost.cli import app
 from permafrost.config import load_pipeline
 from permafrost.pipeline import run_pipeline
 from permafrost.proxies import proxy_warnings
 from permafrost.steps import STEPS
+from permafrost.workflows.stats import stats_from_files
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "pipelines" / "demo.toml"
@@ -91,7 +91,8 @@ def test_scenario_areas_follow_the_generators_warmed_truth(demo_run):
     tmp, _, _ = demo_run
     sample = ROOT / "data_samples"
     mask = sample / "masks" / "glaciers_lakes.gpkg"
-    truth = {sc: stats_from_files(sample / "truth" / f"pzi_truth{suffix}.tif", mask_path=mask)
+    truth = {sc: stats_from_files(sample / "truth" / f"pzi_truth{suffix}.tif",
+                                  mask_path=mask).as_dict()
              for sc, suffix in (("reference", ""), ("plus1", "_plus1"), ("plus2", "_plus2"),
                                 ("plus4", "_plus4"))}
     model = {sc: json.loads((tmp / "out" / sc / "stats.json").read_text()) for sc in truth}
@@ -243,7 +244,7 @@ def test_the_headline_area_estimate_is_within_5_percent_of_the_truth(demo_run):
     tmp, _, _ = demo_run
     sample = ROOT / "data_samples"
     truth = stats_from_files(sample / "truth" / "pzi_truth.tif",
-                             mask_path=sample / "masks" / "glaciers_lakes.gpkg")
+                             mask_path=sample / "masks" / "glaciers_lakes.gpkg").as_dict()
     model = json.loads((tmp / "out" / "baseline" / "stats.json").read_text())
     ratio = _weighted_km2(model) / _weighted_km2(truth)
     assert abs(ratio - 1) <= 0.05, ratio

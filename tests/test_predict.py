@@ -1,5 +1,5 @@
 """Chunked PZI prediction: equality with in-memory prediction, determinism, backends,
-masks, zones, uncertainty, interruption, bounded memory, CLI."""
+masks, zones, uncertainty, interruption, bounded memory, CLI; the lazy API (predict_pzi)."""
 
 from __future__ import annotations
 
@@ -21,14 +21,16 @@ from rasterio.transform import from_origin
 from rio_cogeo.cogeo import cog_validate
 from typer.testing import CliRunner
 
-from permafrost.area import ZONE_CODES
+from permafrost.area import ZONE_CODES, ZONE_LIMITS, ZONE_NAMES
 from permafrost.backends import gpu_available, open_executor, resolve_device
 from permafrost.calibration import fit_calibration
-from permafrost.errors import GridMismatchError, InputError, ModelError
+from permafrost.errors import CRSError, GridMismatchError, InputError, ModelError
 from permafrost.io._atomic import TMP_MARK
-from permafrost.io.rasters import read_covariate_stack
-from permafrost.model_io import BoosterPredictor, PZIModel, load_model
-from permafrost.predict import predict_block, predict_raster
+from permafrost.io.model import load_model, save_model
+from permafrost.io.rasters import read_covariate_stack, read_raster, write_cog
+from permafrost.predict import predict_block, predict_pzi, pzi_uncertainty
+from permafrost.pzi_model import BoosterPredictor, PZIModel
+from permafrost.workflows.predict import predict_raster
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATURES = ["dem", "maat", "pisr", "ndvi"]
@@ -95,7 +97,7 @@ def make_model(*, n_trees: int = 40, folds: int = 3, seed: int = 0,
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    return make_model().save(tmp_path_factory.mktemp("model") / "model")
+    return save_model(make_model(), tmp_path_factory.mktemp("model") / "model")
 
 
 @pytest.fixture(scope="module")
@@ -355,6 +357,119 @@ def test_predict_block_counts_and_row_independence(model_dir):
     np.testing.assert_array_equal(pzi[keep], full[keep])
 
 
+# ----------------------------------------------------------------------------- lazy API
+
+
+def _raster_mask(stack_dir: Path, path: Path) -> np.ndarray:
+    """A uint8 mask raster on the stack's grid (1 = excluded, 255 = nodata, not excluded)."""
+    with rasterio.open(stack_dir / "dem.tif") as src:
+        profile = src.profile | {"dtype": "uint8", "nodata": 255}
+        shape = src.shape
+    m = np.zeros(shape, "uint8")
+    m[10:40, 100:200] = 1
+    m[0:5, 0:5] = 255
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(m, 1)
+    return m == 1
+
+
+def test_predict_pzi_equals_the_cog_of_predict_raster_bit_for_bit(model_dir, stack_dir,
+                                                                  tmp_path):
+    """The lazy API and the file workflow give the same values, whatever the block size."""
+    _raster_mask(stack_dir, tmp_path / "mask.tif")
+    res = predict_raster(model_dir, stack_dir, tmp_path / "pzi.tif", mask=tmp_path / "mask.tif",
+                         uncertainty=tmp_path / "u.tif", chunk=64, device="cpu")
+    model = load_model(model_dir)
+    mask = read_raster(tmp_path / "mask.tif") == 1
+    for chunk, ds in ((64, read_covariate_stack(stack_dir, chunks={"y": 64, "x": 64})),
+                      (50, read_covariate_stack(stack_dir))):  # Dask- and NumPy-backed
+        pzi = predict_pzi(model, ds, device="cpu", mask=mask, chunk=chunk)
+        np.testing.assert_array_equal(pzi.compute().values, read(res.pzi))
+        u = pzi_uncertainty(model, ds, device="cpu", mask=mask, chunk=chunk)
+        np.testing.assert_array_equal(u.values, read(res.uncertainty))
+    # a numeric mask: non-zero and not NaN excluded (the mask raster's nodata is NaN here)
+    pzi = predict_pzi(model, ds, device="cpu", mask=read_raster(tmp_path / "mask.tif"))
+    np.testing.assert_array_equal(pzi.values, read(res.pzi))
+
+
+class _CountingModel:
+    """A PZIModel that records the rows of each raw prediction."""
+
+    def __init__(self, model):
+        self._model, self.rows = model, []
+
+    def predict_raw(self, X, *, device=None):
+        self.rows.append(len(X))
+        return self._model.predict_raw(X, device=device)
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+
+def test_predict_pzi_is_lazy_and_computes_only_the_blocks_asked_for(model_dir, stack_dir):
+    import dask.array as dsa
+
+    model = _CountingModel(load_model(model_dir))
+    ds = read_covariate_stack(stack_dir, chunks={"y": 64, "x": 64})
+    pzi = predict_pzi(model, ds, device="cpu", chunk=64)
+    assert isinstance(pzi.data, dsa.Array) and pzi.data.chunksize == (64, 64)
+    assert model.rows == [], "nothing is predicted before it is asked for"
+    block = pzi.isel(y=slice(0, 64), x=slice(0, 64)).values
+    # one pixel to put the model on its device (once), then the one block's valid pixels
+    assert model.rows == [1, np.count_nonzero(~np.isnan(block))]
+    np.testing.assert_array_equal(block, pzi.values[:64, :64])
+
+
+def test_predict_pzi_carries_crs_cf_attributes_and_the_zone_legend(model_dir, stack_dir,
+                                                                  tmp_path):
+    ds = read_covariate_stack(stack_dir, chunks={"y": 64, "x": 64})
+    pzi = predict_pzi(load_model(model_dir), ds, device="cpu", chunk=64)
+    assert pzi.name == "pzi" and pzi.dims == ("y", "x") and pzi.dtype == np.float32
+    np.testing.assert_array_equal(pzi["x"], ds["x"])
+    np.testing.assert_array_equal(pzi["y"], ds["y"])
+    assert pzi.rio.crs == ds.rio.crs and pzi.rio.transform() == ds.rio.transform()
+    assert np.isnan(pzi.rio.nodata)
+    a = pzi.attrs
+    assert a["units"] == "1" and (a["valid_min"], a["valid_max"]) == (0.0, 1.0)
+    assert "probability of permafrost" in a["comment"] and a["long_name"]
+    assert a["zone_limits"] == list(ZONE_LIMITS)
+    assert a["zone_names"].split() == list(ZONE_NAMES)
+    assert a["features"] == ",".join(FEATURES) and a["device"] == "cpu"
+    u = pzi_uncertainty(load_model(model_dir), ds, device="cpu", chunk=64)
+    assert u.name == "pzi_uncertainty" and u.attrs["units"] == "1" and u.attrs["fold_models"] == 3
+    # the COG writer consumes it as it is
+    write_cog(pzi, tmp_path / "lazy.tif", nodata=np.nan, dtype="float32")
+    np.testing.assert_array_equal(read(tmp_path / "lazy.tif"), pzi.values)
+    with rasterio.open(tmp_path / "lazy.tif") as src:
+        assert src.crs == rasterio.crs.CRS.from_epsg(4326)
+
+
+def test_predict_pzi_errors_are_the_packages(model_dir, stack_dir):
+    model = load_model(model_dir)
+    ds = read_covariate_stack(stack_dir)
+    cases = [
+        ({"model": str(model_dir)}, ModelError, "model", "permafrost.load_model"),
+        ({"model": object()}, ModelError, "model", "not a PZI model"),
+        ({"covariates": ds["dem"]}, InputError, "covariates", "xarray.Dataset"),
+        ({"covariates": str(stack_dir)}, InputError, "covariates", "build_stack"),
+        ({"covariates": ds.drop_vars("ndvi")}, ModelError, "covariates", r"\['ndvi'\]"),
+        ({"covariates": ds.drop_vars("spatial_ref")}, CRSError, "covariates", "no CRS"),
+        ({"mask": np.zeros((150, 210), bool)}, InputError, "mask", "DataArray"),
+        ({"mask": ds["dem"].isel(x=slice(1, None)) > 0}, GridMismatchError, "mask",
+         "not on the covariates' grid"),
+        ({"chunk": 4}, InputError, "chunk", "at least 16"),
+        ({"device": "tpu"}, InputError, "device", "unknown device"),
+    ]
+    for change, error, fld, text in cases:
+        kw = {"model": model, "covariates": ds, "device": "cpu"} | change
+        with pytest.raises(error, match=text) as info:
+            predict_pzi(kw.pop("model"), kw.pop("covariates"), **kw)
+        assert info.value.field == fld and info.value.fix, change
+    with pytest.raises(ModelError, match="no fold models") as info:
+        pzi_uncertainty(make_model(folds=0), ds, device="cpu")
+    assert info.value.field == "fold_models"
+
+
 def test_missing_feature_is_a_model_error_naming_it(model_dir, stack_dir, tmp_path):
     partial = tmp_path / "cov"
     partial.mkdir()
@@ -366,7 +481,7 @@ def test_missing_feature_is_a_model_error_naming_it(model_dir, stack_dir, tmp_pa
 
 
 def test_uncertainty_needs_fold_models(stack_dir, tmp_path):
-    mdir = make_model(folds=0).save(tmp_path / "nofolds")
+    mdir = save_model(make_model(folds=0), tmp_path / "nofolds")
     with pytest.raises(ModelError, match="fold_models.*no fold models"):
         predict_raster(mdir, stack_dir, tmp_path / "pzi.tif", uncertainty=tmp_path / "u.tif")
 
@@ -388,6 +503,10 @@ def test_cuda_without_gpu_is_a_clear_error_not_a_silent_fallback(model_dir, stac
     assert resolve_device("auto") == "cpu"
     with pytest.raises(InputError, match="no CUDA GPU"):
         predict_raster(model_dir, stack_dir, tmp_path / "p.tif", device="cuda")
+    with pytest.raises(InputError, match="no CUDA GPU"):
+        predict_pzi(load_model(model_dir), read_covariate_stack(stack_dir), device="cuda")
+    assert predict_pzi(load_model(model_dir), read_covariate_stack(stack_dir),
+                       device="auto").attrs["device"] == "cpu"  # resolved once, at the call
 
 
 @pytest.mark.gpu
@@ -403,13 +522,17 @@ def test_gpu_backend_matches_cpu(model_dir, stack_dir, tmp_path):
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
     with rasterio.open(gpu.pzi) as src:
         assert src.tags()["PZI_DEVICE"] == "cuda"
+    lazy = predict_pzi(load_model(model_dir), read_covariate_stack(stack_dir), device="cuda",
+                       chunk=64)
+    assert lazy.attrs["device"] == "cuda"
+    np.testing.assert_allclose(lazy.values, a, rtol=0, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- interruption
 
 _RUNNER = textwrap.dedent("""
     import sys
-    from permafrost.predict import predict_raster
+    from permafrost.workflows.predict import predict_raster
     predict_raster(sys.argv[1], sys.argv[2], sys.argv[3], chunk=int(sys.argv[4]),
                    device="cpu", threads=1, zones=sys.argv[3] + ".zones.tif")
 """)
@@ -485,7 +608,7 @@ def test_changed_inputs_do_not_reuse_stale_blocks(model_dir, tmp_path):
 
 _MEM = textwrap.dedent("""
     import json, sys
-    from permafrost.predict import predict_raster
+    from permafrost.workflows.predict import predict_raster
     predict_raster(sys.argv[1], sys.argv[2], sys.argv[3], chunk=256, device="cpu", threads=2)
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent
     hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]

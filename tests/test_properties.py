@@ -120,7 +120,7 @@ def test_zone_areas_sum_to_the_region_and_the_map(data, ny, nx, y0, block_rows):
             zone_statistics(da, regions=regions, block_rows=block_rows)
         return
     out = zone_statistics(da, regions=regions, block_rows=block_rows)
-    units = {u["name"]: u for u in out["units"]}
+    units = {u["name"]: u for u in out.units}
     whole = units["all"]
     zones = ("continuous", "discontinuous", "sporadic", "isolated")
     zsum = sum(whole[f"{z}_km2"] for z in zones)
@@ -163,7 +163,7 @@ def test_calibrated_pzi_is_a_probability(p, seed, method, q):
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory):
     from factories import train_small_model
-    from permafrost.model_io import load_model
+    from permafrost.io.model import load_model
 
     return load_model(train_small_model(tmp_path_factory.mktemp("m") / "model"))
 

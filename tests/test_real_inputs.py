@@ -355,7 +355,7 @@ def _dem_tif(path: Path, lapse=-0.0055):
 
 
 def test_stack_file_downscales_netcdf_with_fitted_lapse_rate(tmp_path):
-    from permafrost.covariates import build_stack
+    from permafrost.workflows.covariates import build_stack
 
     f = tmp_path / "t2m.nc"
     inv = tmp_path / "inv.nc"
@@ -592,7 +592,7 @@ def test_remote_raster_paths_are_read_unmangled(http_root, tmp_path):
 
 
 def test_remote_rasters_in_cli_and_pipeline_files(http_root, tmp_path):
-    from permafrost.covariates import align_raster
+    from permafrost.workflows.covariates import align_raster
     from permafrost.grid import grid_of
 
     root, port = http_root
@@ -606,7 +606,7 @@ def test_remote_rasters_in_cli_and_pipeline_files(http_root, tmp_path):
     (tmp_path / "stack.toml").write_text(f'[grid]\nlike = "s3://bucket/dem.tif"\n'
                                          f'[covariates.dem]\npath = "{url}"\n'
                                          '[derived.slope]\nfunction = "slope"\n')
-    from permafrost.covariates import build_stack
+    from permafrost.workflows.covariates import build_stack
     ds = build_stack(tmp_path / "stack.toml")
     np.testing.assert_array_equal(ds["dem"].values, read_raster(src).values.astype("float32"))
     assert np.isfinite(ds["slope"].values).mean() > 0.9

@@ -36,7 +36,7 @@ KIRI = "mintpy_alos2_kirishima"
 # ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def oetztal_stack(realdata, tmp_path_factory):
-    from permafrost.covariates import build_stack
+    from permafrost.workflows.covariates import build_stack
 
     d = realdata / OETZ
     if not (d / "sel_era5_land_monthly_t2m_1981-2018.nc").exists():
@@ -139,8 +139,8 @@ def test_oetztal_stats_exclude_the_rgi_glaciers(oetztal_stack):
     import geopandas as gpd
     from pyproj import Geod
 
-    from permafrost.area import stats_from_files
     from permafrost.io.rasters import write_cog
+    from permafrost.workflows.stats import stats_from_files
 
     d, tmp, ds, _ = oetztal_stack
     # a probability surface on the real grid (logistic in the ERA5-Land MAAT): the point
@@ -152,7 +152,7 @@ def test_oetztal_stats_exclude_the_rgi_glaciers(oetztal_stack):
     rgi = d / "rgi_oetztal.shp"
     plain = stats_from_files(f, dem_path=d / "srtm_oetztal.tif")
     masked = stats_from_files(f, dem_path=d / "srtm_oetztal.tif", mask_path=rgi)
-    a, b = plain["units"][0], masked["units"][0]
+    a, b = plain.units[0], masked.units[0]
     geod = Geod(ellps="WGS84")
     glaciers_km2 = sum(abs(geod.geometry_area_perimeter(g)[0])
                        for g in gpd.read_file(rgi).to_crs(4326).geometry) / 1e6
@@ -254,7 +254,7 @@ holdout_fraction = 0.25
     rows_ = {row["map"]: row for row in v["boreholes"]["table"]}
     assert rows_["model"]["n"] >= 40 and rows_["model"]["auc"] > 0.85
     # the frost number used as a covariate is Nelson & Outcalt's, from the real DDF/DDT
-    from permafrost.covariates import build_stack
+    from permafrost.workflows.covariates import build_stack
     ds = build_stack(tmp_path / "stack.toml")
     ddf, ddt, fn = (ds[k].values.astype(float) for k in ("ddf", "ddt", "frost_number"))
     ok = np.isfinite(fn)
@@ -274,7 +274,7 @@ def test_kirishima_uplift_is_uncertain_and_the_reference_pixel_kept(realdata, tm
     from shapely.geometry import Point
 
     from permafrost.io.mintpy import find_track_files, read_track
-    from permafrost.kinematics import run_kinematics
+    from permafrost.workflows.kinematics import run_kinematics
 
     d = realdata / KIRI
     if not (d / "velocity.h5").exists():

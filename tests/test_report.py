@@ -18,7 +18,8 @@ from PIL import Image
 from shapely.geometry import Point, box
 from typer.testing import CliRunner
 
-from permafrost.report import render_report, report_from_files, report_json
+from permafrost.report import render_report, report_json
+from permafrost.workflows.report import report_from_files
 
 from factories import write_tif
 
@@ -234,13 +235,22 @@ def test_report_json_has_the_numbers_not_the_arrays():
     assert js["maps"]["pzi"] == "p.tif" and js["maps"]["agreement"] == {"survey": "a.tif"}
 
 
+def test_a_bundle_that_is_not_a_mapping_is_the_packages_error(tmp_path):
+    from permafrost.errors import InputError
+
+    for f in (render_report, report_json):
+        with pytest.raises(InputError, match="field 'bundle'.*got PosixPath.*report_from_files"):
+            f(tmp_path / "stats.json")
+
+
 # ----------------------------------------------------------------------------- from files
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A small run: PZI, DEM, labels, a prior, then `stats` and `validate` outputs."""
-    from permafrost.area import stats_from_files
     from permafrost.io.results import write_json
-    from permafrost.validation import parse_prior_spec, validate_from_files
+    from permafrost.validation import parse_prior_spec
+    from permafrost.workflows.stats import stats_from_files
+    from permafrost.workflows.validate import validate_from_files
 
     d = tmp_path_factory.mktemp("run")
     n = 60
@@ -261,7 +271,7 @@ def run_dir(tmp_path_factory):
                      geometry=[Point(99.05, 38.55), Point(99.02, 38.52),
                                box(99.08, 38.56, 99.09, 38.57)],
                      crs="EPSG:4326").to_file(d / "labels.gpkg")
-    write_json(stats_from_files(d / "pzi.tif", dem_path=d / "dem.tif", band_width=300),
+    write_json(stats_from_files(d / "pzi.tif", dem_path=d / "dem.tif", band_width=300).as_dict(),
                d / "stats.json")
     validate_from_files(d / "pzi.tif", boreholes_path=d / "bh.csv",
                         priors=[parse_prior_spec(f"survey={d / 'prior.tif'}:categorical:1:2")],

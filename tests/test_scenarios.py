@@ -24,11 +24,12 @@ from permafrost.applicability import (
 )
 from permafrost.area import cell_areas
 from permafrost.config import REFERENCE, load_pipeline, resolve_scenario, scenario_delta_t
-from permafrost.covariates import CHANGED_ATTR, build_stack, changeable_inputs
+from permafrost.covariates import CHANGED_ATTR
 from permafrost.errors import ConfigError
 from permafrost.grid import grid_of
 from permafrost.io.rasters import write_cog
 from permafrost.proxies import covariate_dependence, dependence_of_table, proxy_warnings
+from permafrost.workflows.covariates import build_stack, changeable_inputs
 
 from factories import da_on_grid
 
@@ -308,6 +309,37 @@ def test_predict_reports_the_share_beyond_the_training_range(model_copy, make_co
     res = runner.invoke(app, [*args, "--out", str(tmp_path / "c.tif")])
     assert "beyond the covariate range of the training labels" in res.stderr
     assert "maat above" in res.stdout
+
+
+def test_applicability_is_one_dataclass_whose_dict_is_what_predict_prints(model_copy,
+                                                                         make_covariates,
+                                                                         tmp_path):
+    """`applicability_from_files` returns an `Applicability`; its `as_dict()` is the JSON."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from permafrost.cli import app
+    from permafrost.workflows.applicability import Applicability, applicability_from_files
+    from factories import covariate_arrays
+
+    cov = make_covariates("cov")
+    meta_path = model_copy / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    arr = covariate_arrays()
+    meta.setdefault("training", {})["ranges"] = {
+        f: [float(arr[f].min()), float(np.percentile(arr[f], 50))] for f in meta["feature_names"]}
+    meta_path.write_text(json.dumps(meta))
+    res = CliRunner().invoke(app, ["predict", "--model", str(model_copy), "--covariates",
+                                   str(cov), "--chunk", "64", "--out", str(tmp_path / "a.tif"),
+                                   "--json"])
+    assert res.exit_code == 0, res.output
+    got = applicability_from_files(model_copy, cov, tmp_path / "a.tif", chunk=64)
+    assert isinstance(got, Applicability)
+    assert list(got.as_dict()) == ["features", "model", "changed_covariates", "warnings",
+                                   "extrapolation"]
+    assert got.extrapolation["outside_share"] > 0
+    assert json.loads(json.dumps(got.as_dict())) == json.loads(res.stdout)["applicability"]
 
 
 def test_a_scenario_model_feature_the_stack_lacks_is_refused_before_any_work(tmp_path):

@@ -19,13 +19,12 @@ from typer.testing import CliRunner
 
 from permafrost.area import cell_areas
 from permafrost.errors import DataError
-from permafrost.grid import Grid
+from permafrost.grid import Grid, sample_at_points
 from permafrost.validation import (
     PriorSpec,
     parse_prior_spec,
-    sample_at_points,
-    validate_from_files,
 )
+from permafrost.workflows.validate import validate_from_files
 
 from factories import write_tif
 
@@ -86,26 +85,6 @@ def region(tmp_path):
     return tmp_path
 
 
-def test_sample_at_points_cells_and_crs(tmp_path):
-    arr = np.arange(12, dtype="float32").reshape(3, 4)
-    arr[1, 1] = np.nan
-    import xarray as xr
-
-    t = Affine(1000, 0, 400000, 0, -1000, 4300000)
-    da = xr.DataArray(arr, dims=("y", "x"),
-                      coords={"y": 4300000 - 1000 * (np.arange(3) + 0.5),
-                              "x": 400000 + 1000 * (np.arange(4) + 0.5)})
-    da = da.rio.write_crs("EPSG:32647").rio.write_transform(t)
-    x = np.array([400500, 403999, 401500, 399000, 402200])
-    y = np.array([4299500, 4297001, 4298500, 4299000, 4298200])
-    v, inside = sample_at_points(da, x, y, crs="EPSG:32647")
-    assert inside.tolist() == [True, True, True, False, True]
-    assert v[0] == 0 and v[1] == 11 and np.isnan(v[2]) and np.isnan(v[3]) and v[4] == 6
-    lon, lat = pyproj.Transformer.from_crs(32647, 4326, always_xy=True).transform(x[:2], y[:2])
-    v2, _ = sample_at_points(da.chunk({"y": 1}), lon, lat, crs="EPSG:4326")
-    assert v2.tolist() == [0, 11]
-
-
 def test_parse_prior_spec():
     s = parse_prior_spec("survey=maps/a.tif:categorical:1")
     assert s == PriorSpec("survey", s.path, "categorical", (1,), None)
@@ -129,7 +108,7 @@ def test_prior_biases_show_in_agreement(region):
         priors=[parse_prior_spec(f"survey={region / 'survey.tif'}:categorical:1:2"),
                 parse_prior_spec(f"prior={region / 'pzi_prior.tif'}:continuous:0.5")],
         out_dir=out)
-    pri = {p["name"]: p for p in res["priors"]}
+    pri = {p["name"]: p for p in res.priors}
     sv, pc = pri["survey"]["agreement"], pri["prior"]["agreement"]
     # the model is the truth: the survey (biased high) has permafrost the truth lacks
     # (missed by the model = prior_only) -> missed > excess; the low prior the reverse
@@ -149,13 +128,13 @@ def test_prior_biases_show_in_agreement(region):
     assert sum(z["prior"].values()) == pytest.approx(sum(z["model"].values()))
     assert z["prior"]["continuous"] < z["model"]["continuous"]
     # pairwise kappa matrix symmetric with unit diagonal
-    k = np.array(res["pairwise"]["kappa"], dtype=float)
-    assert res["pairwise"]["maps"] == ["model", "survey", "prior"]
+    k = np.array(res.pairwise["kappa"], dtype=float)
+    assert res.pairwise["maps"] == ["model", "survey", "prior"]
     np.testing.assert_allclose(k, k.T)
     np.testing.assert_allclose(np.diag(k), 1)
     assert k[0, 1] == pytest.approx(sv["kappa"])
     # boreholes: same boreholes for every map; truth scores best on AUC
-    b = res["boreholes"]
+    b = res.boreholes
     rows = {r["map"]: r for r in b["table"]}
     assert {r["n"] for r in rows.values()} == {b["n_common"]}
     assert rows["model"]["auc"] >= rows["prior"]["auc"] - 1e-9
@@ -180,7 +159,7 @@ def test_alignment_is_nearest_on_model_grid(region):
     res = validate_from_files(
         region / "truth.tif",
         priors=[parse_prior_spec(f"survey={region / 'survey.tif'}:categorical:1:2")])
-    a = res["priors"][0]["agreement"]
+    a = res.priors[0]["agreement"]
     with rasterio.open(region / "survey.tif") as s:
         sv, st_ = s.read(1), s.transform
     lon = T_MODEL.c + D * (np.arange(NX) + 0.5)
@@ -236,12 +215,68 @@ def test_boreholes_outside(region, tmp_path):
     bh.loc[:2, "lon"] = 120.0
     bh.to_csv(tmp_path / "bh.csv", index=False)
     res = validate_from_files(region / "truth.tif", boreholes_path=tmp_path / "bh.csv")
-    assert res["boreholes"]["excluded"]["model"]["outside"] == ["B0", "B1", "B2"]
-    assert res["boreholes"]["n_common"] <= 147
+    assert res.boreholes["excluded"]["model"]["outside"] == ["B0", "B1", "B2"]
+    assert res.boreholes["n_common"] <= 147
     bh["lon"] = 120.0
     bh.to_csv(tmp_path / "bh2.csv", index=False)
     with pytest.raises(DataError, match=r"bh2.csv: field 'lon/lat': none of the 150 boreholes"):
         validate_from_files(region / "truth.tif", boreholes_path=tmp_path / "bh2.csv")
+
+
+def test_validate_on_objects_equals_the_files_workflow(region, tmp_path):
+    """validate() on DataArrays and a GeoDataFrame gives the numbers of the file workflow;
+    its agreement rasters are the written ones."""
+    import permafrost as pf
+    from permafrost.validation import ValidationResult, validate
+
+    specs = [parse_prior_spec(f"survey={region / 'survey.tif'}:categorical:1:2"),
+             parse_prior_spec(f"prior={region / 'pzi_prior.tif'}:continuous:0.5")]
+    ref = validate_from_files(region / "truth.tif", boreholes_path=region / "bh.csv",
+                              priors=specs, out_dir=tmp_path)
+    pzi = pf.read_raster(region / "truth.tif")
+    priors = [(s, pf.read_raster(s.path), pf.read_aligned(s.path, pzi)) for s in specs]
+    res = validate(pzi, boreholes=pf.read_presence_table(region / "bh.csv"), priors=priors)
+    assert isinstance(res, ValidationResult)
+    a, b = res.as_dict(), ref.as_dict()
+    assert list(a) == ["meta", "boreholes", "pairwise", "priors"]
+    assert a["boreholes"]["table"] == b["boreholes"]["table"]
+    assert a["pairwise"] == b["pairwise"]
+    for pa, pb in zip(a["priors"], b["priors"], strict=True):
+        assert pa["agreement"] == pb["agreement"]
+        assert "agreement_raster" not in pa and pb["agreement_raster"]
+    with rasterio.open(tmp_path / "agreement_survey.tif") as src:
+        np.testing.assert_array_equal(res.agreement["survey"].values, src.read(1))
+    only_bh = validate(pzi, boreholes=pf.read_presence_table(region / "bh.csv")).as_dict()
+    assert list(only_bh) == ["meta", "boreholes"]
+
+
+def test_validate_wrong_input_types_are_the_packages_errors(region):
+    """A path where a DataArray or a GeoDataFrame is expected is an InputError that names
+    the field and the reader, not an AttributeError."""
+    import permafrost as pf
+    from permafrost.errors import InputError
+    from permafrost.validation import validate
+
+    pzi = pf.read_raster(region / "truth.tif")
+    spec = parse_prior_spec(f"survey={region / 'survey.tif'}:categorical:1:2")
+    with pytest.raises(InputError, match=r"field 'pzi'.*expected an xarray.DataArray, got "
+                                         r"PosixPath.*permafrost.read_raster"):
+        validate(region / "truth.tif", boreholes=pf.read_presence_table(region / "bh.csv"))
+    with pytest.raises(InputError, match="field 'boreholes'.*GeoDataFrame.*read_presence_table"):
+        validate(pzi, boreholes=str(region / "bh.csv"))
+    with pytest.raises(InputError, match="field 'boreholes'.*lack the columns"):
+        validate(pzi, boreholes=pf.read_presence_table(region / "bh.csv").drop(
+            columns="presence"))
+    with pytest.raises(InputError, match=r"field 'priors\[0\]'.*got PosixPath"):
+        validate(pzi, priors=[(spec, spec.path)])
+    with pytest.raises(InputError, match="field 'priors'.*PriorSpec"):
+        validate(pzi, priors=[("survey", pf.read_raster(spec.path))])
+    with pytest.raises(InputError, match="field 'priors'.*pair"):
+        validate(pzi, priors=[spec])
+    with pytest.raises(InputError, match="field 'mask'"):
+        validate(pzi, priors=[(spec, pf.read_aligned(spec.path, pzi))], mask="m.tif")
+    with pytest.raises(DataError, match="not on the PZI grid"):  # native grid, no aligned copy
+        validate(pzi, priors=[(spec, pf.read_raster(spec.path))])
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -283,7 +318,7 @@ def test_realdata_survey_vs_frost_number(realdata, tmp_path):
         tmp_path / "frost_number.tif",
         priors=[parse_prior_spec(f"survey={d / 'investigation_map.tif'}:categorical:1:2")],
         out_dir=tmp_path / "out")
-    p = res["priors"][0]
+    p = res.priors[0]
     # class coding read with its nodata (3): only codes 1 and 2 remain, with their counts
     assert p["codes_present"] == {"1": 1831, "2": 873}
     a = p["agreement"]
@@ -310,7 +345,7 @@ def test_sample_region_prior_biases(sample_dir, tmp_path):
                 parse_prior_spec(f"pzi_prior={sample_dir / 'priors' / 'pzi_prior.tif'}"
                                  ":continuous:0.5")],
         mask_path=sample_dir / "masks" / "glaciers_lakes.gpkg", out_dir=tmp_path)
-    pri = {p["name"]: p["agreement"] for p in res["priors"]}
+    pri = {p["name"]: p["agreement"] for p in res.priors}
     assert pri["survey"]["missed_km2"] > pri["survey"]["excess_km2"]
     assert pri["pzi_prior"]["excess_km2"] > pri["pzi_prior"]["missed_km2"]
     # equivalently, from the priors' side: survey area > truth area > pzi_prior area
@@ -324,14 +359,14 @@ def test_sample_region_prior_biases(sample_dir, tmp_path):
                                  bh["lon"], bh["lat"], crs="EPSG:4326")
     ok = ~np.isnan(v)
     y = bh["presence"].to_numpy()[ok]
-    m = res["boreholes"]["model_all"]
+    m = res.boreholes["model_all"]
     assert m["n"] == ok.sum()
     assert m["auc"] == pytest.approx(skm.roc_auc_score(y, v[ok]))
     assert m["brier"] == pytest.approx(skm.brier_score_loss(y, v[ok]))
     assert m["kappa"] == pytest.approx(skm.cohen_kappa_score(y, (v[ok] >= 0.5).astype(int)))
     assert m["balanced_accuracy"] == pytest.approx(
         skm.balanced_accuracy_score(y, (v[ok] >= 0.5).astype(int)))
-    rows = {r["map"]: r for r in res["boreholes"]["table"]}
+    rows = {r["map"]: r for r in res.boreholes["table"]}
     assert rows["model"]["auc"] > 0.7
 
 
@@ -340,7 +375,7 @@ def test_mask_excludes_cells_vector_and_raster(region, tmp_path):
     from shapely.geometry import box
 
     spec = [parse_prior_spec(f"survey={region / 'survey.tif'}:categorical:1:2")]
-    base = validate_from_files(region / "truth.tif", priors=spec)["priors"][0]["agreement"]
+    base = validate_from_files(region / "truth.tif", priors=spec).priors[0]["agreement"]
     t = T_MODEL
     gpd.GeoDataFrame({"kind": ["lake"]}, geometry=[box(t.c + 40 * D, t.f - 60 * D,
                                                        t.c + 60 * D, t.f - 40 * D)],
@@ -349,9 +384,9 @@ def test_mask_excludes_cells_vector_and_raster(region, tmp_path):
     m[40:60, 40:60] = 1
     write_tif(tmp_path / "m.tif", m, t, nodata=None)
     a = validate_from_files(region / "truth.tif", priors=spec,
-                            mask_path=tmp_path / "m.gpkg")["priors"][0]["agreement"]
+                            mask_path=tmp_path / "m.gpkg").priors[0]["agreement"]
     b = validate_from_files(region / "truth.tif", priors=spec,
-                            mask_path=tmp_path / "m.tif")["priors"][0]["agreement"]
+                            mask_path=tmp_path / "m.tif").priors[0]["agreement"]
     areas = np.broadcast_to(cell_areas(Grid(pyproj.CRS(4326), t, (NY, NX))), (NY, NX))
     assert base["common_km2"] - a["common_km2"] == pytest.approx(
         areas[40:60, 40:60].sum() / 1e6, rel=1e-9)
@@ -368,8 +403,8 @@ def test_boreholes_in_projected_xy(region, tmp_path):
     a = validate_from_files(region / "truth.tif", boreholes_path=region / "bh.csv")
     b = validate_from_files(region / "truth.tif", boreholes_path=tmp_path / "xy.csv",
                             boreholes_crs="EPSG:32647")
-    assert a["boreholes"]["model_all"]["auc"] == b["boreholes"]["model_all"]["auc"]
-    assert a["boreholes"]["model_all"]["n"] == b["boreholes"]["model_all"]["n"] > 100
+    assert a.boreholes["model_all"]["auc"] == b.boreholes["model_all"]["auc"]
+    assert a.boreholes["model_all"]["n"] == b.boreholes["model_all"]["n"] > 100
 
 
 def test_agreement_independent_of_block_size(region):
@@ -377,7 +412,7 @@ def test_agreement_independent_of_block_size(region):
             parse_prior_spec(f"prior={region / 'pzi_prior.tif'}:continuous:0.5")]
     a = validate_from_files(region / "truth.tif", priors=spec, block_rows=7)
     b = validate_from_files(region / "truth.tif", priors=spec)
-    for pa, pb in zip(a["priors"], b["priors"], strict=True):
+    for pa, pb in zip(a.priors, b.priors, strict=True):
         for k, v in pa["agreement"].items():
             assert v == pytest.approx(pb["agreement"][k], rel=1e-12), k
         np.testing.assert_allclose(pa["agreement_matrix"]["km2"], pb["agreement_matrix"]["km2"],
@@ -450,7 +485,7 @@ def test_validation_gives_intervals_for_every_held_out_metric(region, tmp_path):
         region / "truth.tif", boreholes_path=region / "bh.csv", out_dir=tmp_path / "a",
         priors=[parse_prior_spec(f"survey={region / 'survey.tif'}:categorical:1:2"),
                 parse_prior_spec(f"prior={region / 'pzi_prior.tif'}:continuous:0.5")])
-    b = res["boreholes"]
+    b = res.boreholes
     assert b["bootstrap"]["unit"] == "site" and b["bootstrap"]["resamples"] >= 1000
     assert "Efron & Tibshirani 1993" in b["bootstrap"]["rule"]
     for row in [*b["table"], b["model_all"]]:

@@ -26,8 +26,8 @@ from permafrost.area.scenarios import COMPARED, compare_scenarios
 from permafrost.area.statistics import (
     BLOCK_CELLS,
     CLASSES,
+    ZoneStatistics,
     auto_block_rows,
-    stats_from_files,
     stats_rows,
     stats_table_columns,
     zone_statistics,

@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from permafrost.errors import DataError
+from permafrost.area.statistics import ZoneStatistics
+from permafrost.errors import DataError, InputError
 
 __all__ = ["COMPARED", "compare_scenarios"]
 
@@ -17,15 +18,16 @@ COMPARED = ("pzi_ge_0.5_km2", "pzi_weighted_km2", "region_km2", "continuous_km2"
             "discontinuous_km2", "sporadic_km2", "isolated_km2")
 
 
-def compare_scenarios(stats: Mapping[str, Mapping], *, baseline: str = "baseline",
+def compare_scenarios(stats: Mapping[str, ZoneStatistics], *, baseline: str = "baseline",
                       units: tuple[str, ...] = ("all", "region")) -> dict:
     """Area change of each scenario against the baseline, per zone and per region.
 
     Parameters
     ----------
     stats : mapping
-        ``{scenario: zone_statistics result}`` (the ``stats.json`` of each scenario), all
-        computed over the same grid, mask and regions.
+        ``{scenario: ZoneStatistics}`` (:func:`permafrost.area.zone_statistics`; a
+        ``stats.json`` read back with :meth:`ZoneStatistics.from_dict`), all computed over
+        the same grid, mask and regions.
     baseline : str
         The scenario the others are compared with.
     units : tuple of str
@@ -41,15 +43,23 @@ def compare_scenarios(stats: Mapping[str, Mapping], *, baseline: str = "baseline
 
     Raises
     ------
+    InputError
+        A value that is not a :class:`ZoneStatistics`.
     DataError
         No baseline, or a scenario whose denominators differ from the baseline's (then
         the areas are not comparable: different grids, masks or regions).
     """
+    for name, result in stats.items():
+        if not isinstance(result, ZoneStatistics):
+            raise InputError(f"expected a ZoneStatistics for scenario {name!r}, got "
+                             f"{type(result).__name__}", field="stats",
+                             fix="give zone_statistics results (a stats.json: "
+                                 "ZoneStatistics.from_dict(read_json(path)))")
     if baseline not in stats:
         raise DataError(f"no {baseline!r} statistics to compare with", field="scenarios",
                         fix="run the baseline too")
     def keyed(result):
-        return {(u["unit"], u["name"]): u for u in result["units"] if u["unit"] in units}
+        return {(u["unit"], u["name"]): u for u in result.units if u["unit"] in units}
 
     base = keyed(stats[baseline])
     out = {"baseline": baseline, "figures": list(COMPARED), "scenarios": {}}

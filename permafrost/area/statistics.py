@@ -14,11 +14,10 @@ The cell areas' and the zones' references are in :mod:`permafrost.area.ellipsoid
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pyproj
 import rioxarray  # noqa: F401  (registers the .rio accessor)
@@ -28,23 +27,18 @@ from rasterio.features import MergeAlg, rasterize
 
 from permafrost.area.ellipsoid import cell_areas
 from permafrost.area.zones import AGGREGATE_M, REGION_THRESHOLD, ZONES, aggregation_factors
-from permafrost.errors import CRSError, DataError
+from permafrost.errors import CRSError, DataError, InputError
 from permafrost.grid import Grid, grid_of
-from permafrost.io.maps import read_aligned
-from permafrost.io.rasters import RASTER_SUFFIXES, read_raster
-from permafrost.io.vectors import read_vector
 
 __all__ = [
     "CLASSES",
     "BLOCK_CELLS",
+    "ZoneStatistics",
     "zone_statistics",
     "auto_block_rows",
-    "stats_from_files",
     "stats_rows",
     "stats_table_columns",
 ]
-
-log = logging.getLogger(__name__)
 
 
 #: cell classes accumulated per unit: masked, nodata, then the zones from below 0.01 up
@@ -140,6 +134,61 @@ def _shapes_in_crs(gdf, crs: pyproj.CRS, what: str):
     return out, int(bad.sum())
 
 
+@dataclass(frozen=True)
+class ZoneStatistics:
+    """The area statistics of a PZI map (the result of :func:`zone_statistics`).
+
+    Attributes
+    ----------
+    units : list of dict
+        One row per unit: the whole map first (``unit`` = ``all``), then each region
+        (``region``), then each elevation band (``elevation_band``); areas in km² (see
+        :func:`zone_statistics`).
+    meta : dict
+        What the figures mean: source, CRS, cell-area method, thresholds, denominator,
+        mask, regions, elevation bands, aggregated zones, PZI range.
+    """
+
+    units: list[dict]
+    meta: dict
+
+    @property
+    def whole(self) -> dict:
+        """The row of the whole map (``units[0]``)."""
+        return self.units[0]
+
+    def as_dict(self) -> dict:
+        """``{"units": [...], "meta": {...}}``: the content of ``stats.json``."""
+        return {"units": self.units, "meta": self.meta}
+
+    @classmethod
+    def from_dict(cls, d) -> ZoneStatistics:
+        """The statistics from their :meth:`as_dict` form (e.g. a ``stats.json`` read back)."""
+        if not (hasattr(d, "get") and "units" in d and "meta" in d):
+            raise InputError("expected the statistics as a mapping with 'units' and 'meta' "
+                             f"(a stats.json), got {type(d).__name__}", field="stats",
+                             fix="give the stats.json written by `permafrost stats`")
+        return cls(units=list(d["units"]), meta=d["meta"])
+
+
+def _require_dataarray(obj, field: str, *, optional: bool = False) -> None:
+    """Refuse anything but an :class:`xarray.DataArray` (None too when ``optional``)."""
+    if obj is None and optional:
+        return
+    if not isinstance(obj, xr.DataArray):
+        raise InputError(f"expected an xarray.DataArray, got {type(obj).__name__}", field=field,
+                         fix="read it with permafrost.read_raster(path) (or "
+                             "permafrost.read_aligned(path, like=pzi) for a raster on "
+                             "another grid)")
+
+
+def _require_geodataframe(obj, field: str) -> None:
+    """Refuse anything but a :class:`geopandas.GeoDataFrame` (None passes)."""
+    if obj is not None and not isinstance(obj, gpd.GeoDataFrame):
+        raise InputError(f"expected a geopandas.GeoDataFrame, got {type(obj).__name__}",
+                         field=field, fix="read it with permafrost.read_vector(path)")
+
+
 def zone_statistics(
     pzi: xr.DataArray,
     *,
@@ -151,7 +200,7 @@ def zone_statistics(
     mask_raster: xr.DataArray | None = None,
     block_rows: int | None = None,
     aggregate_m: float | None = AGGREGATE_M,
-) -> dict:
+) -> ZoneStatistics:
     """Permafrost area statistics of a PZI raster: whole map, per region, per elevation band.
 
     Parameters
@@ -166,7 +215,7 @@ def zone_statistics(
     region_field : str
         Name column of ``regions``.
     dem : xarray.DataArray, optional
-        Elevation [m] on the PZI grid (e.g. from :func:`permafrost.io.maps.read_aligned`).
+        Elevation [m] on the PZI grid (e.g. from :func:`permafrost.read_aligned`).
     band_width : float
         Elevation band width [m]; bands are ``[k w, (k + 1) w)``.
     mask_vector : geopandas.GeoDataFrame, optional
@@ -182,15 +231,18 @@ def zone_statistics(
 
     Returns
     -------
-    dict
-        ``{"units": [...], "meta": {...}}``; each unit has ``unit`` (``all``, ``region``,
-        ``elevation_band``), ``name``, areas in km² (``footprint_km2``, ``masked_km2``,
-        ``nodata_km2``, ``denominator_km2`` = valid unmasked area, ``pzi_ge_0.5_km2``,
+    ZoneStatistics
+        ``units`` and ``meta`` (``as_dict()``: ``{"units": [...], "meta": {...}}``, the
+        ``stats.json``); each unit has ``unit`` (``all``, ``region``, ``elevation_band``),
+        ``name``, areas in km² (``footprint_km2``, ``masked_km2``, ``nodata_km2``,
+        ``denominator_km2`` = valid unmasked area, ``pzi_ge_0.5_km2``,
         ``fraction_pzi_ge_0.5`` = that / denominator, ``pzi_weighted_km2``,
         ``region_km2``, one ``<zone>_km2`` per zone), ``n_valid_cells``.
 
     Raises
     ------
+    InputError
+        An input of the wrong type (e.g. a path where a DataArray is expected).
     DataError
         PZI values outside [0, 1], a missing region field, a DEM on another grid.
 
@@ -198,6 +250,11 @@ def zone_statistics(
     ----------
     Brown et al. (1997); Gruber (2012); Obu et al. (2019); areas: Snyder (1987) eq. 3-12.
     """
+    _require_dataarray(pzi, "pzi")
+    _require_dataarray(dem, "dem", optional=True)
+    _require_dataarray(mask_raster, "mask_raster", optional=True)
+    _require_geodataframe(regions, "regions")
+    _require_geodataframe(mask_vector, "mask_vector")
     if pzi.ndim != 2:
         raise DataError(f"the PZI raster must be 2-D, got dims {pzi.dims}",
                         path=pzi.attrs.get("source"), fix="give a single-band raster")
@@ -208,7 +265,7 @@ def zone_statistics(
         if other is not None and (tuple(other.shape) != (nrows, ncols)):
             raise DataError(f"the {what} is not on the PZI grid (shape {tuple(other.shape)} vs "
                             f"{(nrows, ncols)})", path=other.attrs.get("source"),
-                            fix="read it with permafrost.io.maps.read_aligned(path, like=pzi)")
+                            fix="read it with permafrost.read_aligned(path, like=pzi)")
     if block_rows is None:
         block_rows = auto_block_rows(ncols)
     if block_rows < 1:
@@ -347,7 +404,7 @@ def zone_statistics(
     if agg is not None:
         meta["zones_aggregated"] = agg.result()
     meta["pzi_range"] = [pmin, pmax] if np.isfinite(pmin) else None
-    return {"units": units, "meta": meta}
+    return ZoneStatistics(units=units, meta=meta)
 
 
 class _Aggregated:
@@ -420,70 +477,25 @@ def stats_table_columns() -> list[str]:
              "region_km2"] + [f"{z}_km2" for z, _, _ in ZONES])
 
 
-def stats_from_files(
-    pzi_path,
-    *,
-    regions_path=None,
-    region_field: str = "name",
-    dem_path=None,
-    band_width: float = 200.0,
-    mask_path=None,
-    block_rows: int | None = None,
-) -> dict:
-    """Read the inputs (lazily, in blocks) and run :func:`zone_statistics`.
-
-    The DEM and a raster mask may be on any grid: they are put on the PZI grid by GDAL's
-    warper (bilinear for the DEM, nearest for the mask).  A mask is a raster (non-zero =
-    masked) or a vector file of polygons, told apart by the file suffix.
+def stats_rows(stats: ZoneStatistics) -> list[dict]:
+    """The units of a statistics result as flat rows with the denominator text (for CSV).
 
     Parameters
     ----------
-    pzi_path, regions_path, dem_path, mask_path : path-like
-        Input files (see :func:`zone_statistics` for their meaning).
-    region_field : str
-        Region name column.
-    band_width : float
-        Elevation band width [m].
-    block_rows : int, optional
-        Rows per block [-] (default: :func:`auto_block_rows`).
+    stats : ZoneStatistics
+        The result of :func:`zone_statistics`.
+
+    Returns
+    -------
+    list of dict
+        One row per unit, the columns of :func:`stats_table_columns` plus ``denominator``.
     """
-    if block_rows is None:  # a lazy open to learn the width, then chunks of whole block rows
-        block_rows = auto_block_rows(read_raster(pzi_path, chunks={"y": 1, "x": -1}).shape[1])
-    chunks = {"y": block_rows, "x": -1}
-    pzi = read_raster(pzi_path, chunks=chunks, name="pzi")
-    log.info("stats: %s, %d x %d cells in blocks of %d rows, %s", pzi_path, pzi.shape[0],
-             pzi.shape[1], block_rows, pzi.rio.crs)
-    regions = read_vector(regions_path) if regions_path is not None else None
-    dem = (read_aligned(dem_path, pzi, resampling="bilinear", chunks=chunks, name="dem")
-           if dem_path is not None else None)
-    if dem is not None and not bool(np.isfinite(dem.data).any()):
-        raise DataError("the DEM has no valid elevation on the PZI's grid (all nodata, or "
-                        "no overlap), so no elevation band can be made", path=dem_path,
-                        field="--dem", fix="give a DEM with elevations that covers the map")
-    mask_vector = mask_raster = None
-    if mask_path is not None:
-        if Path(mask_path).suffix.lower() in RASTER_SUFFIXES:
-            mask_raster = read_aligned(mask_path, pzi, resampling="nearest", chunks=chunks,
-                                       name="mask")
-        else:
-            mask_vector = read_vector(mask_path, allow_empty=True)
-    log.info("stats: regions %s, elevation bands %s, mask %s",
-             f"{len(regions)} from {regions_path}" if regions is not None else "none",
-             f"of {band_width:g} m from {dem_path}" if dem is not None else "none",
-             mask_path or "none")
-    out = zone_statistics(pzi, regions=regions, region_field=region_field, dem=dem,
-                          band_width=band_width, mask_vector=mask_vector,
-                          mask_raster=mask_raster, block_rows=block_rows)
-    log.debug("stats: cell areas by %s", out["meta"].get("cell_area_method"))
-    if dem is not None:
-        out["meta"]["elevation_bands"]["resampling"] = "bilinear onto the PZI grid"
-    return out
-
-
-def stats_rows(stats: Mapping) -> list[dict]:
-    """The units of a statistics result as flat rows with the denominator text (for CSV)."""
-    mask = stats["meta"].get("mask")
-    note = stats["meta"]["denominator"] + (
+    if not isinstance(stats, ZoneStatistics):
+        raise InputError(f"expected a ZoneStatistics, got {type(stats).__name__}",
+                         field="stats", fix="give the result of zone_statistics (or "
+                                            "ZoneStatistics.from_dict(read_json(path)))")
+    mask = stats.meta.get("mask")
+    note = stats.meta["denominator"] + (
         f"; mask: {mask.get('source')}" if mask else "; no mask")
     cols = stats_table_columns()
-    return [{**{c: u.get(c) for c in cols}, "denominator": note} for u in stats["units"]]
+    return [{**{c: u.get(c) for c in cols}, "denominator": note} for u in stats.units]

@@ -51,7 +51,8 @@ def kinematics(
 ) -> None:
     """Downslope velocity, RGIK kinematic class and activity of each rock glacier."""
     from permafrost.io.mintpy import parse_track_spec
-    from permafrost.kinematics import KinematicsConfig, run_kinematics
+    from permafrost.kinematics import KinematicsConfig
+    from permafrost.workflows.kinematics import run_kinematics
 
     config = KinematicsConfig(
         min_sensitivity=min_sensitivity, min_slope_deg=min_slope, min_coherence=min_coherence,

@@ -47,7 +47,7 @@ def labels_cmd(
 ) -> None:
     """Label permafrost presence (1) / absence (0) from inventories and boreholes."""
     from permafrost.io.boreholes import parse_column_options
-    from permafrost.labels import labels_from_files
+    from permafrost.workflows.labels import labels_from_files
 
     if len(gtnp) != len(gtnp_metadata):
         raise typer.BadParameter("give one --gtnp-metadata for each --gtnp")

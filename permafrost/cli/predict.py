@@ -66,8 +66,9 @@ def predict_cmd(
     """
     from rich.progress import Progress
 
-    from permafrost.applicability import DOMAIN_WARN_SHARE, applicability_from_files
-    from permafrost.predict import predict_raster
+    from permafrost.applicability import DOMAIN_WARN_SHARE
+    from permafrost.workflows.predict import predict_raster
+    from permafrost.workflows.applicability import applicability_from_files
 
     with Progress(*_progress_columns(), console=err_console._get(), transient=as_json,
                   disable=not err_console.is_terminal) as bar:
@@ -87,7 +88,7 @@ def predict_cmd(
     app = applicability_from_files(model, covariates, res.pzi, out_map=extrapolation,
                                    chunk=chunk)
     if as_json:
-        emit_json({**res.as_dict(), "applicability": app})
+        emit_json({**res.as_dict(), "applicability": app.as_dict()})
         return
     table = make_table(f"PZI written to {res.pzi}")
     table.add_column("item")
@@ -107,7 +108,7 @@ def predict_cmd(
         rows.append(("zones", str(res.zones)))
     if res.uncertainty:
         rows.append(("uncertainty", str(res.uncertainty)))
-    ext = app.get("extrapolation")
+    ext = app.extrapolation
     if ext is not None:
         side = ", ".join(f"{f} {'below' if c['below_km2'] >= c['above_km2'] else 'above'} "
                          f"{100 * c['share']:.1f} %"

@@ -47,7 +47,7 @@ def report_cmd(
         raise ConfigError("nothing to report: no input given",
                           fix="give at least one of --pzi, --stats, --validation, --model, "
                               "--labels, --kinematics, --uncertainty, --provenance, --scenario")
-    from permafrost.report import report_from_files
+    from permafrost.workflows.report import report_from_files
 
     sc = {}
     for s in scenario:

@@ -27,15 +27,15 @@ def stats_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON, no table."),
 ) -> None:
     """Area with PZI >= 0.5, PZI-weighted area, permafrost region and zone areas (km2)."""
-    from permafrost.area import stats_from_files, stats_rows, stats_table_columns
-    from permafrost.io.results import write_csv
+    from permafrost.workflows.stats import stats_from_files, write_stats
 
-    result = stats_from_files(pzi, regions_path=regions, region_field=region_field,
-                              dem_path=dem, band_width=band_width, mask_path=mask,
-                              block_rows=block_rows)
+    stats = stats_from_files(pzi, regions_path=regions, region_field=region_field,
+                             dem_path=dem, band_width=band_width, mask_path=mask,
+                             block_rows=block_rows)
+    result = stats.as_dict()
     to_stdout = bool(out_json) and write_json_or_stdout(result, out_json)
     if out_csv:
-        write_csv(stats_rows(result), out_csv, columns=stats_table_columns() + ["denominator"])
+        write_stats(stats, out_csv=out_csv)
     if as_json and not to_stdout:
         emit_json(result)
     if as_json or to_stdout:

@@ -43,7 +43,7 @@ def train_cmd(
     """Train a model; print the spatial and random CV table and the device used."""
     from rich.markup import escape
 
-    from permafrost.models import train_from_files
+    from permafrost.workflows.train import train_from_files
 
     params = {}
     if n_estimators and model != "logistic":

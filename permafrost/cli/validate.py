@@ -32,13 +32,14 @@ def validate_cmd(
 ) -> None:
     """Borehole metrics side by side for the model and each prior; area agreement with priors."""
     from permafrost.io.boreholes import parse_column_options
-    from permafrost.validation import parse_prior_spec, validate_from_files
+    from permafrost.validation import parse_prior_spec
+    from permafrost.workflows.validate import validate_from_files
 
     specs = [parse_prior_spec(s) for s in prior]
     res = validate_from_files(pzi, boreholes_path=boreholes, boreholes_crs=boreholes_crs,
                               boreholes_columns=parse_column_options(borehole_column),
                               priors=specs, out_dir=out,
-                              threshold=threshold, mask_path=mask, n_bins=n_bins)
+                              threshold=threshold, mask_path=mask, n_bins=n_bins).as_dict()
     if as_json:
         emit_json(res)
         return

@@ -19,12 +19,13 @@ import errno
 import fcntl
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from permafrost.errors import OutputError
+from permafrost.io._atomic import sibling_name
 
-__all__ = ["exclusive_lock", "pid_alive", "LOCK_SUFFIX"]
+__all__ = ["LOCK_SUFFIX", "exclusive_lock", "output_locks", "pid_alive"]
 
 #: suffix of the lock file of a single output file (``.<name>.pflock`` beside it)
 LOCK_SUFFIX = ".pflock"
@@ -115,6 +116,34 @@ def exclusive_lock(lock_file: str | os.PathLike, *, what: str, target: str | os.
             with contextlib.suppress(OSError):
                 os.unlink(path)
         os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def output_locks(outputs: Iterable[str | os.PathLike]) -> Iterator[list[Path]]:
+    """Hold an exclusive lock on each output file for the ``with`` block, or refuse.
+
+    The lock of ``DIR/NAME`` is ``DIR/.NAME.pflock`` (removed on release); each output's
+    directory is created first.  Two commands writing one target would otherwise share
+    its block cache and temporary files.  Yields the locked outputs (absolute, once each).
+
+    Raises
+    ------
+    OutputError
+        An output directory cannot be created, or another process holds a lock
+        (:func:`exclusive_lock`).
+    """
+    targets = list(dict.fromkeys(Path(o).absolute() for o in outputs))
+    with contextlib.ExitStack() as stack:
+        for o in targets:
+            try:
+                o.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OutputError(f"cannot create the output directory ({exc.strerror})",
+                                  path=o.parent, fix="choose an output path in a writable "
+                                  "directory") from None
+            lock = o.parent / sibling_name(o.name, prefix=".", suffix=LOCK_SUFFIX)
+            stack.enter_context(exclusive_lock(lock, what="output", target=o, remove=True))
+        yield targets
 
 
 def _cannot(exc: OSError, target, field) -> OutputError:

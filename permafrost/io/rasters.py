@@ -13,6 +13,7 @@ import re
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import numpy as np
 import rasterio
@@ -22,7 +23,8 @@ import xarray as xr
 from rasterio.errors import RasterioIOError
 
 from permafrost.errors import CRSError, DataError, GridMismatchError, InputFileError, OutputError
-from permafrost.io._atomic import atomic_path
+from permafrost.grid import grids_equal
+from permafrost.io._atomic import atomic_path, atomic_write_text
 
 __all__ = [
     "RASTER_SUFFIXES",
@@ -31,7 +33,6 @@ __all__ = [
     "read_raster",
     "read_covariate_stack",
     "write_cog",
-    "grids_equal",
     "set_gdal_cache",
 ]
 
@@ -189,16 +190,6 @@ def read_raster(
     return da
 
 
-def grids_equal(a: xr.DataArray, b: xr.DataArray, *, rtol: float = 1e-9) -> bool:
-    """True when two rasters share CRS, shape and affine transform."""
-    if a.rio.crs != b.rio.crs or a.rio.shape != b.rio.shape:
-        return False
-    ta, tb = a.rio.transform(), b.rio.transform()
-    scale = max(abs(ta.a), abs(ta.e), 1e-12)
-    return all(abs(x - y) <= rtol * max(1.0, abs(x), abs(y)) + 1e-6 * scale
-               for x, y in zip(ta[:6], tb[:6], strict=True))
-
-
 def read_covariate_stack(
     source: str | os.PathLike | Sequence[str | os.PathLike],
     *,
@@ -222,7 +213,8 @@ def read_covariate_stack(
     InputFileError
         The directory is missing or holds no raster.
     GridMismatchError
-        The rasters are not on one grid (align them with :mod:`permafrost.covariates`).
+        The rasters are not on one grid (align them with
+        :func:`permafrost.workflows.covariates.build_stack` and a target grid).
     """
     if isinstance(source, (str, os.PathLike)):
         d = Path(source)
@@ -375,10 +367,6 @@ def write_cog(
 
 def _write_category_names(path: Path, names: Sequence[str]) -> Path:
     """GDAL's PAM sidecar (``<path>.aux.xml``) with the band's category names, atomically."""
-    from xml.sax.saxutils import escape
-
-    from permafrost.io._atomic import atomic_write_text
-
     cats = "".join(f"      <Category>{escape(str(n))}</Category>\n" for n in names)
     xml = ("<PAMDataset>\n  <PAMRasterBand band=\"1\">\n    <CategoryNames>\n"
            f"{cats}    </CategoryNames>\n  </PAMRasterBand>\n</PAMDataset>\n")

@@ -18,15 +18,15 @@ Rules (see ``docs/labels.md`` for the reasoning and references):
 
 One concept per module: :mod:`~permafrost.labels.activity` (activity values -> labels, InSAR
 evidence), :mod:`~permafrost.labels.sampling` (rock glaciers and boreholes -> points),
-:mod:`~permafrost.labels.fusion` (one label per cell, :class:`LabelSet` and its summary),
-:mod:`~permafrost.labels.holdout` (spatial hold-out blocks) and :mod:`~permafrost.labels.files`
-(paths in, files out: :func:`labels_from_files`).  Their public names are re-exported here.
+:mod:`~permafrost.labels.fusion` (one label per cell, :class:`LabelSet` and its summary) and
+:mod:`~permafrost.labels.holdout` (spatial hold-out blocks).  Their public names are re-exported
+here.  Reading the inputs from files and writing the labels is the workflow
+:func:`permafrost.workflows.labels.labels_from_files`.
 """
 
 # re-exported: `from permafrost.labels import X` works for every public name of the modules
 # (names beyond __all__ are the ones the CLI, the pipeline steps and tests import)
 from permafrost.labels.activity import ACTIVITY_LABELS, combine_activity, rock_glacier_labels
-from permafrost.labels.files import IN_MEMORY_DEM_BYTES, labels_from_files  # noqa: F401
 from permafrost.labels.fusion import (OUTPUT_COLUMNS, SOURCE_RANK, LabelSet,  # noqa: F401
                                       NoLabelsError, build_labels, fuse_labels)
 from permafrost.labels.holdout import HoldOut, apply_holdout, holdout_block_size, holdout_split

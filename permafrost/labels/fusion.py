@@ -14,8 +14,9 @@ from pyproj import CRS, Transformer
 
 from permafrost.defaults import BOREHOLE_WEIGHT, ROCK_GLACIER_WEIGHT
 from permafrost.errors import CRSError, DataError
+from permafrost.grid import cells_at_points, grid_of, sample_at_points
 from permafrost.labels.activity import rock_glacier_labels
-from permafrost.labels.sampling import (_sample_raster, borehole_points, sample_rock_glaciers,
+from permafrost.labels.sampling import (borehole_points, sample_rock_glaciers,
                                         temperature_borehole_points)
 
 log = logging.getLogger(__package__)  # "permafrost.labels", as before the split
@@ -131,11 +132,9 @@ def fuse_labels(
     if gcrs is None:
         raise CRSError("the reference grid has no CRS", field="grid", fix="give a georeferenced raster")
     p = points.to_crs(gcrs).reset_index(drop=True)
-    tr = grid.rio.transform()
     h, w = grid.shape[-2:]
-    colf, rowf = (~tr) @ (p.geometry.x.to_numpy(), p.geometry.y.to_numpy())
-    rows, cols = np.floor(rowf).astype(np.int64), np.floor(colf).astype(np.int64)
-    ok = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    rows, cols, ok = cells_at_points(grid_of(grid), p.geometry.x.to_numpy(),
+                                     p.geometry.y.to_numpy())
     dropped = []
     if not ok.all():
         bad = p.loc[~ok]
@@ -250,7 +249,7 @@ def build_labels(
     inventories : list of geopandas.GeoDataFrame
         Rock glacier inventories (outlines or points) with an activity column.
     borehole_tables : list of geopandas.GeoDataFrame
-        Presence tables (:func:`permafrost.io.boreholes.read_presence_table`).
+        Presence tables (:func:`permafrost.read_presence_table`).
     temperature_records : list of BoreholeRecord
         GTN-P / PERMOS temperature records with positions.
     grid : xarray.DataArray, optional
@@ -384,7 +383,9 @@ def build_labels(
     if dem is not None:
         miss = ~np.isfinite(fused["elevation_m"].to_numpy())
         if miss.any():
-            fused.loc[miss, "elevation_m"] = _sample_raster(dem, fused.loc[miss])
+            sub = fused.loc[miss]
+            fused.loc[miss, "elevation_m"] = sample_at_points(
+                dem, sub.geometry.x.to_numpy(), sub.geometry.y.to_numpy(), crs=sub.crs)[0]
     summary = _summary(n_rg, n_bh, n_sampled, fused, dropped_df, conflicts)
     log.info("labels: %d points kept (%d permafrost, %d none), %d inputs dropped, %d conflicts",
              len(fused), int((fused["label"] == 1).sum()), int((fused["label"] == 0).sum()),
@@ -401,7 +402,8 @@ class NoLabelsError(DataError):
         super().__init__(problem, **kw)
         self.partial = partial
         self.base_fix = self.fix
-        #: the files the reasons were written to (by :func:`labels_from_files`)
+        #: the files the reasons were written to (by
+        #: :func:`permafrost.workflows.labels.labels_from_files`)
         self.written: list = []
 
 

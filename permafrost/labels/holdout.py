@@ -9,11 +9,9 @@ from dataclasses import dataclass
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
-from pyproj import CRS
 from scipy.spatial import cKDTree
 
-from permafrost.cv import block_index, default_block_size, metric_xy
+from permafrost.cv import block_boxes, block_index, default_block_size, metric_crs, metric_xy
 from permafrost.errors import CRSError, DataError
 from permafrost.labels.fusion import LabelSet
 
@@ -75,7 +73,8 @@ def holdout_split(
 
     The label points (every source) and the validation candidates (e.g. the rows of a
     borehole presence table; default: the label points) are put in one local azimuthal
-    equidistant frame and binned into square blocks of side ``block_m`` by
+    equidistant frame (:func:`permafrost.cv.metric_crs` of their longitudes and latitudes)
+    and binned into square blocks of side ``block_m`` by
     :func:`permafrost.cv.block_index`, the blocking rule of the spatial CV.  Whole blocks
     holding candidates are drawn at random (seeded) until at least ``fraction`` of the
     candidates with a known class is held out; of ``draws`` such draws the one whose
@@ -150,11 +149,10 @@ def holdout_split(
     ll_c = cand.geometry.to_crs(4326)
     lon = np.r_[ll_p.x.to_numpy(), ll_c.x.to_numpy()]
     lat = np.r_[ll_p.y.to_numpy(), ll_c.y.to_numpy()]
-    lon0, lat0 = float(np.mean(lon)), float(np.mean(lat))
+    frame = metric_crs(lon, lat, 4326)
     mx, my = metric_xy(lon, lat, 4326)
     mx, my = np.asarray(mx), np.asarray(my)
     ix, iy = block_index(mx, my, block_m)
-    x0, y0 = float(np.min(mx)), float(np.min(my))
     key = ix * 1_000_003 + iy
     n_p = len(points)
     kp, kc = key[:n_p], key[n_p:]
@@ -208,12 +206,10 @@ def holdout_split(
                 f"{int((hy == 0).sum())} none): whole blocks of {block_m:.0f} m allow no "
                 "other draw; AUC, balanced accuracy and kappa are undefined")
         log.warning("hold-out: %s", note)
-    aeqd = CRS.from_proj4(f"+proj=aeqd +lat_0={lat0} +lon_0={lon0} +datum=WGS84 +units=m")
     bx, by = held // 1_000_003, held % 1_000_003
-    squares = [shapely.box(x0 + i * block_m, y0 + j * block_m, x0 + (i + 1) * block_m,
-                           y0 + (j + 1) * block_m) for i, j in zip(bx, by, strict=True)]
     blocks = gpd.GeoDataFrame({"ix": bx.astype(np.int64), "iy": by.astype(np.int64),
-                               "block_m": float(block_m)}, geometry=squares, crs=aeqd)
+                               "block_m": float(block_m)},
+                              geometry=block_boxes(mx, my, block_m, bx, by), crs=frame)
     return HoldOut(train=~drop, holdout=holdout, inside=inside, block_m=float(block_m),
                    blocks=blocks, n_candidate_blocks=int(len(cand_blocks)), note=note)
 

@@ -16,20 +16,16 @@ from rasterio.transform import Affine
 from rasterio.windows import Window, from_bounds
 from shapely.geometry import Point
 
+from permafrost.cv import metric_crs
 from permafrost.defaults import BOREHOLE_WEIGHT, ROCK_GLACIER_WEIGHT
 from permafrost.errors import CRSError, DataError
+from permafrost.grid import sample_at_points
 from permafrost.ground_thermal import assess_borehole
 
 SAMPLING_STRATEGIES = ("front", "centroid", "interior")
 
 
 # --------------------------------------------------------------------------- rock glaciers
-def _metric_crs(gdf: gpd.GeoDataFrame) -> CRS:
-    if gdf.crs is not None and not gdf.crs.is_geographic:
-        return gdf.crs
-    return gdf.estimate_utm_crs()
-
-
 def _front_point(geom, dem: xr.DataArray, dem_transform: Affine) -> tuple[Point, float] | None:
     """The centre of the lowest DEM cell inside ``geom`` (all touched when no centre inside).
 
@@ -98,7 +94,9 @@ def sample_rock_glaciers(
         Elevation [m] with a CRS (rioxarray); needed by ``front``; also gives each point's
         ``elevation_m``.
     spacing_m : float
-        Lattice spacing for ``interior`` [m] (in a local UTM zone for geographic data).
+        Lattice spacing for ``interior`` [m], in the inventory's metric frame
+        (:func:`permafrost.cv.metric_crs`: its own CRS when projected in metres, else an
+        azimuthal equidistant projection centred on the outlines).
     weight : float
         Total weight of one rock glacier [-], shared equally by its points.
     crs : optional
@@ -165,7 +163,9 @@ def sample_rock_glaciers(
                     recs.append((rid, int(lab), act, p, z, len(pts)))
             pts_crs = dem_crs
         else:
-            metric = _metric_crs(keep)
+            b = keep.geometry.bounds  # the frame's centre: the outlines' mean position
+            metric = metric_crs((b["minx"] + b["maxx"]) / 2, (b["miny"] + b["maxy"]) / 2,
+                                keep.crs)
             work = keep.to_crs(metric)
             for rid, lab, act, g in zip(work["rg_id"], work["label"], work["activity"],
                                         work.geometry):
@@ -196,24 +196,10 @@ def sample_rock_glaciers(
         "elevation_m": np.asarray(z, dtype=float),
     }, geometry=list(geom), crs=pts_crs).to_crs(out_crs)
     if dem is not None and strategy != "front":
-        pts["elevation_m"] = _sample_raster(dem, pts)
+        pts["elevation_m"] = sample_at_points(dem, pts.geometry.x.to_numpy(),
+                                              pts.geometry.y.to_numpy(), crs=pts.crs)[0]
     pts["dataset"] = path or ""
     return pts, pd.DataFrame(dropped, columns=["source", "source_id", "reason"])
-
-
-def _sample_raster(da: xr.DataArray, pts: gpd.GeoDataFrame) -> np.ndarray:
-    p = pts.to_crs(da.rio.crs)
-    rows, cols = rasterio.transform.rowcol(da.rio.transform(), p.geometry.x, p.geometry.y,
-                                           op=math.floor)
-    rows, cols = np.asarray(rows), np.asarray(cols)
-    h, w = da.shape[-2:]
-    ok = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-    out = np.full(len(p), np.nan)
-    if ok.any():  # point-wise indexing: only the needed cells are read (lazy DEMs stay lazy)
-        picked = da.isel({da.rio.y_dim: xr.DataArray(rows[ok], dims="pt"),
-                          da.rio.x_dim: xr.DataArray(cols[ok], dims="pt")})
-        out[ok] = np.asarray(picked.values, dtype=float).reshape(-1)
-    return out
 
 
 # --------------------------------------------------------------------------- boreholes
@@ -222,7 +208,7 @@ def borehole_points(
     *,
     weight: float = BOREHOLE_WEIGHT,
 ) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
-    """Boreholes from a presence table (:func:`permafrost.io.boreholes.read_presence_table`).
+    """Boreholes from a presence table (:func:`permafrost.read_presence_table`).
 
     Presence is taken as given; where it is missing and MAGT is given, presence = MAGT <= 0 °C
     (MAGT at depth below 0 °C means perennially frozen ground).  Rows with neither are left
@@ -283,7 +269,7 @@ def temperature_borehole_points(
 
     Parameters
     ----------
-    records : list of permafrost.io.boreholes.BoreholeRecord
+    records : list of BoreholeRecord
         Temperature records with positions (lon/lat, WGS84).
     weight : float
         Weight of each borehole point [-].

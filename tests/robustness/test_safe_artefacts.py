@@ -10,7 +10,7 @@ import pytest
 
 from permafrost.config import load_pipeline
 from permafrost.errors import ModelError
-from permafrost.model_io import load_model
+from permafrost.io.model import load_model
 
 from .conftest import assert_clean_failure, demo_pipeline_text, invoke
 

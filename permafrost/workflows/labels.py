@@ -1,5 +1,6 @@
-"""Files in, files out: :func:`labels_from_files` reads the inputs, fuses them and writes the
-labels (the ``labels`` CLI and pipeline step)."""
+"""Labels from files: :func:`labels_from_files` reads the inventories, borehole tables and
+records, the grid and the DEM, runs :func:`permafrost.labels.build_labels` and writes the labels
+(the ``labels`` command and pipeline step)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from permafrost.io.boreholes import (read_borehole_coords, read_gtnp, read_permo
                                      read_presence_table)
 from permafrost.io.rasters import read_raster
 from permafrost.io.vectors import read_vector, write_vector
-from permafrost.labels.fusion import LabelSet, NoLabelsError, build_labels
+from permafrost.labels import LabelSet, NoLabelsError, build_labels
+
+__all__ = ["labels_from_files", "IN_MEMORY_DEM_BYTES"]
 
 #: DEMs up to this size [bytes] are read into memory by :func:`labels_from_files`; larger ones
 #: stay lazy (Dask) and only the windows around outlines are read.
@@ -38,7 +41,7 @@ def labels_from_files(
     """Read the inputs, run :func:`build_labels` and write the result (the ``labels`` CLI step).
 
     All file handling goes through :mod:`permafrost.io`; this function only wires readers,
-    :func:`build_labels` and writers together.
+    :func:`permafrost.labels.build_labels` and writers together.
 
     Parameters
     ----------
@@ -66,12 +69,19 @@ def labels_from_files(
         ``x``, ``y``, ``presence``, ``magt``, ``elevation``, ``year``; see
         :func:`permafrost.io.boreholes.read_presence_table`.
     **options
-        Passed to :func:`build_labels` (``activity_column``, ``sampling``, ``spacing_m``,
-        weights, ``outside`` ...).
+        Passed to :func:`permafrost.labels.build_labels` (``activity_column``,
+        ``sampling``, ``spacing_m``, weights, ``outside`` ...).
 
     Returns
     -------
     LabelSet
+        The points, summary, dropped inputs, conflicts and temperature verdicts.
+
+    Raises
+    ------
+    NoLabelsError
+        No label is left; with ``out``, the reasons are written beside it first and the
+        error names them (``written``).
     """
     # paths, or already-read GeoDataFrames (``attrs["source"]`` names their origin)
     invs = [p if isinstance(p, gpd.GeoDataFrame) else read_vector(p) for p in inventories]

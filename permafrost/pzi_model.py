@@ -1,0 +1,192 @@
+"""The fitted PZI model in memory: raw predictor + calibrator + metadata (+ fold models).
+
+:class:`PZIModel` is what :func:`permafrost.models.train_model` returns and what prediction
+uses; its raw predictors are :class:`BoosterPredictor` (an XGBoost booster: gradient-boosted
+trees or random forest) and :class:`LinearPredictor` (the logistic model's coefficients).
+Each predictor serialises itself to bytes (:meth:`BoosterPredictor.to_bytes`: XGBoost's own
+JSON; :meth:`LinearPredictor.to_bytes`: :func:`to_json_text`), which the model directory
+stores and the PZI's provenance hashes.  Reading and writing the model directory is
+:mod:`permafrost.io.model` (:func:`~permafrost.io.model.save_model`,
+:func:`~permafrost.io.model.load_model`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+
+import numpy as np
+
+from permafrost.backends import array_module_of
+from permafrost.calibration import apply_calibration, validate_calibration
+from permafrost.errors import ModelError
+from permafrost.provenance import canonical_json
+
+__all__ = [
+    "PZIModel",
+    "BoosterPredictor",
+    "LinearPredictor",
+    "hash_training_data",
+    "to_json_text",
+]
+
+
+def to_json_text(obj) -> str:
+    """The model files' JSON: :func:`permafrost.provenance.canonical_json`, indent 1."""
+    return canonical_json(obj, indent=1) + "\n"
+
+
+def hash_training_data(X, y, w, feature_names: Sequence[str]) -> str:
+    """SHA-256 of the training matrix, labels, weights and feature names (hex)."""
+    h = hashlib.sha256()
+    h.update(json.dumps(list(feature_names)).encode())
+    for a, dt in ((X, np.float32), (y, np.int8), (w, np.float64)):
+        arr = np.ascontiguousarray(np.asarray(a, dtype=dt))
+        h.update(str(arr.shape).encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+class BoosterPredictor:
+    """Raw probability from an XGBoost booster (gradient-boosted trees or random forest)."""
+
+    kind = "booster"
+
+    def __init__(self, booster) -> None:
+        self.booster = booster
+        self._device = None
+
+    def use_device(self, device: str) -> None:
+        """Put the booster on ``device`` (``"cpu"`` or ``"cuda"``) once.
+
+        Setting a booster parameter is not thread-safe, so :func:`permafrost.predict`
+        calls this before threads share the predictor; :meth:`predict` then finds the
+        booster already there and leaves it alone.
+        """
+        if device != self._device:
+            self.booster.set_param({"device": device})
+            self._device = device
+
+    def predict(self, X, *, device: str | None = None):
+        """Probability of class 1 [-], 1-D float32, same array library as ``X``.
+
+        ``device`` defaults to the one that holds ``X`` (CuPy: ``cuda``, else ``cpu``).
+        """
+        xp = array_module_of(X)
+        self.use_device(device or ("cuda" if xp is not np else "cpu"))
+        if X.shape[0] == 0:
+            return xp.zeros(0, dtype=xp.float32)
+        out = self.booster.inplace_predict(X, missing=np.nan)
+        return xp.asarray(out).reshape(-1).astype(xp.float32)
+
+    def to_bytes(self) -> bytes:
+        """The booster in XGBoost's own JSON (the model directory's ``predictor.json``)."""
+        return bytes(self.booster.save_raw(raw_format="json"))
+class LinearPredictor:
+    """Raw probability of a logistic model on standardised covariates (JSON-stored).
+
+    ``p = 1 / (1 + exp(-(intercept + sum_j coef_j * (x_j - mean_j) / scale_j)))``, with
+    missing values replaced by the training medians ``fill_j``.
+    """
+
+    kind = "linear"
+
+    def __init__(self, *, coef, intercept, mean, scale, fill) -> None:
+        self.coef = np.asarray(coef, dtype=np.float64)
+        self.intercept = float(intercept)
+        self.mean = np.asarray(mean, dtype=np.float64)
+        self.scale = np.asarray(scale, dtype=np.float64)
+        self.fill = np.asarray(fill, dtype=np.float64)
+
+    def predict(self, X, *, device: str | None = None):
+        """Probability of class 1 [-], 1-D float32, same array library as ``X``."""
+        xp = array_module_of(X)
+        X = xp.asarray(X, dtype=xp.float64)
+        fill = xp.asarray(self.fill)
+        X = xp.where(xp.isnan(X), fill[None, :], X)
+        z = ((X - xp.asarray(self.mean)) / xp.asarray(self.scale)) @ xp.asarray(self.coef)
+        z = z + self.intercept
+        return (1.0 / (1.0 + xp.exp(-z))).astype(xp.float32)
+
+    def to_dict(self) -> dict:
+        """The coefficients as a JSON-ready dict (``type`` = ``"logistic"``)."""
+        return {"type": "logistic", "coef": self.coef.tolist(), "intercept": self.intercept,
+                "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+                "fill": self.fill.tolist()}
+
+    def to_bytes(self) -> bytes:
+        """:meth:`to_dict` as :func:`to_json_text` (the model directory's ``predictor.json``)."""
+        return to_json_text(self.to_dict()).encode()
+class PZIModel:
+    """A fitted PZI model: raw predictor + calibrator + metadata (+ optional fold models).
+
+    Parameters
+    ----------
+    predictor : BoosterPredictor or LinearPredictor
+        The model fitted on all labels.
+    calibration : dict
+        Calibrator parameters (:func:`permafrost.calibration.fit_calibration`).
+    feature_names : list of str
+        Covariate names in the column order ``X`` must have.
+    metadata : dict
+        Everything else worth keeping (see :mod:`permafrost.io.model`).
+    fold_models : list, optional
+        Raw predictors of the spatial-CV folds (each trained on k-1 folds).  ``predict``
+        may use their spread as an uncertainty of the raw probability; they are not
+        calibrated separately (apply :meth:`calibrate` to their output).
+    """
+
+    def __init__(self, *, predictor, calibration: dict, feature_names: Sequence[str],
+                 metadata: dict, fold_models: Sequence | None = None) -> None:
+        self.predictor = predictor
+        self.calibration = validate_calibration(dict(calibration))
+        self.feature_names = list(feature_names)
+        self.metadata = dict(metadata)
+        self.fold_models = list(fold_models or [])
+
+    # -- prediction -------------------------------------------------------------------
+    def _check_X(self, X):
+        if X.ndim != 2 or X.shape[1] != len(self.feature_names):
+            raise ModelError(
+                f"X has shape {tuple(X.shape)}, the model needs (n, {len(self.feature_names)}) "
+                f"columns in the order {self.feature_names}", field="X",
+                fix="stack the covariates in model.feature_names order")
+
+    def use_device(self, device: str) -> None:
+        """Put the predictor and the fold models on ``device`` (``"cpu"``/``"cuda"``) once,
+        before threads share them."""
+        for pred in (self.predictor, *self.fold_models):
+            if hasattr(pred, "use_device"):
+                pred.use_device(device)
+
+    def predict_raw(self, X, *, device: str | None = None):
+        """Uncalibrated probability of permafrost [-], 1-D float32 (NumPy or CuPy like ``X``).
+
+        Parameters
+        ----------
+        X : ndarray, shape (n_samples, n_features)
+            Covariates [feature units] in :attr:`feature_names` order; NaN allowed.
+        device : {"cpu", "cuda"}, optional
+            Where XGBoost predicts (default: ``cuda`` for CuPy input, else ``cpu``).
+        """
+        self._check_X(X)
+        return self.predictor.predict(X, device=device)
+
+    def calibrate(self, p):
+        """Calibrated PZI [-] from raw probabilities (NumPy or CuPy), float32 in [0, 1]."""
+        return apply_calibration(self.calibration, p)
+
+    def predict_pzi(self, X, *, device: str | None = None):
+        """Calibrated permafrost zonation index [-]: ``calibrate(predict_raw(X))``."""
+        return self.calibrate(self.predict_raw(X, device=device))
+
+    def check_features(self, available: Sequence[str], *, source=None) -> None:
+        """Raise :class:`ModelError` naming the features the model needs but ``available`` lacks."""
+        have = set(available)
+        missing = [f for f in self.feature_names if f not in have]
+        if missing:
+            raise ModelError(
+                f"the covariate stack lacks feature(s) {missing} that the model needs",
+                path=source, field="covariates",
+                fix=f"provide all of {self.feature_names} (available: {sorted(have)})")

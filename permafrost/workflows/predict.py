@@ -1,0 +1,588 @@
+"""PZI prediction from files to Cloud-Optimized GeoTIFFs, resumable after a kill.
+
+:func:`predict_raster` opens the model, the covariates and the mask, cuts the region into
+square blocks (``chunk`` pixels a side), predicts every block with
+:func:`permafrost.predict.predict_block` (the science) and saves it to a block cache
+(:mod:`permafrost.io.block_cache`); the PZI, the optional zone raster and the optional
+uncertainty raster are then streamed from the cache into COGs by
+:func:`permafrost.io.rasters.write_cog` (tiled GeoTIFF with a lock, then GDAL's COG copy,
+atomically).  Peak memory depends on the block size and the number of threads or workers,
+not on the size of the region.  :func:`permafrost.predict.predict_pzi` gives the same
+values as a lazy DataArray, without files.
+
+Why a block cache: a run killed at any point leaves the target untouched (outputs are
+written through a temporary file and a rename) and the finished blocks on disk; the
+rerun reuses them (the cache is keyed by the model's hash, the covariate files, the mask,
+the grid, the block size and the device) and produces the same bytes, because every
+pixel's value depends only on its own covariates and the output bytes only on the
+values and tags.  The cache is removed once the outputs are written.  Each output is
+locked while the run lasts (:func:`permafrost.io._lock.output_locks`).
+
+Where the work runs (NumPy / CuPy, threads / local cluster / remote cluster) is chosen
+in :mod:`permafrost.backends`; this module only calls it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as dsa
+import numpy as np
+import rasterio
+import shapely
+import xarray as xr
+from affine import Affine
+from rasterio.errors import RasterioIOError
+from rasterio.features import rasterize
+
+from permafrost.area import ZONE_CODES, ZONE_LIMITS, classify_zones
+from permafrost.backends import open_executor, resolve_device
+from permafrost.defaults import PREDICT_CHUNK
+from permafrost.errors import DataError, GridMismatchError, InputError, InputFileError, ModelError
+from permafrost.grid import grids_equal
+from permafrost.io._lock import output_locks
+from permafrost.io.block_cache import (
+    block_file,
+    cache_dir,
+    cache_key,
+    cached_layer,
+    default_cache_root,
+    prepare_cache,
+    read_counts,
+    remove_cache,
+    remove_stale_temporaries,
+    save_block,
+    source_fingerprints,
+)
+from permafrost.io.model import load_model
+from permafrost.io.rasters import (
+    RASTER_SUFFIXES,
+    read_covariate_stack,
+    read_raster,
+    set_gdal_cache,
+    write_cog,
+)
+from permafrost.io.vectors import VECTOR_SUFFIXES, read_vector
+from permafrost.predict import (
+    as_blocks,
+    check_chunk,
+    check_covariates,
+    check_model,
+    predict_block,
+    prepare_model,
+)
+from permafrost.provenance import file_digest, relative_path, versions
+from permafrost.workflows.covariates import read_stack_file
+
+__all__ = [
+    "TAG_VERSION_PACKAGES",
+    "ZONE_COLOUR_TABLE",
+    "ZONE_NODATA",
+    "PredictResult",
+    "ProgressCallback",
+    "model_fingerprint",
+    "predict_raster",
+]
+
+log = logging.getLogger(__name__)
+
+#: nodata code of the zone raster (as :func:`permafrost.area.classify_zones` writes it)
+ZONE_NODATA = 255
+
+#: colour table of the zone raster (Brown et al. 1997 classes, light to dark blue as in the
+#: report; "none" light grey; nodata transparent), so GIS show the zones without styling
+ZONE_COLOUR_TABLE = {0: (240, 240, 240, 255), 1: (198, 219, 239, 255), 2: (107, 174, 214, 255),
+                     3: (33, 113, 181, 255), 4: (8, 48, 107, 255), ZONE_NODATA: (0, 0, 0, 0)}
+
+#: the library versions the PZI_VERSIONS tag names (:func:`permafrost.provenance.versions`)
+TAG_VERSION_PACKAGES = ("permafrost", "xgboost", "numpy", "dask", "rasterio", "gdal")
+
+
+def _zone_category_names() -> list[str]:
+    """GDAL category names of the zone codes 0, 1, 2... (nodata 255 needs none)."""
+    names = [""] * (max(ZONE_CODES.values()) + 1)
+    for name, code in ZONE_CODES.items():
+        names[code] = name
+    return names
+
+
+@dataclass
+class PredictResult:
+    """What :func:`predict_raster` wrote and counted.
+
+    Pixel counts partition the grid: ``valid + missing + masked == pixels``.
+    """
+
+    pzi: Path
+    zones: Path | None
+    uncertainty: Path | None
+    device: str
+    backend: str
+    shape: tuple[int, int]
+    pixels: int
+    valid: int
+    missing: int
+    masked: int
+    blocks: int
+    blocks_reused: int
+    seconds: float
+    predict_seconds: float
+    write_seconds: float
+    features: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pixels_per_second(self) -> float:
+        """End-to-end speed [pixels s-1] (all pixels of the grid over the whole run)."""
+        return self.pixels / self.seconds if self.seconds > 0 else float("inf")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON-ready dict (``permafrost predict --json``): paths as strings, plus
+        ``pixels_per_second``."""
+        d = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+        d["pixels_per_second"] = self.pixels_per_second
+        return d
+
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+def predict_raster(
+    model: Any,
+    covariates: Any,
+    out: str | os.PathLike,
+    *,
+    zones: str | os.PathLike | None = None,
+    uncertainty: str | os.PathLike | None = None,
+    mask: str | os.PathLike | None = None,
+    chunk: int = PREDICT_CHUNK,
+    device: str = "auto",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    threads: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    resume: bool = True,
+    progress: ProgressCallback | None = None,
+) -> PredictResult:
+    """Predict the PZI of a whole region block by block and write it as a COG.
+
+    Parameters
+    ----------
+    model : path-like or PZIModel
+        A model directory (loaded with :func:`permafrost.load_model`) or a loaded model.
+    covariates : path-like, sequence of paths, xarray.Dataset or callable
+        A directory of covariate rasters on one grid (one per file, named by its stem),
+        a list of files, a ``.toml`` stack file, a Dataset (with a CRS), or a callable
+        ``f(chunks=...)`` returning such a Dataset (e.g. a stack file's builder).
+    out : path-like
+        Destination of the PZI COG (float32 [-] in [0, 1], nodata NaN).
+    zones : path-like, optional
+        Also write the zone raster (uint8 codes of :data:`permafrost.area.ZONE_CODES`,
+        from :func:`permafrost.area.classify_zones`; nodata 255).
+    uncertainty : path-like, optional
+        Also write the spread (population standard deviation [-]) of the calibrated
+        PZI of the model's fold models; needs a model with fold models.
+    mask : path-like, optional
+        Areas to exclude (nodata in every output): polygons (glaciers, lakes; any
+        vector format, any CRS; pixel centres inside a polygon are excluded) or a raster
+        on the covariates' grid (non-zero, non-nodata pixels are excluded).
+    chunk : int
+        Block side [pixels]; peak memory grows with ``chunk**2`` times the number of
+        covariates and of threads or workers.
+    device : {"auto", "cpu", "cuda"}
+        Where XGBoost predicts.
+    workers : int, optional
+        Run on a local Dask cluster of this many worker processes.
+    scheduler : str, optional
+        Run on an existing Dask cluster (scheduler address); its workers must share the
+        file system.
+    threads : int, optional
+        Threads of the default threaded scheduler (default: all usable CPUs).
+    cache_dir : path-like, optional
+        Block cache directory (default ``.<out name>.pfblocks`` beside ``out``); it is
+        removed after a successful run and kept after a failure so that a rerun reuses
+        the finished blocks.  Needs 4 bytes per pixel (8 with ``uncertainty``).
+    resume : bool
+        Reuse finished blocks of an interrupted run with the same inputs.
+    progress : callable, optional
+        ``progress(stage, done, total)``: stage ``"predict"`` counts pixels, stage
+        ``"write"`` counts output files.
+
+    Returns
+    -------
+    PredictResult
+
+    Raises
+    ------
+    ModelError
+        The covariates lack features of the model, or an uncertainty raster is asked
+        for a model without fold models.
+    InputError, DataError, GridMismatchError, CRSError
+        Bad options or inputs (named in the message).
+    OutputError
+        Another process writes one of the outputs, or they cannot be written.
+    """
+    # two predictions to one target would share its block cache and temporary files
+    with output_locks(p for p in (out, zones, uncertainty) if p is not None):
+        return _predict_raster(model, covariates, out, zones=zones, uncertainty=uncertainty,
+                               mask=mask, chunk=chunk, device=device, workers=workers,
+                               scheduler=scheduler, threads=threads, cache_root=cache_dir,
+                               resume=resume, progress=progress)
+
+
+def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, device,
+                    workers, scheduler, threads, cache_root, resume, progress
+                    ) -> PredictResult:
+    t0 = time.perf_counter()
+    set_gdal_cache()  # GDAL_CACHEMAX: 256 MB unless the environment sets it (DESIGN §6)
+    chunk = check_chunk(chunk)
+    out = Path(out)
+    outputs = [Path(p) for p in (out, zones, uncertainty) if p is not None]
+    if len({p.resolve() for p in outputs}) != len(outputs):
+        raise InputError("the PZI, zone and uncertainty outputs must be different files",
+                         path=out, fix="give each output its own path")
+    pzi_model, model_path = _load(model)
+    if uncertainty is not None and not list(getattr(pzi_model, "fold_models", None) or []):
+        raise ModelError("the model has no fold models, so no uncertainty raster can be made",
+                         path=model_path, field="fold_models",
+                         fix="train with the fold models kept, or drop --uncertainty")
+    dev = resolve_device(device)  # once: every block gets the resolved value
+
+    ds, cov_source = _open_covariates(covariates, chunk=chunk)
+    features = check_covariates(pzi_model, ds, source=cov_source)
+    ny, nx = int(ds.rio.height), int(ds.rio.width)
+    transform = ds.rio.transform()
+    # the boosters go to the device once, here, before threads share them
+    prepare_model(pzi_model, dev, uncertainty=uncertainty is not None)
+    arrays = [as_blocks(ds[f], chunk) for f in features]
+    chunks_yx = arrays[0].chunks
+    excluded, mask_info = _open_mask(mask, ds, chunk=chunk, transform=transform)
+
+    key = cache_key({
+        "model": model_fingerprint(pzi_model, model_path),
+        "features": list(features),
+        "covariates": source_fingerprints(ds, features),
+        "mask": mask_info,
+        "grid": [list(transform)[:6], [ny, nx], str(ds.rio.crs)],
+        "chunk": chunk,
+        "device": dev,
+        "uncertainty": uncertainty is not None,
+    })
+    default_cache = cache_root is None
+    root = default_cache_root(out) if default_cache else Path(cache_root)
+    cache = cache_dir(root, key)
+    prepare_cache(root, cache, resume=resume, prune_others=default_cache)
+    remove_stale_temporaries(outputs)
+
+    # --- phase 1: predict every block not yet in the cache
+    offs_y = np.concatenate([[0], np.cumsum(chunks_yx[0])]).astype(int)
+    offs_x = np.concatenate([[0], np.cumsum(chunks_yx[1])]).astype(int)
+    cov_delayed = [a.to_delayed(optimize_graph=False) for a in arrays]
+    mask_delayed = (excluded.to_delayed(optimize_graph=False)
+                    if isinstance(excluded, dsa.Array) else None)
+    model_d = dask.delayed(pzi_model, name=f"pzi-model-{key[:16]}", traverse=False)
+    geoms_d = (dask.delayed(excluded, name=f"pzi-maskgeoms-{key[:16]}", traverse=False)
+               if isinstance(excluded, _Polygons) else None)
+    counts_total = {"pixels": 0, "valid": 0, "missing": 0, "masked": 0}
+    tasks, task_pixels = [], []
+    n_blocks = reused = 0
+    done_pixels = 0
+    for iy in range(len(chunks_yx[0])):
+        for ix in range(len(chunks_yx[1])):
+            n_blocks += 1
+            bfile = block_file(cache, iy, ix)
+            cached = read_counts(bfile)
+            if cached is not None:
+                reused += 1
+                _add(counts_total, cached)
+                done_pixels += cached["pixels"]
+                continue
+            window = (int(offs_y[iy]), int(offs_x[ix]), int(chunks_yx[0][iy]),
+                      int(chunks_yx[1][ix]))
+            if mask_delayed is not None:
+                mblock = mask_delayed[iy, ix]
+            elif geoms_d is not None:
+                mblock = geoms_d
+            else:
+                mblock = None
+            task = dask.delayed(_block_task, pure=False)(
+                model_d, [c[iy, ix] for c in cov_delayed], mblock, window, tuple(transform),
+                dev, uncertainty is not None, str(bfile),
+                dask_key_name=f"pzi-block-{key[:16]}-{iy}-{ix}")
+            tasks.append(task)
+            task_pixels.append(window[2] * window[3])
+    total_pixels = ny * nx
+    if reused:
+        log.info("reusing %d of %d finished blocks from %s", reused, n_blocks, cache)
+    if progress is not None:
+        progress("predict", done_pixels, total_pixels)
+
+    def _on_done(i: int, counts: dict[str, int]) -> None:
+        nonlocal done_pixels
+        done_pixels += task_pixels[i]
+        if progress is not None:
+            progress("predict", done_pixels, total_pixels)
+
+    with open_executor(workers=workers, scheduler=scheduler, threads=threads) as ex:
+        backend = ex.backend
+        try:
+            results = ex.run(tasks, _on_done)
+        except RasterioIOError as exc:
+            raise _unreadable_covariate(ds, features, cov_source, exc) from None
+    for c in results:
+        _add(counts_total, c)
+    t1 = time.perf_counter()
+    if counts_total["valid"] == 0:
+        raise DataError(f"no pixel could be predicted ({counts_total['missing']} missing a "
+                        f"covariate, {counts_total['masked']} masked)", path=cov_source,
+                        field="covariates", fix="check each covariate's coverage and nodata "
+                        "value, and the mask")
+
+    # --- phase 2: stream the cache into COGs (threads of this process)
+    tags = _provenance(pzi_model, model_path, ds, features, cov_source, mask_info, dev,
+                       root=Path(out).resolve().parent)
+    coords = {"y": ds["y"].values, "x": ds["x"].values}
+    n_out = len(outputs)
+    written = 0
+
+    def _layer(i: int) -> xr.DataArray:
+        arr = cached_layer(cache, i, chunks_yx, name=f"pzi-cache-{key[:16]}-{i}")
+        # write in blocks of >= 1024 pixels: each written chunk costs a file open/lock
+        k = max(1, 1024 // chunk)
+        if k > 1:
+            arr = arr.rechunk((k * chunk, k * chunk))
+        return xr.DataArray(arr, dims=("y", "x"), coords=coords).rio.write_crs(ds.rio.crs)\
+            .rio.write_transform(transform)
+
+    def _wrote() -> None:
+        nonlocal written
+        written += 1
+        if progress is not None:
+            progress("write", written, n_out)
+
+    if progress is not None:
+        progress("write", 0, n_out)
+    with dask.config.set(scheduler="threads", num_workers=threads or None):
+        pzi_da = _layer(0)
+        write_cog(pzi_da, out, nodata=np.nan, dtype="float32",
+                  description="PZI: permafrost probability [-]",
+                  tags={**tags, "PZI_CONTENT": "calibrated permafrost probability, float32 [0, 1]"})
+        _wrote()
+        if zones is not None:
+            zda = pzi_da.copy(data=pzi_da.data.map_blocks(classify_zones, dtype=np.uint8))
+            legend = ", ".join(f"{c}={n}" for n, c in sorted(ZONE_CODES.items(),
+                                                              key=lambda kv: kv[1]))
+            write_cog(zda, zones, nodata=ZONE_NODATA, dtype="uint8",
+                      description="permafrost zone", overview_resampling="nearest",
+                      colormap=ZONE_COLOUR_TABLE, category_names=_zone_category_names(),
+                      tags={**tags, "PZI_CONTENT": f"permafrost zones (Brown et al. 1997): "
+                            f"{legend}, {ZONE_NODATA}=nodata; limits "
+                            f"{'/'.join(f'{lo:g}' for lo in ZONE_LIMITS)}, "
+                            "lower bound inclusive"})
+            _wrote()
+        if uncertainty is not None:
+            write_cog(_layer(1), uncertainty, nodata=np.nan, dtype="float32",
+                      description="PZI spread of the fold models [-]",
+                      tags={**tags, "PZI_CONTENT": "population standard deviation of the "
+                            "calibrated PZI of the fold models [-]",
+                            "PZI_FOLD_MODELS": str(len(pzi_model.fold_models))})
+            _wrote()
+    remove_cache(root, cache, remove_root=default_cache)
+    t2 = time.perf_counter()
+    return PredictResult(
+        pzi=out, zones=Path(zones) if zones is not None else None,
+        uncertainty=Path(uncertainty) if uncertainty is not None else None,
+        device=dev, backend=backend, shape=(ny, nx), pixels=total_pixels,
+        valid=counts_total["valid"], missing=counts_total["missing"],
+        masked=counts_total["masked"], blocks=n_blocks, blocks_reused=reused,
+        seconds=t2 - t0, predict_seconds=t1 - t0, write_seconds=t2 - t1,
+        features=features, tags=tags,
+    )
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _block_task(model, cov_blocks, mask_block, window, transform, device, uncertainty,
+                cache_file):
+    """One Dask task: predict a block and save it to the cache; returns its counts."""
+    block = np.stack([np.asarray(c, dtype=np.float32) for c in cov_blocks])
+    if isinstance(mask_block, _Polygons):
+        excluded = mask_block.rasterize(window, Affine(*transform[:6]))
+    else:
+        excluded = None if mask_block is None else np.asarray(mask_block, dtype=bool)
+    pzi, spread, counts = predict_block(model, block, excluded=excluded, device=device,
+                                        uncertainty=uncertainty)
+    layers = pzi[None] if spread is None else np.stack([pzi, spread])
+    save_block(cache_file, layers, counts)
+    return counts
+
+
+def _unreadable_covariate(ds: xr.Dataset, features: Sequence[str], cov_source: Any,
+                          exc: Exception) -> InputFileError:
+    """The error for a covariate raster whose blocks fail to read: find and name the file."""
+    for f in features:
+        src = ds[f].attrs.get("source")
+        if not src:
+            continue
+        try:
+            with rasterio.open(src) as r:
+                for _, window in r.block_windows(1):
+                    r.read(1, window=window)
+        except RasterioIOError:
+            return InputFileError("cannot read the raster's data (truncated or corrupt?)",
+                                  path=src, field=f, fix="write or download the file again")
+    first = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return InputFileError(f"a covariate raster cannot be read ({first})", path=cov_source,
+                          fix="check the covariate files (truncated or corrupt?)")
+
+
+def _add(total: dict[str, int], part: Mapping[str, int]) -> None:
+    for k in total:
+        total[k] += int(part[k])
+
+
+def _load(model: Any) -> tuple[Any, Path | None]:
+    if isinstance(model, (str, os.PathLike)):
+        return load_model(model), Path(model)
+    return check_model(model), getattr(model, "path", None)
+
+
+def _open_covariates(covariates: Any, *, chunk: int) -> tuple[xr.Dataset, str]:
+    chunks = {"y": chunk, "x": chunk}
+    if isinstance(covariates, xr.Dataset):
+        return covariates, "<in-memory covariate stack>"
+    if callable(covariates):
+        ds = covariates(chunks=chunks)
+        if not isinstance(ds, xr.Dataset):
+            raise InputError("the covariate builder did not return an xarray Dataset",
+                             field="covariates", fix="return the stack as a Dataset")
+        return ds, getattr(covariates, "__name__", "<covariate builder>")
+    if isinstance(covariates, (str, os.PathLike)):
+        p = Path(covariates)
+        if p.suffix.lower() == ".toml":
+            return read_stack_file(p, chunks=chunks), str(p)
+        return read_covariate_stack(p, chunks=chunks), str(p)
+    files = [Path(f) for f in covariates]
+    return read_covariate_stack(files, chunks=chunks), ",".join(str(f) for f in files)
+
+
+class _Polygons:
+    """Mask polygons in the grid's CRS with their bounds, rasterised per block."""
+
+    def __init__(self, geoms: np.ndarray) -> None:
+        self.geoms = geoms
+        self.bounds = shapely.bounds(geoms) if len(geoms) else np.empty((0, 4))
+
+    def rasterize(self, window: tuple[int, int, int, int], transform: Affine) -> np.ndarray:
+        r0, c0, h, w = window
+        t = transform @ Affine.translation(c0, r0)
+        xs = [t.c, t.c + t.a * w]
+        ys = [t.f, t.f + t.e * h]
+        b = self.bounds
+        hit = ((b[:, 0] <= max(xs)) & (b[:, 2] >= min(xs)) & (b[:, 1] <= max(ys))
+               & (b[:, 3] >= min(ys)))
+        if not hit.any():
+            return np.zeros((h, w), dtype=bool)
+        burned = rasterize(((g, 1) for g in self.geoms[hit]), out_shape=(h, w), transform=t,
+                           fill=0, dtype="uint8", all_touched=False)
+        return burned.astype(bool)
+
+
+def _open_mask(mask: Any, ds: xr.Dataset, *, chunk: int, transform: Affine
+               ) -> tuple[Any, dict[str, Any] | None]:
+    """The mask as a boolean Dask array (raster) or :class:`_Polygons` (vector)."""
+    if mask is None:
+        return None, None
+    p = Path(mask)
+    fp = file_digest(p) if p.exists() else None
+    if p.suffix.lower() in VECTOR_SUFFIXES:
+        gdf = read_vector(p, allow_empty=True)
+        gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+        gdf = gdf.to_crs(ds.rio.crs)
+        polys = gdf.geometry.values
+        kinds = [str(t) for t in polys.geom_type] if len(polys) else []
+        bad = [t for t in set(kinds) if "Polygon" not in t]
+        if bad:
+            raise DataError(f"mask geometries must be polygons, found {sorted(bad)}", path=p,
+                            field="geometry", fix="give glacier/lake outlines as polygons")
+        log.info("mask: %d polygons from %s", len(polys), p)
+        return _Polygons(np.asarray(polys)), {"path": str(p.resolve()), "kind": "vector",
+                                              "features": len(polys), "fingerprint": fp}
+    if p.suffix.lower() in RASTER_SUFFIXES or p.exists():
+        m = read_raster(p, chunks={"y": chunk, "x": chunk})
+        first = ds[next(iter(ds.data_vars))]
+        if not grids_equal(m, first):
+            raise GridMismatchError(
+                f"the mask raster is not on the covariates' grid (shape {m.rio.shape} vs "
+                f"{first.rio.shape}, CRS {m.rio.crs} vs {first.rio.crs})", path=p,
+                fix="resample the mask to the covariate grid, or give polygons")
+        arr = as_blocks(m, chunk)
+        excluded = (arr != 0) & ~dsa.isnan(arr)
+        return excluded, {"path": str(p.resolve()), "kind": "raster", "fingerprint": fp}
+    raise InputError("mask file not found", path=p, fix="check the path")
+
+
+def model_fingerprint(model: Any, path: str | os.PathLike | None = None) -> str:
+    """SHA-256 of a model: of its directory's files when a path is known, else of its
+    booster and metadata (the ``PZI_MODEL_SHA256`` tag and part of the cache key)."""
+    h = hashlib.sha256()
+    if path is not None and Path(path).is_dir():
+        root = Path(path)
+        for f in sorted(q for q in root.rglob("*") if q.is_file()):
+            h.update(str(f.relative_to(root)).encode())
+            h.update(f.read_bytes())
+        return h.hexdigest()
+    if path is not None and Path(path).is_file():
+        h.update(Path(path).read_bytes())
+        return h.hexdigest()
+    for pred in [getattr(model, "predictor", None), *list(getattr(model, "fold_models", []))]:
+        if hasattr(pred, "to_bytes"):
+            h.update(pred.to_bytes())
+        elif hasattr(pred, "save_raw"):  # a bare xgboost.Booster
+            h.update(bytes(pred.save_raw("json")))
+    h.update(json.dumps(getattr(model, "calibration", None), sort_keys=True, default=str).encode())
+    h.update(json.dumps(getattr(model, "metadata", {}), sort_keys=True, default=str).encode())
+    h.update(json.dumps(list(model.feature_names)).encode())
+    return h.hexdigest()
+
+
+def _covariate_sources(ds: xr.Dataset, features: Sequence[str],
+                       root: Path | None = None) -> dict[str, str]:
+    return {f: relative_path(ds[f].attrs.get("source", ""), root) for f in features}
+
+
+def _versions() -> str:
+    return "; ".join(f"{'GDAL' if k == 'gdal' else k} {v}"
+                     for k, v in versions(TAG_VERSION_PACKAGES).items())
+
+
+def _provenance(model, model_path, ds, features, cov_source, mask_info, device,
+                root: Path | None = None) -> dict[str, str]:
+    """Dataset tags: deterministic (no time stamp, no backend), so reruns give equal bytes.
+
+    Paths are relative to ``root`` (the output's directory, tag ``PZI_PATHS_RELATIVE_TO``)
+    and the model carries its content hash: no tag names the machine or the checkout.
+    """
+    mask_tag = {k: (relative_path(v, root) if k == "path" else v)
+                for k, v in (mask_info or {}).items() if k != "fingerprint"}
+    return {
+        "PZI_MODEL": relative_path(model_path, root) if model_path else "<in-memory model>",
+        "PZI_MODEL_SHA256": model_fingerprint(model, model_path),
+        "PZI_FEATURES": ",".join(features),
+        "PZI_COVARIATES": json.dumps(_covariate_sources(ds, features, root), sort_keys=True),
+        "PZI_COVARIATE_SOURCE": relative_path(cov_source, root),
+        "PZI_MASK": json.dumps(mask_tag, sort_keys=True) if mask_info else "none",
+        "PZI_PATHS_RELATIVE_TO": "this file's directory" if root is not None else "as given",
+        "PZI_DEVICE": device,
+        "PZI_VERSIONS": _versions(),
+    }

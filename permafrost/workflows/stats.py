@@ -1,0 +1,119 @@
+"""`stats` on files: read a PZI raster and its companions, compute the area statistics.
+
+The science is :func:`permafrost.area.zone_statistics` (objects in, a
+:class:`~permafrost.area.ZoneStatistics` out); this module reads the inputs lazily, in
+blocks, and writes the JSON and CSV outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from permafrost.area import (
+    ZoneStatistics,
+    auto_block_rows,
+    stats_rows,
+    stats_table_columns,
+    zone_statistics,
+)
+from permafrost.errors import DataError
+from permafrost.io.maps import read_aligned
+from permafrost.io.rasters import RASTER_SUFFIXES, read_raster
+from permafrost.io.results import write_csv, write_json
+from permafrost.io.vectors import read_vector
+
+__all__ = ["stats_from_files", "write_stats"]
+
+log = logging.getLogger(__name__)
+
+
+def stats_from_files(
+    pzi_path,
+    *,
+    regions_path=None,
+    region_field: str = "name",
+    dem_path=None,
+    band_width: float = 200.0,
+    mask_path=None,
+    block_rows: int | None = None,
+) -> ZoneStatistics:
+    """Read the inputs (lazily, in blocks) and run :func:`permafrost.area.zone_statistics`.
+
+    The DEM and a raster mask may be on any grid: they are put on the PZI grid by GDAL's
+    warper (bilinear for the DEM, nearest for the mask).  A mask is a raster (non-zero =
+    masked) or a vector file of polygons, told apart by the file suffix.
+
+    Parameters
+    ----------
+    pzi_path, regions_path, dem_path, mask_path : path-like
+        Input files (see :func:`permafrost.area.zone_statistics` for their meaning).
+    region_field : str
+        Region name column.
+    band_width : float
+        Elevation band width [m].
+    block_rows : int, optional
+        Rows per block [-] (default: :func:`permafrost.area.auto_block_rows`).
+
+    Returns
+    -------
+    ZoneStatistics
+        The statistics; ``as_dict()`` is the content of ``stats.json``.
+
+    Raises
+    ------
+    DataError
+        A DEM without valid elevation on the PZI grid, and every error of
+        :func:`permafrost.area.zone_statistics`.
+    """
+    if block_rows is None:  # a lazy open to learn the width, then chunks of whole block rows
+        block_rows = auto_block_rows(read_raster(pzi_path, chunks={"y": 1, "x": -1}).shape[1])
+    chunks = {"y": block_rows, "x": -1}
+    pzi = read_raster(pzi_path, chunks=chunks, name="pzi")
+    log.info("stats: %s, %d x %d cells in blocks of %d rows, %s", pzi_path, pzi.shape[0],
+             pzi.shape[1], block_rows, pzi.rio.crs)
+    regions = read_vector(regions_path) if regions_path is not None else None
+    dem = (read_aligned(dem_path, pzi, resampling="bilinear", chunks=chunks, name="dem")
+           if dem_path is not None else None)
+    if dem is not None and not bool(np.isfinite(dem.data).any()):
+        raise DataError("the DEM has no valid elevation on the PZI's grid (all nodata, or "
+                        "no overlap), so no elevation band can be made", path=dem_path,
+                        field="--dem", fix="give a DEM with elevations that covers the map")
+    mask_vector = mask_raster = None
+    if mask_path is not None:
+        if Path(mask_path).suffix.lower() in RASTER_SUFFIXES:
+            mask_raster = read_aligned(mask_path, pzi, resampling="nearest", chunks=chunks,
+                                       name="mask")
+        else:
+            mask_vector = read_vector(mask_path, allow_empty=True)
+    log.info("stats: regions %s, elevation bands %s, mask %s",
+             f"{len(regions)} from {regions_path}" if regions is not None else "none",
+             f"of {band_width:g} m from {dem_path}" if dem is not None else "none",
+             mask_path or "none")
+    out = zone_statistics(pzi, regions=regions, region_field=region_field, dem=dem,
+                          band_width=band_width, mask_vector=mask_vector,
+                          mask_raster=mask_raster, block_rows=block_rows)
+    log.debug("stats: cell areas by %s", out.meta.get("cell_area_method"))
+    if dem is not None:
+        out.meta["elevation_bands"]["resampling"] = "bilinear onto the PZI grid"
+    return out
+
+
+def write_stats(stats: ZoneStatistics, *, out_json=None, out_csv=None) -> None:
+    """Write statistics as ``stats.json`` (:meth:`ZoneStatistics.as_dict`) and/or as the
+    CSV table (:func:`permafrost.area.stats_rows`, columns of
+    :func:`permafrost.area.stats_table_columns` plus the denominator text).
+
+    Parameters
+    ----------
+    stats : ZoneStatistics
+        The result of :func:`stats_from_files` or :func:`permafrost.area.zone_statistics`.
+    out_json, out_csv : path-like, optional
+        Files to write (atomically).
+    """
+    if out_json is not None:
+        write_json(stats.as_dict(), out_json)
+    if out_csv is not None:
+        write_csv(stats_rows(stats), out_csv, columns=stats_table_columns() + ["denominator"])

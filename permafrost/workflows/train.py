@@ -1,0 +1,55 @@
+"""Training from files: read the labels and the covariate stack, train the model and save the
+model directory (the ``train`` command and pipeline step)."""
+
+from __future__ import annotations
+
+from permafrost.io.model import save_model
+from permafrost.io.vectors import read_vector
+from permafrost.models import TrainReport, train_model
+from permafrost.provenance import relative_path
+from permafrost.pzi_model import PZIModel
+from permafrost.workflows.covariates import build_stack
+
+__all__ = ["train_from_files"]
+
+
+def train_from_files(labels_path, covariates, out_dir, *, layer: str | None = None,
+                     like=None, chunks: int = 1024, **kwargs) -> tuple[PZIModel, TrainReport]:
+    """Read labels and covariates from files, train (:func:`permafrost.models.train_model`)
+    and save the model directory (:func:`permafrost.io.model.save_model`).
+
+    Parameters
+    ----------
+    labels_path : path-like
+        Point labels (GeoPackage or any vector format GDAL reads).
+    covariates : path-like
+        Directory of GeoTIFFs or a TOML stack file
+        (:func:`permafrost.workflows.covariates.build_stack`).
+    out_dir : path-like
+        Model directory to write (atomically).
+    layer : str, optional
+        Layer of the labels file.
+    like : path-like, optional
+        Target-grid raster for a covariate directory.
+    chunks : int
+        Dask chunk size of the covariate stack.
+    **kwargs
+        Passed to :func:`permafrost.models.train_model`.
+
+    Returns
+    -------
+    (PZIModel, TrainReport)
+        The saved model (its ``metadata`` as written, with the ``inputs`` relative to the
+        model directory) and the training report.
+    """
+    labels = read_vector(labels_path, layer=layer)
+    ds = build_stack(covariates, chunks=chunks, like=like)
+    model, report = train_model(labels, ds, labels_source=labels_path,
+                                covariates_source=covariates, **kwargs)
+    # relative to the model directory: the metadata (and the model's hash in the PZI's tags)
+    # does not depend on where the checkout lives
+    model.metadata["inputs"] = {"labels": relative_path(labels_path, out_dir),
+                                "covariates": relative_path(covariates, out_dir),
+                                "paths_relative_to": "the model directory"}
+    save_model(model, out_dir)
+    return model, report

@@ -1,0 +1,181 @@
+"""`validate` on files: read a PZI raster, boreholes and prior maps, validate, write the results.
+
+The science is :func:`permafrost.validation.validate` (objects in, a
+:class:`~permafrost.validation.ValidationResult` out); this module reads the inputs
+lazily, in blocks (prior maps both on their own grid and put on the PZI grid by nearest
+neighbour), and writes ``validation.json``, ``boreholes.csv``, ``priors.csv`` and one
+agreement raster (COG) per prior map.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from permafrost.area import auto_block_rows
+from permafrost.errors import DataError
+from permafrost.io.boreholes import read_presence_table
+from permafrost.io.maps import read_aligned
+from permafrost.io.rasters import RASTER_SUFFIXES, read_raster, write_cog
+from permafrost.io.results import write_csv, write_json
+from permafrost.io.vectors import read_vector
+from permafrost.provenance import relative_path
+from permafrost.validation import (
+    PriorSpec,
+    ValidationResult,
+    agreement_file_name,
+    check_prior_names,
+    validate,
+)
+
+__all__ = ["validate_from_files", "write_validation"]
+
+#: the columns of ``boreholes.csv``: the metrics, then the bootstrap intervals
+_CI_METRICS = ("auc", "balanced_accuracy", "kappa", "brier")
+_BOREHOLE_COLUMNS = (["map", "kind", "n", "n_pos", "n_neg", "tp", "fp", "fn", "tn",
+                      "accuracy", "balanced_accuracy", "sensitivity", "specificity", "kappa",
+                      "auc", "brier", "threshold"]
+                     + [f"{m}_ci_{b}" for m in _CI_METRICS for b in ("low", "high")])
+
+
+def validate_from_files(
+    pzi_path,
+    *,
+    boreholes_path=None,
+    boreholes_crs=None,
+    boreholes_columns=None,
+    priors: Sequence[PriorSpec] = (),
+    out_dir=None,
+    threshold: float = 0.5,
+    mask_path=None,
+    n_bins: int = 10,
+    block_rows: int | None = None,
+    bootstrap_resamples: int = 2000,
+    ci_level: float = 0.95,
+    seed: int = 0,
+    site_m: float = 500.0,
+) -> ValidationResult:
+    """Validate a PZI raster against boreholes and prior maps; write JSON, CSV and rasters.
+
+    Parameters
+    ----------
+    pzi_path : path-like
+        PZI raster [-].
+    boreholes_path : path-like, optional
+        Presence table (see :func:`permafrost.io.boreholes.read_presence_table`).
+    boreholes_crs : CRS-like, optional
+        CRS of x/y columns of a CSV table (lon/lat columns are EPSG:4326).
+    boreholes_columns : dict, optional
+        Column names by role (``id``, ``x``, ``y``, ``presence``, ...; see
+        :func:`permafrost.io.boreholes.read_presence_table`).
+    priors : sequence of PriorSpec
+        Prior maps (any CRS/resolution; put on the model grid by nearest neighbour).
+    out_dir : path-like, optional
+        Where to write ``validation.json``, ``boreholes.csv``, ``priors.csv`` and
+        ``agreement_<name>.tif`` (:func:`write_validation`).
+    threshold : float
+        Model permafrost where PZI ≥ threshold [-].
+    mask_path : path-like, optional
+        Polygons or raster of excluded cells (map agreement only).
+    n_bins : int
+        Reliability bins [-].
+    block_rows : int, optional
+        Rows per block [-] (default: about 2**20 cells a block).
+    bootstrap_resamples, ci_level, seed : int, float, int
+        Percentile bootstrap of every borehole metric
+        (:func:`permafrost.validation.bootstrap_metrics`): resamples [-], confidence level
+        [-], random seed.
+    site_m : float
+        Boreholes linked by neighbours closer than this form one site, the bootstrap's
+        resampling unit [m] (:func:`permafrost.cv.site_ids`).
+
+    Returns
+    -------
+    ValidationResult
+        ``as_dict()`` is the content of ``validation.json`` (with the input paths as given).
+
+    Raises
+    ------
+    DataError
+        No borehole inside the map, a prior with no overlap or unknown codes, duplicate names.
+    """
+    if boreholes_path is None and not priors:
+        raise DataError("nothing to validate against", field="--boreholes/--prior",
+                        fix="give --boreholes CSV and/or --prior NAME=FILE:...")
+    check_prior_names([p.name for p in priors])
+    if block_rows is None:
+        block_rows = auto_block_rows(read_raster(pzi_path, chunks={"y": 1, "x": -1}).shape[1])
+    chunks = {"y": block_rows, "x": -1}
+    model = read_raster(pzi_path, chunks=chunks, name="pzi")
+    maps = [(s, read_raster(s.path, chunks=chunks, name=s.name)) for s in priors]
+    bh = (read_presence_table(boreholes_path, crs=boreholes_crs, columns=boreholes_columns)
+          if boreholes_path is not None else None)
+    mask = mask_vector = None
+    if priors and mask_path is not None:
+        if Path(mask_path).suffix.lower() in RASTER_SUFFIXES:
+            mask = read_aligned(mask_path, model, resampling="nearest", chunks=chunks)
+        else:
+            mask_vector = read_vector(mask_path, allow_empty=True)
+    maps = [(s, da, read_aligned(s.path, model, resampling="nearest", chunks=chunks,
+                                 name=s.name)) for s, da in maps]
+    result = validate(model, boreholes=bh, priors=maps, mask=mask, mask_vector=mask_vector,
+                      threshold=threshold, n_bins=n_bins, block_rows=block_rows,
+                      bootstrap_resamples=bootstrap_resamples, ci_level=ci_level, seed=seed,
+                      site_m=site_m)
+    # the paths as given (not as the readers normalised them)
+    result.meta["pzi"] = str(pzi_path)
+    if result.boreholes is not None:
+        result.boreholes["source"] = str(boreholes_path)
+    if "mask" in result.meta:
+        result.meta["mask"] = str(mask_path)
+    if out_dir is not None:
+        write_validation(result, out_dir, pzi_path=pzi_path,
+                         prior_paths={s.name: s.path for s in priors})
+    return result
+
+
+def write_validation(result: ValidationResult, out_dir, *, pzi_path=None,
+                     prior_paths=None) -> None:
+    """Write a validation: one agreement COG per prior map, ``validation.json``,
+    ``boreholes.csv`` (with borehole scores) and ``priors.csv`` (with prior maps).
+
+    Each prior entry of the JSON gets ``agreement_raster``, the raster's file name.
+
+    Parameters
+    ----------
+    result : ValidationResult
+        The result of :func:`validate_from_files` or :func:`permafrost.validation.validate`.
+    out_dir : path-like
+        Output directory.
+    pzi_path : path-like, optional
+        The PZI raster, named in the agreement rasters' tags (relative to the raster).
+    prior_paths : mapping, optional
+        ``{prior name: path}``, named in the agreement rasters' tags likewise.
+    """
+    out = Path(out_dir)
+    prior_paths = prior_paths or {}
+    for entry in result.priors or []:
+        n = entry["name"]
+        tif = out / agreement_file_name(n)
+        tags = {"pzi": _tag_path(pzi_path, out), "prior": _tag_path(prior_paths.get(n), out),
+                "paths_relative_to": "this file's directory", "threshold":
+                result.meta["threshold"]}
+        write_cog(result.agreement[n], tif, nodata=255, dtype="uint8",
+                  overview_resampling="nearest",
+                  description="agreement: 0 neither, 1 both, 2 model only, 3 prior only",
+                  tags={k: v for k, v in tags.items() if v is not None})
+        entry["agreement_raster"] = tif.name
+    js = result.as_dict()
+    write_json(js, out / "validation.json")
+    if result.boreholes is not None:
+        flat = [{**r, **{f"{m}_ci_{b}": (r.get("ci") or {}).get(m, {}).get(b)
+                         for m in _CI_METRICS for b in ("low", "high")}}
+                for r in result.boreholes["table"]]
+        write_csv(flat, out / "boreholes.csv", columns=_BOREHOLE_COLUMNS)
+    if result.priors is not None:
+        write_csv([{"prior": p["name"], "kind": p["kind"], **p["agreement"]}
+                   for p in result.priors], out / "priors.csv")
+
+
+def _tag_path(path, out: Path) -> str | None:
+    return None if path is None else relative_path(path, out)
