@@ -104,7 +104,7 @@ def _sampler(stop: threading.Event, out: list) -> None:
 
 
 def _child(method: str, raster: str, outlines_wkb: list, subsample: list | None,
-           chunk_rows: int, q, strategy: str = "raster-sequential") -> None:
+           block_rows: int, q, strategy: str = "raster-sequential") -> None:
     import psutil
     import shapely
 
@@ -135,7 +135,7 @@ def _child(method: str, raster: str, outlines_wkb: list, subsample: list | None,
 
             res = zonal_statistics(geoms, {"v": rows}, transform=tr, shape=shape,
                                    spec=ZonalSpec({"v": ["count", "mean", "median", "p90"]}),
-                                   chunk_rows=chunk_rows)
+                                   block_rows=block_rows)
         out = {"count": res["v_count"], "mean": res["v_mean"], "median": res["v_median"],
                "p90": res["v_p90"]}
     elif method == "rasterstats":
@@ -167,10 +167,10 @@ def _child(method: str, raster: str, outlines_wkb: list, subsample: list | None,
            "n": len(geoms), "out": {k: np.asarray(v, float).tolist() for k, v in out.items()}})
 
 
-def run(method, raster, wkb, subsample, chunk_rows, strategy="raster-sequential"):
+def run(method, raster, wkb, subsample, block_rows, strategy="raster-sequential"):
     ctx = mp.get_context("fork")
     q = ctx.Queue()
-    p = ctx.Process(target=_child, args=(method, raster, wkb, subsample, chunk_rows, q,
+    p = ctx.Process(target=_child, args=(method, raster, wkb, subsample, block_rows, q,
                                          strategy))
     p.start()
     res = q.get()
@@ -184,7 +184,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--outlines", type=int, default=100000, help="number of outlines")
     ap.add_argument("--rasterstats-sample", type=int, default=1000,
                     help="outlines given to rasterstats (time extrapolated per outline)")
-    ap.add_argument("--chunk-rows", type=int, default=512)
+    ap.add_argument("--block-rows", type=int, default=512)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--skip", nargs="*", default=[], choices=["rasterstats", "exactextract"])
@@ -210,13 +210,13 @@ def main(argv=None) -> dict:
     result = {
         "benchmark": "per-outline zonal statistics (count, mean, median, p90)",
         "raster": f"{args.size}x{args.size} float32 GeoTIFF (tiled 512, 2% NaN)",
-        "outlines": args.outlines, "chunk_rows": args.chunk_rows,
+        "outlines": args.outlines, "block_rows": args.block_rows,
         "gdal_cachemax_mb": int(os.environ["GDAL_CACHEMAX"]),
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
                     "platform": platform.platform()},
         "setup_seconds": round(setup, 2),
     }
-    ours = run("permafrost", str(raster), wkb, None, args.chunk_rows)
+    ours = run("permafrost", str(raster), wkb, None, args.block_rows)
     result["permafrost_zonal"] = {"seconds": round(ours["seconds"], 3),
                                   "cpu_seconds": round(ours["cpu_seconds"], 3),
                                   "peak_rss_mb": round(ours["peak_rss_mb"], 1),
@@ -224,7 +224,7 @@ def main(argv=None) -> dict:
     o = {k: np.asarray(v) for k, v in ours["out"].items()}
     result["mean_pixels_per_outline"] = round(float(np.mean(o["count"])), 1)
     if "rasterstats" not in args.skip:
-        rs = run("rasterstats", str(raster), wkb, sub, args.chunk_rows)
+        rs = run("rasterstats", str(raster), wkb, sub, args.block_rows)
         full = rs["seconds"] / nsub * args.outlines
         full_cpu = rs["cpu_seconds"] / nsub * args.outlines
         result["rasterstats"] = {
@@ -246,7 +246,7 @@ def main(argv=None) -> dict:
     if "exactextract" not in args.skip:
         best = None
         for strategy in args.exactextract_strategy:
-            ee = run("exactextract", str(raster), wkb, None, args.chunk_rows, strategy)
+            ee = run("exactextract", str(raster), wkb, None, args.block_rows, strategy)
             result[f"exactextract_{strategy}"] = {
                 "seconds": round(ee["seconds"], 3), "cpu_seconds": round(ee["cpu_seconds"], 3),
                 "peak_rss_mb": round(ee["peak_rss_mb"], 1)}

@@ -115,10 +115,10 @@ def make_model(directory: Path, n_cov: int, *, trees: int, depth: int, folds: in
 _CEILING = textwrap.dedent("""
     import json, sys, time
     import numpy as np
-    from permafrost.io.rasters import read_covariate_stack
+    from permafrost.workflows.covariates import build_stack
     from permafrost.io.model import load_model
     model = load_model(sys.argv[1]); device = sys.argv[3]
-    ds = read_covariate_stack(sys.argv[2])
+    ds = build_stack(sys.argv[2], chunks=None)
     X = np.stack([ds[f].values.ravel() for f in model.feature_names], axis=1)
     del ds
     if device == "cuda":

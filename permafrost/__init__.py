@@ -40,7 +40,7 @@ except KeyboardInterrupt:
 _LAZY = {
     "read_raster": "permafrost.io.rasters",
     "read_aligned": "permafrost.io.maps",
-    "read_covariate_stack": "permafrost.io.rasters",
+    "read_mask": "permafrost.io.maps",
     "write_cog": "permafrost.io.rasters",
     "read_vector": "permafrost.io.vectors",
     "write_vector": "permafrost.io.vectors",

@@ -34,7 +34,8 @@ import dask.array as dsa
 import numpy as np
 import xarray as xr
 
-from permafrost.area import auto_block_rows, cell_areas
+from permafrost.area import cell_areas
+from permafrost.defaults import CHUNK, auto_block_rows
 from permafrost.errors import ModelError
 from permafrost.grid import grid_of
 
@@ -175,7 +176,9 @@ def extrapolation_statistics(mask: xr.DataArray, features: Sequence[str], *,
     features : sequence of str
         The features in bit order.
     block_rows : int, optional
-        Rows per block [-] (memory is bounded by one block).
+        Rows per block [-] (memory is bounded by one block; default: about
+        :data:`permafrost.defaults.BLOCK_CELLS` cells,
+        :func:`permafrost.defaults.auto_block_rows`).
 
     Returns
     -------
@@ -254,4 +257,4 @@ def extrapolation_warnings(stats: Mapping | None, model_kind: str | None,
 
 def _dask(arr: xr.DataArray) -> dsa.Array:
     d = arr.data
-    return d if isinstance(d, dsa.Array) else dsa.from_array(np.asarray(d), chunks=1024)
+    return d if isinstance(d, dsa.Array) else dsa.from_array(np.asarray(d), chunks=CHUNK)

@@ -19,8 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from permafrost.defaults import (BOREHOLE_WEIGHT, CALIBRATION, PREDICT_CHUNK,
-                                 ROCK_GLACIER_WEIGHT)
+from permafrost.defaults import BOREHOLE_WEIGHT, CALIBRATION, CHUNK, ROCK_GLACIER_WEIGHT
 from permafrost.errors import ConfigError
 from permafrost.io.rasters import is_remote
 from permafrost.workflows.covariates import changeable_inputs
@@ -31,6 +30,7 @@ __all__ = [
     "CovariateChange",
     "load_pipeline",
     "resolve_scenario",
+    "pipeline_dir",
     "BASELINE",
     "REFERENCE",
 ]
@@ -173,7 +173,7 @@ class TrainOptions(_Strict):
 
 
 class PredictOptions(_Strict):
-    chunk: int = Field(PREDICT_CHUNK, ge=64)
+    chunk: int = Field(CHUNK, ge=64)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     zones: bool = True
     uncertainty: bool = False
@@ -272,6 +272,12 @@ class PipelineConfig(_Strict):
         changing = any(self.scenarios[s].covariates for s in asked if s in self.scenarios)
         ref = [REFERENCE] if changing and self.scenario_model else []
         return [BASELINE, *ref, *dict.fromkeys(asked)]
+
+
+def pipeline_dir(cfg: PipelineConfig) -> Path:
+    """The directory that recorded paths are relative to: the pipeline file's (or, for a
+    configuration built in memory, the output directory)."""
+    return Path(cfg.source).resolve().parent if cfg.source else Path(cfg.pipeline.output_dir)
 
 
 # ---------------------------------------------------------------------------------------

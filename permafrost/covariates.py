@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import dask.array as da
 import numpy as np
@@ -27,6 +28,7 @@ from affine import Affine
 from pyproj import CRS, Transformer
 
 from permafrost import climate, solar, terrain
+from permafrost.defaults import CHUNK
 from permafrost.errors import CRSError, DataError, GridMismatchError
 from permafrost.grid import Grid, grid_of, grids_equal, sample_at_points
 
@@ -42,16 +44,13 @@ __all__ = [
     "downscale_maat_da",
     "frost_number_da",
     "extract_at_points",
+    "PointValues",
     "apply_change",
     "CHANGED_ATTR",
     "DERIVED",
-    "DEFAULT_CHUNKS",
 ]
 
 log = logging.getLogger(__name__)
-
-#: default Dask chunk side [cells] of stacks read from files and of NumPy grids made lazy
-DEFAULT_CHUNKS = 1024
 
 
 # --------------------------------------------------------------------------------------
@@ -107,7 +106,7 @@ def cell_sizes(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
 def _dask2d(arr: xr.DataArray) -> da.Array:
     d = arr.data
     if not isinstance(d, da.Array):
-        d = da.from_array(np.asarray(d), chunks=DEFAULT_CHUNKS)
+        d = da.from_array(np.asarray(d), chunks=CHUNK)
     return d
 
 
@@ -392,8 +391,20 @@ def apply_change(arr: xr.DataArray, change) -> xr.DataArray:
 # --------------------------------------------------------------------------------------
 # extraction at points
 # --------------------------------------------------------------------------------------
+@dataclass
+class PointValues:
+    """Covariate values at points (:func:`extract_at_points`)."""
+
+    #: values of the kept points, one column per covariate in the stack's order
+    values: pd.DataFrame
+    #: which input points were kept (bool, one per input point)
+    keep: np.ndarray
+    #: number of dropped points per reason (``outside_grid``, ``nodata``)
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
 def extract_at_points(ds: xr.Dataset, points, *, batch_size: int = 100_000,
-                      source=None) -> tuple[pd.DataFrame, np.ndarray, dict]:
+                      source=None) -> PointValues:
     """Covariate values at points (the cell holding each point), batched; points off the
     grid or on no-data are dropped.
 
@@ -413,7 +424,7 @@ def extract_at_points(ds: xr.Dataset, points, *, batch_size: int = 100_000,
 
     Returns
     -------
-    (pandas.DataFrame, ndarray of bool, dict)
+    PointValues
         Values of the kept points (columns in ``ds`` variable order), the keep mask over
         the input points, and the number of dropped points per reason.
 
@@ -458,5 +469,5 @@ def extract_at_points(ds: xr.Dataset, points, *, batch_size: int = 100_000,
     if dropped:
         log.warning("dropped %d of %d label points: %s", n - int(keep.sum()), n, dropped)
     df = pd.DataFrame(vals[keep], columns=names)
-    return df, keep, dropped
+    return PointValues(values=df, keep=keep, dropped=dropped)
 

@@ -17,14 +17,22 @@ gives the reasoning; in short:
     calibrated PZI drifts toward the boreholes' own (road-side) prevalence.  The factor is
     a convention, not a measurement.
 
-``PREDICT_CHUNK = 1024``
-    Side [pixels] of the blocks the PZI is predicted in (and of the Dask chunks of the
-    covariate stack read for them).  The result does not depend on it (the tests check that
-    any chunk size gives the same bytes); memory grows with its square and the per-block
-    overhead (a model call, a mask rasterisation, a cache file) with the number of blocks.
-    At 1024 the documented peak (2 threads, 6 covariates) is about 0.8 GB and the measured
-    throughput is the one in ``docs/predict.md``; the COG writer groups blocks to at least
-    1024 pixels anyway.
+``CHUNK = 1024``
+    Side [pixels] of a square block: the blocks the PZI is predicted in, and the Dask
+    chunks of covariate stacks and of the rasters read for them.  Every ``chunk`` option
+    (``predict_pzi``, ``predict_raster``, ``train_from_files``, ``[predict] chunk``,
+    ``permafrost predict --chunk``) takes its default from it.  The result does not depend
+    on it (the tests check that any chunk size gives the same bytes); memory grows with its
+    square and the per-block overhead (a model call, a mask rasterisation, a cache file)
+    with the number of blocks.  At 1024 the documented peak (2 threads, 6 covariates) is
+    about 0.8 GB and the measured throughput is the one in ``docs/predict.md``; the COG
+    writer groups blocks to at least 1024 pixels anyway.
+
+``BLOCK_CELLS = 2**20``
+    Cells [-] of a stripe of whole rows that area statistics, validation, applicability and
+    zonal statistics stream a raster in when their ``block_rows`` is not given
+    (:func:`auto_block_rows`): about 50 MB of float64/int64 temporaries per stripe.  As
+    with ``CHUNK``, results do not depend on it beyond the last bits of float sums.
 
 ``CALIBRATION = "sigmoid"``
     How the model's raw scores become a probability.  Platt (sigmoid) scaling fits two
@@ -48,13 +56,36 @@ Haeberli, W. et al. (2006). Permafrost creep and rock glacier dynamics. Permafro
 
 from __future__ import annotations
 
-__all__ = ["BOREHOLE_WEIGHT", "ROCK_GLACIER_WEIGHT", "PREDICT_CHUNK", "CALIBRATION"]
+__all__ = ["BOREHOLE_WEIGHT", "ROCK_GLACIER_WEIGHT", "CHUNK", "BLOCK_CELLS", "auto_block_rows",
+           "CALIBRATION"]
 
 #: Sample weight of one borehole label [-].
 BOREHOLE_WEIGHT: float = 2.0
 #: Total sample weight of one rock glacier, split over its points [-].
 ROCK_GLACIER_WEIGHT: float = 1.0
-#: Side of a prediction block and of the covariate stack's Dask chunks [pixels].
-PREDICT_CHUNK: int = 1024
+#: Side of a square block: prediction blocks, Dask chunks of covariate stacks [pixels].
+CHUNK: int = 1024
+#: Cells in a stripe of whole rows when ``block_rows`` is not given [-].
+BLOCK_CELLS: int = 1 << 20
 #: Calibration of the model's raw scores (``sigmoid``: Platt 1999; ``isotonic``).
 CALIBRATION: str = "sigmoid"
+
+
+def auto_block_rows(ncols: int, *, cells: int = BLOCK_CELLS) -> int:
+    """Rows of a stripe that holds about ``cells`` cells of a raster ``ncols`` wide.
+
+    The default of every ``block_rows`` option (``None``).
+
+    Parameters
+    ----------
+    ncols : int
+        Width of the raster [pixels].
+    cells : int
+        Cells per stripe [-] (default :data:`BLOCK_CELLS`).
+
+    Returns
+    -------
+    int
+        Rows per stripe [-], at least one.
+    """
+    return max(1, int(cells) // max(1, int(ncols)))

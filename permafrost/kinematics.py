@@ -69,6 +69,7 @@ from pyproj import CRS, Transformer
 from scipy import ndimage
 
 from permafrost.errors import ConfigError, DataError
+from permafrost.rasterize import Shapes, burn, points_in_polygons
 from permafrost.terrain import geographic_cell_size, gradient_to_slope_aspect, terrain_gradient
 from permafrost.zonal import (
     ZonalSpec,
@@ -181,8 +182,10 @@ class KinematicsConfig:
         Mean ``|C|`` from which reliability can be high [-].
     all_touched : bool
         Count every pixel an outline touches (default: pixel centres inside).
-    chunk_rows : int
-        Rows per band in the zonal statistics [pixels].
+    block_rows : int, optional
+        Rows per band in the zonal statistics [pixels] (default: about
+        :data:`permafrost.defaults.BLOCK_CELLS` cells,
+        :func:`permafrost.defaults.auto_block_rows`).
     """
 
     min_sensitivity: float = 0.3
@@ -203,7 +206,7 @@ class KinematicsConfig:
     good_valid_fraction: float = 0.5
     good_sensitivity: float = 0.5
     all_touched: bool = False
-    chunk_rows: int = 512
+    block_rows: int | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -223,7 +226,7 @@ class KinematicsConfig:
             ("min_valid_fraction", 0 <= self.min_valid_fraction <= 1),
             ("good_valid_fraction", 0 <= self.good_valid_fraction <= 1),
             ("good_sensitivity", 0 <= self.good_sensitivity <= 1),
-            ("chunk_rows", self.chunk_rows >= 1),
+            ("block_rows", self.block_rows is None or self.block_rows >= 1),
         ]
         for name, ok in checks:
             if not ok:
@@ -882,28 +885,21 @@ def reference_rings(outlines: gpd.GeoSeries, *, inner_m: float, outer_m: float) 
 
 
 def _index_grid(geoms: Sequence, track: xr.Dataset, all_touched: bool) -> np.ndarray:
-    """Index (0..n-1) of the outline holding each pixel, -1 for none (disjoint outlines)."""
-    shape = track["velocity"].shape
-    idx = np.full(shape, -1, dtype=np.int64)
-    geoms = np.asarray(list(geoms), dtype=object)
-    ok = np.flatnonzero(~shapely.is_missing(geoms) & ~shapely.is_empty(geoms))
-    if len(ok) == 0:
-        return idx
-    if track.attrs.get("geocoded", 1):
-        from rasterio import features
+    """Index (0..n-1) of the outline holding each pixel, -1 for none (disjoint outlines).
 
-        lab = features.rasterize(((geoms[i], int(i) + 1) for i in ok), out_shape=shape,
-                                 transform=track.rio.transform(), fill=0,
-                                 all_touched=all_touched, dtype="int32")
+    Geocoded tracks burn the outlines (:func:`permafrost.rasterize.burn`), radar-geometry
+    tracks test each pixel's centre (:func:`permafrost.rasterize.points_in_polygons`).
+    """
+    shape = track["velocity"].shape
+    geoms = np.asarray(list(geoms), dtype=object)
+    if track.attrs.get("geocoded", 1):
+        shapes = Shapes(geoms, np.arange(1, len(geoms) + 1))
+        lab = burn(shapes, track.rio.transform(), (0, 0, *shape), all_touched=all_touched)
         return lab.astype(np.int64) - 1
-    x = np.asarray(track["longitude"].values, dtype=np.float64).ravel()
-    y = np.asarray(track["latitude"].values, dtype=np.float64).ravel()
-    fin = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
-    tree = shapely.STRtree(geoms[ok])
-    ip, ig = tree.query(shapely.points(x[fin], y[fin]), predicate="within")
-    flat = idx.ravel()
-    flat[fin[ip]] = ok[ig]
-    return flat.reshape(shape)
+    ig, pix = points_in_polygons(geoms, track["longitude"].values, track["latitude"].values)
+    idx = np.full(shape, -1, dtype=np.int64)
+    idx.ravel()[pix] = ig
+    return idx
 
 
 def ring_statistics(rings: Sequence, track: xr.Dataset, pixels: Mapping[str, np.ndarray], *,
@@ -920,7 +916,7 @@ def ring_statistics(rings: Sequence, track: xr.Dataset, pixels: Mapping[str, np.
         From :func:`track_pixels` (``v_los_stable``: LOS [m/yr] of pixels with data,
         coherent, not water, not in shadow/layover).
     config : KinematicsConfig
-        ``min_reference_pixels``, ``chunk_rows``.
+        ``min_reference_pixels``, ``block_rows``.
 
     Returns
     -------
@@ -939,7 +935,7 @@ def ring_statistics(rings: Sequence, track: xr.Dataset, pixels: Mapping[str, np.
     if track.attrs.get("geocoded", 1):
         res = zonal_statistics(list(rings), arrays, transform=track.rio.transform(),
                                shape=track["velocity"].shape, spec=spec, all_touched=False,
-                               chunk_rows=config.chunk_rows)
+                               block_rows=config.block_rows)
     else:
         res = zonal_statistics_points(list(rings), track["longitude"].values,
                                       track["latitude"].values, arrays, spec=spec)
@@ -975,7 +971,7 @@ def outline_statistics(geoms: Sequence, track: xr.Dataset, pixels: Mapping[str, 
         the downslope projection, ``v_i = (V_LOS,i - offset) / C_i``; NaN offset (or no
         ``reference``): not re-referenced.
     config : KinematicsConfig
-        ``all_touched``, ``chunk_rows``, ``k_sigma``, ``moving_percentile``,
+        ``all_touched``, ``block_rows``, ``k_sigma``, ``moving_percentile``,
         ``los_noise_floor_m_yr``.
 
     Returns
@@ -1044,7 +1040,7 @@ def outline_statistics(geoms: Sequence, track: xr.Dataset, pixels: Mapping[str, 
         if track.attrs.get("geocoded", 1):
             r = zonal_statistics(list(sub), arrays, transform=track.rio.transform(), shape=shape,
                                  spec=spec, all_touched=config.all_touched,
-                                 chunk_rows=config.chunk_rows)
+                                 block_rows=config.block_rows)
         else:
             r = zonal_statistics_points(list(sub), track["longitude"].values,
                                         track["latitude"].values, arrays, spec=spec)

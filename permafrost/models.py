@@ -610,8 +610,9 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
         device_used = resolve_device(device, purpose="train")
         device_reason = xgboost_gpu_usable()[1] if device != "cpu" else "cpu requested"
 
-    X_df, keep, dropped = extract_at_points(covariates_ds[names], labels_gdf,
-                                            batch_size=batch_size, source=covariates_source)
+    at = extract_at_points(covariates_ds[names], labels_gdf, batch_size=batch_size,
+                           source=covariates_source)
+    X_df, keep, dropped = at.values, at.keep, at.dropped
     n_in = len(labels_gdf)
     sub = labels_gdf.loc[keep]
     X = np.ascontiguousarray(X_df.to_numpy(dtype=np.float32))

@@ -38,9 +38,9 @@ from dask.base import tokenize
 
 from permafrost.area import ZONE_LIMITS, ZONE_NAMES
 from permafrost.backends import array_module, resolve_device, to_host
-from permafrost.defaults import PREDICT_CHUNK
+from permafrost.defaults import CHUNK
 from permafrost.errors import CRSError, GridMismatchError, InputError, ModelError
-from permafrost.grid import grids_equal
+from permafrost.grid import grids_equal, require_xarray
 
 __all__ = [
     "MIN_CHUNK",
@@ -272,11 +272,8 @@ def check_covariates(model: Any, covariates: Any, *, source: Any = None) -> list
     CRSError
         The stack has no CRS.
     """
-    if not isinstance(covariates, xr.Dataset):
-        raise InputError(f"covariates must be an xarray.Dataset, got {type(covariates).__name__}",
-                         path=source, field="covariates",
-                         fix="read them with permafrost.build_stack(...) or "
-                             "permafrost.read_covariate_stack(...)")
+    require_xarray(covariates, "covariates", kind=xr.Dataset, path=source,
+                   fix="read them with permafrost.build_stack(...)")
     features = list(model.feature_names)
     model.check_features(list(covariates.data_vars), source=source)
     extra = sorted(set(covariates.data_vars) - set(features))
@@ -320,10 +317,8 @@ def as_blocks(da: xr.DataArray, chunk: int) -> dsa.Array:
 
 def _excluded(mask: Any, ds: xr.Dataset, dims: tuple[str, str], chunk: int) -> dsa.Array:
     """The mask as a boolean Dask array on the covariates' blocks (True = excluded)."""
-    if not isinstance(mask, xr.DataArray):
-        raise InputError(f"mask must be an xarray.DataArray, got {type(mask).__name__}",
-                         field="mask", fix="give a boolean DataArray on the covariates' grid "
-                         "(True = excluded), e.g. permafrost.read_raster(path) != 0")
+    require_xarray(mask, "mask", fix="give a boolean DataArray on the covariates' grid (True = "
+                   "excluded), e.g. permafrost.read_mask(path, like=covariates[name]).excluded")
     y, x = dims
     if set(mask.dims) != {y, x}:
         raise InputError(f"the mask has dimensions {mask.dims}, expected ({y!r}, {x!r})",
@@ -354,7 +349,7 @@ def predict_pzi(
     *,
     device: str = "auto",
     mask: xr.DataArray | None = None,
-    chunk: int = PREDICT_CHUNK,
+    chunk: int = CHUNK,
 ) -> xr.DataArray:
     """The PZI of a covariate stack as a lazy DataArray (Dask, nothing computed yet).
 
@@ -422,7 +417,7 @@ def pzi_uncertainty(
     *,
     device: str = "auto",
     mask: xr.DataArray | None = None,
-    chunk: int = PREDICT_CHUNK,
+    chunk: int = CHUNK,
 ) -> xr.DataArray:
     """The spread of the fold models' PZI as a lazy DataArray (Dask, nothing computed yet).
 

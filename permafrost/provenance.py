@@ -12,7 +12,7 @@ Everything that records where an output came from uses these three:
 * :func:`relative_path` -- a path relative to a base directory, so that what an output
   records does not name the machine or the checkout.
 
-No science here, and no imports of the package's other modules (any module may use it).
+No science here, and of the package only its version (any module may use it).
 """
 
 from __future__ import annotations
@@ -24,10 +24,13 @@ import os
 import platform
 import threading
 from collections.abc import Iterable, Mapping
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from permafrost import __version__
 
 __all__ = [
     "relative_path",
@@ -156,15 +159,11 @@ def versions(packages: Iterable[str] = VERSION_PACKAGES) -> dict[str, str]:
         Distribution names, plus ``python``, ``permafrost`` and ``gdal`` (the GDAL that
         rasterio is built on).  Packages that are not installed are left out.
     """
-    from importlib.metadata import PackageNotFoundError, version
-
     out: dict[str, str] = {}
     for pkg in packages:
         if pkg == "python":
             out[pkg] = platform.python_version()
         elif pkg == "permafrost":
-            from permafrost import __version__
-
             out[pkg] = __version__
         elif pkg == "gdal":
             import rasterio

@@ -51,12 +51,13 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 from permafrost.area import ZONE_NAMES as _ZONE_NAMES
-from permafrost.area import auto_block_rows, cell_areas, classify_zones
-from permafrost.area.statistics import _rasterize_block, _require_dataarray, _shapes_in_crs
+from permafrost.area import cell_areas, classify_zones
 from permafrost.cv import metric_xy, site_ids
+from permafrost.defaults import auto_block_rows
 from permafrost.errors import CRSError, DataError, InputError
-from permafrost.grid import grid_of, sample_at_points
+from permafrost.grid import grid_of, require_xarray, sample_at_points
 from permafrost.metrics import binary_metrics, cohen_kappa
+from permafrost.rasterize import Shapes, burn, polygons_in_crs
 
 __all__ = [
     "PriorSpec",
@@ -331,8 +332,19 @@ def prior_to_binary(values, spec: PriorSpec) -> np.ndarray:
     return out
 
 
-def check_prior_codes(da: xr.DataArray, spec: PriorSpec, *, block_rows: int = 1024) -> dict:
+def check_prior_codes(da: xr.DataArray, spec: PriorSpec, *,
+                      block_rows: int | None = None) -> dict:
     """Class codes present in a categorical prior (streamed); unknown codes are an error.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        The prior map [class codes], 2-D.
+    spec : PriorSpec
+        Its declared codes.
+    block_rows : int, optional
+        Rows per block [-] (default: about :data:`permafrost.defaults.BLOCK_CELLS` cells,
+        :func:`permafrost.defaults.auto_block_rows`).
 
     Returns
     -------
@@ -347,6 +359,8 @@ def check_prior_codes(da: xr.DataArray, spec: PriorSpec, *, block_rows: int = 10
     """
     counts: dict = {}
     n = da.shape[0]
+    if block_rows is None:
+        block_rows = auto_block_rows(da.shape[-1])
     for r0 in range(0, n, block_rows):
         v = np.asarray(da.isel({da.dims[0]: slice(r0, r0 + block_rows)}).values)
         v = v[~np.isnan(v)] if v.dtype.kind == "f" else v.ravel()
@@ -402,7 +416,7 @@ def map_agreement(
     threshold: float = 0.5,
     mask: xr.DataArray | None = None,
     mask_vector=None,
-    block_rows: int = 512,
+    block_rows: int | None = None,
 ) -> dict:
     """Area-weighted agreement of a PZI map with prior maps on the model grid, streamed.
 
@@ -418,8 +432,9 @@ def map_agreement(
         Non-zero cells excluded (glaciers, lakes), on the model grid.
     mask_vector : geopandas.GeoDataFrame, optional
         Polygons excluded (cell centre inside), rasterised block by block.
-    block_rows : int
-        Rows per block [-].
+    block_rows : int, optional
+        Rows per block [-] (default: about :data:`permafrost.defaults.BLOCK_CELLS` cells,
+        :func:`permafrost.defaults.auto_block_rows`).
 
     Returns
     -------
@@ -433,16 +448,18 @@ def map_agreement(
     Cohen (1960); Congalton (1991).
     """
     grid = grid_of(model)
-    mask_shapes = []
+    mask_shapes = Shapes([])
     if mask_vector is not None:
-        mv, _ = _shapes_in_crs(mask_vector, grid.crs, "mask")
-        mask_shapes = [(g, 1) for g in mv.geometry if g is not None and not g.is_empty]
+        mv, _ = polygons_in_crs(mask_vector, grid.crs, "mask")
+        mask_shapes = Shapes(mv.geometry.to_numpy())
     names = ["model"] + list(priors)
     k = len(names)
     pair = np.zeros((k, k, 4))  # both, i_only, j_only, neither
     mats: dict = {n: {} for n in priors}  # (zone, prior class) -> m2
     prior_zone_area = {n: np.zeros(5) for n in priors}
     nrows = grid.shape[0]
+    if block_rows is None:
+        block_rows = auto_block_rows(grid.shape[1])
     for r0 in range(0, nrows, block_rows):
         r1 = min(nrows, r0 + block_rows)
         sl = {model.dims[0]: slice(r0, r1)}
@@ -452,7 +469,7 @@ def map_agreement(
         if mask is not None:
             excl = np.nan_to_num(np.asarray(mask.isel(sl).values, dtype="float64")) != 0
         if mask_shapes:
-            excl = excl | (_rasterize_block(mask_shapes, grid, r0, r1) > 0)
+            excl = excl | (burn(mask_shapes, grid.transform, (r0, 0, r1 - r0, grid.width)) > 0)
         bins = [np.where(np.isnan(pm) | excl, np.nan, (pm >= threshold).astype("float64"))]
         raw = {}
         for n, (da, spec) in priors.items():
@@ -619,8 +636,8 @@ def _prior_maps(priors) -> list[tuple[PriorSpec, xr.DataArray, xr.DataArray | No
             raise InputError(f"prior {i}: expected a PriorSpec, got {type(spec).__name__}",
                              field="priors", fix="make it with parse_prior_spec(...) or "
                                                  "PriorSpec(...)")
-        _require_dataarray(native, f"priors[{i}]")
-        _require_dataarray(on_grid, f"priors[{i}] (on the PZI grid)", optional=True)
+        require_xarray(native, f"priors[{i}]")
+        require_xarray(on_grid, f"priors[{i}] (on the PZI grid)", optional=True)
         out.append((spec, native, on_grid))
     return out
 
@@ -713,14 +730,14 @@ def validate(
     Cohen (1960); Brier (1950); Hanley & McNeil (1982); Brodersen et al. (2010);
     Congalton (1991); Efron & Tibshirani (1993).
     """
-    _require_dataarray(pzi, "pzi")
+    require_xarray(pzi, "pzi")
     if pzi.ndim != 2:
         raise DataError(f"the PZI raster must be 2-D, got dims {pzi.dims}",
                         path=pzi.attrs.get("source"), fix="give a single-band raster")
     if boreholes is not None:
         _require_boreholes(boreholes)
     maps = _prior_maps(priors)
-    _require_dataarray(mask, "mask", optional=True)
+    require_xarray(mask, "mask", optional=True)
     if mask_vector is not None and not isinstance(mask_vector, gpd.GeoDataFrame):
         raise InputError(f"expected a geopandas.GeoDataFrame, got {type(mask_vector).__name__}",
                          field="mask_vector", fix="read it with permafrost.read_vector(path)")

@@ -1,9 +1,10 @@
 """Fast per-outline (zonal) statistics over large rasters, with bounded memory.
 
 The engine streams the rasters by bands of rows.  For each band it finds the pixels of
-every outline -- polygons by a vectorised numpy scanline fill of their edges (pixel
-centre inside, with GDAL's tie rules; no Python loop over outlines), points, lines and
-``all_touched`` by :func:`rasterio.features.rasterize` into a label raster -- keeps only
+every outline -- polygons by a vectorised numpy scanline fill of their edges
+(:func:`permafrost.rasterize.scanline_pixels`: pixel centre inside, with GDAL's tie rules;
+no Python loop over outlines), points, lines and ``all_touched`` by GDAL into a label
+raster (:func:`permafrost.rasterize.burn`) -- keeps only
 those ``(label, value)`` pairs, and computes grouped statistics with numpy: counts,
 sums and means with :func:`numpy.bincount`, medians and percentiles by one sort of
 ``(label, value)`` keys.  An outline is finished -- its statistics computed and its
@@ -30,7 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 from affine import Affine
-from rasterio import features
+
+from permafrost.defaults import auto_block_rows
+from permafrost.rasterize import Shapes, burn, points_in_polygons, scanline_pixels
 
 __all__ = [
     "ZonalSpec",
@@ -257,59 +260,6 @@ class _Accumulator:
         return out
 
 
-def _scanline_pixels(geoms: np.ndarray, labels: np.ndarray, transform: Affine, r0: int,
-                     r1: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel-centre polygon fill in numpy (GDAL's rule): (label, flat index) of rows r0:r1.
-
-    A pixel belongs to a polygon when its centre lies inside by the even-odd rule over
-    all rings (holes, multipolygon parts), with GDAL's tie rules
-    (``GDALdllImageFilledPolygon``): scan line ``r`` at ``y = r + 0.5`` crosses an edge
-    when ``y_min <= y < y_max``; between crossings ``x_a < x_b`` the pixels
-    ``floor(x_a + 0.5) <= c < floor(x_b + 0.5)`` are filled.  Overlapping polygons each
-    get their pixels (no label raster).  Only the given polygons' coordinates are
-    expanded, so memory follows the outlines of one band.
-    """
-    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
-    if len(geoms) == 0:
-        return empty
-    gtype, coords, offsets = shapely.to_ragged_array(geoms)
-    ring_off = offsets[0]
-    if gtype == shapely.GeometryType.POLYGON:
-        ring_geom = np.repeat(np.arange(len(offsets[1]) - 1), np.diff(offsets[1]))
-    else:  # MULTIPOLYGON: rings -> polygons -> geometries
-        poly_geom = np.repeat(np.arange(len(offsets[2]) - 1), np.diff(offsets[2]))
-        ring_poly = np.repeat(np.arange(len(offsets[1]) - 1), np.diff(offsets[1]))
-        ring_geom = poly_geom[ring_poly]
-    coord_ring = np.repeat(np.arange(len(ring_off) - 1), np.diff(ring_off))
-    col, row = (~transform) @ (coords[:, 0], coords[:, 1])
-    del coords
-    same = coord_ring[1:] == coord_ring[:-1]
-    x0, y0, x1, y1 = col[:-1][same], row[:-1][same], col[1:][same], row[1:][same]
-    lab_e = labels[ring_geom[coord_ring[:-1][same]]]
-    # scan rows crossed by each edge: lo <= r + 0.5 < hi, within the band
-    a = np.maximum(np.ceil(np.minimum(y0, y1) - 0.5), r0).astype(np.int64)
-    b = np.minimum(np.ceil(np.maximum(y0, y1) - 0.5), r1).astype(np.int64)
-    k = np.maximum(b - a, 0)
-    e = np.flatnonzero(k)
-    if len(e) == 0:
-        return empty
-    k = k[e]
-    rep = np.repeat(e, k)
-    offs = np.arange(rep.size) - np.repeat(np.cumsum(k) - k, k)
-    rows = a[rep] + offs
-    xc = x0[rep] + (rows + 0.5 - y0[rep]) * (x1[rep] - x0[rep]) / (y1[rep] - y0[rep])
-    lab = lab_e[rep]
-    order = np.lexsort((xc, rows, lab))
-    xc, rows, lab = xc[order], rows[order], lab[order]
-    c0 = np.clip(np.floor(xc[0::2] + 0.5), 0, width).astype(np.int64)
-    c1 = np.clip(np.floor(xc[1::2] + 0.5), 0, width).astype(np.int64)
-    rows, lab = rows[0::2], lab[0::2]
-    n = np.maximum(c1 - c0, 0)
-    rep = np.repeat(np.arange(len(n)), n)
-    offs = np.arange(rep.size) - np.repeat(np.cumsum(n) - n, n)
-    return lab[rep], (rows[rep] - r0) * width + c0[rep] + offs
-
-
 def _read_rows(src, r0: int, r1: int) -> np.ndarray:
     if callable(src):
         return np.asarray(src(r0, r1))
@@ -329,7 +279,7 @@ def zonal_statistics(
     shape: tuple[int, int],
     spec: ZonalSpec,
     all_touched: bool = False,
-    chunk_rows: int = 512,
+    block_rows: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-outline statistics of rasters that share one grid, streamed by bands of rows.
 
@@ -349,8 +299,10 @@ def zonal_statistics(
         The statistics per raster.
     all_touched : bool
         Burn every pixel an outline touches (default: pixels whose centre is inside).
-    chunk_rows : int
-        Rows per band [pixels]; memory grows with ``chunk_rows * columns``.
+    block_rows : int, optional
+        Rows per band [pixels]; memory grows with ``block_rows * columns`` (default:
+        about :data:`permafrost.defaults.BLOCK_CELLS` cells,
+        :func:`permafrost.defaults.auto_block_rows`).
 
     Returns
     -------
@@ -359,6 +311,8 @@ def zonal_statistics(
     """
     n = len(geoms)
     height, width = shape
+    if block_rows is None:
+        block_rows = auto_block_rows(width)
     acc = _Accumulator(spec, n)
     geoms = np.asarray(list(geoms), dtype=object)
     ok = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
@@ -383,28 +337,25 @@ def zonal_statistics(
     layers = [gdal_idx[lay] for lay in overlap_layers(
         geoms[idx_ok][gdal_idx],
         distance=float(np.hypot(transform.a, transform.e)) if all_touched else 0.0)]
+    layer_shapes = [Shapes(geoms[idx_ok[lay]], idx_ok[lay] + 1) for lay in layers]
     log.debug("zonal: %d outlines in %d layer(s), %d bands", n, len(layers),
-              -(-height // chunk_rows))
-    for r0 in range(0, height, chunk_rows):
-        r1 = min(height, r0 + chunk_rows)
+              -(-height // block_rows))
+    for r0 in range(0, height, block_rows):
+        r1 = min(height, r0 + block_rows)
         inband = np.flatnonzero((rmax >= r0) & (rmin < r1))
         if len(inband):
-            band_tr = transform @ Affine.translation(0, r0)
             data = None
             poly_in = inband[polygonal[inband]]
             if len(poly_in):
-                lab_s, flat_s = _scanline_pixels(geoms[idx_ok[poly_in]], idx_ok[poly_in],
-                                                 transform, r0, r1, width)
+                lab_s, flat_s = scanline_pixels(geoms[idx_ok[poly_in]], idx_ok[poly_in],
+                                                transform, r0, r1, width)
                 if len(flat_s):
                     data = {k: _read_rows(rasters[k], r0, r1) for k in spec.stats}
                     acc.add(lab_s, {k: data[k].ravel()[flat_s] for k in spec.stats})
-            for layer in layers:
-                members = np.intersect1d(inband, layer, assume_unique=True)
-                if len(members) == 0:
+            for layer, shapes in zip(layers, layer_shapes, strict=True):
+                if len(np.intersect1d(inband, layer, assume_unique=True)) == 0:
                     continue
-                shapes = ((geoms[idx_ok[i]], int(idx_ok[i]) + 1) for i in members)
-                lab = features.rasterize(shapes, out_shape=(r1 - r0, width), transform=band_tr,
-                                         fill=0, all_touched=all_touched, dtype="int32")
+                lab = burn(shapes, transform, (r0, 0, r1 - r0, width), all_touched=all_touched)
                 flat = np.flatnonzero(lab)
                 if len(flat) == 0:
                     continue
@@ -445,20 +396,8 @@ def zonal_statistics_points(
     """
     n = len(geoms)
     acc = _Accumulator(spec, n)
-    geoms = np.asarray(list(geoms), dtype=object)
-    ok = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
-    x = np.asarray(x, dtype=np.float64).ravel()
-    y = np.asarray(y, dtype=np.float64).ravel()
-    fin = np.isfinite(x) & np.isfinite(y)
-    if ok.any() and fin.any():
-        b = shapely.total_bounds(geoms[ok])
-        cand = np.flatnonzero(fin & (x >= b[0]) & (x <= b[2]) & (y >= b[1]) & (y <= b[3]))
-        if len(cand):
-            pts = shapely.points(x[cand], y[cand])
-            tree = shapely.STRtree(geoms[ok])
-            ip, ig = tree.query(pts, predicate="within")
-            lab = np.flatnonzero(ok)[ig]
-            pix = cand[ip]
-            acc.add(lab, {k: np.asarray(values[k]).ravel()[pix] for k in spec.stats})
+    lab, pix = points_in_polygons(geoms, x, y)
+    if len(lab):
+        acc.add(lab, {k: np.asarray(values[k]).ravel()[pix] for k in spec.stats})
     acc.finish(None)
     return acc.result()

@@ -48,9 +48,9 @@ def test_valid_file_resolves_paths_relative_to_itself(tree):
     assert cfg.train.model == "logistic"
     assert cfg.scenario_names() == [BASELINE, "plus2"]
     sc, changes = resolve_scenario(cfg, "plus2")
-    from permafrost.defaults import PREDICT_CHUNK
+    from permafrost.defaults import CHUNK
 
-    assert sc.predict.chunk == 256 and cfg.predict.chunk == PREDICT_CHUNK
+    assert sc.predict.chunk == 256 and cfg.predict.chunk == CHUNK
     assert changes["maat"].offset == 2.0
 
 
@@ -150,12 +150,14 @@ def test_one_set_of_defaults_across_cli_config_library_and_pipelines():
     from permafrost.cli.labels import labels_cmd
     from permafrost.cli.predict import predict_cmd
     from permafrost.config import LabelsOptions, PredictOptions
-    from permafrost.defaults import BOREHOLE_WEIGHT, PREDICT_CHUNK, ROCK_GLACIER_WEIGHT
+    from permafrost.defaults import BOREHOLE_WEIGHT, CHUNK, ROCK_GLACIER_WEIGHT
     from permafrost.labels import (borehole_points, build_labels, sample_rock_glaciers,
                                    temperature_borehole_points)
     from permafrost.predict import predict_pzi, pzi_uncertainty
     from permafrost.workflows.predict import predict_raster
-    from permafrost.steps import covariates_for_scenario
+    from permafrost.pipeline.steps import covariates_for_scenario
+    from permafrost.workflows.applicability import applicability_from_files
+    from permafrost.workflows.train import train_from_files
 
     def default(func, name):
         d = inspect.signature(func).parameters[name].default
@@ -175,9 +177,11 @@ def test_one_set_of_defaults_across_cli_config_library_and_pipelines():
     chunks = {"config": PredictOptions().chunk, "cli": default(predict_cmd, "chunk"),
               "predict_raster": default(predict_raster, "chunk"),
               "predict_pzi": default(predict_pzi, "chunk"),
-              "pzi_uncertainty": default(pzi_uncertainty, "chunk")}
-    assert set(chunks.values()) == {PREDICT_CHUNK}, chunks
-    assert default(covariates_for_scenario, "chunks") is None  # -> PREDICT_CHUNK
+              "pzi_uncertainty": default(pzi_uncertainty, "chunk"),
+              "covariates_for_scenario": default(covariates_for_scenario, "chunk"),
+              "train_from_files": default(train_from_files, "chunk"),
+              "applicability_from_files": default(applicability_from_files, "chunk")}
+    assert set(chunks.values()) == {CHUNK}, chunks
     from permafrost.cli.train import train_cmd
     from permafrost.config import TrainOptions
     from permafrost.defaults import CALIBRATION

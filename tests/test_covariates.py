@@ -409,15 +409,17 @@ def test_extraction_batched_equals_direct_and_counts_drops(cov_dir):
         (np.arange(ny)[:, None] == 5) & (np.arange(nx)[None, :] == jn), np.nan, dem),
         chunks=50).astype("float32"))
     pts = _points(lons, lats)
-    df1, keep1, drop1 = extract_at_points(ds, pts, batch_size=7)
-    df2, keep2, drop2 = extract_at_points(ds.compute(), pts, batch_size=10_000)
+    a1 = extract_at_points(ds, pts, batch_size=7)
+    df1, keep1, drop1 = a1.values, a1.keep, a1.dropped
+    a2 = extract_at_points(ds.compute(), pts, batch_size=10_000)
+    df2, keep2, drop2 = a2.values, a2.keep, a2.dropped
     assert drop1 == drop2 == {"outside the covariate grid": 1, "no data in covariate 'dem'": 1}
     np.testing.assert_array_equal(keep1, keep2)
     np.testing.assert_array_equal(df1.to_numpy(), df2.to_numpy())
     np.testing.assert_allclose(df1["dem"].to_numpy()[:300], dem[i, j])
     # points in another CRS are reprojected
     utm = pts.iloc[:300].to_crs(32647)
-    df3, _, _ = extract_at_points(ds, utm)
+    df3 = extract_at_points(ds, utm).values
     np.testing.assert_allclose(df3.to_numpy(), df1.to_numpy()[:300], rtol=1e-6)
 
 

@@ -18,7 +18,8 @@ from rio_cogeo.cogeo import cog_validate
 from permafrost.errors import CRSError, GridMismatchError, InputFileError
 from permafrost.io import atomic_path
 from permafrost.io._atomic import TMP_MARK
-from permafrost.io.rasters import grids_equal, read_covariate_stack, read_raster, write_cog
+from permafrost.io.rasters import grids_equal, read_raster, write_cog
+from permafrost.workflows.covariates import build_stack
 
 from factories import write_raster
 
@@ -153,13 +154,11 @@ def test_covariate_stack_names_by_stem_and_checks_grid(tmp_path):
     d.mkdir()
     write_plain_tif(d / "dem.tif", np.full((10, 12), 3000.0))
     write_plain_tif(d / "maat.tif", np.full((10, 12), -2.0))
-    ds = read_covariate_stack(d)
+    ds = build_stack(d, chunks=None)
     assert list(ds.data_vars) == ["dem", "maat"]
     assert ds.rio.crs.to_epsg() == 4326
     assert float(ds["maat"].mean()) == -2.0
     write_plain_tif(d / "ndvi.tif", np.zeros((11, 12)))
     with pytest.raises(GridMismatchError) as exc:
-        read_covariate_stack(d)
+        build_stack(d, chunks=None)
     assert "ndvi.tif" in str(exc.value)
-    with pytest.raises(ValueError, match="missing covariates"):
-        read_covariate_stack(d, names=["dem", "frost_number"])

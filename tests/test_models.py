@@ -211,7 +211,7 @@ def test_other_models_train_save_load(region, labels, tmp_path, kind):
     m2 = load_model(out)
     from permafrost.covariates import extract_at_points
 
-    Xdf, _, _ = extract_at_points(ds[m2.feature_names], labels)
+    Xdf = extract_at_points(ds[m2.feature_names], labels).values
     Xa = Xdf.to_numpy("float32")
     np.testing.assert_array_equal(m.predict_pzi(Xa), m2.predict_pzi(Xa))
     assert m2.metadata["model_kind"] == kind
@@ -502,7 +502,8 @@ def test_sample_region_with_fused_labels(sample_dir):
     ds = build_stack(sample_dir / "covariates")
     _, rep = train_model(g, ds, device="cpu", seed=0, params={"n_estimators": 150})
     truth = read_raster(sample_dir / "truth" / "pzi_truth.tif").to_dataset(name="t")
-    tv, keep, _ = extract_at_points(truth, g)
+    at = extract_at_points(truth, g)
+    tv, keep = at.values, at.keep
     y, w = g["label"].to_numpy()[keep], g["weight"].to_numpy()[keep]
     p = tv["t"].to_numpy()
     auc_truth = roc_auc_score(y, p, sample_weight=w)

@@ -14,9 +14,8 @@ import rasterio
 
 from permafrost.cli import app
 from permafrost.config import load_pipeline
-from permafrost.pipeline import run_pipeline
+from permafrost.pipeline import STEPS, run_pipeline
 from permafrost.proxies import proxy_warnings
-from permafrost.steps import STEPS
 from permafrost.workflows.stats import stats_from_files
 
 ROOT = Path(__file__).resolve().parents[1]

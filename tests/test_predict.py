@@ -27,9 +27,10 @@ from permafrost.calibration import fit_calibration
 from permafrost.errors import CRSError, GridMismatchError, InputError, ModelError
 from permafrost.io._atomic import TMP_MARK
 from permafrost.io.model import load_model, save_model
-from permafrost.io.rasters import read_covariate_stack, read_raster, write_cog
+from permafrost.io.rasters import read_raster, write_cog
 from permafrost.predict import predict_block, predict_pzi, pzi_uncertainty
 from permafrost.pzi_model import BoosterPredictor, PZIModel
+from permafrost.workflows.covariates import build_stack
 from permafrost.workflows.predict import predict_raster
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,7 +110,7 @@ def reference_pzi(model_dir: Path, cov_dir: Path, excluded: np.ndarray | None = 
                   ) -> np.ndarray:
     """The model's prediction on the whole in-memory array (independent of the block code)."""
     model = load_model(model_dir)
-    ds = read_covariate_stack(cov_dir)
+    ds = build_stack(cov_dir, chunks=None)
     arr = np.stack([ds[f].values for f in model.feature_names], axis=-1)
     ny, nx, nf = arr.shape
     X = arr.reshape(-1, nf)
@@ -210,7 +211,7 @@ def test_zones_and_uncertainty(model_dir, stack_dir, tmp_path):
     assert len(np.unique(z[~nan])) >= 3, "the synthetic model spans several zones"
     # uncertainty: std of the calibrated fold predictions, computed here independently
     model = load_model(model_dir)
-    ds = read_covariate_stack(stack_dir)
+    ds = build_stack(stack_dir, chunks=None)
     X = np.stack([ds[f].values.ravel() for f in model.feature_names], axis=1)
     folds = np.stack([model.calibrate(fm.predict(X)) for fm in model.fold_models]).astype("f8")
     want = folds.std(axis=0).astype("float32").reshape(pzi.shape)
@@ -257,7 +258,7 @@ def test_vector_mask_excludes_polygons(model_dir, stack_dir, tmp_path):
     assert res.valid + res.missing + res.masked == res.pixels
 
 
-def test_raster_mask_on_grid_and_off_grid(model_dir, stack_dir, tmp_path):
+def test_raster_mask_on_the_grid_and_aligned_from_another_grid(model_dir, stack_dir, tmp_path):
     with rasterio.open(stack_dir / "dem.tif") as src:
         profile = src.profile | {"dtype": "uint8", "nodata": 255}
         shape = src.shape
@@ -270,12 +271,20 @@ def test_raster_mask_on_grid_and_off_grid(model_dir, stack_dir, tmp_path):
                          chunk=64, device="cpu")
     np.testing.assert_array_equal(read(res.pzi),
                                   reference_pzi(model_dir, stack_dir, m == 1))
-    profile["transform"] = from_origin(X0 + 1, Y0, RES, RES)
+    # off the grid (cells twice as large, same corner): put on the grid by nearest
+    # neighbour, so each mask cell covers 2 x 2 covariate pixels (no centre on an edge)
+    coarse = np.zeros((-(-shape[0] // 2), -(-shape[1] // 2)), "uint8")
+    coarse[5:20, 50:100] = 1
+    coarse[0:3, 0:3] = 255  # nodata still excludes nothing
+    profile |= {"transform": from_origin(X0, Y0, 2 * RES, 2 * RES), "height": coarse.shape[0],
+                "width": coarse.shape[1]}
     with rasterio.open(tmp_path / "off.tif", "w", **profile) as dst:
-        dst.write(m, 1)
-    with pytest.raises(GridMismatchError, match="off.tif.*not on the covariates' grid"):
-        predict_raster(model_dir, stack_dir, tmp_path / "p2.tif", mask=tmp_path / "off.tif")
-    assert not (tmp_path / "p2.tif").exists()
+        dst.write(coarse, 1)
+    res = predict_raster(model_dir, stack_dir, tmp_path / "p2.tif", mask=tmp_path / "off.tif",
+                         chunk=64, device="cpu")
+    want = np.kron(coarse == 1, np.ones((2, 2), bool))[:shape[0], :shape[1]]
+    np.testing.assert_array_equal(read(res.pzi), reference_pzi(model_dir, stack_dir, want))
+    assert res.masked == np.count_nonzero(want & ~np.isnan(reference_pzi(model_dir, stack_dir)))
 
 
 @pytest.mark.slow
@@ -304,7 +313,7 @@ def test_existing_cluster_by_scheduler_address(model_dir, stack_dir, tmp_path):
 
 def test_in_memory_dataset_and_loaded_model_give_the_same_values(model_dir, stack_dir,
                                                                  tmp_path):
-    ds = read_covariate_stack(stack_dir)  # numpy-backed, in memory
+    ds = build_stack(stack_dir, chunks=None)  # numpy-backed, in memory
     res = predict_raster(load_model(model_dir), ds, tmp_path / "mem.tif", chunk=50,
                          device="cpu")
     np.testing.assert_array_equal(read(res.pzi), reference_pzi(model_dir, stack_dir))
@@ -312,7 +321,7 @@ def test_in_memory_dataset_and_loaded_model_give_the_same_values(model_dir, stac
 
     def builder(*, chunks):
         called["chunks"] = chunks
-        return read_covariate_stack(stack_dir, chunks=chunks)
+        return build_stack(stack_dir, chunks=chunks)
 
     res2 = predict_raster(model_dir, builder, tmp_path / "b.tif", chunk=64, device="cpu")
     assert called["chunks"] == {"y": 64, "x": 64}
@@ -381,8 +390,8 @@ def test_predict_pzi_equals_the_cog_of_predict_raster_bit_for_bit(model_dir, sta
                          uncertainty=tmp_path / "u.tif", chunk=64, device="cpu")
     model = load_model(model_dir)
     mask = read_raster(tmp_path / "mask.tif") == 1
-    for chunk, ds in ((64, read_covariate_stack(stack_dir, chunks={"y": 64, "x": 64})),
-                      (50, read_covariate_stack(stack_dir))):  # Dask- and NumPy-backed
+    for chunk, ds in ((64, build_stack(stack_dir, chunks={"y": 64, "x": 64})),
+                      (50, build_stack(stack_dir, chunks=None))):  # Dask- and NumPy-backed
         pzi = predict_pzi(model, ds, device="cpu", mask=mask, chunk=chunk)
         np.testing.assert_array_equal(pzi.compute().values, read(res.pzi))
         u = pzi_uncertainty(model, ds, device="cpu", mask=mask, chunk=chunk)
@@ -410,7 +419,7 @@ def test_predict_pzi_is_lazy_and_computes_only_the_blocks_asked_for(model_dir, s
     import dask.array as dsa
 
     model = _CountingModel(load_model(model_dir))
-    ds = read_covariate_stack(stack_dir, chunks={"y": 64, "x": 64})
+    ds = build_stack(stack_dir, chunks={"y": 64, "x": 64})
     pzi = predict_pzi(model, ds, device="cpu", chunk=64)
     assert isinstance(pzi.data, dsa.Array) and pzi.data.chunksize == (64, 64)
     assert model.rows == [], "nothing is predicted before it is asked for"
@@ -422,7 +431,7 @@ def test_predict_pzi_is_lazy_and_computes_only_the_blocks_asked_for(model_dir, s
 
 def test_predict_pzi_carries_crs_cf_attributes_and_the_zone_legend(model_dir, stack_dir,
                                                                   tmp_path):
-    ds = read_covariate_stack(stack_dir, chunks={"y": 64, "x": 64})
+    ds = build_stack(stack_dir, chunks={"y": 64, "x": 64})
     pzi = predict_pzi(load_model(model_dir), ds, device="cpu", chunk=64)
     assert pzi.name == "pzi" and pzi.dims == ("y", "x") and pzi.dtype == np.float32
     np.testing.assert_array_equal(pzi["x"], ds["x"])
@@ -446,7 +455,7 @@ def test_predict_pzi_carries_crs_cf_attributes_and_the_zone_legend(model_dir, st
 
 def test_predict_pzi_errors_are_the_packages(model_dir, stack_dir):
     model = load_model(model_dir)
-    ds = read_covariate_stack(stack_dir)
+    ds = build_stack(stack_dir, chunks=None)
     cases = [
         ({"model": str(model_dir)}, ModelError, "model", "permafrost.load_model"),
         ({"model": object()}, ModelError, "model", "not a PZI model"),
@@ -504,8 +513,8 @@ def test_cuda_without_gpu_is_a_clear_error_not_a_silent_fallback(model_dir, stac
     with pytest.raises(InputError, match="no CUDA GPU"):
         predict_raster(model_dir, stack_dir, tmp_path / "p.tif", device="cuda")
     with pytest.raises(InputError, match="no CUDA GPU"):
-        predict_pzi(load_model(model_dir), read_covariate_stack(stack_dir), device="cuda")
-    assert predict_pzi(load_model(model_dir), read_covariate_stack(stack_dir),
+        predict_pzi(load_model(model_dir), build_stack(stack_dir, chunks=None), device="cuda")
+    assert predict_pzi(load_model(model_dir), build_stack(stack_dir, chunks=None),
                        device="auto").attrs["device"] == "cpu"  # resolved once, at the call
 
 
@@ -522,7 +531,7 @@ def test_gpu_backend_matches_cpu(model_dir, stack_dir, tmp_path):
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
     with rasterio.open(gpu.pzi) as src:
         assert src.tags()["PZI_DEVICE"] == "cuda"
-    lazy = predict_pzi(load_model(model_dir), read_covariate_stack(stack_dir), device="cuda",
+    lazy = predict_pzi(load_model(model_dir), build_stack(stack_dir, chunks=None), device="cuda",
                        chunk=64)
     assert lazy.attrs["device"] == "cuda"
     np.testing.assert_allclose(lazy.values, a, rtol=0, atol=1e-6)

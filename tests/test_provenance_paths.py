@@ -29,8 +29,7 @@ def test_demo_in_two_directories_gives_the_same_keys_and_bytes(tmp_path):
     import rasterio
 
     from permafrost.config import load_pipeline
-    from permafrost.pipeline import plan_pipeline, run_pipeline
-    from permafrost.steps import STEPS
+    from permafrost.pipeline import STEPS, plan_pipeline, run_pipeline
 
     # one process: both runs see the same package code (the code is part of every key)
     homes = [tmp_path / "a", tmp_path / "somewhere" / "much" / "deeper"]

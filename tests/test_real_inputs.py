@@ -136,8 +136,7 @@ def test_pipeline_borehole_table_form_and_plain_path(tmp_path):
 
 
 def test_pipeline_reads_mapped_columns_for_training_and_held_out_validation(tmp_path):
-    from permafrost.pipeline import run_pipeline
-    from permafrost.steps import STEPS
+    from permafrost.pipeline import STEPS, run_pipeline
 
     bh = pd.read_csv(SAMPLES / "boreholes" / "boreholes.csv", dtype=str)
     bh = bh.rename(columns={"borehole_id": "Nr", "lon": "Laenge", "lat": "Breite",
@@ -175,8 +174,7 @@ zones = false
 def test_pipeline_outlines_separate_from_inventories(tmp_path):
     import geopandas as gpd
 
-    from permafrost.pipeline import run_pipeline
-    from permafrost.steps import STEPS
+    from permafrost.pipeline import STEPS, run_pipeline
 
     inv = gpd.read_file(SAMPLES / "inventory" / "rock_glaciers.gpkg")
     outlines = tmp_path / "outlines.gpkg"  # the outlines as drawn: no activity column

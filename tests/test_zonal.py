@@ -39,14 +39,14 @@ def _brute(a, g, all_touched=False):
     return int(m.sum()), v[np.isfinite(v)]
 
 
-@pytest.mark.parametrize("chunk_rows", [7, 32, 1000])
+@pytest.mark.parametrize("block_rows", [7, 32, 1000, None])
 @pytest.mark.parametrize("all_touched", [False, True])
-def test_matches_numpy_per_polygon(chunk_rows, all_touched):
+def test_matches_numpy_per_polygon(block_rows, all_touched):
     a, geoms = _scene()
     assert len(overlap_layers(geoms)) > 1          # overlapping outlines keep all pixels
     spec = ZonalSpec({"a": ["count", "sum", "mean", "min", "max", "median", "p10", "p90"]})
     r = zonal_statistics(geoms, {"a": a}, transform=TR, shape=(H, W), spec=spec,
-                         all_touched=all_touched, chunk_rows=chunk_rows)
+                         all_touched=all_touched, block_rows=block_rows)
     for i, g in enumerate(geoms):
         n, v = _brute(a, g, all_touched)
         assert r["n_pixels"][i] == n
@@ -71,7 +71,7 @@ def test_outlines_outside_empty_and_callable_source():
         return a[r0:r1]
 
     r = zonal_statistics(geoms, {"a": rows}, transform=TR, shape=(H, W),
-                         spec=ZonalSpec({"a": ["count", "median"]}), chunk_rows=30)
+                         spec=ZonalSpec({"a": ["count", "median"]}), block_rows=30)
     assert r["n_pixels"][-3:].tolist() == [0, 0, 0]
     assert np.isnan(r["a_median"][-3:]).all()
     assert all(r1 - r0 <= 30 for r0, r1 in calls)

@@ -24,10 +24,8 @@ from permafrost.area.ellipsoid import (
 )
 from permafrost.area.scenarios import COMPARED, compare_scenarios
 from permafrost.area.statistics import (
-    BLOCK_CELLS,
     CLASSES,
     ZoneStatistics,
-    auto_block_rows,
     stats_rows,
     stats_table_columns,
     zone_statistics,

@@ -19,23 +19,20 @@ from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
-import pyproj
 import rioxarray  # noqa: F401  (registers the .rio accessor)
-import shapely
 import xarray as xr
-from rasterio.features import MergeAlg, rasterize
 
 from permafrost.area.ellipsoid import cell_areas
 from permafrost.area.zones import AGGREGATE_M, REGION_THRESHOLD, ZONES, aggregation_factors
-from permafrost.errors import CRSError, DataError, InputError
-from permafrost.grid import Grid, grid_of
+from permafrost.defaults import auto_block_rows
+from permafrost.errors import DataError, InputError
+from permafrost.grid import Grid, grid_of, require_xarray
+from permafrost.rasterize import Shapes, burn, polygons_in_crs
 
 __all__ = [
     "CLASSES",
-    "BLOCK_CELLS",
     "ZoneStatistics",
     "zone_statistics",
-    "auto_block_rows",
     "stats_rows",
     "stats_table_columns",
 ]
@@ -96,42 +93,9 @@ def _cell_classes(pzi: np.ndarray, masked: np.ndarray) -> np.ndarray:
     return cls
 
 
-#: cells per block by default: ~50 MB of float64/int64 temporaries per block
-BLOCK_CELLS = 1 << 20
-
-
-def auto_block_rows(ncols: int, *, cells: int = BLOCK_CELLS) -> int:
-    """Rows per block so that a block holds about ``cells`` cells (at least one row)."""
-    return max(1, int(cells) // max(1, int(ncols)))
-
-
 def _row_blocks(nrows: int, block_rows: int) -> Iterator[tuple[int, int]]:
     for r0 in range(0, nrows, block_rows):
         yield r0, min(nrows, r0 + block_rows)
-
-
-def _rasterize_block(shapes: list, grid: Grid, r0: int, r1: int, *, merge_add: bool = False):
-    out_shape = (r1 - r0, grid.shape[1])
-    if not shapes:
-        return np.zeros(out_shape, dtype="int32")
-    return rasterize(shapes, out_shape=out_shape, transform=grid.block_transform(r0), fill=0,
-                     dtype="int32", merge_alg=MergeAlg.add if merge_add else MergeAlg.replace)
-
-
-def _shapes_in_crs(gdf, crs: pyproj.CRS, what: str):
-    if gdf.crs is None:
-        raise CRSError(f"the {what} file has no CRS", path=gdf.attrs.get("source"),
-                       fix="assign one (save it again with a CRS)")
-    out = gdf.to_crs(crs) if pyproj.CRS(gdf.crs) != crs else gdf
-    bad = out.geometry.isna() | out.geometry.is_empty
-    flat = ~bad & ~(shapely.area(out.geometry.to_numpy()) > 0)  # points, lines: no area
-    if flat.any():
-        kinds = sorted(set(out.geometry[flat].geom_type))
-        raise DataError(f"{int(flat.sum())} {what} feature(s) without area ({', '.join(kinds)}) "
-                        f"in rows {list(np.flatnonzero(flat.to_numpy())[:10])}",
-                        path=gdf.attrs.get("source"), field="geometry",
-                        fix="keep only polygons (buffer points or lines first if meant)")
-    return out, int(bad.sum())
 
 
 @dataclass(frozen=True)
@@ -169,17 +133,6 @@ class ZoneStatistics:
                              f"(a stats.json), got {type(d).__name__}", field="stats",
                              fix="give the stats.json written by `permafrost stats`")
         return cls(units=list(d["units"]), meta=d["meta"])
-
-
-def _require_dataarray(obj, field: str, *, optional: bool = False) -> None:
-    """Refuse anything but an :class:`xarray.DataArray` (None too when ``optional``)."""
-    if obj is None and optional:
-        return
-    if not isinstance(obj, xr.DataArray):
-        raise InputError(f"expected an xarray.DataArray, got {type(obj).__name__}", field=field,
-                         fix="read it with permafrost.read_raster(path) (or "
-                             "permafrost.read_aligned(path, like=pzi) for a raster on "
-                             "another grid)")
 
 
 def _require_geodataframe(obj, field: str) -> None:
@@ -223,8 +176,8 @@ def zone_statistics(
     mask_raster : xarray.DataArray, optional
         Raster on the PZI grid; non-zero, non-NaN cells are excluded.
     block_rows : int, optional
-        Rows per block [-] (default: about 2**20 cells per block, see
-        :func:`auto_block_rows`).
+        Rows per block [-] (default: about :data:`permafrost.defaults.BLOCK_CELLS` cells
+        per block, :func:`permafrost.defaults.auto_block_rows`).
     aggregate_m : float or None
         Also classify zones on cells aggregated to about this size [m] (``meta`` →
         ``zones_aggregated``; :func:`aggregation_factors`); None: per pixel only.
@@ -250,9 +203,9 @@ def zone_statistics(
     ----------
     Brown et al. (1997); Gruber (2012); Obu et al. (2019); areas: Snyder (1987) eq. 3-12.
     """
-    _require_dataarray(pzi, "pzi")
-    _require_dataarray(dem, "dem", optional=True)
-    _require_dataarray(mask_raster, "mask_raster", optional=True)
+    require_xarray(pzi, "pzi")
+    require_xarray(dem, "dem", optional=True)
+    require_xarray(mask_raster, "mask_raster", optional=True)
     _require_geodataframe(regions, "regions")
     _require_geodataframe(mask_vector, "mask_vector")
     if pzi.ndim != 2:
@@ -291,14 +244,14 @@ def zone_statistics(
         "mask": None,
     }
 
-    region_shapes: list = []
+    region_shapes = region_cover = Shapes([])
     if regions is not None:
         cols = [c for c in regions.columns if c != regions.geometry.name]
         if region_field not in regions.columns:
             raise DataError("region name column missing", path=regions.attrs.get("source"),
                             field=region_field,
                             fix=f"pass --region-field (columns: {cols})")
-        reg, n_empty = _shapes_in_crs(regions, grid.crs, "regions")
+        reg, n_empty = polygons_in_crs(regions, grid.crs, "regions")
         unnamed = reg[region_field].isna() | (reg[region_field].astype(str).str.strip() == "")
         if unnamed.any():  # would be reported as a region called "nan" (or "")
             rows = [int(i) if isinstance(i, (int, np.integer)) else i
@@ -309,15 +262,15 @@ def zone_statistics(
         names = [str(v) for v in reg[region_field]]
         uniq = list(dict.fromkeys(names))
         rid = {n: i + 1 for i, n in enumerate(uniq)}
-        region_shapes = [(g, rid[n]) for g, n in zip(reg.geometry, names, strict=True)
-                         if g is not None and not g.is_empty]
+        region_shapes = Shapes(reg.geometry.to_numpy(), [rid[n] for n in names])
+        region_cover = Shapes(region_shapes.geoms)
         meta["regions"] = {"source": regions.attrs.get("source"), "field": region_field,
                            "names": uniq, "empty_geometries_skipped": n_empty,
                            "assignment": "cell centre inside polygon; overlaps: last polygon wins"}
-    mask_shapes: list = []
+    mask_shapes = Shapes([])
     if mask_vector is not None:
-        mv, n_empty = _shapes_in_crs(mask_vector, grid.crs, "mask")
-        mask_shapes = [(g, 1) for g in mv.geometry if g is not None and not g.is_empty]
+        mv, n_empty = polygons_in_crs(mask_vector, grid.crs, "mask")
+        mask_shapes = Shapes(mv.geometry.to_numpy())
         kinds = (mv["kind"].astype(str).value_counts().sort_index().to_dict()
                  if "kind" in mv.columns else {})
         meta["mask"] = {"source": mask_vector.attrs.get("source"), "type": "polygons",
@@ -348,8 +301,9 @@ def zone_statistics(
         if fin.size:
             pmin, pmax = min(pmin, float(fin.min())), max(pmax, float(fin.max()))
         masked = np.zeros(block.shape, dtype=bool)
-        if mask_shapes:
-            masked |= _rasterize_block(mask_shapes, grid, r0, r1) > 0
+        window = (r0, 0, r1 - r0, ncols)
+        if len(mask_shapes):
+            masked |= burn(mask_shapes, grid.transform, window) > 0
         if mask_raster is not None:
             mv_ = np.asarray(mask_raster.isel({mask_raster.dims[0]: slice(r0, r1)}).values)
             masked |= np.nan_to_num(mv_.astype("float64"), nan=0.0) != 0
@@ -360,9 +314,8 @@ def zone_statistics(
         if agg is not None:
             agg.add(block, cls.reshape(block.shape) >= 2, np.broadcast_to(area, block.shape))
         if region_shapes:
-            rid_b = _rasterize_block(region_shapes, grid, r0, r1).ravel()
-            cover = _rasterize_block([(g, 1) for g, _ in region_shapes], grid, r0, r1,
-                                     merge_add=True).ravel()
+            rid_b = burn(region_shapes, grid.transform, window).ravel()
+            cover = burn(region_cover, grid.transform, window, merge="add").ravel()
             overlap_m2 += float(areas_full[cover > 1].sum())
             outside_m2 += float(areas_full[rid_b == 0].sum())
             sel = rid_b > 0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 from permafrost.cli._app import app, console, emit_json, err_console, make_table
-from permafrost.defaults import PREDICT_CHUNK
+from permafrost.defaults import CHUNK
 
 
 def _progress_columns() -> list:
@@ -43,9 +43,9 @@ def predict_cmd(
     uncertainty: Path = typer.Option(None, "--uncertainty",
                                      help="Also write the fold-model spread here."),
     mask: Path = typer.Option(None, "--mask",
-                              help="Areas to exclude: polygons (glaciers, lakes) or a raster on "
-                                   "the covariate grid (non-zero = excluded)."),
-    chunk: int = typer.Option(PREDICT_CHUNK, "--chunk", help="Block side in pixels."),
+                              help="Areas to exclude: polygons (glaciers, lakes) or a raster "
+                                   "(any grid, nearest neighbour; non-zero = excluded)."),
+    chunk: int = typer.Option(CHUNK, "--chunk", help="Block side in pixels."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     workers: int = typer.Option(None, "--workers", help="Run on a local Dask cluster of N "
                                                           "worker processes."),

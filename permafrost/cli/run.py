@@ -34,7 +34,6 @@ def run_cmd(
     """
     from permafrost.config import load_pipeline
     from permafrost.pipeline import plan_pipeline, run_pipeline
-    from permafrost.steps import STEPS
 
     cfg = load_pipeline(pipeline)
     names = list(cfg.scenarios) if all_scenarios else scenario
@@ -43,7 +42,7 @@ def run_cmd(
 
         resolve_scenario(cfg, n)
     if dry_run:
-        plan = plan_pipeline(cfg, steps=STEPS, scenarios=names, force=force, only=only)
+        plan = plan_pipeline(cfg, scenarios=names, force=force, only=only)
         if as_json:
             emit_json({"output_dir": str(cfg.pipeline.output_dir),
                        "steps": [p.as_dict() for p in plan]})
@@ -65,7 +64,7 @@ def run_cmd(
             out.print(f"[green]✓[/green] {label} ran in {info['seconds']:.1f} s  {summ}")
 
     with status:
-        res = run_pipeline(cfg, steps=STEPS, scenarios=names, force=force, only=only,
+        res = run_pipeline(cfg, scenarios=names, force=force, only=only,
                            on_event=on_event)
     secs = time.perf_counter() - t0
     if as_json:

@@ -18,7 +18,8 @@ def stats_cmd(
     band_width: float = typer.Option(200.0, "--band-width", help="Elevation band width [m]."),
     mask: Path | None = typer.Option(None, "--mask",
                                      help="Cells to exclude: polygons (glaciers, lakes) or a "
-                                          "raster (non-zero = excluded)."),
+                                          "raster (any grid, nearest neighbour; non-zero = "
+                                          "excluded)."),
     out_json: Path | None = typer.Option(None, "--out-json",
                                          help="Write the results as JSON ('-': to stdout)."),
     out_csv: Path | None = typer.Option(None, "--out-csv", help="Write the table as CSV."),

@@ -1,14 +1,13 @@
 """The edges of permafrost: readers and writers only, no science."""
 
 from permafrost.io._atomic import atomic_path, atomic_write_bytes, atomic_write_text
-from permafrost.io.rasters import read_covariate_stack, read_raster, write_cog
+from permafrost.io.rasters import read_raster, write_cog
 from permafrost.io.vectors import read_vector, write_vector
 
 __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
-    "read_covariate_stack",
     "read_raster",
     "write_cog",
     "read_vector",

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from permafrost.defaults import CHUNK
 from permafrost.errors import InputFileError, PermafrostError
+from permafrost.io.netcdf import describe_netcdf
 from permafrost.io.rasters import read_raster
 from permafrost.io.results import load_json
 from permafrost.io.vectors import read_vector
@@ -56,7 +58,7 @@ def _crs_name(crs) -> str | None:
 
 
 def _describe_raster(p: Path) -> DatasetSummary:
-    da = read_raster(p, chunks={"x": 1024, "y": 1024})
+    da = read_raster(p, chunks={"x": CHUNK, "y": CHUNK})
     res = da.rio.resolution()
     vals = da.data
     valid = int(np.isfinite(vals).sum().compute() if hasattr(vals, "compute") else np.isfinite(vals).sum())
@@ -109,8 +111,6 @@ def _describe_hdf5(p: Path) -> DatasetSummary:
 
 
 def _describe_netcdf(p: Path) -> DatasetSummary:
-    from permafrost.io.netcdf import describe_netcdf
-
     d = describe_netcdf(p)
     return DatasetSummary(path=str(p), kind="netcdf", crs=d["crs"],
                           shape=tuple(d["shape"]) if d["shape"] else None,

@@ -1,17 +1,21 @@
-"""Map edges for statistics and validation: rasters aligned onto another grid, prior maps,
-borehole points, previews for figures.
+"""Map edges for prediction, statistics and validation: rasters aligned onto another grid,
+masks, prior maps, previews for figures.
 
 No science here: these functions read files and put them on a requested grid; the
 resampling is chosen by the caller (see ``docs/validation.md`` for why validation uses
-nearest neighbour onto the model grid).
+nearest neighbour onto the model grid), except for masks, which have one rule everywhere
+(:func:`read_mask`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import rasterio
 import rioxarray
@@ -22,13 +26,20 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
 from permafrost.errors import CRSError, DataError, InputFileError
-from permafrost.io.rasters import _stem, gdal_path, is_remote, read_raster
+from permafrost.grid import grid_of
+from permafrost.io.rasters import RASTER_SUFFIXES, _stem, gdal_path, is_remote, read_raster
+from permafrost.io.vectors import read_vector
+from permafrost.rasterize import polygons_in_crs
 
 __all__ = [
+    "Mask",
     "read_aligned",
+    "read_mask",
     "read_preview",
     "raster_bounds_overlap",
 ]
+
+log = logging.getLogger(__name__)
 
 def _open(path: Path):
     path = gdal_path(path)
@@ -121,6 +132,87 @@ def read_aligned(
     da.attrs = {"source": str(p), "resampling": rs.name,
                 "source_nodata": None if src_nodata is None else float(src_nodata)}
     return da
+
+
+@dataclass(frozen=True)
+class Mask:
+    """A mask file read for a grid (:func:`read_mask`): the cells to exclude.
+
+    Exactly one of ``excluded`` and ``polygons`` is set.
+
+    Attributes
+    ----------
+    excluded : xarray.DataArray or None
+        A raster mask on the grid: boolean, True = excluded (non-zero and not nodata in the
+        file), lazy when read with ``chunks``; ``attrs["source"]`` names the file.
+    polygons : geopandas.GeoDataFrame or None
+        A vector mask: its features in the grid's CRS, polygons only (empty geometries
+        kept; they exclude nothing).  A cell is excluded when its centre lies inside a
+        polygon: burn them with :func:`permafrost.rasterize.burn`.
+    info : dict
+        ``path`` (resolved), ``kind`` (``"raster"`` or ``"vector"``) and, for polygons,
+        ``features`` (the non-empty ones): what provenance records.
+    """
+
+    excluded: xr.DataArray | None
+    polygons: gpd.GeoDataFrame | None
+    info: dict = field(default_factory=dict)
+
+
+def read_mask(path: str | os.PathLike, like: xr.DataArray, *,
+              chunks: int | dict | bool | None = None) -> Mask:
+    """Read a mask (glaciers, lakes) for the grid of ``like``: one rule for every command.
+
+    A raster (suffix in :data:`permafrost.io.rasters.RASTER_SUFFIXES`) is put on ``like``'s
+    grid by nearest neighbour (:func:`read_aligned`; masks are categorical), logged when
+    its grid differs; its non-zero cells that are not nodata are excluded.  Anything else
+    is read as polygons (:func:`permafrost.io.read_vector`, any CRS) and reprojected to
+    ``like``'s CRS (:func:`permafrost.rasterize.polygons_in_crs`); cells whose centre lies
+    inside a polygon are excluded.
+
+    Parameters
+    ----------
+    path : path-like
+        The mask file.
+    like : xarray.DataArray
+        The grid the mask is for (2-D, with a ``rio`` CRS and transform): the PZI or a
+        covariate.
+    chunks : optional
+        Dask chunks for a lazy read of a raster mask (``None`` reads it into memory).
+
+    Returns
+    -------
+    Mask
+
+    Raises
+    ------
+    InputFileError
+        Missing or unreadable file.
+    CRSError
+        The file has no CRS.
+    DataError
+        A raster that does not overlap ``like``; features without area (points, lines).
+    """
+    p = Path(path)
+    if p.suffix.lower() in RASTER_SUFFIXES:
+        m = read_aligned(p, like, resampling="nearest", chunks=chunks, name="mask")
+        with _open(gdal_path(p)) as src:
+            on_grid = (src.crs == like.rio.crs and src.shape == tuple(like.rio.shape)
+                       and src.transform.almost_equals(like.rio.transform()))
+        if not on_grid:
+            log.info("mask: %s resampled by nearest neighbour onto the grid (%d x %d, %s)", p,
+                     *like.rio.shape, like.rio.crs)
+        excluded = (m != 0) & m.notnull()
+        excluded.name = "mask"
+        excluded.attrs = {"source": m.attrs["source"], "resampling": "nearest"}
+        return Mask(excluded=excluded, polygons=None,
+                    info={"path": str(p.resolve()), "kind": "raster"})
+    gdf = read_vector(p, allow_empty=True)
+    polys, n_empty = polygons_in_crs(gdf, grid_of(like).crs, "mask")
+    log.info("mask: %d polygons from %s", len(polys) - n_empty, p)
+    return Mask(excluded=None, polygons=polys,
+                info={"path": str(p.resolve()), "kind": "vector",
+                      "features": len(polys) - n_empty})
 
 
 def read_preview(path: str | os.PathLike, *, max_size: int = 800,

@@ -41,7 +41,7 @@ import xarray as xr
 from affine import Affine
 from pyproj import CRS
 
-from permafrost.errors import CRSError, DataError, GridMismatchError, InputFileError
+from permafrost.errors import ConfigError, CRSError, DataError, GridMismatchError, InputFileError
 
 __all__ = [
     "TrackFiles",
@@ -153,8 +153,6 @@ def parse_track_spec(spec: str | os.PathLike) -> TrackFiles:
     InputFileError
         A named file does not exist.
     """
-    from permafrost.errors import ConfigError
-
     text = str(spec)
     if "=" not in text:
         return find_track_files(text)

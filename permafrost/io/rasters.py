@@ -31,7 +31,6 @@ __all__ = [
     "is_remote",
     "gdal_path",
     "read_raster",
-    "read_covariate_stack",
     "write_cog",
     "set_gdal_cache",
 ]
@@ -188,76 +187,6 @@ def read_raster(
     da.name = name or _stem(p)
     da.attrs["source"] = str(p)
     return da
-
-
-def read_covariate_stack(
-    source: str | os.PathLike | Sequence[str | os.PathLike],
-    *,
-    chunks: int | Mapping | bool | None = None,
-    names: Sequence[str] | None = None,
-) -> xr.Dataset:
-    """Read covariate rasters that share one grid into a :class:`xarray.Dataset`.
-
-    Parameters
-    ----------
-    source : path-like or sequence of path-like
-        A directory of rasters (one covariate per file, named by its stem) or a list
-        of raster files.
-    chunks : optional
-        Dask chunks; ``None`` reads into memory.
-    names : sequence of str, optional
-        Keep only these covariates (in this order); a missing one is an error.
-
-    Raises
-    ------
-    InputFileError
-        The directory is missing or holds no raster.
-    GridMismatchError
-        The rasters are not on one grid (align them with
-        :func:`permafrost.workflows.covariates.build_stack` and a target grid).
-    """
-    if isinstance(source, (str, os.PathLike)):
-        d = Path(source)
-        if not d.exists():
-            raise InputFileError("covariate directory not found", path=d, fix="check the path")
-        if d.is_dir():
-            files = sorted(f for f in d.iterdir() if f.suffix.lower() in RASTER_SUFFIXES)
-            if not files:
-                raise InputFileError("no raster files in the covariate directory", path=d,
-                                     fix="put one GeoTIFF per covariate there")
-        else:
-            files = [d]
-    else:
-        files = [Path(f) for f in source]
-    by_name = {}
-    for f in files:
-        if f.stem in by_name:
-            raise DataError(f"two covariates are named {f.stem!r}", path=f,
-                            fix="rename one of the files")
-        by_name[f.stem] = f
-    if names is not None:
-        missing = [n for n in names if n not in by_name]
-        if missing:
-            where = source if isinstance(source, (str, os.PathLike)) else files[0].parent
-            raise DataError(f"missing covariates {missing}", path=where,
-                            fix=f"available: {sorted(by_name)}")
-        by_name = {n: by_name[n] for n in names}
-    arrays = {}
-    first: xr.DataArray | None = None
-    for stem, f in by_name.items():
-        da = read_raster(f, name=stem, chunks=chunks)
-        if first is None:
-            first = da
-        elif not grids_equal(first, da):
-            raise GridMismatchError(
-                f"grid differs from {Path(first.attrs['source']).name} "
-                f"(shape {da.rio.shape} vs {first.rio.shape}, CRS {da.rio.crs} vs {first.rio.crs})",
-                path=f, fix="align the rasters, e.g. with a stack file that sets the target grid",
-            )
-        arrays[stem] = da.astype("float32") if da.dtype != np.float32 else da
-    ds = xr.Dataset(arrays)
-    ds = ds.rio.write_crs(first.rio.crs)
-    return ds
 
 
 def _gtiff_profile(dtype: str) -> dict:

@@ -19,7 +19,7 @@ from permafrost.applicability import (
     extrapolation_warnings,
 )
 from permafrost.covariates import CHANGED_ATTR
-from permafrost.defaults import PREDICT_CHUNK
+from permafrost.defaults import CHUNK
 from permafrost.io.rasters import read_raster, write_cog
 from permafrost.io.results import read_json
 from permafrost.proxies import proxy_warnings
@@ -63,7 +63,7 @@ class Applicability:
 
 def applicability_from_files(model_dir, covariates, pzi_path, *, out_map=None,
                              changes: Mapping | None = None,
-                             chunk: int | None = None) -> Applicability:
+                             chunk: int = CHUNK) -> Applicability:
     """The domain of applicability of one PZI map: proxies held fixed and cells beyond
     the training range.
 
@@ -82,8 +82,8 @@ def applicability_from_files(model_dir, covariates, pzi_path, *, out_map=None,
         COG.
     changes : mapping, optional
         The scenario's covariate changes by input name (empty: today's covariates).
-    chunk : int, optional
-        Dask chunk side [pixels].
+    chunk : int
+        Side of the square Dask chunks the covariates and the PZI are read in [pixels].
 
     Returns
     -------
@@ -95,7 +95,6 @@ def applicability_from_files(model_dir, covariates, pzi_path, *, out_map=None,
     ----------
     Meyer, H., Pebesma, E. (2021), see :mod:`permafrost.applicability`.
     """
-    chunk = chunk or PREDICT_CHUNK
     changes = dict(changes or {})
     meta = read_json(Path(model_dir) / "metadata.json")
     ds = covariates if isinstance(covariates, xr.Dataset) else build_stack(

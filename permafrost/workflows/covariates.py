@@ -44,9 +44,10 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 
 from permafrost import climate
-from permafrost.covariates import (CHANGED_ATTR, DEFAULT_CHUNKS, DERIVED, apply_change,
-                                   aspect_da, downscale_maat_da, eastness_da, frost_number_da,
+from permafrost.covariates import (CHANGED_ATTR, DERIVED, apply_change, aspect_da,
+                                   downscale_maat_da, eastness_da, frost_number_da,
                                    northness_da, pisr_da, slope_da)
+from permafrost.defaults import CHUNK
 from permafrost.errors import (ConfigError, CRSError, DataError, GridMismatchError, InputError,
                                InputFileError)
 from permafrost.grid import Grid, grid_of, grids_equal
@@ -65,7 +66,7 @@ _RESAMPLING = {"bilinear": Resampling.bilinear, "nearest": Resampling.nearest,
 # --------------------------------------------------------------------------------------
 # the opener
 # --------------------------------------------------------------------------------------
-def build_stack(source, *, chunks=DEFAULT_CHUNKS, like=None,
+def build_stack(source, *, chunks=CHUNK, like=None,
                 changes: Mapping | None = None) -> xr.Dataset:
     """A lazy covariate :class:`xarray.Dataset` from any covariate source.
 
@@ -75,8 +76,10 @@ def build_stack(source, *, chunks=DEFAULT_CHUNKS, like=None,
         A Dataset (used as it is); a callable ``f(chunks=...)`` returning one; a directory
         of single-band rasters (one covariate per file, named by its stem); a list of
         raster files (named by their stems); or a ``.toml`` stack file.
-    chunks : int or mapping
-        Dask chunks of what is read from files.
+    chunks : int, mapping or None
+        Dask chunks of what is read from files, as in :func:`rioxarray.open_rasterio`
+        (default: square chunks of :data:`permafrost.defaults.CHUNK` pixels a side;
+        ``None``: read into memory, NumPy-backed).
     like : path-like, optional
         Target grid (a raster) for a directory or a list of files: every raster is
         aligned to it (bilinear).  Without it the rasters must share one grid.  A stack
@@ -213,7 +216,7 @@ def _empty_like_grid(grid: Grid) -> xr.DataArray:
     return arr.rio.write_crs(grid.crs).rio.write_transform(grid.transform)
 
 
-def align_raster(path, grid: Grid, *, resampling: str = "bilinear", chunks=DEFAULT_CHUNKS,
+def align_raster(path, grid: Grid, *, resampling: str = "bilinear", chunks=CHUNK,
                  name: str | None = None) -> xr.DataArray:
     """Read a raster aligned to ``grid`` lazily (GDAL warped VRT), nodata as NaN.
 
@@ -252,7 +255,7 @@ def align_raster(path, grid: Grid, *, resampling: str = "bilinear", chunks=DEFAU
 # --------------------------------------------------------------------------------------
 # scenario changes
 # --------------------------------------------------------------------------------------
-def _changed(arr: xr.DataArray, change, grid: Grid, *, chunks=DEFAULT_CHUNKS,
+def _changed(arr: xr.DataArray, change, grid: Grid, *, chunks=CHUNK,
              resampling: str = "bilinear") -> xr.DataArray:
     """``arr`` with one scenario change: its ``file`` read onto ``grid`` in its place
     (keeping the attributes), then its scale and offset
@@ -422,7 +425,7 @@ def _fitted_lapse_rate(cm: xr.DataArray, ce: xr.DataArray, stack: Path, name: st
     return rate
 
 
-def read_stack_file(path, *, chunks=DEFAULT_CHUNKS, changes: Mapping | None = None
+def read_stack_file(path, *, chunks=CHUNK, changes: Mapping | None = None
                     ) -> xr.Dataset:
     """Build a stack from a TOML stack file (format in ``docs/method.md``).
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import geopandas as gpd
 
+from permafrost.defaults import CHUNK
 from permafrost.errors import DataError, format_message
 from permafrost.io._atomic import atomic_write_text
 from permafrost.io.boreholes import (read_borehole_coords, read_gtnp, read_permos,
@@ -106,10 +107,10 @@ def labels_from_files(
                                     f"{', '.join(coords.index[:8])})")
             records.append(rec)
     # lazy (Dask) reads: only the windows around outlines and the sampled cells are loaded
-    dem_da = read_raster(dem, name="dem", chunks=1024) if dem is not None else None
+    dem_da = read_raster(dem, name="dem", chunks=CHUNK) if dem is not None else None
     if dem_da is not None and dem_da.nbytes <= IN_MEMORY_DEM_BYTES:
         dem_da = dem_da.load()  # small DEM: one read beats hundreds of window reads
-    grid_da = read_raster(grid, name="grid", chunks=1024) if grid is not None else None
+    grid_da = read_raster(grid, name="grid", chunks=CHUNK) if grid is not None else None
     try:
         result = build_labels(inventories=invs, borehole_tables=tables,
                               temperature_records=records, grid=grid_da, dem=dem_da, **options)

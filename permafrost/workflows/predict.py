@@ -38,17 +38,14 @@ import dask
 import dask.array as dsa
 import numpy as np
 import rasterio
-import shapely
 import xarray as xr
 from affine import Affine
 from rasterio.errors import RasterioIOError
-from rasterio.features import rasterize
 
 from permafrost.area import ZONE_CODES, ZONE_LIMITS, classify_zones
 from permafrost.backends import open_executor, resolve_device
-from permafrost.defaults import PREDICT_CHUNK
-from permafrost.errors import DataError, GridMismatchError, InputError, InputFileError, ModelError
-from permafrost.grid import grids_equal
+from permafrost.defaults import CHUNK
+from permafrost.errors import DataError, InputError, InputFileError, ModelError
 from permafrost.io._lock import output_locks
 from permafrost.io.block_cache import (
     block_file,
@@ -63,15 +60,9 @@ from permafrost.io.block_cache import (
     save_block,
     source_fingerprints,
 )
+from permafrost.io.maps import read_mask
 from permafrost.io.model import load_model
-from permafrost.io.rasters import (
-    RASTER_SUFFIXES,
-    read_covariate_stack,
-    read_raster,
-    set_gdal_cache,
-    write_cog,
-)
-from permafrost.io.vectors import VECTOR_SUFFIXES, read_vector
+from permafrost.io.rasters import set_gdal_cache, write_cog
 from permafrost.predict import (
     as_blocks,
     check_chunk,
@@ -81,7 +72,8 @@ from permafrost.predict import (
     prepare_model,
 )
 from permafrost.provenance import file_digest, relative_path, versions
-from permafrost.workflows.covariates import read_stack_file
+from permafrost.rasterize import Shapes, burn
+from permafrost.workflows.covariates import build_stack
 
 __all__ = [
     "TAG_VERSION_PACKAGES",
@@ -164,7 +156,7 @@ def predict_raster(
     zones: str | os.PathLike | None = None,
     uncertainty: str | os.PathLike | None = None,
     mask: str | os.PathLike | None = None,
-    chunk: int = PREDICT_CHUNK,
+    chunk: int = CHUNK,
     device: str = "auto",
     workers: int | None = None,
     scheduler: str | None = None,
@@ -192,9 +184,11 @@ def predict_raster(
         Also write the spread (population standard deviation [-]) of the calibrated
         PZI of the model's fold models; needs a model with fold models.
     mask : path-like, optional
-        Areas to exclude (nodata in every output): polygons (glaciers, lakes; any
-        vector format, any CRS; pixel centres inside a polygon are excluded) or a raster
-        on the covariates' grid (non-zero, non-nodata pixels are excluded).
+        Areas to exclude (nodata in every output), read by
+        :func:`permafrost.io.maps.read_mask`: polygons (glaciers, lakes; any vector
+        format, any CRS; pixel centres inside a polygon are excluded) or a raster (any
+        grid, put on the covariates' grid by nearest neighbour; non-zero, non-nodata
+        pixels are excluded).
     chunk : int
         Block side [pixels]; peak memory grows with ``chunk**2`` times the number of
         covariates and of threads or workers.
@@ -265,7 +259,7 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
     prepare_model(pzi_model, dev, uncertainty=uncertainty is not None)
     arrays = [as_blocks(ds[f], chunk) for f in features]
     chunks_yx = arrays[0].chunks
-    excluded, mask_info = _open_mask(mask, ds, chunk=chunk, transform=transform)
+    excluded, mask_info = _open_mask(mask, ds[features[0]], chunk=chunk)
 
     key = cache_key({
         "model": model_fingerprint(pzi_model, model_path),
@@ -291,7 +285,7 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
                     if isinstance(excluded, dsa.Array) else None)
     model_d = dask.delayed(pzi_model, name=f"pzi-model-{key[:16]}", traverse=False)
     geoms_d = (dask.delayed(excluded, name=f"pzi-maskgeoms-{key[:16]}", traverse=False)
-               if isinstance(excluded, _Polygons) else None)
+               if isinstance(excluded, Shapes) else None)
     counts_total = {"pixels": 0, "valid": 0, "missing": 0, "masked": 0}
     tasks, task_pixels = [], []
     n_blocks = reused = 0
@@ -416,8 +410,8 @@ def _block_task(model, cov_blocks, mask_block, window, transform, device, uncert
                 cache_file):
     """One Dask task: predict a block and save it to the cache; returns its counts."""
     block = np.stack([np.asarray(c, dtype=np.float32) for c in cov_blocks])
-    if isinstance(mask_block, _Polygons):
-        excluded = mask_block.rasterize(window, Affine(*transform[:6]))
+    if isinstance(mask_block, Shapes):
+        excluded = burn(mask_block, Affine(*transform[:6]), window, dtype="uint8").astype(bool)
     else:
         excluded = None if mask_block is None else np.asarray(mask_block, dtype=bool)
     pzi, spread, counts = predict_block(model, block, excluded=excluded, device=device,
@@ -458,78 +452,33 @@ def _load(model: Any) -> tuple[Any, Path | None]:
 
 
 def _open_covariates(covariates: Any, *, chunk: int) -> tuple[xr.Dataset, str]:
-    chunks = {"y": chunk, "x": chunk}
+    """The stack by the one opener (:func:`permafrost.workflows.covariates.build_stack`: rasters
+    read from files must share one grid) and how the tags name its source."""
     if isinstance(covariates, xr.Dataset):
-        return covariates, "<in-memory covariate stack>"
-    if callable(covariates):
-        ds = covariates(chunks=chunks)
-        if not isinstance(ds, xr.Dataset):
-            raise InputError("the covariate builder did not return an xarray Dataset",
-                             field="covariates", fix="return the stack as a Dataset")
-        return ds, getattr(covariates, "__name__", "<covariate builder>")
-    if isinstance(covariates, (str, os.PathLike)):
-        p = Path(covariates)
-        if p.suffix.lower() == ".toml":
-            return read_stack_file(p, chunks=chunks), str(p)
-        return read_covariate_stack(p, chunks=chunks), str(p)
-    files = [Path(f) for f in covariates]
-    return read_covariate_stack(files, chunks=chunks), ",".join(str(f) for f in files)
+        source = "<in-memory covariate stack>"
+    elif callable(covariates):
+        source = getattr(covariates, "__name__", "<covariate builder>")
+    elif isinstance(covariates, (str, os.PathLike)):
+        source = str(covariates)
+    else:
+        covariates = [Path(f) for f in covariates]
+        source = ",".join(str(f) for f in covariates)
+    return build_stack(covariates, chunks={"y": chunk, "x": chunk}), source
 
 
-class _Polygons:
-    """Mask polygons in the grid's CRS with their bounds, rasterised per block."""
-
-    def __init__(self, geoms: np.ndarray) -> None:
-        self.geoms = geoms
-        self.bounds = shapely.bounds(geoms) if len(geoms) else np.empty((0, 4))
-
-    def rasterize(self, window: tuple[int, int, int, int], transform: Affine) -> np.ndarray:
-        r0, c0, h, w = window
-        t = transform @ Affine.translation(c0, r0)
-        xs = [t.c, t.c + t.a * w]
-        ys = [t.f, t.f + t.e * h]
-        b = self.bounds
-        hit = ((b[:, 0] <= max(xs)) & (b[:, 2] >= min(xs)) & (b[:, 1] <= max(ys))
-               & (b[:, 3] >= min(ys)))
-        if not hit.any():
-            return np.zeros((h, w), dtype=bool)
-        burned = rasterize(((g, 1) for g in self.geoms[hit]), out_shape=(h, w), transform=t,
-                           fill=0, dtype="uint8", all_touched=False)
-        return burned.astype(bool)
-
-
-def _open_mask(mask: Any, ds: xr.Dataset, *, chunk: int, transform: Affine
+def _open_mask(mask: Any, like: xr.DataArray, *, chunk: int
                ) -> tuple[Any, dict[str, Any] | None]:
-    """The mask as a boolean Dask array (raster) or :class:`_Polygons` (vector)."""
+    """The mask (:func:`permafrost.io.maps.read_mask`: a raster put on the covariates' grid
+    by nearest neighbour, or polygons) as a boolean Dask array in the prediction's blocks,
+    or as :class:`permafrost.rasterize.Shapes` burned block by block; and its provenance."""
     if mask is None:
         return None, None
+    m = read_mask(mask, like, chunks={"y": chunk, "x": chunk})
     p = Path(mask)
-    fp = file_digest(p) if p.exists() else None
-    if p.suffix.lower() in VECTOR_SUFFIXES:
-        gdf = read_vector(p, allow_empty=True)
-        gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
-        gdf = gdf.to_crs(ds.rio.crs)
-        polys = gdf.geometry.values
-        kinds = [str(t) for t in polys.geom_type] if len(polys) else []
-        bad = [t for t in set(kinds) if "Polygon" not in t]
-        if bad:
-            raise DataError(f"mask geometries must be polygons, found {sorted(bad)}", path=p,
-                            field="geometry", fix="give glacier/lake outlines as polygons")
-        log.info("mask: %d polygons from %s", len(polys), p)
-        return _Polygons(np.asarray(polys)), {"path": str(p.resolve()), "kind": "vector",
-                                              "features": len(polys), "fingerprint": fp}
-    if p.suffix.lower() in RASTER_SUFFIXES or p.exists():
-        m = read_raster(p, chunks={"y": chunk, "x": chunk})
-        first = ds[next(iter(ds.data_vars))]
-        if not grids_equal(m, first):
-            raise GridMismatchError(
-                f"the mask raster is not on the covariates' grid (shape {m.rio.shape} vs "
-                f"{first.rio.shape}, CRS {m.rio.crs} vs {first.rio.crs})", path=p,
-                fix="resample the mask to the covariate grid, or give polygons")
-        arr = as_blocks(m, chunk)
-        excluded = (arr != 0) & ~dsa.isnan(arr)
-        return excluded, {"path": str(p.resolve()), "kind": "raster", "fingerprint": fp}
-    raise InputError("mask file not found", path=p, fix="check the path")
+    info = {**m.info, "fingerprint": file_digest(p) if p.exists() else None}
+    if m.polygons is not None:
+        return Shapes(m.polygons.geometry.to_numpy()), info
+    return as_blocks(m.excluded, chunk), info
 
 
 def model_fingerprint(model: Any, path: str | os.PathLike | None = None) -> str:

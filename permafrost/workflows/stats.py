@@ -8,20 +8,19 @@ blocks, and writes the JSON and CSV outputs.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 
 from permafrost.area import (
     ZoneStatistics,
-    auto_block_rows,
     stats_rows,
     stats_table_columns,
     zone_statistics,
 )
+from permafrost.defaults import auto_block_rows
 from permafrost.errors import DataError
-from permafrost.io.maps import read_aligned
-from permafrost.io.rasters import RASTER_SUFFIXES, read_raster
+from permafrost.io.maps import read_aligned, read_mask
+from permafrost.io.rasters import read_raster
 from permafrost.io.results import write_csv, write_json
 from permafrost.io.vectors import read_vector
 
@@ -42,9 +41,10 @@ def stats_from_files(
 ) -> ZoneStatistics:
     """Read the inputs (lazily, in blocks) and run :func:`permafrost.area.zone_statistics`.
 
-    The DEM and a raster mask may be on any grid: they are put on the PZI grid by GDAL's
-    warper (bilinear for the DEM, nearest for the mask).  A mask is a raster (non-zero =
-    masked) or a vector file of polygons, told apart by the file suffix.
+    The DEM may be on any grid: it is put on the PZI grid by GDAL's warper (bilinear).  The
+    mask is read by :func:`permafrost.io.maps.read_mask`, the rule of every command: a
+    raster (non-zero = masked) on any grid, put on the PZI grid by nearest neighbour, or a
+    vector file of polygons (cell centre inside = masked), told apart by the file suffix.
 
     Parameters
     ----------
@@ -55,7 +55,7 @@ def stats_from_files(
     band_width : float
         Elevation band width [m].
     block_rows : int, optional
-        Rows per block [-] (default: :func:`permafrost.area.auto_block_rows`).
+        Rows per block [-] (default: :func:`permafrost.defaults.auto_block_rows`).
 
     Returns
     -------
@@ -81,20 +81,16 @@ def stats_from_files(
         raise DataError("the DEM has no valid elevation on the PZI's grid (all nodata, or "
                         "no overlap), so no elevation band can be made", path=dem_path,
                         field="--dem", fix="give a DEM with elevations that covers the map")
-    mask_vector = mask_raster = None
-    if mask_path is not None:
-        if Path(mask_path).suffix.lower() in RASTER_SUFFIXES:
-            mask_raster = read_aligned(mask_path, pzi, resampling="nearest", chunks=chunks,
-                                       name="mask")
-        else:
-            mask_vector = read_vector(mask_path, allow_empty=True)
+    mask = read_mask(mask_path, pzi, chunks=chunks) if mask_path is not None else None
     log.info("stats: regions %s, elevation bands %s, mask %s",
              f"{len(regions)} from {regions_path}" if regions is not None else "none",
              f"of {band_width:g} m from {dem_path}" if dem is not None else "none",
              mask_path or "none")
     out = zone_statistics(pzi, regions=regions, region_field=region_field, dem=dem,
-                          band_width=band_width, mask_vector=mask_vector,
-                          mask_raster=mask_raster, block_rows=block_rows)
+                          band_width=band_width,
+                          mask_vector=mask.polygons if mask is not None else None,
+                          mask_raster=mask.excluded if mask is not None else None,
+                          block_rows=block_rows)
     log.debug("stats: cell areas by %s", out.meta.get("cell_area_method"))
     if dem is not None:
         out.meta["elevation_bands"]["resampling"] = "bilinear onto the PZI grid"

@@ -3,6 +3,7 @@ model directory (the ``train`` command and pipeline step)."""
 
 from __future__ import annotations
 
+from permafrost.defaults import CHUNK
 from permafrost.io.model import save_model
 from permafrost.io.vectors import read_vector
 from permafrost.models import TrainReport, train_model
@@ -14,7 +15,7 @@ __all__ = ["train_from_files"]
 
 
 def train_from_files(labels_path, covariates, out_dir, *, layer: str | None = None,
-                     like=None, chunks: int = 1024, **kwargs) -> tuple[PZIModel, TrainReport]:
+                     like=None, chunk: int = CHUNK, **kwargs) -> tuple[PZIModel, TrainReport]:
     """Read labels and covariates from files, train (:func:`permafrost.models.train_model`)
     and save the model directory (:func:`permafrost.io.model.save_model`).
 
@@ -31,8 +32,8 @@ def train_from_files(labels_path, covariates, out_dir, *, layer: str | None = No
         Layer of the labels file.
     like : path-like, optional
         Target-grid raster for a covariate directory.
-    chunks : int
-        Dask chunk size of the covariate stack.
+    chunk : int
+        Side of the square Dask chunks the covariate stack is read in [pixels].
     **kwargs
         Passed to :func:`permafrost.models.train_model`.
 
@@ -43,7 +44,7 @@ def train_from_files(labels_path, covariates, out_dir, *, layer: str | None = No
         model directory) and the training report.
     """
     labels = read_vector(labels_path, layer=layer)
-    ds = build_stack(covariates, chunks=chunks, like=like)
+    ds = build_stack(covariates, chunks=chunk, like=like)
     model, report = train_model(labels, ds, labels_source=labels_path,
                                 covariates_source=covariates, **kwargs)
     # relative to the model directory: the metadata (and the model's hash in the PZI's tags)

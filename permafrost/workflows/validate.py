@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from permafrost.area import auto_block_rows
+from permafrost.defaults import auto_block_rows
 from permafrost.errors import DataError
 from permafrost.io.boreholes import read_presence_table
-from permafrost.io.maps import read_aligned
-from permafrost.io.rasters import RASTER_SUFFIXES, read_raster, write_cog
+from permafrost.io.maps import read_aligned, read_mask
+from permafrost.io.rasters import read_raster, write_cog
 from permafrost.io.results import write_csv, write_json
-from permafrost.io.vectors import read_vector
 from permafrost.provenance import relative_path
 from permafrost.validation import (
     PriorSpec,
@@ -76,7 +75,9 @@ def validate_from_files(
     threshold : float
         Model permafrost where PZI ≥ threshold [-].
     mask_path : path-like, optional
-        Polygons or raster of excluded cells (map agreement only).
+        Polygons or raster of excluded cells (map agreement only), read by
+        :func:`permafrost.io.maps.read_mask` (a raster on another grid is put on the PZI
+        grid by nearest neighbour).
     n_bins : int
         Reliability bins [-].
     block_rows : int, optional
@@ -110,15 +111,13 @@ def validate_from_files(
     maps = [(s, read_raster(s.path, chunks=chunks, name=s.name)) for s in priors]
     bh = (read_presence_table(boreholes_path, crs=boreholes_crs, columns=boreholes_columns)
           if boreholes_path is not None else None)
-    mask = mask_vector = None
-    if priors and mask_path is not None:
-        if Path(mask_path).suffix.lower() in RASTER_SUFFIXES:
-            mask = read_aligned(mask_path, model, resampling="nearest", chunks=chunks)
-        else:
-            mask_vector = read_vector(mask_path, allow_empty=True)
+    mask = (read_mask(mask_path, model, chunks=chunks)
+            if priors and mask_path is not None else None)
     maps = [(s, da, read_aligned(s.path, model, resampling="nearest", chunks=chunks,
                                  name=s.name)) for s, da in maps]
-    result = validate(model, boreholes=bh, priors=maps, mask=mask, mask_vector=mask_vector,
+    result = validate(model, boreholes=bh, priors=maps,
+                      mask=mask.excluded if mask is not None else None,
+                      mask_vector=mask.polygons if mask is not None else None,
                       threshold=threshold, n_bins=n_bins, block_rows=block_rows,
                       bootstrap_resamples=bootstrap_resamples, ci_level=ci_level, seed=seed,
                       site_m=site_m)

@@ -145,9 +145,10 @@ def test_two_runs_on_one_output_directory(tmp_path):
 
 @pytest.mark.slow
 def test_partial_directory_is_removed_only_when_its_owner_is_dead(tmp_path):
-    """`pipeline._execute` keeps another live process's `<key>.partial-<pid>` directory and
+    """`pipeline.engine._execute` keeps another live process's `<key>.partial-<pid>` directory and
     removes those of dead processes (and of its own pid: a dead earlier process)."""
-    from permafrost.pipeline import StepSpec, _execute
+    from permafrost.pipeline import StepSpec
+    from permafrost.pipeline.engine import _execute
 
     final = tmp_path / "steps" / "demo" / "0123456789abcdef"
     final.parent.mkdir(parents=True)

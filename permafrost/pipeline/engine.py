@@ -1,4 +1,5 @@
-"""Run a pipeline: steps in order, each rerun only when its inputs or configuration changed.
+"""The engine: run a pipeline's steps in order, each rerun only when its inputs or
+configuration changed, and plan a run without running it.
 
 Every step's *key* is a SHA-256 over its name, its part of the configuration, the content
 hashes of its input files, its seed, the keys of the steps it depends on and the package's
@@ -16,6 +17,7 @@ configuration, versions, device, step keys and timings) and hard links to its ma
 from __future__ import annotations
 
 import contextlib
+import difflib
 import errno
 import functools
 import hashlib
@@ -25,30 +27,23 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from permafrost import __version__
-from permafrost.config import (BASELINE, CovariateChange, PipelineConfig, load_pipeline,
+from permafrost.config import (BASELINE, PipelineConfig, load_pipeline, pipeline_dir,
                                resolve_scenario)
 from permafrost.errors import ConfigError, OutputError, PermafrostError
 from permafrost.io._atomic import atomic_write_text
 from permafrost.io._lock import exclusive_lock, pid_alive
+from permafrost.io.rasters import gdal_path, is_remote
+from permafrost.pipeline.spec import (PipelineResult, PlannedStep, StepContext, StepRecord,
+                                      StepSpec)
+from permafrost.pipeline.steps import STEPS
 from permafrost.provenance import (canonical_json, file_digest, json_default,
                                    relative_path, versions)
 
-__all__ = [
-    "StepSpec",
-    "StepContext",
-    "StepRecord",
-    "PipelineResult",
-    "run_pipeline",
-    "plan_pipeline",
-    "PlannedStep",
-    "file_digest",
-    "canonical_json",
-]
+__all__ = ["run_pipeline", "plan_pipeline", "code_digest", "step_key", "STEP_FORMAT"]
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +68,6 @@ class _HashCache:
         self.dirty = False
 
     def digest(self, p: Path) -> str:
-        from permafrost.io.rasters import gdal_path, is_remote
-
         if is_remote(p):  # a /vsi*/ path or URL: keyed by its address, not its bytes
             return "url:" + str(gdal_path(p))
         p = p.resolve()
@@ -100,79 +93,6 @@ class _HashCache:
             self.dirty = False
 
 
-# ---------------------------------------------------------------------------------------
-# steps
-
-
-@dataclass
-class StepContext:
-    """What a step function gets: its configuration, a directory to write into, upstream outputs."""
-
-    config: PipelineConfig
-    scenario: str
-    covariate_changes: dict[str, CovariateChange]
-    workdir: Path
-    upstream: dict[str, StepRecord]
-    seed: int
-    scenarios: dict[str, dict[str, StepRecord]] = field(default_factory=dict)
-
-
-@dataclass
-class StepSpec:
-    """One step of the chain.
-
-    ``run(ctx)`` writes its outputs into ``ctx.workdir`` and returns
-    ``(outputs, summary)``: file names relative to the workdir by label, and a small
-    JSON-able summary for the manifest and the terminal.
-    """
-
-    name: str
-    deps: tuple[str, ...]
-    options: Callable[[PipelineConfig, dict[str, CovariateChange]], Any]
-    inputs: Callable[[PipelineConfig, dict[str, CovariateChange]], dict[str, Any]]
-    run: Callable[[StepContext], tuple[dict[str, str], dict[str, Any]]]
-    enabled: Callable[[PipelineConfig], bool] = lambda cfg: True
-    across_scenarios: bool = False  # the report: one for all scenarios
-    #: run only where no covariate is changed (the baseline, the reference): today's
-    #: boreholes and maps say nothing about a changed climate (validation)
-    present_only: bool = False
-
-
-@dataclass
-class StepRecord:
-    name: str
-    key: str
-    directory: Path
-    outputs: dict[str, Path]
-    summary: dict[str, Any]
-    status: str  # "ran" or "up to date"
-    seconds: float
-
-    def output(self, label: str) -> Path:
-        return self.outputs[label]
-
-
-@dataclass
-class PipelineResult:
-    output_dir: Path
-    scenarios: dict[str, dict[str, StepRecord]]
-    report: StepRecord | None
-    manifests: dict[str, Path]
-
-    @property
-    def report_path(self) -> Path | None:
-        """``<output_dir>/report.html`` (a link to the report step's output)."""
-        return self.output_dir / "report.html" if self.report is not None else None
-
-    @property
-    def ran(self) -> list[str]:
-        out = [f"{sc}:{r.name}" for sc, recs in self.scenarios.items() for r in recs.values()
-               if r.status == "ran"]
-        if self.report and self.report.status == "ran":
-            out.append("report")
-        return out
-
-
 def _flatten_inputs(obj: Any) -> Iterable[Path]:
     if isinstance(obj, Path):
         yield obj
@@ -196,8 +116,13 @@ def _hash_inputs(obj: Any, cache: _HashCache) -> Any:
 
 @functools.lru_cache(maxsize=1)
 def code_digest() -> str:
-    """SHA-256 over the package's own source: a change of code is a change of every step."""
-    root = Path(__file__).resolve().parent
+    """SHA-256 over the package's own source: a change of code is a change of every step.
+
+    Every ``*.py`` file under the ``permafrost`` package, by path relative to it.
+    :func:`step_key` calls it by this module's global name: replacing
+    ``permafrost.pipeline.engine.code_digest`` pins it (as the output-identity checks do).
+    """
+    root = Path(__file__).resolve().parents[1]  # permafrost/, not permafrost/pipeline/
     h = hashlib.sha256()
     for f in sorted(root.rglob("*.py")):
         h.update(str(f.relative_to(root)).encode())
@@ -308,8 +233,6 @@ def _needed(specs: list[StepSpec], only: str | None) -> set[str]:
     if only is None:
         return names
     if only not in names:
-        import difflib
-
         near = difflib.get_close_matches(only, sorted(names), n=1)
         raise ConfigError(f"no step named {only!r}", field="--only",
                           fix=f"did you mean {near[0]!r}?" if near else f"steps: {', '.join(names)}")
@@ -340,7 +263,7 @@ def run_pipeline(
         A validated pipeline (:func:`permafrost.config.load_pipeline`) or the path of a
         pipeline file (validated here).
     steps : list of StepSpec, optional
-        The chain, in dependency order (default: :data:`permafrost.steps.STEPS`).
+        The chain, in dependency order (default: :data:`permafrost.pipeline.steps.STEPS`).
     scenarios : list of str or "all", optional
         Scenario names to run besides the baseline (default: none; ``"all"``: every
         scenario of the pipeline).
@@ -353,8 +276,7 @@ def run_pipeline(
     """
     if not isinstance(config, PipelineConfig):
         config = load_pipeline(config)
-    if steps is None:  # steps.py builds on this module: imported here, not at the top
-        from permafrost.steps import STEPS as steps  # noqa: N811, PLC0415
+    steps = STEPS if steps is None else steps
     if scenarios == "all":
         scenarios = list(config.scenarios)
     on_event = on_event or (lambda kind, info: None)
@@ -520,12 +442,6 @@ def _remove_stale_links(d: Path) -> None:
             stale.unlink()
 
 
-def pipeline_dir(cfg: PipelineConfig) -> Path:
-    """The directory that recorded paths are relative to: the pipeline file's (or, for a
-    configuration built in memory, the output directory)."""
-    return Path(cfg.source).resolve().parent if cfg.source else Path(cfg.pipeline.output_dir)
-
-
 def _relative_paths(obj: Any, base: Path) -> Any:
     if isinstance(obj, Path):
         return relative_path(obj, base)
@@ -583,25 +499,10 @@ def _write_manifest(out: Path, scenario: str, cfg: PipelineConfig, changes: dict
 # planning (read-only): `permafrost run --dry-run`
 
 
-@dataclass
-class PlannedStep:
-    """What a run would do with one step of one scenario, and why."""
-
-    scenario: str
-    step: str
-    key: str
-    action: str  # "run" or "up to date"
-    reasons: list[str]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"scenario": self.scenario, "step": self.step, "key": self.key[:16],
-                "action": self.action, "reasons": list(self.reasons)}
-
-
 def plan_pipeline(
     config: PipelineConfig,
     *,
-    steps: list[StepSpec],
+    steps: list[StepSpec] | None = None,
     scenarios: list[str] | None = None,
     force: bool = False,
     only: str | None = None,
@@ -614,11 +515,19 @@ def plan_pipeline(
     ``manifest.json``): changed options, changed input contents, an upstream step that
     changes, other code or seed, or outputs missing.
 
+    Parameters
+    ----------
+    config : PipelineConfig
+        A validated pipeline (:func:`permafrost.config.load_pipeline`).
+    steps, scenarios, force, only
+        As for :func:`run_pipeline` (``scenarios`` a list of names).
+
     Returns
     -------
     list of PlannedStep
         In run order: each scenario's steps, then the across-scenario steps (the report).
     """
+    steps = STEPS if steps is None else steps
     out = config.pipeline.output_dir
     cache = _HashCache(out / ".cache" / "hashes.json")  # read, never saved here
     need = _needed(steps, only)

@@ -1,4 +1,5 @@
-"""The steps of a pipeline run: adapters from the configuration to the library functions.
+"""The steps of a pipeline run (the catalogue): adapters from the configuration to the
+workflows.
 
 Each step declares what its key depends on (its options, its input files, upstream steps)
 and calls one library function that writes into the step's own directory.  No science
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -22,9 +24,10 @@ from permafrost.config import (
     REFERENCE,
     CovariateChange,
     PipelineConfig,
+    pipeline_dir,
     scenario_delta_t,
 )
-from permafrost.defaults import PREDICT_CHUNK
+from permafrost.defaults import CHUNK
 from permafrost.errors import DataError, format_message
 from permafrost.io._atomic import atomic_write_text
 from permafrost.io.boreholes import read_presence_table
@@ -39,8 +42,8 @@ from permafrost.labels import (
     holdout_block_size,
     holdout_split,
 )
-from permafrost.pipeline import StepContext, StepSpec
-from permafrost.provenance import versions
+from permafrost.pipeline.spec import StepContext, StepSpec
+from permafrost.provenance import file_digest, relative_path, versions
 from permafrost.validation import PriorSpec
 from permafrost.workflows.applicability import applicability_from_files
 from permafrost.workflows.covariates import build_stack
@@ -81,16 +84,24 @@ def _grid_raster(cfg: PipelineConfig) -> Path | None:
 
 
 def covariates_for_scenario(covariates: Path, changes: dict[str, CovariateChange], *,
-                            chunks: int | None = None):
+                            chunk: int = CHUNK):
     """The covariate stack with a scenario's changes applied (lazily).
 
     An ``offset`` is added (e.g. MAAT + 2 °C), a ``scale`` multiplies, a ``file`` replaces
     the input by another raster aligned to the stack's grid (bilinear).  In a stack file
     the changes apply to the inputs, so derived covariates are recomputed from them
     (:func:`permafrost.workflows.covariates.build_stack`).
+
+    Parameters
+    ----------
+    covariates : path-like
+        A covariate directory or stack file.
+    changes : mapping of str to CovariateChange
+        The scenario's changes by input name (empty: today's covariates).
+    chunk : int
+        Side of the square Dask chunks [pixels].
     """
-    chunks = PREDICT_CHUNK if chunks is None else chunks
-    return build_stack(covariates, chunks=chunks, changes=changes)
+    return build_stack(covariates, chunks=chunk, changes=changes)
 
 
 def _scenario_dependent(name: str) -> dict[str, Any]:
@@ -376,7 +387,7 @@ def _predict_run(ctx: StepContext):
     p = ctx.config.predict
     model_dir = ctx.upstream["train"].output("model").parent
     ds = covariates_for_scenario(ctx.config.inputs.covariates, ctx.covariate_changes,
-                                 chunks=p.chunk)
+                                 chunk=p.chunk)
     res = predict_raster(
         model_dir, ds, ctx.workdir / "pzi.tif",
         zones=ctx.workdir / "zones.tif" if p.zones else None,
@@ -562,11 +573,6 @@ def _report_run(ctx: StepContext):
 def _portable(obj: Any, cfg: PipelineConfig) -> Any:
     """``obj`` (JSON-able) with every absolute path string that exists made relative to the
     pipeline file's directory: step outputs that do not name the machine or the checkout."""
-    import os
-
-    from permafrost.pipeline import pipeline_dir
-    from permafrost.provenance import relative_path
-
     base = pipeline_dir(cfg)
 
     def walk(o: Any) -> Any:
@@ -583,8 +589,6 @@ def _portable(obj: Any, cfg: PipelineConfig) -> Any:
 
 def _rewrite_portable(path: Path, cfg: PipelineConfig) -> None:
     """Rewrite a JSON output of a library function with :func:`_portable` paths."""
-    from permafrost.io.results import read_json, write_json
-
     if path.is_file():
         write_json(_portable(read_json(path), cfg), path)
 
@@ -593,8 +597,6 @@ def _source_text(source: Path | None) -> str:
     """``demo.toml (sha256 1a2b3c4d5e6f)``: the pipeline file without the machine's path."""
     if source is None:
         return "none (built in memory)"
-    from permafrost.provenance import file_digest
-
     p = Path(source)
     return f"{p.name} (sha256 {file_digest(p)[:12]})" if p.is_file() else p.name
 
