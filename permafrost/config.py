@@ -19,7 +19,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from permafrost.defaults import BOREHOLE_WEIGHT, CALIBRATION, CHUNK, ROCK_GLACIER_WEIGHT
+from permafrost.defaults import (
+    BOOTSTRAP_RESAMPLES,
+    BOREHOLE_WEIGHT,
+    CALIBRATION,
+    CHUNK,
+    CI_LEVEL,
+    ROCK_GLACIER_WEIGHT,
+)
 from permafrost.errors import ConfigError
 from permafrost.io.rasters import is_remote
 from permafrost.workflows.covariates import changeable_inputs
@@ -193,8 +200,8 @@ class ValidateOptions(_Strict):
     #: (train.block_size_m, else the label variogram's range); a smaller value is an error
     holdout_block_m: float | None = Field(None, gt=0)
     #: percentile bootstrap of every held-out metric: resamples and confidence level
-    bootstrap_resamples: int = Field(2000, ge=1000)
-    ci_level: float = Field(0.95, gt=0.0, lt=1.0)
+    bootstrap_resamples: int = Field(BOOTSTRAP_RESAMPLES, ge=1000)
+    ci_level: float = Field(CI_LEVEL, gt=0.0, lt=1.0)
 
 
 class ReportOptions(_Strict):

@@ -22,10 +22,9 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from affine import Affine
 
-from permafrost.errors import CRSError, InputError
+from permafrost.errors import CRSError
 
-__all__ = ["Grid", "grid_of", "grids_equal", "cells_at_points", "sample_at_points",
-           "require_xarray"]
+__all__ = ["Grid", "grid_of", "grids_equal", "cells_at_points", "sample_at_points"]
 
 
 @dataclass(frozen=True)
@@ -215,43 +214,3 @@ def sample_at_points(raster, x, y, *, crs, batch_size: int = 100_000
         if nodata is not None and not np.isnan(nodata):
             vals[vals[:, j] == nodata, j] = np.nan
     return (vals if isinstance(raster, xr.Dataset) else vals[:, 0]), inside
-
-
-#: what :func:`require_xarray` suggests when no other fix is given
-_READ_RASTER_FIX = ("read it with permafrost.read_raster(path) (or permafrost.read_aligned(path, "
-                    "like=pzi) for a raster on another grid)")
-
-
-def require_xarray(obj, field: str, *, kind: type = xr.DataArray, optional: bool = False,
-                   path=None, fix: str | None = None) -> None:
-    """Refuse anything but an xarray object of ``kind`` with the package's :class:`InputError`.
-
-    Library functions call it on their raster arguments, so that a path or a NumPy array
-    where a DataArray is expected is a one-line error naming the argument and the reader
-    to use, not an ``AttributeError`` deep inside.
-
-    Parameters
-    ----------
-    obj : object
-        The argument.
-    field : str
-        The argument's name (the error's ``field``).
-    kind : type
-        :class:`xarray.DataArray` (default) or :class:`xarray.Dataset`.
-    optional : bool
-        Let ``None`` pass.
-    path : optional
-        A file the message names (e.g. the source of a stack).
-    fix : str, optional
-        What to do instead (default: read it with :func:`permafrost.read_raster`).
-
-    Raises
-    ------
-    InputError
-        ``obj`` is not an instance of ``kind`` (nor ``None`` when ``optional``).
-    """
-    if obj is None and optional:
-        return
-    if not isinstance(obj, kind):
-        raise InputError(f"expected an xarray.{kind.__name__}, got {type(obj).__name__}",
-                         path=path, field=field, fix=fix or _READ_RASTER_FIX)

@@ -38,9 +38,10 @@ from dask.base import tokenize
 
 from permafrost.area import ZONE_LIMITS, ZONE_NAMES
 from permafrost.backends import array_module, resolve_device, to_host
+from permafrost.checks import require_xarray
 from permafrost.defaults import CHUNK
 from permafrost.errors import CRSError, GridMismatchError, InputError, ModelError
-from permafrost.grid import grids_equal, require_xarray
+from permafrost.grid import grids_equal
 
 __all__ = [
     "MIN_CHUNK",

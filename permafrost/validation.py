@@ -45,17 +45,17 @@ from pathlib import Path
 
 import dask
 import dask.array as dsa
-import geopandas as gpd
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 from permafrost.area import ZONE_NAMES as _ZONE_NAMES
 from permafrost.area import cell_areas, classify_zones
+from permafrost.checks import require_geodataframe, require_xarray
 from permafrost.cv import metric_xy, site_ids
-from permafrost.defaults import auto_block_rows
+from permafrost.defaults import BOOTSTRAP_RESAMPLES, CI_LEVEL, SITE_M, auto_block_rows
 from permafrost.errors import CRSError, DataError, InputError
-from permafrost.grid import grid_of, require_xarray, sample_at_points
+from permafrost.grid import grid_of, sample_at_points
 from permafrost.metrics import binary_metrics, cohen_kappa
 from permafrost.rasterize import Shapes, burn, polygons_in_crs
 
@@ -134,7 +134,7 @@ def _resample_counts(rng: np.random.Generator, n_resamples: int, members: np.nda
 
 
 def bootstrap_metrics(y_true, p, *, threshold: float = 0.5, probabilistic: bool = True,
-                      sites=None, n_resamples: int = 2000, level: float = 0.95,
+                      sites=None, n_resamples: int = BOOTSTRAP_RESAMPLES, level: float = CI_LEVEL,
                       seed: int = 0, min_sites: int = MIN_BOOTSTRAP_SITES) -> dict:
     """Percentile bootstrap confidence intervals of the borehole metrics.
 
@@ -197,10 +197,10 @@ def bootstrap_metrics(y_true, p, *, threshold: float = 0.5, probabilistic: bool 
         raise DataError("predictions must be finite", field="p", fix="drop no-data boreholes")
     if int(n_resamples) < 1000:
         raise DataError(f"need at least 1000 bootstrap resamples, got {n_resamples}",
-                        field="bootstrap_resamples", fix="use 2000")
+                        field="bootstrap_resamples", fix=f"use {BOOTSTRAP_RESAMPLES}")
     if not 0 < level < 1:
         raise DataError(f"confidence level must be in (0, 1), got {level}", field="ci_level",
-                        fix="use 0.95")
+                        fix=f"use {CI_LEVEL}")
     n = y.size
     if n == 0:
         raise DataError("no borehole to resample", field="boreholes", fix="give boreholes")
@@ -643,9 +643,7 @@ def _prior_maps(priors) -> list[tuple[PriorSpec, xr.DataArray, xr.DataArray | No
 
 
 def _require_boreholes(bh) -> None:
-    if not isinstance(bh, gpd.GeoDataFrame):
-        raise InputError(f"expected a geopandas.GeoDataFrame of boreholes, got "
-                         f"{type(bh).__name__}", field="boreholes",
+    require_geodataframe(bh, "boreholes", optional=False, what="of boreholes",
                          fix="read it with permafrost.read_presence_table(path)")
     missing = [c for c in ("borehole_id", "presence") if c not in bh.columns]
     if missing:
@@ -667,10 +665,10 @@ def validate(
     threshold: float = 0.5,
     n_bins: int = 10,
     block_rows: int | None = None,
-    bootstrap_resamples: int = 2000,
-    ci_level: float = 0.95,
+    bootstrap_resamples: int = BOOTSTRAP_RESAMPLES,
+    ci_level: float = CI_LEVEL,
     seed: int = 0,
-    site_m: float = 500.0,
+    site_m: float = SITE_M,
 ) -> ValidationResult:
     """Validate a PZI map against boreholes and prior maps.
 
@@ -738,9 +736,7 @@ def validate(
         _require_boreholes(boreholes)
     maps = _prior_maps(priors)
     require_xarray(mask, "mask", optional=True)
-    if mask_vector is not None and not isinstance(mask_vector, gpd.GeoDataFrame):
-        raise InputError(f"expected a geopandas.GeoDataFrame, got {type(mask_vector).__name__}",
-                         field="mask_vector", fix="read it with permafrost.read_vector(path)")
+    require_geodataframe(mask_vector, "mask_vector")
     if boreholes is None and not maps:
         raise DataError("nothing to validate against", field="--boreholes/--prior",
                         fix="give --boreholes CSV and/or --prior NAME=FILE:...")

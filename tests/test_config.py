@@ -190,6 +190,28 @@ def test_one_set_of_defaults_across_cli_config_library_and_pipelines():
     cal = {"config": TrainOptions().calibration, "cli": default(train_cmd, "calibration"),
            "train_model": default(train_model, "calibration")}
     assert set(cal.values()) == {CALIBRATION}, cal
+    from permafrost.cli.validate import validate_cmd
+    from permafrost.config import ValidateOptions
+    from permafrost.defaults import BOOTSTRAP_RESAMPLES, CI_LEVEL, SITE_M
+    from permafrost.labels import holdout_split
+    from permafrost.validation import bootstrap_metrics, validate
+    from permafrost.workflows.validate import validate_from_files
+
+    boot = {"config": ValidateOptions().bootstrap_resamples,
+            "cli": default(validate_cmd, "bootstrap"),
+            "validate": default(validate, "bootstrap_resamples"),
+            "validate_from_files": default(validate_from_files, "bootstrap_resamples"),
+            "bootstrap_metrics": default(bootstrap_metrics, "n_resamples")}
+    assert set(boot.values()) == {BOOTSTRAP_RESAMPLES}, boot
+    level = {"config": ValidateOptions().ci_level, "cli": default(validate_cmd, "ci_level"),
+             "validate": default(validate, "ci_level"),
+             "validate_from_files": default(validate_from_files, "ci_level"),
+             "bootstrap_metrics": default(bootstrap_metrics, "level")}
+    assert set(level.values()) == {CI_LEVEL}, level
+    site = {"cli": default(validate_cmd, "site_m"), "validate": default(validate, "site_m"),
+            "validate_from_files": default(validate_from_files, "site_m"),
+            "holdout_split": default(holdout_split, "site_m")}
+    assert set(site.values()) == {SITE_M}, site
     for p in sorted((Path(__file__).resolve().parents[1] / "pipelines").glob("*.toml")):
         raw = tomllib.loads(p.read_text())
         assert "chunk" not in raw.get("predict", {}), p.name

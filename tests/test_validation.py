@@ -503,3 +503,30 @@ def test_validation_gives_intervals_for_every_held_out_metric(region, tmp_path):
                 parse_prior_spec(f"prior={region / 'pzi_prior.tif'}:continuous:0.5")])
     assert (again / "validation.json").read_bytes() == (tmp_path / "a" / "validation.json") \
         .read_bytes().replace(str(tmp_path / "a").encode(), str(again).encode())
+
+
+def test_cli_validate_bootstrap_options_reach_the_intervals(region):
+    """--bootstrap, --ci-level, --site-m and --seed are recorded, and the seed decides the
+    intervals (same seed, same bytes; another seed, other intervals)."""
+    from permafrost.cli import app
+
+    def run(name, *opts):
+        out = region / name
+        res = CliRunner().invoke(app, ["validate", str(region / "truth.tif"), "--boreholes",
+                                       str(region / "bh.csv"), "--out", str(out), *opts])
+        assert res.exit_code == 0, res.output
+        return json.loads((out / "validation.json").read_text())["boreholes"]
+
+    opts = ["--bootstrap", "1000", "--ci-level", "0.9", "--site-m", "250"]
+    a, b, c = run("s1", *opts, "--seed", "1"), run("s1b", *opts, "--seed", "1"), \
+        run("s2", *opts, "--seed", "2")
+    boot = a["bootstrap"]
+    assert (boot["resamples"], boot["level"], boot["site_m"], boot["seed"]) == (1000, 0.9,
+                                                                                 250.0, 1)
+    assert a["table"] == b["table"]
+    assert a["table"] != c["table"]  # the intervals move with the seed
+    assert [r.get("auc") for r in a["table"]] == [r.get("auc") for r in c["table"]]
+    bad = CliRunner().invoke(app, ["validate", str(region / "truth.tif"), "--boreholes",
+                                   str(region / "bh.csv"), "--out", str(region / "x"),
+                                   "--bootstrap", "10"])
+    assert bad.exit_code == 2

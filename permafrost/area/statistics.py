@@ -17,16 +17,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-import geopandas as gpd
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 from permafrost.area.ellipsoid import cell_areas
 from permafrost.area.zones import AGGREGATE_M, REGION_THRESHOLD, ZONES, aggregation_factors
+from permafrost.checks import require_geodataframe, require_xarray
 from permafrost.defaults import auto_block_rows
 from permafrost.errors import DataError, InputError
-from permafrost.grid import Grid, grid_of, require_xarray
+from permafrost.grid import Grid, grid_of
 from permafrost.rasterize import Shapes, burn, polygons_in_crs
 
 __all__ = [
@@ -135,13 +135,6 @@ class ZoneStatistics:
         return cls(units=list(d["units"]), meta=d["meta"])
 
 
-def _require_geodataframe(obj, field: str) -> None:
-    """Refuse anything but a :class:`geopandas.GeoDataFrame` (None passes)."""
-    if obj is not None and not isinstance(obj, gpd.GeoDataFrame):
-        raise InputError(f"expected a geopandas.GeoDataFrame, got {type(obj).__name__}",
-                         field=field, fix="read it with permafrost.read_vector(path)")
-
-
 def zone_statistics(
     pzi: xr.DataArray,
     *,
@@ -206,8 +199,8 @@ def zone_statistics(
     require_xarray(pzi, "pzi")
     require_xarray(dem, "dem", optional=True)
     require_xarray(mask_raster, "mask_raster", optional=True)
-    _require_geodataframe(regions, "regions")
-    _require_geodataframe(mask_vector, "mask_vector")
+    require_geodataframe(regions, "regions")
+    require_geodataframe(mask_vector, "mask_vector")
     if pzi.ndim != 2:
         raise DataError(f"the PZI raster must be 2-D, got dims {pzi.dims}",
                         path=pzi.attrs.get("source"), fix="give a single-band raster")

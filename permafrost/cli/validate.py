@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from permafrost.cli._app import app, console, emit_json, make_table
+from permafrost.defaults import BOOTSTRAP_RESAMPLES, CI_LEVEL, SITE_M
 
 
 @app.command("validate")
@@ -28,6 +29,15 @@ def validate_cmd(
     mask: Path | None = typer.Option(None, "--mask",
                                      help="Cells excluded from map agreement (polygons/raster)."),
     n_bins: int = typer.Option(10, "--bins", help="Reliability curve bins."),
+    bootstrap: int = typer.Option(BOOTSTRAP_RESAMPLES, "--bootstrap", min=1000,
+                                  help="Resamples of the percentile bootstrap of every "
+                                       "borehole metric."),
+    ci_level: float = typer.Option(CI_LEVEL, "--ci-level", min=0.5, max=0.999,
+                                   help="Confidence level of the bootstrap intervals."),
+    site_m: float = typer.Option(SITE_M, "--site-m", min=0.0,
+                                 help="Boreholes closer than this to a neighbour form one site, "
+                                      "the bootstrap's resampling unit [m]."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the bootstrap."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON, no table."),
 ) -> None:
     """Borehole metrics side by side for the model and each prior; area agreement with priors."""
@@ -39,7 +49,9 @@ def validate_cmd(
     res = validate_from_files(pzi, boreholes_path=boreholes, boreholes_crs=boreholes_crs,
                               boreholes_columns=parse_column_options(borehole_column),
                               priors=specs, out_dir=out,
-                              threshold=threshold, mask_path=mask, n_bins=n_bins).as_dict()
+                              threshold=threshold, mask_path=mask, n_bins=n_bins,
+                              bootstrap_resamples=bootstrap, ci_level=ci_level, site_m=site_m,
+                              seed=seed).as_dict()
     if as_json:
         emit_json(res)
         return

@@ -12,6 +12,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from permafrost.cv import block_boxes, block_index, default_block_size, metric_crs, metric_xy
+from permafrost.defaults import SITE_M
 from permafrost.errors import CRSError, DataError
 from permafrost.labels.fusion import LabelSet
 
@@ -66,7 +67,7 @@ def holdout_split(
     seed: int = 0,
     candidates: gpd.GeoDataFrame | None = None,
     group_col: str | None = "group",
-    site_m: float = 500.0,
+    site_m: float = SITE_M,
     draws: int = 200,
 ) -> HoldOut:
     """Hold out whole spatial blocks: their candidates validate, none of their labels train.

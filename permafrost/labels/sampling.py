@@ -8,7 +8,7 @@ import math
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import rasterio.features
+import rasterio.windows
 import shapely
 import xarray as xr
 from pyproj import CRS
@@ -21,6 +21,7 @@ from permafrost.defaults import BOREHOLE_WEIGHT, ROCK_GLACIER_WEIGHT
 from permafrost.errors import CRSError, DataError
 from permafrost.grid import sample_at_points
 from permafrost.ground_thermal import assess_borehole
+from permafrost.rasterize import Shapes, burn
 
 SAMPLING_STRATEGIES = ("front", "centroid", "interior")
 
@@ -43,9 +44,10 @@ def _front_point(geom, dem: xr.DataArray, dem_transform: Affine) -> tuple[Point,
     sub = np.asarray(dem.isel({dem.rio.y_dim: slice(r0, r1), dem.rio.x_dim: slice(c0, c1)})
                      .values, dtype=float).reshape(r1 - r0, c1 - c0)
     wt = rasterio.windows.transform(Window(c0, r0, c1 - c0, r1 - r0), dem_transform)
+    shapes = Shapes(np.array([geom], dtype=object))
     for touched in (False, True):
-        inside = rasterio.features.geometry_mask([geom], out_shape=sub.shape, transform=wt,
-                                                 invert=True, all_touched=touched)
+        inside = burn(shapes, dem_transform, (r0, c0, r1 - r0, c1 - c0), all_touched=touched,
+                      dtype="uint8").astype(bool)
         vals = np.where(inside & np.isfinite(sub), sub, np.inf)
         if np.isfinite(vals).any():
             k = int(np.argmin(vals))  # first minimum in row-major order: deterministic

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from permafrost.defaults import auto_block_rows
+from permafrost.defaults import BOOTSTRAP_RESAMPLES, CI_LEVEL, SITE_M, auto_block_rows
 from permafrost.errors import DataError
 from permafrost.io.boreholes import read_presence_table
 from permafrost.io.maps import read_aligned, read_mask
@@ -49,10 +49,10 @@ def validate_from_files(
     mask_path=None,
     n_bins: int = 10,
     block_rows: int | None = None,
-    bootstrap_resamples: int = 2000,
-    ci_level: float = 0.95,
+    bootstrap_resamples: int = BOOTSTRAP_RESAMPLES,
+    ci_level: float = CI_LEVEL,
     seed: int = 0,
-    site_m: float = 500.0,
+    site_m: float = SITE_M,
 ) -> ValidationResult:
     """Validate a PZI raster against boreholes and prior maps; write JSON, CSV and rasters.
 
