@@ -91,10 +91,10 @@ def main() -> None:
         labels = make_labels(ds, truth, n)
         for dev in devices:
             t0 = time.perf_counter()
-            _m, rep = train_model(labels, ds, model=args.model, device=dev, seed=0,
-                                  folds=args.folds, params={"n_estimators": args.n_estimators}
-                                  if args.model != "logistic" else None,
-                                  random_cv=not args.no_random_cv)
+            rep = train_model(labels, ds, model=args.model, device=dev, seed=0,
+                              folds=args.folds, params={"n_estimators": args.n_estimators}
+                              if args.model != "logistic" else None,
+                              random_cv=not args.no_random_cv).report
             wall = time.perf_counter() - t0
             runs.append({"n_labels": n, "device": rep.device, "seconds": rep.seconds,
                          "wall_s": wall, "labels_per_s": n / wall,

@@ -58,6 +58,7 @@ _LAZY = {
     "build_stack": "permafrost.workflows.covariates",
     "extract_at_points": "permafrost.covariates",
     "train_model": "permafrost.models",
+    "TrainResult": "permafrost.models",
     "train_from_files": "permafrost.workflows.train",
     "PZIModel": "permafrost.pzi_model",
     "save_model": "permafrost.io.model",

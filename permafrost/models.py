@@ -23,7 +23,8 @@ from an independent source (:func:`permafrost.calibration.prior_shift`).
 
 :func:`train_model` runs the whole chain: extraction of covariates at the labels, spatial
 block CV and random CV, cross-fitted calibration, importance, and returns a
-:class:`~permafrost.pzi_model.PZIModel` and a :class:`TrainReport`.  Reading the labels and
+a :class:`TrainResult`: the :class:`~permafrost.pzi_model.PZIModel` and a
+:class:`TrainReport`.  Reading the labels and
 covariates from files and saving the model directory is the workflow
 :func:`permafrost.workflows.train.train_from_files`.
 
@@ -85,6 +86,7 @@ __all__ = [
     "make_estimator",
     "balanced_weights",
     "TrainReport",
+    "TrainResult",
     "train_model",
 ]
 
@@ -443,9 +445,18 @@ class TrainReport:
     threshold: float
     seconds: dict = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
+    def as_dict(self) -> dict:
         """Plain dict (for JSON)."""
         return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_model` (and :func:`permafrost.workflows.train.train_from_files`)
+    returns: the fitted model and what training measured."""
+
+    model: PZIModel
+    report: TrainReport
 
 
 #: the library versions a model's metadata records (:func:`permafrost.provenance.versions`)
@@ -511,7 +522,7 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
                 random_cv: bool = True, threshold: float = 0.5, min_per_class: int = 10,
                 prevalence: float | None = None, prevalence_source: str | None = None,
                 keep_fold_models: bool = True, batch_size: int = 100_000,
-                labels_source=None, covariates_source=None) -> tuple[PZIModel, TrainReport]:
+                labels_source=None, covariates_source=None) -> TrainResult:
     """Train a calibrated, spatially cross-validated permafrost model.
 
     Parameters
@@ -563,7 +574,9 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
 
     Returns
     -------
-    (PZIModel, TrainReport)
+    TrainResult
+        ``model``: the calibrated :class:`~permafrost.pzi_model.PZIModel` (not saved; see
+        :func:`permafrost.io.model.save_model`); ``report``: what training measured.
     """
     t0 = time.perf_counter()
     if model not in MODEL_KINDS:
@@ -730,4 +743,4 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
                    metadata=metadata, fold_models=fold_models if keep_fold_models else [])
     log.info("trained %s on %d labels (%s), spatial AUC %.3f", model, len(y), device_used,
              report.spatial_summary["auc"]["mean"] or float("nan"))
-    return pzi, report
+    return TrainResult(model=pzi, report=report)

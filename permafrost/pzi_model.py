@@ -71,10 +71,15 @@ class BoosterPredictor:
     def predict(self, X, *, device: str | None = None):
         """Probability of class 1 [-], 1-D float32, same array library as ``X``.
 
-        ``device`` defaults to the one that holds ``X`` (CuPy: ``cuda``, else ``cpu``).
+        On first use the booster is put on ``device`` (default: the one that holds ``X``;
+        CuPy: ``cuda``, else ``cpu``).  After that the booster stays where it is: changing a
+        booster's device is not thread-safe, and threads share the predictor
+        (:func:`permafrost.predict.prepare_model` places it once, before they start);
+        XGBoost copies input held on the other device.  Call :meth:`use_device` to move it.
         """
         xp = array_module_of(X)
-        self.use_device(device or ("cuda" if xp is not np else "cpu"))
+        if self._device is None:
+            self.use_device(device or ("cuda" if xp is not np else "cpu"))
         if X.shape[0] == 0:
             return xp.zeros(0, dtype=xp.float32)
         out = self.booster.inplace_predict(X, missing=np.nan)

@@ -114,7 +114,7 @@ def trained(region, labels):
 # the must-hold checks on a generated truth
 # ---------------------------------------------------------------------------------------
 def test_spatial_cv_close_to_truth(trained, labels):
-    model, rep = trained
+    model, rep = trained.model, trained.report
     y, p = labels["label"].to_numpy(), labels["p_truth"].to_numpy()
     auc_truth = roc_auc_score(y, p)
     brier_truth = brier_score_loss(y, p)
@@ -136,7 +136,7 @@ def test_random_cv_more_optimistic_with_unexplained_spatial_structure():
     # random folds put cluster-mates in training and test and overstate skill
     ds, truth = make_region(b_maat=-0.8, b_latent=1.5)
     lab = sample_labels(ds, truth, seed=1)
-    _, rep = train_model(lab, ds, device="cpu", seed=1, params=FAST)
+    rep = train_model(lab, ds, device="cpu", seed=1, params=FAST).report
     assert rep.random_summary["auc"]["mean"] > rep.spatial_summary["auc"]["mean"]
     assert rep.random_summary["brier"]["mean"] < rep.spatial_summary["brier"]["mean"]
 
@@ -185,8 +185,8 @@ def test_deterministic_model_files(region, labels, tmp_path):
     ds, _ = region
     outs = []
     for k in range(2):
-        m, _ = train_model(labels, ds, model="xgboost", device="cpu", seed=3, params=FAST,
-                           random_cv=False)
+        m = train_model(labels, ds, model="xgboost", device="cpu", seed=3, params=FAST,
+                        random_cv=False).model
         outs.append(save_model(m, tmp_path / f"m{k}"))
     files = sorted(p.relative_to(outs[0]) for p in outs[0].rglob("*") if p.is_file())
     assert {"metadata.json", "predictor.json", "calibration.json"} <= {str(f) for f in files}
@@ -194,8 +194,8 @@ def test_deterministic_model_files(region, labels, tmp_path):
     for f in files:
         assert (outs[0] / f).read_bytes() == (outs[1] / f).read_bytes(), f
     # a different seed gives a different model (the check above can fail)
-    m, _ = train_model(labels, ds, model="xgboost", device="cpu", seed=4, params=FAST,
-                       random_cv=False)
+    m = train_model(labels, ds, model="xgboost", device="cpu", seed=4, params=FAST,
+                    random_cv=False).model
     other = save_model(m, tmp_path / "m_other")
     assert (other / "predictor.json").read_bytes() != (outs[0] / "predictor.json").read_bytes()
 
@@ -204,8 +204,9 @@ def test_deterministic_model_files(region, labels, tmp_path):
 def test_other_models_train_save_load(region, labels, tmp_path, kind):
     ds, _ = region
     params = {"n_estimators": 30, "max_depth": 6} if kind == "rf" else None
-    m, rep = train_model(labels, ds, model=kind, device="cpu", seed=0, params=params,
-                         calibration="sigmoid", random_cv=False)
+    trained = train_model(labels, ds, model=kind, device="cpu", seed=0, params=params,
+                          calibration="sigmoid", random_cv=False)
+    m, rep = trained.model, trained.report
     assert rep.spatial_summary["auc"]["mean"] > 0.75
     out = save_model(m, tmp_path / kind)
     m2 = load_model(out)
@@ -224,7 +225,7 @@ def test_other_models_train_save_load(region, labels, tmp_path, kind):
 
 
 def test_importance_ranks_the_driving_covariate(trained):
-    _, rep = trained
+    _, rep = trained.model, trained.report
     shap = rep.importance["mean_abs_shap"]
     gain = rep.importance["gain"]
     assert max(shap, key=shap.get) in ("maat", "ndvi")  # ndvi is a proxy of elevation too
@@ -236,7 +237,7 @@ def test_importance_ranks_the_driving_covariate(trained):
 # the artefact and its contract
 # ---------------------------------------------------------------------------------------
 def test_contract_predict_raw_calibrate_pzi(trained, tmp_path):
-    model, _ = trained
+    model, _ = trained.model, trained.report
     out = save_model(model, tmp_path / "model")
     m = load_model(out)
     assert m.feature_names == ["maat", "pisr", "ndvi"]
@@ -264,7 +265,7 @@ def test_contract_predict_raw_calibrate_pzi(trained, tmp_path):
 
 
 def test_metadata_contents(trained, tmp_path):
-    model, rep = trained
+    model, rep = trained.model, trained.report
     out = save_model(model, tmp_path / "model")
     meta = json.loads((out / "metadata.json").read_text())
     for key in ("feature_names", "grid", "training", "cv", "versions", "device", "calibration",
@@ -281,7 +282,7 @@ def test_metadata_contents(trained, tmp_path):
 
 
 def test_incomplete_and_incompatible_model_dirs(trained, tmp_path):
-    model, _ = trained
+    model, _ = trained.model, trained.report
     out = save_model(model, tmp_path / "model")
     bad = tmp_path / "incomplete"
     shutil.copytree(out, bad)
@@ -306,7 +307,7 @@ def test_incomplete_and_incompatible_model_dirs(trained, tmp_path):
 
 
 def test_save_is_atomic_and_overwrites(trained, tmp_path):
-    model, _ = trained
+    model, _ = trained.model, trained.report
     out = save_model(model, tmp_path / "model")
     save_model(model, out)  # overwrite in place
     assert load_model(out).feature_names == model.feature_names
@@ -475,7 +476,7 @@ def test_sample_region_against_truth(sample_dir):
 
     ds = build_stack(sample_dir / "covariates")
     gdf = _sample_labels_from_truth(sample_dir)
-    _, rep = train_model(gdf, ds, device="cpu", seed=0, params={"n_estimators": 150})
+    rep = train_model(gdf, ds, device="cpu", seed=0, params={"n_estimators": 150}).report
     assert rep.dropped == {} and rep.n_labels_used == len(gdf)
     y, p = gdf["label"].to_numpy(), gdf["p_truth"].to_numpy()
     auc_truth, brier_truth = roc_auc_score(y, p), brier_score_loss(y, p)
@@ -500,7 +501,7 @@ def test_sample_region_with_fused_labels(sample_dir):
                            dem=sample_dir / "covariates" / "dem.tif", sampling="interior")
     g = ls.points
     ds = build_stack(sample_dir / "covariates")
-    _, rep = train_model(g, ds, device="cpu", seed=0, params={"n_estimators": 150})
+    rep = train_model(g, ds, device="cpu", seed=0, params={"n_estimators": 150}).report
     truth = read_raster(sample_dir / "truth" / "pzi_truth.tif").to_dataset(name="t")
     at = extract_at_points(truth, g)
     tv, keep = at.values, at.keep
@@ -527,9 +528,10 @@ def test_cuda_training_and_cupy_prediction(region, labels, tmp_path):
         pytest.skip("no usable CUDA GPU")
     cupy = pytest.importorskip("cupy")
     ds, _ = region
-    m, rep = train_model(labels, ds, device="cuda", seed=0, params=FAST, random_cv=False)
+    trained = train_model(labels, ds, device="cuda", seed=0, params=FAST, random_cv=False)
+    m, rep = trained.model, trained.report
     assert rep.device == "cuda" and m.metadata["device"] == "cuda"
-    m_cpu, rep_cpu = train_model(labels, ds, device="cpu", seed=0, params=FAST, random_cv=False)
+    rep_cpu = train_model(labels, ds, device="cpu", seed=0, params=FAST, random_cv=False).report
     # GPU and CPU hist differ in floating-point order only: same skill within 0.02 AUC
     assert rep.spatial_summary["auc"]["mean"] == pytest.approx(
         rep_cpu.spatial_summary["auc"]["mean"], abs=0.02)
@@ -563,9 +565,9 @@ def test_monotone_constraint_makes_pzi_non_increasing_in_maat():
     p = 1 / (1 + np.exp(1.5 * (maat[r, c] + 2)))
     labels = gpd.GeoDataFrame({"label": (rng.random(len(idx)) < p).astype(int)},
                               geometry=gpd.points_from_xy(ds.x.values[c], ds.y.values[r]), crs=4326)
-    model, _ = train_model(labels, ds, model="xgboost", device="cpu", seed=0, folds=3,
+    model = train_model(labels, ds, model="xgboost", device="cpu", seed=0, folds=3,
                            block_size=2000.0, random_cv=False,
-                           params={"n_estimators": 60, "monotone_constraints": {"maat": -1}})
+                           params={"n_estimators": 60, "monotone_constraints": {"maat": -1}}).model
     grid_maat = np.linspace(-8, 4, 200, dtype="float32")
     for o in (-1.0, 0.0, 1.5):
         X = np.column_stack([grid_maat, np.full_like(grid_maat, o)])

@@ -670,3 +670,26 @@ def test_cli_predict(model_dir, stack_dir, tmp_path):
                             str(stack_dir), "--out", str(tmp_path / "p3.tif")])
     assert r.exit_code == 2 and "model directory not found" in r.output
     assert "Traceback" not in r.output
+
+
+def test_shared_booster_is_placed_once_and_never_moved_by_predict():
+    """Changing a booster's device is not thread-safe: only the first use (or use_device)
+    sets it; later predictions with another device hint leave the booster alone."""
+    calls = []
+
+    class FakeBooster:
+        def set_param(self, params):
+            calls.append(params["device"])
+
+        def inplace_predict(self, X, missing):
+            return np.full(X.shape[0], 0.25, dtype=np.float32)
+
+    pred = BoosterPredictor(FakeBooster())
+    X = np.zeros((3, 2), dtype=np.float32)
+    assert pred.predict(X).tolist() == [0.25] * 3
+    pred.predict(X, device="cuda")
+    pred.predict(X, device="cpu")
+    assert calls == ["cpu"]
+    pred.use_device("cuda")
+    pred.use_device("cuda")
+    assert calls == ["cpu", "cuda"]

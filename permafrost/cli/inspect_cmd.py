@@ -19,7 +19,7 @@ def inspect_cmd(
 
     summaries, skipped = describe_directory(directory, strict=strict)
     if as_json:
-        emit_json({"datasets": [s.to_dict() for s in summaries], "skipped": skipped})
+        emit_json({"datasets": [s.as_dict() for s in summaries], "skipped": skipped})
     else:
         table = make_table(f"Datasets in {directory}")
         for col in ("file", "kind", "CRS", "size", "details"):

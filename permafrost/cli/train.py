@@ -52,13 +52,13 @@ def train_cmd(
         params["monotone_constraints"] = _parse_monotone(monotone)
     params = params or None
     feats = [f.strip() for f in features.split(",") if f.strip()] if features else None
-    _m, r = train_from_files(
+    r = train_from_files(
         labels, covariates, out, like=like, model=model, device=device, seed=seed, folds=folds,
         block_size=block_size, calibration=calibration, label_col=label_column,
         group_col=group_column, weight_col=weight_column, features=feats, params=params,
-        random_cv=not no_random_cv)
+        random_cv=not no_random_cv).report
     if as_json:
-        emit_json({**r.to_dict(), "out": str(out)})
+        emit_json({**r.as_dict(), "out": str(out)})
         return
     console.print(f"Model {r.model} trained on {r.n_labels_used} of {r.n_labels_in} labels "
                   f"({r.n_positive} permafrost, {r.n_negative} none) on device "

@@ -46,7 +46,7 @@ class DatasetSummary:
     details: dict = field(default_factory=dict)
     error: str | None = None
 
-    def to_dict(self) -> dict:
+    def as_dict(self) -> dict:
         return asdict(self)
 
 

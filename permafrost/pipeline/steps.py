@@ -351,7 +351,7 @@ def _cv_block_size(ctx: StepContext) -> tuple[float | None, str | None]:
 
 def _train_run(ctx: StepContext):
     t = ctx.config.train
-    model, report = train_from_files(
+    trained = train_from_files(
         ctx.upstream["labels"].output("labels"), ctx.config.inputs.covariates,
         ctx.workdir / "model", model=t.model, device=t.device, seed=ctx.seed, folds=t.folds,
         block_size=_cv_block_size(ctx)[0], block_size_rule=_cv_block_size(ctx)[1],
@@ -360,6 +360,7 @@ def _train_run(ctx: StepContext):
         params=({"n_estimators": t.n_estimators, "monotone_constraints": dict(t.monotone) or None}
                 if t.model != "logistic" else None),
     )
+    model = trained.model
     meta = model.metadata
     cv = meta.get("cv", {})
     summary = {"model": t.model, "device": meta.get("device"), "features": model.feature_names,

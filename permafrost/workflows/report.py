@@ -28,15 +28,22 @@ __all__ = ["report_from_files"]
 _ACTIVITIES = ["active", "transitional", "intact", "relict", "uncertain"]
 
 
+def _read_output(path, column: str, command: str, map_crs):
+    """A vector file written by ``permafrost <command>`` (it must have ``column``), in the
+    map's CRS."""
+    gdf = read_vector(path, allow_empty=True)
+    if column not in gdf.columns:
+        raise DataError(f"no {column!r} column", path=path, field=column,
+                        fix=f"give the file written by `permafrost {command}`")
+    if map_crs is not None and gdf.crs is not None:
+        gdf = gdf.to_crs(map_crs.to_wkt())
+    return gdf
+
+
 def _kinematics_bundle(path, map_crs, activity_column: str | None) -> tuple[dict, dict]:
     """Counts for the Kinematics section and the outlines for its map (from the GeoPackage
     of `permafrost kinematics`; ``insar_change``/``insar_reason`` columns when present)."""
-    gdf = read_vector(path, allow_empty=True)
-    if "kin_activity" not in gdf.columns:
-        raise DataError("no 'kin_activity' column", path=path, field="kin_activity",
-                        fix="give the GeoPackage written by `permafrost kinematics`")
-    if map_crs is not None and gdf.crs is not None:
-        gdf = gdf.to_crs(map_crs.to_wkt())
+    gdf = _read_output(path, "kin_activity", "kinematics", map_crs)
     act = gdf["kin_activity"].astype("string").str.strip().str.lower().fillna("uncertain")
     kin: dict = {"source": str(path), "n_outlines": len(gdf)}
     if "kin_rgik_class" in gdf.columns:
@@ -221,12 +228,7 @@ def report_from_files(
         if kmap:
             b["maps"]["kinematics"] = kmap
     if labels:
-        gdf = read_vector(labels, allow_empty=True)
-        if "label" not in gdf.columns:
-            raise DataError("no 'label' column", path=labels, field="label",
-                            fix="give the labels file written by `permafrost labels`")
-        if map_crs is not None and gdf.crs is not None:
-            gdf = gdf.to_crs(map_crs.to_wkt())
+        gdf = _read_output(labels, "label", "labels", map_crs)
         pts = gdf.geometry.representative_point()
         b["labels"] = {"x": pts.x.tolist(), "y": pts.y.tolist(),
                        "label": gdf["label"].astype(int).tolist(),

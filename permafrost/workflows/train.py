@@ -6,16 +6,15 @@ from __future__ import annotations
 from permafrost.defaults import CHUNK
 from permafrost.io.model import save_model
 from permafrost.io.vectors import read_vector
-from permafrost.models import TrainReport, train_model
+from permafrost.models import TrainResult, train_model
 from permafrost.provenance import relative_path
-from permafrost.pzi_model import PZIModel
 from permafrost.workflows.covariates import build_stack
 
 __all__ = ["train_from_files"]
 
 
 def train_from_files(labels_path, covariates, out_dir, *, layer: str | None = None,
-                     like=None, chunk: int = CHUNK, **kwargs) -> tuple[PZIModel, TrainReport]:
+                     like=None, chunk: int = CHUNK, **kwargs) -> TrainResult:
     """Read labels and covariates from files, train (:func:`permafrost.models.train_model`)
     and save the model directory (:func:`permafrost.io.model.save_model`).
 
@@ -39,18 +38,19 @@ def train_from_files(labels_path, covariates, out_dir, *, layer: str | None = No
 
     Returns
     -------
-    (PZIModel, TrainReport)
+    TrainResult
         The saved model (its ``metadata`` as written, with the ``inputs`` relative to the
         model directory) and the training report.
     """
     labels = read_vector(labels_path, layer=layer)
     ds = build_stack(covariates, chunks=chunk, like=like)
-    model, report = train_model(labels, ds, labels_source=labels_path,
-                                covariates_source=covariates, **kwargs)
+    res = train_model(labels, ds, labels_source=labels_path, covariates_source=covariates,
+                      **kwargs)
+    model = res.model
     # relative to the model directory: the metadata (and the model's hash in the PZI's tags)
     # does not depend on where the checkout lives
     model.metadata["inputs"] = {"labels": relative_path(labels_path, out_dir),
                                 "covariates": relative_path(covariates, out_dir),
                                 "paths_relative_to": "the model directory"}
     save_model(model, out_dir)
-    return model, report
+    return res
