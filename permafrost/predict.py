@@ -186,7 +186,7 @@ def _fold_spread(model: Any, X: Any, *, xp: Any, device: str) -> Any:
     folds = list(getattr(model, "fold_models", None) or [])
     preds = []
     for fm in folds:
-        if hasattr(fm, "predict"):  # the model's raw predictors (permafrost.model_io)
+        if hasattr(fm, "predict"):  # the model's raw predictors (permafrost.pzi_model)
             raw = fm.predict(X, device=device)
         else:  # a bare xgboost.Booster
             raw = fm.inplace_predict(X)
@@ -226,7 +226,7 @@ def check_model(model: Any, *, path: Any = None) -> Any:
     """Return ``model`` when it is a PZI model, else raise :class:`ModelError`.
 
     A PZI model has ``feature_names``, ``predict_raw``, ``calibrate`` and
-    ``check_features`` (:class:`permafrost.model_io.PZIModel`).
+    ``check_features`` (:class:`permafrost.pzi_model.PZIModel`).
     """
     if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
         raise ModelError(f"expected a loaded PZI model, got the path {str(model)!r}",

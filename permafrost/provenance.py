@@ -36,6 +36,7 @@ __all__ = [
     "relative_path",
     "canonical_json",
     "file_digest",
+    "model_fingerprint",
     "json_default",
     "jsonable",
     "versions",
@@ -144,6 +145,36 @@ def file_digest(path: str | os.PathLike, *, chunk: int = 1 << 22) -> str:
     with _DIGESTS_LOCK:
         _DIGESTS[key] = digest
     return digest
+
+
+def model_fingerprint(model: Any, path: str | os.PathLike | None = None) -> str:
+    """SHA-256 (hex) of a PZI model: of its directory's files when a path is known, else of
+    its predictors, calibration, metadata and feature names.
+
+    The ``PZI_MODEL_SHA256`` tag of every PZI raster and part of the prediction cache's key.
+    Unlike :func:`file_digest` of the directory it hashes the files' raw bytes, hidden files
+    included (the model directory has none of its own): kept as it is so that the tags of
+    maps already published stay comparable.
+    """
+    h = hashlib.sha256()
+    if path is not None and Path(path).is_dir():
+        root = Path(path)
+        for f in sorted(q for q in root.rglob("*") if q.is_file()):
+            h.update(str(f.relative_to(root)).encode())
+            h.update(f.read_bytes())
+        return h.hexdigest()
+    if path is not None and Path(path).is_file():
+        h.update(Path(path).read_bytes())
+        return h.hexdigest()
+    for pred in [getattr(model, "predictor", None), *list(getattr(model, "fold_models", []))]:
+        if hasattr(pred, "to_bytes"):
+            h.update(pred.to_bytes())
+        elif hasattr(pred, "save_raw"):  # a bare xgboost.Booster
+            h.update(bytes(pred.save_raw("json")))
+    h.update(json.dumps(getattr(model, "calibration", None), sort_keys=True, default=str).encode())
+    h.update(json.dumps(getattr(model, "metadata", {}), sort_keys=True, default=str).encode())
+    h.update(json.dumps(list(model.feature_names)).encode())
+    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ in :mod:`permafrost.backends`; this module only calls it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -71,7 +70,7 @@ from permafrost.predict import (
     predict_block,
     prepare_model,
 )
-from permafrost.provenance import file_digest, relative_path, versions
+from permafrost.provenance import file_digest, model_fingerprint, relative_path, versions
 from permafrost.rasterize import Shapes, burn
 from permafrost.workflows.covariates import build_stack
 
@@ -81,7 +80,6 @@ __all__ = [
     "ZONE_NODATA",
     "PredictResult",
     "ProgressCallback",
-    "model_fingerprint",
     "predict_raster",
 ]
 
@@ -479,30 +477,6 @@ def _open_mask(mask: Any, like: xr.DataArray, *, chunk: int
     if m.polygons is not None:
         return Shapes(m.polygons.geometry.to_numpy()), info
     return as_blocks(m.excluded, chunk), info
-
-
-def model_fingerprint(model: Any, path: str | os.PathLike | None = None) -> str:
-    """SHA-256 of a model: of its directory's files when a path is known, else of its
-    booster and metadata (the ``PZI_MODEL_SHA256`` tag and part of the cache key)."""
-    h = hashlib.sha256()
-    if path is not None and Path(path).is_dir():
-        root = Path(path)
-        for f in sorted(q for q in root.rglob("*") if q.is_file()):
-            h.update(str(f.relative_to(root)).encode())
-            h.update(f.read_bytes())
-        return h.hexdigest()
-    if path is not None and Path(path).is_file():
-        h.update(Path(path).read_bytes())
-        return h.hexdigest()
-    for pred in [getattr(model, "predictor", None), *list(getattr(model, "fold_models", []))]:
-        if hasattr(pred, "to_bytes"):
-            h.update(pred.to_bytes())
-        elif hasattr(pred, "save_raw"):  # a bare xgboost.Booster
-            h.update(bytes(pred.save_raw("json")))
-    h.update(json.dumps(getattr(model, "calibration", None), sort_keys=True, default=str).encode())
-    h.update(json.dumps(getattr(model, "metadata", {}), sort_keys=True, default=str).encode())
-    h.update(json.dumps(list(model.feature_names)).encode())
-    return h.hexdigest()
 
 
 def _covariate_sources(ds: xr.Dataset, features: Sequence[str],
