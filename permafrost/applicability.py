@@ -35,6 +35,7 @@ import numpy as np
 import xarray as xr
 
 from permafrost.area import cell_areas
+from permafrost.checks import expects
 from permafrost.defaults import CHUNK, auto_block_rows
 from permafrost.errors import ModelError
 from permafrost.grid import grid_of
@@ -120,6 +121,7 @@ def outside_range(block: np.ndarray, lo: np.ndarray, hi: np.ndarray, *,
     return out
 
 
+@expects(ds="dataset", ranges="mapping")
 def extrapolation_map(ds: xr.Dataset, ranges: Mapping[str, Sequence[float]],
                       features: Sequence[str], *, pzi: xr.DataArray | None = None
                       ) -> xr.DataArray:

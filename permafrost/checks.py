@@ -1,33 +1,149 @@
 """Argument checks of the library's entry points: the package's one-line errors for objects of
 the wrong type.
 
-Library functions that take objects (rasters as xarray, vectors as GeoDataFrames) call these
-on their arguments, so that a path, a NumPy array or a plain DataFrame where an object of the
-package's data model is expected is a one-line :class:`permafrost.errors.InputError` that names
-the argument and the reader to use, not an ``AttributeError`` or ``TypeError`` deep inside.
+The public functions declare what each argument must be with :func:`expects` (or call
+:func:`require_xarray` / :func:`require_geodataframe` where the rule depends on other
+arguments), so that a path where a DataArray is expected, a number where a path is, or a
+plain DataFrame where a GeoDataFrame is, is a one-line
+:class:`permafrost.errors.ArgumentError` (an :class:`~permafrost.errors.InputError` and a
+:class:`TypeError`) that names the argument and what to give instead, not an
+``AttributeError`` or ``TypeError`` from deep inside a library.
 """
 
 from __future__ import annotations
 
-import geopandas as gpd
+import functools
+import inspect
+import os
+from collections.abc import Callable, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
 import xarray as xr
 
-from permafrost.errors import InputError
+from permafrost.errors import ArgumentError
 
-__all__ = ["require_xarray", "require_geodataframe"]
+__all__ = ["KINDS", "expects", "require_xarray", "require_geodataframe"]
 
 #: what :func:`require_xarray` suggests when no other fix is given
 _READ_RASTER_FIX = ("read it with permafrost.read_raster(path) (or permafrost.read_aligned(path, "
                     "like=pzi) for a raster on another grid)")
 
 
+def _is_path(obj) -> bool:
+    return isinstance(obj, (str, os.PathLike))
+
+
+def _is_geodataframe(obj) -> bool:
+    # by class, without importing geopandas for modules that never see a vector
+    return any(c.__name__ == "GeoDataFrame" and c.__module__.startswith("geopandas")
+               for c in type(obj).__mro__)
+
+
+def _is_paths(obj) -> bool:
+    return _is_path(obj) or (isinstance(obj, Iterable) and not isinstance(obj, (bytes, Mapping))
+                             and all(_is_path(o) for o in obj))
+
+
+def _is_covariates(obj) -> bool:
+    return isinstance(obj, xr.Dataset) or callable(obj) or _is_paths(obj)
+
+
+def _is_model(obj) -> bool:
+    return all(hasattr(obj, a) for a in ("feature_names", "predict_raw", "calibrate"))
+
+
+def _is_1d(obj) -> bool:
+    if isinstance(obj, (str, bytes, Mapping)) or np.isscalar(obj):
+        return False
+    try:
+        return np.ndim(obj) == 1
+    except (TypeError, ValueError):
+        return False
+
+
+#: kind -> (test, what is expected, what to do instead)
+KINDS: dict[str, tuple[Callable[[object], bool], str, str]] = {
+    "path": (_is_path, "a path (str or pathlib.Path)", "give the file's path"),
+    "paths": (_is_paths, "a path or a list of paths", "give the files' paths"),
+    "dataarray": (lambda o: isinstance(o, xr.DataArray), "an xarray.DataArray",
+                  _READ_RASTER_FIX),
+    "dataset": (lambda o: isinstance(o, xr.Dataset), "an xarray.Dataset",
+                "read the covariates with permafrost.build_stack(...)"),
+    "xarray": (lambda o: isinstance(o, (xr.DataArray, xr.Dataset)),
+               "an xarray.DataArray or Dataset", _READ_RASTER_FIX),
+    "geodataframe": (_is_geodataframe, "a geopandas.GeoDataFrame",
+                     "read it with permafrost.read_vector(path)"),
+    "dataframe": (lambda o: isinstance(o, pd.DataFrame), "a pandas.DataFrame",
+                  "give a table as a pandas.DataFrame"),
+    "mapping": (lambda o: isinstance(o, Mapping), "a mapping (dict)", "give a dict"),
+    "array1d": (_is_1d, "a 1-D array (one value per point)",
+                "give a list or 1-D NumPy array"),
+    "covariates": (_is_covariates,
+                   "covariates (a directory, raster files, a .toml stack file, an "
+                   "xarray.Dataset or a callable returning one)",
+                   "give the covariate directory or permafrost.build_stack(...)"),
+    "model": (lambda o: _is_model(o) or _is_path(o), "a PZI model or its directory",
+              "give the model directory or permafrost.load_model(path)"),
+    "pipeline": (lambda o: _is_path(o) or hasattr(o, "pipeline") and hasattr(o, "inputs"),
+                 "a pipeline file or a configuration", "give the path of a pipeline .toml "
+                 "file or permafrost.load_pipeline(path)"),
+    "track": (lambda o: _is_path(o) or hasattr(o, "velocity"),
+              "a track folder, its velocity.h5 or a TrackFiles",
+              "give the MintPy track folder (or permafrost.io.mintpy.TrackFiles)"),
+    "grid": (lambda o: all(hasattr(o, a) for a in ("crs", "transform", "shape")) and
+             not isinstance(o, (xr.DataArray, xr.Dataset)), "a permafrost.Grid",
+             "use permafrost.grid_of(raster)"),
+}
+
+
+def _check(obj, field: str, kind: str, *, optional: bool = False, fix: str | None = None,
+           path=None, what: str = "") -> None:
+    if obj is None and optional:
+        return
+    test, expected, default_fix = KINDS[kind]
+    if not test(obj):
+        label = f"{expected} {what}".rstrip()
+        raise ArgumentError(f"expected {label}, got {type(obj).__name__}", path=path,
+                            field=field, fix=fix or default_fix)
+
+
+def expects(**kinds: str) -> Callable:
+    """Declare what a public function's arguments must be (keys of :data:`KINDS`).
+
+    ``@expects(pzi="dataarray", regions="geodataframe?")``: a trailing ``?`` lets ``None``
+    pass.  The arguments are checked before the function runs; a wrong one raises
+    :class:`~permafrost.errors.ArgumentError` naming the argument.  The signature and the
+    docstring are the function's own (:func:`functools.wraps`).
+    """
+    for k in kinds.values():
+        if k.rstrip("?") not in KINDS:
+            raise ValueError(f"unknown kind {k!r}")
+
+    def decorate(func: Callable) -> Callable:
+        sig = inspect.signature(func)
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            try:
+                bound = sig.bind_partial(*args, **kwargs)
+            except TypeError:  # wrong arguments: Python's own message, from the call
+                return func(*args, **kwargs)
+            for name, kind in kinds.items():
+                if name in bound.arguments:
+                    _check(bound.arguments[name], name, kind.rstrip("?"),
+                           optional=kind.endswith("?"))
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
 def require_xarray(obj, field: str, *, kind: type = xr.DataArray, optional: bool = False,
                    path=None, fix: str | None = None) -> None:
-    """Refuse anything but an xarray object of ``kind`` with the package's :class:`InputError`.
-
-    Library functions call it on their raster arguments, so that a path or a NumPy array
-    where a DataArray is expected is a one-line error naming the argument and the reader
-    to use, not an ``AttributeError`` deep inside.
+    """Refuse anything but an xarray object of ``kind`` with the package's
+    :class:`~permafrost.errors.ArgumentError`.
 
     Parameters
     ----------
@@ -46,19 +162,17 @@ def require_xarray(obj, field: str, *, kind: type = xr.DataArray, optional: bool
 
     Raises
     ------
-    InputError
+    ArgumentError
         ``obj`` is not an instance of ``kind`` (nor ``None`` when ``optional``).
     """
-    if obj is None and optional:
-        return
-    if not isinstance(obj, kind):
-        raise InputError(f"expected an xarray.{kind.__name__}, got {type(obj).__name__}",
-                         path=path, field=field, fix=fix or _READ_RASTER_FIX)
+    _check(obj, field, "dataset" if kind is xr.Dataset else "dataarray", optional=optional,
+           path=path, fix=fix)
 
 
 def require_geodataframe(obj, field: str, *, optional: bool = True, fix: str | None = None,
                          what: str = "") -> None:
-    """Refuse anything but a :class:`geopandas.GeoDataFrame` with the package's :class:`InputError`.
+    """Refuse anything but a :class:`geopandas.GeoDataFrame` with the package's
+    :class:`~permafrost.errors.ArgumentError`.
 
     Parameters
     ----------
@@ -75,12 +189,7 @@ def require_geodataframe(obj, field: str, *, optional: bool = True, fix: str | N
 
     Raises
     ------
-    InputError
+    ArgumentError
         ``obj`` is not a GeoDataFrame (nor ``None`` when ``optional``).
     """
-    if obj is None and optional:
-        return
-    if not isinstance(obj, gpd.GeoDataFrame):
-        label = f"a geopandas.GeoDataFrame {what}".rstrip()
-        raise InputError(f"expected {label}, got {type(obj).__name__}", field=field,
-                         fix=fix or "read it with permafrost.read_vector(path)")
+    _check(obj, field, "geodataframe", optional=optional, fix=fix, what=what)

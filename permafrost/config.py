@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from permafrost.checks import expects
 from permafrost.defaults import (
     BOOTSTRAP_RESAMPLES,
     BOREHOLE_WEIGHT,
@@ -544,6 +545,7 @@ def _flatten_table_inputs(raw: dict, path: Path) -> None:
             inputs[crs_key] = table.crs
 
 
+@expects(path="path")
 def load_pipeline(path: str | os.PathLike) -> PipelineConfig:
     """Read and fully validate a pipeline file; no work is started.
 

@@ -28,6 +28,7 @@ from affine import Affine
 from pyproj import CRS, Transformer
 
 from permafrost import climate, solar, terrain
+from permafrost.checks import expects
 from permafrost.defaults import CHUNK
 from permafrost.errors import CRSError, DataError, GridMismatchError
 from permafrost.grid import Grid, grid_of, grids_equal, sample_at_points
@@ -403,6 +404,7 @@ class PointValues:
     dropped: dict[str, int] = field(default_factory=dict)
 
 
+@expects(ds="dataset", points="geodataframe")
 def extract_at_points(ds: xr.Dataset, points, *, batch_size: int = 100_000,
                       source=None) -> PointValues:
     """Covariate values at points (the cell holding each point), batched; points off the

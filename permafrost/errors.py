@@ -14,6 +14,7 @@ __all__ = [
     "PermafrostError",
     "InputError",
     "InputFileError",
+    "ArgumentError",
     "DataError",
     "CRSError",
     "GridMismatchError",
@@ -82,6 +83,11 @@ class InputError(PermafrostError):
 
 class InputFileError(InputError, FileNotFoundError):
     """An input file is missing, unreadable or not of the expected format."""
+
+
+class ArgumentError(InputError, TypeError):
+    """A library function was given an object of the wrong type (a path where a DataArray is
+    expected, a number where a path is); also a :class:`TypeError`."""
 
 
 class DataError(InputError, ValueError):

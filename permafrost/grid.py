@@ -22,6 +22,7 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from affine import Affine
 
+from permafrost.checks import expects
 from permafrost.errors import CRSError
 
 __all__ = ["Grid", "grid_of", "grids_equal", "cells_at_points", "sample_at_points"]
@@ -75,6 +76,7 @@ class Grid:
         return grid_of(obj)
 
 
+@expects(obj="xarray")
 def grid_of(obj) -> Grid:
     """The :class:`Grid` of a 2-D DataArray (or a Dataset) with a ``rio`` CRS.
 
@@ -157,6 +159,7 @@ def cells_at_points(grid: Grid, x, y, *, crs=None) -> tuple[np.ndarray, np.ndarr
     return row, col, inside
 
 
+@expects(raster="xarray")
 def sample_at_points(raster, x, y, *, crs, batch_size: int = 100_000
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Values of a raster (or of every variable of a stack) at points, cell by cell.

@@ -68,6 +68,7 @@ from affine import Affine
 from pyproj import CRS, Transformer
 from scipy import ndimage
 
+from permafrost.checks import expects
 from permafrost.errors import ConfigError, DataError
 from permafrost.rasterize import Shapes, burn, points_in_polygons
 from permafrost.terrain import geographic_cell_size, gradient_to_slope_aspect, terrain_gradient
@@ -1288,6 +1289,7 @@ def _prepare_geometries(outlines: gpd.GeoDataFrame) -> tuple[np.ndarray, list[st
     return fixed, notes
 
 
+@expects(outlines="geodataframe")
 def compute_kinematics(
     outlines: gpd.GeoDataFrame,
     tracks: Sequence[xr.Dataset],

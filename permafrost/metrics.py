@@ -37,6 +37,7 @@ import math
 
 import numpy as np
 
+from permafrost.checks import expects
 from permafrost.errors import DataError
 
 __all__ = [
@@ -225,6 +226,7 @@ def brier_score(y_true, p, *, sample_weight=None) -> float:
     return float(np.average((q - y) ** 2, weights=w))
 
 
+@expects(y_true="array1d", p="array1d")
 def reliability_curve(y_true, p, *, n_bins: int = 10, sample_weight=None) -> dict:
     """Reliability (calibration) curve in equal-width probability bins.
 
@@ -273,6 +275,7 @@ def reliability_curve(y_true, p, *, n_bins: int = 10, sample_weight=None) -> dic
             "observed_frequency": [None if np.isnan(v) else float(v) for v in of]}
 
 
+@expects(y_true="array1d", p="array1d")
 def binary_metrics(y_true, p, *, sample_weight=None, threshold: float = 0.5,
                    n_bins: int = 10, probabilistic: bool = True, curves: bool = True) -> dict:
     """All skill metrics of a map or model at labelled points.

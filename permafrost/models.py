@@ -61,8 +61,8 @@ from sklearn.linear_model import LogisticRegression
 
 from permafrost.applicability import training_ranges
 from permafrost.backends import resolve_device, xgboost_gpu_usable
-from permafrost.defaults import CALIBRATION
 from permafrost.calibration import CALIBRATION_METHODS, apply_calibration, fit_calibration
+from permafrost.checks import expects
 from permafrost.covariates import extract_at_points, grid_metadata
 from permafrost.cv import (
     block_ids,
@@ -72,6 +72,7 @@ from permafrost.cv import (
     metric_xy,
     summarise_folds,
 )
+from permafrost.defaults import CALIBRATION
 from permafrost.errors import DataError, ModelError
 from permafrost.metrics import binary_metrics, reliability_curve
 from permafrost.provenance import versions
@@ -513,6 +514,7 @@ def _cross_fit(estimator_factory, X, y, w, folds, *, calibration, threshold, nam
     return raw, cal, per_fold, fold_models
 
 
+@expects(labels_gdf="geodataframe", covariates_ds="dataset")
 def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: str = "auto",
                 seed: int = 0, folds: int = 5, block_size: float | None = None,
                 block_size_rule: str | None = None,

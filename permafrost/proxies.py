@@ -41,6 +41,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import xarray as xr
 
+from permafrost.checks import expects
+
 __all__ = [
     "PROXY_THRESHOLD",
     "covariate_dependence",
@@ -104,6 +106,7 @@ def dependence_of_table(values: np.ndarray, names: Sequence[str]) -> dict:
             "r2_from_others": {k: round(v, 4) for k, v in r2.items()}}
 
 
+@expects(ds="dataset")
 def covariate_dependence(ds: xr.Dataset, features: Sequence[str], *,
                          max_cells: int = DEPENDENCE_CELLS) -> dict:
     """How strongly the covariates of a stack depend on each other across the landscape.
@@ -134,6 +137,7 @@ def covariate_dependence(ds: xr.Dataset, features: Sequence[str], *,
     return out
 
 
+@expects(dependence="mapping?", changed="mapping")
 def proxy_warnings(dependence: Mapping | None, features: Sequence[str],
                    changed: Mapping[str, str], *, changes: Sequence[str] = (),
                    threshold: float = PROXY_THRESHOLD) -> list[dict]:

@@ -51,7 +51,7 @@ import xarray as xr
 
 from permafrost.area import ZONE_NAMES as _ZONE_NAMES
 from permafrost.area import cell_areas, classify_zones
-from permafrost.checks import require_geodataframe, require_xarray
+from permafrost.checks import expects, require_geodataframe, require_xarray
 from permafrost.cv import metric_xy, site_ids
 from permafrost.defaults import BOOTSTRAP_RESAMPLES, CI_LEVEL, SITE_M, auto_block_rows
 from permafrost.errors import CRSError, DataError, InputError
@@ -409,6 +409,7 @@ def _binary_agreement(both, model_only, prior_only, neither) -> dict:
     }
 
 
+@expects(model="dataarray", priors="mapping")
 def map_agreement(
     model: xr.DataArray,
     priors: Mapping[str, tuple[xr.DataArray, PriorSpec]],

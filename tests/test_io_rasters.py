@@ -12,16 +12,16 @@ import pytest
 import rasterio
 import rasterio.shutil
 import xarray as xr
+from factories import write_raster
 from rasterio.transform import from_origin
 from rio_cogeo.cogeo import cog_validate
 
 from permafrost.errors import CRSError, GridMismatchError, InputFileError
+from permafrost.grid import grids_equal
 from permafrost.io import atomic_path
 from permafrost.io._atomic import TMP_MARK
-from permafrost.io.rasters import grids_equal, read_raster, write_cog
+from permafrost.io.rasters import read_raster, write_cog
 from permafrost.workflows.covariates import build_stack
-
-from factories import write_raster
 
 
 def make_da(ny=300, nx=400, *, x0=98.9, y0=38.6, res=1 / 1800, crs="EPSG:4326", seed=0,

@@ -15,6 +15,7 @@ The references are given in each module.
 
 from __future__ import annotations
 
+from permafrost.area import ellipsoid, scenarios, statistics, zones  # noqa: E402
 from permafrost.area.ellipsoid import (
     authalic_q,
     authalic_radius,
@@ -42,8 +43,6 @@ from permafrost.area.zones import (
     classify_zones,
     zone_range_text,
 )
-
-from permafrost.area import ellipsoid, scenarios, statistics, zones  # noqa: E402
 
 #: every public name of the concept modules (each module's ``__all__`` is the one list)
 __all__ = [*zones.__all__, *ellipsoid.__all__, *statistics.__all__, *scenarios.__all__]

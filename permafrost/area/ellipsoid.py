@@ -26,6 +26,7 @@ import math
 import numpy as np
 import pyproj
 
+from permafrost.checks import expects
 from permafrost.errors import CRSError
 from permafrost.grid import Grid
 
@@ -141,6 +142,7 @@ def geographic_row_areas(lat_edges_deg: np.ndarray, dlon_deg: float, *, a: float
 _GL = 0.5 / math.sqrt(3.0)  # 2-point Gauss–Legendre abscissae at 0.5 ± 1/(2√3) of the cell
 
 
+@expects(grid="grid")
 def cell_areas(grid: Grid, rows: slice | None = None) -> np.ndarray:
     """Ellipsoidal area of the cells in ``rows`` of ``grid``.
 

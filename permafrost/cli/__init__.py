@@ -13,18 +13,20 @@ def _interrupted() -> None:
 
 
 try:
-    from permafrost.cli._app import app
     # one import per command module; each registers its command on `app`
-    from permafrost.cli import inspect_cmd  # noqa: F401,E402
-    from permafrost.cli import scenarios  # noqa: F401,E402
-    from permafrost.cli import run  # noqa: F401,E402
-    from permafrost.cli import stats  # noqa: F401,E402
-    from permafrost.cli import validate  # noqa: F401,E402
-    from permafrost.cli import report  # noqa: F401,E402
-    from permafrost.cli import predict  # noqa: F401,E402
-    from permafrost.cli import labels  # noqa: F401,E402
-    from permafrost.cli import kinematics  # noqa: F401,E402
-    from permafrost.cli import train  # noqa: F401,E402
+    from permafrost.cli import (
+        inspect_cmd,  # noqa: F401,E402
+        kinematics,  # noqa: F401,E402
+        labels,  # noqa: F401,E402
+        predict,  # noqa: F401,E402
+        report,  # noqa: F401,E402
+        run,  # noqa: F401,E402
+        scenarios,  # noqa: F401,E402
+        stats,  # noqa: F401,E402
+        train,  # noqa: F401,E402
+        validate,  # noqa: F401,E402
+    )
+    from permafrost.cli._app import app
 except KeyboardInterrupt:
     _interrupted()
 

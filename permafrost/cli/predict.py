@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+
 from permafrost.cli._app import app, console, emit_json, err_console, make_table
 from permafrost.defaults import CHUNK
 
@@ -67,8 +68,8 @@ def predict_cmd(
     from rich.progress import Progress
 
     from permafrost.applicability import DOMAIN_WARN_SHARE
-    from permafrost.workflows.predict import predict_raster
     from permafrost.workflows.applicability import applicability_from_files
+    from permafrost.workflows.predict import predict_raster
 
     with Progress(*_progress_columns(), console=err_console._get(), transient=as_json,
                   disable=not err_console.is_terminal) as bar:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+
 from permafrost.cli._app import app, console, emit_json, make_table
 
 

@@ -27,6 +27,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from permafrost.checks import expects
 from permafrost.errors import CRSError, DataError, InputFileError
 from permafrost.io.results import load_json
 from permafrost.io.vectors import VECTOR_SUFFIXES, read_vector
@@ -243,6 +244,7 @@ def _separator(p: Path) -> str:
     return best if counts[best] > counts[","] else ","
 
 
+@expects(path="path")
 def read_presence_table(
     path: str | os.PathLike,
     *,
@@ -464,6 +466,7 @@ def read_borehole_coords(path: str | os.PathLike, *,
     return out
 
 
+@expects(csv_path="path", metadata_path="path")
 def read_gtnp(
     csv_path: str | os.PathLike,
     metadata_path: str | os.PathLike,
@@ -572,6 +575,7 @@ def read_gtnp(
 _HEADER_RE = re.compile(r"^\s*\"?(time|date|date/depth|datetime|timestamp)\"?\s*[,;]", re.I)
 
 
+@expects(path="path")
 def read_permos(
     path: str | os.PathLike,
     *,

@@ -25,6 +25,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
+from permafrost.checks import expects
 from permafrost.errors import CRSError, DataError, InputFileError
 from permafrost.grid import grid_of
 from permafrost.io.rasters import RASTER_SUFFIXES, _stem, gdal_path, is_remote, read_raster
@@ -65,6 +66,7 @@ def raster_bounds_overlap(path: str | os.PathLike, like: xr.DataArray) -> bool:
     return not (b[2] <= lb[0] or b[0] >= lb[2] or b[3] <= lb[1] or b[1] >= lb[3])
 
 
+@expects(path="path", like="xarray")
 def read_aligned(
     path: str | os.PathLike,
     like: xr.DataArray,
@@ -159,6 +161,7 @@ class Mask:
     info: dict = field(default_factory=dict)
 
 
+@expects(path="path", like="xarray")
 def read_mask(path: str | os.PathLike, like: xr.DataArray, *,
               chunks: int | dict | bool | None = None) -> Mask:
     """Read a mask (glaciers, lakes) for the grid of ``like``: one rule for every command.

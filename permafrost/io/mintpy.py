@@ -41,6 +41,7 @@ import xarray as xr
 from affine import Affine
 from pyproj import CRS
 
+from permafrost.checks import expects
 from permafrost.errors import ConfigError, CRSError, DataError, GridMismatchError, InputFileError
 
 __all__ = [
@@ -264,6 +265,7 @@ def _ref_pixel(atr: dict) -> tuple[int, int] | None:
         return None
 
 
+@expects(path="path")
 def read_mintpy(
     path: str | os.PathLike,
     dataset: str | None = None,
@@ -457,6 +459,7 @@ def _look_direction(atr: dict) -> str:
         return "right"
 
 
+@expects(files="track")
 def read_track(files: TrackFiles | str | os.PathLike, *,
                check_plausible: bool = True) -> xr.Dataset:
     """Read one track's velocity, uncertainty, viewing geometry and quality layers.

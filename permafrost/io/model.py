@@ -27,6 +27,7 @@ from pathlib import Path
 import xgboost as xgb
 
 from permafrost.calibration import validate_calibration
+from permafrost.checks import expects
 from permafrost.errors import ModelError, OutputError
 from permafrost.io._atomic import tmp_prefix
 from permafrost.pzi_model import BoosterPredictor, LinearPredictor, PZIModel, to_json_text
@@ -38,6 +39,7 @@ FORMAT_VERSION = 1
 _REQUIRED = ("metadata.json", "predictor.json", "calibration.json")
 
 
+@expects(model="model", path="path")
 def save_model(model: PZIModel, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
     """Write the model directory atomically (temporary directory, then rename).
 
@@ -112,6 +114,7 @@ def save_model(model: PZIModel, path: str | os.PathLike, *, overwrite: bool = Tr
     return target
 
 
+@expects(path="path")
 def load_model(path: str | os.PathLike) -> PZIModel:
     """Load a model directory written by :func:`save_model` (JSON only, no code runs).
 

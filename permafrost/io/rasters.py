@@ -22,8 +22,8 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from rasterio.errors import RasterioIOError
 
-from permafrost.errors import CRSError, DataError, GridMismatchError, InputFileError, OutputError
-from permafrost.grid import grids_equal
+from permafrost.checks import expects
+from permafrost.errors import CRSError, DataError, InputFileError, OutputError
 from permafrost.io._atomic import atomic_path, atomic_write_text
 
 __all__ = [
@@ -127,6 +127,7 @@ def _open_error(path, exc: Exception) -> InputFileError:
     )
 
 
+@expects(path="path")
 def read_raster(
     path: str | os.PathLike,
     *,
@@ -195,6 +196,7 @@ def _gtiff_profile(dtype: str) -> dict:
                 predictor=predictor, BIGTIFF="IF_SAFER")
 
 
+@expects(data="dataarray", path="path")
 def write_cog(
     data: xr.DataArray,
     path: str | os.PathLike,

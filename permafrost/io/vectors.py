@@ -14,6 +14,7 @@ import pandas as pd
 import pyogrio
 from pyogrio.errors import DataLayerError, DataSourceError
 
+from permafrost.checks import expects
 from permafrost.errors import CRSError, DataError, InputFileError
 from permafrost.io._atomic import atomic_path
 
@@ -22,6 +23,7 @@ __all__ = ["read_vector", "write_vector", "VECTOR_SUFFIXES"]
 VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp", ".parquet", ".geoparquet", ".fgb")
 
 
+@expects(path="path")
 def read_vector(
     path: str | os.PathLike,
     *,
@@ -82,6 +84,7 @@ def read_vector(
     return gdf
 
 
+@expects(gdf="geodataframe", path="path")
 def write_vector(gdf: gpd.GeoDataFrame, path: str | os.PathLike, *, layer: str | None = None) -> Path:
     """Write a GeoDataFrame to a GeoPackage (or the format of the suffix) atomically."""
     target = Path(path)

@@ -27,11 +27,21 @@ here.  Reading the inputs from files and writing the labels is the workflow
 # re-exported: `from permafrost.labels import X` works for every public name of the modules
 # (names beyond __all__ are the ones the CLI, the pipeline steps and tests import)
 from permafrost.labels.activity import ACTIVITY_LABELS, combine_activity, rock_glacier_labels
-from permafrost.labels.fusion import (OUTPUT_COLUMNS, SOURCE_RANK, LabelSet,  # noqa: F401
-                                      NoLabelsError, build_labels, fuse_labels)
+from permafrost.labels.fusion import (  # noqa: F401
+                                      OUTPUT_COLUMNS,
+                                      SOURCE_RANK,
+                                      LabelSet,
+                                      NoLabelsError,
+                                      build_labels,
+                                      fuse_labels,
+)
 from permafrost.labels.holdout import HoldOut, apply_holdout, holdout_block_size, holdout_split
-from permafrost.labels.sampling import (SAMPLING_STRATEGIES, borehole_points,
-                                        sample_rock_glaciers, temperature_borehole_points)
+from permafrost.labels.sampling import (
+                                      SAMPLING_STRATEGIES,
+                                      borehole_points,
+                                      sample_rock_glaciers,
+                                      temperature_borehole_points,
+)
 
 __all__ = [
     "ACTIVITY_LABELS",

@@ -16,8 +16,11 @@ from permafrost.defaults import BOREHOLE_WEIGHT, ROCK_GLACIER_WEIGHT
 from permafrost.errors import CRSError, DataError
 from permafrost.grid import cells_at_points, grid_of, sample_at_points
 from permafrost.labels.activity import rock_glacier_labels
-from permafrost.labels.sampling import (borehole_points, sample_rock_glaciers,
-                                        temperature_borehole_points)
+from permafrost.labels.sampling import (
+    borehole_points,
+    sample_rock_glaciers,
+    temperature_borehole_points,
+)
 
 log = logging.getLogger(__package__)  # "permafrost.labels", as before the split
 

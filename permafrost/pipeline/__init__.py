@@ -17,8 +17,7 @@ The pipeline file's schema is :mod:`permafrost.config`.
 from __future__ import annotations
 
 from permafrost.pipeline.engine import code_digest, plan_pipeline, run_pipeline
-from permafrost.pipeline.spec import (PipelineResult, PlannedStep, StepContext, StepRecord,
-                                      StepSpec)
+from permafrost.pipeline.spec import PipelineResult, PlannedStep, StepContext, StepRecord, StepSpec
 from permafrost.pipeline.steps import STEP_NAMES, STEPS
 
 __all__ = [

@@ -31,17 +31,21 @@ from pathlib import Path
 from typing import Any
 
 from permafrost import __version__
-from permafrost.config import (BASELINE, PipelineConfig, load_pipeline, pipeline_dir,
-                               resolve_scenario)
+from permafrost.checks import expects
+from permafrost.config import (
+    BASELINE,
+    PipelineConfig,
+    load_pipeline,
+    pipeline_dir,
+    resolve_scenario,
+)
 from permafrost.errors import ConfigError, OutputError, PermafrostError
 from permafrost.io._atomic import atomic_write_text
 from permafrost.io._lock import exclusive_lock, pid_alive
 from permafrost.io.rasters import gdal_path, is_remote
-from permafrost.pipeline.spec import (PipelineResult, PlannedStep, StepContext, StepRecord,
-                                      StepSpec)
+from permafrost.pipeline.spec import PipelineResult, PlannedStep, StepContext, StepRecord, StepSpec
 from permafrost.pipeline.steps import STEPS
-from permafrost.provenance import (canonical_json, file_digest, json_default,
-                                   relative_path, versions)
+from permafrost.provenance import canonical_json, file_digest, json_default, relative_path, versions
 
 __all__ = ["run_pipeline", "plan_pipeline", "code_digest", "step_key", "STEP_FORMAT"]
 
@@ -246,6 +250,7 @@ def _needed(specs: list[StepSpec], only: str | None) -> set[str]:
     return need
 
 
+@expects(config="pipeline")
 def run_pipeline(
     config: PipelineConfig | str | os.PathLike,
     *,

@@ -18,6 +18,7 @@ from permafrost.applicability import (
     extrapolation_statistics,
     extrapolation_warnings,
 )
+from permafrost.checks import expects
 from permafrost.covariates import CHANGED_ATTR
 from permafrost.defaults import CHUNK
 from permafrost.io.rasters import read_raster, write_cog
@@ -61,6 +62,7 @@ class Applicability:
                 "extrapolation": self.extrapolation}
 
 
+@expects(model_dir="path", covariates="covariates", pzi_path="path")
 def applicability_from_files(model_dir, covariates, pzi_path, *, out_map=None,
                              changes: Mapping | None = None,
                              chunk: int = CHUNK) -> Applicability:

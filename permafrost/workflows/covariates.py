@@ -44,12 +44,28 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 
 from permafrost import climate
-from permafrost.covariates import (CHANGED_ATTR, DERIVED, apply_change, aspect_da,
-                                   downscale_maat_da, eastness_da, frost_number_da,
-                                   northness_da, pisr_da, slope_da)
+from permafrost.checks import expects
+from permafrost.covariates import (
+    CHANGED_ATTR,
+    DERIVED,
+    apply_change,
+    aspect_da,
+    downscale_maat_da,
+    eastness_da,
+    frost_number_da,
+    northness_da,
+    pisr_da,
+    slope_da,
+)
 from permafrost.defaults import CHUNK
-from permafrost.errors import (ConfigError, CRSError, DataError, GridMismatchError, InputError,
-                               InputFileError)
+from permafrost.errors import (
+    ConfigError,
+    CRSError,
+    DataError,
+    GridMismatchError,
+    InputError,
+    InputFileError,
+)
 from permafrost.grid import Grid, grid_of, grids_equal
 from permafrost.io.netcdf import is_netcdf, read_cell_elevation, read_climate_mean
 from permafrost.io.rasters import RASTER_SUFFIXES, gdal_path, is_remote, read_raster
@@ -66,6 +82,7 @@ _RESAMPLING = {"bilinear": Resampling.bilinear, "nearest": Resampling.nearest,
 # --------------------------------------------------------------------------------------
 # the opener
 # --------------------------------------------------------------------------------------
+@expects(source="covariates")
 def build_stack(source, *, chunks=CHUNK, like=None,
                 changes: Mapping | None = None) -> xr.Dataset:
     """A lazy covariate :class:`xarray.Dataset` from any covariate source.

@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
 
+from permafrost.checks import expects
 from permafrost.errors import ConfigError, DataError
 from permafrost.io.mintpy import TrackFiles, find_track_files, read_track
 from permafrost.io.rasters import read_raster
@@ -24,6 +25,7 @@ from permafrost.kinematics import (
 __all__ = ["run_kinematics"]
 
 
+@expects(outlines="path")
 def run_kinematics(
     tracks: Sequence[str | os.PathLike | object],
     outlines: str | os.PathLike,

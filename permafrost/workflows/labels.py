@@ -11,8 +11,12 @@ import geopandas as gpd
 from permafrost.defaults import CHUNK
 from permafrost.errors import DataError, format_message
 from permafrost.io._atomic import atomic_write_text
-from permafrost.io.boreholes import (read_borehole_coords, read_gtnp, read_permos,
-                                     read_presence_table)
+from permafrost.io.boreholes import (
+    read_borehole_coords,
+    read_gtnp,
+    read_permos,
+    read_presence_table,
+)
 from permafrost.io.rasters import read_raster
 from permafrost.io.vectors import read_vector, write_vector
 from permafrost.labels import LabelSet, NoLabelsError, build_labels

@@ -43,6 +43,7 @@ from rasterio.errors import RasterioIOError
 
 from permafrost.area import ZONE_CODES, ZONE_LIMITS, classify_zones
 from permafrost.backends import open_executor, resolve_device
+from permafrost.checks import expects
 from permafrost.defaults import CHUNK
 from permafrost.errors import DataError, InputError, InputFileError, ModelError
 from permafrost.io._lock import output_locks
@@ -146,6 +147,7 @@ class PredictResult:
 ProgressCallback = Callable[[str, int, int], None]
 
 
+@expects(model="model", covariates="covariates", out="path", zones="path?", uncertainty="path?", mask="path?")
 def predict_raster(
     model: Any,
     covariates: Any,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from permafrost.checks import expects
 from permafrost.errors import DataError
 from permafrost.io._atomic import atomic_write_text
 from permafrost.io.maps import read_preview
@@ -114,6 +115,8 @@ def _kinematics_bundle(path, map_crs, activity_column: str | None) -> tuple[dict
     return kin, mp
 
 
+@expects(out_html="path", out_json="path?", pzi="path?", dem="path?", stats="path?",
+         validation="path?", model="path?", labels="path?", kinematics="path?", mask="path?")
 def report_from_files(
     *,
     out_html,

@@ -17,6 +17,7 @@ from permafrost.area import (
     stats_table_columns,
     zone_statistics,
 )
+from permafrost.checks import expects
 from permafrost.defaults import auto_block_rows
 from permafrost.errors import DataError
 from permafrost.io.maps import read_aligned, read_mask
@@ -29,6 +30,7 @@ __all__ = ["stats_from_files", "write_stats"]
 log = logging.getLogger(__name__)
 
 
+@expects(pzi_path="path")
 def stats_from_files(
     pzi_path,
     *,

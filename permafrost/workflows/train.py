@@ -3,6 +3,7 @@ model directory (the ``train`` command and pipeline step)."""
 
 from __future__ import annotations
 
+from permafrost.checks import expects
 from permafrost.defaults import CHUNK
 from permafrost.io.model import save_model
 from permafrost.io.vectors import read_vector
@@ -13,6 +14,7 @@ from permafrost.workflows.covariates import build_stack
 __all__ = ["train_from_files"]
 
 
+@expects(labels_path="path", covariates="covariates", out_dir="path")
 def train_from_files(labels_path, covariates, out_dir, *, layer: str | None = None,
                      like=None, chunk: int = CHUNK, **kwargs) -> TrainResult:
     """Read labels and covariates from files, train (:func:`permafrost.models.train_model`)

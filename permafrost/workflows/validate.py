@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from permafrost.checks import expects
 from permafrost.defaults import BOOTSTRAP_RESAMPLES, CI_LEVEL, SITE_M, auto_block_rows
 from permafrost.errors import DataError
 from permafrost.io.boreholes import read_presence_table
@@ -37,6 +38,7 @@ _BOREHOLE_COLUMNS = (["map", "kind", "n", "n_pos", "n_neg", "tp", "fp", "fn", "t
                      + [f"{m}_ci_{b}" for m in _CI_METRICS for b in ("low", "high")])
 
 
+@expects(pzi_path="path")
 def validate_from_files(
     pzi_path,
     *,
