@@ -41,8 +41,13 @@ def _is_geodataframe(obj) -> bool:
 
 
 def _is_paths(obj) -> bool:
-    return _is_path(obj) or (isinstance(obj, Iterable) and not isinstance(obj, (bytes, Mapping))
-                             and all(_is_path(o) for o in obj))
+    if _is_path(obj):
+        return True
+    if not isinstance(obj, Iterable) or isinstance(obj, (bytes, Mapping)):
+        return False
+    if iter(obj) is obj:  # a generator or iterator: checking would consume it
+        return True
+    return all(_is_path(o) for o in obj)
 
 
 def _is_covariates(obj) -> bool:

@@ -42,6 +42,7 @@ from permafrost.checks import require_xarray
 from permafrost.defaults import CHUNK
 from permafrost.errors import CRSError, GridMismatchError, InputError, ModelError
 from permafrost.grid import grids_equal
+from permafrost.rasterize import raster_mask_excluded
 
 __all__ = [
     "MIN_CHUNK",
@@ -338,7 +339,7 @@ def _excluded(mask: Any, ds: xr.Dataset, dims: tuple[str, str], chunk: int) -> d
     if arr.dtype.kind not in "biuf":
         raise InputError(f"the mask has dtype {arr.dtype}, expected booleans or numbers",
                          field="mask", fix="give True (or non-zero) where pixels are excluded")
-    return (arr != 0) & ~dsa.isnan(arr)
+    return raster_mask_excluded(arr)
 
 
 # ----------------------------------------------------------------------------- lazy maps

@@ -15,6 +15,8 @@ statistics), outlines (kinematics, zonal statistics).  Three forms of one rule:
 
 :func:`polygons_in_crs` puts a GeoDataFrame of polygons in a grid's CRS and refuses
 features without area (a point or a line would burn nothing by the pixel-centre rule).
+:func:`raster_mask_excluded` is the other half of the mask rule: the cells a raster mask on
+the grid excludes.
 
 References
 ----------
@@ -35,7 +37,8 @@ from rasterio.features import MergeAlg, rasterize
 
 from permafrost.errors import CRSError, DataError
 
-__all__ = ["Shapes", "burn", "polygons_in_crs", "scanline_pixels", "points_in_polygons"]
+__all__ = ["Shapes", "burn", "polygons_in_crs", "scanline_pixels", "points_in_polygons",
+           "raster_mask_excluded"]
 
 #: merge rules of :func:`burn`
 MERGE = {"replace": MergeAlg.replace, "add": MergeAlg.add}
@@ -338,3 +341,13 @@ def _object_array(geoms: Sequence) -> np.ndarray:
     arr = np.empty(len(items), dtype=object)
     arr[:] = items
     return arr
+
+
+def raster_mask_excluded(values):
+    """Cells a raster mask excludes: its non-zero values that are not nodata (NaN).
+
+    Works on NumPy, Dask and xarray alike (element-wise, lazy where the input is).  With
+    :func:`burn` of mask polygons it is the package's one mask rule
+    (:func:`permafrost.io.maps.read_mask`, :func:`permafrost.predict.predict_pzi`).
+    """
+    return (values != 0) & ~np.isnan(values)

@@ -68,3 +68,17 @@ def test_argument_error_is_an_input_error_and_a_type_error():
 def test_every_kind_refuses_a_number(kind):
     test = KINDS[kind][0]
     assert not test(42)
+
+
+def test_a_generator_of_paths_is_not_consumed_by_the_check(tmp_path):
+    """The check of a "paths" argument must leave an iterator for the function to read."""
+    seen = []
+
+    @expects(files="paths")
+    def f(files):
+        seen.extend(files)
+
+    f(p for p in [tmp_path / "a.tif", tmp_path / "b.tif"])
+    assert seen == [tmp_path / "a.tif", tmp_path / "b.tif"]
+    with pytest.raises(ArgumentError, match="field 'files'"):
+        f([tmp_path / "a.tif", 3])

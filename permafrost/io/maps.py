@@ -27,10 +27,10 @@ from rasterio.warp import transform_bounds
 
 from permafrost.checks import expects
 from permafrost.errors import CRSError, DataError, InputFileError
-from permafrost.grid import grid_of
+from permafrost.grid import grid_of, grids_equal
 from permafrost.io.rasters import RASTER_SUFFIXES, _stem, gdal_path, is_remote, read_raster
 from permafrost.io.vectors import read_vector
-from permafrost.rasterize import polygons_in_crs
+from permafrost.rasterize import polygons_in_crs, raster_mask_excluded
 
 __all__ = [
     "Mask",
@@ -199,13 +199,10 @@ def read_mask(path: str | os.PathLike, like: xr.DataArray, *,
     p = Path(path)
     if p.suffix.lower() in RASTER_SUFFIXES:
         m = read_aligned(p, like, resampling="nearest", chunks=chunks, name="mask")
-        with _open(gdal_path(p)) as src:
-            on_grid = (src.crs == like.rio.crs and src.shape == tuple(like.rio.shape)
-                       and src.transform.almost_equals(like.rio.transform()))
-        if not on_grid:
+        if not grids_equal(read_raster(p, chunks={"y": -1, "x": -1}), like):  # lazy: header
             log.info("mask: %s resampled by nearest neighbour onto the grid (%d x %d, %s)", p,
                      *like.rio.shape, like.rio.crs)
-        excluded = (m != 0) & m.notnull()
+        excluded = raster_mask_excluded(m)
         excluded.name = "mask"
         excluded.attrs = {"source": m.attrs["source"], "resampling": "nearest"}
         return Mask(excluded=excluded, polygons=None,

@@ -261,8 +261,9 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
     chunks_yx = arrays[0].chunks
     excluded, mask_info = _open_mask(mask, ds[features[0]], chunk=chunk)
 
+    model_sha = model_fingerprint(pzi_model, model_path)  # once: it reads the whole model
     key = cache_key({
-        "model": model_fingerprint(pzi_model, model_path),
+        "model": model_sha,
         "features": list(features),
         "covariates": source_fingerprints(ds, features),
         "mask": mask_info,
@@ -342,7 +343,7 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
                         "value, and the mask")
 
     # --- phase 2: stream the cache into COGs (threads of this process)
-    tags = _provenance(pzi_model, model_path, ds, features, cov_source, mask_info, dev,
+    tags = _provenance(model_sha, model_path, ds, features, cov_source, mask_info, dev,
                        root=Path(out).resolve().parent)
     coords = {"y": ds["y"].values, "x": ds["x"].values}
     n_out = len(outputs)
@@ -491,7 +492,7 @@ def _versions() -> str:
                      for k, v in versions(TAG_VERSION_PACKAGES).items())
 
 
-def _provenance(model, model_path, ds, features, cov_source, mask_info, device,
+def _provenance(model_sha: str, model_path, ds, features, cov_source, mask_info, device,
                 root: Path | None = None) -> dict[str, str]:
     """Dataset tags: deterministic (no time stamp, no backend), so reruns give equal bytes.
 
@@ -502,7 +503,7 @@ def _provenance(model, model_path, ds, features, cov_source, mask_info, device,
                 for k, v in (mask_info or {}).items() if k != "fingerprint"}
     return {
         "PZI_MODEL": relative_path(model_path, root) if model_path else "<in-memory model>",
-        "PZI_MODEL_SHA256": model_fingerprint(model, model_path),
+        "PZI_MODEL_SHA256": model_sha,
         "PZI_FEATURES": ",".join(features),
         "PZI_COVARIATES": json.dumps(_covariate_sources(ds, features, root), sort_keys=True),
         "PZI_COVARIATE_SOURCE": relative_path(cov_source, root),
