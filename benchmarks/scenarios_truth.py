@@ -55,6 +55,9 @@ def main() -> None:
             "outside_training_range": (app.get("extrapolation") or {}).get("outside_share"),
             "warnings": [w.get("kind") for w in app.get("warnings", [])],
         }
+    if not rows:
+        raise SystemExit(f"no demo run in {args.out} (no <run>/stats.json): run "
+                         "`uv run permafrost run pipelines/demo.toml --all-scenarios` first")
     ref = rows.get("reference") or rows.get("baseline")
     for run, r in rows.items():
         if run in ("baseline", "reference") or ref is None:
