@@ -4,7 +4,14 @@ The public API is re-exported here; the command-line app (``permafrost``) is a t
 layer over it (:mod:`permafrost.cli`).
 """
 
+import os as _os
 import sys as _sys
+
+# No code from inputs: a VRT's Python pixel function runs arbitrary code when GDAL is told
+# GDAL_VRT_ENABLE_PYTHON=YES, which HPC modules and conda recipes set.  Set here, at import
+# of the package, before any GDAL call, it overrides an inherited value for this process and
+# the workers it starts (GDAL reads the environment on each VRT open).
+_os.environ["GDAL_VRT_ENABLE_PYTHON"] = "NO"
 
 try:
     from importlib.metadata import PackageNotFoundError, version

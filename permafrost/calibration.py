@@ -8,7 +8,10 @@ runs on NumPy or CuPy arrays alike:
   (Zadrozny & Elkan 2002), stored as increasing knots ``x``/``y`` and applied by linear
   interpolation (``xp.interp``), values outside the knots clamped to the end knots;
 * ``sigmoid`` -- Platt scaling on the logit of the raw probability (Platt 1999):
-  ``p_cal = 1 / (1 + exp(-(a * logit(p) + b)))``.
+  ``p_cal = 1 / (1 + exp(-(a * logit(p) + b)))``; increasing for ``a > 0``.  A fit that
+  finds ``a < 0`` (the model ranks the labels the wrong way round out of fold) falls back
+  to the best non-decreasing sigmoid, ``a = 0`` (a constant, as isotonic gives then), with
+  a warning; a stored ``a < 0`` is refused.
 
 References
 ----------
@@ -38,6 +41,9 @@ The reliability curve that checks a calibration is :func:`permafrost.metrics.rel
 
 from __future__ import annotations
 
+import logging
+import math
+
 import numpy as np
 from scipy.optimize import minimize
 
@@ -51,6 +57,8 @@ __all__ = [
     "validate_calibration",
     "prior_shift",
 ]
+
+log = logging.getLogger(__name__)
 
 CALIBRATION_METHODS = ("isotonic", "sigmoid", "none")
 _EPS = 1e-6
@@ -118,11 +126,37 @@ def fit_calibration(p, y, *, method: str = "isotonic", sample_weight=None) -> di
 
     res = minimize(loss, x0=np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
     a, b = (float(v) for v in res.x)
+    if a < 0:
+        # the raw scores rank the labels the wrong way round out of fold: a broken model.
+        # Fall back as isotonic (fitted non-decreasing) does: the best non-decreasing
+        # sigmoid, which for a convex loss with its minimum at a < 0 lies at a = 0, the
+        # constant at the labels' weighted prevalence
+        prevalence = float(np.sum(w * y) / np.sum(w))
+        log.warning("sigmoid calibration fitted a decreasing map (a = %.3g): the model's "
+                    "out-of-fold scores rank the labels the wrong way round; calibrated to "
+                    "the constant %.3f (the labels' prevalence) instead", a, prevalence)
+        a, b = 0.0, float(_logit(prevalence))
+    if not (math.isfinite(a) and math.isfinite(b)):
+        raise ModelError(f"sigmoid calibration did not converge (a = {a}, b = {b})",
+                         field="calibration", fix="use calibration 'isotonic', or check that "
+                         "the labels hold both classes in every fold")
     return {"method": "sigmoid", "a": a, "b": b}
 
 
+def _is_real(v) -> bool:
+    """A finite int or float (not a bool, not NaN or inf)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def validate_calibration(params: dict, *, path=None) -> dict:
-    """Check stored calibration parameters; raise :class:`ModelError` when unusable."""
+    """Check stored calibration parameters; raise :class:`ModelError` when unusable.
+
+    Both calibrators must be non-decreasing maps, as :func:`fit_calibration` fits them:
+    isotonic knots ``x`` and ``y`` finite, in [0, 1] and non-decreasing; the sigmoid's
+    slope ``a >= 0`` (``a > 0`` increasing, ``a = 0`` the constant that a fit falls back to)
+    and ``a``, ``b`` finite.  A decreasing calibration would turn the model's ranking upside
+    down: refused.
+    """
     method = params.get("method") if isinstance(params, dict) else None
     if method not in CALIBRATION_METHODS:
         raise ModelError(f"unknown or missing calibration method {method!r}", path=path,
@@ -133,15 +167,23 @@ def validate_calibration(params: dict, *, path=None) -> dict:
                 or len(x) < 1):
             raise ModelError("isotonic knots x/y missing or of different lengths", path=path,
                              field="x", fix="retrain the model")
-        xa, ya = np.asarray(x, float), np.asarray(y, float)
-        if np.any(np.diff(xa) < 0) or np.any(np.diff(ya) < 0) or not np.all(np.isfinite(xa)):
-            raise ModelError("isotonic knots are not increasing", path=path, field="x",
-                             fix="retrain the model")
+        for k, v in (("x", x), ("y", y)):
+            if not all(_is_real(t) and 0.0 <= t <= 1.0 for t in v):
+                raise ModelError(f"isotonic knots {k!r} must be probabilities, finite numbers "
+                                 "in [0, 1]", path=path, field=k, fix="retrain the model")
+            if np.any(np.diff(np.asarray(v, dtype=np.float64)) < 0):
+                raise ModelError(f"isotonic knots {k!r} are not increasing (a calibration "
+                                 "must not reverse the model's ranking)", path=path, field=k,
+                                 fix="retrain the model")
     elif method == "sigmoid":
         for k in ("a", "b"):
-            if not isinstance(params.get(k), (int, float)):
-                raise ModelError(f"sigmoid parameter {k!r} missing", path=path, field=k,
-                                 fix="retrain the model")
+            if not _is_real(params.get(k)):
+                raise ModelError(f"sigmoid parameter {k!r} missing or not a finite number",
+                                 path=path, field=k, fix="retrain the model")
+        if params["a"] < 0:
+            raise ModelError(f"sigmoid slope a = {params['a']} < 0 is a decreasing "
+                             "calibration: it would turn the model's ranking upside down",
+                             path=path, field="a", fix="retrain the model")
     shift = params.get("prior_shift")
     if shift is not None:
         ok = isinstance(shift, dict) and all(

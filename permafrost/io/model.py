@@ -10,15 +10,28 @@ Layout of ``MODEL_DIR/``::
     folds/fold_KK.json the spatial-CV fold models (raw predictors, same format as
                        predictor.json) -- used by ``predict`` for a spread of predictions
 
+``metadata.json`` also records the SHA-256 of every other file (``sha256``: relative name ->
+hex digest).
+
 Loading (:func:`load_model`) reads JSON and hands the booster file to XGBoost's JSON loader:
-it never executes code.  Saving (:func:`save_model`) writes everything into a temporary
+it never executes code.  It reads only files inside the model directory: every name under
+``files`` in ``metadata.json`` must be a plain relative name (no absolute path, no ``..``, no
+symbolic link that leads out of the directory).  Each file's bytes must match the digest
+that ``metadata.json`` records (a swapped predictor, a fold file from another model or an
+edited calibration is refused); a model saved before digests were recorded loads with a
+logged warning.  A booster's own feature names (XGBoost JSON ``learner.feature_names``) must
+equal ``feature_names`` in ``metadata.json``, in order: otherwise the map would be computed
+from scrambled columns.  (The logistic model's coefficient file carries no names; its
+coefficient count is checked.)  Saving (:func:`save_model`) writes everything into a temporary
 directory beside the target and renames it into place, so a crash never leaves a half model.
 The model in memory is :class:`permafrost.pzi_model.PZIModel`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -34,9 +47,19 @@ from permafrost.pzi_model import BoosterPredictor, LinearPredictor, PZIModel, to
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "save_model", "load_model"]
 
+log = logging.getLogger(__name__)
+
 FORMAT = "permafrost-pzi-model"
 FORMAT_VERSION = 1
-_REQUIRED = ("metadata.json", "predictor.json", "calibration.json")
+_META = "metadata.json"
+#: the files a model directory holds when ``metadata.json`` does not list them (and the
+#: names :func:`save_model` writes)
+_DEFAULT_FILES = {"predictor": "predictor.json", "calibration": "calibration.json"}
+_FIX_NAMES = ("metadata.json must name the model's files by plain relative names inside the "
+              "model directory, as `permafrost train` writes them: copy the whole model "
+              "directory again or retrain")
+_FIX_DIGEST = ("copy the whole model directory again from where it was trained, or retrain "
+               "with `permafrost train`")
 
 
 @expects(model="model", path="path")
@@ -47,8 +70,9 @@ def save_model(model: PZIModel, path: str | os.PathLike, *, overwrite: bool = Tr
     ----------
     model : PZIModel
         The fitted model; its ``metadata`` becomes the written ``metadata.json`` (with
-        ``format``, ``format_version``, ``feature_names``, ``files`` and
-        ``predictor_type`` added).
+        ``format``, ``format_version``, ``feature_names``, ``files``, ``sha256`` (of each
+        file) and ``predictor_type`` added).  A booster without feature names gets the
+        model's ``feature_names`` (so that loading can check their order).
     path : path-like
         The model directory; an existing one is replaced (unless ``overwrite`` is False).
     overwrite : bool
@@ -61,6 +85,8 @@ def save_model(model: PZIModel, path: str | os.PathLike, *, overwrite: bool = Tr
 
     Raises
     ------
+    ModelError
+        A booster's own feature names differ from the model's ``feature_names``.
     OutputError
         The path is a file, exists without ``overwrite``, or cannot be written (nothing
         is written then; an existing model stays untouched).
@@ -78,22 +104,29 @@ def save_model(model: PZIModel, path: str | os.PathLike, *, overwrite: bool = Tr
     except OSError as exc:
         raise OutputError(f"cannot write here ({exc.strerror})", path=target.parent,
                           fix="choose a writable output directory") from None
+    for pred in (model.predictor, *model.fold_models):
+        _name_booster(pred, model.feature_names)
     try:
-        files = {"predictor": "predictor.json", "calibration": "calibration.json",
-                 "folds": []}
-        (tmp / "predictor.json").write_bytes(model.predictor.to_bytes())
-        (tmp / "calibration.json").write_text(to_json_text(model.calibration))
+        files = {**_DEFAULT_FILES, "folds": []}
+        digests: dict[str, str] = {}
+
+        def put(name: str, data: bytes) -> None:
+            (tmp / name).write_bytes(data)
+            digests[name] = hashlib.sha256(data).hexdigest()
+
+        put(files["predictor"], model.predictor.to_bytes())
+        put(files["calibration"], to_json_text(model.calibration).encode())
         if model.fold_models:
             (tmp / "folds").mkdir()
             for i, fm in enumerate(model.fold_models):
                 name = f"folds/fold_{i:02d}.json"
-                (tmp / name).write_bytes(fm.to_bytes())
+                put(name, fm.to_bytes())
                 files["folds"].append(name)
         meta = dict(model.metadata)
         meta.update({"format": FORMAT, "format_version": FORMAT_VERSION,
                      "feature_names": model.feature_names, "files": files,
-                     "predictor_type": model.predictor.kind})
-        (tmp / "metadata.json").write_text(to_json_text(meta))
+                     "sha256": digests, "predictor_type": model.predictor.kind})
+        (tmp / _META).write_text(to_json_text(meta))
         os.chmod(tmp, 0o755)
         if target.exists():
             old = target.with_name(f"{tmp_prefix(target)}old-{os.getpid()}")
@@ -131,20 +164,23 @@ def load_model(path: str | os.PathLike) -> PZIModel:
     ------
     ModelError
         The directory is missing or incomplete, from an incompatible format version, or
-        its files are unreadable.
+        its files are unreadable; ``metadata.json`` names a file outside the directory; a
+        file's SHA-256 differs from the one ``metadata.json`` records; a booster's feature
+        names differ from ``feature_names``; the calibration is not increasing.
     """
     d = Path(path)
     if not d.is_dir():
         raise ModelError("model directory not found", path=d,
                          fix="give the MODEL_DIR written by `permafrost train`")
-    missing = [f for f in _REQUIRED if not (d / f).is_file()]
-    if missing:
-        raise ModelError(f"incomplete model directory, missing {missing}", path=d,
+    if not (d / _META).is_file():
+        raise ModelError(f"incomplete model directory, missing {[_META]}", path=d,
                          fix="retrain with `permafrost train` (or copy the whole directory)")
-    meta = _read_json(d / "metadata.json")
+    meta_path = _inside(d, _META, field=None,
+                        fix="copy the whole model directory (its files, not links to them)")
+    meta = _read_json(meta_path, _read_bytes(meta_path))
     if meta.get("format") != FORMAT:
         raise ModelError(f"not a permafrost model (format {meta.get('format')!r})",
-                         path=d / "metadata.json", field="format",
+                         path=meta_path, field="format",
                          fix="give a directory written by `permafrost train`")
     ver = meta.get("format_version")
     if not isinstance(ver, int) or ver != FORMAT_VERSION:
@@ -152,44 +188,161 @@ def load_model(path: str | os.PathLike) -> PZIModel:
         raise ModelError(
             f"model format version {ver!r} (written by permafrost {made}) is incompatible "
             f"with this permafrost, which reads version {FORMAT_VERSION}",
-            path=d / "metadata.json", field="format_version",
+            path=meta_path, field="format_version",
             fix="retrain the model with this version of `permafrost train`")
     names = meta.get("feature_names")
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise ModelError("feature_names missing or empty", path=d / "metadata.json",
+        raise ModelError("feature_names missing or empty", path=meta_path,
                          field="feature_names", fix="retrain the model")
     ptype = meta.get("predictor_type")
-    files = meta.get("files", {})
-    fold_files = files.get("folds", []) if isinstance(files, dict) else []
-
-    def read_pred(p: Path):
-        if not p.is_file():
-            raise ModelError("file listed in metadata.json is missing", path=p,
-                             fix="copy the whole model directory or retrain")
-        if ptype == "booster":
-            return _read_booster(p)
-        if ptype == "linear":
-            return _read_linear(p, len(names))
-        raise ModelError(f"unknown predictor type {ptype!r}", path=d / "metadata.json",
+    if ptype not in ("booster", "linear"):
+        raise ModelError(f"unknown predictor type {ptype!r}", path=meta_path,
                          field="predictor_type", fix="retrain the model")
+    files = _listed_files(d, meta)
+    listed = [files["predictor"], files["calibration"], *files["folds"]]
+    missing = [f for f in listed if not (d / f).is_file()]
+    if missing:
+        raise ModelError(f"incomplete model directory, missing {missing}", path=d,
+                         fix="retrain with `permafrost train` (or copy the whole directory)")
+    digests = _recorded_digests(d, meta, listed)
 
-    predictor = read_pred(d / "predictor.json")
-    if ptype == "booster":
-        nf = predictor.booster.num_features()
-        if nf != len(names):
-            raise ModelError(f"booster has {nf} features, metadata lists {len(names)}",
-                             path=d / "predictor.json", fix="retrain the model")
-    cal = validate_calibration(_read_json(d / "calibration.json"), path=d / "calibration.json")
-    folds = [read_pred(d / f) for f in fold_files]
+    def read(rel: str) -> tuple[Path, bytes]:
+        p = d / rel
+        data = _read_bytes(p)
+        if digests is not None and hashlib.sha256(data).hexdigest() != digests[rel]:
+            raise ModelError(
+                "the file's SHA-256 differs from the one metadata.json records (it was "
+                "replaced, edited or truncated after the model was saved)", path=p,
+                fix=_FIX_DIGEST)
+        return p, data
+
+    def read_pred(rel: str):
+        p, data = read(rel)
+        if ptype == "booster":
+            pred = _read_booster(p, data)
+            _check_booster_names(pred, names, p)
+            return pred
+        return _read_linear(p, data, len(names))
+
+    predictor = read_pred(files["predictor"])
+    cal_path, cal_bytes = read(files["calibration"])
+    cal = validate_calibration(_read_json(cal_path, cal_bytes), path=cal_path)
+    folds = [read_pred(f) for f in files["folds"]]
     return PZIModel(predictor=predictor, calibration=cal, feature_names=names, metadata=meta,
                     fold_models=folds)
 
 
-def _read_booster(path: Path) -> BoosterPredictor:
-    """An XGBoost JSON booster file (XGBoost's own loader; never unpickles)."""
+def _name_booster(pred, names: list[str]) -> None:
+    """Give a booster without feature names the model's; refuse a booster whose own names
+    differ (its columns would be fed in another order)."""
+    if getattr(pred, "kind", None) != "booster":
+        return
+    own = pred.booster.feature_names
+    if own is None:
+        pred.booster.feature_names = list(names)
+    elif list(own) != list(names):
+        raise ModelError(f"the booster's own feature names {list(own)} differ from the "
+                         f"model's feature_names {list(names)}", field="feature_names",
+                         fix="build the PZIModel with feature_names in the booster's order")
+
+
+def _check_booster_names(pred: BoosterPredictor, names: list[str], path: Path) -> None:
+    """The booster's feature count and own names (``learner.feature_names``) must be
+    metadata.json's ``feature_names``, in order (a booster saved without names is checked by
+    count only)."""
+    nf = pred.booster.num_features()
+    if nf != len(names):
+        raise ModelError(f"booster has {nf} features, metadata.json lists {len(names)}",
+                         path=path, field="feature_names", fix="retrain the model")
+    own = pred.booster.feature_names
+    if own is None or list(own) == names:
+        return
+    if sorted(own) == sorted(names):
+        problem = (f"the booster takes its features in the order {list(own)}, metadata.json "
+                   f"lists {names}: it would predict a scrambled map")
+    else:
+        problem = f"the booster was trained on features {list(own)}, metadata.json lists {names}"
+    raise ModelError(problem, path=path, field="feature_names",
+                     fix="metadata.json and the predictor do not belong together: retrain "
+                         "the model")
+
+
+def _listed_files(d: Path, meta: dict) -> dict:
+    """metadata.json's ``files``, each name checked to stay inside the model directory."""
+    files = meta.get("files", {})
+    if not isinstance(files, dict):
+        raise ModelError("'files' is not a mapping of the model's files", path=d / _META,
+                         field="files", fix=_FIX_NAMES)
+    out = {k: _inside(d, files.get(k, v), field=f"files.{k}").relative_to(d).as_posix()
+           for k, v in _DEFAULT_FILES.items()}
+    folds = files.get("folds", [])
+    if not isinstance(folds, list):
+        raise ModelError("'files.folds' is not a list of file names", path=d / _META,
+                         field="files.folds", fix=_FIX_NAMES)
+    out["folds"] = [_inside(d, f, field=f"files.folds[{i}]").relative_to(d).as_posix()
+                    for i, f in enumerate(folds)]
+    return out
+
+
+def _inside(d: Path, name, *, field: str | None, fix: str = _FIX_NAMES) -> Path:
+    """``d / name`` for a plain relative ``name`` (no absolute path, ``..``, ``.`` or empty
+    part, no backslash) that resolves, symbolic links followed, inside ``d``."""
+    where = d / _META
+    if (not isinstance(name, str) or not name or "\\" in name or "\0" in name
+            or any(part in ("", ".", "..") for part in name.split("/"))):
+        raise ModelError(f"{name!r} is not a plain relative file name inside the model "
+                         "directory", path=where, field=field, fix=fix)
+    p = d / name
+    try:
+        real, root = p.resolve(), d.resolve()
+    except (OSError, RuntimeError) as exc:  # a symbolic-link loop
+        raise ModelError(f"{name!r} cannot be resolved ({exc})", path=where, field=field,
+                         fix=fix) from None
+    if real == root or not real.is_relative_to(root):
+        raise ModelError(f"{name!r} leads outside the model directory (to {real})",
+                         path=where, field=field, fix=fix)
+    return p
+
+
+def _recorded_digests(d: Path, meta: dict, listed: list[str]) -> dict | None:
+    """metadata.json's ``sha256`` for each listed file; None (and a warning) for a model
+    saved before digests were recorded."""
+    digests = meta.get("sha256")
+    if digests is None:
+        log.warning("%s: the model was saved without file digests (by an earlier permafrost), "
+                    "so its files cannot be checked against mix-ups; retrain it to record "
+                    "them", d)
+        return None
+    bad = None if isinstance(digests, dict) else "sha256"
+    for rel in listed if bad is None else ():
+        v = digests.get(rel)
+        if not (isinstance(v, str) and len(v) == 64
+                and all(c in "0123456789abcdef" for c in v)):
+            bad = f"sha256.{rel}"
+            break
+    if bad is not None:
+        raise ModelError("no SHA-256 (64 hex digits) recorded for each of the model's files",
+                         path=d / _META, field=bad, fix=_FIX_DIGEST)
+    return digests
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError("file missing from the model directory", path=path,
+                         fix="give a complete model directory written by `permafrost train`") \
+            from None
+    except OSError as exc:
+        raise ModelError(f"cannot read ({exc.strerror or exc})", path=path,
+                         fix="check the file's permissions, or retrain") from None
+
+
+def _read_booster(path: Path, data: bytes) -> BoosterPredictor:
+    """An XGBoost JSON booster file's bytes (XGBoost's own loader; never unpickles)."""
     b = xgb.Booster()
     try:
-        b.load_model(str(path))
+        b.load_model(bytearray(data))
     except (xgb.core.XGBoostError, UnicodeDecodeError) as exc:
         # a binary file (e.g. a pickle): xgboost fails to decode its own error message
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
@@ -198,9 +351,9 @@ def _read_booster(path: Path) -> BoosterPredictor:
     return BoosterPredictor(b)
 
 
-def _read_linear(path: Path, n_features: int) -> LinearPredictor:
+def _read_linear(path: Path, data: bytes, n_features: int) -> LinearPredictor:
     """A logistic model's coefficient file (:meth:`LinearPredictor.to_dict` as JSON)."""
-    d = _read_json(path)
+    d = _read_json(path, data)
     try:
         if d.get("type") != "logistic":
             raise KeyError("type")
@@ -215,14 +368,10 @@ def _read_linear(path: Path, n_features: int) -> LinearPredictor:
     return obj
 
 
-def _read_json(path: Path) -> dict:
+def _read_json(path: Path, data: bytes) -> dict:
+    """A JSON object from a model file's bytes (``path`` names it in errors)."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            d = json.load(fh)
-    except FileNotFoundError:
-        raise ModelError("file missing from the model directory", path=path,
-                         fix="give a complete model directory written by `permafrost train`") \
-            from None
+        d = json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc})",
                          path=path, fix="retrain the model") from None
