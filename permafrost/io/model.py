@@ -55,9 +55,8 @@ _META = "metadata.json"
 #: the files a model directory holds when ``metadata.json`` does not list them (and the
 #: names :func:`save_model` writes)
 _DEFAULT_FILES = {"predictor": "predictor.json", "calibration": "calibration.json"}
-_FIX_NAMES = ("metadata.json must name the model's files by plain relative names inside the "
-              "model directory, as `permafrost train` writes them: copy the whole model "
-              "directory again or retrain")
+_FIX_NAMES = ("a model's files stay inside its directory, named as `permafrost train` "
+              "writes them: copy the whole model directory (not links out of it) or retrain")
 _FIX_DIGEST = ("copy the whole model directory again from where it was trained, or retrain "
                "with `permafrost train`")
 
