@@ -91,6 +91,8 @@ def save_model(model: PZIModel, path: str | os.PathLike, *, overwrite: bool = Tr
         is written then; an existing model stays untouched).
     """
     target = Path(path)
+    for pred in (model.predictor, *model.fold_models):
+        _name_booster(pred, model.feature_names)
     if target.exists() and not target.is_dir():
         raise OutputError("exists and is not a directory", path=target,
                           fix="choose a directory path for the model")
@@ -103,8 +105,6 @@ def save_model(model: PZIModel, path: str | os.PathLike, *, overwrite: bool = Tr
     except OSError as exc:
         raise OutputError(f"cannot write here ({exc.strerror})", path=target.parent,
                           fix="choose a writable output directory") from None
-    for pred in (model.predictor, *model.fold_models):
-        _name_booster(pred, model.feature_names)
     try:
         files = {**_DEFAULT_FILES, "folds": []}
         digests: dict[str, str] = {}
