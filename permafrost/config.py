@@ -498,6 +498,8 @@ def _check_scenarios(cfg: PipelineConfig, path: Path) -> None:
         except ValidationError as exc:
             raise _explain(exc, path, TrainOptions, prefix=("scenario_model",)) from None
     covariates = [n for n in available if "." not in n]  # not the coarse inputs
+    for n in available:  # listed later as `features = [...]`, `--monotone NAME=-1`
+        check_name(n, what="covariate", field="inputs.covariates", path=path)
     for key, feats in (("train.features", cfg.train.features),
                        ("scenario_model.features", cfg.scenario_model.get("features"))):
         for f in feats or []:
