@@ -28,8 +28,8 @@ from permafrost.defaults import (
     CI_LEVEL,
     ROCK_GLACIER_WEIGHT,
 )
-from permafrost.errors import ConfigError
-from permafrost.options import bound, check_crs, check_name, offset_bound
+from permafrost.errors import ConfigError, PermafrostError
+from permafrost.options import bound, bound_for_key, check_crs, check_name, offset_bound
 from permafrost.io.rasters import is_remote
 from permafrost.workflows.covariates import changeable_inputs
 
@@ -48,6 +48,15 @@ BASELINE = "baseline"
 #: the scenario model applied to today's covariates: what scenario changes are measured
 #: against when a pipeline has a ``[scenario_model]`` (see docs/pipelines.md)
 REFERENCE = "reference"
+
+
+def _as_value_error(check, *args, **kwargs):
+    """A check of :mod:`permafrost.options` inside a pydantic validator: its problem and fix
+    as the ValueError pydantic reports under the key."""
+    try:
+        return check(*args, **kwargs)
+    except PermafrostError as exc:
+        raise ValueError(f"{exc.problem}; {exc.fix}") from None
 
 
 class _Strict(BaseModel):
@@ -71,7 +80,7 @@ class PriorMap(_Strict):
     @field_validator("name")
     @classmethod
     def _plain_name(cls, v):
-        return check_name(v, what="prior map", field="name")
+        return _as_value_error(check_name, v, what="prior map", field="name")
 
 
 class RegionsInput(_Strict):
@@ -118,7 +127,7 @@ class BoreholeTable(_Strict):
     @field_validator("crs")
     @classmethod
     def _known_crs(cls, v):
-        return v if v is None else check_crs(v, field="crs")
+        return v if v is None else _as_value_error(check_crs, v, field="crs")
 
 
 #: input keys that take a file or a BoreholeTable, and the flat keys the table form fills
@@ -150,7 +159,7 @@ class Inputs(_Strict):
     @field_validator("borehole_crs", "validation_borehole_crs")
     @classmethod
     def _known_crs(cls, v, info):
-        return v if v is None else check_crs(v, field=info.field_name)
+        return v if v is None else _as_value_error(check_crs, v, field=info.field_name)
 
 
 class KinematicsOptions(_Strict):
@@ -379,7 +388,16 @@ def _explain(exc: ValidationError, path: Path, model: type[BaseModel], prefix: t
     msg = err["msg"].replace("\n", " ")
     given = err.get("input")
     shown = "" if isinstance(given, (dict, list)) else f" (got {given!r})"
-    return ConfigError(f"{msg}{shown}{more}", path=path, field=key, fix="see docs/pipelines.md")
+    # a value out of bounds: the reason from the table of permafrost.options
+    entry = bound_for_key(key) or bound_for_key(".".join(key.split(".")[-2:]))
+    fix = (f"give a value in these bounds ({entry.why})" if entry is not None
+           and err["type"] in _BOUND_ERRORS else "see docs/pipelines.md")
+    return ConfigError(f"{msg}{shown}{more}", path=path, field=key, fix=fix)
+
+
+#: pydantic's error types of a number outside its bounds
+_BOUND_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal",
+                 "finite_number"}
 
 
 # ---------------------------------------------------------------------------------------

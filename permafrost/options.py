@@ -301,8 +301,11 @@ def bound_for_cli(command: str, flag: str) -> Bound | None:
 
 
 def bound_for_key(key: str) -> Bound | None:
-    """The entry that bounds a pipeline key such as ``train.n_estimators`` (None: none)."""
-    return next((b for b in BOUNDS if key in b.toml), None)
+    """The entry that bounds a pipeline key such as ``train.n_estimators`` or
+    ``scenarios.plus1.covariates.maat.offset`` (the most specific pattern; None: none)."""
+    hits = [(len(pattern.replace("*", "")), b) for b in BOUNDS for pattern in b.toml
+            if re.fullmatch(re.escape(pattern).replace(r"\*", "[^.]*"), key)]
+    return max(hits, key=lambda h: h[0])[1] if hits else None
 
 
 def check_options(*, path=None, **values: Any) -> dict[str, Any]:

@@ -16,7 +16,9 @@ def stats_cmd(
     regions: Path | None = typer.Option(None, "--regions", help="Polygons of regions."),
     region_field: str = typer.Option("name", "--region-field", help="Region name column."),
     dem: Path | None = typer.Option(None, "--dem", help="DEM for elevation bands [m]."),
-    band_width: float = typer.Option(200.0, "--band-width", callback=bounded("band_width"), help="Elevation band width [m]."),
+    band_width: float = typer.Option(200.0, "--band-width",
+                                     callback=bounded("band_width"),
+                                     help="Elevation band width [m]."),
     mask: Path | None = typer.Option(None, "--mask",
                                      help="Cells to exclude: polygons (glaciers, lakes) or a "
                                           "raster (any grid, nearest neighbour; non-zero = "

@@ -25,11 +25,15 @@ def validate_cmd(
         help="Prior map: NAME=FILE:categorical:PF_CODES[:OTHER_CODES] or "
              "NAME=FILE:continuous:THRESHOLD (repeatable)."),
     out: Path = typer.Option(..., "--out", help="Output directory."),
-    threshold: float = typer.Option(0.5, "--threshold", callback=bounded("threshold"), help="PZI threshold for permafrost."),
+    threshold: float = typer.Option(0.5, "--threshold",
+                                    callback=bounded("threshold"),
+                                    help="PZI threshold for permafrost."),
     mask: Path | None = typer.Option(None, "--mask",
                                      help="Cells excluded from map agreement (polygons/raster)."),
-    n_bins: int = typer.Option(10, "--bins", callback=bounded("n_bins"), help="Reliability curve bins."),
-    bootstrap: int = typer.Option(BOOTSTRAP_RESAMPLES, "--bootstrap", callback=bounded("bootstrap_resamples"),
+    n_bins: int = typer.Option(10, "--bins",
+                               callback=bounded("n_bins"), help="Reliability curve bins."),
+    bootstrap: int = typer.Option(BOOTSTRAP_RESAMPLES, "--bootstrap",
+                                  callback=bounded("bootstrap_resamples"),
                                   help="Resamples of the percentile bootstrap of every "
                                        "borehole metric."),
     ci_level: float = typer.Option(CI_LEVEL, "--ci-level", callback=bounded("ci_level"),
@@ -37,7 +41,8 @@ def validate_cmd(
     site_m: float = typer.Option(SITE_M, "--site-m", callback=bounded("site_m"),
                                  help="Boreholes closer than this to a neighbour form one site, "
                                       "the bootstrap's resampling unit [m]."),
-    seed: int = typer.Option(0, "--seed", callback=bounded("seed"), help="Random seed of the bootstrap."),
+    seed: int = typer.Option(0, "--seed",
+                             callback=bounded("seed"), help="Random seed of the bootstrap."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON, no table."),
 ) -> None:
     """Borehole metrics side by side for the model and each prior; area agreement with priors."""
