@@ -113,7 +113,7 @@ class Bound:
                                   fix=self._fix())
         if not self.ok(v):
             what = "NaN" if isinstance(v, float) and math.isnan(v) else _num(v)
-            raise OptionError(f"{what} is out of bounds: {self.describe(field.lstrip('-'))}"
+            raise OptionError(f"{what} is out of bounds: {self.describe()}"
                               f"{'' if self.unit == '-' else f' [{self.unit}]'}", path=path,
                               field=field, fix=self._fix())
         return v

@@ -167,7 +167,7 @@ def test_n_estimators_zero_is_refused_not_the_default(tmp_path):
     for v in ("0", "-3"):
         res = invoke([*_base_args("train", tmp_path), "--n-estimators", v])
         line = assert_clean_failure(res, names="--n-estimators")
-        assert "1 <= n-estimators" in line
+        assert "1 <= n_estimators" in line
 
 
 def test_workers_above_the_cpu_cap_start_no_process(tmp_path):
