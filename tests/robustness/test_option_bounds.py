@@ -12,6 +12,7 @@ the separators of ``a=b,c=d`` lists.
 from __future__ import annotations
 
 import math
+import os
 import re
 import time
 
@@ -135,7 +136,7 @@ def test_the_table_is_complete():
         assert b.cli or b.toml, f"{b.name}: an entry that no option uses"
         assert b.lo is not None or b.hi is not None, b.name
     # ``--workers 1000`` is refused on any machine that has fewer than 500 CPUs
-    assert MAX_PARALLEL == 2 * (__import__("os").cpu_count() or 1)
+    assert MAX_PARALLEL == 2 * (os.cpu_count() or 1)
 
 
 # ----------------------------------------------------------------------------- CLI
