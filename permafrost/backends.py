@@ -34,6 +34,7 @@ from types import ModuleType
 from typing import Any
 
 from permafrost.errors import InputError
+from permafrost.options import check_options
 
 __all__ = [
     "DEVICES",
@@ -284,6 +285,29 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+#: how long to wait for a Dask scheduler to answer (a running one answers in milliseconds)
+SCHEDULER_TIMEOUT = "10s"
+
+def check_scheduler_address(address: Any) -> str:
+    """A Dask scheduler address (``tcp://HOST:PORT``, ``tls://...``, ``inproc://...``), its
+    form checked by distributed's own parser before any connection is tried, else a
+    one-line :class:`InputError`."""
+    from distributed.comm.addressing import get_address_host_port, parse_address
+
+    text = str(address).strip()
+    try:
+        scheme, _ = parse_address(text, strict=False)
+        if scheme != "inproc":  # an in-process cluster has no host and port
+            host, port = get_address_host_port(text)
+            if not host or any(c.isspace() for c in host) or not 0 < int(port) < 65536:
+                raise ValueError(text)
+    except (ValueError, TypeError):
+        raise InputError(f"not a Dask scheduler address: {text[:80]!r}", field="scheduler",
+                         fix="give PROTOCOL://HOST:PORT, e.g. tcp://10.0.0.5:8786, as "
+                             "printed by `dask scheduler`") from None
+    return text
+
+
 @contextmanager
 def open_executor(*, workers: int | None = None, scheduler: str | None = None,
                   threads: int | None = None) -> Iterator[Executor]:
@@ -309,15 +333,16 @@ def open_executor(*, workers: int | None = None, scheduler: str | None = None,
     if workers is not None and scheduler is not None:
         raise InputError("give either a worker count or a scheduler address, not both",
                          field="workers", fix="drop --workers or --scheduler")
+    checked = check_options(workers=workers, threads=threads)
+    workers, threads = checked["workers"], checked["threads"]
+    if scheduler is not None:
+        scheduler = check_scheduler_address(scheduler)
     if workers is None and scheduler is None:
         yield Executor(backend="threads", threads=threads or default_threads())
         return
     from distributed import Client, LocalCluster
 
     if workers is not None:
-        if int(workers) < 1:
-            raise InputError(f"worker count must be >= 1, got {workers}", field="workers",
-                             fix="give --workers 1 or more")
         # processes with one thread each: XGBoost's OpenMP threads are set to 1 per worker
         # by the nanny (OMP_NUM_THREADS), so N workers use N cores
         cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
@@ -332,10 +357,11 @@ def open_executor(*, workers: int | None = None, scheduler: str | None = None,
             cluster.close()
         return
     try:
-        client = Client(scheduler, set_as_default=False, timeout="20s")
+        client = Client(scheduler, set_as_default=False, timeout=SCHEDULER_TIMEOUT)
     except (OSError, TimeoutError, ValueError) as exc:
-        raise InputError(f"cannot reach the Dask scheduler at {scheduler!r} ({exc})",
-                         field="scheduler",
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"cannot reach the Dask scheduler at {scheduler!r} within "
+                         f"{SCHEDULER_TIMEOUT} ({first})", field="scheduler",
                          fix="start it (`dask scheduler`) or check the address") from None
     try:
         yield Executor(backend="cluster", client=client)

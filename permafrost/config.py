@@ -28,7 +28,8 @@ from permafrost.defaults import (
     CI_LEVEL,
     ROCK_GLACIER_WEIGHT,
 )
-from permafrost.errors import ConfigError
+from permafrost.errors import ConfigError, PermafrostError
+from permafrost.options import bound, bound_for_key, check_crs, check_name, offset_bound
 from permafrost.io.rasters import is_remote
 from permafrost.workflows.covariates import changeable_inputs
 
@@ -49,6 +50,15 @@ BASELINE = "baseline"
 REFERENCE = "reference"
 
 
+def _as_value_error(check, *args, **kwargs):
+    """A check of :mod:`permafrost.options` inside a pydantic validator: its problem and fix
+    as the ValueError pydantic reports under the key."""
+    try:
+        return check(*args, **kwargs)
+    except PermafrostError as exc:
+        raise ValueError(f"{exc.problem}; {exc.fix}") from None
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True)
 
@@ -65,7 +75,12 @@ class PriorMap(_Strict):
     #: when omitted every other valid code means no permafrost
     other_codes: list[int] | None = None
     #: continuous maps: permafrost where the value is at least this
-    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    threshold: float = bound("prior_threshold").field(0.5)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v):
+        return _as_value_error(check_name, v, what="prior map", field="name")
 
 
 class RegionsInput(_Strict):
@@ -109,6 +124,11 @@ class BoreholeTable(_Strict):
     #: CRS of x/y columns (lon/lat columns are EPSG:4326)
     crs: str | None = None
 
+    @field_validator("crs")
+    @classmethod
+    def _known_crs(cls, v):
+        return v if v is None else _as_value_error(check_crs, v, field="crs")
+
 
 #: input keys that take a file or a BoreholeTable, and the flat keys the table form fills
 _TABLE_INPUTS = {"boreholes": ("borehole_columns", "borehole_crs"),
@@ -136,35 +156,40 @@ class Inputs(_Strict):
     regions: RegionsInput | None = None
     mask: Path | None = None
 
+    @field_validator("borehole_crs", "validation_borehole_crs")
+    @classmethod
+    def _known_crs(cls, v, info):
+        return v if v is None else _as_value_error(check_crs, v, field=info.field_name)
+
 
 class KinematicsOptions(_Strict):
     enabled: bool = True
-    sensitivity_cut: float = Field(0.3, gt=0.0, lt=1.0)
-    min_coherence: float = Field(0.7, ge=0.0, le=1.0)
+    sensitivity_cut: float = bound("min_sensitivity").field(0.3)
+    min_coherence: float = bound("min_coherence").field(0.7)
 
 
 class LabelsOptions(_Strict):
     activity_column: str = "activity"
     sampling: Literal["front", "centroid", "interior"] = "front"
-    spacing_m: float = Field(100.0, gt=0)
+    spacing_m: float = bound("spacing_m").field(100.0)
     #: one default everywhere (permafrost.defaults, docs/pipelines.md "One set of defaults")
-    borehole_weight: float = Field(BOREHOLE_WEIGHT, gt=0)
-    rock_glacier_weight: float = Field(ROCK_GLACIER_WEIGHT, gt=0)
+    borehole_weight: float = bound("borehole_weight").field(BOREHOLE_WEIGHT)
+    rock_glacier_weight: float = bound("rock_glacier_weight").field(ROCK_GLACIER_WEIGHT)
     use_kinematics: bool = True
 
 
 class TrainOptions(_Strict):
     model: Literal["xgboost", "logistic", "rf"] = "xgboost"
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    folds: int = Field(5, ge=2, le=20)
-    block_size_m: float | None = Field(None, gt=0)
+    folds: int = bound("folds").field(5)
+    block_size_m: float | None = bound("block_size").field(None)
     calibration: Literal["isotonic", "sigmoid"] = CALIBRATION
-    n_estimators: int = Field(300, ge=1)
+    n_estimators: int = bound("n_estimators").field(300)
     features: list[str] | None = None
     #: share of permafrost in the landscape [-] from an independent source: moves the PZI
     #: from the labels' prevalence to it (Saerens et al. 2002); default none, see
     #: docs/method.md "What the PZI means"
-    prevalence: float | None = Field(None, gt=0.0, lt=1.0)
+    prevalence: float | None = bound("prevalence").field(None)
     prevalence_source: str | None = None
 
     #: monotone constraints by covariate (+1 increasing, -1 decreasing), e.g. {maat = -1}:
@@ -181,28 +206,28 @@ class TrainOptions(_Strict):
 
 
 class PredictOptions(_Strict):
-    chunk: int = Field(CHUNK, ge=64)
+    chunk: int = bound("chunk").field(CHUNK)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     zones: bool = True
     uncertainty: bool = False
-    workers: int | None = Field(None, ge=1)
+    workers: int | None = bound("workers").field(None)
 
 
 class StatsOptions(_Strict):
-    band_width_m: float = Field(200.0, gt=0)
+    band_width_m: float = bound("band_width").field(200.0)
 
 
 class ValidateOptions(_Strict):
     enabled: bool = True
     #: share of boreholes held out of training (whole spatial blocks) to validate on;
     #: 0 trains on all of them (then give `inputs.validation_boreholes`)
-    holdout_fraction: float = Field(0.25, ge=0.0, lt=1.0)
+    holdout_fraction: float = bound("holdout_fraction").field(0.25)
     #: side of the held-out blocks [m]; default (None): the spatial-CV block size
     #: (train.block_size_m, else the label variogram's range); a smaller value is an error
-    holdout_block_m: float | None = Field(None, gt=0)
+    holdout_block_m: float | None = bound("holdout_block_m").field(None)
     #: percentile bootstrap of every held-out metric: resamples and confidence level
-    bootstrap_resamples: int = Field(BOOTSTRAP_RESAMPLES, ge=1000)
-    ci_level: float = Field(CI_LEVEL, gt=0.0, lt=1.0)
+    bootstrap_resamples: int = bound("bootstrap_resamples").field(BOOTSTRAP_RESAMPLES)
+    ci_level: float = bound("ci_level").field(CI_LEVEL)
 
 
 class ReportOptions(_Strict):
@@ -213,8 +238,10 @@ class ReportOptions(_Strict):
 class CovariateChange(_Strict):
     """How a scenario changes one covariate: an offset, a factor, or another file."""
 
-    offset: float | None = Field(None, allow_inf_nan=False)
-    scale: float | None = Field(None, allow_inf_nan=False)
+    #: bounds: permafrost.options ("offset"; a MAAT offset "maat_offset", checked with the
+    #: covariate's name in _check_scenarios)
+    offset: float | None = bound("offset").field(None)
+    scale: float | None = bound("scale").field(None)
     file: Path | None = None
 
     @field_validator("file")
@@ -232,7 +259,7 @@ class Scenario(_Strict):
     #: the change of mean annual air temperature this scenario stands for [degC], for
     #: the report's area-against-warming plot; by default the offset of the scenario's
     #: one offset-changed covariate, if it has exactly one
-    delta_t: float | None = None
+    delta_t: float | None = bound("delta_t").field(None)
     covariates: dict[str, CovariateChange] = Field(default_factory=dict)
     labels: dict[str, Any] = Field(default_factory=dict)
     train: dict[str, Any] = Field(default_factory=dict)
@@ -243,7 +270,7 @@ class Scenario(_Strict):
 class PipelineSection(_Strict):
     name: str
     output_dir: Path
-    seed: int = 0
+    seed: int = bound("seed").field(0)
     description: str = ""
 
 
@@ -361,7 +388,16 @@ def _explain(exc: ValidationError, path: Path, model: type[BaseModel], prefix: t
     msg = err["msg"].replace("\n", " ")
     given = err.get("input")
     shown = "" if isinstance(given, (dict, list)) else f" (got {given!r})"
-    return ConfigError(f"{msg}{shown}{more}", path=path, field=key, fix="see docs/pipelines.md")
+    # a value out of bounds: the reason from the table of permafrost.options
+    entry = bound_for_key(key) or bound_for_key(".".join(key.split(".")[-2:]))
+    fix = (f"give a value in these bounds ({entry.why})" if entry is not None
+           and err["type"] in _BOUND_ERRORS else "see docs/pipelines.md")
+    return ConfigError(f"{msg}{shown}{more}", path=path, field=key, fix=fix)
+
+
+#: pydantic's error types of a number outside its bounds
+_BOUND_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal",
+                 "finite_number"}
 
 
 # ---------------------------------------------------------------------------------------
@@ -480,6 +516,8 @@ def _check_scenarios(cfg: PipelineConfig, path: Path) -> None:
         except ValidationError as exc:
             raise _explain(exc, path, TrainOptions, prefix=("scenario_model",)) from None
     covariates = [n for n in available if "." not in n]  # not the coarse inputs
+    for n in available:  # listed later as `features = [...]`, `--monotone NAME=-1`
+        check_name(n, what="covariate", field="inputs.covariates", path=path)
     for key, feats in (("train.features", cfg.train.features),
                        ("scenario_model.features", cfg.scenario_model.get("features"))):
         for f in feats or []:
@@ -506,6 +544,12 @@ def _check_scenarios(cfg: PipelineConfig, path: Path) -> None:
             if change.offset is None and change.scale is None and change.file is None:
                 raise ConfigError("changes nothing", path=path, field=key,
                                   fix="give `offset`, `scale` or `file`")
+            if change.offset is not None and not offset_bound(cov).ok(change.offset):
+                b = offset_bound(cov)
+                raise ConfigError(f"offset {change.offset:g} is out of bounds: "
+                                  f"{b.describe('offset')} [{b.unit}]", path=path,
+                                  field=f"{key}.offset", fix=f"give an offset in these bounds "
+                                  f"({b.why})")
             if change.file is not None and not change.file.exists():
                 raise ConfigError(f"file not found: {change.file}", path=path,
                                   field=f"{key}.file", fix="fix the path")

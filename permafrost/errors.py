@@ -21,6 +21,7 @@ __all__ = [
     "ConfigError",
     "ModelError",
     "OutputError",
+    "OptionError",
     "format_message",
 ]
 
@@ -112,3 +113,9 @@ class ModelError(PermafrostError, ValueError):
 
 class OutputError(PermafrostError, OSError):
     """An output cannot be written (permissions, disk full, existing directory)."""
+
+
+class OptionError(DataError, ConfigError):
+    """A numeric option (a CLI flag, a pipeline key or a library argument) lies outside the
+    bounds of :data:`permafrost.options.BOUNDS`, or a name holds a separator; also a
+    :class:`DataError` and a :class:`ConfigError`, as such checks were before."""

@@ -70,6 +70,7 @@ from scipy import ndimage
 
 from permafrost.checks import expects
 from permafrost.errors import ConfigError, DataError
+from permafrost.options import check_options
 from permafrost.rasterize import Shapes, burn, points_in_polygons
 from permafrost.terrain import geographic_cell_size, gradient_to_slope_aspect, terrain_gradient
 from permafrost.zonal import (
@@ -210,24 +211,20 @@ class KinematicsConfig:
     block_rows: int | None = None
 
     def __post_init__(self) -> None:
+        # the options of the CLI and the pipeline: bounds from permafrost.options
+        check_options(**{k: getattr(self, k) for k in (
+            "min_sensitivity", "min_slope_deg", "min_coherence", "smooth_sigma_px",
+            "active_min_m_yr", "transitional_min_m_yr", "los_noise_floor_m_yr", "k_sigma",
+            "min_valid_pixels", "min_valid_fraction", "block_rows")})
         checks = [
-            ("min_sensitivity", 0 <= self.min_sensitivity < 1),
-            ("min_slope_deg", 0 <= self.min_slope_deg < 90),
-            ("min_coherence", 0 <= self.min_coherence <= 1),
-            ("smooth_sigma_px", self.smooth_sigma_px >= 0),
             ("flow_smoothing_m", self.flow_smoothing_m >= 0),
             ("moving_percentile", 50 <= self.moving_percentile < 100),
             ("min_moving_fraction", 0 <= self.min_moving_fraction <= 1),
             ("reference_ring_m", _ring_ok(self.reference_ring_m)),
             ("min_reference_pixels", self.min_reference_pixels >= 1),
-            ("transitional_min_m_yr", 0 < self.transitional_min_m_yr < self.active_min_m_yr),
-            ("k_sigma", self.k_sigma > 0),
-            ("los_noise_floor_m_yr", self.los_noise_floor_m_yr >= 0),
-            ("min_valid_pixels", self.min_valid_pixels >= 1),
-            ("min_valid_fraction", 0 <= self.min_valid_fraction <= 1),
+            ("transitional_min_m_yr", self.transitional_min_m_yr < self.active_min_m_yr),
             ("good_valid_fraction", 0 <= self.good_valid_fraction <= 1),
             ("good_sensitivity", 0 <= self.good_sensitivity <= 1),
-            ("block_rows", self.block_rows is None or self.block_rows >= 1),
         ]
         for name, ok in checks:
             if not ok:

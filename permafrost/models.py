@@ -75,6 +75,7 @@ from permafrost.cv import (
 from permafrost.defaults import CALIBRATION
 from permafrost.errors import DataError, ModelError
 from permafrost.metrics import binary_metrics, reliability_curve
+from permafrost.options import check_options
 from permafrost.provenance import versions
 from permafrost.proxies import covariate_dependence
 from permafrost.pzi_model import BoosterPredictor, LinearPredictor, PZIModel, hash_training_data
@@ -85,6 +86,7 @@ __all__ = [
     "RandomForestPZI",
     "LogisticPZI",
     "make_estimator",
+    "check_training_options",
     "balanced_weights",
     "TrainReport",
     "TrainResult",
@@ -514,6 +516,14 @@ def _cross_fit(estimator_factory, X, y, w, folds, *, calibration, threshold, nam
     return raw, cal, per_fold, fold_models
 
 
+def check_training_options(*, params: dict | None = None, **values) -> None:
+    """The bounds (:mod:`permafrost.options`) of :func:`train_model`'s numeric arguments and
+    of ``params["n_estimators"]``: one-line :class:`~permafrost.errors.OptionError`."""
+    check_options(**values)
+    if params and params.get("n_estimators") is not None:
+        check_options(n_estimators=params["n_estimators"])
+
+
 @expects(labels_gdf="geodataframe", covariates_ds="dataset")
 def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: str = "auto",
                 seed: int = 0, folds: int = 5, block_size: float | None = None,
@@ -587,8 +597,8 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
     if calibration not in CALIBRATION_METHODS:
         raise ModelError(f"unknown calibration {calibration!r}", field="calibration",
                          fix=f"use one of {list(CALIBRATION_METHODS)}")
-    if folds < 2:
-        raise DataError(f"need at least 2 folds, got {folds}", field="folds", fix="use --folds 5")
+    check_training_options(seed=seed, folds=folds, block_size=block_size, threshold=threshold,
+                           prevalence=prevalence, params=params)
     if label_col not in labels_gdf.columns:
         raise DataError("label column not found", path=labels_source, field=label_col,
                         fix=f"columns are {list(labels_gdf.columns)}")

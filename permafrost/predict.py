@@ -42,6 +42,7 @@ from permafrost.checks import require_xarray
 from permafrost.defaults import CHUNK
 from permafrost.errors import CRSError, GridMismatchError, InputError, ModelError
 from permafrost.grid import grids_equal
+from permafrost.options import bound
 from permafrost.rasterize import raster_mask_excluded
 
 __all__ = [
@@ -60,8 +61,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: smallest block side [pixels]
-MIN_CHUNK = 16
+#: smallest block side [pixels] (permafrost.options, "chunk")
+MIN_CHUNK = int(bound("chunk").lo)
 
 #: CF attributes of the PZI (:func:`predict_pzi`); the zone legend comes from the one zone
 #: table, :mod:`permafrost.area.zones`
@@ -241,16 +242,10 @@ def check_model(model: Any, *, path: Any = None) -> Any:
 
 
 def check_chunk(chunk: Any) -> int:
-    """The block side [pixels] as an int, at least :data:`MIN_CHUNK`, else :class:`InputError`."""
-    try:
-        c = int(chunk)
-    except (TypeError, ValueError):
-        raise InputError(f"chunk must be a whole number of pixels, got {chunk!r}",
-                         field="chunk", fix="use e.g. --chunk 1024") from None
-    if c < MIN_CHUNK:
-        raise InputError(f"chunk must be at least {MIN_CHUNK} pixels, got {c}", field="chunk",
-                         fix="use e.g. --chunk 1024")
-    return c
+    """The block side [pixels] as an int within the bounds of :mod:`permafrost.options`
+    (at least :data:`MIN_CHUNK`), else :class:`~permafrost.errors.OptionError` (an
+    :class:`InputError`)."""
+    return bound("chunk").check(chunk, field="chunk")
 
 
 def check_covariates(model: Any, covariates: Any, *, source: Any = None) -> list[str]:

@@ -57,6 +57,7 @@ from permafrost.defaults import BOOTSTRAP_RESAMPLES, CI_LEVEL, SITE_M, auto_bloc
 from permafrost.errors import CRSError, DataError, InputError
 from permafrost.grid import grid_of, sample_at_points
 from permafrost.metrics import binary_metrics, cohen_kappa
+from permafrost.options import bound, check_name, check_options
 from permafrost.rasterize import Shapes, burn, polygons_in_crs
 
 __all__ = [
@@ -195,12 +196,8 @@ def bootstrap_metrics(y_true, p, *, threshold: float = 0.5, probabilistic: bool 
                         field="p", fix="give one prediction per borehole")
     if not np.all(np.isfinite(q)):
         raise DataError("predictions must be finite", field="p", fix="drop no-data boreholes")
-    if int(n_resamples) < 1000:
-        raise DataError(f"need at least 1000 bootstrap resamples, got {n_resamples}",
-                        field="bootstrap_resamples", fix=f"use {BOOTSTRAP_RESAMPLES}")
-    if not 0 < level < 1:
-        raise DataError(f"confidence level must be in (0, 1), got {level}", field="ci_level",
-                        fix=f"use {CI_LEVEL}")
+    checked = check_options(bootstrap_resamples=n_resamples, ci_level=level, seed=seed)
+    n_resamples, level = checked["bootstrap_resamples"], checked["ci_level"]
     n = y.size
     if n == 0:
         raise DataError("no borehole to resample", field="boreholes", fix="give boreholes")
@@ -307,6 +304,7 @@ def parse_prior_spec(spec: str) -> PriorSpec:
     except ValueError:
         raise DataError(f"threshold must be a number, got {a!r}", field="--prior",
                         fix="e.g. NAME=FILE:continuous:0.5") from None
+    bound("prior_threshold").check(thr, field="--prior")
     return PriorSpec(name.strip(), Path(path), kind, threshold=thr)
 
 
@@ -609,6 +607,8 @@ def check_prior_names(names: Sequence[str]) -> None:
         Such a name.
     """
     names = list(names)
+    for n in names:
+        check_name(n, what="prior map", field="--prior")
     dup = sorted({n for n in names if names.count(n) > 1} | ({"model"} & set(names)))
     if dup:
         raise DataError(f"prior map names must be unique and not 'model': {dup}",
@@ -730,6 +730,9 @@ def validate(
     Congalton (1991); Efron & Tibshirani (1993).
     """
     require_xarray(pzi, "pzi")
+    check_options(threshold=threshold, n_bins=n_bins, block_rows=block_rows,
+                  bootstrap_resamples=bootstrap_resamples, ci_level=ci_level, seed=seed,
+                  site_m=site_m)
     if pzi.ndim != 2:
         raise DataError(f"the PZI raster must be 2-D, got dims {pzi.dims}",
                         path=pzi.attrs.get("source"), fix="give a single-band raster")

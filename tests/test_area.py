@@ -258,7 +258,7 @@ def test_bad_inputs():
     dem = da_on_grid(np.ones((3, 3)), da.rio.transform())
     with pytest.raises(DataError, match="not on the PZI grid"):
         zone_statistics(da, dem=dem)
-    with pytest.raises(DataError, match="band width"):
+    with pytest.raises(DataError, match="band_width"):
         zone_statistics(da, dem=da_on_grid(np.ones((5, 5)), da.rio.transform()), band_width=0)
 
 

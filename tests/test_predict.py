@@ -466,7 +466,7 @@ def test_predict_pzi_errors_are_the_packages(model_dir, stack_dir):
         ({"mask": np.zeros((150, 210), bool)}, InputError, "mask", "DataArray"),
         ({"mask": ds["dem"].isel(x=slice(1, None)) > 0}, GridMismatchError, "mask",
          "not on the covariates' grid"),
-        ({"chunk": 4}, InputError, "chunk", "at least 16"),
+        ({"chunk": 4}, InputError, "chunk", "16 <= chunk"),
         ({"device": "tpu"}, InputError, "device", "unknown device"),
     ]
     for change, error, fld, text in cases:

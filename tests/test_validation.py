@@ -452,7 +452,7 @@ def test_bootstrap_intervals_contain_the_estimate_and_narrow_with_n():
     cat = bootstrap_metrics(y[:60], (p[:60] >= 0.5).astype(float), probabilistic=False)
     assert cat["intervals"]["brier"]["low"] is None
     assert cat["intervals"]["kappa"]["low"] is not None
-    with pytest.raises(DataError, match="at least 1000"):
+    with pytest.raises(DataError, match="bootstrap_resamples"):
         bootstrap_metrics(y, p, n_resamples=200)
     with pytest.raises(DataError, match="differ in shape"):
         bootstrap_metrics(y, p[:-1])

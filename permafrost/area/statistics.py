@@ -27,6 +27,7 @@ from permafrost.checks import require_geodataframe, require_xarray
 from permafrost.defaults import auto_block_rows
 from permafrost.errors import DataError, InputError
 from permafrost.grid import Grid, grid_of
+from permafrost.options import MAX_ELEVATION_BANDS, check_band_count, check_options
 from permafrost.rasterize import Shapes, burn, polygons_in_crs
 
 __all__ = [
@@ -214,11 +215,8 @@ def zone_statistics(
                             fix="read it with permafrost.read_aligned(path, like=pzi)")
     if block_rows is None:
         block_rows = auto_block_rows(ncols)
-    if block_rows < 1:
-        raise DataError("block_rows must be >= 1", field="block_rows")
-    if not band_width > 0:
-        raise DataError(f"band width must be > 0 m, got {band_width}", field="band_width",
-                        fix="give e.g. --band-width 200")
+    checked = check_options(block_rows=block_rows, band_width=band_width)
+    block_rows, band_width = checked["block_rows"], checked["band_width"]
 
     meta: dict = {
         "source": src,
@@ -321,6 +319,10 @@ def zone_statistics(
             if k.size:
                 uk, inv = np.unique(k, return_inverse=True)
                 ids = acc_band.ids_for([int(v) for v in uk])
+                if len(acc_band.names) > MAX_ELEVATION_BANDS:  # stats_from_files: up front
+                    keys = [k * band_width for k in acc_band.names]
+                    check_band_count(min(keys), max(keys), band_width,
+                                     path=dem.attrs.get("source"))
                 acc_band.add(ids[inv], cls[ok], areas_full[ok], wtd[ok])
     if np.isfinite(pmin) and (pmin < -1e-6 or pmax > 1 + 1e-6):
         raise DataError(f"PZI values must lie in [0, 1], found {pmin:.4g} to {pmax:.4g}",

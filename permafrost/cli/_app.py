@@ -29,7 +29,7 @@ from permafrost import __version__
 from permafrost.errors import PermafrostError
 
 __all__ = ["app", "console", "err_console", "state", "emit_json", "write_json_or_stdout",
-           "make_table"]
+           "make_table", "bounded", "crs_option", "scheduler_option"]
 
 #: width of tables and text when the output is not a terminal (a pipe, a file) and COLUMNS
 #: is not set: wide enough that no column of our tables is squeezed or cut
@@ -94,6 +94,39 @@ def write_json_or_stdout(obj: Any, path: Path) -> bool:
 
     write_json(obj, path)
     return False
+
+
+def bounded(name: str):
+    """A Typer callback that checks an option against its entry of
+    :data:`permafrost.options.BOUNDS` while the command line is parsed (one line, exit 2)."""
+    from permafrost.options import bound
+
+    entry = bound(name)
+
+    def _check(ctx: typer.Context, param: typer.CallbackParam, value):
+        if value is None or ctx.resilient_parsing:
+            return value
+        return entry.check(value, field=param.opts[0])
+
+    return _check
+
+
+def crs_option(ctx: typer.Context, param: typer.CallbackParam, value):
+    """A Typer callback that refuses a CRS pyproj does not know (one line, exit 2)."""
+    if value is None or ctx.resilient_parsing:
+        return value
+    from permafrost.options import check_crs
+
+    return check_crs(value, field=param.opts[0])
+
+
+def scheduler_option(ctx: typer.Context, param: typer.CallbackParam, value):
+    """A Typer callback that checks the form of a Dask scheduler address (one line, exit 2)."""
+    if value is None or ctx.resilient_parsing:
+        return value
+    from permafrost.backends import check_scheduler_address
+
+    return check_scheduler_address(value)
 
 
 def _configure_logging(verbose: int, *, reset: bool = False) -> None:

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import typer
 
-from permafrost.cli._app import app, console, make_table
+from permafrost.cli._app import app, bounded, console, make_table
 
 #: the defaults of :class:`permafrost.kinematics.KinematicsConfig`, written out so that the
 #: help does not import the library (tests/test_cli.py checks that they agree)
@@ -30,22 +30,29 @@ def kinematics(
     dem: Path | None = typer.Option(None, "--dem", help="DEM GeoTIFF [m] (default: the "
                                     "geometry file's height)."),
     layer: str | None = typer.Option(None, "--layer", help="Layer of the outline file."),
-    min_sensitivity: float = typer.Option(_D.min_sensitivity, help="Mask |C| below this [-]."),
-    min_slope: float = typer.Option(_D.min_slope_deg, help="Mask flatter pixels [deg]."),
-    min_coherence: float = typer.Option(_D.min_coherence, help="Mask lower temporal "
-                                        "coherence [-]."),
-    smooth: float = typer.Option(_D.smooth_sigma_px, help="DEM Gaussian smoothing [pixels]."),
-    active_min: float = typer.Option(_D.active_min_m_yr, help="Active from this downslope "
-                                     "velocity [m/yr]."),
-    transitional_min: float = typer.Option(_D.transitional_min_m_yr, help="Lowest detectable "
-                                           "(transitional) velocity [m/yr]."),
-    noise_floor: float = typer.Option(_D.los_noise_floor_m_yr, help="Correlated LOS noise "
-                                      "floor [m/yr]."),
-    k_sigma: float = typer.Option(_D.k_sigma, help="Significance multiplier [-]."),
-    min_valid_pixels: int = typer.Option(_D.min_valid_pixels, help="Fewer valid pixels -> "
-                                         "uncertain."),
-    min_valid_fraction: float = typer.Option(_D.min_valid_fraction, help="Lower valid "
-                                             "fraction -> uncertain."),
+    min_sensitivity: float = typer.Option(_D.min_sensitivity, callback=bounded("min_sensitivity"),
+                                          help="Mask |C| below this [-]."),
+    min_slope: float = typer.Option(_D.min_slope_deg, callback=bounded("min_slope_deg"),
+                                    help="Mask flatter pixels [deg]."),
+    min_coherence: float = typer.Option(_D.min_coherence, callback=bounded("min_coherence"),
+                                        help="Mask lower temporal coherence [-]."),
+    smooth: float = typer.Option(_D.smooth_sigma_px, callback=bounded("smooth_sigma_px"),
+                                 help="DEM Gaussian smoothing [pixels]."),
+    active_min: float = typer.Option(_D.active_min_m_yr, callback=bounded("active_min_m_yr"),
+                                     help="Active from this downslope velocity [m/yr]."),
+    transitional_min: float = typer.Option(
+        _D.transitional_min_m_yr, callback=bounded("transitional_min_m_yr"),
+        help="Lowest detectable (transitional) velocity [m/yr]."),
+    noise_floor: float = typer.Option(_D.los_noise_floor_m_yr,
+                                      callback=bounded("los_noise_floor_m_yr"),
+                                      help="Correlated LOS noise floor [m/yr]."),
+    k_sigma: float = typer.Option(_D.k_sigma, callback=bounded("k_sigma"),
+                                  help="Significance multiplier [-]."),
+    min_valid_pixels: int = typer.Option(_D.min_valid_pixels, callback=bounded("min_valid_pixels"),
+                                         help="Fewer valid pixels -> uncertain."),
+    min_valid_fraction: float = typer.Option(_D.min_valid_fraction,
+                                             callback=bounded("min_valid_fraction"),
+                                             help="Lower valid fraction -> uncertain."),
     all_touched: bool = typer.Option(False, "--all-touched", help="Use every pixel an outline "
                                      "touches (default: pixel centres inside)."),
 ) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from permafrost.cli._app import app, console, make_table
+from permafrost.cli._app import app, bounded, console, crs_option, make_table
 from permafrost.defaults import BOREHOLE_WEIGHT, ROCK_GLACIER_WEIGHT
 
 
@@ -20,8 +20,9 @@ def labels_cmd(
                                   "(default: rg_id, id, pk or name)."),
     boreholes: list[Path] = typer.Option([], "--boreholes", help="Borehole presence table "
                                          "(CSV or vector); repeatable."),
-    borehole_crs: str = typer.Option(None, "--borehole-crs", help="CRS of x/y columns in "
-                                     "presence tables (lon/lat are EPSG:4326)."),
+    borehole_crs: str = typer.Option(None, "--borehole-crs", callback=crs_option,
+                                     help="CRS of x/y columns in presence tables (lon/lat "
+                                          "are EPSG:4326)."),
     borehole_column: list[str] = typer.Option(
         [], "--borehole-column", metavar="ROLE=NAME", help="Column of the borehole tables by role, ROLE=NAME "
         "(roles id, x, y, presence, magt, elevation, year), e.g. presence=Permafrost; "
@@ -36,10 +37,13 @@ def labels_cmd(
     grid: Path = typer.Option(None, "--grid", help="Reference grid raster (default: --dem)."),
     dem: Path = typer.Option(None, "--dem", help="DEM [m] (needed by front sampling)."),
     sampling: str = typer.Option("front", "--sampling", help="front, centroid or interior."),
-    spacing: float = typer.Option(100.0, "--spacing", help="Interior point spacing [m]."),
+    spacing: float = typer.Option(100.0, "--spacing", callback=bounded("spacing_m"),
+                                  help="Interior point spacing [m]."),
     rock_glacier_weight: float = typer.Option(ROCK_GLACIER_WEIGHT, "--rock-glacier-weight",
+                                              callback=bounded("rock_glacier_weight"),
                                               help="Total weight per rock glacier."),
     borehole_weight: float = typer.Option(BOREHOLE_WEIGHT, "--borehole-weight",
+                                          callback=bounded("borehole_weight"),
                                           help="Weight per borehole."),
     outside: str = typer.Option("error", "--outside", help="Points outside the grid: error "
                                 "or drop (dropped points are counted)."),

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from permafrost.cli._app import app, console, emit_json, err_console, make_table
+from permafrost.cli._app import (app, bounded, console, emit_json, err_console, make_table,
+                                  scheduler_option)
 from permafrost.defaults import CHUNK
 
 
@@ -46,13 +47,15 @@ def predict_cmd(
     mask: Path = typer.Option(None, "--mask",
                               help="Areas to exclude: polygons (glaciers, lakes) or a raster "
                                    "(any grid, nearest neighbour; non-zero = excluded)."),
-    chunk: int = typer.Option(CHUNK, "--chunk", help="Block side in pixels."),
+    chunk: int = typer.Option(CHUNK, "--chunk",
+                              callback=bounded("chunk"), help="Block side in pixels."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    workers: int = typer.Option(None, "--workers", help="Run on a local Dask cluster of N "
-                                                          "worker processes."),
-    scheduler: str = typer.Option(None, "--scheduler",
+    workers: int = typer.Option(None, "--workers", callback=bounded("workers"),
+                                help="Run on a local Dask cluster of N worker processes."),
+    scheduler: str = typer.Option(None, "--scheduler", callback=scheduler_option,
                                   help="Run on an existing Dask cluster (scheduler address)."),
-    threads: int = typer.Option(None, "--threads", help="Threads (default: all CPUs)."),
+    threads: int = typer.Option(None, "--threads",
+                                callback=bounded("threads"), help="Threads (default: all CPUs)."),
     no_resume: bool = typer.Option(False, "--no-resume",
                                    help="Recompute every block, ignoring an interrupted run's."),
     extrapolation: Path = typer.Option(

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from permafrost.cli._app import app, console, emit_json, make_table, write_json_or_stdout
+from permafrost.cli._app import (app, bounded, console, emit_json, make_table,
+                                  write_json_or_stdout)
 
 
 @app.command("stats")
@@ -15,7 +16,9 @@ def stats_cmd(
     regions: Path | None = typer.Option(None, "--regions", help="Polygons of regions."),
     region_field: str = typer.Option("name", "--region-field", help="Region name column."),
     dem: Path | None = typer.Option(None, "--dem", help="DEM for elevation bands [m]."),
-    band_width: float = typer.Option(200.0, "--band-width", help="Elevation band width [m]."),
+    band_width: float = typer.Option(200.0, "--band-width",
+                                     callback=bounded("band_width"),
+                                     help="Elevation band width [m]."),
     mask: Path | None = typer.Option(None, "--mask",
                                      help="Cells to exclude: polygons (glaciers, lakes) or a "
                                           "raster (any grid, nearest neighbour; non-zero = "
@@ -23,7 +26,7 @@ def stats_cmd(
     out_json: Path | None = typer.Option(None, "--out-json",
                                          help="Write the results as JSON ('-': to stdout)."),
     out_csv: Path | None = typer.Option(None, "--out-csv", help="Write the table as CSV."),
-    block_rows: int | None = typer.Option(None, "--block-rows",
+    block_rows: int | None = typer.Option(None, "--block-rows", callback=bounded("block_rows"),
                                           help="Rows per block (default: ~1M cells a block)."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON, no table."),
 ) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from permafrost.cli._app import app, console, emit_json, make_table
+from permafrost.cli._app import app, bounded, console, emit_json, make_table
 from permafrost.defaults import CALIBRATION
 
 
@@ -18,11 +18,11 @@ def train_cmd(
     out: Path = typer.Option(..., "--out", help="Model directory to write."),
     model: str = typer.Option("xgboost", "--model", help="xgboost | logistic | rf"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
-    block_size: float | None = typer.Option(None, "--block-size",
+    block_size: float | None = typer.Option(None, "--block-size", callback=bounded("block_size"),
                                             help="Spatial CV block side [m] (default: label "
                                                  "variogram range)."),
-    folds: int = typer.Option(5, "--folds", help="Number of CV folds."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    folds: int = typer.Option(5, "--folds", callback=bounded("folds"), help="Number of CV folds."),
+    seed: int = typer.Option(0, "--seed", callback=bounded("seed"), help="Random seed."),
     calibration: str = typer.Option(CALIBRATION, "--calibration", help="isotonic | sigmoid | none"),
     label_column: str = typer.Option("label", "--label-column", help="0/1 label column."),
     group_column: str = typer.Option("group", "--group-column",
@@ -33,6 +33,7 @@ def train_cmd(
     like: Path | None = typer.Option(None, "--like",
                                      help="Align a covariate directory to this raster's grid."),
     n_estimators: int | None = typer.Option(None, "--n-estimators",
+                                            callback=bounded("n_estimators"),
                                             help="Trees (xgboost, rf)."),
     no_random_cv: bool = typer.Option(False, "--no-random-cv", help="Skip random-fold CV."),
     monotone: list[str] = typer.Option([], "--monotone",
@@ -46,7 +47,7 @@ def train_cmd(
     from permafrost.workflows.train import train_from_files
 
     params = {}
-    if n_estimators and model != "logistic":
+    if n_estimators is not None and model != "logistic":
         params["n_estimators"] = n_estimators
     if monotone and model != "logistic":
         params["monotone_constraints"] = _parse_monotone(monotone)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from permafrost.cli._app import app, console, emit_json, make_table
+from permafrost.cli._app import app, bounded, console, crs_option, emit_json, make_table
 from permafrost.defaults import BOOTSTRAP_RESAMPLES, CI_LEVEL, SITE_M
 
 
@@ -15,7 +15,7 @@ def validate_cmd(
     pzi: Path = typer.Argument(..., help="PZI raster (probability of permafrost, 0-1)."),
     boreholes: Path | None = typer.Option(None, "--boreholes",
                                           help="Borehole presence table (CSV or vector)."),
-    boreholes_crs: str | None = typer.Option(None, "--boreholes-crs",
+    boreholes_crs: str | None = typer.Option(None, "--boreholes-crs", callback=crs_option,
                                              help="CRS of x/y columns of the borehole table."),
     borehole_column: list[str] = typer.Option(
         [], "--borehole-column", metavar="ROLE=NAME", help="Column of the borehole table by role, ROLE=NAME "
@@ -25,19 +25,24 @@ def validate_cmd(
         help="Prior map: NAME=FILE:categorical:PF_CODES[:OTHER_CODES] or "
              "NAME=FILE:continuous:THRESHOLD (repeatable)."),
     out: Path = typer.Option(..., "--out", help="Output directory."),
-    threshold: float = typer.Option(0.5, "--threshold", help="PZI threshold for permafrost."),
+    threshold: float = typer.Option(0.5, "--threshold",
+                                    callback=bounded("threshold"),
+                                    help="PZI threshold for permafrost."),
     mask: Path | None = typer.Option(None, "--mask",
                                      help="Cells excluded from map agreement (polygons/raster)."),
-    n_bins: int = typer.Option(10, "--bins", help="Reliability curve bins."),
-    bootstrap: int = typer.Option(BOOTSTRAP_RESAMPLES, "--bootstrap", min=1000,
+    n_bins: int = typer.Option(10, "--bins",
+                               callback=bounded("n_bins"), help="Reliability curve bins."),
+    bootstrap: int = typer.Option(BOOTSTRAP_RESAMPLES, "--bootstrap",
+                                  callback=bounded("bootstrap_resamples"),
                                   help="Resamples of the percentile bootstrap of every "
                                        "borehole metric."),
-    ci_level: float = typer.Option(CI_LEVEL, "--ci-level", min=0.5, max=0.999,
+    ci_level: float = typer.Option(CI_LEVEL, "--ci-level", callback=bounded("ci_level"),
                                    help="Confidence level of the bootstrap intervals."),
-    site_m: float = typer.Option(SITE_M, "--site-m", min=0.0,
+    site_m: float = typer.Option(SITE_M, "--site-m", callback=bounded("site_m"),
                                  help="Boreholes closer than this to a neighbour form one site, "
                                       "the bootstrap's resampling unit [m]."),
-    seed: int = typer.Option(0, "--seed", help="Random seed of the bootstrap."),
+    seed: int = typer.Option(0, "--seed",
+                             callback=bounded("seed"), help="Random seed of the bootstrap."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON, no table."),
 ) -> None:
     """Borehole metrics side by side for the model and each prior; area agreement with priors."""

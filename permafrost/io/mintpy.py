@@ -43,6 +43,7 @@ from pyproj import CRS
 
 from permafrost.checks import expects
 from permafrost.errors import ConfigError, CRSError, DataError, GridMismatchError, InputFileError
+from permafrost.options import check_name
 
 __all__ = [
     "TrackFiles",
@@ -109,6 +110,10 @@ class TrackFiles:
     coherence: Path | None = None
     mask: Path | None = None
     name: str = ""
+
+    def __post_init__(self) -> None:
+        # a track name is written into NAME=VALUE lists (track specs): no ',' or '='
+        check_name(self.name, what="track", field="track", path=self.velocity)
 
 
 def find_track_files(source: str | os.PathLike, *, name: str | None = None) -> TrackFiles:

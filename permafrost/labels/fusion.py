@@ -16,6 +16,7 @@ from permafrost.defaults import BOREHOLE_WEIGHT, ROCK_GLACIER_WEIGHT
 from permafrost.errors import CRSError, DataError
 from permafrost.grid import cells_at_points, grid_of, sample_at_points
 from permafrost.labels.activity import rock_glacier_labels
+from permafrost.options import check_options
 from permafrost.labels.sampling import (
     borehole_points,
     sample_rock_glaciers,
@@ -291,10 +292,10 @@ def build_labels(
     if not (len(inventories) or len(borehole_tables) or len(temperature_records)):
         raise DataError("no evidence given", field="inputs",
                         fix="give at least one inventory, presence table or temperature record")
-    for name, val in (("rock_glacier_weight", rock_glacier_weight),
-                      ("borehole_weight", borehole_weight)):
-        if not (np.isfinite(val) and val > 0):
-            raise DataError(f"{name} must be > 0, got {val}", field=name, fix="give a positive weight")
+    checked = check_options(rock_glacier_weight=rock_glacier_weight,
+                            borehole_weight=borehole_weight, spacing_m=spacing_m)
+    rock_glacier_weight, borehole_weight = (checked["rock_glacier_weight"],
+                                            checked["borehole_weight"])
     grid = grid if grid is not None else dem
     out_crs = grid.rio.crs if grid is not None else CRS.from_epsg(4326)
     parts, dropped = [], []

@@ -69,6 +69,7 @@ from permafrost.errors import (
 from permafrost.grid import Grid, grid_of, grids_equal
 from permafrost.io.netcdf import is_netcdf, read_cell_elevation, read_climate_mean
 from permafrost.io.rasters import RASTER_SUFFIXES, gdal_path, is_remote, read_raster
+from permafrost.options import check_name
 
 __all__ = ["build_stack", "read_stack_file", "align_raster", "changeable_inputs"]
 
@@ -151,6 +152,7 @@ def build_stack(source, *, chunks=CHUNK, like=None,
         else:
             raise InputFileError("not a directory, a raster or a .toml stack file", path=p,
                                  fix="give a directory of GeoTIFFs or a stack .toml file")
+        _check_names(ds, p)
         ds.attrs["source"] = str(p)
         return ds
     files = [Path(f) for f in source]
@@ -161,8 +163,15 @@ def build_stack(source, *, chunks=CHUNK, like=None,
     if missing:
         raise InputFileError("covariate file not found", path=missing[0], fix="check the path")
     ds = _read_files(files, where=files[0].parent, chunks=chunks, like=like, changes=changes)
+    _check_names(ds, files[0].parent)
     ds.attrs["source"] = ",".join(str(f) for f in files)
     return ds
+
+
+def _check_names(ds: xr.Dataset, where) -> None:
+    """Covariate names go into ``--features a,b`` and ``--monotone NAME=-1``: no ',' or '='."""
+    for name in ds.data_vars:
+        check_name(name, what="covariate", field="covariates", path=where)
 
 
 def _in_memory(source, *, chunks, like, changes) -> xr.Dataset:

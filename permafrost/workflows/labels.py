@@ -20,6 +20,7 @@ from permafrost.io.boreholes import (
 from permafrost.io.rasters import read_raster
 from permafrost.io.vectors import read_vector, write_vector
 from permafrost.labels import LabelSet, NoLabelsError, build_labels
+from permafrost.options import check_crs, check_options
 
 __all__ = ["labels_from_files", "IN_MEMORY_DEM_BYTES"]
 
@@ -88,6 +89,11 @@ def labels_from_files(
         No label is left; with ``out``, the reasons are written beside it first and the
         error names them (``written``).
     """
+    # bounds of the options and a known CRS, before any file is read
+    check_options(**{k: options[k] for k in ("spacing_m", "rock_glacier_weight",
+                                             "borehole_weight") if k in options})
+    if borehole_crs is not None:
+        check_crs(borehole_crs, field="borehole_crs")
     # paths, or already-read GeoDataFrames (``attrs["source"]`` names their origin)
     invs = [p if isinstance(p, gpd.GeoDataFrame) else read_vector(p) for p in inventories]
     tables = [p if isinstance(p, gpd.GeoDataFrame)

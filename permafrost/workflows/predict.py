@@ -42,7 +42,7 @@ from affine import Affine
 from rasterio.errors import RasterioIOError
 
 from permafrost.area import ZONE_CODES, ZONE_LIMITS, classify_zones
-from permafrost.backends import open_executor, resolve_device
+from permafrost.backends import check_scheduler_address, open_executor, resolve_device
 from permafrost.checks import expects
 from permafrost.defaults import CHUNK
 from permafrost.errors import DataError, InputError, InputFileError, ModelError
@@ -63,6 +63,7 @@ from permafrost.io.block_cache import (
 from permafrost.io.maps import read_mask
 from permafrost.io.model import load_model
 from permafrost.io.rasters import set_gdal_cache, write_cog
+from permafrost.options import check_options
 from permafrost.predict import (
     as_blocks,
     check_chunk,
@@ -225,6 +226,11 @@ def predict_raster(
     OutputError
         Another process writes one of the outputs, or they cannot be written.
     """
+    # the options' bounds and the scheduler address's form, before anything is read
+    checked = check_options(chunk=chunk, workers=workers, threads=threads)
+    chunk, workers, threads = checked["chunk"], checked["workers"], checked["threads"]
+    if scheduler is not None:
+        check_scheduler_address(scheduler)
     # two predictions to one target would share its block cache and temporary files
     with output_locks(p for p in (out, zones, uncertainty) if p is not None):
         return _predict_raster(model, covariates, out, zones=zones, uncertainty=uncertainty,

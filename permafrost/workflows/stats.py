@@ -8,7 +8,10 @@ blocks, and writes the JSON and CSV outputs.
 from __future__ import annotations
 
 import logging
+import warnings
 
+import dask
+import dask.array as dsa
 import numpy as np
 
 from permafrost.area import (
@@ -24,6 +27,7 @@ from permafrost.io.maps import read_aligned, read_mask
 from permafrost.io.rasters import read_raster
 from permafrost.io.results import write_csv, write_json
 from permafrost.io.vectors import read_vector
+from permafrost.options import check_band_count, check_options
 
 __all__ = ["stats_from_files", "write_stats"]
 
@@ -70,6 +74,8 @@ def stats_from_files(
         A DEM without valid elevation on the PZI grid, and every error of
         :func:`permafrost.area.zone_statistics`.
     """
+    checked = check_options(band_width=band_width, block_rows=block_rows)
+    band_width, block_rows = checked["band_width"], checked["block_rows"]
     if block_rows is None:  # a lazy open to learn the width, then chunks of whole block rows
         block_rows = auto_block_rows(read_raster(pzi_path, chunks={"y": 1, "x": -1}).shape[1])
     chunks = {"y": block_rows, "x": -1}
@@ -79,10 +85,16 @@ def stats_from_files(
     regions = read_vector(regions_path) if regions_path is not None else None
     dem = (read_aligned(dem_path, pzi, resampling="bilinear", chunks=chunks, name="dem")
            if dem_path is not None else None)
-    if dem is not None and not bool(np.isfinite(dem.data).any()):
-        raise DataError("the DEM has no valid elevation on the PZI's grid (all nodata, or "
-                        "no overlap), so no elevation band can be made", path=dem_path,
-                        field="--dem", fix="give a DEM with elevations that covers the map")
+    if dem is not None:  # one pass: any valid elevation, and the number of bands it makes
+        with warnings.catch_warnings():  # an all-NaN DEM: "All-NaN slice encountered"
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo, hi = (float(v) for v in dask.compute(dsa.nanmin(dsa.asarray(dem.data)),
+                                                     dsa.nanmax(dsa.asarray(dem.data))))
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise DataError("the DEM has no valid elevation on the PZI's grid (all nodata, or "
+                            "no overlap), so no elevation band can be made", path=dem_path,
+                            field="--dem", fix="give a DEM with elevations that covers the map")
+        check_band_count(lo, hi, band_width, path=dem_path, field="band_width")
     mask = read_mask(mask_path, pzi, chunks=chunks) if mask_path is not None else None
     log.info("stats: regions %s, elevation bands %s, mask %s",
              f"{len(regions)} from {regions_path}" if regions is not None else "none",

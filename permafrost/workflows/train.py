@@ -7,7 +7,8 @@ from permafrost.checks import expects
 from permafrost.defaults import CHUNK
 from permafrost.io.model import save_model
 from permafrost.io.vectors import read_vector
-from permafrost.models import TrainResult, train_model
+from permafrost.models import TrainResult, check_training_options, train_model
+from permafrost.options import check_options
 from permafrost.provenance import relative_path
 from permafrost.workflows.covariates import build_stack
 
@@ -44,6 +45,9 @@ def train_from_files(labels_path, covariates, out_dir, *, layer: str | None = No
         The saved model (its ``metadata`` as written, with the ``inputs`` relative to the
         model directory) and the training report.
     """
+    check_options(chunk=chunk)  # and train_model's, before anything is read
+    check_training_options(**{k: kwargs[k] for k in ("seed", "folds", "block_size", "threshold",
+                                                     "prevalence", "params") if k in kwargs})
     labels = read_vector(labels_path, layer=layer)
     ds = build_stack(covariates, chunks=chunk, like=like)
     res = train_model(labels, ds, labels_source=labels_path, covariates_source=covariates,

@@ -19,6 +19,7 @@ from permafrost.io.boreholes import read_presence_table
 from permafrost.io.maps import read_aligned, read_mask
 from permafrost.io.rasters import read_raster, write_cog
 from permafrost.io.results import write_csv, write_json
+from permafrost.options import check_crs, check_options
 from permafrost.provenance import relative_path
 from permafrost.validation import (
     PriorSpec,
@@ -102,6 +103,11 @@ def validate_from_files(
     DataError
         No borehole inside the map, a prior with no overlap or unknown codes, duplicate names.
     """
+    check_options(threshold=threshold, n_bins=n_bins, block_rows=block_rows,
+                  bootstrap_resamples=bootstrap_resamples, ci_level=ci_level, seed=seed,
+                  site_m=site_m)
+    if boreholes_crs is not None:
+        check_crs(boreholes_crs, field="boreholes_crs")
     if boreholes_path is None and not priors:
         raise DataError("nothing to validate against", field="--boreholes/--prior",
                         fix="give --boreholes CSV and/or --prior NAME=FILE:...")
