@@ -528,11 +528,13 @@ def read_stack_file(path, *, chunks=CHUNK, changes: Mapping | None = None
                            base, p, chunks)
     covs = spec.get("covariates", {})
     if grid is None:
-        firsts = [_in_stack(base, c["path"]) for c in covs.values() if "path" in c]
+        firsts = [(_in_stack(base, c["path"]), c.get("band")) for c in covs.values()
+                  if "path" in c]
         if not firsts:
             raise ConfigError("no [grid] and no covariate to take it from", path=p, field="grid",
                               fix="add [grid] like = RASTER")
-        refs = [read_raster(f, chunks=chunks) for f in firsts]
+        refs = [read_raster(f, chunks=chunks, band=b if isinstance(b, int) and b >= 1 else 1)
+                for f, b in firsts]
         crss = {CRS.from_user_input(r.rio.crs).to_string() for r in refs}
         if len(crss) > 1:
             raise CRSError(f"covariates have different CRS {sorted(crss)} and no target grid",
