@@ -492,3 +492,24 @@ def test_turkish_locale_prints_no_raw_gdal_lines(make_covariates, tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stderr.strip() == "", f"raw lines on stderr:\n{r.stderr[:2000]}"
     assert "dem.tif" in r.stdout
+
+
+# ----------------------------------------------------------------------------- priors
+
+
+def test_validate_prior_in_percent_is_refused(make_pzi, tmp_path):
+    """A continuous prior compared at 0.5 but stored in percent (was: accepted)."""
+    prior = make_pzi("prior.tif", values=np.linspace(0, 100, NY * NX).reshape(NY, NX))
+    out = tmp_path / "val"
+    res = invoke(["validate", make_pzi(), "--prior", f"obu={prior}:continuous:0.5",
+                  "--out", out])
+    line = assert_clean_failure(res, names=prior, field="obu", outputs=Outputs.take(out))
+    assert "percent" in line
+
+
+def test_validate_prior_as_probability_is_accepted(make_pzi, tmp_path):
+    prior = make_pzi("prior.tif", values=np.linspace(0, 1, NY * NX).reshape(NY, NX))
+    out = tmp_path / "val"
+    res = invoke(["validate", make_pzi(), "--prior", f"obu={prior}:continuous:0.5",
+                  "--out", out])
+    assert res.exit_code == 0, res.stderr
