@@ -301,8 +301,8 @@ def _sample(src, band: int) -> np.ndarray:
 
 
 def _read_header(p) -> RasterHeader:
-    """Open the raster once (after the VRT check) for its header and a decimated sample of
-    every band (a multi-band file: band by band, when a band is asked for)."""
+    """Open the raster once (after the VRT check) for its header and, for a single-band
+    raster, a decimated sample (of a multi-band raster: the band asked for, on demand)."""
     key = _file_key(p)
     with _HEADERS_LOCK:
         if key is not None and key in _HEADERS:
@@ -318,9 +318,8 @@ def _read_header(p) -> RasterHeader:
                 transform=src.transform, bounds=tuple(src.bounds),
                 shape=(src.height, src.width), tags=dict(src.tags()),
                 descriptions=tuple(src.descriptions))
-            if src.count and not any(np.dtype(d).kind == "c" for d in hdr.dtypes):
-                for b in range(1, src.count + 1):
-                    hdr.samples[b] = _sample(src, b)
+            if src.count == 1 and np.dtype(hdr.dtypes[0]).kind != "c":
+                hdr.samples[1] = _sample(src, 1)
     except (RasterioIOError, OSError, ValueError, RuntimeError) as exc:
         raise _open_error(p if is_remote(p) else Path(p), exc) from None
     with _HEADERS_LOCK:
@@ -476,6 +475,12 @@ def check_raster(path, *, band: int | None = ONLY_BAND, role: str | None = None,
                             "leak the target into the model", path=p, field=name or "covariate",
                             fix="remove it from the covariates")
     b = 1 if band is None else int(band)
+    if b not in hdr.samples:
+        try:
+            with rasterio.open(p) as src:
+                hdr.samples[b] = _sample(src, b)
+        except (RasterioIOError, OSError, ValueError, RuntimeError) as exc:
+            raise _open_error(p, exc) from None
     vals = hdr.samples.get(b)
     if vals is not None:
         _check_sentinels(p, vals, hdr, b)
