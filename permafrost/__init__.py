@@ -13,6 +13,30 @@ import sys as _sys
 # the workers it starts (GDAL reads the environment on each VRT open).
 _os.environ["GDAL_VRT_ENABLE_PYTHON"] = "NO"
 
+def _c_case_mapping() -> None:
+    """GDAL (in rasterio and pyogrio) compares names with the C library's case mapping;
+    under a Turkish or Azeri ``LC_CTYPE`` ("I" lower-cases to a dotless "ı") its start-up
+    check prints 57 raw "apszKnownConfigOptions[] isn't correctly sorted" lines on stderr
+    and case-insensitive lookups can fail.  Those locales get the C case mapping (UTF-8
+    kept); Python's own text handling does not depend on it."""
+    import locale
+
+    try:
+        current = locale.setlocale(locale.LC_CTYPE) or ""
+    except locale.Error:  # pragma: no cover - no locale support
+        return
+    if current.split("_", 1)[0].split(".", 1)[0].lower() not in ("tr", "az", "crh", "tt"):
+        return
+    for name in ("C.UTF-8", "C.utf8", "en_US.UTF-8"):
+        try:
+            locale.setlocale(locale.LC_CTYPE, name)
+            return
+        except locale.Error:
+            continue
+
+
+_c_case_mapping()
+
 try:
     from importlib.metadata import PackageNotFoundError, version
 

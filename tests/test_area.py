@@ -313,7 +313,9 @@ def test_stats_from_files_aligns_dem_in_other_crs(tmp_path):
     x1, y1 = tr.transform(99.11, 38.49)
     nx, ny = int((x1 - x0) / 100) + 2, int((y0 - y1) / 100) + 2
     ycent = y0 - 100 * (np.arange(ny) + 0.5)
-    dem = np.repeat((3000 + (ycent - ycent.min()))[:, None], nx, axis=1).astype("float32")
+    # 0.1 m per metre: 3000..4340 m (a plausible elevation range; the read checks refuse
+    # elevations above 9000 m)
+    dem = np.repeat((3000 + 0.1 * (ycent - ycent.min()))[:, None], nx, axis=1).astype("float32")
     write_tif(tmp_path / "dem.tif", dem, Affine(100, 0, x0, 0, -100, y0), crs=utm, nodata=-1)
     out = stats_from_files(tmp_path / "pzi.tif", dem_path=tmp_path / "dem.tif",
                            band_width=500, block_rows=16)

@@ -253,7 +253,8 @@ def test_directory_stack_is_lazy(cov_dir):
 
 
 def test_mismatched_crs_without_target_grid_is_one_line(cov_dir):
-    utm = geo_da(synthetic_dem(), crs=32647)
+    # UTM coordinates (degrees labelled UTM are refused earlier, by the read checks)
+    utm = geo_da(synthetic_dem(), crs=32647, lon0=500000.0, lat0=4270000.0, res=100.0)
     write(utm, cov_dir / "zz_other.tif")
     with pytest.raises(CRSError) as ei:
         build_stack(cov_dir)
@@ -628,7 +629,8 @@ function = "slope"
 
 
 def test_toml_crs_mismatch_without_grid(cov_dir, tmp_path):
-    write(geo_da(synthetic_dem(), crs=32647), tmp_path / "utm.tif")
+    write(geo_da(synthetic_dem(), crs=32647, lon0=500000.0, lat0=4270000.0, res=100.0),
+          tmp_path / "utm.tif")
     toml = tmp_path / "s.toml"
     toml.write_text(f'[covariates.dem]\npath = "{cov_dir / "dem.tif"}"\n'
                     f'[covariates.other]\npath = "{tmp_path / "utm.tif"}"\n')

@@ -146,6 +146,31 @@ def _configure_logging(verbose: int, *, reset: bool = False) -> None:
         logger.addHandler(handler)
     for h in logger.handlers:
         h.setLevel(level)
+    _funnel_gdal_messages()
+
+
+#: loggers GDAL's messages arrive on (rasterio's and pyogrio's error handlers log them)
+_GDAL_LOGGERS = ("rasterio", "pyogrio", "fiona")
+
+
+def _funnel_gdal_messages() -> None:
+    """GDAL's own messages (``CPLE_...``) never reach stderr raw: without a handler of
+    their own, Python's last-resort handler would print each warning as a bare line.  They
+    go to the permafrost log instead, shown with ``-vv``."""
+    shown = state.verbose >= 2
+    cli = next((h for h in logging.getLogger("permafrost").handlers
+                if getattr(h, "_permafrost_cli", False)), None)
+    for name in _GDAL_LOGGERS:
+        lg = logging.getLogger(name)
+        for h in [h for h in lg.handlers if getattr(h, "_permafrost_gdal", False)
+                  or getattr(h, "_permafrost_cli", False)]:
+            lg.removeHandler(h)
+        if shown and cli is not None:
+            lg.addHandler(cli)
+        else:
+            null = logging.NullHandler()
+            null._permafrost_gdal = True
+            lg.addHandler(null)
 
 
 class _StderrHandler(logging.StreamHandler):

@@ -18,7 +18,7 @@ import pandas as pd
 from permafrost.defaults import CHUNK
 from permafrost.errors import InputFileError, PermafrostError
 from permafrost.io.netcdf import describe_netcdf
-from permafrost.io.rasters import read_raster
+from permafrost.io.rasters import check_raster, read_raster
 from permafrost.io.results import load_json
 from permafrost.io.vectors import read_vector
 
@@ -58,7 +58,9 @@ def _crs_name(crs) -> str | None:
 
 
 def _describe_raster(p: Path) -> DatasetSummary:
-    da = read_raster(p, chunks={"x": CHUNK, "y": CHUNK})
+    # band 1 of a multi-band raster (the readers of covariates refuse it; inspect shows it)
+    da = read_raster(p, chunks={"x": CHUNK, "y": CHUNK}, band=1)
+    bands = check_raster(p, band=1).count
     res = da.rio.resolution()
     vals = da.data
     valid = int(np.isfinite(vals).sum().compute() if hasattr(vals, "compute") else np.isfinite(vals).sum())
@@ -69,7 +71,7 @@ def _describe_raster(p: Path) -> DatasetSummary:
         bounds=tuple(float(b) for b in da.rio.bounds()),
         details={"resolution": [float(abs(r)) for r in res], "dtype": str(da.encoding.get("dtype", da.dtype)),
                  "nodata": _jsonable(da.rio.encoded_nodata), "valid_pixels": valid,
-                 "min": vmin, "max": vmax},
+                 "min": vmin, "max": vmax, **({"bands": bands} if bands > 1 else {})},
     )
 
 

@@ -28,7 +28,16 @@ from rasterio.warp import transform_bounds
 from permafrost.checks import expects
 from permafrost.errors import CRSError, DataError, InputFileError
 from permafrost.grid import grid_of, grids_equal
-from permafrost.io.rasters import RASTER_SUFFIXES, _stem, gdal_path, is_remote, read_raster
+from permafrost.io.rasters import (
+    RASTER_SUFFIXES,
+    _stem,
+    apply_scale_offset,
+    check_raster,
+    gdal_path,
+    is_remote,
+    read_raster,
+    scale_offset,
+)
 from permafrost.io.vectors import read_vector
 from permafrost.rasterize import polygons_in_crs, raster_mask_excluded
 
@@ -74,8 +83,13 @@ def read_aligned(
     resampling: str = "nearest",
     chunks: int | dict | bool | None = None,
     name: str | None = None,
+    role: str | None = None,
 ) -> xr.DataArray:
-    """Read band 1 of a raster warped onto the grid of ``like`` (lazily with ``chunks``).
+    """Read a single-band raster warped onto the grid of ``like`` (lazily with ``chunks``).
+
+    The file passes the read checks of :func:`permafrost.io.rasters.check_raster` first
+    (with ``role``: values in that role's plausible range); GDAL's scale and offset are
+    applied.
 
     The source may be in any CRS and resolution: GDAL's warper (a ``WarpedVRT``) puts it on
     ``like``'s CRS, transform and shape with the given resampling.  Source nodata and cells
@@ -96,6 +110,8 @@ def read_aligned(
         Dask chunks for a lazy read (``None`` reads into memory).
     name : str, optional
         Name of the array (default: file stem).
+    role : str, optional
+        A key of :data:`permafrost.io.rasters.PLAUSIBLE` (``elevation`` for a DEM...).
 
     Raises
     ------
@@ -107,6 +123,9 @@ def read_aligned(
         The source does not overlap ``like`` at all.
     """
     p = gdal_path(path)
+    if not is_remote(p) and not p.exists():
+        raise InputFileError("file not found", path=p, fix="check the path")
+    check_raster(p, role=role, name=name)
     if not raster_bounds_overlap(p, like):
         lb = ", ".join(f"{v:.6g}" for v in like.rio.bounds())
         raise DataError(f"does not overlap the map it is compared with (map bounds {lb} in "
@@ -125,7 +144,7 @@ def read_aligned(
                                     dtype="float32", nodata=np.nan, tolerance=1e-3) as vrt:
         src_nodata = src.nodata
         da = rioxarray.open_rasterio(vrt, masked=True, chunks=chunks)
-        da = da.isel(band=0, drop=True)
+        da = apply_scale_offset(da.isel(band=0, drop=True), *scale_offset(p))
         if chunks is None:
             da = da.load()
     da = da.assign_coords(x=like["x"].values, y=like["y"].values) if (
@@ -238,6 +257,9 @@ def read_preview(path: str | os.PathLike, *, max_size: int = 800,
         out = arr.astype("float64").filled(np.nan)
         if src.nodata is not None and not math.isnan(src.nodata):
             out[arr.data == src.nodata] = np.nan
+        scale, offset = scale_offset(p)
+        if scale != 1.0 or offset != 0.0:
+            out = out * scale + offset
         return out, tuple(src.bounds), src.crs
 
 

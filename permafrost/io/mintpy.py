@@ -19,6 +19,9 @@ No science here.  Files are read through MintPy's own reader
   mm/year are converted); an unknown unit is an error.
 * **Reference point**: ``REF_Y``/``REF_X`` and ``REF_LAT``/``REF_LON`` (in the file's own
   units) are kept in ``attrs`` and checked against each other.
+* **Angles in degrees**: an ``incidenceAngle`` layer within 0..1.6 (radians) or outside
+  0..90, and an ``azimuthAngle`` layer in radians or holding the heading (about -12 or
+  -168 deg, not the ground-to-satellite azimuth of about +-102 deg) are refused.
 * **Missing angles**: without an ``azimuthAngle`` layer, it is derived from ``HEADING``
   for the radar's look side (:func:`mintpy.utils.utils0.heading2azimuth_angle`) with a
   warning; without either, reading stops with a clear error.  Without an
@@ -542,8 +545,11 @@ def read_track(files: TrackFiles | str | os.PathLike, *,
             else:
                 ds[dst] = (("y", "x"), values)
     meta = {**gatr, **vatr}
+    if "incidence" in ds:
+        _check_incidence(ds["incidence"].values, files.geometry)
     # azimuth angle
     if "azimuth" in ds:
+        _check_azimuth(ds["azimuth"].values, files.geometry, meta)
         az_source = "layer"
     else:
         if "HEADING" not in meta:
@@ -602,6 +608,60 @@ def read_track(files: TrackFiles | str | os.PathLike, *,
         coherence_file=str(files.coherence or ""), mask_file=str(files.mask or ""),
     )
     return ds
+
+
+#: the largest |azimuthAngle| that holds the ground-to-satellite azimuth of a near-polar
+#: orbit, and the smallest: the look direction is within 45 deg of east or west (Sentinel-1
+#: +-102 deg, ALOS-2 and TerraSAR-X alike); a heading (about -12 or -168 deg) is not
+AZIMUTH_RANGE = (45.0, 135.0)
+
+
+def _check_incidence(values: np.ndarray, path) -> None:
+    """Refuse incidence angles in radians or outside 0..90 deg (from vertical)."""
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return
+    lo, hi = float(v.min()), float(v.max())
+    if 0.0 <= lo and hi <= 1.6:
+        raise DataError(f"incidence angles span {lo:.3g}..{hi:.3g}: radians, not degrees",
+                        path=path, field="incidenceAngle",
+                        fix="write the layer in degrees (x 180/pi), as MintPy does")
+    if lo < 0.0 or hi > 90.0:
+        raise DataError(f"incidence angles span {lo:.3g}..{hi:.3g}, outside 0..90 deg from "
+                        "vertical", path=path, field="incidenceAngle",
+                        fix="give MintPy's incidenceAngle layer (degrees from vertical)")
+
+
+def _check_azimuth(values: np.ndarray, path, meta: dict) -> None:
+    """Refuse an azimuthAngle layer in radians or one that holds the heading: MintPy's
+    azimuthAngle is the ground-to-satellite azimuth, anticlockwise from north (DESIGN §4)."""
+    from mintpy.utils import utils0
+
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return
+    wrapped = (v + 180.0) % 360.0 - 180.0
+    med = float(np.median(wrapped))
+    fix = ("write the ground-to-satellite azimuth, anticlockwise from north (about +102 deg "
+           "ascending, -102 deg descending for Sentinel-1; "
+           "mintpy.utils.utils0.heading2azimuth_angle converts a heading), or drop the layer "
+           "so it is derived from HEADING")
+    if float(np.abs(v).max()) <= 2 * np.pi + 1e-6:
+        raise DataError(f"azimuth angles span {float(v.min()):.3g}..{float(v.max()):.3g}: "
+                        "radians, not degrees", path=path, field="azimuthAngle", fix=fix)
+    heading = meta.get("HEADING")
+    near_heading = False
+    try:
+        h = float(heading)
+        near_heading = abs(((med - h) + 180.0) % 360.0 - 180.0) <= 5.0
+        expected = float(utils0.heading2azimuth_angle(h, look_direction=_look_direction(meta)))
+        expected_txt = f" (HEADING {h:.4g} deg gives {expected:.4g} deg)"
+    except (TypeError, ValueError):
+        expected_txt = ""
+    if near_heading or not AZIMUTH_RANGE[0] <= abs(med) <= AZIMUTH_RANGE[1]:
+        raise DataError(f"azimuth angles around {med:.4g} deg: this is the satellite heading, "
+                        f"not the ground-to-satellite azimuth{expected_txt}", path=path,
+                        field="azimuthAngle", fix=fix)
 
 
 def _datasets(path: Path) -> list[str]:

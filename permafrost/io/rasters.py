@@ -1,9 +1,16 @@
 """Raster edges: read covariate rasters into xarray with their CRS; write atomic COGs.
 
-No science here.  Reading checks what the rest of the package relies on (a CRS, a
-readable file, one band per covariate); writing always goes through a temporary file
-and a rename (:mod:`permafrost.io._atomic`), and always produces a Cloud-Optimized
-GeoTIFF written by GDAL's own COG driver.
+No science here.  Reading checks what the rest of the package relies on, in one place
+(:func:`check_raster`, called by every reader of this package before it reads a pixel):
+no derived VRT band (checked in the XML, before GDAL opens the file), a CRS whose bounds
+hold the coordinates, a north-up grid (no rotation), real values (no complex type), one
+band unless a band is named, no undeclared sentinel such as -9999, and, where the role of
+the raster is known (MAAT, elevation, slope, a probability...), values in that role's
+plausible range (:data:`PLAUSIBLE`).  The values checked are a decimated sample
+(overviews when the file has them), read once per file version.  GDAL's scale and offset
+are applied on read (:func:`read_raster`, :func:`scale_offset`).  Writing always goes
+through a temporary file and a rename (:mod:`permafrost.io._atomic`), and always produces
+a Cloud-Optimized GeoTIFF written by GDAL's own COG driver.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -20,6 +28,7 @@ import rasterio
 import rasterio.shutil
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
+from affine import Affine
 from rasterio.errors import RasterioIOError
 
 from permafrost.checks import expects
@@ -28,6 +37,13 @@ from permafrost.io._atomic import atomic_path, atomic_write_text
 
 __all__ = [
     "RASTER_SUFFIXES",
+    "ONLY_BAND",
+    "PLAUSIBLE",
+    "RasterHeader",
+    "check_raster",
+    "role_of",
+    "scale_offset",
+    "apply_scale_offset",
     "is_remote",
     "gdal_path",
     "read_raster",
@@ -127,17 +143,420 @@ def _open_error(path, exc: Exception) -> InputFileError:
     )
 
 
+# --------------------------------------------------------------------------------------
+# read checks: one place for every raster this package reads
+# --------------------------------------------------------------------------------------
+class _OnlyBand(int):
+    """The default ``band`` of the readers: band 1 of a raster that has only one band."""
+
+    def __repr__(self) -> str:
+        return "ONLY_BAND"
+
+
+#: ``band=ONLY_BAND`` (the default): the raster must hold exactly one band
+ONLY_BAND = _OnlyBand(1)
+
+#: plausible values of a raster by role: (low, high, unit, what the unit is called); the
+#: decimated sample's 0.5th and 99.5th percentiles must lie inside
+PLAUSIBLE: dict[str, tuple[float, float, str]] = {
+    "maat": (-60.0, 40.0, "degC"),
+    "elevation": (-500.0, 9000.0, "m"),
+    "slope": (0.0, 90.0, "deg"),
+    "aspect": (-1.0, 360.0, "deg"),
+    "unit_signed": (-1.0, 1.0, "-"),
+    "probability": (0.0, 1.0, "-"),
+    "degree_days": (0.0, 20000.0, "degC day"),
+}
+
+#: covariate names (lower case, up to the first ``_``) -> role
+_ROLE_NAMES = {
+    "maat": "maat",
+    "dem": "elevation", "elevation": "elevation", "elev": "elevation", "height": "elevation",
+    "altitude": "elevation", "srtm": "elevation",
+    "slope": "slope", "aspect": "aspect",
+    "northness": "unit_signed", "eastness": "unit_signed", "ndvi": "unit_signed",
+    "pzi": "probability",
+    "ddf": "degree_days", "ddt": "degree_days",
+}
+
+#: values that stand for "no data" in files that do not declare it (GDAL, ArcGIS, SRTM,
+#: integer extremes); |value| >= 1e30 (float32's -3.4e38 and the like) also counts
+SENTINELS = (-9999.0, 9999.0, -99999.0, -999.0, -32768.0, -32767.0, 32767.0, 65535.0,
+             -2147483648.0, 2147483647.0, 4294967295.0)
+_HUGE = 1e30
+
+#: cells of the decimated sample the value checks look at (its longer side)
+SAMPLE_SIDE = 512
+
+#: band descriptions and tags of this tool's own outputs (predict, applicability, validate)
+_OWN_TAGS = ("PZI_CONTENT", "PZI_MODEL_SHA256")
+_OWN_DESCRIPTIONS = ("PZI", "permafrost zone", "agreement:", "covariates outside the training")
+
+
+def role_of(name: str | None) -> str | None:
+    """The role of a covariate by its name (``maat``, ``dem``, ``slope_30m`` ...), or None.
+
+    The name up to its first ``_`` is looked up in :data:`_ROLE_NAMES`; a stack file also
+    gives roles through its derived covariates (the ``dem`` of ``slope`` is an elevation).
+    """
+    if not name:
+        return None
+    key = str(name).lower().split("_", 1)[0].split(".", 1)[0]
+    return _ROLE_NAMES.get(key)
+
+
+@dataclass(frozen=True)
+class RasterHeader:
+    """What :func:`check_raster` read of a raster: the header and a decimated sample."""
+
+    count: int
+    dtypes: tuple[str, ...]
+    nodata: float | None
+    scales: tuple[float, ...]
+    offsets: tuple[float, ...]
+    crs: object
+    transform: Affine
+    bounds: tuple[float, float, float, float]
+    shape: tuple[int, int]
+    tags: dict
+    descriptions: tuple
+    #: valid raw values (no declared nodata, finite) of each band sampled, by band number
+    samples: dict = field(default_factory=dict)
+
+
+_HEADERS: dict = {}
+_HEADERS_LOCK = threading.Lock()
+
+
+def _file_key(p) -> tuple | None:
+    if is_remote(p):
+        return (str(p),)
+    try:
+        st = os.stat(p)
+    except OSError:
+        return None
+    return (str(Path(p).resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _looks_like_vrt(p: Path) -> bool:
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(256)
+    except OSError:
+        return False
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith((b"<VRTDataset", b"<vrtdataset"))
+
+
+def _refuse_derived_vrt(p: Path, _seen: set | None = None) -> None:
+    """Refuse a VRT (or a VRT it reads, recursively) with a derived band, before GDAL opens
+    it: a pixel function may be Python code that GDAL would run."""
+    import xml.etree.ElementTree as ET
+
+    seen = set() if _seen is None else _seen
+    key = str(p.resolve())
+    if key in seen or not p.is_file() or not _looks_like_vrt(p):
+        return
+    seen.add(key)
+    try:
+        root = ET.parse(p).getroot()
+    except ET.ParseError as exc:
+        raise InputFileError(f"not a readable VRT ({exc})", path=p,
+                             fix="give a GeoTIFF or a valid VRT") from None
+    for el in root.iter():
+        derived = (el.tag == "VRTRasterBand"
+                   and el.attrib.get("subClass", "") == "VRTDerivedRasterBand")
+        if derived or el.tag in ("PixelFunctionType", "PixelFunctionLanguage",
+                                 "PixelFunctionCode"):
+            fn = root.find(".//PixelFunctionType")
+            lang = root.find(".//PixelFunctionLanguage")
+            what = (f"pixel function {fn.text.strip()!r}" if fn is not None and fn.text else
+                    "a pixel function")
+            if lang is not None and lang.text:
+                what += f" in {lang.text.strip()}"
+            raise DataError(f"a VRT with a derived band ({what}) is not read: it computes "
+                            "values, possibly with code", path=p, field="VRTDerivedRasterBand",
+                            fix="compute the band into a GeoTIFF yourself (gdal_translate) if "
+                                "you trust it, and give that file")
+    for el in root.iter():
+        if el.tag in ("SourceFilename", "SourceDataset") and el.text:
+            src = el.text.strip()
+            if is_remote(src):
+                continue
+            q = Path(src)
+            if el.attrib.get("relativeToVRT", "0") == "1" or (
+                    el.tag == "SourceDataset" and not q.is_absolute()):
+                q = p.parent / q
+            _refuse_derived_vrt(q, seen)
+
+
+def _sample(src, band: int) -> np.ndarray:
+    """Valid raw values of ``band`` on a grid of at most :data:`SAMPLE_SIDE` cells a side
+    (nearest; GDAL takes an overview when the file has one)."""
+    h, w = src.height, src.width
+    f = max(h, w) / SAMPLE_SIDE
+    shape = (h, w) if f <= 1 else (max(1, int(round(h / f))), max(1, int(round(w / f))))
+    arr = src.read(band, out_shape=shape, masked=True)
+    vals = np.ma.compressed(arr).astype(np.float64)
+    return vals[np.isfinite(vals)]
+
+
+def _read_header(p) -> RasterHeader:
+    """Open the raster once (after the VRT check) for its header and, for a single-band
+    raster, a decimated sample (of a multi-band raster: the band asked for, on demand)."""
+    key = _file_key(p)
+    with _HEADERS_LOCK:
+        if key is not None and key in _HEADERS:
+            return _HEADERS[key]
+    if not is_remote(p):
+        _refuse_derived_vrt(Path(p))
+    try:
+        with rasterio.open(p) as src:
+            hdr = RasterHeader(
+                count=src.count, dtypes=tuple(src.dtypes), nodata=src.nodata,
+                scales=tuple(float(s) for s in src.scales),
+                offsets=tuple(float(o) for o in src.offsets), crs=src.crs,
+                transform=src.transform, bounds=tuple(src.bounds),
+                shape=(src.height, src.width), tags=dict(src.tags()),
+                descriptions=tuple(src.descriptions))
+            if src.count == 1 and np.dtype(hdr.dtypes[0]).kind != "c":
+                hdr.samples[1] = _sample(src, 1)
+    except (RasterioIOError, OSError, ValueError, RuntimeError) as exc:
+        raise _open_error(p if is_remote(p) else Path(p), exc) from None
+    with _HEADERS_LOCK:
+        if key is not None:
+            if len(_HEADERS) > 256:
+                _HEADERS.clear()
+            _HEADERS[key] = hdr
+    return hdr
+
+
+def scale_offset(path, band: int = 1) -> tuple[float, float]:
+    """GDAL's scale and offset of a band (1.0, 0.0 when unset): value = raw * scale + offset."""
+    hdr = _read_header(gdal_path(path))
+    i = min(max(int(band), 1), max(hdr.count, 1)) - 1
+    s = hdr.scales[i] if i < len(hdr.scales) else 1.0
+    o = hdr.offsets[i] if i < len(hdr.offsets) else 0.0
+    return (1.0 if not np.isfinite(s) or s == 0 else s), (o if np.isfinite(o) else 0.0)
+
+
+def apply_scale_offset(arr: xr.DataArray, scale: float, offset: float) -> xr.DataArray:
+    """``arr * scale + offset`` in float64, cast back to float32 (unchanged when 1 and 0)."""
+    if scale == 1.0 and offset == 0.0:
+        return arr
+    out = (arr.astype(np.float64) * scale + offset).astype(np.float32)
+    out.attrs = {k: v for k, v in arr.attrs.items() if k not in ("scale_factor", "add_offset")}
+    out.attrs["scale_offset_applied"] = f"{scale!r}, {offset!r}"
+    out.encoding = dict(arr.encoding)
+    out.name = arr.name
+    return out
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.6g}"
+
+
+def _check_sentinels(p, vals: np.ndarray, hdr: RasterHeader, band: int) -> None:
+    """Refuse a value that equals a known sentinel, lies further from the other values than
+    their whole range, and is not the declared nodata."""
+    if vals.size == 0:
+        return
+    cand = np.isin(vals, SENTINELS) | (np.abs(vals) >= _HUGE)
+    if not cand.any():
+        return
+    rest = vals[~cand]
+    for v in np.unique(vals[cand]):
+        if rest.size:
+            lo, hi = float(rest.min()), float(rest.max())
+            dist = lo - v if v < lo else (v - hi if v > hi else 0.0)
+            if dist <= max(hi - lo, 0.0):
+                continue
+            share = f"{np.count_nonzero(vals == v) / vals.size:.1%} of the cells sampled, " \
+                    f"the others lie in {_fmt(lo)}..{_fmt(hi)}"
+        else:
+            share = "every cell sampled"
+        shown = _fmt(float(np.float32(v))) if abs(v) >= _HUGE else _fmt(v)
+        declared = "no nodata value" if hdr.nodata is None else f"nodata {_fmt(hdr.nodata)}"
+        raise DataError(f"band {band} holds {shown} in {share}: an undeclared no-data value "
+                        f"({declared} is set)", path=p, field="nodata",
+                        fix=f"set nodata with `gdal_edit.py -a_nodata {shown} FILE`")
+
+
+def _check_range(p, vals: np.ndarray, role: str, field_name: str) -> None:
+    lo_ok, hi_ok, unit = PLAUSIBLE[role]
+    if vals.size == 0:
+        return
+    lo, hi = (float(v) for v in np.percentile(vals, [0.5, 99.5]))
+    found = f"{_fmt(lo)}..{_fmt(hi)}"
+    if role == "elevation" and 0 < hi < 9.0 and lo > -0.5:
+        raise DataError(f"elevations span {found}: kilometres, not metres", path=p,
+                        field=field_name, fix="convert to metres (e.g. "
+                        "`gdal_edit.py -scale 1000 FILE`, which is applied on read)")
+    if lo_ok <= lo and hi <= hi_ok:
+        return
+    fix = f"give {role.replace('_', ' ')} values in {unit}"
+    if role == "maat" and 180.0 <= lo and hi <= 340.0:
+        problem, fix = (f"MAAT values span {found}: this looks like kelvin",
+                        "convert to degC (e.g. `gdal_edit.py -offset -273.15 FILE`, which is "
+                        "applied on read)")
+    elif role == "maat" and -600.0 <= lo and hi <= 400.0:
+        problem, fix = (f"MAAT values span {found}: tenths of degC?",
+                        "set the scale (e.g. `gdal_edit.py -scale 0.1 FILE`) or convert to degC")
+    elif role == "probability" and 0.0 <= lo and hi <= 100.0:
+        problem, fix = (f"values span {found}: this looks like percent, not a probability",
+                        "divide by 100 (e.g. `gdal_edit.py -scale 0.01 FILE`)")
+    elif role == "unit_signed" and -10000.0 <= lo and hi <= 10000.0:
+        problem, fix = (f"values span {found}, outside -1..1: scaled integers?",
+                        "set the scale, e.g. `gdal_edit.py -scale 0.0001 FILE` for NDVI x 10000")
+    elif role == "slope" and 0.0 <= lo and hi > 90.0:
+        problem = f"slopes span {found}, above 90 deg: percent?"
+        fix = "give the slope in degrees (gdaldem slope without -p)"
+    else:
+        problem = (f"values span {found}, outside the plausible {_fmt(lo_ok)}..{_fmt(hi_ok)} "
+                   f"{unit} of {role.replace('_', ' ')}")
+    raise DataError(problem, path=p, field=field_name, fix=fix)
+
+
+def check_raster(path, *, band: int | None = ONLY_BAND, role: str | None = None,
+                 covariate: bool = False, name: str | None = None) -> RasterHeader:
+    """The read checks of a raster, in one place (see the module docstring).
+
+    Parameters
+    ----------
+    path : path-like
+        The raster (local, ``/vsi...`` or a URL).
+    band : int or None
+        The band to be read; :data:`ONLY_BAND` (the default) requires a single-band file,
+        ``None`` accepts any number of bands.
+    role : str, optional
+        A key of :data:`PLAUSIBLE`: the values must lie in that role's range.
+    covariate : bool
+        The raster is read as a covariate: this tool's own outputs (PZI, zones,
+        uncertainty, extrapolation, agreement) are refused, they would leak the target.
+    name : str, optional
+        The name the raster is read under (named in the messages).
+
+    Raises
+    ------
+    DataError
+        A derived VRT band, a rotated grid, complex values, several bands, an undeclared
+        sentinel, values outside the role's range, this tool's own output as a covariate.
+    CRSError
+        Coordinates outside the CRS's bounds.
+    """
+    p = gdal_path(path)
+    hdr = _read_header(p)
+    kinds = {np.dtype(d).kind for d in hdr.dtypes}
+    if "c" in kinds:
+        raise DataError(f"complex values ({', '.join(sorted(set(hdr.dtypes)))}) are not read",
+                        path=p, field="dtype",
+                        fix="give real values (e.g. the amplitude: `gdal_translate -ot Float32` "
+                            "of a derived band, or numpy.abs)")
+    t = hdr.transform
+    if t.b != 0 or t.d != 0:
+        raise DataError(f"the grid is rotated (affine rotation terms {_fmt(t.b)}, {_fmt(t.d)})",
+                        path=p, field="transform",
+                        fix="warp it to a north-up grid first (`gdalwarp FILE OUT.tif`)")
+    _check_crs_bounds(p, hdr)
+    if band is ONLY_BAND and hdr.count > 1:
+        raise DataError(f"holds {hdr.count} bands; only single-band rasters are read "
+                        "(band 1 would be taken silently)", path=p, field="bands",
+                        fix="split the bands (`gdal_translate -b N FILE OUT.tif`), or name the "
+                            "band in a stack file (band = N)")
+    if band is not None and not 1 <= int(band) <= hdr.count:
+        raise DataError(f"has no band {int(band)} (it holds {hdr.count})", path=p,
+                        field="band", fix=f"give a band from 1 to {hdr.count}")
+    if covariate:
+        own = [k for k in _OWN_TAGS if k in hdr.tags]
+        desc = next((d for d in hdr.descriptions if d and d.startswith(_OWN_DESCRIPTIONS)),
+                    None)
+        if own or desc:
+            what = f"tag {own[0]}" if own else f"band description {desc!r}"
+            raise DataError(f"is an output of permafrost ({what}), not a covariate: it would "
+                            "leak the target into the model", path=p, field=name or "covariate",
+                            fix="remove it from the covariates")
+    b = 1 if band is None else int(band)
+    if b not in hdr.samples:
+        try:
+            with rasterio.open(p) as src:
+                hdr.samples[b] = _sample(src, b)
+        except (RasterioIOError, OSError, ValueError, RuntimeError) as exc:
+            raise _open_error(p, exc) from None
+    vals = hdr.samples.get(b)
+    if vals is not None:
+        _check_sentinels(p, vals, hdr, b)
+        if role is not None:
+            s, o = scale_offset(p, b)
+            _check_range(p, vals * s + o, role, name or role)
+    return hdr
+
+
+def _check_crs_bounds(p, hdr: RasterHeader) -> None:
+    """Coordinates must lie within the CRS's bounds: longitude/latitude for a geographic
+    CRS; for a projected CRS, not degrees, and near the CRS's area of use."""
+    if hdr.crs is None:
+        return
+    from pyproj import CRS as PCRS
+
+    try:
+        crs = PCRS.from_user_input(hdr.crs)
+    except Exception:  # noqa: BLE001 - an unknown CRS is reported by its readers
+        return
+    left, bottom, right, top = hdr.bounds
+    res = max(abs(hdr.transform.a), abs(hdr.transform.e))
+    extent = f"x {_fmt(left)}..{_fmt(right)}, y {_fmt(bottom)}..{_fmt(top)}"
+    name = crs.to_string()
+    if crs.is_geographic:
+        tol = res + 1e-9
+        if (min(left, right) < -360 - tol or max(left, right) > 360 + tol
+                or min(bottom, top) < -90 - tol or max(bottom, top) > 90 + tol):
+            raise CRSError(f"coordinates ({extent}) lie outside longitude/latitude, yet the CRS "
+                           f"is {name}: projected coordinates with the wrong CRS?", path=p,
+                           field="crs", fix="assign the right CRS, e.g. "
+                                            "`gdal_edit.py -a_srs EPSG:32647 FILE`")
+        return
+    if not crs.is_projected:
+        return
+    unit = (crs.axis_info[0].unit_name if crs.axis_info else "").lower()
+    if unit.startswith("met") and res < 1e-2 and max(abs(left), abs(right)) <= 360 \
+            and max(abs(bottom), abs(top)) <= 90:
+        raise CRSError(f"coordinates ({extent}) and cells of {_fmt(res)} m look like degrees, "
+                       f"yet the CRS is {name}", path=p, field="crs",
+                       fix="assign the right CRS, e.g. `gdal_edit.py -a_srs EPSG:4326 FILE`")
+    aou = crs.area_of_use
+    if aou is None:
+        return
+    try:
+        from rasterio.warp import transform_bounds
+
+        w, s, e, n = transform_bounds(hdr.crs, "EPSG:4326", left, bottom, right, top,
+                                      densify_pts=21)
+    except Exception:  # noqa: BLE001 - outside the projection's domain
+        w = s = e = n = float("nan")
+    margin = 10.0
+    if not all(np.isfinite([w, s, e, n])) or (
+            e < aou.west - margin or w > aou.east + margin
+            or n < aou.south - margin or s > aou.north + margin):
+        raise CRSError(f"coordinates ({extent}) lie outside the area of use of {name} "
+                       f"({aou.name}: lon {_fmt(aou.west)}..{_fmt(aou.east)}, lat "
+                       f"{_fmt(aou.south)}..{_fmt(aou.north)})", path=p, field="crs",
+                       fix="assign the CRS the coordinates are in (`gdal_edit.py -a_srs ...`)")
+
+
 @expects(path="path")
 def read_raster(
     path: str | os.PathLike,
     *,
     name: str | None = None,
     chunks: int | Mapping | bool | None = None,
-    band: int | None = 1,
+    band: int | None = ONLY_BAND,
     require_crs: bool = True,
     masked: bool = True,
+    role: str | None = None,
 ) -> xr.DataArray:
     """Read one raster band as a 2-D :class:`xarray.DataArray` with its CRS.
+
+    The file passes :func:`check_raster` first; GDAL's scale and offset are applied
+    (``raw * scale + offset``, float32).
 
     Parameters
     ----------
@@ -148,22 +567,31 @@ def read_raster(
     chunks : int, mapping or bool, optional
         Dask chunks (``None`` reads into memory).
     band : int or None
-        1-based band to return; ``None`` keeps all bands (3-D array).
+        1-based band to return; ``None`` keeps all bands (3-D array).  The default
+        (:data:`ONLY_BAND`) reads a single-band raster and refuses one with several bands.
     require_crs : bool
         Raise :class:`~permafrost.errors.CRSError` when the file has no CRS.
     masked : bool
         Replace the nodata value by NaN (the encoded nodata stays in ``encoding``).
+    role : str, optional
+        What the values are (a key of :data:`PLAUSIBLE`: ``maat``, ``elevation``...): they
+        must lie in that role's plausible range.
 
     Raises
     ------
     InputFileError
         Missing or unreadable file.
     CRSError
-        The raster has no CRS and ``require_crs`` is true.
+        The raster has no CRS and ``require_crs`` is true; coordinates outside the CRS.
+    DataError
+        A read check failed (:func:`check_raster`).
     """
     p = gdal_path(path)
     if not is_remote(p) and not p.exists():
         raise InputFileError("file not found", path=p, fix="check the path")
+    netcdf = not is_remote(p) and p.suffix.lower() in (".nc", ".nc4", ".cdf")
+    if not netcdf:  # a NetCDF file is checked by permafrost.io.netcdf (units, time axis)
+        check_raster(p, band=band, role=role, name=name)
     try:
         da = rioxarray.open_rasterio(p, masked=masked, chunks=chunks)
     except (RasterioIOError, OSError, ValueError, RuntimeError) as exc:
@@ -185,6 +613,10 @@ def read_raster(
         if band < 1 or band > da.sizes.get("band", 1):
             raise DataError(f"has no band {band}", path=p)
         da = da.isel(band=band - 1, drop=True)
+        if masked:
+            so = ((float(da.attrs.get("scale_factor", 1.0)), float(da.attrs.get("add_offset", 0.0)))
+                  if netcdf else scale_offset(p, band))
+            da = apply_scale_offset(da, *so)
     da.name = name or _stem(p)
     da.attrs["source"] = str(p)
     return da

@@ -68,7 +68,18 @@ from permafrost.errors import (
 )
 from permafrost.grid import Grid, grid_of, grids_equal
 from permafrost.io.netcdf import is_netcdf, read_cell_elevation, read_climate_mean
-from permafrost.io.rasters import RASTER_SUFFIXES, gdal_path, is_remote, read_raster
+from permafrost.io.rasters import (
+    ONLY_BAND,
+    RASTER_SUFFIXES,
+    apply_scale_offset,
+    check_raster,
+    gdal_path,
+    is_remote,
+    read_raster,
+    role_of,
+    scale_offset,
+)
+from permafrost.io.rasters import _stem as _stem_of
 from permafrost.options import check_name
 
 __all__ = ["build_stack", "read_stack_file", "align_raster", "changeable_inputs"]
@@ -243,13 +254,21 @@ def _empty_like_grid(grid: Grid) -> xr.DataArray:
 
 
 def align_raster(path, grid: Grid, *, resampling: str = "bilinear", chunks=CHUNK,
-                 name: str | None = None) -> xr.DataArray:
-    """Read a raster aligned to ``grid`` lazily (GDAL warped VRT), nodata as NaN.
+                 name: str | None = None, band: int | None = None,
+                 role: str | None = None) -> xr.DataArray:
+    """Read a covariate raster aligned to ``grid`` lazily (GDAL warped VRT), nodata as NaN,
+    GDAL's scale and offset applied.
+
+    The file passes the read checks of a covariate
+    (:func:`permafrost.io.rasters.check_raster`): one band unless ``band`` names one, no
+    undeclared sentinel, values in the plausible range of its ``role`` (by default the
+    role its name implies, :func:`permafrost.io.rasters.role_of`), and not an output of
+    this tool (a PZI, zones, uncertainty, extrapolation: they leak the target).
 
     Parameters
     ----------
     path : path-like
-        Any single-band raster GDAL reads, with a CRS.
+        Any raster GDAL reads, with a CRS; single-band unless ``band`` is given.
     grid : Grid
         Target grid.
     resampling : {"bilinear", "nearest", "cubic", "average", "mode"}
@@ -258,12 +277,19 @@ def align_raster(path, grid: Grid, *, resampling: str = "bilinear", chunks=CHUNK
         Dask chunks.
     name : str, optional
         Name (default: the file stem).
+    band : int, optional
+        The band to read (1-based) of a multi-band raster.
+    role : str, optional
+        A key of :data:`permafrost.io.rasters.PLAUSIBLE` (default: from the name).
     """
     p = gdal_path(path)  # local Path, or a /vsi*/ path or URL kept as given
     if resampling not in _RESAMPLING:
         raise ConfigError(f"unknown resampling {resampling!r}", path=p, field="resampling",
                           fix=f"use one of {sorted(_RESAMPLING)}")
-    src_da = read_raster(p, name=name, chunks=chunks)
+    name = name or _stem_of(p)
+    b = ONLY_BAND if band is None else int(band)
+    check_raster(p, band=b, role=role or role_of(name), covariate=True, name=name)
+    src_da = read_raster(p, name=name, chunks=chunks, band=b)
     if grids_equal(src_da, _empty_like_grid(grid)):
         return src_da.astype(np.float32)
     src = rasterio.open(p)
@@ -271,7 +297,8 @@ def align_raster(path, grid: Grid, *, resampling: str = "bilinear", chunks=CHUNK
                     height=grid.height, resampling=_RESAMPLING[resampling],
                     src_nodata=src.nodata, nodata=np.nan, dtype="float32")
     arr = rioxarray.open_rasterio(vrt, chunks=chunks, masked=True, lock=False)
-    arr = arr.isel(band=0, drop=True).astype(np.float32)
+    arr = arr.isel(band=int(b) - 1, drop=True).astype(np.float32)
+    arr = apply_scale_offset(arr, *scale_offset(p, int(b)))
     arr = arr.assign_coords(x=grid.coords()[0], y=grid.coords()[1])
     arr.name = name or src_da.name
     arr.attrs = {"source": str(p), "resampling": resampling}
@@ -409,7 +436,7 @@ def _read_coarse(src, what: str, d: Mapping, stack: Path, name: str) -> xr.DataA
             if k in d and (k != "elevation_variable") == (what == "maat_coarse"):
                 raise ConfigError(f"`{k}` applies to NetCDF climate files only", path=stack,
                                   field=f"derived.{name}.{k}", fix="remove it, or give a .nc file")
-        return read_raster(src, name=what)
+        return read_raster(src, name=what, role="maat" if what == "maat_coarse" else "elevation")
     if what == "maat_coarse":
         return read_climate_mean(src, variable=d.get("variable"), period=d.get("period"))
     return read_cell_elevation(src, variable=d.get("elevation_variable"))
@@ -451,6 +478,33 @@ def _fitted_lapse_rate(cm: xr.DataArray, ce: xr.DataArray, stack: Path, name: st
     return rate
 
 
+#: the role of the covariate a derived covariate takes under each key
+_DERIVED_INPUT_ROLES = {"dem": "elevation", "ddf": "degree_days", "ddt": "degree_days"}
+
+
+def _roles(spec: Mapping) -> dict[str, str]:
+    """The role of each covariate of a stack file (:data:`permafrost.io.rasters.PLAUSIBLE`):
+    its name's (:func:`permafrost.io.rasters.role_of`), else what a derived covariate
+    takes it as (the ``dem`` of ``slope``, ``pisr`` or ``downscale_maat`` is an elevation)."""
+    roles = {}
+    for name in spec.get("covariates", {}):
+        r = role_of(name)
+        if r is not None:
+            roles[name] = r
+    for name, d in spec.get("derived", {}).items():
+        if not isinstance(d, Mapping):
+            continue
+        fn = d.get("function", name)
+        for key, role in _DERIVED_INPUT_ROLES.items():
+            default = "dem" if key == "dem" and fn in ("slope", "aspect", "northness",
+                                                       "eastness", "pisr",
+                                                       "downscale_maat") else None
+            ref = d.get(key, default)
+            if isinstance(ref, str) and ref in spec.get("covariates", {}):
+                roles.setdefault(ref, role)
+    return roles
+
+
 def read_stack_file(path, *, chunks=CHUNK, changes: Mapping | None = None
                     ) -> xr.Dataset:
     """Build a stack from a TOML stack file (format in ``docs/method.md``).
@@ -483,11 +537,13 @@ def read_stack_file(path, *, chunks=CHUNK, changes: Mapping | None = None
                            base, p, chunks)
     covs = spec.get("covariates", {})
     if grid is None:
-        firsts = [_in_stack(base, c["path"]) for c in covs.values() if "path" in c]
+        firsts = [(_in_stack(base, c["path"]), c.get("band")) for c in covs.values()
+                  if "path" in c]
         if not firsts:
             raise ConfigError("no [grid] and no covariate to take it from", path=p, field="grid",
                               fix="add [grid] like = RASTER")
-        refs = [read_raster(f, chunks=chunks) for f in firsts]
+        refs = [read_raster(f, chunks=chunks, band=b if isinstance(b, int) and b >= 1 else 1)
+                for f, b in firsts]
         crss = {CRS.from_user_input(r.rio.crs).to_string() for r in refs}
         if len(crss) > 1:
             raise CRSError(f"covariates have different CRS {sorted(crss)} and no target grid",
@@ -503,21 +559,28 @@ def read_stack_file(path, *, chunks=CHUNK, changes: Mapping | None = None
     arrays: dict[str, xr.DataArray] = {}
     deps: dict[str, set[str]] = {}  # the changeable inputs each covariate is computed from
     hidden: set[str] = set()
+    roles = _roles(spec)
     for name, c in covs.items():
         if "path" not in c:
             raise ConfigError("covariate has no path", path=p, field=f"covariates.{name}.path",
                               fix="give path = FILE")
-        extra = set(c) - {"path", "resampling", "kind", "use"}
+        extra = set(c) - {"path", "resampling", "kind", "use", "band"}
         if extra:
             raise ConfigError(f"unknown key(s) {sorted(extra)}", path=p,
-                              field=f"covariates.{name}", fix="use path, resampling, kind, use")
+                              field=f"covariates.{name}",
+                              fix="use path, band, resampling, kind, use")
+        band = c.get("band")
+        if band is not None and (isinstance(band, bool) or not isinstance(band, int)
+                                 or band < 1):
+            raise ConfigError(f"band {band!r} is not a band number", path=p,
+                              field=f"covariates.{name}.band", fix="give band = 1, 2, ...")
         kind = c.get("kind", "continuous")
         if kind not in ("continuous", "categorical"):
             raise ConfigError(f"unknown kind {kind!r}", path=p, field=f"covariates.{name}.kind",
                               fix="use continuous or categorical")
         res = c.get("resampling", "nearest" if kind == "categorical" else "bilinear")
         arrays[name] = align_raster(_in_stack(base, c["path"]), grid, resampling=res, chunks=chunks,
-                                    name=name)
+                                    name=name, band=band, role=roles.get(name))
         deps[name] = {name}
         if name in changes:
             arrays[name] = _mark_changed(_changed(arrays[name], changes[name], grid,

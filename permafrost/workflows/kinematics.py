@@ -79,7 +79,7 @@ def run_kinematics(
             raise ConfigError(f"the same track is given twice (tracks {j + 1} and {i + 1})",
                               path=f.velocity, field="track", fix="give each track once")
     gdf = read_vector(outlines, layer=layer)
-    dem_da = read_raster(dem) if dem is not None else None
+    dem_da = read_raster(dem, role="elevation") if dem is not None else None
     data = []
     with warnings.catch_warnings():
         warnings.simplefilter("default")

@@ -117,7 +117,8 @@ def labels_from_files(
                                     f"{', '.join(coords.index[:8])})")
             records.append(rec)
     # lazy (Dask) reads: only the windows around outlines and the sampled cells are loaded
-    dem_da = read_raster(dem, name="dem", chunks=CHUNK) if dem is not None else None
+    dem_da = (read_raster(dem, name="dem", chunks=CHUNK, role="elevation") if dem is not None
+              else None)
     if dem_da is not None and dem_da.nbytes <= IN_MEMORY_DEM_BYTES:
         dem_da = dem_da.load()  # small DEM: one read beats hundreds of window reads
     grid_da = read_raster(grid, name="grid", chunks=CHUNK) if grid is not None else None

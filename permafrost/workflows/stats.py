@@ -83,7 +83,8 @@ def stats_from_files(
     log.info("stats: %s, %d x %d cells in blocks of %d rows, %s", pzi_path, pzi.shape[0],
              pzi.shape[1], block_rows, pzi.rio.crs)
     regions = read_vector(regions_path) if regions_path is not None else None
-    dem = (read_aligned(dem_path, pzi, resampling="bilinear", chunks=chunks, name="dem")
+    dem = (read_aligned(dem_path, pzi, resampling="bilinear", chunks=chunks, name="dem",
+                        role="elevation")
            if dem_path is not None else None)
     if dem is not None:  # one pass: any valid elevation, and the number of bands it makes
         with warnings.catch_warnings():  # an all-NaN DEM: "All-NaN slice encountered"

@@ -116,7 +116,11 @@ def validate_from_files(
         block_rows = auto_block_rows(read_raster(pzi_path, chunks={"y": 1, "x": -1}).shape[1])
     chunks = {"y": block_rows, "x": -1}
     model = read_raster(pzi_path, chunks=chunks, name="pzi")
-    maps = [(s, read_raster(s.path, chunks=chunks, name=s.name)) for s in priors]
+    # a continuous prior compared at a threshold inside (0, 1) is a probability: read as one
+    # (values in 0..1; a map in percent is refused, see permafrost.io.rasters.PLAUSIBLE)
+    maps = [(s, read_raster(s.path, chunks=chunks, name=s.name,
+                            role="probability" if s.kind == "continuous"
+                            and 0.0 < s.threshold < 1.0 else None)) for s in priors]
     bh = (read_presence_table(boreholes_path, crs=boreholes_crs, columns=boreholes_columns)
           if boreholes_path is not None else None)
     mask = (read_mask(mask_path, model, chunks=chunks)
