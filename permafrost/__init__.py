@@ -13,6 +13,7 @@ import sys as _sys
 # the workers it starts (GDAL reads the environment on each VRT open).
 _os.environ["GDAL_VRT_ENABLE_PYTHON"] = "NO"
 
+
 def _c_case_mapping() -> None:
     """GDAL (in rasterio and pyogrio) compares names with the C library's case mapping;
     under a Turkish or Azeri ``LC_CTYPE`` ("I" lower-cases to a dotless "ı") its start-up
