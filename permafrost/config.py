@@ -547,6 +547,9 @@ def _flatten_table_inputs(raw: dict, path: Path) -> None:
 
 #: how deeply a pipeline file may nest arrays and tables (its own schema needs 4)
 _MAX_DEPTH = 32
+#: scenarios in one pipeline file: planning costs about 8 ms a scenario (linear;
+#: benchmarks/content_keys.py), and each is a prediction and a column of the report
+MAX_SCENARIOS = 1000
 
 
 def _check_raw(raw: dict, path: Path) -> None:
@@ -593,6 +596,11 @@ def load_pipeline(path: str | os.PathLike) -> PipelineConfig:
         raise ConfigError("not valid TOML (arrays or tables nested too deeply)", path=p,
                           fix=f"nest at most {_MAX_DEPTH} levels") from None
     _check_raw(raw, p)
+    n = len(raw["scenarios"]) if isinstance(raw.get("scenarios"), dict) else 0
+    if n > MAX_SCENARIOS:
+        raise ConfigError(f"{n} scenarios; one pipeline file runs at most {MAX_SCENARIOS}",
+                          path=p, field="scenarios",
+                          fix="split them over several pipeline files (each its own output_dir)")
     _flatten_table_inputs(raw, p)
     try:
         cfg = PipelineConfig.model_validate(raw)
@@ -610,9 +618,9 @@ def _copy_of(cfg: PipelineConfig) -> PipelineConfig:
     """A deep copy of the configuration that shares its (read-only) scenarios: copying them
     for each scenario made resolving every scenario quadratic in their number."""
     shallow = copy.copy(cfg)
-    shallow.scenarios = {}
+    object.__setattr__(shallow, "scenarios", {})  # not validated again: copied as they are
     out = copy.deepcopy(shallow)
-    out.scenarios = cfg.scenarios
+    object.__setattr__(out, "scenarios", cfg.scenarios)
     return out
 
 

@@ -2,16 +2,19 @@
 configuration changed, and plan a run without running it.
 
 Every step's *key* is a SHA-256 over its name, its part of the configuration, the content
-hashes of its input files, its seed, the keys of the steps it depends on and the package's
-own source code (MintPy's run-or-skip rule, made content-based).  A step's outputs live in
-``<output_dir>/steps/<step>/<key>/``; a step is done when that directory exists, and it
-only comes into existence by renaming a complete temporary directory, so a run killed at
-any point leaves no half-finished step behind and a rerun simply does the missing work.
-Scenarios that share a step's inputs share its directory: a warming scenario recomputes
-only prediction and what follows it.
+hashes of its input files (and of every file a stack file or VRT among them names), its
+seed, the keys of the steps it depends on and the package's own source code (MintPy's
+run-or-skip rule, made content-based).  A step's outputs live in
+``<output_dir>/steps/<step>/<key>/``; a step is done when that directory exists and its
+files are those its ``step.json`` records (size and SHA-256), and it only comes into
+existence by renaming a complete temporary directory, so a run killed at any point leaves
+no half-finished step behind and a rerun simply does the missing work.  Scenarios that
+share a step's inputs share its directory: a warming scenario recomputes only prediction
+and what follows it.
 
 Each scenario gets ``<output_dir>/<scenario>/manifest.json`` (inputs with hashes, resolved
-configuration, versions, device, step keys and timings) and hard links to its main outputs.
+configuration, versions, device, step keys and timings) and copies of its main outputs; a
+later run removes the copies it no longer makes, and only those.
 """
 
 from __future__ import annotations
@@ -489,7 +492,7 @@ def _run_locked(config: PipelineConfig, out: Path, *, steps: list[StepSpec],
     if report is not None:  # a stable address for the latest report
         _remove_stale_links(out)
         for label, p in report.outputs.items():
-            _link(p, out / p.name)
+            _publish(p, out / p.name, cache)
     manifests = {sc: _write_manifest(out, sc, resolved[sc], changes_by[sc], results[sc], cache,
                                      report) for sc in names}
     return PipelineResult(out, results, report, manifests)
@@ -541,22 +544,61 @@ def _records_on_disk(config: PipelineConfig, steps: list[StepSpec], scenario: st
     return recs
 
 
-_LINK_MARK = ".link-"
+_LINK_MARK = ".link-"  # a published copy being written
 
 
-def _link(src: Path, dst: Path) -> None:
-    """Point ``dst`` at ``src`` (hard link, or copy across filesystems), atomically."""
+def _publish(src: Path, dst: Path, cache: _HashCache) -> str:
+    """Put a copy of ``src`` at ``dst``, atomically, and return its SHA-256.
+
+    A copy, not a link: editing a published file (``baseline/pzi.tif``) leaves the step's
+    own output, and so every later step and rerun, untouched; the next run puts the step's
+    bytes back.  Skipped when ``dst`` already holds those bytes (its digest from the hash
+    cache: a ``stat`` while unchanged).
+    """
+    digest = cache.content(src)
     with contextlib.suppress(OSError):
-        if os.path.samefile(src, dst):
-            return  # already linked (rename() onto the same inode would do nothing)
+        if dst.is_file() and not dst.is_symlink() and not os.path.samefile(src, dst) \
+                and cache.content(dst) == digest:
+            return digest
     tmp = dst.with_name(dst.name + f"{_LINK_MARK}{os.getpid()}")
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
     try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copy2(src, tmp)
-    os.replace(tmp, dst)
+        shutil.copyfile(src, tmp)  # the kernel's copy (sendfile) where it can
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    cache.record(dst, digest)
+    return digest
+
+
+def _remove_unpublished(d: Path, before: Any, now: dict[str, str], cache: _HashCache) -> None:
+    """Remove from the scenario folder ``d`` what an earlier run published there and this
+    run did not (e.g. ``zones.tif`` after zones were switched off): only names the earlier
+    manifest lists as published, and only while the file still holds the bytes published
+    (a file the user replaced or edited is left, with a warning); nothing else in the
+    folder is touched."""
+    if not isinstance(before, dict):
+        return
+    for name, digest in sorted(before.items()):
+        if name in now or not isinstance(name, str) or Path(name).name != name \
+                or name.startswith(".") or name == "manifest.json":
+            continue
+        f = d / name
+        if not f.is_file() or f.is_symlink():
+            continue
+        try:
+            ours = cache.content(f) == digest
+        except OSError:
+            continue
+        if ours:
+            f.unlink()
+            log.info("removed %s: an earlier run published it, this run did not", f)
+        else:
+            log.warning("left %s in place: an earlier run published it, but it was changed "
+                        "since", f)
 
 
 def _remove_stale_links(d: Path) -> None:
@@ -564,6 +606,13 @@ def _remove_stale_links(d: Path) -> None:
     for stale in d.glob(f"*{_LINK_MARK}*"):
         with contextlib.suppress(OSError):
             stale.unlink()
+
+
+def _read_json_or_none(path: Path, key: str) -> Any:
+    try:
+        return json.loads(path.read_text()).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _relative_paths(obj: Any, base: Path) -> Any:
@@ -585,7 +634,7 @@ def _write_manifest(out: Path, scenario: str, cfg: PipelineConfig, changes: dict
     base = pipeline_dir(cfg)
     inputs = {relative_path(p, base): cache.digest(p) for p in sorted(set(_flatten_inputs(
         cfg.inputs.model_dump())), key=str) if Path(p).exists()}
-    steps_info, links = {}, {}
+    steps_info, links, published = {}, {}, {}
     for name, r in recs.items():
         steps_info[name] = {"key": r.key, "directory": str(r.directory.relative_to(out)),
                             "outputs": {k: str(v.relative_to(out)) for k, v in r.outputs.items()},
@@ -593,8 +642,9 @@ def _write_manifest(out: Path, scenario: str, cfg: PipelineConfig, changes: dict
         for label, p in r.outputs.items():
             if p.is_file():
                 dst = d / p.name
-                _link(p, dst)
+                published[dst.name] = _publish(p, dst, cache)
                 links[label] = str(dst.relative_to(out))
+    _remove_unpublished(d, _read_json_or_none(d / "manifest.json", "published"), published, cache)
     manifest = {
         "pipeline": cfg.pipeline.name,
         "scenario": scenario,
@@ -608,6 +658,7 @@ def _write_manifest(out: Path, scenario: str, cfg: PipelineConfig, changes: dict
         "inputs": inputs,
         "steps": steps_info,
         "outputs": links,
+        "published": published,  # name -> SHA-256: what a later run may remove from here
         "report": str(report.outputs["html"].relative_to(out)) if report and "html" in report.outputs else None,
         "report_step": {"key": report.key, "directory": str(report.directory.relative_to(out))}
         if report else None,
