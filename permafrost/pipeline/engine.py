@@ -608,6 +608,25 @@ def _remove_stale_links(d: Path) -> None:
             stale.unlink()
 
 
+def _input_digests(paths: list[Path], cache: _HashCache, base: Path) -> dict[str, str]:
+    """The manifest's inputs: each local input file's SHA-256, and that of every file a
+    stack file or VRT among them names (recursively); a folder's digest over its files."""
+    found: dict[str, str] = {}
+    todo, seen = list(paths), set()
+    while todo:
+        p = todo.pop(0)
+        if is_remote(p) or not Path(p).exists() or str(Path(p).resolve()) in seen:
+            continue
+        p = Path(p)
+        seen.add(str(p.resolve()))
+        if p.is_dir():
+            found[relative_path(p, base)] = cache.digest(p)
+            continue
+        found[relative_path(p, base)] = cache.content(p)
+        todo.extend(_named_files(p))
+    return found
+
+
 def _read_json_or_none(path: Path, key: str) -> Any:
     try:
         return json.loads(path.read_text()).get(key)
@@ -632,8 +651,8 @@ def _write_manifest(out: Path, scenario: str, cfg: PipelineConfig, changes: dict
     _remove_stale_links(d)
     # paths relative to the pipeline file: the manifest does not depend on where it lives
     base = pipeline_dir(cfg)
-    inputs = {relative_path(p, base): cache.digest(p) for p in sorted(set(_flatten_inputs(
-        cfg.inputs.model_dump())), key=str) if Path(p).exists()}
+    inputs = _input_digests(sorted(set(_flatten_inputs(cfg.inputs.model_dump())), key=str),
+                            cache, base)
     steps_info, links, published = {}, {}, {}
     for name, r in recs.items():
         steps_info[name] = {"key": r.key, "directory": str(r.directory.relative_to(out)),

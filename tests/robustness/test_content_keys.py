@@ -121,6 +121,9 @@ def test_a_raster_a_stack_file_names_changing_reruns_the_steps(tmp_path, changed
     (tmp_path / changed).write_bytes(b"v2 " + changed.encode())  # the TOML is unchanged
     assert run(p) == ["baseline:predict", "baseline:stats"]
     stack.assert_untouched()
+    inputs = json.loads((tmp_path / "out" / "baseline" / "manifest.json").read_text())["inputs"]
+    assert set(inputs) == {"stack.toml", "bh.csv", "grid/dem.tif", "rasters/maat.tif",
+                           "coarse/maat.tif", "coarse/elevation.tif"}
     plan = plan_pipeline(load_pipeline(p), steps=toy_steps())
     assert [s.action for s in plan] == ["up to date", "up to date"]
 
