@@ -218,9 +218,10 @@ _BASIS: dict[str, Any] = {}
 
 
 def _load_record(spec: StepSpec, key: str, d: Path, cache: _HashCache,
-                 why: list[str] | None = None) -> StepRecord | None:
+                 why: list[str] | None = None, *, verify: bool = True) -> StepRecord | None:
     """The finished step in ``d``, or None; where its outputs are not those it wrote (one
-    truncated, edited or gone), the reason goes to ``why``."""
+    truncated, edited or gone), the reason goes to ``why``.  ``verify=False``: the step
+    has just written them (they were hashed then)."""
     meta = d / "step.json"
     if not meta.is_file():
         return None
@@ -231,7 +232,7 @@ def _load_record(spec: StepSpec, key: str, d: Path, cache: _HashCache,
     if not isinstance(info, dict) or info.get("key") != key:
         return None
     outputs = {k: d / v for k, v in info["outputs"].items()}
-    problem = _changed_output(d, info, cache)
+    problem = _changed_output(d, info, cache) if verify else None
     if problem is not None:
         if why is not None:
             why.append(problem)
@@ -323,7 +324,7 @@ def _execute(spec: StepSpec, ctx_args: dict, key: str, final: Path, force: bool,
         raise
     for rel, f in files.items():  # renaming the directory keeps each file's stat
         cache.record(final / rel, f["sha256"])
-    rec = _load_record(spec, key, final, cache)
+    rec = _load_record(spec, key, final, cache, verify=False)
     assert rec is not None
     rec.status = "ran"
     rec.seconds = seconds
