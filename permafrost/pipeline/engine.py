@@ -45,7 +45,7 @@ from permafrost.config import (
 from permafrost.errors import ConfigError, OutputError, PermafrostError
 from permafrost.io._atomic import atomic_write_text
 from permafrost.io._lock import exclusive_lock, pid_alive
-from permafrost.io.rasters import gdal_path, is_remote, vrt_sources
+from permafrost.io.rasters import RASTER_SUFFIXES, gdal_path, is_remote, vrt_sources
 from permafrost.pipeline.spec import PipelineResult, PlannedStep, StepContext, StepRecord, StepSpec
 from permafrost.pipeline.steps import STEPS
 from permafrost.provenance import canonical_json, file_digest, json_default, relative_path, versions
@@ -157,14 +157,21 @@ class _HashCache:
 _RACY_NS = 2_000_000_000
 
 
+#: files GDAL reads beside a raster: its PAM metadata (scale, offset, nodata, categories),
+#: an external mask, external overviews
+_SIDECARS = (".aux.xml", ".msk", ".ovr")
+
+
 def _named_files(p: Path) -> list:
-    """The files that a covariate stack file or a VRT reads, as the readers resolve them."""
+    """The files that a covariate stack file or a VRT reads, as the readers resolve them,
+    and the side files GDAL reads with a raster."""
     suffix = p.suffix.lower()
-    if suffix == ".vrt":
-        return vrt_sources(p)
     if suffix == ".toml":
         return stack_file_inputs(p)
-    return []
+    found = vrt_sources(p) if suffix == ".vrt" else []
+    if suffix in RASTER_SUFFIXES:
+        found += [s for s in (p.with_name(p.name + x) for x in _SIDECARS) if s.is_file()]
+    return found
 
 
 def _flatten_inputs(obj: Any) -> Iterable[Path]:

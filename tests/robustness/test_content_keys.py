@@ -128,6 +128,18 @@ def test_a_raster_a_stack_file_names_changing_reruns_the_steps(tmp_path, changed
     assert [s.action for s in plan] == ["up to date", "up to date"]
 
 
+def test_the_side_file_of_a_raster_changing_reruns_the_steps(tmp_path):
+    """GDAL reads scale, offset and nodata from ``NAME.aux.xml`` beside the raster."""
+    (tmp_path / "rasters").mkdir()
+    (tmp_path / "rasters" / "maat.tif").write_bytes(b"maat")
+    (tmp_path / "stack.toml").write_text('[covariates.maat]\npath = "rasters/maat.tif"\n')
+    p = pipeline(tmp_path, "stack.toml")
+    assert run(p) == ["baseline:predict", "baseline:stats"]
+    (tmp_path / "rasters" / "maat.tif.aux.xml").write_text("<PAMDataset/>")
+    assert run(p) == ["baseline:predict", "baseline:stats"]
+    assert run(p) == []
+
+
 def _vrt(path: Path, source: str, relative: bool) -> None:
     path.write_text(textwrap.dedent(f"""\
         <VRTDataset rasterXSize="2" rasterYSize="2">
