@@ -139,8 +139,8 @@ class _HashCache:
             named = _named_files(p)
             if named:
                 h = hashlib.sha256(d.encode())
-                for f in named:
-                    h.update(str(f).encode())
+                for f in named:  # named relative to the file: a moved project keeps its keys
+                    h.update(relative_path(f, p.parent).encode())
                     h.update(self.digest(f, _seen | {key}).encode())
                 d = "with-files:" + h.hexdigest()
         self._deep[key] = d

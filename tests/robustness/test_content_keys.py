@@ -128,6 +128,19 @@ def test_a_raster_a_stack_file_names_changing_reruns_the_steps(tmp_path, changed
     assert [s.action for s in plan] == ["up to date", "up to date"]
 
 
+def test_the_keys_of_a_stack_file_project_do_not_depend_on_where_it_lives(tmp_path):
+    keys = []
+    for home in (tmp_path / "a", tmp_path / "b" / "much" / "deeper"):
+        home.mkdir(parents=True)
+        for rel in ("grid/dem.tif", "rasters/maat.tif", "coarse/maat.tif", "coarse/elevation.tif"):
+            (home / rel).parent.mkdir(exist_ok=True)
+            (home / rel).write_bytes(b"v1 " + rel.encode())
+        (home / "stack.toml").write_text(STACK)
+        plan = plan_pipeline(load_pipeline(pipeline(home, "stack.toml")), steps=toy_steps())
+        keys.append([s.key for s in plan])
+    assert keys[0] == keys[1]
+
+
 def test_the_side_file_of_a_raster_changing_reruns_the_steps(tmp_path):
     """GDAL reads scale, offset and nodata from ``NAME.aux.xml`` beside the raster."""
     (tmp_path / "rasters").mkdir()
