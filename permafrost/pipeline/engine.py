@@ -74,7 +74,8 @@ class _HashCache:
     ``cp -p``, ``rsync -t``) still changes the ctime, which no user call can set, and a
     rewrite by rename changes the inode.  A file whose ctime lies within
     :data:`_RACY_NS` of the moment it was hashed is not recorded (a second write in the
-    same timestamp tick would look unchanged): it is hashed again next time.  The cost is
+    same timestamp tick would look unchanged), only remembered for the rest of the run: it
+    is hashed again next run.  The cost is
     one ``stat`` per file for a warm cache and one read of the file for a cold one.
 
     :meth:`digest` (the step keys) covers what a file names as well: the rasters of a
@@ -91,15 +92,16 @@ class _HashCache:
             self.data = {}
         self.dirty = False
         self._deep: dict[str, str] = {}  # this run's step-key digests, by resolved path
+        self._fresh: dict[str, list] = {}  # this run's records too recent to keep
 
     def content(self, p: Path) -> str:
         """SHA-256 of the file's bytes, from the record when the file's stat matches it."""
         st = p.stat()
         stamp = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
         key = str(p.resolve())
-        hit = self.data.get(key)
-        if isinstance(hit, list) and len(hit) == 5 and hit[:4] == stamp:
-            return hit[4]
+        for hit in (self.data.get(key), self._fresh.get(key)):
+            if isinstance(hit, list) and len(hit) == 5 and hit[:4] == stamp:
+                return hit[4]
         with open(p, "rb") as fh:
             d = hashlib.file_digest(fh, "sha256").hexdigest()
         self.record(p, d, st)
@@ -109,11 +111,13 @@ class _HashCache:
         """Remember ``digest`` for the file as it is now (``st``: its stat when hashed)."""
         st = st or p.stat()
         key = str(p.resolve())
-        if st.st_ctime_ns > time.time_ns() - _RACY_NS:  # changed just now: not trusted
+        entry = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, digest]
+        if st.st_ctime_ns > time.time_ns() - _RACY_NS:  # changed just now: not kept
+            self._fresh[key] = entry  # (this run only: a step's outputs, just written)
             if self.data.pop(key, None) is not None:
                 self.dirty = True
             return
-        self.data[key] = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, digest]
+        self.data[key] = entry
         self.dirty = True
 
     def digest(self, p: Path, _seen: frozenset = frozenset()) -> str:
