@@ -589,6 +589,36 @@ def _flatten_table_inputs(raw: dict, path: Path) -> None:
             inputs[crs_key] = table.crs
 
 
+#: how deeply a pipeline file may nest arrays and tables (its own schema needs 4)
+_MAX_DEPTH = 32
+#: scenarios in one pipeline file: planning costs about 8 ms a scenario (linear;
+#: benchmarks/content_keys.py), and each is a prediction and a column of the report
+MAX_SCENARIOS = 1000
+
+
+def _check_raw(raw: dict, path: Path) -> None:
+    """Refuse what TOML allows but no setting can mean: a NUL character (``"\\u0000"``) in
+    a key or a string (paths and names cannot hold one), and nesting deeper than
+    :data:`_MAX_DEPTH` (iteratively: no recursion on the user's depth)."""
+    todo: list[tuple[Any, tuple, int]] = [(raw, (), 0)]
+    while todo:
+        obj, loc, depth = todo.pop()
+        where = ".".join(str(k) for k in loc) or None
+        if depth > _MAX_DEPTH:
+            raise ConfigError(f"arrays or tables nested more than {_MAX_DEPTH} levels deep",
+                              path=path, field=where, fix="flatten the value")
+        if isinstance(obj, str) and "\x00" in obj:
+            raise ConfigError("a NUL character in a value", path=path, field=where,
+                              fix="remove the \\u0000 (no path or name can hold one)")
+        items = obj.items() if isinstance(obj, dict) else enumerate(obj) \
+            if isinstance(obj, list) else ()
+        for k, v in items:
+            if isinstance(k, str) and "\x00" in k:
+                raise ConfigError("a NUL character in a key", path=path, field=where,
+                                  fix="remove the \\u0000 from the key")
+            todo.append((v, (*loc, k), depth + 1))
+
+
 @expects(path="path")
 def load_pipeline(path: str | os.PathLike) -> PipelineConfig:
     """Read and fully validate a pipeline file; no work is started.
@@ -606,6 +636,15 @@ def load_pipeline(path: str | os.PathLike) -> PipelineConfig:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"not valid TOML ({exc})", path=p, fix="fix the syntax") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise ConfigError("not valid TOML (arrays or tables nested too deeply)", path=p,
+                          fix=f"nest at most {_MAX_DEPTH} levels") from None
+    _check_raw(raw, p)
+    n = len(raw["scenarios"]) if isinstance(raw.get("scenarios"), dict) else 0
+    if n > MAX_SCENARIOS:
+        raise ConfigError(f"{n} scenarios; one pipeline file runs at most {MAX_SCENARIOS}",
+                          path=p, field="scenarios",
+                          fix="split them over several pipeline files (each its own output_dir)")
     _flatten_table_inputs(raw, p)
     try:
         cfg = PipelineConfig.model_validate(raw)
@@ -619,12 +658,22 @@ def load_pipeline(path: str | os.PathLike) -> PipelineConfig:
     return cfg
 
 
+def _copy_of(cfg: PipelineConfig) -> PipelineConfig:
+    """A deep copy of the configuration that shares its (read-only) scenarios: copying them
+    for each scenario made resolving every scenario quadratic in their number."""
+    shallow = copy.copy(cfg)
+    object.__setattr__(shallow, "scenarios", {})  # not validated again: copied as they are
+    out = copy.deepcopy(shallow)
+    object.__setattr__(out, "scenarios", cfg.scenarios)
+    return out
+
+
 def resolve_scenario(cfg: PipelineConfig, name: str) -> tuple[PipelineConfig, dict[str, CovariateChange]]:
     """The configuration of one scenario (options overridden) and its covariate changes."""
     if name == BASELINE:
         return cfg, {}
     if name == REFERENCE and cfg.scenario_model:
-        out = copy.deepcopy(cfg)
+        out = _copy_of(cfg)
         out.train = TrainOptions.model_validate({**cfg.train.model_dump(), **cfg.scenario_model})
         return out, {}
     if name not in cfg.scenarios:
@@ -633,7 +682,7 @@ def resolve_scenario(cfg: PipelineConfig, name: str) -> tuple[PipelineConfig, di
         raise ConfigError(f"no scenario named {name!r}", path=cfg.source, field="scenarios",
                           fix=fix)
     sc = cfg.scenarios[name]
-    out = copy.deepcopy(cfg)
+    out = _copy_of(cfg)
     for section in _OPTION_SECTIONS:
         overrides = getattr(sc, section)
         if section == "train" and sc.covariates:  # a changed climate: the scenario model

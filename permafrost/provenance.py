@@ -121,8 +121,9 @@ def file_digest(path: str | os.PathLike, *, chunk: int = 1 << 22) -> str:
     """SHA-256 (hex) of a file's bytes, streamed.
 
     A directory's digest covers its files (not hidden ones) with their relative names.
-    Digests are remembered per resolved path, size and modification time, so asking again
-    in the same process costs a ``stat``.
+    Digests are remembered per resolved path, size, modification time, inode and
+    status-change time, so asking again in the same process costs a ``stat`` (a rewrite
+    that keeps the size and the mtime changes the ctime, a rewrite by rename the inode).
     """
     p = Path(path)
     if p.is_dir():
@@ -132,7 +133,7 @@ def file_digest(path: str | os.PathLike, *, chunk: int = 1 << 22) -> str:
             h.update(file_digest(f, chunk=chunk).encode())
         return h.hexdigest()
     st = p.stat()
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
     with _DIGESTS_LOCK:
         hit = _DIGESTS.get(key)
     if hit is not None:

@@ -46,6 +46,7 @@ __all__ = [
     "apply_scale_offset",
     "is_remote",
     "gdal_path",
+    "vrt_sources",
     "read_raster",
     "write_cog",
     "set_gdal_cache",
@@ -115,6 +116,39 @@ def gdal_path(path) -> str | Path:
         return Path(s)
     return re.sub(r"^((?:/vsi[a-z0-9_]+/)?[a-z][a-z0-9+.-]+):/(?!/)", r"\1://", s,
                   flags=re.IGNORECASE)
+
+
+def vrt_sources(path) -> list:
+    """The files a GDAL VRT reads: its ``SourceFilename`` (and warped VRTs'
+    ``SourceDataset``) elements, relative to the VRT where ``relativeToVRT="1"``, else as
+    GDAL takes them (absolute, or relative to the working directory); remote ones as GDAL
+    paths.  In document order, without repeats; not recursive (a source that is a VRT
+    names its own).  A file that is not VRT XML names nothing.
+
+    Parsed with the standard library's expat reader, which refuses entity expansion bombs
+    (expat >= 2.4) and fetches no external entity.
+    """
+    import xml.etree.ElementTree as ET
+
+    p = Path(path)
+    try:
+        root = ET.parse(p).getroot()
+    except (OSError, ET.ParseError):
+        return []
+    found: list = []
+    for el in root.iter():
+        if el.tag not in ("SourceFilename", "SourceDataset"):
+            continue
+        name = (el.text or "").strip()
+        if not name:
+            continue
+        if is_remote(name):
+            found.append(gdal_path(name))
+        elif el.get("relativeToVRT", "0").strip() == "1":
+            found.append(p.parent / name)
+        else:
+            found.append(Path(name))
+    return list(dict.fromkeys(found))
 
 
 def _stem(path) -> str:

@@ -2,16 +2,19 @@
 configuration changed, and plan a run without running it.
 
 Every step's *key* is a SHA-256 over its name, its part of the configuration, the content
-hashes of its input files, its seed, the keys of the steps it depends on and the package's
-own source code (MintPy's run-or-skip rule, made content-based).  A step's outputs live in
-``<output_dir>/steps/<step>/<key>/``; a step is done when that directory exists, and it
-only comes into existence by renaming a complete temporary directory, so a run killed at
-any point leaves no half-finished step behind and a rerun simply does the missing work.
-Scenarios that share a step's inputs share its directory: a warming scenario recomputes
-only prediction and what follows it.
+hashes of its input files (and of every file a stack file or VRT among them names), its
+seed, the keys of the steps it depends on and the package's own source code (MintPy's
+run-or-skip rule, made content-based).  A step's outputs live in
+``<output_dir>/steps/<step>/<key>/``; a step is done when that directory exists and its
+files are those its ``step.json`` records (size and SHA-256), and it only comes into
+existence by renaming a complete temporary directory, so a run killed at any point leaves
+no half-finished step behind and a rerun simply does the missing work.  Scenarios that
+share a step's inputs share its directory: a warming scenario recomputes only prediction
+and what follows it.
 
 Each scenario gets ``<output_dir>/<scenario>/manifest.json`` (inputs with hashes, resolved
-configuration, versions, device, step keys and timings) and hard links to its main outputs.
+configuration, versions, device, step keys and timings) and copies of its main outputs; a
+later run removes the copies it no longer makes, and only those.
 """
 
 from __future__ import annotations
@@ -42,10 +45,11 @@ from permafrost.config import (
 from permafrost.errors import ConfigError, OutputError, PermafrostError
 from permafrost.io._atomic import atomic_write_text
 from permafrost.io._lock import exclusive_lock, pid_alive
-from permafrost.io.rasters import gdal_path, is_remote
+from permafrost.io.rasters import RASTER_SUFFIXES, gdal_path, is_remote, vrt_sources
 from permafrost.pipeline.spec import PipelineResult, PlannedStep, StepContext, StepRecord, StepSpec
 from permafrost.pipeline.steps import STEPS
 from permafrost.provenance import canonical_json, file_digest, json_default, relative_path, versions
+from permafrost.workflows.covariates import stack_file_inputs
 
 __all__ = ["run_pipeline", "plan_pipeline", "code_digest", "step_key", "STEP_FORMAT"]
 
@@ -61,40 +65,117 @@ _PARTIAL = ".partial-"
 
 
 class _HashCache:
-    """Content digests of input files, cached by (path, size, mtime) between runs."""
+    """Content digests of files, kept between runs in ``<output_dir>/.cache/hashes.json``.
+
+    The policy (docs/reliability.md, "Content keys"): a file's recorded SHA-256 is reused
+    only while its size, modification time, inode and status-change time
+    (``st_size, st_mtime_ns, st_ino, st_ctime_ns``) are all those recorded; any other file
+    is read and hashed.  A rewrite that keeps the size and puts the mtime back (``os.utime``,
+    ``cp -p``, ``rsync -t``) still changes the ctime, which no user call can set, and a
+    rewrite by rename changes the inode.  A file whose ctime lies within
+    :data:`_RACY_NS` of the moment it was hashed is not recorded (a second write in the
+    same timestamp tick would look unchanged), only remembered for the rest of the run: it
+    is hashed again next run.  The cost is
+    one ``stat`` per file for a warm cache and one read of the file for a cold one.
+
+    :meth:`digest` (the step keys) covers what a file names as well: the rasters of a
+    covariate stack file and the sources of a VRT, recursively (:func:`_named_files`).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
             self.data = json.loads(path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+        except (OSError, ValueError):
+            self.data = {}
+        if not isinstance(self.data, dict):
             self.data = {}
         self.dirty = False
+        self._deep: dict[str, str] = {}  # this run's step-key digests, by resolved path
+        self._fresh: dict[str, list] = {}  # this run's records too recent to keep
 
-    def digest(self, p: Path) -> str:
+    def content(self, p: Path) -> str:
+        """SHA-256 of the file's bytes, from the record when the file's stat matches it."""
+        st = p.stat()
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+        key = str(p.resolve())
+        for hit in (self.data.get(key), self._fresh.get(key)):
+            if isinstance(hit, list) and len(hit) == 5 and hit[:4] == stamp:
+                return hit[4]
+        with open(p, "rb") as fh:
+            d = hashlib.file_digest(fh, "sha256").hexdigest()
+        self.record(p, d, st)
+        return d
+
+    def record(self, p: Path, digest: str, st: os.stat_result | None = None) -> None:
+        """Remember ``digest`` for the file as it is now (``st``: its stat when hashed)."""
+        st = st or p.stat()
+        key = str(p.resolve())
+        entry = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, digest]
+        if st.st_ctime_ns > time.time_ns() - _RACY_NS:  # changed just now: not kept
+            self._fresh[key] = entry  # (this run only: a step's outputs, just written)
+            if self.data.pop(key, None) is not None:
+                self.dirty = True
+            return
+        self.data[key] = entry
+        self.dirty = True
+
+    def digest(self, p: Path, _seen: frozenset = frozenset()) -> str:
+        """What a step key holds for an input: its content and that of every file it names."""
         if is_remote(p):  # a /vsi*/ path or URL: keyed by its address, not its bytes
             return "url:" + str(gdal_path(p))
-        p = p.resolve()
+        p = Path(p).resolve()
+        key = str(p)
+        if key in self._deep:
+            return self._deep[key]
+        if key in _seen:  # a VRT that names itself (GDAL refuses it when read)
+            return "loop:" + key
+        if not p.exists():  # a file a stack file or VRT names: the step reports it when run
+            return "missing:" + key
         if p.is_dir():
             h = hashlib.sha256()
             for f in sorted(x for x in p.rglob("*") if x.is_file() and not x.name.startswith(".")):
                 h.update(str(f.relative_to(p)).encode())
-                h.update(self.digest(f).encode())
-            return "dir:" + h.hexdigest()
-        st = p.stat()
-        key = str(p)
-        hit = self.data.get(key)
-        if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
-            return hit[2]
-        d = file_digest(p)
-        self.data[key] = [st.st_size, st.st_mtime_ns, d]
-        self.dirty = True
+                h.update(self.digest(f, _seen | {key}).encode())
+            d = "dir:" + h.hexdigest()
+        else:
+            d = self.content(p)
+            named = _named_files(p)
+            if named:
+                h = hashlib.sha256(d.encode())
+                for f in named:  # named relative to the file: a moved project keeps its keys
+                    h.update(relative_path(f, p.parent).encode())
+                    h.update(self.digest(f, _seen | {key}).encode())
+                d = "with-files:" + h.hexdigest()
+        self._deep[key] = d
         return d
 
     def save(self) -> None:
         if self.dirty:
             atomic_write_text(self.path, json.dumps(self.data, sort_keys=True))
             self.dirty = False
+
+
+#: a file changed this close [ns] before it was hashed is hashed again next time: file
+#: system timestamps are coarse (a kernel tick; 2 s on FAT, 1 s on some network shares)
+_RACY_NS = 2_000_000_000
+
+
+#: files GDAL reads beside a raster: its PAM metadata (scale, offset, nodata, categories),
+#: an external mask, external overviews
+_SIDECARS = (".aux.xml", ".msk", ".ovr")
+
+
+def _named_files(p: Path) -> list:
+    """The files that a covariate stack file or a VRT reads, as the readers resolve them,
+    and the side files GDAL reads with a raster."""
+    suffix = p.suffix.lower()
+    if suffix == ".toml":
+        return stack_file_inputs(p)
+    found = vrt_sources(p) if suffix == ".vrt" else []
+    if suffix in RASTER_SUFFIXES:
+        found += [s for s in (p.with_name(p.name + x) for x in _SIDECARS) if s.is_file()]
+    return found
 
 
 def _flatten_inputs(obj: Any) -> Iterable[Path]:
@@ -147,31 +228,81 @@ def step_key(spec: StepSpec, options: Any, input_hashes: Any, upstream: dict[str
 _BASIS: dict[str, Any] = {}
 
 
-def _load_record(spec: StepSpec, key: str, d: Path) -> StepRecord | None:
+def _load_record(spec: StepSpec, key: str, d: Path, cache: _HashCache,
+                 why: list[str] | None = None, *, verify: bool = True) -> StepRecord | None:
+    """The finished step in ``d``, or None; where its outputs are not those it wrote (one
+    truncated, edited or gone), the reason goes to ``why``.  ``verify=False``: the step
+    has just written them (they were hashed then)."""
     meta = d / "step.json"
     if not meta.is_file():
         return None
     try:
         info = json.loads(meta.read_text())
-    except json.JSONDecodeError:
+    except (OSError, ValueError):
         return None
-    if info.get("key") != key:
+    if not isinstance(info, dict) or info.get("key") != key:
         return None
     outputs = {k: d / v for k, v in info["outputs"].items()}
+    problem = _changed_output(d, info, cache) if verify else None
+    if problem is not None:
+        if why is not None:
+            why.append(problem)
+        return None
     if not all(p.exists() for p in outputs.values()):
         return None
     return StepRecord(spec.name, key, d, outputs, info.get("summary", {}), "up to date",
                       info.get("seconds", 0.0))
 
 
+def _output_files(d: Path) -> dict[str, dict[str, Any]]:
+    """Size and SHA-256 of every file a step wrote into ``d`` (not step.json, not hidden
+    ones such as the block cache), by path relative to ``d``: kept in step.json."""
+    files = {}
+    for f in sorted(d.rglob("*")):
+        rel = f.relative_to(d)
+        if not f.is_file() or rel.as_posix() == "step.json" or \
+                any(part.startswith(".") for part in rel.parts):
+            continue
+        with open(f, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        files[rel.as_posix()] = {"size": f.stat().st_size, "sha256": digest}
+    return files
+
+
+def _changed_output(d: Path, info: dict, cache: _HashCache) -> str | None:
+    """Why the step's files are not those it wrote (None when they are): each is compared
+    with step.json's size and SHA-256, the digest taken from the hash cache while the
+    file's stat is the one recorded (docs/reliability.md, "Content keys")."""
+    files = info.get("files")
+    if not isinstance(files, dict):
+        return "its step.json records no output digests (an older version wrote it)"
+    for rel, want in sorted(files.items()):
+        f = d / rel
+        try:
+            size = f.stat().st_size
+            if size != want.get("size"):
+                return f"its output {rel} has {size} bytes, not the {want.get('size')} written"
+            if cache.content(f) != want.get("sha256"):
+                return f"its output {rel} was changed after it was written"
+        except FileNotFoundError:
+            return f"its output {rel} is missing"
+        except (OSError, AttributeError):
+            return f"its output {rel} cannot be read"
+    return None
+
+
 def _execute(spec: StepSpec, ctx_args: dict, key: str, final: Path, force: bool,
-             on_event: Callable[[str, dict], None]) -> StepRecord:
+             on_event: Callable[[str, dict], None], cache: _HashCache) -> StepRecord:
     if not force:
-        rec = _load_record(spec, key, final)
+        why: list[str] = []
+        rec = _load_record(spec, key, final, cache, why)
         if rec is not None:
             log.info("%s · %s: up to date (%s)", ctx_args["scenario"], spec.name, final)
             on_event("skip", {"step": spec.name, "scenario": ctx_args["scenario"], "key": key})
             return rec
+        if why:
+            log.warning("%s · %s: %s; running the step again", ctx_args["scenario"], spec.name,
+                        why[0])
     final.parent.mkdir(parents=True, exist_ok=True)
     _remove_dead_partials(final)
     work = final.parent / f"{final.name}{_PARTIAL}{os.getpid()}"
@@ -187,8 +318,9 @@ def _execute(spec: StepSpec, ctx_args: dict, key: str, final: Path, force: bool,
             if not (work / rel).exists():
                 raise OutputError(f"step {spec.name!r} did not write its output {label!r}",
                                   path=work / rel)
+        files = _output_files(work)
         meta = {"key": key, "step": spec.name, "outputs": outputs, "summary": summary,
-                "seconds": round(seconds, 3), "basis": _BASIS.get(key)}
+                "seconds": round(seconds, 3), "basis": _BASIS.get(key), "files": files}
         (work / "step.json").write_text(json.dumps(meta, indent=2, sort_keys=True,
                                                    default=json_default))
         if final.exists():  # forced rerun: replace the old directory
@@ -201,7 +333,9 @@ def _execute(spec: StepSpec, ctx_args: dict, key: str, final: Path, force: bool,
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    rec = _load_record(spec, key, final)
+    for rel, f in files.items():  # renaming the directory keeps each file's stat
+        cache.record(final / rel, f["sha256"])
+    rec = _load_record(spec, key, final, cache, verify=False)
     assert rec is not None
     rec.status = "ran"
     rec.seconds = seconds
@@ -350,7 +484,7 @@ def _run_locked(config: PipelineConfig, out: Path, *, steps: list[StepSpec],
             ctx = dict(config=cfg, scenario=sc, covariate_changes=changes,
                        upstream={d: recs[d] for d in spec.deps if d in recs}, seed=seed)
             recs[spec.name] = _execute(spec, ctx, key, final, force and (only in (None, spec.name)),
-                                       on_event)
+                                       on_event, cache)
             cache.save()
         results[sc] = recs
     report = None
@@ -365,12 +499,12 @@ def _run_locked(config: PipelineConfig, out: Path, *, steps: list[StepSpec],
             final = out / "steps" / spec.name / key[:16]
             ctx = dict(config=config, scenario=BASELINE, covariate_changes={},
                        upstream=results.get(BASELINE, {}), seed=seed, scenarios=shown)
-            report = _execute(spec, ctx, key, final, force, on_event)
+            report = _execute(spec, ctx, key, final, force, on_event, cache)
     cache.save()
     if report is not None:  # a stable address for the latest report
         _remove_stale_links(out)
         for label, p in report.outputs.items():
-            _link(p, out / p.name)
+            _publish(p, out / p.name, cache)
     manifests = {sc: _write_manifest(out, sc, resolved[sc], changes_by[sc], results[sc], cache,
                                      report) for sc in names}
     return PipelineResult(out, results, report, manifests)
@@ -415,29 +549,68 @@ def _records_on_disk(config: PipelineConfig, steps: list[StepSpec], scenario: st
             break
         key = step_key(s, s.options(cfg, changes), _hash_inputs(s.inputs(cfg, changes), cache),
                        {d: recs[d].key for d in s.deps if d in recs}, seed)
-        rec = _load_record(s, key, out / "steps" / s.name / key[:16])
+        rec = _load_record(s, key, out / "steps" / s.name / key[:16], cache)
         if rec is None:
             break
         recs[s.name] = rec
     return recs
 
 
-_LINK_MARK = ".link-"
+_LINK_MARK = ".link-"  # a published copy being written
 
 
-def _link(src: Path, dst: Path) -> None:
-    """Point ``dst`` at ``src`` (hard link, or copy across filesystems), atomically."""
+def _publish(src: Path, dst: Path, cache: _HashCache) -> str:
+    """Put a copy of ``src`` at ``dst``, atomically, and return its SHA-256.
+
+    A copy, not a link: editing a published file (``baseline/pzi.tif``) leaves the step's
+    own output, and so every later step and rerun, untouched; the next run puts the step's
+    bytes back.  Skipped when ``dst`` already holds those bytes (its digest from the hash
+    cache: a ``stat`` while unchanged).
+    """
+    digest = cache.content(src)
     with contextlib.suppress(OSError):
-        if os.path.samefile(src, dst):
-            return  # already linked (rename() onto the same inode would do nothing)
+        if dst.is_file() and not dst.is_symlink() and not os.path.samefile(src, dst) \
+                and cache.content(dst) == digest:
+            return digest
     tmp = dst.with_name(dst.name + f"{_LINK_MARK}{os.getpid()}")
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
     try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copy2(src, tmp)
-    os.replace(tmp, dst)
+        shutil.copyfile(src, tmp)  # the kernel's copy (sendfile) where it can
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    cache.record(dst, digest)
+    return digest
+
+
+def _remove_unpublished(d: Path, before: Any, now: dict[str, str], cache: _HashCache) -> None:
+    """Remove from the scenario folder ``d`` what an earlier run published there and this
+    run did not (e.g. ``zones.tif`` after zones were switched off): only names the earlier
+    manifest lists as published, and only while the file still holds the bytes published
+    (a file the user replaced or edited is left, with a warning); nothing else in the
+    folder is touched."""
+    if not isinstance(before, dict):
+        return
+    for name, digest in sorted(before.items()):
+        if name in now or not isinstance(name, str) or Path(name).name != name \
+                or name.startswith(".") or name == "manifest.json":
+            continue
+        f = d / name
+        if not f.is_file() or f.is_symlink():
+            continue
+        try:
+            ours = cache.content(f) == digest
+        except OSError:
+            continue
+        if ours:
+            f.unlink()
+            log.info("removed %s: an earlier run published it, this run did not", f)
+        else:
+            log.warning("left %s in place: an earlier run published it, but it was changed "
+                        "since", f)
 
 
 def _remove_stale_links(d: Path) -> None:
@@ -445,6 +618,32 @@ def _remove_stale_links(d: Path) -> None:
     for stale in d.glob(f"*{_LINK_MARK}*"):
         with contextlib.suppress(OSError):
             stale.unlink()
+
+
+def _input_digests(paths: list[Path], cache: _HashCache, base: Path) -> dict[str, str]:
+    """The manifest's inputs: each local input file's SHA-256, and that of every file a
+    stack file or VRT among them names (recursively); a folder's digest over its files."""
+    found: dict[str, str] = {}
+    todo, seen = list(paths), set()
+    while todo:
+        p = todo.pop(0)
+        if is_remote(p) or not Path(p).exists() or str(Path(p).resolve()) in seen:
+            continue
+        p = Path(p)
+        seen.add(str(p.resolve()))
+        if p.is_dir():
+            found[relative_path(p, base)] = cache.digest(p)
+            continue
+        found[relative_path(p, base)] = cache.content(p)
+        todo.extend(_named_files(p))
+    return found
+
+
+def _read_json_or_none(path: Path, key: str) -> Any:
+    try:
+        return json.loads(path.read_text()).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _relative_paths(obj: Any, base: Path) -> Any:
@@ -464,9 +663,9 @@ def _write_manifest(out: Path, scenario: str, cfg: PipelineConfig, changes: dict
     _remove_stale_links(d)
     # paths relative to the pipeline file: the manifest does not depend on where it lives
     base = pipeline_dir(cfg)
-    inputs = {relative_path(p, base): cache.digest(p) for p in sorted(set(_flatten_inputs(
-        cfg.inputs.model_dump())), key=str) if Path(p).exists()}
-    steps_info, links = {}, {}
+    inputs = _input_digests(sorted(set(_flatten_inputs(cfg.inputs.model_dump())), key=str),
+                            cache, base)
+    steps_info, links, published = {}, {}, {}
     for name, r in recs.items():
         steps_info[name] = {"key": r.key, "directory": str(r.directory.relative_to(out)),
                             "outputs": {k: str(v.relative_to(out)) for k, v in r.outputs.items()},
@@ -474,8 +673,9 @@ def _write_manifest(out: Path, scenario: str, cfg: PipelineConfig, changes: dict
         for label, p in r.outputs.items():
             if p.is_file():
                 dst = d / p.name
-                _link(p, dst)
+                published[dst.name] = _publish(p, dst, cache)
                 links[label] = str(dst.relative_to(out))
+    _remove_unpublished(d, _read_json_or_none(d / "manifest.json", "published"), published, cache)
     manifest = {
         "pipeline": cfg.pipeline.name,
         "scenario": scenario,
@@ -489,6 +689,7 @@ def _write_manifest(out: Path, scenario: str, cfg: PipelineConfig, changes: dict
         "inputs": inputs,
         "steps": steps_info,
         "outputs": links,
+        "published": published,  # name -> SHA-256: what a later run may remove from here
         "report": str(report.outputs["html"].relative_to(out)) if report and "html" in report.outputs else None,
         "report_step": {"key": report.key, "directory": str(report.directory.relative_to(out))}
         if report else None,
@@ -556,7 +757,7 @@ def plan_pipeline(
             p = _plan_one(sc, spec, key, final,
                           previous.get(spec.name) or _newest_run(out, spec.name),
                           force and only in (None, spec.name),
-                          [d for d in spec.deps if f"{sc}:{d}" in changed])
+                          [d for d in spec.deps if f"{sc}:{d}" in changed], cache)
             if p.action == "run" and previous.get(spec.name, {}).get("key") != key:
                 changed.add(f"{sc}:{spec.name}")
             plan.append(p)
@@ -569,7 +770,7 @@ def plan_pipeline(
                            _hash_inputs(spec.inputs(config, {}), cache), up, config.pipeline.seed)
             final = out / "steps" / spec.name / key[:16]
             prev = _previous_bases(out, BASELINE).get(spec.name) or _newest_run(out, spec.name)
-            p = _plan_one("all", spec, key, final, prev, force, sorted(changed))
+            p = _plan_one("all", spec, key, final, prev, force, sorted(changed), cache)
             plan.append(p)
     return plan
 
@@ -613,8 +814,10 @@ def _newest_run(out: Path, step: str) -> dict[str, Any] | None:
 
 
 def _plan_one(scenario: str, spec: StepSpec, key: str, final: Path,
-              prev: dict[str, Any] | None, force: bool, upstream_changed: list[str]) -> PlannedStep:
-    on_disk = _load_record(spec, key, final) is not None
+              prev: dict[str, Any] | None, force: bool, upstream_changed: list[str],
+              cache: _HashCache) -> PlannedStep:
+    changed: list[str] = []
+    on_disk = _load_record(spec, key, final, cache, changed) is not None
     if on_disk and not force:
         return PlannedStep(scenario, spec.name, key, "up to date", [])
     reasons: list[str] = []
@@ -622,7 +825,9 @@ def _plan_one(scenario: str, spec: StepSpec, key: str, final: Path,
         reasons.append("--force")
     if on_disk:
         return PlannedStep(scenario, spec.name, key, "run", reasons)
-    if prev is None:
+    if changed:
+        reasons.append(changed[0])
+    elif prev is None:
         reasons.append("no earlier run")
     elif prev["key"] == key:
         reasons.append("outputs missing")

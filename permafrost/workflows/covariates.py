@@ -27,6 +27,7 @@ covariates are computed by :mod:`permafrost.covariates` (science, no file access
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tomllib
@@ -82,7 +83,8 @@ from permafrost.io.rasters import (
 from permafrost.io.rasters import _stem as _stem_of
 from permafrost.options import check_name
 
-__all__ = ["build_stack", "read_stack_file", "align_raster", "changeable_inputs"]
+__all__ = ["build_stack", "read_stack_file", "align_raster", "changeable_inputs",
+           "stack_file_inputs"]
 
 log = logging.getLogger(__name__)
 
@@ -358,6 +360,42 @@ def changeable_inputs(source) -> list[str]:
         if isinstance(d, dict) and d.get("function", name) == "downscale_maat":
             names += [f"{name}.coarse", f"{name}.coarse_elevation"]
     return sorted(names)
+
+
+def stack_file_inputs(source) -> list:
+    """The files a stack file reads, resolved as :func:`read_stack_file` resolves them:
+    ``[grid] like``, each covariate's ``path``, each ``downscale_maat`` entry's ``coarse``
+    and ``coarse_elevation`` (remote ones as GDAL paths), without pixels read.
+
+    For the pipeline's step keys (:mod:`permafrost.pipeline.engine`): a stack file's step
+    is up to date only while these files are unchanged too.  What cannot be made out of a
+    malformed file is left out; :func:`read_stack_file` reports it when the stack is built.
+    """
+    p = Path(source)
+    try:
+        spec = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):  # TOMLDecodeError, UnicodeDecodeError
+        return []
+    base, found = p.parent, []
+
+    def table(key) -> dict:
+        t = spec.get(key)
+        return t if isinstance(t, dict) else {}
+
+    if isinstance(table("grid").get("like"), str):
+        found.append(_in_stack(base, table("grid")["like"]))
+    for c in table("covariates").values():
+        if isinstance(c, dict) and isinstance(c.get("path"), str):
+            found.append(_in_stack(base, c["path"]))
+    for name, d in table("derived").items():
+        if not isinstance(d, dict) or d.get("function", name) != "downscale_maat":
+            continue
+        for key in ("coarse", "coarse_elevation"):
+            if key in d and not isinstance(d[key], str):
+                continue
+            with contextlib.suppress(ConfigError):
+                found.append(_coarse_source(d, key, base, p, name))
+    return list(dict.fromkeys(found))
 
 
 # --------------------------------------------------------------------------------------
