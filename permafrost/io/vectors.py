@@ -29,7 +29,7 @@ from permafrost.errors import CRSError, DataError, InputFileError, PermafrostErr
 from permafrost.io._atomic import atomic_path
 
 __all__ = ["read_vector", "write_vector", "VECTOR_SUFFIXES", "LAYER_SEPARATOR", "split_layer",
-           "check_input_file", "check_coordinates", "MAX_VECTOR_BYTES"]
+           "check_input_file", "check_coordinates", "check_layer", "MAX_VECTOR_BYTES"]
 
 VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp", ".parquet", ".geoparquet", ".fgb")
 
@@ -240,6 +240,31 @@ def read_vector(
     if layer is not None:
         gdf.attrs["layer"] = layer
     return gdf
+
+
+def check_layer(path: str | os.PathLike) -> None:
+    """Check, without reading features, that a vector source can be read as one layer: a
+    regular file (or FileGDB folder) of bounded size, with one spatial layer or the layer
+    named (``FILE::LAYER``).  For checks before any work (pipeline files).
+
+    Raises
+    ------
+    InputFileError
+        As :func:`read_vector` would, for these reasons.
+    """
+    p, layer = split_layer(path)
+    check_input_file(p, max_bytes=MAX_VECTOR_BYTES, what="vector file",
+                     allow_dir=p.suffix.lower() == ".gdb")
+    if p.suffix.lower() in (".parquet", ".geoparquet"):
+        return
+    try:
+        _pick_layer(p, layer)
+    except PermafrostError:
+        raise
+    except (DataSourceError, DataLayerError, OSError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputFileError(f"not a readable vector file ({first})", path=p,
+                             fix="give a GeoPackage, GeoJSON, Shapefile or GeoParquet") from None
 
 
 def _pick_layer(p: Path, layer: str | int | None) -> str | int | None:

@@ -43,6 +43,7 @@ from permafrost.errors import ConfigError, OutputError, PermafrostError
 from permafrost.io._atomic import atomic_write_text
 from permafrost.io._lock import exclusive_lock, pid_alive
 from permafrost.io.rasters import gdal_path, is_remote
+from permafrost.io.vectors import split_layer
 from permafrost.pipeline.spec import PipelineResult, PlannedStep, StepContext, StepRecord, StepSpec
 from permafrost.pipeline.steps import STEPS
 from permafrost.provenance import canonical_json, file_digest, json_default, relative_path, versions
@@ -74,6 +75,9 @@ class _HashCache:
     def digest(self, p: Path) -> str:
         if is_remote(p):  # a /vsi*/ path or URL: keyed by its address, not its bytes
             return "url:" + str(gdal_path(p))
+        p, layer = split_layer(p)  # FILE::LAYER: the file's bytes and the layer's name
+        if layer is not None:
+            return f"layer:{layer}:" + self.digest(p)
         p = p.resolve()
         if p.is_dir():
             h = hashlib.sha256()
@@ -465,7 +469,7 @@ def _write_manifest(out: Path, scenario: str, cfg: PipelineConfig, changes: dict
     # paths relative to the pipeline file: the manifest does not depend on where it lives
     base = pipeline_dir(cfg)
     inputs = {relative_path(p, base): cache.digest(p) for p in sorted(set(_flatten_inputs(
-        cfg.inputs.model_dump())), key=str) if Path(p).exists()}
+        cfg.inputs.model_dump())), key=str) if split_layer(p)[0].exists()}
     steps_info, links = {}, {}
     for name, r in recs.items():
         steps_info[name] = {"key": r.key, "directory": str(r.directory.relative_to(out)),

@@ -362,3 +362,31 @@ def test_quoted_commas_in_borehole_ids(make_pzi, make_boreholes, tmp_path):
     out = tmp_path / "val"
     res = invoke(["validate", make_pzi(), "--boreholes", bh, "--out", out])
     assert res.exit_code == 0, res.stderr
+
+
+# ----------------------------------------------------------------------------- pipelines
+
+
+def test_pipeline_regions_with_several_layers_refused_before_work_then_named(tmp_path):
+    """The pipeline file is checked before any step runs; ``FILE::LAYER`` then works there
+    too (the step key covers the file's bytes and the layer's name)."""
+    import shutil
+
+    from .conftest import demo_pipeline_text
+
+    reg = tmp_path / "project.gpkg"
+    shutil.copyfile(ROOT / "data_samples" / "regions" / "basins.gpkg", reg)
+    _regions(reg, ["x"], [cell_box(30, 30, 10)], layer="glaciers")
+    watch = Outputs.take(reg)
+    sample = f"{ROOT.as_posix()}/data_samples/regions/basins.gpkg"
+    text = demo_pipeline_text(tmp_path / "out")
+    assert sample in text
+    pipe = tmp_path / "pipe.toml"
+    pipe.write_text(text.replace(sample, reg.as_posix()))
+    res = invoke(["run", pipe, "--dry-run"])
+    line = assert_clean_failure(res, names=reg, field="layer")
+    assert "::basins" in line and not (tmp_path / "out").exists()
+    pipe.write_text(text.replace(sample, f"{reg.as_posix()}::basins"))
+    res = invoke(["run", pipe, "--dry-run", "--json"])
+    assert res.exit_code == 0, res.stderr
+    watch.assert_untouched()
