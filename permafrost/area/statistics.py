@@ -275,10 +275,14 @@ def zone_statistics(
             parts = geoms[ok & (code == i + 1)]
             whole[i] = shapely.union_all(parts) if len(parts) else shapely.Polygon()
         _check_regions_meet_map(whole, uniq, grid, regions, region_field)
-        # regions that overlap go to different layers, each burned on its own ("last wins"
-        # within a layer only joins polygons of one region)
+        # regions closer than a pixel (overlapping, touching: a cell centre on a shared edge
+        # may be burned for both) go to different layers, each burned on its own, so no two
+        # regions of a layer can hold the same cell ("last wins" within a layer only joins
+        # polygons of one region); adjacent basins take a few layers
         region_layers = []
-        for lay in overlap_layers(whole):
+        t = grid.transform
+        for lay in overlap_layers(whole, distance=float(np.hypot(abs(t.a) + abs(t.b),
+                                                                 abs(t.d) + abs(t.e)))):
             inside = ok & np.isin(code, lay + 1)
             region_layers.append(Shapes(geoms[inside], code[inside]))
         meta["regions"] = {"source": regions.attrs.get("source"), "field": region_field,
