@@ -390,3 +390,12 @@ def test_pipeline_regions_with_several_layers_refused_before_work_then_named(tmp
     res = invoke(["run", pipe, "--dry-run", "--json"])
     assert res.exit_code == 0, res.stderr
     watch.assert_untouched()
+
+
+def test_utf16_table_without_its_mark_refused_with_the_fix(make_pzi, tmp_path):
+    bh = tmp_path / "boreholes.csv"
+    bh.write_bytes("\n".join([BOREHOLE_HEADER, *_excel_rows()]).encode("utf-16-le"))
+    out = tmp_path / "val"
+    res = invoke(["validate", make_pzi(), "--boreholes", bh, "--out", out])
+    line = assert_clean_failure(res, names=bh, outputs=Outputs.take(out, bh))
+    assert "UTF-16" in line and "CSV UTF-8" in line
