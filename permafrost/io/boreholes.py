@@ -301,6 +301,10 @@ def read_table_text(path: str | os.PathLike, *, max_bytes: int = MAX_TABLE_BYTES
         raise InputFileError(f"unreadable ({exc.strerror or exc})", path=p,
                              fix="check the file and its permissions") from None
     enc = next((e for bom, e in _BOMS if raw.startswith(bom)), "utf-8")
+    if enc == "utf-8" and raw[:200].count(b"\x00") * 3 >= len(raw[:200]) > 0:
+        # ASCII in UTF-16: every second byte is NUL
+        raise InputFileError("looks like UTF-16 text without a byte-order mark", path=p,
+                             fix=_NOT_UTF8_FIX)
     try:
         text = raw.decode(enc)
     except UnicodeDecodeError as exc:
@@ -314,11 +318,8 @@ def read_table_text(path: str | os.PathLike, *, max_bytes: int = MAX_TABLE_BYTES
                       f"(line {line})"
         raise InputFileError(problem, path=p, fix=_NOT_UTF8_FIX) from None
     if "\x00" in text:
-        utf16 = raw[:200].count(b"\x00") * 3 >= len(raw[:200])  # ASCII as UTF-16: every 2nd byte
-        raise InputFileError(
-            "looks like UTF-16 text without a byte-order mark" if utf16 else
-            f"a binary file, not a text {what} (it holds NUL bytes)", path=p,
-            fix=_NOT_UTF8_FIX if utf16 else f"give the {what} as CSV text")
+        raise InputFileError(f"a binary file, not a text {what} (it holds NUL bytes)", path=p,
+                             fix=f"give the {what} as CSV text")
     if enc != "utf-8":
         log.info("%s: read as %s (byte-order mark)", p, enc.upper())
     return text.lstrip("\ufeff")
