@@ -399,3 +399,18 @@ def test_utf16_table_without_its_mark_refused_with_the_fix(make_pzi, tmp_path):
     res = invoke(["validate", make_pzi(), "--boreholes", bh, "--out", out])
     line = assert_clean_failure(res, names=bh, outputs=Outputs.take(out, bh))
     assert "UTF-16" in line and "CSV UTF-8" in line
+
+
+def test_a_huge_table_refused_before_it_is_read(make_pzi, tmp_path):
+    """A sparse file past the bound: refused by its size, not read into memory."""
+    from permafrost.io.boreholes import MAX_TABLE_BYTES
+
+    bh = tmp_path / "boreholes.csv"
+    bh.write_text(BOREHOLE_HEADER + "\n")
+    os.truncate(bh, MAX_TABLE_BYTES + 1)
+    out = tmp_path / "val"
+    t0 = time.monotonic()
+    res = invoke(["validate", make_pzi(), "--boreholes", bh, "--out", out])
+    assert time.monotonic() - t0 < 30
+    line = assert_clean_failure(res, names=bh, outputs=Outputs.take(out))
+    assert "MiB" in line and "larger than" in line
