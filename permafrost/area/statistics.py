@@ -270,10 +270,12 @@ def zone_statistics(
         ok = ~(reg.geometry.isna() | reg.geometry.is_empty).to_numpy()
         code = np.array([rid[n] for n in names], dtype=np.int64)
         # one geometry per region, to find regions that overlap and regions off the map
-        whole = np.empty(len(uniq), dtype=object)
-        for i in range(len(uniq)):
-            parts = geoms[ok & (code == i + 1)]
-            whole[i] = shapely.union_all(parts) if len(parts) else shapely.Polygon()
+        whole = np.full(len(uniq), shapely.Polygon(), dtype=object)
+        kept = np.flatnonzero(ok)
+        kept = kept[np.argsort(code[kept], kind="stable")]
+        for part in np.split(kept, np.flatnonzero(np.diff(code[kept])) + 1):
+            if len(part):
+                whole[code[part[0]] - 1] = shapely.union_all(geoms[part])
         _check_regions_meet_map(whole, uniq, grid, regions, region_field)
         # regions closer than a pixel (overlapping, touching: a cell centre on a shared edge
         # may be burned for both) go to different layers, each burned on its own, so no two
