@@ -31,6 +31,7 @@ from permafrost.defaults import (
 from permafrost.errors import ConfigError, PermafrostError
 from permafrost.options import bound, bound_for_key, check_crs, check_name, offset_bound
 from permafrost.io.rasters import is_remote
+from permafrost.io.vectors import VECTOR_SUFFIXES, check_layer, split_layer
 from permafrost.workflows.covariates import changeable_inputs
 
 __all__ = [
@@ -430,6 +431,11 @@ def _check_inputs_exist(cfg: PipelineConfig, path: Path) -> None:
         """``kind``: "file", "vector" (a file, or a FileGDB folder), "dir" or None (either)."""
         if p is None or is_remote(p):
             return
+        if kind == "vector":  # FILE::LAYER names a layer of a multi-layer source
+            if split_layer(p)[0].suffix.lower() in (*VECTOR_SUFFIXES, ".gdb") and (
+                    split_layer(p)[0].exists()):
+                check_layer(p)  # one layer, or the layer named: known before any work
+            p = split_layer(p)[0]
         if not p.exists():
             raise ConfigError(f"input not found: {p}", path=path, field=key,
                               fix="fix the path (relative paths start at the pipeline file)")

@@ -755,6 +755,9 @@ def validate(
                      "boreholes sampled on each map's own grid"})
     native = {}
     for spec, da, _ in maps:
+        if spec.kind == "continuous":  # a probability prior, read against thresholds in [0, 1]
+            _check_probability_range(da, spec.path or da.attrs.get("source"), field=spec.name,
+                                     what="continuous prior")
         codes = (check_prior_codes(da, spec, block_rows=block_rows)
                  if spec.kind == "categorical" else None)
         native[spec.name] = (da, spec, codes)
@@ -869,18 +872,24 @@ def validate(
     return result
 
 
-def _check_probability_range(pzi, path) -> None:
-    """Refuse a PZI raster whose valid values leave [0, 1] (e.g. a categorical 1/2 map), as
-    ``stats`` does (:func:`permafrost.area.zone_statistics`)."""
+def _check_probability_range(pzi, path, *, field: str = "pzi", what: str = "PZI") -> None:
+    """Refuse a probability raster (the PZI, a continuous prior) whose valid values leave
+    [0, 1]: a categorical 1/2 map, or a map in percent (0..100), as ``stats`` does
+    (:func:`permafrost.area.zone_statistics`)."""
     data = pzi.data
     lo, hi = (dask.compute(dsa.nanmin(data), dsa.nanmax(data))
               if hasattr(data, "dask") else (np.nanmin(data), np.nanmax(data)))
     lo, hi = float(lo), float(hi)
     if np.isfinite(lo) and (lo < -1e-6 or hi > 1 + 1e-6):
-        raise DataError(f"PZI values must lie in [0, 1], found {lo:.4g} to {hi:.4g} (a "
-                        "categorical map is not a probability)", path=path, field="pzi",
-                        fix="give a probability raster (nodata set for no-data cells); "
-                            "compare a categorical map with --prior NAME=FILE:categorical:CODES")
+        percent = lo >= -1e-6 and 1 + 1e-6 < hi <= 100 + 1e-6
+        kind = ("it looks like percent" if percent
+                else "a categorical map is not a probability")
+        fix = ("divide it by 100 (e.g. gdal_calc.py -A FILE --calc=\"A/100\" --type=Float32)"
+               if percent else "give a probability raster (nodata set for no-data cells)")
+        raise DataError(f"{what} values must lie in [0, 1], found {lo:.4g} to {hi:.4g} "
+                        f"({kind})", path=path, field=field,
+                        fix=f"{fix}; compare a categorical map with --prior "
+                            "NAME=FILE:categorical:CODES")
 
 
 def _safe(name: str) -> str:

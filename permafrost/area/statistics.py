@@ -14,11 +14,13 @@ The cell areas' and the zones' references are in :mod:`permafrost.area.ellipsoid
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
+import shapely
 import xarray as xr
 
 from permafrost.area.ellipsoid import cell_areas
@@ -29,6 +31,9 @@ from permafrost.errors import DataError, InputError
 from permafrost.grid import Grid, grid_of
 from permafrost.options import MAX_ELEVATION_BANDS, check_band_count, check_options
 from permafrost.rasterize import Shapes, burn, polygons_in_crs
+from permafrost.zonal import overlap_layers
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CLASSES",
@@ -157,8 +162,13 @@ def zone_statistics(
         one block of ``block_rows`` rows is in memory at a time).
     regions : geopandas.GeoDataFrame, optional
         Polygons with a ``region_field`` name column; a cell belongs to a region when its
-        centre is inside the polygon.  Polygons with the same name form one region;
-        where polygons overlap the last one wins (the overlap area is reported).
+        centre is inside the polygon.  Polygons with the same name form one region (a cell
+        counts once in it).  Each region is reported on its own: where regions overlap
+        (nested units, basins and their sub-basins) a cell counts in every region that
+        holds it, so region areas may sum to more than the map (``meta["regions"]``:
+        ``overlap_km2``).  A region layer none of whose regions meets the map is refused;
+        a region that holds no cell is named in ``meta["regions"]["outside_map"]`` and
+        logged as a warning.
     region_field : str
         Name column of ``regions``.
     dem : xarray.DataArray, optional
@@ -191,7 +201,8 @@ def zone_statistics(
     InputError
         An input of the wrong type (e.g. a path where a DataArray is expected).
     DataError
-        PZI values outside [0, 1], a missing region field, a DEM on another grid.
+        PZI values outside [0, 1], a missing region field, a DEM on another grid, regions
+        none of which meets the map.
 
     References
     ----------
@@ -235,7 +246,7 @@ def zone_statistics(
         "mask": None,
     }
 
-    region_shapes = region_cover = Shapes([])
+    region_layers: list[Shapes] = []
     if regions is not None:
         cols = [c for c in regions.columns if c != regions.geometry.name]
         if region_field not in regions.columns:
@@ -253,11 +264,33 @@ def zone_statistics(
         names = [str(v) for v in reg[region_field]]
         uniq = list(dict.fromkeys(names))
         rid = {n: i + 1 for i, n in enumerate(uniq)}
-        region_shapes = Shapes(reg.geometry.to_numpy(), [rid[n] for n in names])
-        region_cover = Shapes(region_shapes.geoms)
+        geoms = reg.geometry.to_numpy()
+        ok = ~(reg.geometry.isna() | reg.geometry.is_empty).to_numpy()
+        code = np.array([rid[n] for n in names], dtype=np.int64)
+        # one geometry per region, to find regions that overlap and regions off the map
+        whole = np.full(len(uniq), shapely.Polygon(), dtype=object)
+        kept = np.flatnonzero(ok)
+        kept = kept[np.argsort(code[kept], kind="stable")]
+        for part in np.split(kept, np.flatnonzero(np.diff(code[kept])) + 1):
+            if len(part):
+                whole[code[part[0]] - 1] = shapely.union_all(geoms[part])
+        _check_regions_meet_map(whole, uniq, grid, regions, region_field)
+        # regions closer than a pixel (overlapping, touching: a cell centre on a shared edge
+        # may be burned for both) go to different layers, each burned on its own, so no two
+        # regions of a layer can hold the same cell ("last wins" within a layer only joins
+        # polygons of one region); adjacent basins take a few layers
+        region_layers = []
+        t = grid.transform
+        for lay in overlap_layers(whole, distance=float(np.hypot(abs(t.a) + abs(t.b),
+                                                                 abs(t.d) + abs(t.e)))):
+            inside = ok & np.isin(code, lay + 1)
+            region_layers.append(Shapes(geoms[inside], code[inside]))
         meta["regions"] = {"source": regions.attrs.get("source"), "field": region_field,
                            "names": uniq, "empty_geometries_skipped": n_empty,
-                           "assignment": "cell centre inside polygon; overlaps: last polygon wins"}
+                           "assignment": "cell centre inside polygon; each region reported on "
+                                         "its own: a cell inside overlapping regions counts in "
+                                         "each of them (their areas may sum to more than the "
+                                         "map; see overlap_km2)"}
     mask_shapes = Shapes([])
     if mask_vector is not None:
         mv, n_empty = polygons_in_crs(mask_vector, grid.crs, "mask")
@@ -277,7 +310,7 @@ def zone_statistics(
     agg = _Aggregated(grid, aggregate_m) if aggregate_m else None
     if agg is not None:  # whole aggregated cells per block
         block_rows = max(agg.fy, block_rows // agg.fy * agg.fy)
-    if region_shapes:
+    if region_layers:
         acc_reg.ids_for(uniq)
     overlap_m2 = outside_m2 = no_dem_m2 = 0.0
     pmin, pmax = np.inf, -np.inf
@@ -304,13 +337,15 @@ def zone_statistics(
         acc_all.add(None, cls, areas_full, wtd)
         if agg is not None:
             agg.add(block, cls.reshape(block.shape) >= 2, np.broadcast_to(area, block.shape))
-        if region_shapes:
-            rid_b = burn(region_shapes, grid.transform, window).ravel()
-            cover = burn(region_cover, grid.transform, window, merge="add").ravel()
+        if region_layers:
+            cover = np.zeros(cls.shape, dtype=np.int32)
+            for layer in region_layers:
+                rid_b = burn(layer, grid.transform, window).ravel()
+                sel = rid_b > 0
+                cover += sel
+                acc_reg.add(rid_b[sel] - 1, cls[sel], areas_full[sel], wtd[sel])
             overlap_m2 += float(areas_full[cover > 1].sum())
-            outside_m2 += float(areas_full[rid_b == 0].sum())
-            sel = rid_b > 0
-            acc_reg.add(rid_b[sel] - 1, cls[sel], areas_full[sel], wtd[sel])
+            outside_m2 += float(areas_full[cover == 0].sum())
         if dem is not None:
             d = np.asarray(dem.isel({dem.dims[0]: slice(r0, r1)}).values, dtype="float64").ravel()
             ok = np.isfinite(d)
@@ -340,9 +375,18 @@ def zone_statistics(
         row = _unit_row("elevation_band", f"{lo:g}-{hi:g} m", acc_band, i)
         row["band_min_m"], row["band_max_m"] = float(lo), float(hi)
         units.append(row)
-    if region_shapes:
+    if region_layers:
         meta["regions"]["overlap_km2"] = overlap_m2 / 1e6
         meta["regions"]["outside_regions_km2"] = outside_m2 / 1e6
+        off = [u["name"] for u in units if u["unit"] == "region" and u["footprint_km2"] == 0]
+        if len(off) == len(uniq):
+            raise DataError(f"none of the {len(uniq)} regions holds a cell centre of the PZI "
+                            "map", path=regions.attrs.get("source"), field=region_field,
+                            fix="check that the regions cover the map (and their CRS)")
+        if off:
+            log.warning("%d of %d regions hold no cell of the map (0 km2): %s", len(off),
+                        len(uniq), ", ".join(off[:10]) + (" ..." if len(off) > 10 else ""))
+        meta["regions"]["outside_map"] = off
     if dem is not None:
         meta["elevation_bands"] = {"source": dem.attrs.get("source"), "band_width_m": band_width,
                                    "no_dem_km2": no_dem_m2 / 1e6,
@@ -353,6 +397,25 @@ def zone_statistics(
         meta["zones_aggregated"] = agg.result()
     meta["pzi_range"] = [pmin, pmax] if np.isfinite(pmin) else None
     return ZoneStatistics(units=units, meta=meta)
+
+
+def _check_regions_meet_map(whole: np.ndarray, names: list, grid: Grid, regions,
+                            field: str) -> None:
+    """Refuse, before any work, regions none of which meets the map's extent (a wrong CRS
+    label, another area): they would give 0 km² everywhere."""
+    t = grid.transform
+    xs = [t.c, t.c + t.a * grid.width + t.b * grid.height]
+    ys = [t.f, t.f + t.d * grid.width + t.e * grid.height]
+    extent = shapely.box(min(xs), min(ys), max(xs), max(ys))
+    if len(whole) and not shapely.intersects(whole, extent).any():
+        rb = shapely.total_bounds(whole)
+        raise DataError(
+            f"none of the {len(names)} regions meets the PZI map (regions' bounds "
+            f"{', '.join(f'{v:.6g}' for v in rb)}; map bounds "
+            f"{', '.join(f'{v:.6g}' for v in extent.bounds)}, in {grid.crs.to_string()})",
+            path=regions.attrs.get("source"), field=field,
+            fix="check the regions' CRS (the file's label must be the CRS its coordinates are "
+                "in) and that they cover the map")
 
 
 class _Aggregated:

@@ -14,10 +14,21 @@ Formats
 * **PERMOS wide CSV**: optional free-text header lines, then ``Time,<depth_m>,...`` and one
   row per timestamp; empty, ``NA`` or -999 = missing.  Coordinates are not in the files and
   are given alongside (arguments or a small coordinates table).
+
+Text tables are read by :func:`read_table_text`: only a regular file of at most
+:data:`MAX_TABLE_BYTES` (a link to ``/dev/zero`` is refused before a byte is read); UTF-8
+(with or without BOM) or UTF-16/UTF-32 with a BOM (Excel's "Unicode text"); any other
+bytes are refused with the line and the fix (save as "CSV UTF-8"), never guessed (a legacy
+code page is Windows-1252 on one machine and GBK on the next, and a wrong guess would
+change ids silently).  Rows whose every field is empty (Excel's trailing ``,,,,`` rows) are
+not data and are skipped.
 """
 
 from __future__ import annotations
 
+import codecs
+import io
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -30,7 +41,13 @@ import pandas as pd
 from permafrost.checks import expects
 from permafrost.errors import CRSError, DataError, InputFileError
 from permafrost.io.results import load_json
-from permafrost.io.vectors import VECTOR_SUFFIXES, read_vector
+from permafrost.io.vectors import (
+    VECTOR_SUFFIXES,
+    check_coordinates,
+    check_input_file,
+    read_vector,
+    split_layer,
+)
 
 __all__ = [
     "BoreholeRecord",
@@ -42,10 +59,19 @@ __all__ = [
     "PRESENCE_FALSE",
     "parse_presence",
     "read_presence_table",
+    "read_table_text",
+    "read_table_rows",
+    "MAX_TABLE_BYTES",
     "read_borehole_coords",
     "read_gtnp",
     "read_permos",
 ]
+
+log = logging.getLogger(__name__)
+
+#: the largest text table read [bytes]: it is read into memory whole (a presence table of
+#: a million boreholes is about 100 MB; GTN-P long files of many sensors are larger)
+MAX_TABLE_BYTES = 1 * 2**30
 
 PRESENCE_TRUE = frozenset({"1", "1.0", "true", "t", "yes", "y", "permafrost", "present",
                            "presence"})
@@ -231,17 +257,107 @@ def _numeric(s: pd.Series, *, path, field: str) -> pd.Series:
 _DECIMAL_COMMA = r"^(\s*[-+]?\d+),(\d+\s*)$"
 
 
-def _separator(p: Path) -> str:
+def _separator(text: str) -> str:
     """The CSV's field separator from its header line: ``;`` (the European dialect, with
     decimal commas), tab, or ``,``."""
-    try:
-        with open(p, encoding="utf-8", errors="replace") as fh:
-            head = fh.readline()
-    except OSError:
-        return ","
+    head = text.split("\n", 1)[0]
     counts = {sep: head.count(sep) for sep in (",", ";", "\t")}
     best = max(counts, key=counts.get)
     return best if counts[best] > counts[","] else ","
+
+
+#: byte-order marks and their codecs, longest first (the UTF-32 LE mark begins with UTF-16's)
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"))
+
+_NOT_UTF8_FIX = ("save it as 'CSV UTF-8 (Comma delimited)' in Excel (or convert it, e.g. "
+                 "iconv -f WINDOWS-1252 -t UTF-8 in.csv > out.csv, naming its real encoding)")
+
+
+def read_table_text(path: str | os.PathLike, *, max_bytes: int = MAX_TABLE_BYTES,
+                    what: str = "table") -> str:
+    """The text of a CSV table, decoded: UTF-8 (BOM or not), or UTF-16/32 with a BOM.
+
+    Parameters
+    ----------
+    path : path-like
+        The file (a regular file: :func:`permafrost.io.vectors.check_input_file`).
+    max_bytes : int
+        The largest size read [bytes].
+    what : str
+        What the file is, for messages.
+
+    Raises
+    ------
+    InputFileError
+        Missing, not a regular file, too large, binary (NUL bytes), or not UTF-8 and
+        without a BOM (the message names the line and says how to save it as UTF-8).
+    """
+    p = check_input_file(path, max_bytes=max_bytes, what=what)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise InputFileError(f"unreadable ({exc.strerror or exc})", path=p,
+                             fix="check the file and its permissions") from None
+    enc = next((e for bom, e in _BOMS if raw.startswith(bom)), "utf-8")
+    if enc == "utf-8" and raw[:200].count(b"\x00") * 3 >= len(raw[:200]) > 0:
+        # ASCII in UTF-16: every second byte is NUL
+        raise InputFileError("looks like UTF-16 text without a byte-order mark", path=p,
+                             fix=_NOT_UTF8_FIX)
+    try:
+        text = raw.decode(enc)
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        byte = raw[exc.start:exc.start + 1].hex()
+        if enc == "utf-8":
+            problem = (f"not UTF-8 text (byte 0x{byte} on line {line}): it was saved in a "
+                       "legacy code page (Excel's plain 'CSV', e.g. Windows-1252/Latin-1)")
+        else:
+            problem = f"not valid {enc.upper()} text although it starts with its mark " \
+                      f"(line {line})"
+        raise InputFileError(problem, path=p, fix=_NOT_UTF8_FIX) from None
+    if "\x00" in text:
+        raise InputFileError(f"a binary file, not a text {what} (it holds NUL bytes)", path=p,
+                             fix=f"give the {what} as CSV text")
+    if enc != "utf-8":
+        log.info("%s: read as %s (byte-order mark)", p, enc.upper())
+    return text.lstrip("\ufeff")
+
+
+def read_table_rows(path: str | os.PathLike, *, what: str = "table") -> tuple[pd.DataFrame, str]:
+    """A CSV table as strings, as :func:`read_presence_table` reads it: decoded by
+    :func:`read_table_text`, its separator found from the header (``,``, ``;`` or tab),
+    rows whose every field is empty dropped (the index keeps the data row of the others).
+
+    Returns
+    -------
+    (pandas.DataFrame, str)
+        The table (every value a str, "" where empty; column names stripped) and its
+        separator.
+
+    Raises
+    ------
+    InputFileError
+        Every error of :func:`read_table_text`; not a parseable CSV.
+    """
+    p = Path(path)
+    text = read_table_text(p, what=what)
+    sep = _separator(text)
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
+                         skipinitialspace=True, sep=sep)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputFileError(f"not a readable CSV ({str(exc).splitlines()[0]})", path=p,
+                             fix=f"give a {what} as comma-separated text with a header "
+                                 "line") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    blank = (df.apply(lambda c: c.str.strip()) == "").all(axis=1) if len(df.columns) else \
+        pd.Series(False, index=df.index)
+    if blank.any():
+        log.info("%s: %d empty row(s) skipped (every field empty)", p, int(blank.sum()))
+        df = df[~blank.to_numpy()]
+    return df, sep
 
 
 @expects(path="path")
@@ -305,14 +421,15 @@ def read_presence_table(
                             fix=f"use {', '.join(COLUMN_ROLES)}")
         if name:
             given[role] = str(name)
-    p = Path(path)
+    p, named = split_layer(path)
+    layer = named if layer is None else layer
     if not p.exists():
         raise InputFileError("file not found", path=p, fix="check the path")
     if p.is_dir() and p.suffix.lower() != ".gdb":
         raise InputFileError("a file is expected, this is a folder", path=p,
                              fix="give the borehole table inside it")
     used: dict[str, str] = {}
-    if p.suffix.lower() in VECTOR_SUFFIXES:
+    if p.suffix.lower() in VECTOR_SUFFIXES or p.suffix.lower() == ".gdb":
         gdf = read_vector(p, layer=layer)
         df = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
         geom = gdf.geometry
@@ -321,16 +438,9 @@ def read_presence_table(
                             fix="store one point per borehole")
         xs, ys, src_crs = geom.x.to_numpy(), geom.y.to_numpy(), gdf.crs
     else:
-        sep = _separator(p)
-        try:
-            df = pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True,
-                             sep=sep)
-        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-            raise InputFileError(f"not a readable CSV ({str(exc).splitlines()[0]})", path=p,
-                                 fix="give a comma-separated table with a header") from None
+        df, sep = read_table_rows(p, what="borehole table")
         if sep == ";":  # the European dialect: decimal commas are unambiguous there
             df = df.apply(lambda c: c.str.replace(_DECIMAL_COMMA, r"\1.\2", regex=True))
-        df.columns = [c.strip() for c in df.columns]
         xcol = _pick(df.columns, _LON_COLUMNS, given["x"], path=p, what="longitude/x",
                      required=False)
         ycol = _pick(df.columns, _LAT_COLUMNS, given["y"], path=p, what="latitude/y",
@@ -407,11 +517,14 @@ def read_presence_table(
         "magt_c": magt.to_numpy(),
         "elevation_m": elev.to_numpy(),
         "year": year.to_numpy(),
-        "row": np.arange(len(df)),
+        "row": np.asarray(df.index, dtype=np.int64),
     }, geometry=geom, crs=src_crs)
     out["presence"] = out["presence"].astype("Int8")
     if out.crs is not None and out.crs.is_geographic:
         _check_latlon(out.geometry.x.to_numpy(), out.geometry.y.to_numpy(), ids.to_numpy(), p)
+    elif out.crs is not None and len(out):  # projected x/y: within the CRS's range
+        check_coordinates(out.total_bounds, out.crs, path=p,
+                          field=f"{used.get('x', 'x')}/{used.get('y', 'y')}", what="boreholes")
     if len(out) == 0:
         raise DataError("holds no boreholes", path=p, fix="check the file")
     out.attrs["source"] = str(p)
@@ -443,10 +556,7 @@ def read_borehole_coords(path: str | os.PathLike, *,
     """
     cols = {{"lon": "x", "lat": "y"}.get(k, k): v for k, v in (columns or {}).items()}
     p = Path(path)
-    if not p.exists():
-        raise InputFileError("file not found", path=p, fix="check the path")
-    df = pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True)
-    df.columns = [c.strip() for c in df.columns]
+    df, _ = read_table_rows(p, what="coordinates table")
     idc = _pick(df.columns, _ID_COLUMNS, cols.get("id"), path=p, what="id", option="id")
     lonc = _pick(df.columns, _LON_COLUMNS, cols.get("x"), path=p, what="longitude", option="x")
     latc = _pick(df.columns, _LAT_COLUMNS, cols.get("y"), path=p, what="latitude", option="y")
@@ -510,9 +620,11 @@ def read_gtnp(
                             field="borehole", fix="give the GTN-P metadata JSON")
         by_borehole[str(bh.get("id"))] = rec
         by_dataset[str(rec.get("id"))] = rec
+    text = read_table_text(cp, what="GTN-P table")
     try:
-        df = pd.read_csv(cp, dtype={"borehole_id": str, "dataset_id": str, "flag": str})
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        df = pd.read_csv(io.StringIO(text),
+                         dtype={"borehole_id": str, "dataset_id": str, "flag": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InputFileError(f"not a readable CSV ({str(exc).splitlines()[0]})", path=cp,
                              fix="give the GTN-P long CSV") from None
     for col in ("date", "depth", "temperature"):
@@ -606,10 +718,8 @@ def read_permos(
     p = Path(path)
     if not p.exists():
         raise InputFileError("file not found", path=p, fix="check the path")
-    try:
-        lines = p.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as exc:
-        raise InputFileError(f"unreadable ({exc})", path=p, fix="check the file") from None
+    text = read_table_text(p, what="PERMOS table")
+    lines = text.splitlines()
     skip = next((i for i, ln in enumerate(lines[:50]) if _HEADER_RE.match(ln)), None)
     if skip is None:
         raise DataError("no 'Time,<depth>,...' header line in the first 50 lines", path=p,
@@ -620,8 +730,13 @@ def read_permos(
         if m:
             head_id = m.group(1)
     bid = str(borehole_id or head_id or p.stem)
-    df = pd.read_csv(p, skiprows=skip, na_values=["NA", "NaN", "", "-999", "-999.0"],
-                     keep_default_na=True)
+    try:
+        df = pd.read_csv(io.StringIO(text), skiprows=skip,
+                         na_values=["NA", "NaN", "", "-999", "-999.0"], keep_default_na=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputFileError(f"not a readable CSV ({str(exc).splitlines()[0]})", path=p,
+                             fix="give a PERMOS wide CSV (Time column, one column per "
+                                 "depth)") from None
     tcol = df.columns[0]
     times = pd.to_datetime(df[tcol], errors="coerce")
     if times.isna().any():

@@ -46,6 +46,7 @@ from permafrost.errors import ConfigError, OutputError, PermafrostError
 from permafrost.io._atomic import atomic_write_text
 from permafrost.io._lock import exclusive_lock, pid_alive
 from permafrost.io.rasters import RASTER_SUFFIXES, gdal_path, is_remote, vrt_sources
+from permafrost.io.vectors import split_layer
 from permafrost.pipeline.spec import PipelineResult, PlannedStep, StepContext, StepRecord, StepSpec
 from permafrost.pipeline.steps import STEPS
 from permafrost.provenance import canonical_json, file_digest, json_default, relative_path, versions
@@ -124,6 +125,9 @@ class _HashCache:
         """What a step key holds for an input: its content and that of every file it names."""
         if is_remote(p):  # a /vsi*/ path or URL: keyed by its address, not its bytes
             return "url:" + str(gdal_path(p))
+        p, layer = split_layer(p)  # FILE::LAYER: the file's bytes and the layer's name
+        if layer is not None:
+            return f"layer:{layer}:" + self.digest(p, _seen)
         p = Path(p).resolve()
         key = str(p)
         if key in self._deep:
@@ -627,9 +631,11 @@ def _input_digests(paths: list[Path], cache: _HashCache, base: Path) -> dict[str
     todo, seen = list(paths), set()
     while todo:
         p = todo.pop(0)
-        if is_remote(p) or not Path(p).exists() or str(Path(p).resolve()) in seen:
+        if is_remote(p):
             continue
-        p = Path(p)
+        p, layer = split_layer(p)  # FILE::LAYER: the file's digest
+        if not p.exists() or str(p.resolve()) in seen:
+            continue
         seen.add(str(p.resolve()))
         if p.is_dir():
             found[relative_path(p, base)] = cache.digest(p)

@@ -30,7 +30,7 @@ from permafrost.config import (
 from permafrost.defaults import CHUNK
 from permafrost.errors import DataError, format_message
 from permafrost.io._atomic import atomic_write_text
-from permafrost.io.boreholes import read_presence_table
+from permafrost.io.boreholes import read_presence_table, read_table_rows
 from permafrost.io.rasters import RASTER_SUFFIXES
 from permafrost.io.results import read_json, write_json
 from permafrost.io.vectors import read_vector, write_vector
@@ -173,11 +173,11 @@ def _split_labels(cfg: PipelineConfig, labels, workdir: Path, seed: int):
     hold = split.holdout
     training = apply_holdout(labels, split)
     raw = None
-    if src.suffix.lower() == ".csv":  # the held-out rows of the input, unchanged
-        raw = pd.read_csv(src, dtype=str, keep_default_na=False)
+    if src.suffix.lower() == ".csv":  # the held-out rows of the input, as the table read them
+        raw, sep = read_table_rows(src, what="borehole table")
     if raw is not None and len(raw) == len(table):
         held = workdir / "boreholes_holdout.csv"
-        atomic_write_text(held, raw[hold].to_csv(index=False))
+        atomic_write_text(held, raw[hold].to_csv(index=False, sep=sep))
     else:
         held = workdir / "boreholes_holdout.gpkg"
         vec = table if raw is not None else read_vector(src)
