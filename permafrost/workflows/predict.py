@@ -53,6 +53,7 @@ from permafrost.io.block_cache import (
     cache_key,
     cached_layer,
     default_cache_root,
+    is_cache_root,
     prepare_cache,
     read_counts,
     remove_cache,
@@ -60,6 +61,7 @@ from permafrost.io.block_cache import (
     save_block,
     source_fingerprints,
 )
+from permafrost.io.guard import Output, check_outputs
 from permafrost.io.maps import read_mask
 from permafrost.io.model import load_model
 from permafrost.io.rasters import set_gdal_cache, write_cog
@@ -244,6 +246,12 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
     if len({p.resolve() for p in outputs}) != len(outputs):
         raise InputError("the PZI, zone and uncertainty outputs must be different files",
                          path=out, fix="give each output its own path")
+    root = default_cache_root(out) if cache_root is None else Path(cache_root)
+    check_outputs([Output(out, "--out", what="PZI"), Output(zones, "--zones", what="zones"),
+                   Output(uncertainty, "--uncertainty", what="uncertainty"),
+                   Output(root, "the block cache", "owned", recognise=is_cache_root,
+                          what="block cache")],
+                  {"--model": model, "--covariates": covariates, "--mask": mask})
     pzi_model, model_path = _load(model)
     if uncertainty is not None and not list(getattr(pzi_model, "fold_models", None) or []):
         raise ModelError("the model has no fold models, so no uncertainty raster can be made",
@@ -273,7 +281,6 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
         "uncertainty": uncertainty is not None,
     })
     default_cache = cache_root is None
-    root = default_cache_root(out) if default_cache else Path(cache_root)
     cache = cache_dir(root, key)
     prepare_cache(root, cache, resume=resume, prune_others=default_cache)
     remove_stale_temporaries(outputs)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from permafrost.checks import expects
 from permafrost.defaults import CHUNK
-from permafrost.io.model import save_model
+from permafrost.io.guard import Output, check_outputs
+from permafrost.io.model import is_model_dir, save_model
 from permafrost.io.vectors import read_vector
 from permafrost.models import TrainResult, train_model
 from permafrost.provenance import relative_path
@@ -44,6 +45,9 @@ def train_from_files(labels_path, covariates, out_dir, *, layer: str | None = No
         The saved model (its ``metadata`` as written, with the ``inputs`` relative to the
         model directory) and the training report.
     """
+    check_outputs([Output(out_dir, "--out", "owned", recognise=is_model_dir,
+                          what="model directory")],
+                  {"--labels": labels_path, "--covariates": covariates, "--like": like})
     labels = read_vector(labels_path, layer=layer)
     ds = build_stack(covariates, chunks=chunk, like=like)
     res = train_model(labels, ds, labels_source=labels_path, covariates_source=covariates,
