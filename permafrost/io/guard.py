@@ -38,7 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from permafrost import __version__
 from permafrost.errors import ConfigError, OutputError
+from permafrost.io._atomic import atomic_write_text
 
 __all__ = ["MARKER", "NAME_MAX", "Output", "check_outputs", "check_replaceable", "expand_path",
            "is_marked", "mark_folder"]
@@ -117,9 +119,6 @@ def mark_folder(folder: str | os.PathLike, what: str) -> None:
     """Write the :data:`MARKER` of a folder permafrost owns (what wrote it, which version).
 
     Its bytes depend only on ``what`` and the version, so reruns give identical files."""
-    from permafrost import __version__
-    from permafrost.io._atomic import atomic_write_text
-
     m = Path(folder) / MARKER
     text = json.dumps({"written_by": "permafrost", "what": what, "version": __version__},
                       indent=2, sort_keys=True) + "\n"
