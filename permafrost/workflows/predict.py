@@ -227,12 +227,27 @@ def predict_raster(
     OutputError
         Another process writes one of the outputs, or they cannot be written.
     """
+    _check_outputs(model, covariates, out, zones, uncertainty, mask, cache_dir)
     # two predictions to one target would share its block cache and temporary files
     with output_locks(p for p in (out, zones, uncertainty) if p is not None):
         return _predict_raster(model, covariates, out, zones=zones, uncertainty=uncertainty,
                                mask=mask, chunk=chunk, device=device, workers=workers,
                                scheduler=scheduler, threads=threads, cache_root=cache_dir,
                                resume=resume, progress=progress)
+
+
+def _check_outputs(model, covariates, out, zones, uncertainty, mask, cache_dir) -> None:
+    """The outputs (and the block cache) checked by the output guard, before the locks."""
+    outputs = [Path(p) for p in (out, zones, uncertainty) if p is not None]
+    if len({p.resolve() for p in outputs}) != len(outputs):
+        raise InputError("the PZI, zone and uncertainty outputs must be different files",
+                         path=out, fix="give each output its own path")
+    root = default_cache_root(out) if cache_dir is None else Path(cache_dir)
+    check_outputs([Output(out, "--out", what="PZI"), Output(zones, "--zones", what="zones"),
+                   Output(uncertainty, "--uncertainty", what="uncertainty"),
+                   Output(root, "the block cache", "owned", recognise=is_cache_root,
+                          what="block cache")],
+                  {"--model": model, "--covariates": covariates, "--mask": mask})
 
 
 def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, device,
@@ -243,15 +258,6 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
     chunk = check_chunk(chunk)
     out = Path(out)
     outputs = [Path(p) for p in (out, zones, uncertainty) if p is not None]
-    if len({p.resolve() for p in outputs}) != len(outputs):
-        raise InputError("the PZI, zone and uncertainty outputs must be different files",
-                         path=out, fix="give each output its own path")
-    root = default_cache_root(out) if cache_root is None else Path(cache_root)
-    check_outputs([Output(out, "--out", what="PZI"), Output(zones, "--zones", what="zones"),
-                   Output(uncertainty, "--uncertainty", what="uncertainty"),
-                   Output(root, "the block cache", "owned", recognise=is_cache_root,
-                          what="block cache")],
-                  {"--model": model, "--covariates": covariates, "--mask": mask})
     pzi_model, model_path = _load(model)
     if uncertainty is not None and not list(getattr(pzi_model, "fold_models", None) or []):
         raise ModelError("the model has no fold models, so no uncertainty raster can be made",
@@ -281,6 +287,7 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
         "uncertainty": uncertainty is not None,
     })
     default_cache = cache_root is None
+    root = default_cache_root(out) if default_cache else Path(cache_root)
     cache = cache_dir(root, key)
     prepare_cache(root, cache, resume=resume, prune_others=default_cache)
     remove_stale_temporaries(outputs)
