@@ -187,7 +187,7 @@ def _flat(obj: Any, label: str) -> Iterable[tuple[str, Path]]:
 
 def _resolved(p: Path) -> Path:
     try:
-        return p.expanduser().resolve()
+        return p.resolve()
     except (OSError, RuntimeError):
         return Path(os.path.abspath(p))
 
@@ -203,6 +203,10 @@ def _same(a: Path, ra: Path, b: Path, rb: Path) -> bool:
 
 def _inside(child: Path, parent: Path) -> bool:
     return child != parent and parent in child.parents
+
+
+#: vector formats that hold several layers in one file (the others hold only the output's)
+_MULTI_LAYER = (".gpkg", ".sqlite", ".db")
 
 
 def _layers(p: Path) -> list[str] | None:
@@ -278,7 +282,7 @@ def check_outputs(outputs: Iterable[Output], inputs: Mapping[str, Any] | None = 
                 raise OutputError(f"{o.label}: a folder is in the way of the {o.what} file",
                                   path=given, fix=f"give a file name for {o.label} (the folder "
                                                   "is kept)")
-            if o.layer is not None and p.is_file():
+            if o.layer is not None and p.suffix.lower() in _MULTI_LAYER and p.is_file():
                 others = [n for n in (_layers(p) or []) if n != o.layer]
                 if others:
                     listed = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
