@@ -188,7 +188,7 @@ def _flat(obj: Any, label: str) -> Iterable[tuple[str, Path]]:
 def _resolved(p: Path) -> Path:
     try:
         return p.resolve()
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError, ValueError):
         return Path(os.path.abspath(p))
 
 

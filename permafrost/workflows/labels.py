@@ -101,7 +101,7 @@ def labels_from_files(
     """
     if out is not None:
         check_outputs([Output(out, "--out", layer="labels", what="labels"),
-                       *(Output(side_file(out, name), f"{side_file(out, name).name} beside --out")
+                       *(Output(side_file(out, name), f"the {name} table beside --out")
                          for name in SIDE_TABLES)],
                       {"--inventory": inventories, "--boreholes": boreholes, "--gtnp": gtnp,
                        "--permos": permos, "--permos-coords": permos_coords, "--grid": grid,
