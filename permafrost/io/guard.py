@@ -40,7 +40,6 @@ from typing import Any
 
 from permafrost import __version__
 from permafrost.errors import ConfigError, OutputError
-from permafrost.io._atomic import atomic_write_text
 
 __all__ = ["MARKER", "NAME_MAX", "Output", "check_outputs", "check_replaceable", "expand_path",
            "is_marked", "mark_folder"]
@@ -123,11 +122,13 @@ def mark_folder(folder: str | os.PathLike, what: str) -> None:
     text = json.dumps({"written_by": "permafrost", "what": what, "version": __version__},
                       indent=2, sort_keys=True) + "\n"
     try:
-        if m.is_file() and m.read_text(encoding="utf-8") == text:
+        if m.read_text(encoding="utf-8") == text:
             return
     except (OSError, UnicodeDecodeError):
         pass
-    atomic_write_text(m, text)
+    # written in place, not renamed: a second run that looks at the folder meanwhile sees it
+    # empty or marked, never holding a temporary file only (only its existence counts)
+    m.write_text(text, encoding="utf-8")
 
 
 def _owned(p: Path, recognise: Callable[[Path], bool] | None) -> bool:

@@ -290,8 +290,8 @@ def run_pipeline(
     guard_output_dir(config)
     try:
         out.mkdir(parents=True, exist_ok=True)
+        mark_folder(out, "pipeline output directory")  # first: the folder is never unmarked
         (out / ".cache").mkdir(exist_ok=True)
-        mark_folder(out, "pipeline output directory")
     except OSError as exc:
         if isinstance(exc, PermafrostError):
             raise
