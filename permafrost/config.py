@@ -29,9 +29,10 @@ from permafrost.defaults import (
     ROCK_GLACIER_WEIGHT,
 )
 from permafrost.errors import ConfigError, PermafrostError
-from permafrost.options import bound, bound_for_key, check_crs, check_name, offset_bound
+from permafrost.io.guard import expand_path
 from permafrost.io.rasters import is_remote
 from permafrost.io.vectors import VECTOR_SUFFIXES, check_layer, split_layer
+from permafrost.options import bound, bound_for_key, check_crs, check_name, offset_bound
 from permafrost.workflows.covariates import changeable_inputs
 
 __all__ = [
@@ -405,24 +406,27 @@ _BOUND_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_e
 # loading
 
 
-def _resolve_paths(obj: Any, base: Path) -> Any:
+def _resolve_paths(obj: Any, base: Path, source: Path | None = None, key: str = "") -> Any:
+    """Paths made absolute (relative ones start at ``base``), after ``~`` and ``$VAR`` are
+    expanded as a shell would (:func:`permafrost.io.guard.expand_path`)."""
     if isinstance(obj, BaseModel):
         for name in obj.__class__.model_fields:
             if name == "source":
                 continue
             value = getattr(obj, name)
-            new = _resolve_paths(value, base)
+            new = _resolve_paths(value, base, source, f"{key}.{name}".lstrip("."))
             if new is not value:
                 object.__setattr__(obj, name, new)
         return obj
     if isinstance(obj, Path):
         if is_remote(obj):  # a GDAL virtual file system path or URL: kept as given
             return obj
+        obj = expand_path(obj, where=source, field=key or None)
         return obj if obj.is_absolute() else (base / obj).resolve()
     if isinstance(obj, list):
-        return [_resolve_paths(v, base) for v in obj]
+        return [_resolve_paths(v, base, source, f"{key}[{i}]") for i, v in enumerate(obj)]
     if isinstance(obj, dict):
-        return {k: _resolve_paths(v, base) for k, v in obj.items()}
+        return {k: _resolve_paths(v, base, source, f"{key}.{k}") for k, v in obj.items()}
     return obj
 
 
@@ -657,7 +661,7 @@ def load_pipeline(path: str | os.PathLike) -> PipelineConfig:
     except ValidationError as exc:
         raise _explain(exc, p, PipelineConfig) from None
     base = p.resolve().parent
-    _resolve_paths(cfg, base)
+    _resolve_paths(cfg, base, p)
     cfg.source = p.resolve()
     _check_inputs_exist(cfg, p)
     _check_scenarios(cfg, p)

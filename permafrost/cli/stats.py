@@ -31,8 +31,12 @@ def stats_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON, no table."),
 ) -> None:
     """Area with PZI >= 0.5, PZI-weighted area, permafrost region and zone areas (km2)."""
+    from permafrost.io.guard import Output, check_outputs
     from permafrost.workflows.stats import stats_from_files, write_stats
 
+    check_outputs([Output(out_json, "--out-json", what="statistics"),
+                   Output(out_csv, "--out-csv", what="table")],
+                  {"PZI": pzi, "--regions": regions, "--dem": dem, "--mask": mask})
     stats = stats_from_files(pzi, regions_path=regions, region_field=region_field,
                              dem_path=dem, band_width=band_width, mask_path=mask,
                              block_rows=block_rows)

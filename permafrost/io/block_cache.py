@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from glob import escape as glob_escape
@@ -42,6 +43,7 @@ __all__ = [
     "cache_key",
     "cached_layer",
     "default_cache_root",
+    "is_cache_root",
     "prepare_cache",
     "read_counts",
     "remove_stale_temporaries",
@@ -88,9 +90,32 @@ def cache_dir(root: str | Path, key: str) -> Path:
     return Path(root) / key[:32]
 
 
+_RUN_NAME = re.compile(r"[0-9a-f]{32}")
+
+
+def _ours(entry: Path) -> bool:
+    """An entry of a cache root that the block cache wrote: a run's directory (32 hex
+    digits, :func:`cache_dir`) or a temporary file."""
+    return (entry.is_dir() and not entry.is_symlink() and _RUN_NAME.fullmatch(entry.name)
+            is not None) or (TMP_MARK in entry.name and not entry.is_dir())
+
+
+def is_cache_root(root: str | Path) -> bool:
+    """True when every entry of the folder ``root`` is one the block cache writes: the
+    folders the output guard lets a prediction reuse and prune
+    (:mod:`permafrost.io.guard`)."""
+    try:
+        return all(_ours(e) for e in Path(root).iterdir())
+    except OSError:
+        return False
+
+
 def prepare_cache(root: Path, cache: Path, *, resume: bool, prune_others: bool) -> None:
     """Make ``cache`` ready: other runs' caches under ``root`` removed when
     ``prune_others``, its own blocks removed unless ``resume``, its temporaries removed.
+
+    Only what the block cache writes is removed (run directories named by their key,
+    temporary files): anything else under ``root`` is left alone.
 
     Raises
     ------
@@ -99,9 +124,9 @@ def prepare_cache(root: Path, cache: Path, *, resume: bool, prune_others: bool) 
     """
     if prune_others and root.is_dir():
         for d in root.iterdir():
-            if d != cache:
+            if d != cache and _ours(d):
                 shutil.rmtree(d, ignore_errors=True) if d.is_dir() else d.unlink(missing_ok=True)
-    if not resume and cache.exists():
+    if not resume and cache.is_dir() and _ours(cache):
         shutil.rmtree(cache)
     try:
         cache.mkdir(parents=True, exist_ok=True)

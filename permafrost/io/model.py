@@ -43,9 +43,10 @@ from permafrost.calibration import validate_calibration
 from permafrost.checks import expects
 from permafrost.errors import ModelError, OutputError
 from permafrost.io._atomic import tmp_prefix
+from permafrost.io.guard import check_replaceable
 from permafrost.pzi_model import BoosterPredictor, LinearPredictor, PZIModel, to_json_text
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "save_model", "load_model"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "save_model", "load_model", "is_model_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,19 @@ _FIX_DIGEST = ("copy the whole model directory again from where it was trained, 
                "with `permafrost train`")
 
 
+def is_model_dir(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a model directory written by :func:`save_model` (its
+    ``metadata.json`` names :data:`FORMAT`): the folders ``train --out`` may replace.
+
+    The model directory carries no marker file of its own: its files are hashed into every
+    PZI's ``PZI_MODEL_SHA256`` tag, which must stay comparable with earlier maps."""
+    try:
+        meta = json.loads((Path(path) / "metadata.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
+
+
 @expects(model="model", path="path")
 def save_model(model: PZIModel, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
     """Write the model directory atomically (temporary directory, then rename).
@@ -73,7 +87,9 @@ def save_model(model: PZIModel, path: str | os.PathLike, *, overwrite: bool = Tr
         file) and ``predictor_type`` added).  A booster without feature names gets the
         model's ``feature_names`` (so that loading can check their order).
     path : path-like
-        The model directory; an existing one is replaced (unless ``overwrite`` is False).
+        The model directory; an existing model directory is replaced (unless ``overwrite``
+        is False).  Any other existing folder is refused unless it is empty: the tool
+        deletes only what it wrote (:func:`permafrost.io.guard.check_replaceable`).
     overwrite : bool
         Replace an existing model directory.
 
@@ -87,15 +103,14 @@ def save_model(model: PZIModel, path: str | os.PathLike, *, overwrite: bool = Tr
     ModelError
         A booster's own feature names differ from the model's ``feature_names``.
     OutputError
-        The path is a file, exists without ``overwrite``, or cannot be written (nothing
-        is written then; an existing model stays untouched).
+        The path is a file or a folder that is not a model directory, exists without
+        ``overwrite``, or cannot be written (nothing is written then; an existing model
+        stays untouched).
     """
-    target = Path(path)
+    target = Path(os.path.abspath(path))  # `.` and `..` have no parent to rename within
     for pred in (model.predictor, *model.fold_models):
         _name_booster(pred, model.feature_names)
-    if target.exists() and not target.is_dir():
-        raise OutputError("exists and is not a directory", path=target,
-                          fix="choose a directory path for the model")
+    check_replaceable(target, what="model directory", recognise=is_model_dir)
     if target.exists() and not overwrite:
         raise OutputError("model directory exists", path=target,
                           fix="remove it or pass overwrite")
@@ -128,6 +143,9 @@ def save_model(model: PZIModel, path: str | os.PathLike, *, overwrite: bool = Tr
         (tmp / _META).write_text(to_json_text(meta))
         os.chmod(tmp, 0o755)
         if target.exists():
+            # checked again right before the old folder goes: only a model (or an empty
+            # folder) is renamed away and removed
+            check_replaceable(target, what="model directory", recognise=is_model_dir)
             old = target.with_name(f"{tmp_prefix(target)}old-{os.getpid()}")
             os.replace(target, old)
             os.replace(tmp, target)
@@ -136,6 +154,8 @@ def save_model(model: PZIModel, path: str | os.PathLike, *, overwrite: bool = Tr
             os.replace(tmp, target)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OutputError):
+            raise
         raise OutputError(f"cannot write the model directory ({exc.strerror or exc}); "
                           "nothing was written", path=target,
                           fix="free space or choose another output directory") from None

@@ -45,6 +45,7 @@ from permafrost.config import (
 from permafrost.errors import ConfigError, OutputError, PermafrostError
 from permafrost.io._atomic import atomic_write_text
 from permafrost.io._lock import exclusive_lock, pid_alive
+from permafrost.io.guard import Output, check_outputs, mark_folder
 from permafrost.io.rasters import RASTER_SUFFIXES, gdal_path, is_remote, vrt_sources
 from permafrost.io.vectors import split_layer
 from permafrost.pipeline.spec import PipelineResult, PlannedStep, StepContext, StepRecord, StepSpec
@@ -424,10 +425,14 @@ def run_pipeline(
         scenarios = list(config.scenarios)
     on_event = on_event or (lambda kind, info: None)
     out = config.pipeline.output_dir
+    guard_output_dir(config)
     try:
         out.mkdir(parents=True, exist_ok=True)
+        mark_folder(out, "pipeline output directory")  # first: the folder is never unmarked
         (out / ".cache").mkdir(exist_ok=True)
     except OSError as exc:
+        if isinstance(exc, PermafrostError):
+            raise
         raise _output_dir_error(exc, out) from None
     # one run at a time per output directory: a second one refuses with one line
     with exclusive_lock(out / ".cache" / "lock", what="output directory", target=out,
@@ -439,6 +444,23 @@ def run_pipeline(
             if isinstance(exc, PermafrostError) or exc.errno not in _FS_ERRNOS:
                 raise
             raise _output_dir_error(exc, Path(exc.filename) if exc.filename else out) from None
+
+
+def is_run_dir(path: Path) -> bool:
+    """A run folder written before the marker file existed (its private ``.cache``)."""
+    return (path / ".cache" / "hashes.json").is_file() or (path / ".cache" / "lock").is_file()
+
+
+def guard_output_dir(config: PipelineConfig) -> None:
+    """The output guard (:mod:`permafrost.io.guard`) for a pipeline: ``output_dir`` must be
+    new, empty, or a run folder permafrost wrote, and hold none of the pipeline's inputs.
+    The steps write only under it (``steps/``, ``.cache/``, a folder per scenario)."""
+    inputs = {f"inputs.{k}": list(_flatten_inputs(v))
+              for k, v in config.inputs.model_dump().items()}
+    inputs.update({f"scenarios.{n}": list(_flatten_inputs(s.model_dump()))
+                   for n, s in config.scenarios.items()})
+    check_outputs([Output(config.pipeline.output_dir, "pipeline.output_dir", "owned",
+                          recognise=is_run_dir, what="run folder")], inputs)
 
 
 #: errno values that say the output's file system cannot take the write
@@ -741,6 +763,7 @@ def plan_pipeline(
     """
     steps = STEPS if steps is None else steps
     out = config.pipeline.output_dir
+    guard_output_dir(config)
     cache = _HashCache(out / ".cache" / "hashes.json")  # read, never saved here
     need = _needed(steps, only)
     plan: list[PlannedStep] = []

@@ -11,6 +11,7 @@ from dataclasses import asdict
 
 from permafrost.checks import expects
 from permafrost.errors import ConfigError, DataError
+from permafrost.io.guard import Output, check_outputs
 from permafrost.io.mintpy import TrackFiles, find_track_files, read_track
 from permafrost.io.rasters import read_raster
 from permafrost.io.vectors import read_vector, write_vector
@@ -78,6 +79,9 @@ def run_kinematics(
         if j != i:
             raise ConfigError(f"the same track is given twice (tracks {j + 1} and {i + 1})",
                               path=f.velocity, field="track", fix="give each track once")
+    if out is not None:
+        check_outputs([Output(out, "--out", layer="kinematics", what="kinematics")],
+                      {"--track": files, "--outlines": outlines, "--dem": dem})
     gdf = read_vector(outlines, layer=layer)
     dem_da = read_raster(dem, role="elevation") if dem is not None else None
     data = []

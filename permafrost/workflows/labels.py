@@ -17,6 +17,7 @@ from permafrost.io.boreholes import (
     read_permos,
     read_presence_table,
 )
+from permafrost.io.guard import Output, check_outputs
 from permafrost.io.rasters import read_raster
 from permafrost.io.vectors import read_vector, write_vector
 from permafrost.labels import LabelSet, NoLabelsError, build_labels
@@ -27,6 +28,16 @@ __all__ = ["labels_from_files", "IN_MEMORY_DEM_BYTES"]
 #: DEMs up to this size [bytes] are read into memory by :func:`labels_from_files`; larger ones
 #: stay lazy (Dask) and only the windows around outlines are read.
 IN_MEMORY_DEM_BYTES = 256 * 2**20
+
+
+#: the tables written beside the labels (``<stem>_<name>.csv``)
+SIDE_TABLES = ("summary", "dropped", "conflicts", "verdicts")
+
+
+def side_file(out, name: str) -> Path:
+    """The side table ``name`` of the labels output ``out``: ``<stem>_<name>.csv``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}_{name}.csv")
 
 
 # --------------------------------------------------------------------------- files in, files out
@@ -94,6 +105,13 @@ def labels_from_files(
                                              "borehole_weight") if k in options})
     if borehole_crs is not None:
         check_crs(borehole_crs, field="borehole_crs")
+    if out is not None:
+        check_outputs([Output(out, "--out", layer="labels", what="labels"),
+                       *(Output(side_file(out, name), f"the {name} table beside --out")
+                         for name in SIDE_TABLES)],
+                      {"--inventory": inventories, "--boreholes": boreholes, "--gtnp": gtnp,
+                       "--permos": permos, "--permos-coords": permos_coords, "--grid": grid,
+                       "--dem": dem})
     # paths, or already-read GeoDataFrames (``attrs["source"]`` names their origin)
     invs = [p if isinstance(p, gpd.GeoDataFrame) else read_vector(p) for p in inventories]
     tables = [p if isinstance(p, gpd.GeoDataFrame)
@@ -134,7 +152,7 @@ def labels_from_files(
                              ("verdicts", exc.partial.verdicts)):
                 if name == "verdicts" and not records:
                     continue
-                f = out.with_name(f"{out.stem}_{name}.csv")
+                f = side_file(out, name)
                 atomic_write_text(f, df.to_csv(index=False))
                 written.append(f.name)
             exc.written = [out.parent / w for w in written]
@@ -147,5 +165,5 @@ def labels_from_files(
         write_vector(result.points, out, layer="labels")
         for name, df in (("summary", result.summary), ("dropped", result.dropped),
                          ("conflicts", result.conflicts), ("verdicts", result.verdicts)):
-            atomic_write_text(out.with_name(f"{out.stem}_{name}.csv"), df.to_csv(index=False))
+            atomic_write_text(side_file(out, name), df.to_csv(index=False))
     return result

@@ -53,6 +53,7 @@ from permafrost.io.block_cache import (
     cache_key,
     cached_layer,
     default_cache_root,
+    is_cache_root,
     prepare_cache,
     read_counts,
     remove_cache,
@@ -60,6 +61,7 @@ from permafrost.io.block_cache import (
     save_block,
     source_fingerprints,
 )
+from permafrost.io.guard import Output, check_outputs
 from permafrost.io.maps import read_mask
 from permafrost.io.model import load_model
 from permafrost.io.rasters import set_gdal_cache, write_cog
@@ -231,12 +233,27 @@ def predict_raster(
     chunk, workers, threads = checked["chunk"], checked["workers"], checked["threads"]
     if scheduler is not None:
         check_scheduler_address(scheduler)
+    _check_outputs(model, covariates, out, zones, uncertainty, mask, cache_dir)
     # two predictions to one target would share its block cache and temporary files
     with output_locks(p for p in (out, zones, uncertainty) if p is not None):
         return _predict_raster(model, covariates, out, zones=zones, uncertainty=uncertainty,
                                mask=mask, chunk=chunk, device=device, workers=workers,
                                scheduler=scheduler, threads=threads, cache_root=cache_dir,
                                resume=resume, progress=progress)
+
+
+def _check_outputs(model, covariates, out, zones, uncertainty, mask, cache_dir) -> None:
+    """The outputs (and the block cache) checked by the output guard, before the locks."""
+    outputs = [Path(p) for p in (out, zones, uncertainty) if p is not None]
+    if len({p.resolve() for p in outputs}) != len(outputs):
+        raise InputError("the PZI, zone and uncertainty outputs must be different files",
+                         path=out, fix="give each output its own path")
+    root = default_cache_root(out) if cache_dir is None else Path(cache_dir)
+    check_outputs([Output(out, "--out", what="PZI"), Output(zones, "--zones", what="zones"),
+                   Output(uncertainty, "--uncertainty", what="uncertainty"),
+                   Output(root, "the block cache", "owned", recognise=is_cache_root,
+                          what="block cache")],
+                  {"--model": model, "--covariates": covariates, "--mask": mask})
 
 
 def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, device,
@@ -247,9 +264,6 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
     chunk = check_chunk(chunk)
     out = Path(out)
     outputs = [Path(p) for p in (out, zones, uncertainty) if p is not None]
-    if len({p.resolve() for p in outputs}) != len(outputs):
-        raise InputError("the PZI, zone and uncertainty outputs must be different files",
-                         path=out, fix="give each output its own path")
     pzi_model, model_path = _load(model)
     if uncertainty is not None and not list(getattr(pzi_model, "fold_models", None) or []):
         raise ModelError("the model has no fold models, so no uncertainty raster can be made",

@@ -17,6 +17,7 @@ import pandas as pd
 from permafrost.checks import expects
 from permafrost.errors import DataError
 from permafrost.io._atomic import atomic_write_text
+from permafrost.io.guard import Output, check_outputs
 from permafrost.io.maps import read_preview
 from permafrost.io.results import read_json, write_json
 from permafrost.io.vectors import read_vector
@@ -186,6 +187,17 @@ def report_from_files(
     dict
         The report JSON.
     """
+    check_outputs(
+        [Output(out_html, "--out", what="HTML report"),
+         Output(out_json, "--out-json", what="JSON report")],
+        {"--pzi": pzi, "--dem": dem, "--stats": stats, "--model": model, "--labels": labels,
+         "--validation": [validation] + ([Path(validation) / "validation.json"]
+                                         if validation and Path(validation).is_dir() else []),
+         "--provenance": provenance, "--scenario": scenarios,
+         "scenario changes": scenario_changes, "scenario runs": scenario_runs,
+         "--uncertainty": uncertainty, "--mask": mask,
+         "--kinematics": [kinematics] + ([Path(kinematics).with_name("kinematics_tracks.json")]
+                                         if kinematics else [])})
     b: dict = {"title": title or "Permafrost map report", "maps": {}}
     if provenance:
         b["provenance"] = read_json(provenance)

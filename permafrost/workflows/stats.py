@@ -23,6 +23,7 @@ from permafrost.area import (
 from permafrost.checks import expects
 from permafrost.defaults import auto_block_rows
 from permafrost.errors import DataError
+from permafrost.io.guard import Output, check_outputs
 from permafrost.io.maps import read_aligned, read_mask
 from permafrost.io.rasters import read_raster
 from permafrost.io.results import write_csv, write_json
@@ -122,8 +123,11 @@ def write_stats(stats: ZoneStatistics, *, out_json=None, out_csv=None) -> None:
     stats : ZoneStatistics
         The result of :func:`stats_from_files` or :func:`permafrost.area.zone_statistics`.
     out_json, out_csv : path-like, optional
-        Files to write (atomically).
+        Files to write (atomically); checked by the output guard first
+        (:func:`permafrost.io.guard.check_outputs`: not one file, no folder in the way).
     """
+    check_outputs([Output(out_json, "--out-json", what="statistics"),
+                   Output(out_csv, "--out-csv", what="table")])
     if out_json is not None:
         write_json(stats.as_dict(), out_json)
     if out_csv is not None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from permafrost.checks import expects
 from permafrost.defaults import CHUNK
-from permafrost.io.model import save_model
+from permafrost.io.guard import Output, check_outputs
+from permafrost.io.model import is_model_dir, save_model
 from permafrost.io.vectors import read_vector
 from permafrost.models import TrainResult, check_training_options, train_model
 from permafrost.options import check_options
@@ -48,6 +49,9 @@ def train_from_files(labels_path, covariates, out_dir, *, layer: str | None = No
     check_options(chunk=chunk)  # and train_model's, before anything is read
     check_training_options(**{k: kwargs[k] for k in ("seed", "folds", "block_size", "threshold",
                                                      "prevalence", "params") if k in kwargs})
+    check_outputs([Output(out_dir, "--out", "owned", recognise=is_model_dir,
+                          what="model directory")],
+                  {"--labels": labels_path, "--covariates": covariates, "--like": like})
     labels = read_vector(labels_path, layer=layer)
     ds = build_stack(covariates, chunks=chunk, like=like)
     res = train_model(labels, ds, labels_source=labels_path, covariates_source=covariates,

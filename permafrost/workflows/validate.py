@@ -16,6 +16,7 @@ from permafrost.checks import expects
 from permafrost.defaults import BOOTSTRAP_RESAMPLES, CI_LEVEL, SITE_M, auto_block_rows
 from permafrost.errors import DataError
 from permafrost.io.boreholes import read_presence_table
+from permafrost.io.guard import Output, check_outputs
 from permafrost.io.maps import read_aligned, read_mask
 from permafrost.io.rasters import read_raster, write_cog
 from permafrost.io.results import write_csv, write_json
@@ -112,6 +113,18 @@ def validate_from_files(
         raise DataError("nothing to validate against", field="--boreholes/--prior",
                         fix="give --boreholes CSV and/or --prior NAME=FILE:...")
     check_prior_names([p.name for p in priors])
+    if out_dir is not None:
+        out = Path(out_dir)
+        check_outputs([Output(out, "--out", "folder", what="validation folder"),
+                       *(Output(out / name, f"{name} in --out", what=name) for name in (
+                           "validation.json",
+                           "boreholes.csv" if boreholes_path is not None else None,
+                           "priors.csv" if priors else None) if name),
+                       *(Output(out / agreement_file_name(s.name),
+                                f"{agreement_file_name(s.name)} in --out",
+                                what="agreement raster") for s in priors)],
+                      {"PZI": pzi_path, "--boreholes": boreholes_path,
+                       "--prior": [s.path for s in priors], "--mask": mask_path})
     if block_rows is None:
         block_rows = auto_block_rows(read_raster(pzi_path, chunks={"y": 1, "x": -1}).shape[1])
     chunks = {"y": block_rows, "x": -1}

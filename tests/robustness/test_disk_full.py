@@ -142,6 +142,7 @@ def test_run_into_an_existing_output_dir_on_a_read_only_file_system(small_fs, tm
     fs = small_fs(256)
     out = fs / "run"
     out.mkdir()
+    (out / ".permafrost").write_text("{}")  # a run folder of the tool's (the output guard)
     (out / "notes.txt").write_text("an earlier file")
     p = tmp_path / "pipe.toml"
     p.write_text(demo_pipeline_text(out))
@@ -152,7 +153,7 @@ def test_run_into_an_existing_output_dir_on_a_read_only_file_system(small_fs, tm
     finally:
         _remount(fs, "rw")
     assert (out / "notes.txt").read_text() == "an earlier file"
-    assert sorted(q.name for q in out.iterdir()) == ["notes.txt"]
+    assert sorted(q.name for q in out.iterdir()) == [".permafrost", "notes.txt"]
 
 
 # ----------------------------------------------------------------------------- Ctrl-C
