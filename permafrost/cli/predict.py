@@ -73,13 +73,14 @@ def predict_cmd(
     from permafrost.applicability import DOMAIN_WARN_SHARE
     from permafrost.io.guard import Output, check_outputs
     from permafrost.workflows.applicability import applicability_from_files
+    from permafrost.workflows.covariates import covariate_files
     from permafrost.workflows.predict import predict_raster
 
     # every output at once, before any work: --extrapolation is written after the PZI
     check_outputs([Output(out, "--out", what="PZI"), Output(zones, "--zones", what="zones"),
                    Output(uncertainty, "--uncertainty", what="uncertainty"),
                    Output(extrapolation, "--extrapolation", what="extrapolation map")],
-                  {"--model": model, "--covariates": covariates, "--mask": mask})
+                  {"--model": model, "--covariates": covariate_files(covariates), "--mask": mask})
     with Progress(*_progress_columns(), console=err_console._get(), transient=as_json,
                   disable=not err_console.is_terminal) as bar:
         tasks: dict[str, int] = {}

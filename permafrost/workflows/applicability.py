@@ -25,7 +25,7 @@ from permafrost.io.guard import Output, check_outputs
 from permafrost.io.rasters import read_raster, write_cog
 from permafrost.io.results import read_json
 from permafrost.proxies import proxy_warnings
-from permafrost.workflows.covariates import build_stack
+from permafrost.workflows.covariates import build_stack, covariate_files
 
 __all__ = ["Applicability", "applicability_from_files"]
 
@@ -99,7 +99,7 @@ def applicability_from_files(model_dir, covariates, pzi_path, *, out_map=None,
     Meyer, H., Pebesma, E. (2021), see :mod:`permafrost.applicability`.
     """
     check_outputs([Output(out_map, "--extrapolation", what="extrapolation map")],
-                  {"--model": model_dir, "--covariates": covariates, "--out": pzi_path})
+                  {"--model": model_dir, "--covariates": covariate_files(covariates), "--out": pzi_path})
     changes = dict(changes or {})
     meta = read_json(Path(model_dir) / "metadata.json")
     ds = covariates if isinstance(covariates, xr.Dataset) else build_stack(

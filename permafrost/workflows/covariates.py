@@ -83,7 +83,7 @@ from permafrost.io.rasters import (
 from permafrost.io.rasters import _stem as _stem_of
 from permafrost.options import check_name
 
-__all__ = ["build_stack", "read_stack_file", "align_raster", "changeable_inputs",
+__all__ = ["build_stack", "read_stack_file", "align_raster", "changeable_inputs", "covariate_files",
            "stack_file_inputs"]
 
 log = logging.getLogger(__name__)
@@ -396,6 +396,16 @@ def stack_file_inputs(source) -> list:
             with contextlib.suppress(ConfigError):
                 found.append(_coarse_source(d, key, base, p, name))
     return list(dict.fromkeys(found))
+
+
+def covariate_files(source):
+    """What a covariate source reads, for the output guard
+    (:func:`permafrost.io.guard.check_outputs`): a stack file and every file it names
+    (:func:`stack_file_inputs`), or the source itself (a folder, a file, a list of files;
+    in-memory data is passed through and skipped by the guard)."""
+    if isinstance(source, (str, os.PathLike)) and Path(source).suffix.lower() == ".toml":
+        return [Path(source), *stack_file_inputs(source)]
+    return source
 
 
 # --------------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ from permafrost.predict import (
 )
 from permafrost.provenance import file_digest, model_fingerprint, relative_path, versions
 from permafrost.rasterize import Shapes, burn
-from permafrost.workflows.covariates import build_stack
+from permafrost.workflows.covariates import build_stack, covariate_files
 
 __all__ = [
     "TAG_VERSION_PACKAGES",
@@ -253,7 +253,7 @@ def _check_outputs(model, covariates, out, zones, uncertainty, mask, cache_dir) 
                    Output(uncertainty, "--uncertainty", what="uncertainty"),
                    Output(root, "the block cache", "owned", recognise=is_cache_root,
                           what="block cache")],
-                  {"--model": model, "--covariates": covariates, "--mask": mask})
+                  {"--model": model, "--covariates": covariate_files(covariates), "--mask": mask})
 
 
 def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, device,

@@ -11,7 +11,7 @@ from permafrost.io.vectors import read_vector
 from permafrost.models import TrainResult, check_training_options, train_model
 from permafrost.options import check_options
 from permafrost.provenance import relative_path
-from permafrost.workflows.covariates import build_stack
+from permafrost.workflows.covariates import build_stack, covariate_files
 
 __all__ = ["train_from_files"]
 
@@ -51,7 +51,7 @@ def train_from_files(labels_path, covariates, out_dir, *, layer: str | None = No
                                                      "prevalence", "params") if k in kwargs})
     check_outputs([Output(out_dir, "--out", "owned", recognise=is_model_dir,
                           what="model directory")],
-                  {"--labels": labels_path, "--covariates": covariates, "--like": like})
+                  {"--labels": labels_path, "--covariates": covariate_files(covariates), "--like": like})
     labels = read_vector(labels_path, layer=layer)
     ds = build_stack(covariates, chunks=chunk, like=like)
     res = train_model(labels, ds, labels_source=labels_path, covariates_source=covariates,

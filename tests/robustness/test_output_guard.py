@@ -81,6 +81,18 @@ def test_predict_out_onto_a_covariate(model_dir, make_covariates):
     assert_clean_failure(res, names=["maat.tif", "--covariates"], outputs=kept)
 
 
+def test_predict_out_onto_a_raster_a_stack_file_names(model_dir, make_covariates, tmp_path):
+    """A stack file's rasters are inputs too: the guard reads the file's names."""
+    cov = make_covariates()
+    stack = tmp_path / "stack.toml"
+    stack.write_text("".join(f'[covariates.{n}]\npath = "{cov / n}.tif"\n'
+                             for n in ("maat", "pisr", "ndvi", "dem")))
+    kept = Outputs.take(cov, stack)
+    res = invoke(["predict", "--model", model_dir, "--covariates", stack, "--out",
+                  cov / "ndvi.tif", *PREDICT_FAST])
+    assert_clean_failure(res, names=["ndvi.tif", "--covariates"], outputs=kept)
+
+
 def test_predict_extrapolation_is_the_out(model_dir, make_covariates, tmp_path):
     out = tmp_path / "pzi.tif"
     res = invoke(["predict", "--model", model_dir, "--covariates", make_covariates(),
