@@ -139,7 +139,7 @@ def test_predict_killed_at_random_points(model_dir, sample_dir, tmp_path):
     def point(k: int) -> str:
         if k <= n_blocks:
             return f"after block {k} of {n_blocks}"
-        return f"after output {k - n_blocks} of {len(names)} (all {n_blocks} blocks cached)"
+        return f"after output {k - n_blocks} of {len(names)}, all {n_blocks} blocks cached"
 
     killed = []
     done = 0
@@ -159,9 +159,9 @@ def test_predict_killed_at_random_points(model_dir, sample_dir, tmp_path):
                 replaced.append(n)
         cached = sum(TMP_MARK not in f.name for f in cache_root.glob("*/*.npy"))
         assert cached == min(done, n_blocks), f"{cached} blocks cached at {point(done)}"
-        killed.append(("predict", f"{point(done)}: {cached} blocks cached, "
-                                  f"{len(replaced)}/{len(names)} outputs replaced"
-                                  + (f" (point drawn: {point(drawn)})" if done != drawn else "")))
+        killed.append(("predict", f"{point(done)} ({len(replaced)}/{len(names)} outputs "
+                                  "replaced" + (f"; point drawn: {point(drawn)}" if done != drawn
+                                                else "") + ")"))
     _complete(args(out), log)
     for n in names:
         assert _sha(out / n) == _sha(ref / n), f"{n} differs from the uninterrupted run"
