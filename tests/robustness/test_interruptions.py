@@ -73,7 +73,12 @@ def _kill_at(args: list, log: Path, progress, start: int, point: int) -> int:
     progress at the kill."""
     target = max(point, start + 1)
     p = _start(args, log)
-    reached = kill_at_progress(p, lambda: (lambda n: n if n >= target else None)(progress(p.pid)))
+
+    def at_target() -> int | None:  # called while the process is frozen
+        n = progress(p.pid)
+        return n if n >= target else None
+
+    reached = kill_at_progress(p, at_target)
     assert reached is not None, (
         f"the command exited (code {p.returncode}) before progress {target}: "
         + log.read_text(errors="replace")[-3000:])
