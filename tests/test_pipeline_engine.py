@@ -172,6 +172,22 @@ def test_rerun_leaves_no_temporary_links(tmp_path):
     assert not (out / "warm" / "pzi.txt.link-99999").exists()
 
 
+def test_rerun_removes_temporaries_of_the_digest_cache_and_manifests(tmp_path):
+    """A run killed while saving the input digests (after every step) or a manifest leaves
+    their temporaries; the next run removes them."""
+    from permafrost.io._atomic import tmp_prefix
+
+    cfg = load_pipeline(make_tree(tmp_path))
+    run_pipeline(cfg, steps=toy_steps())
+    out = cfg.pipeline.output_dir
+    left = [p.parent / f"{tmp_prefix(p)}abc123.json"
+            for p in (out / ".cache" / "hashes.json", out / "baseline" / "manifest.json")]
+    for p in left:
+        p.write_text("{")
+    run_pipeline(cfg, steps=toy_steps())
+    assert [p.name for p in left if p.exists()] == []
+
+
 def test_baseline_only_rerun_keeps_the_scenarios_on_disk_in_the_report(tmp_path):
     p = make_tree(tmp_path)
     p.write_text(p.read_text().replace("chunk = 512", "chunk = 256"))  # its own predict

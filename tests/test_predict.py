@@ -7,11 +7,9 @@ import hashlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +23,14 @@ from permafrost.area import ZONE_CODES, ZONE_LIMITS, ZONE_NAMES
 from permafrost.backends import gpu_available, open_executor, resolve_device
 from permafrost.calibration import fit_calibration
 from permafrost.errors import CRSError, GridMismatchError, InputError, ModelError
-from permafrost.io._atomic import TMP_MARK
+from permafrost.io._atomic import TMP_MARK, tmp_prefix
 from permafrost.io.model import load_model, save_model
 from permafrost.io.rasters import read_raster, write_cog
 from permafrost.predict import predict_block, predict_pzi, pzi_uncertainty
 from permafrost.pzi_model import BoosterPredictor, PZIModel
 from permafrost.workflows.covariates import build_stack
 from permafrost.workflows.predict import predict_raster
+from processes import kill_at_progress
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATURES = ["dem", "maat", "pisr", "ndvi"]
@@ -572,18 +571,15 @@ def test_sigkill_leaves_no_corrupt_output_and_rerun_gives_same_bytes(model_dir, 
     out.write_bytes(old)
     cache_root = out.parent / ".pzi.tif.pfblocks"
     proc = _run([model_dir, cov, out, 32])
-    deadline = time.monotonic() + 120
-    killed = False
-    while time.monotonic() < deadline and proc.poll() is None:
-        blocks = _finished_blocks(cache_root)
-        temps = list(out.parent.glob(f"*{TMP_MARK}*"))
-        if (when == "during-blocks" and len(blocks) >= 20) or (when == "while-writing" and temps):
-            proc.send_signal(signal.SIGKILL)
-            killed = True
-            break
-        time.sleep(0.005)
-    proc.wait(timeout=60)
+
+    def reached() -> bool | None:  # read while the process is frozen
+        if when == "during-blocks":
+            return True if len(_finished_blocks(cache_root)) >= 20 else None
+        return True if list(out.parent.glob(f"*{TMP_MARK}*")) else None
+
+    killed = kill_at_progress(proc, reached)
     if not killed:
+        assert proc.returncode == 0
         pytest.skip(f"the run finished before it could be killed {when}")
     assert out.read_bytes() == old, "a killed run must leave the previous file untouched"
     n_cached = len(_finished_blocks(cache_root))
@@ -597,6 +593,20 @@ def test_sigkill_leaves_no_corrupt_output_and_rerun_gives_same_bytes(model_dir, 
     assert sha(out) == sha(ref)
     assert not cache_root.exists(), "the cache is removed after the rerun succeeded"
     assert not list(out.parent.glob(f"*{TMP_MARK}*")), "temporaries of the killed run removed"
+
+
+def test_rerun_removes_temporaries_of_outputs_and_sidecars(model_dir, stack_dir, tmp_path):
+    """A run killed while writing leaves temporaries of its outputs, and of the zone raster's
+    GDAL sidecar (category names, written right after the raster); the rerun removes them."""
+    out, zones = tmp_path / "pzi.tif", tmp_path / "zones.tif"
+    left = [tmp_path / f"{tmp_prefix(p)}abc123{p.suffix}"
+            for p in (out, zones, Path(f"{zones}.aux.xml"))]
+    for p in left:
+        p.write_bytes(b"half")
+    predict_raster(model_dir, stack_dir, out, zones=zones, chunk=64, device="cpu")
+    assert [p.name for p in left if p.exists()] == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pzi.tif", "zones.tif",
+                                                          "zones.tif.aux.xml"]
 
 
 def test_changed_inputs_do_not_reuse_stale_blocks(model_dir, tmp_path):

@@ -45,6 +45,7 @@ from permafrost.config import (
 from permafrost.errors import ConfigError, OutputError, PermafrostError
 from permafrost.io._atomic import atomic_write_text
 from permafrost.io._lock import exclusive_lock, pid_alive
+from permafrost.io.block_cache import remove_stale_temporaries
 from permafrost.io.guard import Output, check_outputs, mark_folder
 from permafrost.io.rasters import RASTER_SUFFIXES, gdal_path, is_remote, vrt_sources
 from permafrost.io.vectors import split_layer
@@ -483,6 +484,8 @@ def _output_dir_error(exc: OSError, where: Path) -> OutputError:
 def _run_locked(config: PipelineConfig, out: Path, *, steps: list[StepSpec],
                 scenarios: list[str] | None, force: bool, only: str | None,
                 on_event: Callable[[str, dict], None]) -> PipelineResult:
+    # temporaries of a run killed while saving the digests (this run holds the lock)
+    remove_stale_temporaries([out / ".cache" / "hashes.json"])
     cache = _HashCache(out / ".cache" / "hashes.json")
     need = _needed(steps, only)
     names = config.runs(scenarios)
@@ -725,6 +728,7 @@ def _write_manifest(out: Path, scenario: str, cfg: PipelineConfig, changes: dict
         "timings": {name: {"status": r.status, "seconds": round(r.seconds, 3)} for name, r in recs.items()},
     }
     path = d / "manifest.json"
+    remove_stale_temporaries([path])  # of a run killed while writing it
     atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True, default=json_default))
     return path
 

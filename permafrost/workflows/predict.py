@@ -296,7 +296,8 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
     root = default_cache_root(out) if default_cache else Path(cache_root)
     cache = cache_dir(root, key)
     prepare_cache(root, cache, resume=resume, prune_others=default_cache)
-    remove_stale_temporaries(outputs)
+    # and those of GDAL's sidecars (the zone raster's category names, written after it)
+    remove_stale_temporaries(outputs + [Path(f"{p}.aux.xml") for p in outputs])
 
     # --- phase 1: predict every block not yet in the cache
     offs_y = np.concatenate([[0], np.cumsum(chunks_yx[0])]).astype(int)

@@ -93,7 +93,8 @@ def _digest(p: Path):
 
 #: malformed inputs refused cleanly in this session (the figure docs/reliability.md quotes)
 REFUSED: list[str] = []
-#: (command, when and what state) of every SIGKILL a later rerun recovered from
+#: (command, the point of its progress where it was killed and what it had left) of every
+#: SIGKILL a later rerun recovered from (tests/robustness/test_interruptions.py)
 INTERRUPTIONS: list[tuple[str, str]] = []
 #: files found identical between two full demo runs, by suffix (tests/test_determinism.py)
 IDENTICAL: dict[str, int] = {}
@@ -133,10 +134,11 @@ def pytest_terminal_summary(terminalreporter):
         for cmd, _ in INTERRUPTIONS:
             by[cmd] = by.get(cmd, 0) + 1
         terminalreporter.write_line(
-            f"robustness: {len(INTERRUPTIONS)} SIGKILLs survived (rerun gave identical bytes): "
+            f"robustness: {len(INTERRUPTIONS)} SIGKILLs survived (rerun gave identical bytes), "
+            "each at a point of the work done: "
             + ", ".join(f"{k} {v}" for k, v in sorted(by.items())))
-        for cmd, state in INTERRUPTIONS:
-            terminalreporter.write_line(f"  killed {cmd} after {state}")
+        for cmd, point in INTERRUPTIONS:
+            terminalreporter.write_line(f"  killed {cmd} {point}")
     if IDENTICAL:
         terminalreporter.write_line(
             f"determinism: {sum(IDENTICAL.values())} files identical between two demo runs ("

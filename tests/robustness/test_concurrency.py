@@ -37,10 +37,10 @@ def _finish(p: subprocess.Popen) -> tuple[int, str]:
     return p.returncode, err
 
 
-def _holder_of(lock: Path, procs: list[subprocess.Popen], timeout: float = 300
+def _holder_of(lock: Path, procs: list[subprocess.Popen], timeout: float = TIMEOUT
                ) -> subprocess.Popen:
     """The process that holds ``lock`` (its pid is written into the file), found by polling
-    (bounded)."""
+    (bounded by a generous deadline, never a measure of speed)."""
     t0 = time.monotonic()
     by_pid = {p.pid: p for p in procs}
     while time.monotonic() - t0 < timeout:
@@ -152,7 +152,8 @@ def test_partial_directory_is_removed_only_when_its_owner_is_dead(tmp_path):
 
     final = tmp_path / "steps" / "demo" / "0123456789abcdef"
     final.parent.mkdir(parents=True)
-    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    # alive until killed below, however long the steps up to there take
+    live = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait(timeout=60)
     try:
@@ -194,11 +195,12 @@ def test_lock_refuses_second_holder_and_is_released_by_sigkill(tmp_path):
 
     lock = tmp_path / "lock"
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\n"
+        "import signal\n"
         "from permafrost.io._lock import exclusive_lock\n"
         f"with exclusive_lock({str(lock)!r}, what='output directory', target='x'):\n"
         "    print('held', flush=True)\n"
-        "    time.sleep(120)\n")], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        "    signal.pause()  # holds the lock until it is killed\n")],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(OutputError, match=f"in use by process {holder.pid} on"):
