@@ -1,4 +1,4 @@
-"""The ``ttop`` sample region (``data_samples/generate.py --truth ttop``): a ground-temperature truth.
+"""The ``ttop`` sample region (``generate.py --truth ttop``): a ground-temperature truth.
 
 Unit tests of the formulas (degree-days of a sinusoidal year, TTOP, PZI from TTOP) run fast;
 the tests that generate the whole region (about 15 s on a fast core, a minute on a busy one)
@@ -67,7 +67,7 @@ def test_n_factors_and_conductivity_ratio_move_ttop_the_physical_way():
     assert (T.ttop(tdd, fdd, 0.8, 1.0, 1.0) < base).all()      # less summer heat: colder
     assert (T.ttop(tdd, fdd, 1.0, 0.5, 1.0) > base).all()      # snow insulates: warmer
     assert (T.ttop(tdd, fdd, 1.0, 1.0, 0.7) < base).all()      # thermal offset: colder
-    # Smith & Riseborough (2002) eq. 6 by hand at MAAT -4, nt 1.2, nf 0.4, rk 0.9
+    # the TTOP equation by hand at MAAT -4, nt 1.2, nf 0.4, rk 0.9
     td, fd = T.degree_days(np.array([-4.0]))
     assert T.ttop(td, fd, 1.2, 0.4, 0.9)[0] == pytest.approx((0.9 * 1.2 * td[0]
                                                               - 0.4 * fd[0]) / 365.0)
@@ -233,6 +233,7 @@ def test_ttop_region_is_deterministic(region, tmp_path):
     assert _hashes(again) == _hashes(region)
 
 
+@pytest.mark.slow
 def test_ttop_refuses_to_overwrite_the_committed_region():
     res = subprocess.run([sys.executable, str(SAMPLE / "generate.py"), "--truth", "ttop"],
                          capture_output=True, text=True, timeout=120)

@@ -105,7 +105,7 @@ def degree_days(maat, amplitude=AMPLITUDE_C, period=PERIOD_D):
     TDD - FDD = integral of T over the year = P MAAT).  x >= 1: TDD = P MAAT, FDD = 0;
     x <= -1: TDD = 0, FDD = -P MAAT.  The sinusoidal year is the standard approximation of
     the annual air-temperature cycle in TTOP and Stefan-type models (Riseborough et al. 2008,
-    sec. "Equilibrium models"; Smith & Riseborough 1996).
+    and Smith & Riseborough 1996, on equilibrium models driven by degree-days).
 
     Parameters
     ----------
@@ -142,10 +142,11 @@ def cold_air_pooling(dem, slope):
     dT = -CAP_PER_100M_C * (max(-TPI, 0) / 100 m) * max(1 - slope / 25 deg, 0), capped at
     -CAP_MAX_C, with the topographic position index TPI = z - gaussian_filter(z, 12 px)
     (about 600-750 m) [m].  Cold air drains into and pools in depressions and flat valley
-    floors on clear winter nights; mountain permafrost studies find such sites 1-3 deg C colder
-    than a lapse rate says (e.g. Lewkowicz & Ednie 2004, PPP 15:67; the TPI as its predictor:
-    Boeckli et al. 2012 use a terrain term for the same reason).  A simplification: the
-    cooling is applied to the whole year's air temperature, not to the winter inversions only.
+    floors on clear winter nights, so that such sites are colder than a lapse rate says (air
+    temperature inversions in mountain permafrost terrain: e.g. Lewkowicz & Ednie 2004, PPP
+    15:67-80).  The TPI form and its constants are a choice of this synthetic region.  A
+    simplification: the cooling is applied to the whole year's air temperature, not to the
+    winter inversions only.
 
     Parameters
     ----------
@@ -205,8 +206,9 @@ def freezing_n_factor(hs):
     nf = NF_MIN + (1 - NF_MIN) exp(-HS / NF_HS_M), NF_MIN = 0.2, NF_HS_M = 0.3 m: 1 without
     snow, falling toward 0.2 under deep snow.  Snow insulates the ground in winter; observed
     nf range from about 0.9 on wind-blown ground to 0.2-0.4 under 0.5-1 m of snow (Smith &
-    Riseborough 2002, their discussion of the surface offset; Riseborough et al. 2008, Table 1;
-    Karunaratne & Burn 2003, Can. J. Earth Sci. 40:1717).  The exponential form is a choice.
+    Riseborough 2002, their discussion of the surface offset; Riseborough et al. 2008; Klene et
+    al. 2001, Arct. Antarct. Alp. Res. 33:140).  The exponential form and its two constants are
+    a choice of this synthetic region, not a fitted relation.
 
     Parameters
     ----------
@@ -227,8 +229,9 @@ def thawing_n_factor(landcover, pisr, pisr_ref):
     nt = nt_class * clip(1 + NT_PISR_GAIN (PISR - PISR_ref) / PISR_ref, 0.7, 1.3), nt_class
     from :data:`CLASS_PARAMS` (bare rock 1.1: sun-heated surfaces are warmer than the air;
     coarse debris 0.9; fine debris 1.0; meadow 0.75: vegetation shades and cools the ground
-    in summer).  Range of nt: Smith & Riseborough (2002); Riseborough et al. (2008), Table 1;
-    Klene et al. (2001), Arct. Antarct. Alp. Res. 33:140.
+    in summer).  Range of nt: Smith & Riseborough (2002); Riseborough et al. (2008); Klene et
+    al. (2001), Arct. Antarct. Alp. Res. 33:140.  Values above 1 on bare ground stand for the
+    strong summer radiation of a high, dry range.
 
     Parameters
     ----------
@@ -288,8 +291,8 @@ def ttop(tdd, fdd, nt, nf, rk, period=PERIOD_D):
 
     TTOP = (rk nt TDDa - nf FDDa) / P.  Where it is positive the equation gives a mean
     surface-driven ground temperature (no permafrost) and the ratio rk then does not apply
-    physically; as in Smith & Riseborough (2002, eq. 6) the sign decides, and the value is
-    kept as the truth's temperature (conservative: rk < 1 only lowers TTOP).
+    physically; as in Smith & Riseborough (2002) the sign decides, and the value is
+    kept as the truth's temperature (rk < 1 only lowers TTOP).
 
     Parameters
     ----------
@@ -309,7 +312,7 @@ def ttop(tdd, fdd, nt, nf, rk, period=PERIOD_D):
 
     References
     ----------
-    Smith & Riseborough (2002), PPP 13:1-15, eq. 6; Riseborough et al. (2008), eq. 6.
+    Smith & Riseborough (2002), PPP 13:1-15; Riseborough et al. (2008), PPP 19:137-156.
     """
     return (np.asarray(rk) * np.asarray(nt) * np.asarray(tdd)
             - np.asarray(nf) * np.asarray(fdd)) / period
