@@ -27,6 +27,13 @@ formula comes from):
 9. priors, regions, masks.
 
 The truth is recorded in ``truth/truth.json`` and documented in ``README.md``.
+
+``--truth ttop --out DIR`` writes a second region on the same terrain, climate, radiation and
+NDVI whose truth is a ground-temperature model (TTOP with land cover, snow, n-factors, Balch
+cooling of coarse debris and cold-air pooling; ``samplegen/ttop.py``), with a classified
+land-cover covariate (``covariates/landcover.tif``, some cells wrong), rock glaciers only on
+coarse debris and boreholes along the road drawn from that truth.  The default (logistic)
+region is unchanged byte for byte.
 """
 
 from __future__ import annotations
