@@ -149,6 +149,20 @@ def test_truth_is_ttop_of_the_surface(region):
 
 
 @pytest.mark.slow
+def test_truth_areas_agree_with_the_package_statistics(region):
+    from permafrost.workflows.stats import stats_from_files
+
+    truth = json.loads((region / "truth" / "truth.json").read_text())
+    mask = region / "masks" / "glaciers_lakes.gpkg"
+    for name, rec in [("pzi_truth.tif", truth["truth_model"]["area"])] + [
+            (f"pzi_truth_{k}.tif", truth["warming"][k]) for k in ("plus1", "plus2", "plus4")]:
+        whole = stats_from_files(region / "truth" / name, mask_path=mask).whole
+        assert rec["pzi_weighted_km2"] == pytest.approx(whole["pzi_weighted_km2"], abs=0.1)
+        assert rec["pzi_ge_0_5_km2"] == pytest.approx(whole["pzi_ge_0.5_km2"], abs=0.1)
+        assert rec["denominator_km2"] == pytest.approx(whole["denominator_km2"], abs=0.1)
+
+
+@pytest.mark.slow
 def test_rock_glacier_fronts_are_on_coarse_debris(region):
     rgt = pd.read_csv(region / "truth" / "rock_glaciers_truth.csv")
     lc, _, _ = _read(region / "truth" / "landcover_truth.tif")
