@@ -27,6 +27,13 @@ formula comes from):
 9. priors, regions, masks.
 
 The truth is recorded in ``truth/truth.json`` and documented in ``README.md``.
+
+``--truth ttop --out DIR`` writes a second region on the same terrain, climate, radiation and
+NDVI whose truth is a ground-temperature model (TTOP with land cover, snow, n-factors, Balch
+cooling of coarse debris and cold-air pooling; ``samplegen/ttop.py``), with a classified
+land-cover covariate (``covariates/landcover.tif``, some cells wrong), rock glaciers only on
+coarse debris and boreholes along the road drawn from that truth.  The default (logistic)
+region is unchanged byte for byte.
 """
 
 from __future__ import annotations
@@ -81,8 +88,21 @@ from samplegen.rockglaciers import make_rock_glaciers  # noqa: E402
 from samplegen.solar import make_pisr  # noqa: E402
 from samplegen.terrain import make_glaciers, make_lakes, make_terrain  # noqa: E402
 from samplegen.truth import truth_coefficients, truth_logit  # noqa: E402
+from samplegen.ttop import (  # noqa: E402
+    CLASS_NAMES,
+    DEBRIS,
+    LAND,
+    LC_NODATA,
+    burn_debris,
+    make_landcover,
+    misclassify,
+    surface_fields,
+    ttop_truth,
+)
+from samplegen.ttop import parameters as ttop_parameters  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
+from permafrost.area.ellipsoid import geographic_row_areas  # noqa: E402
 from permafrost.io._atomic import atomic_write_text  # noqa: E402
 
 DEFAULT_SEED = 20260101
@@ -90,6 +110,9 @@ DEFAULT_SEED = 20260101
 #: the warming scenarios whose truth is written (name: change of air MAAT [degC]); the
 #: names are those of the scenarios in pipelines/demo.toml
 WARMING = {"plus1": 1.0, "plus2": 2.0, "plus4": 4.0}
+#: the truths the generator can write (``--truth``): the default logistic law of the covariates,
+#: or a ground-temperature (TTOP) model with land cover, snow and debris (samplegen/ttop.py)
+TRUTHS = ("logistic", "ttop")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -105,8 +128,38 @@ def _json_default(o):
     raise TypeError(type(o))
 
 
-def generate(out: Path, seed: int = DEFAULT_SEED) -> dict:
-    """Generate every file of the sample region into ``out``; return the truth dictionary."""
+def _f32(a):
+    return np.asarray(a).astype(np.float32).astype(np.float64)
+
+
+def area_summary(p, valid, debris) -> dict:
+    """Area with p >= 0.5 and the p-weighted area [km2] over ``valid`` cells, on the ellipsoid.
+
+    Cell areas from :func:`permafrost.area.ellipsoid.geographic_row_areas` (exact WGS84 area
+    of each row's cells, the function the package's statistics use); with the mean of p on
+    coarse debris (``debris``) and on the other valid cells.
+    """
+    edges = NORTH - np.arange(NY + 1) * PIX
+    cell = geographic_row_areas(edges, PIX, a=6378137.0, f=1 / 298.257223563)[:, None] / 1e6
+    cell = np.broadcast_to(cell, p.shape)
+    return {"pzi_ge_0_5_km2": round(float(cell[valid & (p >= 0.5)].sum()), 2),
+            "pzi_weighted_km2": round(float((cell * p)[valid].sum()), 2),
+            "denominator_km2": round(float(cell[valid].sum()), 2),
+            "mean_pzi_debris": round(float(p[valid & debris].mean()), 4),
+            "mean_pzi_other_ground": round(float(p[valid & ~debris].mean()), 4)}
+
+
+def generate(out: Path, seed: int = DEFAULT_SEED, truth_kind: str = "logistic") -> dict:
+    """Generate every file of the sample region into ``out``; return the truth dictionary.
+
+    ``truth_kind``: ``"logistic"`` (the default region in ``data_samples/``) or ``"ttop"``
+    (a ground-temperature truth with land cover; see ``samplegen/ttop.py`` and the README).
+    The two share terrain, climate, radiation and NDVI; truth, land cover, rock glaciers,
+    boreholes, GTN-P sites, priors and InSAR (which sees the rock glaciers) differ.
+    """
+    if truth_kind not in TRUTHS:
+        raise ValueError(f"truth_kind must be one of {TRUTHS}, not {truth_kind!r}")
+    ttop_mode = truth_kind == "ttop"
     out = Path(out)
     ss = np.random.SeedSequence(seed)
     streams = dict(zip(["terrain", "lakes", "climate", "ndvi", "rg", "bh", "gtnp", "insar"],
@@ -133,19 +186,53 @@ def generate(out: Path, seed: int = DEFAULT_SEED) -> dict:
     # 4. ndvi
     ndvi = make_ndvi(streams["ndvi"], dem, slope, lakes_mask, glacier_mask)
     ndvi = ndvi.astype(np.float32).astype(np.float64)
-    # 5. truth
-    coef = truth_coefficients(pisr, ndvi, dem)
-    lg = truth_logit(coef, maat, pisr, ndvi)
-    p_truth = sigmoid(lg).astype(np.float32).astype(np.float64)
-    # 6. rock glaciers
     exclude = lakes_mask | glacier_mask
-    recs = make_rock_glaciers(streams["rg"], dem, slope, aspect, maat, p_truth, exclude)
-    rg_ids = np.zeros((NY, NX), np.int32)
-    for rec in recs:
-        rg_ids[rec.pop("_rows"), rec.pop("_cols")] = int(rec["rg_id"][2:])
-    # 7. boreholes
-    bh, bh_truth = make_boreholes(streams["bh"], dem, p_truth, maat, exclude)
-    gtnp, gtnp_meta, gtnp_truth = make_gtnp(streams["gtnp"], dem, p_truth)
+    if not ttop_mode:
+        # 5. truth
+        coef = truth_coefficients(pisr, ndvi, dem)
+        lg = truth_logit(coef, maat, pisr, ndvi)
+        p_truth = sigmoid(lg).astype(np.float32).astype(np.float64)
+        # 6. rock glaciers
+        recs = make_rock_glaciers(streams["rg"], dem, slope, aspect, maat, p_truth, exclude)
+        rg_ids = np.zeros((NY, NX), np.int32)
+        for rec in recs:
+            rg_ids[rec.pop("_rows"), rec.pop("_cols")] = int(rec["rg_id"][2:])
+        # 7. boreholes
+        bh, bh_truth = make_boreholes(streams["bh"], dem, p_truth, maat, exclude)
+        gtnp, gtnp_meta, gtnp_truth = make_gtnp(streams["gtnp"], dem, p_truth)
+    else:
+        # 5. land cover and the surface, then TTOP (three more streams, spawned after the
+        # eight above, so those stay as in the logistic region)
+        extra = dict(zip(["landcover", "surface", "lcerr"],
+                         (np.random.default_rng(s) for s in ss.spawn(3)), strict=True))
+        lc = make_landcover(extra["landcover"], dem, ndvi, lakes_mask, glacier_mask)
+        fields = surface_fields(extra["surface"], dem, slope, aspect, pisr)
+        # the truth a cell would have as coarse debris: a rock glacier is coarse debris, so
+        # this is the truth at every rock glacier pixel once the outlines are burned in
+        _, p_debris, _ = ttop_truth(maat, pisr, np.full_like(lc, DEBRIS), fields)
+        p_debris = _f32(p_debris)
+        # 6. rock glaciers: heads only on coarse debris (talus below walls); the MAAT window
+        # as in the logistic region
+        rg_maat_centre = -5.0
+        recs = make_rock_glaciers(streams["rg"], dem, slope, aspect, maat, p_debris, exclude,
+                                  head_ok=(lc == DEBRIS), maat_centre=rg_maat_centre)
+        rg_ids = np.zeros((NY, NX), np.int32)
+        for rec in recs:
+            rr_, cc_ = rec.pop("_rows"), rec.pop("_cols")
+            rg_ids[rr_, cc_] = int(rec["rg_id"][2:])
+            burn_debris(lc, rr_, cc_)
+        t_today, p_truth, sigma = ttop_truth(maat, pisr, lc, fields)
+        t_today, p_truth = _f32(t_today), _f32(p_truth)
+        fr_ = np.array([r["front_row"] for r in recs])
+        fc_ = np.array([r["front_col"] for r in recs])
+        assert (lc[fr_, fc_] == DEBRIS).all()
+        assert np.array_equal(p_truth[fr_, fc_], p_debris[fr_, fc_])
+        lc_obs, confusion = misclassify(extra["lcerr"], lc)
+        # 7. boreholes: presence and MAGT drawn through each borehole's own TTOP
+        bh, bh_truth = make_boreholes(streams["bh"], dem, p_truth, maat, exclude,
+                                      ttop=t_today, sigma=sigma)
+        gtnp, gtnp_meta, gtnp_truth = make_gtnp(streams["gtnp"], dem, p_truth,
+                                                magt_field=t_today)
 
     # --- write rasters
     cov = out / "covariates"
@@ -154,6 +241,19 @@ def generate(out: Path, seed: int = DEFAULT_SEED) -> dict:
     save_tif(pisr, cov / "pisr.tif", units="W m-2",
              description="potential incoming solar radiation, clear sky, annual mean")
     save_tif(ndvi, cov / "ndvi.tif", description="NDVI, peak season", units="1")
+    if ttop_mode:
+        lc_tags = {"classes": ";".join(f"{k}={v}" for k, v in CLASS_NAMES.items())
+                   + f";{LC_NODATA}=nodata", "kind": "categorical"}
+        save_tif(lc_obs, cov / "landcover.tif", nodata=LC_NODATA, dtype="uint8", units="class",
+                 resampling="nearest", tags=lc_tags,
+                 description="land cover (classified; about "
+                             f"{round(100 * ttop_parameters()['landcover_confusion_rate'])} % "
+                             "of the land cells misclassified)")
+        save_tif(lc, out / "truth" / "landcover_truth.tif", nodata=LC_NODATA, dtype="uint8",
+                 units="class", resampling="nearest", tags=lc_tags,
+                 description="true land cover (sample region truth)")
+        save_tif(t_today, out / "truth" / "ttop_truth.tif", units="degC",
+                 description="true temperature at the top of permafrost, TTOP")
     ctr = Affine(COARSE, 0, WEST, 0, -COARSE, NORTH)
     save_tif(tc, out / "climate" / "maat_coarse.tif", units="degC", transform=ctr,
              description="mean annual air temperature, coarse (0.05 deg) climate grid")
@@ -164,14 +264,26 @@ def generate(out: Path, seed: int = DEFAULT_SEED) -> dict:
     # the truth of the demo's warming scenarios: the same logistic law with air MAAT + dT
     # and radiation and NDVI as today (an equilibrium state, no time attached)
     warming = {}
+    if ttop_mode:
+        today_area = area_summary(p_truth, ~exclude, lc == DEBRIS)
     for name, dt in WARMING.items():
-        p_warm = sigmoid(truth_logit(coef, maat + dt, pisr, ndvi)).astype(np.float32)
+        if ttop_mode:
+            p_warm = ttop_truth(maat, pisr, lc, fields, delta_t=dt)[1].astype(np.float32)
+        else:
+            p_warm = sigmoid(truth_logit(coef, maat + dt, pisr, ndvi)).astype(np.float32)
         save_tif(p_warm, out / "truth" / f"pzi_truth_{name}.tif", units="1",
                  description=f"true permafrost probability with air MAAT {dt:+g} degC "
                              "(sample region truth, equilibrium)")
         warming[name] = {"delta_t_c": dt, "file": f"truth/pzi_truth_{name}.tif",
                          "area_share_p_ge_0_5": round(float((p_warm >= 0.5).mean()), 4)}
-    survey, prior, prior_info = make_priors(p_truth, lg, coef)
+        if ttop_mode:
+            warming[name].update(area_summary(p_warm.astype(np.float64), ~exclude,
+                                              lc == DEBRIS))
+    if ttop_mode:
+        p_w08 = ttop_truth(maat, pisr, lc, fields, delta_t=0.8)[1]
+        survey, prior, prior_info = make_priors(p_truth, None, None, p_warm=p_w08)
+    else:
+        survey, prior, prior_info = make_priors(p_truth, lg, coef)
     save_tif(survey, out / "priors" / "survey_map.tif", nodata=255, dtype="uint8", units="class",
              transform=Affine(SURVEY_RES, 0, WEST, 0, -SURVEY_RES, NORTH), resampling="nearest",
              description="survey-style frozen ground map: 1 permafrost, 2 seasonally frozen",
@@ -242,9 +354,17 @@ def generate(out: Path, seed: int = DEFAULT_SEED) -> dict:
         "truth_model": {"formula": "logit(p) = b0 + b_maat_per_c * maat + b_pisr_per_100w * "
                                    "(pisr - pisr_ref_w_m2) / 100 + b_ndvi * ndvi",
                         **coef,
-                        "area_share_p_ge_0_5": round(float((p_truth >= 0.5).mean()), 4)},
+                        "area_share_p_ge_0_5": round(float((p_truth >= 0.5).mean()), 4)}
+        if not ttop_mode else _ttop_truth_model(p_truth, t_today, lc, lc_obs, confusion,
+                                                fields, ~exclude, today_area,
+                                                rg_maat_centre),
         "warming": {"meaning": "p under air MAAT + delta_t_c with PISR and NDVI as today: "
-                               "the equilibrium the truth's law gives, no time attached",
+                               "the equilibrium the truth's law gives, no time attached"
+                    if not ttop_mode else
+                    "PZI with the air temperature + delta_t_c and the surface (land cover, "
+                    "snow, n-factors, Balch cooling, cold-air pooling) as today; TTOP "
+                    "recomputed (equilibrium, no time attached); areas on the WGS84 "
+                    "ellipsoid outside glaciers and lakes",
                     **warming},
         "rock_glaciers": {"n": len(recs), **{f"n_{k}": v for k, v in n_act.items()},
                           "n_intact": int(rgt.intact_true.sum()),
@@ -262,9 +382,46 @@ def generate(out: Path, seed: int = DEFAULT_SEED) -> dict:
         "priors": prior_info,
         "masks": {"n_glaciers": len(glaciers), "n_lakes": len(lakes)},
     }
+    if ttop_mode:
+        truth = {"truth_kind": "ttop", **truth}
     atomic_write_text(out / "truth" / "truth.json",
                       json.dumps(truth, indent=1, default=_json_default, sort_keys=False) + "\n")
     return truth
+
+
+def _ttop_truth_model(p_truth, t_today, lc, lc_obs, confusion, fields, valid, today_area,
+                      rg_maat_centre):
+    """The ``truth_model`` entry of truth.json for the ttop region."""
+    per_class = {}
+    for k in LAND:
+        sel = valid & (lc == k)
+        per_class[CLASS_NAMES[k]] = {
+            "area_share": round(float(sel.sum() / valid.sum()), 4),
+            "mean_pzi": round(float(p_truth[sel].mean()), 4),
+            "mean_ttop_c": round(float(t_today[sel].mean()), 3)}
+    land = np.isin(lc, LAND)
+    return {
+        "kind": "ttop",
+        "formula": "PZI = Phi(-TTOP / sigma_class); TTOP = (rk nt TDDa - nf FDDa) / P - balch",
+        "parameters": ttop_parameters(),
+        "pisr_ref_w_m2": fields["pisr_ref"],
+        "files": {"pzi": "truth/pzi_truth.tif", "ttop": "truth/ttop_truth.tif",
+                  "landcover_true": "truth/landcover_truth.tif",
+                  "landcover_observed": "covariates/landcover.tif"},
+        "per_class": per_class,
+        "area": today_area,
+        "area_share_p_ge_0_5": round(float((p_truth >= 0.5).mean()), 4),
+        "snow_depth_m": {"median": round(float(np.median(fields["snow_m"][land])), 3),
+                         "p90": round(float(np.quantile(fields["snow_m"][land], 0.9)), 3)},
+        "nf": {"median": round(float(np.median(fields["nf"][land])), 3)},
+        "rock_glacier_maat_window_centre_c": rg_maat_centre,
+        "cold_air_pooling_c": {"share_below_minus_0_5": round(float(
+            (fields["pooling_c"][land] < -0.5).mean()), 4),
+            "min": round(float(fields["pooling_c"].min()), 3)},
+        "landcover_observed": {
+            "accuracy": round(float((lc_obs[land] == lc[land]).mean()), 4),
+            "confusion_true_by_observed": confusion},
+    }
 
 
 def main(argv=None) -> int:
@@ -272,8 +429,14 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent,
                     help="output directory (default: data_samples/ beside this script)")
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed")
+    ap.add_argument("--truth", choices=TRUTHS, default="logistic",
+                    help="the truth: 'logistic' (default, the committed demo region) or 'ttop' "
+                         "(a ground-temperature model with land cover; write it elsewhere "
+                         "with --out)")
     args = ap.parse_args(argv)
-    truth = generate(args.out, args.seed)
+    if args.truth != "logistic" and args.out.resolve() == HERE:
+        ap.error("--truth ttop would overwrite the committed sample region: give --out DIR")
+    truth = generate(args.out, args.seed, truth_kind=args.truth)
     rg = truth["rock_glaciers"]
     print(f"sample region written to {args.out}: {rg['n']} rock glaciers "
           f"({rg['n_active']} active, {rg['n_transitional']} transitional, "

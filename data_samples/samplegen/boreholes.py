@@ -30,7 +30,8 @@ def road_points(spacing_km=0.25):
     return np.array([[p.x, p.y] for p in pts]), s
 
 
-def make_boreholes(rng, dem, p_truth, maat, exclude, n_sites=34, target_ratio=4.0):
+def make_boreholes(rng, dem, p_truth, maat, exclude, n_sites=34, target_ratio=4.0, ttop=None,
+                   sigma=None):
     """Boreholes clustered along the road, presence ~ Bernoulli(p_truth), ~4:1 imbalance.
 
     Sites are drawn along the road with weights (p_road + 0.03)^k, where the exponent k is
@@ -39,6 +40,13 @@ def make_boreholes(rng, dem, p_truth, maat, exclude, n_sites=34, target_ratio=4.
     site point in a random direction (drilling along a road follows its accessibility).
     MAGT [deg C] is drawn consistent with the presence: with permafrost
     -(0.1 + Exp(0.35) + 0.12 max(logit p, 0)), without +(0.1 + Exp(0.45) + 0.15 max(-logit p, 0)).
+
+    With ``ttop`` and ``sigma`` (rasters [deg C], the ``ttop`` region's truth, where
+    p_truth = Phi(-TTOP / sigma)) each borehole's own ground temperature is drawn,
+    TTOP_local = TTOP + sigma e with e ~ N(0, 1), presence = TTOP_local < 0 (the same
+    Bernoulli(p_truth), drawn through the temperature) and MAGT = TTOP_local, kept at least
+    0.02 deg C from 0 on its side (MAGT at the depth of zero annual amplitude ~ TTOP: Smith &
+    Riseborough 2002 neglect the small geothermal gradient across the permafrost table).
     """
     pts_km, s = road_points()
     lon_r, lat_r = to_lonlat(pts_km[:, 0], pts_km[:, 1])
@@ -79,14 +87,23 @@ def make_boreholes(rng, dem, p_truth, maat, exclude, n_sites=34, target_ratio=4.
     # presence ~ Bernoulli(p); the first draw whose permafrost count lies within half a binomial
     # standard deviation of its expectation is kept (documented, so the sample is typical)
     sd = math.sqrt(float((p * (1 - p)).sum()))
-    for n_draw in range(1, 101):  # noqa: B007 (n_draw is reported)
-        presence = (rng.uniform(size=p.size) < p).astype(int)
-        if abs(presence.sum() - p.sum()) <= 0.5 * sd:
-            break
-    lg = logit(p)
-    magt = np.where(presence == 1,
-                    -(0.1 + rng.exponential(0.35, p.size) + 0.12 * np.maximum(lg, 0)),
-                    0.1 + rng.exponential(0.45, p.size) + 0.15 * np.maximum(-lg, 0))
+    if ttop is None:
+        for n_draw in range(1, 101):  # noqa: B007 (n_draw is reported)
+            presence = (rng.uniform(size=p.size) < p).astype(int)
+            if abs(presence.sum() - p.sum()) <= 0.5 * sd:
+                break
+        lg = logit(p)
+        magt = np.where(presence == 1,
+                        -(0.1 + rng.exponential(0.35, p.size) + 0.12 * np.maximum(lg, 0)),
+                        0.1 + rng.exponential(0.45, p.size) + 0.15 * np.maximum(-lg, 0))
+    else:
+        t_b, s_b = ttop[r, c], sigma[r, c]
+        for n_draw in range(1, 101):  # noqa: B007 (n_draw is reported)
+            t_local = t_b + s_b * rng.standard_normal(p.size)
+            presence = (t_local < 0).astype(int)
+            if abs(presence.sum() - p.sum()) <= 0.5 * sd:
+                break
+        magt = np.where(presence == 1, np.minimum(t_local, -0.02), np.maximum(t_local, 0.02))
     site_year = {int(si): int(rng.integers(2009, 2019)) for si in np.unique(bh[:, 0])}
     year = np.array([site_year[int(si)] for si in bh[:, 0]])
     site_ids = {s: i + 1 for i, s in enumerate(sorted(set(bh[:, 0].astype(int))))}
@@ -156,7 +173,7 @@ GTNP_SPECS = [
 ]
 
 
-def make_gtnp(rng, dem, p_truth):
+def make_gtnp(rng, dem, p_truth, magt_field=None):
     """A few boreholes as GTN-P long-format daily records plus a GTN-P-like metadata JSON.
 
     Columns and JSON structure mirror the GTN-P export (``id,date,depth,temperature,flag,
@@ -166,6 +183,10 @@ def make_gtnp(rng, dem, p_truth):
     depth as exp(-z/0.7 m)) and sensor noise (sd 0.02 deg C), rounded to 0.01 deg C.
     Gaps are either missing rows or rows with an empty temperature and flag
     ``no data entry`` (both occur in real GTN-P exports).
+
+    With ``magt_field`` (a raster [deg C], the ``ttop`` region's TTOP) each record sits by the
+    road point whose ``magt_field`` is closest to the record's MAGT, so that the records agree
+    with the truth at their sites (instead of matching a target probability).
     """
     # each record sits 100 m east of the road point whose truth probability is closest to a
     # target matching its thermal state (warm permafrost near the limit, cold at the pass),
@@ -176,11 +197,14 @@ def make_gtnp(rng, dem, p_truth):
           & (lat_r > SOUTH + 0.01) & (lat_r < NORTH - 0.01))
     pts_km, lon_r, lat_r = pts_km[ok], lon_r[ok], lat_r[ok]
     p_r = p_truth[rowcol(lon_r, lat_r)]
+    t_r = None  # the field at the record's own site, 100 m east of the road point
+    if magt_field is not None:
+        t_r = magt_field[rowcol(lon_r + 100.0 / metres_per_degree(lat_r)[0], lat_r)]
     places, used = [], []
     for spec in GTNP_SPECS:
         target = {"QL-EB1": 0.99, "QL-EB2": 0.95, "QL-EB3": 0.75, "QL-DB1": 0.03,
                   "QL-SH1": 0.9, "QL-GP1": 0.85}[spec[0]]
-        cost = np.abs(p_r - target)
+        cost = np.abs(p_r - target) if t_r is None else np.abs(t_r - spec[2])
         for u in used:
             cost[np.hypot(*(pts_km - pts_km[u]).T) < 1.5] = np.inf
         k = int(np.argmin(cost))
@@ -231,7 +255,9 @@ def make_gtnp(rng, dem, p_truth):
                                 "written_as": "empty rows flagged 'no data entry'" if ar_
                                 else "missing rows"} for g0, g1, ar_ in gaps],
                       "lon": lon_b, "lat": lat_b, "elevation_m": elev,
-                      "p_truth": round(float(p_truth[r, c]), 4)})
+                      "p_truth": round(float(p_truth[r, c]), 4),
+                      **({} if magt_field is None else
+                         {"ttop_truth_c": round(float(magt_field[r, c]), 3)})})
         n_days = int(keep.sum())
         meta.append(_gtnp_metadata(dataset_id, borehole_id, site_id, name, start, end, vals,
                                    int(empty[keep].sum()) * len(GTNP_DEPTHS), n_days,

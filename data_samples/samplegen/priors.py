@@ -25,24 +25,30 @@ def block_mean(a, k):
     return a.reshape(ny // k, k, nx // k, k).mean(axis=(1, 3))
 
 
-def make_priors(p_truth, logit_truth, coef):
+def make_priors(p_truth, logit_truth, coef, p_warm=None):
     """Two prior maps with known biases against the truth.
 
     survey_map (0.005 deg): 1 where the block-mean truth >= 0.35 (overestimates permafrost:
     a survey map drawn with the 0.5 threshold would use 0.5), else 2; 255 over a block of
     unsurveyed cells.  pzi_prior (0.01 deg): block mean of sigmoid(logit_truth +
     b_maat * 0.8), i.e. the truth for an air 0.8 deg C warmer (underestimates permafrost).
+    ``p_warm`` (optional): that warmer truth given directly (the ``ttop`` region's PZI for air
+    MAAT + 0.8 deg C); ``logit_truth`` and ``coef`` are then not used.
     """
     pm = block_mean(p_truth, SURVEY_BLOCK)
     survey = np.where(pm >= 0.35, 1, 2).astype(np.uint8)
     survey[-8:, :10] = 255            # an unsurveyed corner (SW)
     survey[20:24, 60:66] = 255        # and a gap in the east
-    shift = coef["b_maat_per_c"] * 0.8
-    prior = block_mean(sigmoid(logit_truth + shift), PZI_PRIOR_BLOCK)
+    if p_warm is None:
+        shift = coef["b_maat_per_c"] * 0.8
+        prior = block_mean(sigmoid(logit_truth + shift), PZI_PRIOR_BLOCK)
+    else:
+        shift = None
+        prior = block_mean(p_warm, PZI_PRIOR_BLOCK)
     return survey, prior, {"survey_threshold_on_block_mean_p": 0.35,
                            "survey_nodata_cells": int((survey == 255).sum()),
                            "pzi_prior_maat_warm_bias_c": 0.8,
-                           "pzi_prior_logit_shift": round(shift, 4)}
+                           "pzi_prior_logit_shift": None if shift is None else round(shift, 4)}
 
 
 BASINS = ["Heihe headwaters", "Shule headwaters", "Datong headwaters"]

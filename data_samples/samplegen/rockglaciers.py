@@ -85,7 +85,8 @@ def _tongue(rng, head_lon, head_lat, asp_s, slope_s, dem_s, length, width):
     return poly, (lon, lat), zs, ss
 
 
-def make_rock_glaciers(rng, dem, slope, aspect, maat, p_truth, exclude, n_target=380):
+def make_rock_glaciers(rng, dem, slope, aspect, maat, p_truth, exclude, n_target=380,
+                       head_ok=None, maat_centre=-5.0):
     """Rock glacier outlines with their true activity and downslope velocity.
 
     Heads are drawn among pixels with smoothed slope 12-32 deg, preferring those below a
@@ -97,6 +98,10 @@ def make_rock_glaciers(rng, dem, slope, aspect, maat, p_truth, exclude, n_target
     clip(0.35 + 0.1 (-MAAT_front - 2), 0.2, 0.85), else transitional; not intact -> relict.
     Downslope speed: active lognormal (median 0.45 m/yr, sigma_log 0.6) clipped to
     0.15-1.5 m/yr; transitional U(0.02, 0.07) m/yr; relict 0.
+
+    ``head_ok`` (optional boolean raster) restricts the heads to its cells: the ``ttop``
+    region passes its coarse-debris class, so that rock glaciers grow only out of talus below
+    walls.  ``maat_centre`` [deg C] is the centre of the MAAT acceptance window.
     """
     dem_s = ndimage.gaussian_filter(dem, 3.0)
     slope_s, asp_s = slope_aspect(dem_s)
@@ -104,6 +109,8 @@ def make_rock_glaciers(rng, dem, slope, aspect, maat, p_truth, exclude, n_target
     mx, my = metres_per_degree(lat_c)
     # upslope wall test: smoothed slope 250 m uphill
     cand = (slope_s > 12) & (slope_s < 32) & (maat > -8.5) & (maat < 0.5) & ~exclude
+    if head_ok is not None:
+        cand &= head_ok
     cand[:12, :] = cand[-12:, :] = cand[:, :12] = cand[:, -12:] = False
     rows, cols = np.nonzero(cand)
     order = rng.permutation(rows.size)
@@ -120,7 +127,7 @@ def make_rock_glaciers(rng, dem, slope, aspect, maat, p_truth, exclude, n_target
         ur = int(round(r + 250.0 * math.cos(a) / (my[r] * PIX)))
         uc = int(round(c - 250.0 * math.sin(a) / (mx[r] * PIX)))
         wall = 0 <= ur < NY and 0 <= uc < NX and slope_s[ur, uc] > 30
-        w_acc = math.exp(-0.5 * ((maat[r, c] + 5.0) / 2.0) ** 2) * (1.0 if wall else 0.25)
+        w_acc = math.exp(-0.5 * ((maat[r, c] - maat_centre) / 2.0) ** 2) * (1.0 if wall else 0.25)
         if rng.uniform() > w_acc:
             continue
         width = rng.uniform(100, 330)
