@@ -1250,7 +1250,8 @@ def render_report(bundle: Mapping) -> str:
     add("ROC and reliability", _curves(val, model))
     add("Feature importance", _importance(model) if model else "")
     add("Area statistics", _stats_tables(bundle["stats"]) if bundle.get("stats") else "")
-    add("Representativeness", _support_section(bundle.get("applicability") or {}))
+    if (bundle.get("applicability") or {}).get("support"):
+        add("Representativeness", _support_section(bundle["applicability"]))
     add("Validation", _validation_tables(val) if val else "")
     add("Agreement maps", "\n".join(_agreement_map(n, m, maps)
                                     for n, m in (maps.get("agreement") or {}).items()))
