@@ -552,6 +552,9 @@ def label_support(ds: xr.Dataset, features: Sequence[str], pzi: xr.DataArray,
                 "map_km2": class_area[c] * 1e-6, "map_share": share(class_area[c]),
                 "labels": k, "by_source": {s: int((m & (src == s)).sum()) for s in sources},
                 "label_share": k / n_cls if n_cls and c >= 0 else None,
+                # label share / map share: 1 = sampled in proportion to its area
+                "representation": (k / n_cls) / share(class_area[c])
+                if n_cls and c >= 0 and class_area[c] > 0 else None,
                 "supported": class_ok.get(c)})
         for c in sorted(set(lcodes.tolist()) - set(class_area)):  # labels off the map
             m = lcodes == c
@@ -560,7 +563,7 @@ def label_support(ds: xr.Dataset, features: Sequence[str], pzi: xr.DataArray,
                             "map_km2": 0.0, "map_share": 0.0, "labels": int(m.sum()),
                             "by_source": {s: int((m & (src == s)).sum()) for s in sources},
                             "label_share": int(m.sum()) / n_cls if n_cls and c >= 0 else None,
-                            "supported": None})
+                            "representation": None, "supported": None})
         surface = {"classes": classes, "unsupported_share": share(un_surface),
                    "unsupported_km2": un_surface * 1e-6}
     covs = {}
@@ -663,11 +666,11 @@ def support_warnings(support: Mapping | None) -> list[dict]:
     if un is not None and un >= SUPPORT_WARN_SHARE:
         parts = []
         for c in (support.get("surface") or {}).get("classes") or []:
-            if c["supported"] is False:
+            if c["supported"] is False and (c["map_share"] or 0) >= 0.001:
                 parts.append(f"class '{c['name']}' {100 * c['map_share']:.1f} % of the map, "
                              f"{c['labels']} labels")
         for f, cv in (support.get("covariates") or {}).items():
-            if cv["unsupported_share"]:
+            if (cv["unsupported_share"] or 0) >= 0.001:
                 parts.append(f"{f}: {100 * cv['unsupported_share']:.1f} % of the map in "
                              "deciles with too few labels")
         out.append({"kind": "label_support", "share": un,

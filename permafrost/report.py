@@ -1129,10 +1129,12 @@ def _support_section(app: Mapping) -> str:
     surf = sup.get("surface")
     if surf:
         head = ["Surface class", "Map share [-]", "Area [km²]", "Labels"] + [
-            f"{s} [-]" for s in srcs] + ["Label share [-]", "Supported"]
+            f"{s} labels" for s in srcs] + ["Label share [-]", "Label / map share [-]",
+                                         "Supported"]
         body = [[_txt(c["name"]), _f(c["map_share"]), _km2(c["map_km2"]), _count(c["labels"])]
                 + [_count(c["by_source"].get(s, 0)) for s in srcs]
-                + [_f(c["label_share"]), _txt({True: "yes", False: "no"}.get(c["supported"],
+                + [_f(c["label_share"]), _f(c.get("representation"), 2),
+                   _txt({True: "yes", False: "no"}.get(c["supported"],
                                                                               "–"))]
                 for c in surf["classes"]]
         out.append(_table(head, body, caption="Training labels per surface class "
