@@ -344,7 +344,7 @@ def stratum_supported(n_labels: int, n_total: int, map_share: float) -> bool:
 
 def _blocks(ds, features, pzi, landcover, rows):
     grid = grid_of(pzi)
-    ny, nx = grid.shape
+    ny = grid.shape[0]
     for r0 in range(0, ny, rows):
         r1 = min(ny, r0 + rows)
         sl = slice(r0, r1)

@@ -68,7 +68,8 @@ th{background:#eef3fa;vertical-align:bottom}td.l,th.l{text-align:left}
 border-radius:4px}.kpi b{font-size:1.3em;display:block}
 figure{margin:1em 0}figcaption{font-size:.85em;color:#555}.note{color:#555;font-size:.85em}
 figure img{width:100%;height:auto}
-.warn{background:#fff4e5;border-left:4px solid #e6550d;padding:.4em .8em;margin:.4em 0}img{max-width:100%}
+.warn{background:#fff4e5;border-left:4px solid #e6550d;padding:.4em .8em;
+margin:.4em 0}img{max-width:100%}
 nav.toc{background:#f7f9fc;border:1px solid #dde5f0;border-radius:4px;padding:.4em 1em;
 margin:1.2em 0;font-size:.9em}nav.toc ol{margin:.3em 0;columns:2}nav.toc a{color:#2171b5}
 """
@@ -1121,11 +1122,11 @@ def _support_section(app: Mapping) -> str:
     sup = app.get("support") or {}
     if not sup:
         return ""
-    out = [f"<p>{_e(sup.get('rule', ''))}. Covariate bins: {_e(sup.get('bin_rule', ''))}. "
-           f"Area with too few labels: <b>{_num(sup.get('unsupported_share'), 3)}</b> of the "
-           f"mapped area ({_num(sup.get('denominator_km2'), 1)} km²); map: "
-           f"{_e(sup.get('map') or '–')}.</p>"]
-    srcs = list((sup.get("sources") or {}))
+    out = [(f"<p>{_e(sup.get('rule', ''))}. Covariate bins: {_e(sup.get('bin_rule', ''))}. "
+            f"Area with too few labels: <b>{_num(sup.get('unsupported_share'), 3)}</b> of the "
+            f"mapped area ({_num(sup.get('denominator_km2'), 1)} km²); map: "
+            f"{_e(sup.get('map') or '–')}.</p>")]
+    srcs = list(sup.get("sources") or {})
     surf = sup.get("surface")
     if surf:
         head = ["Surface class", "Map share [-]", "Area [km²]", "Labels"] + [

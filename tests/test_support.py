@@ -10,10 +10,10 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import xarray as xr
+from factories import NX, NY, RES, X0, Y0, cell_point, da_on_grid, write_raster
 from rasterio.transform import from_origin
 from typer.testing import CliRunner
 
-from factories import NX, NY, RES, X0, Y0, cell_point, da_on_grid, write_raster
 from permafrost.applicability import (
     SUPPORT_MIN_LABELS,
     label_support,
@@ -49,7 +49,7 @@ def test_half_a_half_b_labels_all_in_a():
     """West half class A (1), east half class B (2), labels only in A: the surface part of
     the map without support is exactly half (equal columns have equal areas), counts per
     class and source are right, and the warning fires and names class B."""
-    yy, xx = np.mgrid[0:NY, 0:NX]
+    _yy, xx = np.mgrid[0:NY, 0:NX]
     cls = np.where(xx < NX // 2, 1.0, 2.0)
     flat = np.full((NY, NX), 5.0)  # one covariate, constant: one bin, every label in it
     ds = _ds(flat=flat)
@@ -84,7 +84,7 @@ def test_covariate_deciles_and_debris_only_without_land_cover():
     """col = column index: its area-weighted deciles are 8 columns each.  Labels (rock glacier
     fronts) only in columns 0-39: deciles 6-10 hold none, so half the map is unsupported,
     half lies outside the fronts' covariate range, and the debris-only warning says so."""
-    yy, xx = np.mgrid[0:NY, 0:NX]
+    _yy, xx = np.mgrid[0:NY, 0:NX]
     x = xx.astype(float)
     ds = _ds(col=x)
     pzi_arr = np.full((NY, NX), 0.5)
@@ -115,7 +115,7 @@ def test_covariate_deciles_and_debris_only_without_land_cover():
 
 def test_no_warning_where_labels_sample_the_map():
     """Labels spread over every class and decile in proportion to the map: nothing fires."""
-    yy, xx = np.mgrid[0:NY, 0:NX]
+    _yy, xx = np.mgrid[0:NY, 0:NX]
     ds = _ds(col=xx.astype(float))
     cls = np.where(xx < NX // 2, 1.0, 2.0)
     pzi = da_on_grid(np.full((NY, NX), 0.5), T)
@@ -135,7 +135,7 @@ def world(tmp_path, make_covariates):
     """A covariate directory, a land-cover raster (west A, east B) and labels: rock glacier
     fronts and boreholes, all in the west half."""
     cov = make_covariates()
-    yy, xx = np.mgrid[0:NY, 0:NX]
+    _yy, xx = np.mgrid[0:NY, 0:NX]
     lc = write_raster(tmp_path / "landcover.tif", np.where(xx < NX // 2, 1, 2), dtype="uint8",
                       nodata=255)
     import rasterio
