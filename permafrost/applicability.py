@@ -679,7 +679,9 @@ def support_warnings(support: Mapping | None) -> list[dict]:
                                f"{SUPPORT_MIN_LABELS}, or under {SUPPORT_MIN_RATIO:g} of their "
                                "share of the map): " + "; ".join(parts)
                                + ". The PZI there rests on labels from elsewhere "
-                               "(map: support.tif; docs/method.md, \"Representativeness\")"})
+                               "(label support map: support.tif of a pipeline run, "
+                               "`permafrost predict --support`; docs/method.md, "
+                               "\"Representativeness\")"})
     rg = support.get("rock_glacier") or {}
     if support.get("surface") is None and rg.get("n"):
         sh = rg.get("outside_ranges_share")
