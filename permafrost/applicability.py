@@ -50,6 +50,15 @@ __all__ = [
     "FLAT_MODELS",
     "DOMAIN_WARN_SHARE",
     "WARN_SHARE",
+    "label_support",
+    "support_map",
+    "support_warnings",
+    "stratum_supported",
+    "parse_class_table",
+    "SUPPORT_MIN_LABELS",
+    "SUPPORT_MIN_RATIO",
+    "SUPPORT_BINS",
+    "SUPPORT_WARN_SHARE",
 ]
 
 #: models that predict a constant beyond the range of their training data (trees)
@@ -260,3 +269,431 @@ def extrapolation_warnings(stats: Mapping | None, model_kind: str | None,
 def _dask(arr: xr.DataArray) -> dsa.Array:
     d = arr.data
     return d if isinstance(d, dsa.Array) else dsa.from_array(np.asarray(d), chunks=CHUNK)
+
+
+# ---------------------------------------------------------------------------------------
+# representativeness: where the labels are against the landscape they are mapped onto
+
+#: fewest labels [-] a surface class or covariate bin needs to count as supported.  With
+#: fewer than 10 labels the share of permafrost in a stratum is not known to better than
+#: about ±0.3 (95 % binomial interval at p = 0.5: ±1.96·√(0.25/10) = ±0.31), i.e. the
+#: labels say nothing a model could check there.
+SUPPORT_MIN_LABELS = 10
+
+#: smallest ratio [-] of a stratum's share of the labels to its share of the map: below a
+#: fifth, the fit sees the stratum at under 20 % of the weight the map gives it (a design
+#: weight above 5), and the CV score, an average over the labels, hides its error.  A
+#: choice, in the spirit of Meyer & Pebesma's (2021) area of applicability: judge a map
+#: by where its training data are, not by the CV score alone.
+SUPPORT_MIN_RATIO = 0.2
+
+#: covariate bins: deciles of the map's (area-weighted) distribution of each covariate
+SUPPORT_BINS = 10
+
+#: share of the mapped area [-] in unsupported strata from which the run warns
+SUPPORT_WARN_SHARE = 0.05
+
+#: the label source that speaks for coarse debris only (permafrost.labels)
+ROCK_GLACIER = "rock_glacier"
+
+#: fine bins [-] of the area-weighted histogram the decile edges are read from
+_FINE_BINS = 2048
+
+SUPPORT_RULE = (f"a surface class or covariate decile is unsupported when it holds fewer "
+                f"than {SUPPORT_MIN_LABELS} training labels or a share of the labels below "
+                f"{SUPPORT_MIN_RATIO:g} times its share of the map (Meyer & Pebesma 2021: "
+                "a map holds where its training data are)")
+
+
+def parse_class_table(tag: str | None) -> dict[int, str]:
+    """``{code: name}`` of a categorical raster's ``classes`` tag (``1=bedrock;2=...``)."""
+    out: dict[int, str] = {}
+    for part in (tag or "").split(";"):
+        code, sep, name = part.partition("=")
+        try:
+            if sep:
+                out[int(code.strip())] = name.strip()
+        except ValueError:
+            continue
+    return out
+
+
+def stratum_supported(n_labels: int, n_total: int, map_share: float) -> bool:
+    """Whether a stratum (surface class, covariate bin) has enough labels.
+
+    Supported when it holds at least :data:`SUPPORT_MIN_LABELS` labels and its share of the
+    labels is at least :data:`SUPPORT_MIN_RATIO` times its share of the map.
+
+    Parameters
+    ----------
+    n_labels : int
+        Training labels in the stratum [-].
+    n_total : int
+        Training labels in all strata of the partition [-].
+    map_share : float
+        The stratum's share of the mapped area [-].
+
+    References
+    ----------
+    Meyer, H., Pebesma, E. (2021), Methods Ecol. Evol. 12, 1620–1633.
+    """
+    if n_labels < SUPPORT_MIN_LABELS:
+        return False
+    return n_total > 0 and n_labels / n_total >= SUPPORT_MIN_RATIO * map_share
+
+
+def _blocks(ds, features, pzi, landcover, rows):
+    grid = grid_of(pzi)
+    ny = grid.shape[0]
+    for r0 in range(0, ny, rows):
+        r1 = min(ny, r0 + rows)
+        sl = slice(r0, r1)
+        valid = np.isfinite(np.asarray(pzi.isel(y=sl).values))
+        x = np.stack([np.asarray(ds[f].isel(y=sl).values, dtype=np.float64)
+                      for f in features]) if features else np.zeros((0,) + valid.shape)
+        cls = None if landcover is None else np.asarray(landcover.isel(y=sl).values)
+        area = np.broadcast_to(cell_areas(grid, sl), valid.shape)
+        yield x, valid, cls, area
+
+
+def _class_codes(cls: np.ndarray) -> np.ndarray:
+    """Integer class codes, -1 where no class (NaN)."""
+    c = np.asarray(cls, dtype=np.float64)
+    out = np.full(c.shape, -1, dtype=np.int64)
+    ok = np.isfinite(c)
+    out[ok] = np.rint(c[ok]).astype(np.int64)
+    return out
+
+
+def _bin_index(values: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    return np.searchsorted(inner, values, side="right")
+
+
+def label_support(ds: xr.Dataset, features: Sequence[str], pzi: xr.DataArray,
+                  label_values: np.ndarray, label_sources: Sequence[str], *,
+                  landcover: xr.DataArray | None = None,
+                  label_classes: np.ndarray | None = None,
+                  class_names: Mapping[int, str] | None = None,
+                  bins: int = SUPPORT_BINS, block_rows: int | None = None) -> dict:
+    """Where the training labels are against the landscape the map covers.
+
+    Strata are the surface classes of a land-cover map (when given) and, per covariate,
+    the deciles of the map's area-weighted distribution.  For each stratum: its share of
+    the mapped area, its label count (per source for the classes) and whether it is
+    supported (:func:`stratum_supported`).  The unsupported share is the share of the
+    mapped area in at least one unsupported stratum.  Rock glacier fronts speak for coarse
+    debris only (Boeckli et al. 2012), so their evidence is *extrapolated* to the map's
+    classes holding fewer than :data:`SUPPORT_MIN_LABELS` fronts (with land cover) and, in
+    any case, to the cells outside the covariate ranges the fronts span.
+
+    Three passes over the rows in blocks (memory bounded by one block): covariate
+    minima and maxima, an area-weighted histogram of 2048 bins per covariate (the decile
+    edges, interpolated on its cumulative area), and the stratum areas.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The covariates the PZI was predicted from [their units].
+    features : sequence of str
+        The model's features.
+    pzi : xarray.DataArray
+        The PZI on the same grid (cells without one are left out).
+    label_values : ndarray, shape (n, p)
+        Covariate values of the training labels (feature order; NaN: not on the stack).
+    label_sources : sequence of str
+        Each label's source (``rock_glacier``, ``borehole``...).
+    landcover : xarray.DataArray, optional
+        Surface class codes on the same grid (NaN: no class).
+    label_classes : ndarray, shape (n,), optional
+        Each label's class code (NaN: none); required with ``landcover``.
+    class_names : mapping, optional
+        ``{code: name}`` (:func:`parse_class_table`).
+    bins : int
+        Bins per covariate (quantiles of the map's distribution) [-].
+    block_rows : int, optional
+        Rows per block [-] (default :func:`permafrost.defaults.auto_block_rows`).
+
+    Returns
+    -------
+    dict
+        ``rule``, thresholds, ``n_labels``, ``sources``, ``surface`` (per class: area [km²],
+        map share, labels by source, label share, ``supported``; the unsupported share) or
+        None, ``covariates`` (per covariate: bin edges, per-bin map share, labels,
+        ``supported``; the unsupported share), ``unsupported_share``,
+        ``rock_glacier`` (fronts, their covariate ranges, the share of the map outside them,
+        and with land cover the share in classes without enough fronts).
+
+    References
+    ----------
+    Meyer, H., Pebesma, E. (2021). Predicting into unknown space? Estimating the area of
+        applicability of spatial prediction models. Methods Ecol. Evol. 12, 1620–1633.
+    Boeckli, L., Brenning, A., Gruber, S., Noetzli, J. (2012). A statistical approach to
+        modelling permafrost distribution in the European Alps or similar mountain ranges.
+        The Cryosphere 6, 125–140.
+    """
+    features = [str(f) for f in features]
+    p = len(features)
+    grid = grid_of(pzi)
+    rows = block_rows or auto_block_rows(grid.shape[1])
+    lv = np.asarray(label_values, dtype=np.float64).reshape(-1, p)
+    src = np.asarray([str(s) for s in label_sources], dtype=object)
+    n = len(src)
+    names = {int(k): str(v) for k, v in (class_names or {}).items()}
+    if landcover is not None and label_classes is None:
+        raise ModelError("land cover given without the labels' classes", field="label_classes",
+                         fix="sample the land-cover map at the labels")
+    # pass 1: covariate range over the mapped cells, class areas
+    lo = np.full(p, np.inf)
+    hi = np.full(p, -np.inf)
+    class_area: dict[int, float] = {}
+    total = 0.0
+    for x, valid, cls, area in _blocks(ds, features, pzi, landcover, rows):
+        total += float(area[valid].sum())
+        for j in range(p):
+            v = x[j][valid & np.isfinite(x[j])]
+            if v.size:
+                lo[j] = min(lo[j], float(v.min()))
+                hi[j] = max(hi[j], float(v.max()))
+        if cls is not None:
+            codes = _class_codes(cls)[valid]
+            a = area[valid]
+            for c in np.unique(codes):
+                class_area[int(c)] = class_area.get(int(c), 0.0) + float(a[codes == c].sum())
+    # pass 2: area-weighted histograms -> quantile edges
+    hist = np.zeros((p, _FINE_BINS))
+    if p:
+        for x, valid, _cls, area in _blocks(ds, features, pzi, None, rows):
+            for j in range(p):
+                if not np.isfinite(lo[j]) or hi[j] <= lo[j]:
+                    continue
+                ok = valid & np.isfinite(x[j])
+                h, _ = np.histogram(x[j][ok], bins=_FINE_BINS, range=(lo[j], hi[j]),
+                                    weights=area[ok])
+                hist[j] += h
+    inner = []
+    for j in range(p):
+        if not np.isfinite(lo[j]) or hi[j] <= lo[j] or hist[j].sum() <= 0:
+            inner.append(np.array([]))
+            continue
+        cum = np.concatenate([[0.0], np.cumsum(hist[j])]) / hist[j].sum()
+        fine = np.linspace(lo[j], hi[j], _FINE_BINS + 1)
+        q = np.interp(np.arange(1, bins) / bins, cum, fine)
+        inner.append(np.unique(q[(q > lo[j]) & (q < hi[j])]))
+    # labels per bin and per class
+    lab_ok = np.isfinite(lv).all(axis=1) if p else np.ones(n, bool)
+    n_cov = int(lab_ok.sum())
+    bin_counts = [np.bincount(_bin_index(lv[lab_ok, j], inner[j]), minlength=len(inner[j]) + 1)
+                  for j in range(p)]
+    rg = src == ROCK_GLACIER
+    rg_ok = rg & lab_ok
+    rg_lo = lv[rg_ok].min(axis=0) if rg_ok.any() else np.full(p, np.nan)
+    rg_hi = lv[rg_ok].max(axis=0) if rg_ok.any() else np.full(p, np.nan)
+    lcodes = None if label_classes is None else _class_codes(np.asarray(label_classes))
+    # pass 3: areas per bin, unsupported areas
+    bin_area = [np.zeros(len(inner[j]) + 1) for j in range(p)]
+    mapped_total = total
+    class_share = {c: a / mapped_total for c, a in class_area.items() if c >= 0} \
+        if mapped_total > 0 else {}
+    n_cls = int((lcodes >= 0).sum()) if lcodes is not None else 0
+    class_ok = {c: stratum_supported(int((lcodes == c).sum()), n_cls, s)
+                for c, s in class_share.items()} if lcodes is not None else {}
+    rg_class_ok = {c: int(((lcodes == c) & rg).sum()) >= SUPPORT_MIN_LABELS
+                   for c in class_share} if lcodes is not None else {}
+    for x, valid, _cls, area in _blocks(ds, features, pzi, None, rows):
+        for j in range(p):
+            ok = valid & np.isfinite(x[j])
+            bin_area[j] += np.bincount(_bin_index(x[j][ok], inner[j]), weights=area[ok],
+                                       minlength=len(inner[j]) + 1)
+    bin_share = [ba / mapped_total if mapped_total > 0 else ba * 0 for ba in bin_area]
+    bin_ok = [np.array([stratum_supported(int(bin_counts[j][b]), n_cov, float(bin_share[j][b]))
+                        for b in range(len(bin_area[j]))]) for j in range(p)]
+    un_any = un_surface = un_cov = rg_out = rg_cls_out = 0.0
+    un_cov_j = np.zeros(p)
+    for x, valid, cls, area in _blocks(ds, features, pzi, landcover, rows):
+        bad_cov = np.zeros(valid.shape, bool)
+        out_rg = np.zeros(valid.shape, bool)
+        for j in range(p):
+            ok = np.isfinite(x[j])
+            bj = np.zeros(valid.shape, bool)
+            bj[ok] = ~bin_ok[j][_bin_index(x[j][ok], inner[j])]
+            un_cov_j[j] += float(area[valid & bj].sum())
+            bad_cov |= bj
+            if rg_ok.any():
+                with np.errstate(invalid="ignore"):
+                    out_rg |= (x[j] < rg_lo[j]) | (x[j] > rg_hi[j])
+        bad_cls = np.zeros(valid.shape, bool)
+        rg_cls = np.zeros(valid.shape, bool)
+        if cls is not None:
+            codes = _class_codes(cls)
+            for c, good in class_ok.items():
+                if not good:
+                    bad_cls |= codes == c
+                if not rg_class_ok.get(c, False):
+                    rg_cls |= codes == c
+        un_any += float(area[valid & (bad_cov | bad_cls)].sum())
+        un_surface += float(area[valid & bad_cls].sum())
+        un_cov += float(area[valid & bad_cov].sum())
+        rg_out += float(area[valid & out_rg].sum())
+        rg_cls_out += float(area[valid & rg_cls].sum())
+
+    def share(v):
+        return v / mapped_total if mapped_total > 0 else None
+
+    sources = sorted({str(s) for s in src})
+    surface = None
+    if landcover is not None:
+        classes = []
+        for c in sorted(class_area):
+            m = lcodes == c
+            k = int(m.sum())
+            classes.append({
+                "code": None if c < 0 else c,
+                "name": "no class" if c < 0 else names.get(c, str(c)),
+                "map_km2": class_area[c] * 1e-6, "map_share": share(class_area[c]),
+                "labels": k, "by_source": {s: int((m & (src == s)).sum()) for s in sources},
+                "label_share": k / n_cls if n_cls and c >= 0 else None,
+                # label share / map share: 1 = sampled in proportion to its area
+                "representation": (k / n_cls) / share(class_area[c])
+                if n_cls and c >= 0 and class_area[c] > 0 else None,
+                "supported": class_ok.get(c)})
+        for c in sorted(set(lcodes.tolist()) - set(class_area)):  # labels off the map
+            m = lcodes == c
+            classes.append({"code": None if c < 0 else c,
+                            "name": "no class" if c < 0 else names.get(c, str(c)),
+                            "map_km2": 0.0, "map_share": 0.0, "labels": int(m.sum()),
+                            "by_source": {s: int((m & (src == s)).sum()) for s in sources},
+                            "label_share": int(m.sum()) / n_cls if n_cls and c >= 0 else None,
+                            "representation": None, "supported": None})
+        surface = {"classes": classes, "unsupported_share": share(un_surface),
+                   "unsupported_km2": un_surface * 1e-6}
+    covs = {}
+    for j, f in enumerate(features):
+        edges = [lo[j], *inner[j].tolist(), hi[j]] if np.isfinite(lo[j]) else []
+        covs[f] = {"bins": [{"low": float(edges[b]), "high": float(edges[b + 1]),
+                             "map_share": float(bin_share[j][b]),
+                             "labels": int(bin_counts[j][b]),
+                             "supported": bool(bin_ok[j][b])}
+                            for b in range(len(edges) - 1)],
+                   "unsupported_share": share(un_cov_j[j])}
+    rock = {"n": int(rg.sum()),
+            "ranges": {f: [float(rg_lo[j]), float(rg_hi[j])] for j, f in enumerate(features)}
+            if rg_ok.any() else None,
+            "outside_ranges_share": share(rg_out) if rg_ok.any() else None,
+            "basis": "land cover" if landcover is not None else "covariate ranges",
+            "classes_share": share(rg_cls_out) if landcover is not None and rg.any() else None}
+    return {"rule": SUPPORT_RULE, "min_labels": SUPPORT_MIN_LABELS,
+            "min_ratio": SUPPORT_MIN_RATIO, "bins": bins,
+            "bin_rule": f"{bins} quantiles of the map's area-weighted distribution",
+            "denominator_km2": mapped_total * 1e-6, "n_labels": n,
+            "sources": {s: int((src == s).sum()) for s in sources},
+            "surface": surface, "covariates": covs,
+            "covariate_unsupported_share": share(un_cov),
+            "unsupported_share": share(un_any), "rock_glacier": rock}
+
+
+def _support_block(x, valid, cls, features_inner, bin_counts, class_counts):
+    out = np.full(valid.shape, np.iinfo(np.int32).max, dtype=np.int64)
+    for j, inner in enumerate(features_inner):
+        ok = np.isfinite(x[j])
+        cnt = np.zeros(valid.shape, dtype=np.int64)
+        cnt[ok] = bin_counts[j][_bin_index(x[j][ok], inner)]
+        out = np.minimum(out, np.where(ok, cnt, out))
+    if cls is not None:
+        codes = _class_codes(cls)
+        cnt = np.zeros(valid.shape, dtype=np.int64)
+        for c, k in class_counts.items():
+            cnt[codes == c] = k
+        out = np.where(codes >= 0, np.minimum(out, cnt), out)
+    out = out.astype(np.int32)
+    out[~valid] = -1
+    return out
+
+
+def support_map(ds: xr.Dataset, features: Sequence[str], pzi: xr.DataArray, support: Mapping,
+                *, landcover: xr.DataArray | None = None) -> xr.DataArray:
+    """Lazy map of label support: the number of training labels in the cell's least
+    supported stratum (its surface class or the decile of any covariate it lies in).
+
+    Parameters
+    ----------
+    ds, features, pzi, landcover
+        As for :func:`label_support`.
+    support : mapping
+        :func:`label_support` of the same map.
+
+    Returns
+    -------
+    xarray.DataArray
+        int32 label counts [-]; -1 where there is no PZI.  Compare with
+        :data:`SUPPORT_MIN_LABELS`.
+
+    References
+    ----------
+    Meyer, H., Pebesma, E. (2021), Methods Ecol. Evol. 12, 1620–1633.
+    """
+    features = [str(f) for f in features]
+    inner = [np.array([b["high"] for b in support["covariates"][f]["bins"][:-1]])
+             for f in features]
+    counts = [np.array([b["labels"] for b in support["covariates"][f]["bins"]] or [0])
+              for f in features]
+    ccounts = {}
+    if landcover is not None and support.get("surface"):
+        ccounts = {c["code"]: c["labels"] for c in support["surface"]["classes"]
+                   if c["code"] is not None}
+    stack = dsa.stack([_dask(ds[f]) for f in features])
+    valid = dsa.isfinite(_dask(pzi).rechunk(stack.chunks[1:]))
+    if landcover is not None:
+        lc = _dask(landcover).rechunk(stack.chunks[1:])
+        data = dsa.map_blocks(lambda b, v, c: _support_block(b, v, c, inner, counts, ccounts),
+                              stack, valid, lc, drop_axis=0, dtype=np.int32)
+    else:
+        data = dsa.map_blocks(lambda b, v: _support_block(b, v, None, inner, counts, ccounts),
+                              stack, valid, drop_axis=0, dtype=np.int32)
+    out = xr.DataArray(data, dims=("y", "x"), coords={"y": ds["y"], "x": ds["x"]},
+                       name="label_support")
+    return out.rio.write_crs(ds.rio.crs).rio.write_transform(ds.rio.transform())
+
+
+def support_warnings(support: Mapping | None) -> list[dict]:
+    """The warnings of :func:`label_support`: too few labels over much of the map
+    (:data:`SUPPORT_WARN_SHARE`), and, without a land-cover map, that rock glacier evidence
+    speaks for coarse debris only (Boeckli et al. 2012) with the share of the map it is
+    extrapolated to."""
+    if not support:
+        return []
+    out = []
+    un = support.get("unsupported_share")
+    if un is not None and un >= SUPPORT_WARN_SHARE:
+        parts = []
+        for c in (support.get("surface") or {}).get("classes") or []:
+            if c["supported"] is False and (c["map_share"] or 0) >= 0.001:
+                parts.append(f"class '{c['name']}' {100 * c['map_share']:.1f} % of the map, "
+                             f"{c['labels']} labels")
+        for f, cv in (support.get("covariates") or {}).items():
+            if (cv["unsupported_share"] or 0) >= 0.001:
+                parts.append(f"{f}: {100 * cv['unsupported_share']:.1f} % of the map in "
+                             "deciles with too few labels")
+        out.append({"kind": "label_support", "share": un,
+                    "message": f"{100 * un:.1f} % of the mapped area lies in surface classes "
+                               f"or covariate deciles with too few labels (fewer than "
+                               f"{SUPPORT_MIN_LABELS}, or under {SUPPORT_MIN_RATIO:g} of their "
+                               "share of the map): " + "; ".join(parts)
+                               + ". The PZI there rests on labels from elsewhere "
+                               "(label support map: support.tif of a pipeline run, "
+                               "`permafrost predict --support`; docs/method.md, "
+                               "\"Representativeness\")"})
+    rg = support.get("rock_glacier") or {}
+    if support.get("surface") is None and rg.get("n"):
+        sh = rg.get("outside_ranges_share")
+        out.append({"kind": "debris_only", "share": sh,
+                    "message": f"Rock-glacier evidence speaks for coarse debris only: "
+                               f"{rg['n']} of {support['n_labels']} training labels are rock "
+                               "glacier fronts, yet the map applies them to every surface. "
+                               "Without a land-cover map the share of the map outside debris "
+                               "is unknown; "
+                               + ("" if sh is None else
+                                  f"{100 * sh:.1f} % of the mapped area lies outside the "
+                                  "covariate ranges spanned by the rock glacier fronts. ")
+                               + "Give a land-cover map (inputs.landcover, --landcover) to "
+                               "see the share in each surface class"})
+    return out

@@ -157,6 +157,9 @@ class Inputs(_Strict):
     priors: list[PriorMap] = Field(default_factory=list)
     regions: RegionsInput | None = None
     mask: Path | None = None
+    #: a categorical land-cover (surface) raster with a `classes` tag: label support per
+    #: surface class in applicability.json (not a model covariate by itself)
+    landcover: Path | None = None
 
     @field_validator("borehole_crs", "validation_borehole_crs")
     @classmethod
@@ -478,6 +481,7 @@ def _check_inputs_exist(cfg: PipelineConfig, path: Path) -> None:
     if inp.regions:
         check(inp.regions.path, "inputs.regions.path", "vector")
     check(inp.mask, "inputs.mask", "vector")
+    check(inp.landcover, "inputs.landcover", "file")
     # an output directory inside an input folder changes that input with every run: the
     # run would never be up to date, and would hash its own outputs as inputs
     out = cfg.pipeline.output_dir.resolve()

@@ -67,7 +67,9 @@ th{background:#eef3fa;vertical-align:bottom}td.l,th.l{text-align:left}
 .kpi{display:inline-block;margin:.3em 1.2em .3em 0;padding:.5em .8em;background:#eef3fa;
 border-radius:4px}.kpi b{font-size:1.3em;display:block}
 figure{margin:1em 0}figcaption{font-size:.85em;color:#555}.note{color:#555;font-size:.85em}
-figure img{width:100%;height:auto}img{max-width:100%}
+figure img{width:100%;height:auto}
+.warn{background:#fff4e5;border-left:4px solid #e6550d;padding:.4em .8em;
+margin:.4em 0}img{max-width:100%}
 nav.toc{background:#f7f9fc;border:1px solid #dde5f0;border-radius:4px;padding:.4em 1em;
 margin:1.2em 0;font-size:.9em}nav.toc ol{margin:.3em 0;columns:2}nav.toc a{color:#2171b5}
 """
@@ -1107,6 +1109,63 @@ def _scenarios_section(bundle: Mapping) -> str:
     return "\n".join(x for x in out if x)
 
 
+def _support_warnings(b: Mapping) -> str:
+    """The label-support warnings (permafrost.applicability.support_warnings), at the top."""
+    ws = [w for w in ((b.get("applicability") or {}).get("warnings") or [])
+          if w.get("kind") in ("label_support", "debris_only")]
+    return "".join(f"<p class='warn'><b>Warning:</b> {_e(w['message'])}.</p>" for w in ws)
+
+
+def _support_section(app: Mapping) -> str:
+    """Representativeness: label counts per surface class (by source) and per covariate
+    decile against the map's share (permafrost.applicability.label_support)."""
+    sup = app.get("support") or {}
+    if not sup:
+        return ""
+    out = [(f"<p>{_e(sup.get('rule', ''))}. Covariate bins: {_e(sup.get('bin_rule', ''))}. "
+            f"Area with too few labels: <b>{_num(sup.get('unsupported_share'), 3)}</b> of the "
+            f"mapped area ({_num(sup.get('denominator_km2'), 1)} km²); map: "
+            f"{_e(sup.get('map') or '–')}.</p>")]
+    srcs = list(sup.get("sources") or {})
+    surf = sup.get("surface")
+    if surf:
+        head = ["Surface class", "Map share [-]", "Area [km²]", "Labels"] + [
+            f"{s} labels" for s in srcs] + ["Label share [-]", "Label / map share [-]",
+                                         "Supported"]
+        body = [[_txt(c["name"]), _f(c["map_share"]), _km2(c["map_km2"]), _count(c["labels"])]
+                + [_count(c["by_source"].get(s, 0)) for s in srcs]
+                + [_f(c["label_share"]), _f(c.get("representation"), 2),
+                   _txt({True: "yes", False: "no"}.get(c["supported"],
+                                                                              "–"))]
+                for c in surf["classes"]]
+        out.append(_table(head, body, caption="Training labels per surface class "
+                          f"(land cover: {sup.get('landcover')}); unsupported share "
+                          f"{_num(surf.get('unsupported_share'), 3)}"))
+    else:
+        out.append("<p class='note'>No land-cover map was given: the labels cannot be "
+                   "compared with the surface classes of the map.</p>")
+    rows = []
+    for f, cv in (sup.get("covariates") or {}).items():
+        bad = [b for b in cv["bins"] if not b["supported"]]
+        rows.append([_txt(f), _count(len(cv["bins"])), _count(len(bad)),
+                     _f(cv.get("unsupported_share")),
+                     _txt(", ".join(f"{_num(b['low'], 4)}–{_num(b['high'], 4)} "
+                                    f"({b['labels']})" for b in bad) or "–")])
+    if rows:
+        out.append(_table(["Covariate", "Bins", "Unsupported bins", "Map share unsupported [-]",
+                           "Unsupported ranges (labels)"], rows, left=1,
+                          caption="Training labels per covariate decile of the map"))
+    rg = sup.get("rock_glacier") or {}
+    if rg.get("n"):
+        txt = (f"{rg['n']} rock glacier fronts (coarse debris only); share of the map outside "
+               f"the covariate ranges they span: {_num(rg.get('outside_ranges_share'), 3)}")
+        if rg.get("classes_share") is not None:
+            txt += (f"; in surface classes with fewer than {sup.get('min_labels')} fronts: "
+                    f"{_num(rg['classes_share'], 3)}")
+        out.append(f"<p>{_e(txt)}.</p>")
+    return "\n".join(out)
+
+
 def _kpis(b: Mapping) -> str:
     out = []
     st = b.get("stats")
@@ -1194,13 +1253,15 @@ def render_report(bundle: Mapping) -> str:
     add("ROC and reliability", _curves(val, model))
     add("Feature importance", _importance(model) if model else "")
     add("Area statistics", _stats_tables(bundle["stats"]) if bundle.get("stats") else "")
+    if (bundle.get("applicability") or {}).get("support"):
+        add("Representativeness", _support_section(bundle["applicability"]))
     add("Validation", _validation_tables(val) if val else "")
     add("Agreement maps", "\n".join(_agreement_map(n, m, maps)
                                     for n, m in (maps.get("agreement") or {}).items()))
     add("Scenarios", _scenarios_section(bundle))
     add("Provenance", _provenance(bundle["provenance"]) if bundle.get("provenance") else "")
     toc = "".join(f"<li><a href='#{_slug(n)}'>{_e(n)}</a></li>" for n, _ in sec)
-    body = [f"<h1>{_e(title)}</h1>", f"<div>{_kpis(bundle)}</div>"]
+    body = [f"<h1>{_e(title)}</h1>", f"<div>{_kpis(bundle)}</div>", _support_warnings(bundle)]
     if sec:
         body.append(f"<nav class='toc'><b>Contents</b><ol>{toc}</ol></nav>")
     body += [f"<section id='{_slug(n)}'><h2>{_e(n)}</h2>\n{b}</section>" for n, b in sec]

@@ -337,7 +337,7 @@ def test_applicability_is_one_dataclass_whose_dict_is_what_predict_prints(model_
     got = applicability_from_files(model_copy, cov, tmp_path / "a.tif", chunk=64)
     assert isinstance(got, Applicability)
     assert list(got.as_dict()) == ["features", "model", "changed_covariates", "warnings",
-                                   "extrapolation"]
+                                   "extrapolation", "support"]
     assert got.extrapolation["outside_share"] > 0
     assert json.loads(json.dumps(got.as_dict())) == json.loads(res.stdout)["applicability"]
 

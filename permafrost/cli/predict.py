@@ -61,6 +61,12 @@ def predict_cmd(
     extrapolation: Path = typer.Option(
         None, "--extrapolation", help="Also write the bit mask of cells where a covariate "
         "lies beyond the range of the training labels here (the share is always printed)."),
+    landcover: Path = typer.Option(
+        None, "--landcover", help="A categorical land-cover (surface) raster with a `classes` "
+        "tag: label counts and map shares per surface class (need not be a covariate)."),
+    support: Path = typer.Option(
+        None, "--support", help="Also write the label support map here (training labels in "
+        "each cell's least supported surface class or covariate decile)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Predict the permafrost zonation index (PZI) of a whole region, block by block.
@@ -79,8 +85,10 @@ def predict_cmd(
     # every output at once, before any work: --extrapolation is written after the PZI
     check_outputs([Output(out, "--out", what="PZI"), Output(zones, "--zones", what="zones"),
                    Output(uncertainty, "--uncertainty", what="uncertainty"),
-                   Output(extrapolation, "--extrapolation", what="extrapolation map")],
-                  {"--model": model, "--covariates": covariate_files(covariates), "--mask": mask})
+                   Output(extrapolation, "--extrapolation", what="extrapolation map"),
+                   Output(support, "--support", what="label support map")],
+                  {"--model": model, "--covariates": covariate_files(covariates), "--mask": mask,
+                   "--landcover": landcover})
     with Progress(*_progress_columns(), console=err_console._get(), transient=as_json,
                   disable=not err_console.is_terminal) as bar:
         tasks: dict[str, int] = {}
@@ -97,7 +105,7 @@ def predict_cmd(
                              scheduler=scheduler, threads=threads, resume=not no_resume,
                              progress=_progress)
     app = applicability_from_files(model, covariates, res.pzi, out_map=extrapolation,
-                                   chunk=chunk)
+                                   chunk=chunk, landcover=landcover, out_support=support)
     if as_json:
         emit_json({**res.as_dict(), "applicability": app.as_dict()})
         return
@@ -130,9 +138,22 @@ def predict_cmd(
     else:
         rows.append(("beyond the training range", "unknown: the model records no training "
                      "ranges (retrain it)"))
+    sup = app.support
+    if sup is not None:
+        rows.append(("labels", ", ".join(f"{n} {s}" for s, n in sup["sources"].items())))
+        for c in (sup.get("surface") or {}).get("classes") or []:
+            by = ", ".join(f"{s} {n}" for s, n in c["by_source"].items())
+            rows.append((f"class {c['name']}", f"{100 * (c['map_share'] or 0):.1f} % of the "
+                         f"map, {c['labels']} labels ({by})"
+                         + ("; too few" if c["supported"] is False else "")))
+        rows.append(("area with too few labels", f"{100 * sup['unsupported_share']:.1f} % "
+                     "of the mapped area" + (f"; map: {support}" if support else "")))
     for r in rows:
         table.add_row(*r)
     console.print(table)
+    for w in app.warnings:
+        if w.get("kind") in ("label_support", "debris_only"):
+            err_console.print(f"Warning: {w['message']}.")
     if ext is not None and ext["outside_share"] and ext["outside_share"] >= DOMAIN_WARN_SHARE:
         err_console.print(f"Warning: {100 * ext['outside_share']:.1f} % of the map lies beyond "
                           "the covariate range of the training labels: the PZI there is an "

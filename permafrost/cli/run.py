@@ -88,11 +88,14 @@ def _print_checks(res) -> None:
     if not rows:
         return
     table = make_table("Domain of applicability (docs/pipelines.md, \"Scenarios\")")
-    for col in ("run", "area beyond the training range", "warnings"):
+    for col in ("run", "area beyond the training range", "area with too few labels",
+                "warnings"):
         table.add_column(col)
     for sc, summ in rows:
         share = summ.get("outside_training_range")
+        unsup = summ.get("unsupported_by_labels")
         table.add_row(sc, "-" if share is None else f"{100 * share:.1f} %",
+                      "-" if unsup is None else f"{100 * unsup:.1f} %",
                       "\n".join(summ.get("warnings") or []) or "none")
     console.print(table)
 

@@ -381,6 +381,7 @@ def _predict_options(cfg, ch):
 
 def _predict_inputs(cfg, ch):
     return {"covariates": cfg.inputs.covariates, "mask": cfg.inputs.mask,
+            "landcover": cfg.inputs.landcover,
             "changed_files": {k: v.file for k, v in sorted(ch.items()) if v.file is not None}}
 
 
@@ -409,9 +410,14 @@ def _predict_run(ctx: StepContext):
     outputs["applicability"] = "applicability.json"
     if (ctx.workdir / "extrapolation.tif").exists():
         outputs["extrapolation"] = "extrapolation.tif"
+    if (ctx.workdir / "support.tif").exists():
+        outputs["support"] = "support.tif"
     ext = app.get("extrapolation") or {}
     if ext.get("outside_share") is not None:
         summary["outside_training_range"] = round(ext["outside_share"], 4)
+    sup = app.get("support") or {}
+    if sup.get("unsupported_share") is not None:
+        summary["unsupported_by_labels"] = round(sup["unsupported_share"], 4)
     if app["warnings"]:
         summary["warnings"] = [w["message"] for w in app["warnings"]]
     return outputs, summary
@@ -423,7 +429,9 @@ def _applicability(ctx: StepContext, ds, model_dir: Path, pzi_path: Path) -> dic
     beyond the training range, ``extrapolation.tif``."""
     app = applicability_from_files(model_dir, ds, pzi_path,
                                    out_map=ctx.workdir / "extrapolation.tif",
-                                   changes=ctx.covariate_changes, chunk=ctx.config.predict.chunk)
+                                   changes=ctx.covariate_changes, chunk=ctx.config.predict.chunk,
+                                   landcover=ctx.config.inputs.landcover,
+                                   out_support=ctx.workdir / "support.tif")
     out = {"run": ctx.scenario, "delta_t": scenario_delta_t(ctx.config, ctx.scenario),
            "changes": {k: v.model_dump(mode="json", exclude_none=True)
                        for k, v in sorted(ctx.covariate_changes.items())}, **app.as_dict()}
@@ -565,6 +573,8 @@ def _report_run(ctx: StepContext):
         or (base["kinematics"].output("kinematics") if "kinematics" in base else None),
         activity_column=ctx.config.labels.activity_column,
         mask=ctx.config.inputs.mask,
+        applicability=base["predict"].outputs.get("applicability") if "predict" in base
+        else None,
     )
     _rewrite_portable(ctx.workdir / "report.json", ctx.config)
     return {"html": "report.html", "json": "report.json"}, {"scenarios": sorted(scen),

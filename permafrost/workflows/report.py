@@ -137,6 +137,7 @@ def report_from_files(
     kinematics=None,
     activity_column: str | None = "activity",
     mask=None,
+    applicability=None,
     max_size: int = 800,
 ) -> dict:
     """Read what the other steps wrote, render the report and write HTML (+ JSON).
@@ -179,6 +180,9 @@ def report_from_files(
         InSAR activity).
     mask : path-like, optional
         The mask polygons (glaciers, lakes) of the run, hatched on the maps.
+    applicability : path-like, optional
+        The baseline run's ``applicability.json``: its label support (counts per surface
+        class and covariate decile, unsupported shares) and warnings.
     max_size : int
         Longest side of map previews [pixels].
 
@@ -249,6 +253,8 @@ def report_from_files(
                        "label": gdf["label"].astype(int).tolist(),
                        "source": (gdf["source"].astype(str).tolist() if "source" in gdf.columns
                                   else None)}
+    if applicability:
+        b["applicability"] = read_json(applicability)
     if scenarios:
         b["scenarios"] = {n: read_json(p) for n, p in scenarios.items()}
     if scenario_changes:
