@@ -157,6 +157,8 @@ class TrainOptions(_Strict):
     model: Literal["xgboost", "logistic", "rf"] = "xgboost"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     folds: int = Field(5, ge=2, le=20)
+    #: CV block side [m]; None ("auto"): the larger of the label variogram's range and the
+    #: covariates' median autocorrelation range (permafrost.cv.default_block_size)
     block_size_m: float | None = Field(None, gt=0)
     calibration: Literal["isotonic", "sigmoid"] = CALIBRATION
     n_estimators: int = Field(300, ge=1)
@@ -198,7 +200,8 @@ class ValidateOptions(_Strict):
     #: 0 trains on all of them (then give `inputs.validation_boreholes`)
     holdout_fraction: float = Field(0.25, ge=0.0, lt=1.0)
     #: side of the held-out blocks [m]; default (None): the spatial-CV block size
-    #: (train.block_size_m, else the label variogram's range); a smaller value is an error
+    #: (train.block_size_m, else the larger of the label and covariate autocorrelation
+    #: ranges, permafrost.cv.default_block_size); a smaller value is an error
     holdout_block_m: float | None = Field(None, gt=0)
     #: percentile bootstrap of every held-out metric: resamples and confidence level
     bootstrap_resamples: int = Field(BOOTSTRAP_RESAMPLES, ge=1000)

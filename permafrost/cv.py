@@ -379,8 +379,8 @@ def default_block_size(x, y, label, *, seed: int = 0,
         bounded += (f", shrunk to {_km(shrunk)} so that at least {min_blocks} blocks hold "
                     "labels")
         size = shrunk
-    return size, (f"larger of the label and covariate autocorrelation ranges ({both}): the "
-                  f"{which} range{bounded}")
+    return size, (f"larger of the label and covariate autocorrelation (variogram) ranges "
+                  f"({both}): the {which} range{bounded}")
 
 
 def _km(v: float | None) -> str:

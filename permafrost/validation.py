@@ -594,8 +594,9 @@ class ValidationResult:
 
     def as_dict(self) -> dict:
         """The JSON-ready result: the content of ``validation.json``."""
-        out: dict = {"meta": self.meta, "warnings": self.warnings}
-        if self.transfer is not None:
+        out: dict = {"meta": self.meta}
+        if self.transfer is not None:  # the warnings first: what the user must see
+            out["warnings"] = self.warnings
             out["transfer"] = self.transfer
         if self.boreholes is not None:
             out["boreholes"] = self.boreholes
