@@ -317,11 +317,12 @@ def covariate_ranges(covariates, names=None, *, n_cells: int = 2000, seed: int =
         r = variogram_range(mx, my, vals[sel], max_points=int(n_cells), seed=seed, model=model)
         ranges[name] = None if r is None else float(r)
     fitted = [r for r in ranges.values() if r is not None]
+    article = "an" if model[0] in "aeiou" else "a"
     return {"ranges_m": ranges, "median_m": float(np.median(fitted)) if fitted else None,
             "largest_m": float(max(fitted)) if fitted else None, "model": model,
             "n_cells": int(n_cells), "skipped": skipped,
-            "rule": f"median over the covariates of the effective range of a{'n' if model[0] == 'e' else ''} "
-                    f"{model} variogram fitted to {int(n_cells)} random cells each (blockCV "
+            "rule": f"median over the covariates of the effective range of {article} {model} "
+                    f"variogram fitted to {int(n_cells)} random cells each (blockCV "
                     "cv_spatial_autocor; Valavi et al. 2019); covariates without a sill left out"}
 
 

@@ -793,10 +793,10 @@ def _transfer_tables(tr: Mapping) -> str:
         cov = ac.get("covariates") or {}
         per = ", ".join(f"{k} {_num(v / 1000, 2) if v is not None else 'no sill'}"
                         for k, v in (cov.get("ranges_m") or {}).items())
-        lab = ac.get("label_range_m")
+        lab, med = ac.get("label_range_m"), ac.get("covariate_range_m")
         out.append(f"<p class='note'>Ranges of spatial autocorrelation: labels "
                    f"{_e(_num(lab / 1000, 2) if lab is not None else 'none')} km; covariates "
-                   f"(median) {_e(_num(ac['covariate_range_m'] / 1000, 2) if ac.get('covariate_range_m') is not None else 'none')} km "
+                   f"(median) {_e(_num(med / 1000, 2) if med is not None else 'none')} km "
                    f"({_e(per)} km). CV block "
                    f"{_e(_num((tr.get('block_size_m') or 0) / 1000, 2))} km: "
                    f"{_e(tr.get('block_size_rule') or '')}.</p>")

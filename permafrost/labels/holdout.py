@@ -275,7 +275,8 @@ def holdout_block_size(points: gpd.GeoDataFrame, *, cv_block_m: float | None = N
     The CV block size is the one :func:`permafrost.models.train_model` would use: the
     value given, else :func:`permafrost.cv.default_block_size` on all label points (the
     larger of the label variogram's range and ``covariate_range_m``, the covariates' range
-    of autocorrelation from :func:`permafrost.cv.covariate_ranges`).  Held-out blocks smaller than that would sit
+    of autocorrelation from :func:`permafrost.cv.covariate_ranges`).  Held-out blocks
+    smaller than that would sit
     within the autocorrelation range of the training points around them and make the
     validation optimistic (Roberts et al. 2017), so a smaller ``holdout_block_m`` is an
     error.
