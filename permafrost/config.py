@@ -187,6 +187,8 @@ class TrainOptions(_Strict):
     model: Literal["xgboost", "logistic", "rf"] = "xgboost"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     folds: int = bound("folds").field(5)
+    #: CV block side [m]; None ("auto"): the larger of the label variogram's range and the
+    #: covariates' median autocorrelation range (permafrost.cv.default_block_size)
     block_size_m: float | None = bound("block_size").field(None)
     calibration: Literal["isotonic", "sigmoid"] = CALIBRATION
     n_estimators: int = bound("n_estimators").field(300)
@@ -228,7 +230,8 @@ class ValidateOptions(_Strict):
     #: 0 trains on all of them (then give `inputs.validation_boreholes`)
     holdout_fraction: float = bound("holdout_fraction").field(0.25)
     #: side of the held-out blocks [m]; default (None): the spatial-CV block size
-    #: (train.block_size_m, else the label variogram's range); a smaller value is an error
+    #: (train.block_size_m, else the larger of the label and covariate autocorrelation
+    #: ranges, permafrost.cv.default_block_size); a smaller value is an error
     holdout_block_m: float | None = bound("holdout_block_m").field(None)
     #: percentile bootstrap of every held-out metric: resamples and confidence level
     bootstrap_resamples: int = bound("bootstrap_resamples").field(BOOTSTRAP_RESAMPLES)

@@ -15,14 +15,27 @@ and overstate skill (Roberts et al. 2017).  Spatial block CV assigns square bloc
 side ``block_size`` to folds; every point of one group (e.g. one rock glacier) lands in
 one fold, because a group straddling block edges is moved whole into one block.
 
-Default block size: the practical range of an exponential model fitted to the
-empirical semivariogram of the label indicator (Matheron 1963; Cressie 1993) -- beyond
-that distance labels are no longer correlated, so blocks that wide keep test points
-independent of the training points (Roberts et al. 2017; Valavi et al. 2019 ``blockCV``
-uses the same rule on covariates).  The label indicator includes the large-scale trend
-of the covariates, so this range is an upper (conservative) estimate.  When no range can
-be fitted (too few points, a flat or monotone variogram) the documented fallback is one
-tenth of the longer side of the points' bounding box.
+Default block size (``block_size`` "auto", i.e. none given): the *larger* of two ranges of
+spatial autocorrelation (:func:`default_block_size`),
+
+* the **covariate range**: the median, over the numeric covariates, of the effective
+  range of a variogram model fitted to each covariate on a bounded random sample of its
+  valid cells (:func:`covariate_ranges`) -- the rule of ``blockCV``'s
+  ``cv_spatial_autocor`` (Valavi et al. 2019), which takes the median of the per-layer
+  ranges.  Test points closer than this to training points share their covariate values'
+  neighbourhood, so a model that interpolates in covariate space is not tested on new
+  ground (Roberts et al. 2017, "Blocking");
+* the **label range**: the practical range of an exponential model fitted to the empirical
+  semivariogram of the 0/1 label indicator (Matheron 1963; Cressie 1993).  Labels cluster
+  (rock glacier points, borehole sites), and blocks narrower than this put near-copies of
+  a test point in the training set.
+
+Blocks no smaller than either keep test points independent of the training points in
+both senses.  A covariate whose variogram reaches no sill within half the sample's extent
+(a regional trend, e.g. elevation across a range) gives no range and is left out of the
+median (the ranges of every covariate are reported).  The block side is bounded to
+[1/100, 1/2] of the longer side of the labels' bounding box (so that folds exist); when
+no range at all can be fitted the documented fallback is one tenth of that side.
 
 References
 ----------
@@ -53,6 +66,7 @@ __all__ = [
     "metric_crs",
     "metric_xy",
     "variogram_range",
+    "covariate_ranges",
     "default_block_size",
     "block_index",
     "block_ids",
@@ -145,9 +159,26 @@ def _exp_model(h, nugget, psill, a):
     return nugget + psill * (1.0 - np.exp(-h / a))
 
 
+def _sph_model(h, nugget, psill, a):
+    r = np.minimum(np.asarray(h, float) / a, 1.0)
+    return nugget + psill * (1.5 * r - 0.5 * r ** 3)
+
+
+#: variogram models: (function, effective range from the fitted range parameter)
+_MODELS = {"exponential": (_exp_model, 3.0),  # practical range 3a: 95 % of the sill
+           "spherical": (_sph_model, 1.0)}    # the sill is reached at a
+
+
 def variogram_range(x, y, v, *, max_points: int = 2000, n_lags: int = 15,
-                    seed: int = 0) -> float | None:
-    """Practical range of an exponential model fitted to the empirical semivariogram.
+                    seed: int = 0, model: str = "exponential") -> float | None:
+    """Effective range of a variogram model fitted to the empirical semivariogram.
+
+    Matheron's estimator in ``n_lags`` equal distance bins up to half the largest pair
+    distance (bins with fewer than 30 pairs dropped), and a weighted least-squares fit
+    (weights: the pair counts, the
+    simplest form of Cressie's 1985 weights) of an exponential model
+    ``c0 + c (1 - exp(-h / a))`` (effective range ``3 a``, where it reaches 95 % of its
+    sill) or a spherical model (effective range ``a``, where it reaches its sill).
 
     Parameters
     ----------
@@ -161,17 +192,26 @@ def variogram_range(x, y, v, *, max_points: int = 2000, n_lags: int = 15,
         Number of distance bins up to half the maximum pair distance.
     seed : int
         Seed of the subsample.
+    model : {"exponential", "spherical"}
+        Variogram model.
 
     Returns
     -------
     float or None
-        Practical range ``3 a`` [m] (distance at which the model reaches 95 % of its
-        sill), or ``None`` when no range can be fitted.
+        Effective range [m] (``3 a`` exponential, ``a`` spherical), or ``None`` when no
+        range can be fitted (fewer than 30 points, constant values, fewer than 4 bins, or
+        no sill reached within the data).
 
     References
     ----------
-    Cressie (1993), Sect. 2.4 (Matheron's estimator) and 2.6 (exponential model).
+    Cressie (1993), Sect. 2.4 (Matheron's estimator) and 2.6 (exponential and spherical
+    models).  Cressie, N. (1985). Fitting variogram models by weighted least squares.
+    Math. Geol. 17, 563-586.
     """
+    if model not in _MODELS:
+        raise DataError(f"unknown variogram model {model!r}", field="model",
+                        fix=f"use one of {sorted(_MODELS)}")
+    fun, factor = _MODELS[model]
     x, y, v = (np.asarray(a, dtype=np.float64) for a in (x, y, v))
     n = len(v)
     if n < 30 or np.nanvar(v) == 0:
@@ -199,20 +239,103 @@ def variogram_range(x, y, v, *, max_points: int = 2000, n_lags: int = 15,
     sill0 = float(np.var(v))
     try:
         popt, _ = curve_fit(
-            _exp_model, h, gam, p0=[0.0, sill0, hmax / 6.0],
+            fun, h, gam, p0=[0.0, sill0, hmax / 6.0],
             bounds=([0.0, 1e-12, hmax / 1000.0], [sill0 * 2 + 1e-9, sill0 * 4 + 1e-9, hmax * 10]),
             sigma=1.0 / np.sqrt(cnt[ok]), maxfev=5000,
         )
     except (RuntimeError, ValueError):
         return None
-    rng_m = 3.0 * float(popt[2])
+    rng_m = factor * float(popt[2])
     if not np.isfinite(rng_m) or rng_m >= 2 * hmax:  # no sill reached within the data
         return None
     return rng_m
 
 
-def default_block_size(x, y, label, *, seed: int = 0) -> tuple[float, str]:
+def covariate_ranges(covariates, names=None, *, n_cells: int = 2000, seed: int = 0,
+                     model: str = "exponential") -> dict:
+    """Range of spatial autocorrelation of each covariate, and their median (``blockCV``).
+
+    For each numeric covariate, ``n_cells`` valid cells are drawn at random (seeded; a
+    bounded sample, as ``blockCV``'s ``cv_spatial_autocor`` samples its rasters), their
+    centres put in the metric frame (:func:`metric_xy`) and :func:`variogram_range` fitted
+    to their values.  Categorical covariates (``attrs["kind"] == "categorical"``) are
+    skipped: a class code has no variogram.  The summary is the median of the ranges that
+    could be fitted (Valavi et al. 2019 take the median over layers).
+
+    Parameters
+    ----------
+    covariates : xarray.Dataset
+        Covariates on one grid (2-D ``y``, ``x`` variables) with a CRS.
+    names : list of str, optional
+        Variables to use (default: all).
+    n_cells : int
+        Cells sampled per covariate [-] (bounds the O(n^2) pair count).
+    seed : int
+        Seed of the cell sample.
+    model : {"exponential", "spherical"}
+        Variogram model (:func:`variogram_range`).
+
+    Returns
+    -------
+    dict
+        ``ranges_m`` ({name: effective range [m] or None}), ``median_m`` (median of the
+        fitted ranges [m], None when none could be fitted), ``largest_m``, ``model``,
+        ``n_cells``, ``skipped`` (categorical covariates) and ``rule``.
+
+    References
+    ----------
+    Valavi et al. (2019), ``cv_spatial_autocor``; Roberts et al. (2017); Cressie (1993).
+    """
+    names = [str(v) for v in covariates.data_vars] if names is None else list(names)
+    crs = covariates.rio.crs
+    rng = np.random.default_rng(seed)
+    ranges: dict = {}
+    skipped = []
+    for name in names:
+        da = covariates[name]
+        if str(da.attrs.get("kind", "")).lower() == "categorical":
+            skipped.append(name)
+            continue
+        ny, nx = da.shape[-2], da.shape[-1]
+        take = min(ny * nx, 4 * int(n_cells))
+        flat = rng.choice(ny * nx, take, replace=False)  # random order: any prefix is random
+        rows, cols = flat // nx, flat % nx
+        data = da.data
+        vals = (np.asarray(data.vindex[rows, cols].compute()) if hasattr(data, "vindex")
+                else np.asarray(data)[rows, cols]).astype(np.float64)
+        ok = np.isfinite(vals)
+        nod = da.rio.nodata if hasattr(da, "rio") else None
+        if nod is not None and np.isfinite(nod):
+            ok &= vals != nod
+        sel = np.flatnonzero(ok)[: int(n_cells)]
+        if sel.size < 30:
+            ranges[name] = None
+            continue
+        xs = np.asarray(da["x"].values, float)[cols[sel]]
+        ys = np.asarray(da["y"].values, float)[rows[sel]]
+        mx, my = metric_xy(xs, ys, crs)
+        r = variogram_range(mx, my, vals[sel], max_points=int(n_cells), seed=seed, model=model)
+        ranges[name] = None if r is None else float(r)
+    fitted = [r for r in ranges.values() if r is not None]
+    article = "an" if model[0] in "aeiou" else "a"
+    return {"ranges_m": ranges, "median_m": float(np.median(fitted)) if fitted else None,
+            "largest_m": float(max(fitted)) if fitted else None, "model": model,
+            "n_cells": int(n_cells), "skipped": skipped,
+            "rule": f"median over the covariates of the effective range of {article} {model} "
+                    f"variogram fitted to {int(n_cells)} random cells each (blockCV "
+                    "cv_spatial_autocor; Valavi et al. 2019); covariates without a sill left out"}
+
+
+def default_block_size(x, y, label, *, seed: int = 0,
+                       covariate_range_m: float | None = None,
+                       min_blocks: int = 10) -> tuple[float, str]:
     """Default block side [m] and the rule that chose it (see module docstring).
+
+    The block side is the larger of the label variogram's range (:func:`variogram_range`
+    on ``label``) and ``covariate_range_m`` (:func:`covariate_ranges`' median), bounded to
+    [1/100, 1/2] of the longer side of the points' bounding box; without either, one tenth
+    of that side.  Where fewer than ``min_blocks`` blocks would hold points (too few for
+    the folds), the side is shrunk by factors of 0.8 until they do, and the rule says so.
 
     Parameters
     ----------
@@ -222,11 +345,15 @@ def default_block_size(x, y, label, *, seed: int = 0) -> tuple[float, str]:
         Labels [-].
     seed : int
         Seed for the variogram subsample.
+    covariate_range_m : float, optional
+        Range of spatial autocorrelation of the covariates [m] (median over covariates).
+    min_blocks : int
+        Fewest blocks holding points [-] (default 10: two per fold of a 5-fold CV).
 
     Returns
     -------
     (float, str)
-        Block size [m] and a short description of the rule used.
+        Block size [m] and a short description of the rule used (naming both ranges).
 
     References
     ----------
@@ -235,11 +362,30 @@ def default_block_size(x, y, label, *, seed: int = 0) -> tuple[float, str]:
     x = np.asarray(x, float)
     y = np.asarray(y, float)
     extent = max(np.ptp(x), np.ptp(y), 1.0)
-    r = variogram_range(x, y, label, seed=seed)
-    if r is not None:
-        r = float(min(max(r, extent / 100.0), extent / 2.0))
-        return r, "practical range of the label variogram (exponential model)"
-    return extent / 10.0, "fallback: 1/10 of the longer side of the labels' bounding box"
+    r_lab = variogram_range(x, y, label, seed=seed)
+    r_cov = None if covariate_range_m is None else float(covariate_range_m)
+    both = f"label range {_km(r_lab)}, covariate range {_km(r_cov)}"
+    found = [r for r in (r_lab, r_cov) if r is not None]
+    if not found:
+        return extent / 10.0, ("fallback: 1/10 of the longer side of the labels' bounding box "
+                               f"(no autocorrelation range could be fitted: {both})")
+    r = max(found)
+    which = ("covariate" if r_cov is not None and r == r_cov else "label")
+    size = float(min(max(r, extent / 100.0), extent / 2.0))
+    bounded = "" if size == r else f", bounded to {_km(size)} (1/100 to 1/2 of the extent)"
+    shrunk = size
+    while len(np.unique(block_ids(x, y, shrunk))) < min_blocks and shrunk > extent / 100.0:
+        shrunk *= 0.8
+    if shrunk != size:
+        bounded += (f", shrunk to {_km(shrunk)} so that at least {min_blocks} blocks hold "
+                    "labels")
+        size = shrunk
+    return size, (f"larger of the label and covariate autocorrelation (variogram) ranges "
+                  f"({both}): the {which} range{bounded}")
+
+
+def _km(v: float | None) -> str:
+    return "none" if v is None else f"{v / 1000:.2f} km"
 
 
 def block_index(x, y, block_size: float) -> tuple[np.ndarray, np.ndarray]:

@@ -66,19 +66,23 @@ from permafrost.checks import expects
 from permafrost.covariates import extract_at_points, grid_metadata
 from permafrost.cv import (
     block_ids,
+    covariate_ranges,
     default_block_size,
     make_folds,
     merge_groups,
     metric_xy,
+    site_ids,
     summarise_folds,
+    variogram_range,
 )
-from permafrost.defaults import CALIBRATION
+from permafrost.defaults import CALIBRATION, SITE_M
 from permafrost.errors import DataError, ModelError
 from permafrost.metrics import binary_metrics, reliability_curve
 from permafrost.options import check_options
 from permafrost.provenance import versions
 from permafrost.proxies import covariate_dependence
 from permafrost.pzi_model import BoosterPredictor, LinearPredictor, PZIModel, hash_training_data
+from permafrost.transfer import evidence_sources, leave_one_source_out, skill_by_source
 
 __all__ = [
     "MODEL_KINDS",
@@ -447,6 +451,12 @@ class TrainReport:
     calibration: str
     threshold: float
     seconds: dict = field(default_factory=dict)
+    #: ranges of spatial autocorrelation behind the block size (cv.default_block_size)
+    autocorrelation: dict = field(default_factory=dict)
+    #: out-of-fold skill per evidence source, with bootstrap intervals (transfer.skill_by_source)
+    per_source: dict = field(default_factory=dict)
+    #: train on all sources but one, score that one (transfer.leave_one_source_out)
+    leave_one_source_out: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
         """Plain dict (for JSON)."""
@@ -553,8 +563,11 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
     folds : int
         Number of CV folds.
     block_size : float, optional
-        Side of the spatial CV blocks [m]; default from the label variogram
-        (:func:`permafrost.cv.default_block_size`).
+        Side of the spatial CV blocks [m]; default ("auto"): the larger of the label
+        variogram's range and the covariates' median range of autocorrelation
+        (:func:`permafrost.cv.default_block_size`, :func:`permafrost.cv.covariate_ranges`).
+        Both ranges are recorded in the report and the metadata (``cv.autocorrelation``)
+        whichever block size is used.
     block_size_rule : str, optional
         How a given ``block_size`` was chosen (recorded in the metadata; default "given").
     calibration : {"isotonic", "sigmoid", "none"}
@@ -661,8 +674,19 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
 
     geom = sub.geometry
     mx, my = metric_xy(geom.x.to_numpy(), geom.y.to_numpy(), sub.crs)
+    cov_ranges = covariate_ranges(covariates_ds, names, seed=seed)
+    label_range = variogram_range(mx, my, y, seed=seed)
+    autocorrelation = {
+        "label_range_m": label_range,
+        "label_rule": "effective range (3a) of an exponential variogram of the 0/1 labels",
+        "covariate_range_m": cov_ranges["median_m"], "covariates": cov_ranges,
+        "block_rule": "auto: the larger of the label and covariate ranges, bounded to 1/100-1/2 "
+                      "of the labels' extent (permafrost.cv.default_block_size; Roberts et al. "
+                      "2017; Valavi et al. 2019)"}
     if block_size is None:
-        bsize, rule = default_block_size(mx, my, y, seed=seed)
+        bsize, rule = default_block_size(mx, my, y, seed=seed,
+                                         covariate_range_m=cov_ranges["median_m"],
+                                         min_blocks=2 * folds)
     else:
         bsize, rule = float(block_size), block_size_rule or "given"
     groups = None
@@ -700,6 +724,18 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
 
     oof = binary_metrics(y, cal, sample_weight=w, threshold=threshold, curves=False)
     oof_raw = binary_metrics(y, raw, sample_weight=w, threshold=threshold, curves=False)
+    # transfer: skill per evidence source (out of fold) and leave-one-source-out
+    sources = evidence_sources(sub)
+    sites = site_ids(mx, my, SITE_M)
+    per_source = skill_by_source(y, cal, sources, sites=sites, threshold=threshold, seed=seed)
+
+    def fit_predict(tr, te):
+        est = factory().fit(pd.DataFrame(X[tr], columns=names), y[tr], sample_weight=w[tr])
+        return est.raw_predictor().predict(X[te], device="cpu")
+
+    loso = leave_one_source_out(fit_predict, y, sources, sites=sites, threshold=threshold,
+                                seed=seed)
+    t5 = time.perf_counter()
     report = TrainReport(
         model=model, device=device_used, device_reason=device_reason, n_labels_in=n_in,
         n_labels_used=int(len(y)), n_positive=npos, n_negative=nneg, dropped=dropped,
@@ -711,7 +747,8 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
         reliability_raw=reliability_curve(y, raw, sample_weight=w),
         importance=importance, calibration=calibration, threshold=threshold,
         seconds={"extract_and_folds": t1 - t0, "spatial_cv": t2 - t1, "random_cv": t3 - t2,
-                 "final_fit": t4 - t3, "total": t4 - t0},
+                 "final_fit": t4 - t3, "transfer": t5 - t4, "total": t5 - t0},
+        autocorrelation=autocorrelation, per_source=per_source, leave_one_source_out=loso,
     )
     hp = {k: v for k, v in final.get_params().items() if k != "device"}
     metadata = {
@@ -731,7 +768,18 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
                "threshold": threshold, "spatial": {"per_fold": sp_folds,
                                                    "summary": report.spatial_summary},
                "random": {"per_fold": rd_folds, "summary": report.random_summary},
-               "oof_calibrated": oof, "oof_raw": oof_raw},
+               "oof_calibrated": oof, "oof_raw": oof_raw,
+               "autocorrelation": autocorrelation,
+               "per_source": {"scores": per_source,
+                              "rule": "out-of-fold calibrated predictions scored per evidence "
+                                      "source; percentile bootstrap intervals resampled by "
+                                      f"site ({SITE_M:.0f} m)"},
+               "leave_one_source_out": {
+                   "runs": loso,
+                   "rule": "each source predicted by a model (same estimator and "
+                           "hyper-parameters) trained on the other sources only, scored with "
+                           "its uncalibrated probabilities (the AUC is unchanged by a monotone "
+                           "calibration); percentile bootstrap intervals by site"}},
         "pzi_meaning": (
             "calibrated probability of permafrost given the covariates, at the labels' "
             f"weighted prevalence {label_prevalence:.3f} (labels taken to sample places, "

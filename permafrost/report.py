@@ -751,6 +751,67 @@ def _cv_tables(model: Mapping) -> str:
     return "\n".join(out)
 
 
+def _ci_cell(e: Mapping, m: str = "auc") -> _Raw:
+    """A metric and its bootstrap interval, e.g. ``0.51 [0.31, 0.69]``."""
+    iv = (e.get("ci") or {}).get(m) or {}
+    if e.get(m) is None:
+        return _txt("-")
+    if iv.get("low") is None:
+        return _f(e[m], 2)
+    return _Raw(f"{_num(e[m], 2)} [{_num(iv['low'], 2)}, {_num(iv['high'], 2)}]")
+
+
+def _transfer_tables(tr: Mapping) -> str:
+    """Skill per evidence source, leave-one-source-out, and the CV block's ranges
+    (validation.json ``transfer``, :mod:`permafrost.transfer`)."""
+    out = []
+    rows = []
+    for where, scores in (("spatial CV (out of fold)", tr.get("cv_by_source") or {}),
+                          ("held-out", tr.get("heldout_by_source") or {})):
+        for s, e in scores.items():
+            rows.append([_txt(where), _txt(s), _count(e.get("n")), _count(e.get("n_pos")),
+                         _count(e.get("n_neg")), _ci_cell(e, "auc"),
+                         _ci_cell(e, "balanced_accuracy")])
+    if rows:
+        out.append(_table(["Scored on", "Evidence source", "Labels", "Permafrost",
+                           "No permafrost", "AUC [-] [95 % CI]",
+                           "Balanced accuracy [-] [95 % CI]"], rows, left=2,
+                          caption="Skill per evidence source, with percentile bootstrap "
+                                  "intervals resampled by site."))
+    loso = tr.get("leave_one_source_out") or []
+    if loso:
+        rows = [[_txt(" + ".join(r.get("trained_on") or [])), _txt(r["held_out"]),
+                 _count(r.get("n_train")), _count(r.get("n_test")),
+                 _txt(r["skipped"]) if "skipped" in r else _ci_cell(r, "auc")] for r in loso]
+        out.append(_table(["Trained on", "Scored on", "Training labels", "Scored labels",
+                           "AUC [-] [95 % CI]"], rows, left=2,
+                          caption="Leave-one-source-out: each evidence source predicted by a "
+                                  "model trained on the other sources only. An AUC near 0.5 "
+                                  "means what one source teaches does not transfer to the "
+                                  "ground the other samples."))
+    ac = tr.get("autocorrelation") or {}
+    if ac:
+        cov = ac.get("covariates") or {}
+        per = ", ".join(f"{k} {_num(v / 1000, 2) if v is not None else 'no sill'}"
+                        for k, v in (cov.get("ranges_m") or {}).items())
+        lab, med = ac.get("label_range_m"), ac.get("covariate_range_m")
+        out.append(f"<p class='note'>Ranges of spatial autocorrelation: labels "
+                   f"{_e(_num(lab / 1000, 2) if lab is not None else 'none')} km; covariates "
+                   f"(median) {_e(_num(med / 1000, 2) if med is not None else 'none')} km "
+                   f"({_e(per)} km). CV block "
+                   f"{_e(_num((tr.get('block_size_m') or 0) / 1000, 2))} km: "
+                   f"{_e(tr.get('block_size_rule') or '')}.</p>")
+    if tr.get("rule"):
+        out.append(f"<p class='note'>Warning rule: {_e(tr['rule'])}.</p>")
+    return "\n".join(out)
+
+
+def _top_warnings(val: Mapping) -> str:
+    """The validation's warnings, shown at the top of the report."""
+    ws = val.get("warnings") or []
+    return "".join(f"<div class='warn'><b>Warning:</b> {_e(w)}</div>" for w in ws)
+
+
 def _class_names(p: Mapping) -> dict[str, str]:
     """Name of each class code of a categorical prior (its own names, else its role)."""
     names = {str(k): str(v) for k, v in (p.get("class_names") or {}).items()}
@@ -1256,12 +1317,15 @@ def render_report(bundle: Mapping) -> str:
     if (bundle.get("applicability") or {}).get("support"):
         add("Representativeness", _support_section(bundle["applicability"]))
     add("Validation", _validation_tables(val) if val else "")
+    if val.get("transfer"):  # validated with the model (validate --model, or a pipeline)
+        add("Transfer", _transfer_tables(val["transfer"]))
     add("Agreement maps", "\n".join(_agreement_map(n, m, maps)
                                     for n, m in (maps.get("agreement") or {}).items()))
     add("Scenarios", _scenarios_section(bundle))
     add("Provenance", _provenance(bundle["provenance"]) if bundle.get("provenance") else "")
     toc = "".join(f"<li><a href='#{_slug(n)}'>{_e(n)}</a></li>" for n, _ in sec)
-    body = [f"<h1>{_e(title)}</h1>", f"<div>{_kpis(bundle)}</div>", _support_warnings(bundle)]
+    body = [f"<h1>{_e(title)}</h1>", _top_warnings(val), f"<div>{_kpis(bundle)}</div>",
+            _support_warnings(bundle)]
     if sec:
         body.append(f"<nav class='toc'><b>Contents</b><ol>{toc}</ol></nav>")
     body += [f"<section id='{_slug(n)}'><h2>{_e(n)}</h2>\n{b}</section>" for n, b in sec]

@@ -572,6 +572,10 @@ class ValidationResult:
     agreement : dict
         ``{prior name: agreement raster}`` on the PZI grid (lazy, uint8: 1 both, 2 model
         only, 3 prior only, 0 neither, 255 nodata); not part of :meth:`as_dict`.
+    transfer : dict or None
+        Does the held-out skill confirm the model's CV skill, per evidence source and
+        leave-one-source-out (:func:`permafrost.transfer.attach_transfer`); its
+        ``warnings`` are also the top-level ``warnings`` of :meth:`as_dict`.
     """
 
     meta: dict
@@ -579,10 +583,19 @@ class ValidationResult:
     pairwise: dict | None = None
     priors: list[dict] | None = None
     agreement: dict[str, xr.DataArray] = field(default_factory=dict, repr=False)
+    transfer: dict | None = None
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the user must see (the transfer check's warnings)."""
+        return list((self.transfer or {}).get("warnings") or [])
 
     def as_dict(self) -> dict:
         """The JSON-ready result: the content of ``validation.json``."""
         out: dict = {"meta": self.meta}
+        if self.transfer is not None:  # the warnings first: what the user must see
+            out["warnings"] = self.warnings
+            out["transfer"] = self.transfer
         if self.boreholes is not None:
             out["boreholes"] = self.boreholes
         if self.priors is not None:

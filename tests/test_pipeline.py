@@ -201,9 +201,12 @@ def test_holdout_leaves_no_label_of_any_source_in_training(tmp_path):
     (meta,) = (tmp_path / "out" / "steps" / "train").glob("*/model/metadata.json")
     held = json.loads(lab.read_text())["summary"]["holdout"]
     cv = json.loads(meta.read_text())["cv"]
-    # one blocking: the model's CV blocks are the hold-out's, from the label variogram
+    # one blocking: the model's CV blocks are the hold-out's, from the label and covariate
+    # variograms
     assert held["block_m"] >= held["cv_block_m"] == cv["block_size_m"]
     assert "variogram" in held["cv_block_rule"]
+    assert held["covariate_ranges"]["median_m"] is not None  # the covariates' range counts
+    assert "covariate range" in held["cv_block_rule"] and cv["autocorrelation"]["covariates"]
     d = lab.parent
     blocks = gpd.read_file(d / "holdout_blocks.gpkg")
     assert len(blocks) == held["blocks_held_out"] >= 1

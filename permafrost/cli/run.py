@@ -98,6 +98,10 @@ def _print_checks(res) -> None:
                       "-" if unsup is None else f"{100 * unsup:.1f} %",
                       "\n".join(summ.get("warnings") or []) or "none")
     console.print(table)
+    for sc, recs in res.scenarios.items():  # transfer: held-out skill vs CV skill
+        val = recs["validate"].summary if "validate" in recs else None
+        for w in (val or {}).get("warnings") or []:
+            console.print(f"[bold yellow]WARNING[/bold yellow] ({sc}, validation) {w}")
 
 
 def _print_plan(plan, output_dir: Path) -> None:

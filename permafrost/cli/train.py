@@ -19,8 +19,9 @@ def train_cmd(
     model: str = typer.Option("xgboost", "--model", help="xgboost | logistic | rf"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     block_size: float | None = typer.Option(None, "--block-size", callback=bounded("block_size"),
-                                            help="Spatial CV block side [m] (default: label "
-                                                 "variogram range)."),
+                                            help="Spatial CV block side [m] (default: the "
+                                                 "larger of the label and covariate "
+                                                 "variogram ranges)."),
     folds: int = typer.Option(5, "--folds", callback=bounded("folds"), help="Number of CV folds."),
     seed: int = typer.Option(0, "--seed", callback=bounded("seed"), help="Random seed."),
     calibration: str = typer.Option(CALIBRATION, "--calibration", help="isotonic | sigmoid | none"),
@@ -76,6 +77,14 @@ def train_cmd(
     for m in ("auc", "balanced_accuracy", "kappa", "brier"):
         t.add_row(m, _cell(r.spatial_summary.get(m)), _cell(r.random_summary.get(m)))
     console.print(t)
+    t = make_table(escape("Transfer: AUC [95 % CI] per evidence source"))
+    for c in ("source", "labels", "out of fold (spatial CV)", "trained on the other sources"):
+        t.add_column(c, justify="left" if c == "source" else "right")
+    loso = {e["held_out"]: e for e in r.leave_one_source_out}
+    for s, e in r.per_source.items():
+        o = loso.get(s, {})
+        t.add_row(s, str(e["n"]), _auc(e), "skipped" if "skipped" in o else _auc(o))
+    console.print(t)
     imp = r.importance["mean_abs_shap"]
     console.print("Mean |SHAP|: " + ", ".join(
         f"{k} {v:.3f}" for k, v in sorted(imp.items(), key=lambda kv: -kv[1])))
@@ -101,3 +110,13 @@ def _parse_monotone(items: list[str]) -> dict[str, int]:
                              fix="write FEATURE=-1 or FEATURE=1, e.g. maat=-1")
         out[name.strip()] = int(value)
     return out
+
+
+def _auc(e) -> str:
+    if not e or e.get("auc") is None:
+        return "-"
+    from rich.markup import escape
+
+    iv = (e.get("ci") or {}).get("auc") or {}
+    ci = f" [{iv['low']:.2f}, {iv['high']:.2f}]" if iv.get("low") is not None else ""
+    return escape(f"{e['auc']:.3f}{ci}")

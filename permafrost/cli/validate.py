@@ -44,6 +44,9 @@ def validate_cmd(
     seed: int = typer.Option(0, "--seed",
                              callback=bounded("seed"), help="Random seed of the bootstrap."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON, no table."),
+    model: Path | None = typer.Option(
+        None, "--model", help="Model directory that made the map: compares the held-out AUC "
+        "with its spatial-CV AUC and adds its per-source and leave-one-source-out skill."),
 ) -> None:
     """Borehole metrics side by side for the model and each prior; area agreement with priors."""
     from permafrost.io.boreholes import parse_column_options
@@ -56,7 +59,7 @@ def validate_cmd(
                               priors=specs, out_dir=out,
                               threshold=threshold, mask_path=mask, n_bins=n_bins,
                               bootstrap_resamples=bootstrap, ci_level=ci_level, site_m=site_m,
-                              seed=seed).as_dict()
+                              seed=seed, model_path=model).as_dict()
     if as_json:
         emit_json(res)
         return
@@ -81,6 +84,17 @@ def validate_cmd(
             f"missed {a['missed_km2']:,.2f} km2, excess {a['excess_km2']:,.2f} km2, "
             f"IoR {_fmt(a['intersection_over_reference'])}, "
             f"IoM {_fmt(a['intersection_over_model'])} (of {a['common_km2']:,.2f} km2 common)")
+    tr = res.get("transfer") or {}
+    for r in tr.get("leave_one_source_out") or []:
+        if "skipped" in r:
+            console.print(f"leave-one-source-out, {r['held_out']}: skipped ({r['skipped']})")
+        else:
+            iv = (r.get("ci") or {}).get("auc") or {}
+            ci = f" [{iv['low']:.2f}, {iv['high']:.2f}]" if iv.get("low") is not None else ""
+            console.print(f"leave-one-source-out: trained on {' + '.join(r['trained_on'])}, "
+                          f"{r['held_out']} AUC {_fmt(r.get('auc'))}{ci} (n={r['n_test']})")
+    for w in res.get("warnings") or []:
+        console.print(f"[bold yellow]WARNING[/bold yellow] {w}")
     console.print(f"wrote {out / 'validation.json'}")
 
 

@@ -268,12 +268,15 @@ def apply_holdout(labels: LabelSet, split: HoldOut) -> LabelSet:
 
 def holdout_block_size(points: gpd.GeoDataFrame, *, cv_block_m: float | None = None,
                        holdout_block_m: float | None = None,
-                       seed: int = 0) -> tuple[float, float, str]:
+                       seed: int = 0,
+                       covariate_range_m: float | None = None) -> tuple[float, float, str]:
     """Side of the hold-out blocks: the spatial-CV block size, or a larger one given.
 
     The CV block size is the one :func:`permafrost.models.train_model` would use: the
     value given, else :func:`permafrost.cv.default_block_size` on all label points (the
-    practical range of the label variogram).  Held-out blocks smaller than that would sit
+    larger of the label variogram's range and ``covariate_range_m``, the covariates' range
+    of autocorrelation from :func:`permafrost.cv.covariate_ranges`).  Held-out blocks
+    smaller than that would sit
     within the autocorrelation range of the training points around them and make the
     validation optimistic (Roberts et al. 2017), so a smaller ``holdout_block_m`` is an
     error.
@@ -288,6 +291,8 @@ def holdout_block_size(points: gpd.GeoDataFrame, *, cv_block_m: float | None = N
         Hold-out block side given by the user [m]; default: the CV block side.
     seed : int
         Seed of the variogram subsample.
+    covariate_range_m : float, optional
+        Median range of spatial autocorrelation of the covariates [m].
 
     Returns
     -------
@@ -303,7 +308,8 @@ def holdout_block_size(points: gpd.GeoDataFrame, *, cv_block_m: float | None = N
     else:
         mx, my = metric_xy(points.geometry.x.to_numpy(), points.geometry.y.to_numpy(),
                            points.crs)
-        cv_m, rule = default_block_size(mx, my, points["label"].to_numpy(), seed=seed)
+        cv_m, rule = default_block_size(mx, my, points["label"].to_numpy(), seed=seed,
+                                        covariate_range_m=covariate_range_m)
     if holdout_block_m is None:
         return float(cv_m), float(cv_m), rule
     if holdout_block_m < cv_m:

@@ -27,6 +27,7 @@ from permafrost.config import (
     pipeline_dir,
     scenario_delta_t,
 )
+from permafrost.cv import covariate_ranges
 from permafrost.defaults import CHUNK
 from permafrost.errors import DataError, format_message
 from permafrost.io._atomic import atomic_write_text
@@ -143,7 +144,10 @@ def _labels_inputs(cfg, ch):
     return {"inventories": list(inp.inventories), "boreholes": inp.boreholes,
             "borehole_columns": inp.borehole_columns.mapping(), "borehole_crs": inp.borehole_crs,
             "gtnp": inp.gtnp.model_dump() if inp.gtnp else None, "grid": _grid_raster(cfg),
-            "dem": inp.dem}
+            "dem": inp.dem,
+            # the hold-out's block size follows the covariates' autocorrelation range
+            "covariates": inp.covariates if _holds_out(cfg) and cfg.train.block_size_m is None
+            else None}
 
 
 def _labels_options(cfg, ch):
@@ -165,9 +169,14 @@ def _split_labels(cfg: PipelineConfig, labels, workdir: Path, seed: int):
     """
     src = cfg.inputs.boreholes
     table = read_presence_table(src, **_borehole_options(cfg, src))
+    cov = None
+    if cfg.train.block_size_m is None:  # "auto": the covariates' range counts too
+        stack = build_stack(cfg.inputs.covariates, chunks=CHUNK)
+        cov = covariate_ranges(stack, cfg.train.features, seed=seed)
     hold_m, cv_m, rule = holdout_block_size(labels.points, cv_block_m=cfg.train.block_size_m,
                                             holdout_block_m=cfg.validate_.holdout_block_m,
-                                            seed=seed)
+                                            seed=seed,
+                                            covariate_range_m=cov["median_m"] if cov else None)
     split = holdout_split(labels.points, candidates=table, seed=seed, block_m=hold_m,
                           fraction=cfg.validate_.holdout_fraction)
     hold = split.holdout
@@ -186,6 +195,7 @@ def _split_labels(cfg: PipelineConfig, labels, workdir: Path, seed: int):
     left = labels.points[~split.train]
     pres = pd.to_numeric(table["presence"], errors="coerce")[hold]
     info = {"block_m": hold_m, "cv_block_m": cv_m, "cv_block_rule": rule,
+            "covariate_ranges": cov,
             "blocks_held_out": len(split.blocks), "blocks_with_boreholes": split.n_candidate_blocks,
             "boreholes": int(hold.sum()), "boreholes_permafrost": int((pres == 1).sum()),
             "boreholes_no_permafrost": int((pres == 0).sum()),
@@ -504,7 +514,9 @@ def _validate_run(ctx: StepContext):
                               priors=priors, out_dir=ctx.workdir / "validation",
                               mask_path=inp.mask, seed=ctx.seed,
                               bootstrap_resamples=ctx.config.validate_.bootstrap_resamples,
-                              ci_level=ctx.config.validate_.ci_level)
+                              ci_level=ctx.config.validate_.ci_level,
+                              model_path=ctx.upstream["train"].output("model")
+                              if "train" in ctx.upstream else None)
     _rewrite_portable(ctx.workdir / "validation" / "validation.json", ctx.config)
     rows = (res.boreholes or {}).get("table") or []
     model_row = next((r for r in rows if r.get("kind") == "pzi"), {})
@@ -513,6 +525,8 @@ def _validate_run(ctx: StepContext):
     for k, iv in (model_row.get("ci") or {}).items():  # bootstrap intervals of the headline
         if k in ("auc", "balanced_accuracy", "kappa", "brier") and iv.get("low") is not None:
             summary[f"{k}_ci"] = [round(iv["low"], 4), round(iv["high"], 4)]
+    if res.warnings:  # transfer: held-out skill at chance or far below the CV skill
+        summary["warnings"] = res.warnings
     return {"validation": "validation/validation.json"}, json.loads(json.dumps(summary, default=str))
 
 
@@ -623,7 +637,8 @@ STEPS: list[StepSpec] = [
              _train_run),
     StepSpec("predict", ("train",), _predict_options, _predict_inputs, _predict_run),
     StepSpec("stats", ("predict",), _dump("stats"), _stats_inputs, _stats_run),
-    StepSpec("validate", ("labels", "predict"), _dump("validate_"), _validate_inputs, _validate_run,
+    StepSpec("validate", ("labels", "train", "predict"), _dump("validate_"), _validate_inputs,
+             _validate_run,
              enabled=_validate_enabled, present_only=True),
     StepSpec("report", ("stats",), _dump("report"), lambda c, ch: {"dem": c.inputs.dem},
              _report_run, enabled=lambda c: c.report.enabled, across_scenarios=True),

@@ -19,9 +19,10 @@ from permafrost.io.boreholes import read_presence_table
 from permafrost.io.guard import Output, check_outputs
 from permafrost.io.maps import read_aligned, read_mask
 from permafrost.io.rasters import read_raster, write_cog
-from permafrost.io.results import write_csv, write_json
+from permafrost.io.results import read_json, write_csv, write_json
 from permafrost.options import check_crs, check_options
 from permafrost.provenance import relative_path
+from permafrost.transfer import attach_transfer
 from permafrost.validation import (
     PriorSpec,
     ValidationResult,
@@ -57,8 +58,15 @@ def validate_from_files(
     ci_level: float = CI_LEVEL,
     seed: int = 0,
     site_m: float = SITE_M,
+    model_path=None,
 ) -> ValidationResult:
     """Validate a PZI raster against boreholes and prior maps; write JSON, CSV and rasters.
+
+    With the model (``model_path``), ``validation.json`` gets a ``transfer`` section and
+    top-level ``warnings``: the held-out AUC against the model's spatial-CV AUC, the
+    model's skill per evidence source and leave-one-source-out, and the ranges of
+    autocorrelation behind its CV blocks (:func:`permafrost.transfer.attach_transfer`).
+    Without it, the held-out AUC is still checked for chance.
 
     Parameters
     ----------
@@ -93,6 +101,8 @@ def validate_from_files(
     site_m : float
         Boreholes linked by neighbours closer than this form one site, the bootstrap's
         resampling unit [m] (:func:`permafrost.cv.site_ids`).
+    model_path : path-like, optional
+        The model directory (or its ``metadata.json``) that made the map.
 
     Returns
     -------
@@ -146,6 +156,14 @@ def validate_from_files(
                       threshold=threshold, n_bins=n_bins, block_rows=block_rows,
                       bootstrap_resamples=bootstrap_resamples, ci_level=ci_level, seed=seed,
                       site_m=site_m)
+    if result.boreholes is not None:
+        cv = None
+        if model_path is not None:
+            meta = Path(model_path)
+            meta = meta / "metadata.json" if meta.is_dir() else meta
+            cv = read_json(meta).get("cv")
+            result.meta["model"] = str(model_path)
+        attach_transfer(result, cv)
     # the paths as given (not as the readers normalised them)
     result.meta["pzi"] = str(pzi_path)
     if result.boreholes is not None:
