@@ -127,3 +127,31 @@ def test_falling_pzi_above_the_highest_label_is_flagged():
     assert falls_above([100, 300, 500], [0.9, 0.88, 0.80], 200.0) == [
         {"from_m": 300.0, "to_m": 500.0, "from_pzi": 0.88, "to_pzi": 0.80,
          "fall": pytest.approx(0.08)}]
+
+
+def test_profile_from_files_finds_the_highest_label_and_the_report_shows_it(tmp_path):
+    """The workflow: the highest label is the DEM at the labels; profile.json's warning goes
+    into the report (its own section and the top of the page)."""
+    import geopandas as gpd
+    import shapely
+
+    from factories import write_tif
+    from permafrost.report import render_report
+    from permafrost.workflows.stats import profile_from_files
+
+    tr, z, downslope = _cone()
+    pzi = np.clip((z - 3300.0) / 1100.0, 0, 1) - np.clip((z - 4400.0) / 600.0 * 0.15, 0, None)
+    write_tif(tmp_path / "pzi.tif", np.clip(pzi, 0, 1).astype("float32"), tr, crs=CRS)
+    write_tif(tmp_path / "dem.tif", z.astype("float32"), tr, crs=CRS)
+    # two labels: at the summit's foot and at row 150, col 200 (r = 50 cells, z = 4700 m)
+    pts = [shapely.Point(tr * (10.5, 10.5)), shapely.Point(tr * (200.5, 150.5))]
+    gpd.GeoDataFrame({"label": [0, 1]}, geometry=pts, crs=CRS).to_file(tmp_path / "lab.gpkg")
+    prof = profile_from_files(tmp_path / "pzi.tif", tmp_path / "dem.tif",
+                              labels_path=tmp_path / "lab.gpkg")
+    assert prof.meta["highest_label_m"] == pytest.approx(Z_TOP - GRADE * 50 * CELL, abs=1.0)
+    assert prof.warnings  # the PZI falls above 4400 m, and bands above 4700 m remain
+    html = render_report({"profile": prof.as_dict()})
+    assert "Elevation profile" in html and "Lower limit of permafrost" in html
+    top = html.index("<h1>")
+    assert html.index("falls with elevation above the highest label") < html.index(
+        "id='sec-elevation-profile'") and top < html.index("Warnings")

@@ -3,7 +3,7 @@
 The first figure the mountain-permafrost literature reports for a region is the *lower limit
 of permafrost*: the elevation above which permafrost is probable, given separately for
 north- and south-facing slopes because radiation shifts it by hundreds of metres (Haeberli
-1973, BTS; Lambiel & Reynard 2001; Boeckli et al. 2012, Fig. 6).  This module computes it from
+1973, BTS; Lambiel & Reynard 2001; Boeckli et al. 2012).  This module computes it from
 a PZI map and a DEM on the same grid:
 
 * **aspect classes** (downslope aspect from true north, :func:`permafrost.terrain.
@@ -242,20 +242,25 @@ class ElevationProfile:
 
     @property
     def warnings(self) -> list[str]:
-        """One sentence per class whose mean PZI falls with elevation above the highest label."""
-        out = []
-        for cls, falls in self.falls_above_labels.items():
-            if falls:
-                worst = max(falls, key=lambda f: f["fall"])
-                out.append(
-                    f"the mean PZI ({cls} cells) falls with elevation above the highest label "
-                    f"({self.meta['highest_label_m']:.0f} m): {worst['from_pzi']:.2f} at "
-                    f"{worst['from_m']:.0f} m to {worst['to_pzi']:.2f} at {worst['to_m']:.0f} m "
-                    f"({len(falls)} step(s) falling by more than {FALL_TOLERANCE:g}); the model "
-                    "extrapolates beyond its labels where air temperature keeps falling: use a "
-                    "model that extrapolates along MAAT (model = \"logistic\") or drop the "
-                    "covariates that pull it down (docs/method.md, \"Beyond the highest label\")")
-        return out
+        """One sentence where the mean PZI falls with elevation above the highest label: of
+        all cells if it falls there, else of the first aspect class where it does (the other
+        classes that fall are named)."""
+        falling = [c for c in ASPECT_CLASSES if self.falls_above_labels.get(c)]
+        if not falling:
+            return []
+        falls = self.falls_above_labels[falling[0]]
+        worst = max(falls, key=lambda f: f["fall"])
+        who = "all cells" if falling[0] == "all" else f"{falling[0]}-facing cells"
+        others = [c.replace("_", "/") for c in falling[1:]]
+        return [f"the mean PZI ({who}) falls with elevation above the highest label "
+                f"({self.meta['highest_label_m']:.0f} m): {worst['from_pzi']:.2f} at "
+                f"{worst['from_m']:.0f} m to {worst['to_pzi']:.2f} at {worst['to_m']:.0f} m "
+                f"(band centres; {len(falls)} step(s) falling by more than {FALL_TOLERANCE:g}"
+                + (f"; also on {', '.join(others)} cells" if others else "")
+                + "), although air temperature keeps falling there: the model extrapolates "
+                "beyond its labels. Use a model that extrapolates along MAAT (model = "
+                "\"logistic\") or drop the covariates that pull it down (docs/method.md, "
+                "\"Beyond the highest label\")"]
 
     def as_dict(self) -> dict:
         """The content of ``profile.json``."""
