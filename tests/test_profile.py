@@ -155,3 +155,35 @@ def test_profile_from_files_finds_the_highest_label_and_the_report_shows_it(tmp_
     top = html.index("<h1>")
     assert html.index("falls with elevation above the highest label") < html.index(
         "id='sec-elevation-profile'") and top < html.index("Warnings")
+
+
+def test_stats_command_writes_the_profile_and_warns(tmp_path):
+    import json
+
+    import geopandas as gpd
+    import shapely
+    from typer.testing import CliRunner
+
+    from factories import write_tif
+    from permafrost.cli import app
+
+    tr, z, downslope = _cone()
+    pzi = np.clip((z - 3300.0) / 1100.0, 0, 1) - np.clip((z - 4400.0) / 600.0 * 0.15, 0, None)
+    write_tif(tmp_path / "pzi.tif", np.clip(pzi, 0, 1).astype("float32"), tr, crs=CRS)
+    write_tif(tmp_path / "dem.tif", z.astype("float32"), tr, crs=CRS)
+    gpd.GeoDataFrame({"label": [1]}, geometry=[shapely.Point(tr * (200.5, 150.5))],
+                     crs=CRS).to_file(tmp_path / "lab.gpkg")
+    out = tmp_path / "profile.json"
+    res = CliRunner().invoke(app, ["stats", str(tmp_path / "pzi.tif"), "--dem",
+                                   str(tmp_path / "dem.tif"), "--out-profile", str(out),
+                                   "--labels", str(tmp_path / "lab.gpkg")])
+    assert res.exit_code == 0, res.output
+    assert "Lower limit of permafrost (PZI = 0.5): all " in res.output
+    assert "falls with elevation above the highest label" in " ".join(res.output.split())
+    prof = json.loads(out.read_text())
+    # the synthetic PZI is 0.5 at z = 3300 + 550 = 3850 m on every aspect
+    assert prof["lower_limits"]["all"]["elevation_m"] == pytest.approx(3850.0, abs=50.0)
+    assert prof["warnings"]
+    bad = CliRunner().invoke(app, ["stats", str(tmp_path / "pzi.tif"), "--out-profile",
+                                   str(out)])
+    assert bad.exit_code != 0 and "--dem" in bad.output
