@@ -81,6 +81,8 @@ def test_demo_baseline_pzi_does_not_fall_with_elevation_above_the_highest_label(
              if means[i - 1] - means[i] > 0.02]
     assert falls == [], (top, falls)
     assert prof["warnings"] == [] and "falls with elevation" not in result.stdout
+    assert stats["meta"]["profile"]["warnings"] == [] and stats["meta"]["profile"][
+        "highest_label_m"] == top
     north, south = (prof["lower_limits"][c]["elevation_m"] for c in ("north", "south"))
     assert north is not None and south is not None and north < south
     assert "lower limit of permafrost, PZI = 0.5 (baseline)" in result.stdout

@@ -453,17 +453,12 @@ def _stats_run(ctx: StepContext):
         region_field=cfg.inputs.regions.field if cfg.inputs.regions else "name",
         dem_path=cfg.inputs.dem, band_width=cfg.stats.band_width_m, mask_path=cfg.inputs.mask,
     )
-    # paths relative to the pipeline file, as in the manifest
-    res = ZoneStatistics(units=_portable(res.units, cfg), meta=_portable(res.meta, cfg))
-    write_stats(res, out_json=ctx.workdir / "stats.json", out_csv=ctx.workdir / "stats.csv")
-    whole = res.whole
     outputs = {"stats": "stats.json", "table": "stats.csv"}
-    summary = {
-        "pzi_ge_0.5_km2": whole["pzi_ge_0.5_km2"], "fraction_pzi_ge_0.5": whole["fraction_pzi_ge_0.5"],
-        "pzi_weighted_km2": whole["pzi_weighted_km2"], "denominator_km2": whole["denominator_km2"]}
+    summary = {}
     if cfg.inputs.dem is not None:
         # the PZI-elevation profile by aspect and the lower limit of permafrost, with the
-        # falls of the PZI above the highest training label (permafrost.area.profile)
+        # falls of the PZI above the highest training label (permafrost.area.profile);
+        # profile.json beside stats.json, whose meta names it and carries its warning
         labels = ctx.upstream["labels"].output("labels") if "labels" in ctx.upstream else None
         prof = profile_from_files(ctx.upstream["predict"].output("pzi"), cfg.inputs.dem,
                                   band_width=cfg.stats.band_width_m, mask_path=cfg.inputs.mask,
@@ -472,8 +467,19 @@ def _stats_run(ctx: StepContext):
         outputs["profile"] = "profile.json"
         summary["lower_limit_m"] = {c: prof.lower_limits[c]["elevation_m"]
                                     for c in ("all", "north", "south")}
+        res.meta["profile"] = {"file": "profile.json", "lower_limit_m": summary["lower_limit_m"],
+                               "highest_label_m": prof.meta["highest_label_m"],
+                               "warnings": prof.warnings}
         if prof.warnings:
             summary["warnings"] = prof.warnings
+    # paths relative to the pipeline file, as in the manifest
+    res = ZoneStatistics(units=_portable(res.units, cfg), meta=_portable(res.meta, cfg))
+    write_stats(res, out_json=ctx.workdir / "stats.json", out_csv=ctx.workdir / "stats.csv")
+    whole = res.whole
+    summary = {
+        "pzi_ge_0.5_km2": whole["pzi_ge_0.5_km2"], "fraction_pzi_ge_0.5": whole["fraction_pzi_ge_0.5"],
+        "pzi_weighted_km2": whole["pzi_weighted_km2"], "denominator_km2": whole["denominator_km2"],
+        **summary}
     return outputs, summary
 
 
