@@ -11,7 +11,9 @@ steps wrote and writes the HTML and JSON.
 Bundle keys
 -----------
 ``title`` (str), ``provenance`` (dict), ``stats`` (stats JSON), ``validation`` (validation
-JSON), ``model`` (model metadata JSON), ``scenarios`` ({name: stats JSON}),
+JSON), ``model`` (model metadata JSON), ``scenarios`` ({name: stats JSON}), ``profile``
+(``profile.json``: :class:`permafrost.area.ElevationProfile`, the PZI against elevation by
+aspect and the lower limit of permafrost),
 ``kinematics`` (counts from the kinematics GeoPackage: ``class_activity``,
 ``inventory_vs_insar``, ``insar_change``, ``uncertain_reasons``, ``tracks``,
 ``track_pixels``), ``maps``: ``{"pzi": {"array", "extent", "crs"}, "uncertainty": {...},
@@ -712,6 +714,75 @@ def _stats_tables(stats: Mapping) -> str:
     return out
 
 
+_PROFILE_STYLE = {"north": ("#2166ac", "-", "o"), "south": ("#b2182b", "-", "s"),
+                  "all": ("#444444", ":", ".")}
+
+
+def _profile_section(prof: Mapping) -> str:
+    """The PZI against elevation, north- and south-facing and all cells, with the 0.5 line,
+    the lower limits and the highest label marked; the table of band means; the warnings."""
+    bands = prof.get("bands") or []
+    meta = prof.get("meta") or {}
+    if not bands:
+        return ""
+    min_cells = meta.get("min_band_cells", 1)
+    lims = prof.get("lower_limits") or {}
+    fig = _new_fig(_FIG_W, 4.5)
+    ax = fig.add_subplot(1, 1, 1)
+    for cls, (color, ls, mk) in _PROFILE_STYLE.items():
+        pts = [(b[f"{cls}_mean_pzi"], b["centre_m"]) for b in bands
+               if b.get(f"{cls}_mean_pzi") is not None and b.get(f"{cls}_cells", 0) >= min_cells]
+        if not pts:
+            continue
+        ax.plot([p for p, _ in pts], [z for _, z in pts], ls, marker=mk, color=color, ms=4,
+                label=f"{cls.replace('_', '/')}-facing" if cls != "all" else "all cells")
+        z = (lims.get(cls) or {}).get("elevation_m")
+        if z is not None:
+            ax.plot([0.5], [z], marker="D", ms=8, mfc="none", mew=1.5, color=color,
+                    label=f"lower limit, {cls}: {z:.0f} m")
+    ax.axvline(0.5, color="k", lw=0.8, ls="--", label="PZI = 0.5")
+    top = meta.get("highest_label_m")
+    if top is not None:
+        ax.axhline(top, color="#7f7f7f", lw=0.8, ls="-.",
+                   label=f"highest label ({top:.0f} m)")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("mean PZI of the band [-]")
+    ax.set_ylabel("elevation (band centre) [m]")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    width = meta.get("band_width_m")
+    cls_txt = meta.get("aspect_classes") or {}
+    out = [_figure(fig, f"PZI against elevation by aspect ({_num(width, 0)} m bands, "
+                        f"area-weighted band means; bands with at least {min_cells} cells). "
+                        f"North: {cls_txt.get('north', '')}; south: {cls_txt.get('south', '')}; "
+                        f"{cls_txt.get('flat', 'flat cells')} apart.", "PZI elevation profile")]
+    names = [("north", "North-facing"), ("south", "South-facing"), ("east_west", "East/west"),
+             ("flat", "Flat"), ("all", "All cells")]
+    rows = []
+    for cls, label in names:
+        lim = lims.get(cls) or {}
+        rows.append([_txt(label), _txt("–" if lim.get("elevation_m") is None
+                                       else f"{lim['elevation_m']:.0f}"),
+                     _txt(str(lim.get("status", "–")).replace("_", " ")),
+                     _count(lim.get("crossings"))])
+    out.append(_table(["Aspect class", "Lower limit [m]", "How", "Crossings of 0.5"], rows,
+                      caption="Lower limit of permafrost (PZI = 0.5) by aspect: "
+                              + str(meta.get("lower_limit_rule", ""))))
+    head = ["Band [m]"] + [f"{label} PZI" for _, label in names] + ["All [km²]"]
+    trows = []
+    for b in bands:
+        trows.append([_txt(f"{b['band_min_m']:.0f}–{b['band_max_m']:.0f}")]
+                     + [_f(b.get(f"{c}_mean_pzi")) for c, _ in names]
+                     + [_km2(b.get("all_km2"))])
+    out.append(_table(head, trows, caption="Area-weighted mean PZI per elevation band and "
+                                           "aspect class"))
+    warns = prof.get("warnings") or []
+    if warns:
+        out.insert(0, "<p class='cap'><b>Warning</b></p><ul>"
+                   + "".join(f"<li>{_e(w)}</li>" for w in warns) + "</ul>")
+    return "\n".join(out)
+
+
 _CONFUSION = ("tp", "fp", "fn", "tn")
 
 
@@ -1316,6 +1387,8 @@ def render_report(bundle: Mapping) -> str:
     add("Area statistics", _stats_tables(bundle["stats"]) if bundle.get("stats") else "")
     if (bundle.get("applicability") or {}).get("support"):
         add("Representativeness", _support_section(bundle["applicability"]))
+    add("Elevation profile", _profile_section(bundle["profile"]) if bundle.get("profile")
+        else "")
     add("Validation", _validation_tables(val) if val else "")
     if val.get("transfer"):  # validated with the model (validate --model, or a pipeline)
         add("Transfer", _transfer_tables(val["transfer"]))
@@ -1326,6 +1399,11 @@ def render_report(bundle: Mapping) -> str:
     toc = "".join(f"<li><a href='#{_slug(n)}'>{_e(n)}</a></li>" for n, _ in sec)
     body = [f"<h1>{_e(title)}</h1>", _top_warnings(val), f"<div>{_kpis(bundle)}</div>",
             _support_warnings(bundle)]
+    pw = (bundle.get("profile") or {}).get("warnings") or []
+    if pw:  # a map whose PZI falls with elevation above its labels: said at the top
+        body.append("<p class='cap'><b>Warnings</b></p><ul>"
+                    + "".join(f"<li>{_e(w)} (see Elevation profile)</li>" for w in pw)
+                    + "</ul>")
     if sec:
         body.append(f"<nav class='toc'><b>Contents</b><ol>{toc}</ol></nav>")
     body += [f"<section id='{_slug(n)}'><h2>{_e(n)}</h2>\n{b}</section>" for n, b in sec]

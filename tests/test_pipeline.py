@@ -59,6 +59,35 @@ def test_demo_runs_every_step_and_ends_with_the_report(demo_run):
     assert base["versions"]["xgboost"]
 
 
+def test_demo_baseline_pzi_does_not_fall_with_elevation_above_the_highest_label(demo_run):
+    """Issue 22 (a headline map that is physically sane): the baseline's mean PZI per 200 m
+    elevation band (stats.json) never falls by more than 0.02 from one band to the next above
+    the highest label (the DEM at the training labels), and the run has the profile, the
+    lower limit by aspect and no profile warning."""
+    tmp, _, result = demo_run
+    base = tmp / "out" / "baseline"
+    prof = json.loads((base / "profile.json").read_text())
+    top = prof["meta"]["highest_label_m"]
+    with rasterio.open(ROOT / "data_samples" / "covariates" / "dem.tif") as src:
+        assert top is not None and top < float(src.read(1, masked=True).max())
+    stats = json.loads((base / "stats.json").read_text())
+    bands = [u for u in stats["units"] if u["unit"] == "elevation_band"
+             and u["n_valid_cells"] >= prof["meta"]["min_band_cells"]]
+    means = [u["pzi_weighted_km2"] / u["denominator_km2"] for u in bands]
+    above = [i for i in range(1, len(bands))
+             if (bands[i]["band_min_m"] + bands[i]["band_max_m"]) / 2 > top]
+    assert above, "no band above the highest label: the test checks nothing"
+    falls = [(bands[i]["name"], means[i - 1] - means[i]) for i in above
+             if means[i - 1] - means[i] > 0.02]
+    assert falls == [], (top, falls)
+    assert prof["warnings"] == [] and "falls with elevation" not in result.stdout
+    assert stats["meta"]["profile"]["warnings"] == [] and stats["meta"]["profile"][
+        "highest_label_m"] == top
+    north, south = (prof["lower_limits"][c]["elevation_m"] for c in ("north", "south"))
+    assert north is not None and south is not None and north < south
+    assert "lower limit of permafrost, PZI = 0.5 (baseline)" in result.stdout
+
+
 WARMED = ("reference", "plus1", "plus2", "plus4")  # the scenario model at 0, +1, +2, +4 °C
 
 

@@ -124,7 +124,7 @@ def test_render_self_contained_with_numbers():
         # ...each listed in the table of contents, linking to its section
         slug = "sec-" + "".join(c if c.isalnum() else "-" for c in section.lower())
         assert f"<a href='#{slug}'>{section}</a>" in html and f"<section id='{slug}'>" in html
-    assert "Sections without input: Kinematics." in html
+    assert "Sections without input: Kinematics, Elevation profile." in html
 
 
 def test_tables_have_human_labels_units_and_explained_weights():

@@ -71,6 +71,7 @@ def run_cmd(
         emit_json(_result_dict(res, secs))
         return
     _print_checks(res)
+    _print_profiles(res)
     ran = len(res.ran)
     console.print(f"{ran} step(s) ran, the rest were up to date; {secs:.1f} s.")
     for sc, path in res.manifests.items():
@@ -102,6 +103,20 @@ def _print_checks(res) -> None:
         val = recs["validate"].summary if "validate" in recs else None
         for w in (val or {}).get("warnings") or []:
             console.print(f"[bold yellow]WARNING[/bold yellow] ({sc}, validation) {w}")
+
+
+def _print_profiles(res) -> None:
+    """The lower limit of permafrost (PZI = 0.5) by aspect of each run, and the warning where
+    a run's mean PZI falls with elevation above its highest label (profile.json)."""
+    for sc, recs in res.scenarios.items():
+        summ = recs["stats"].summary if "stats" in recs else {}
+        lim = summ.get("lower_limit_m")
+        if lim:
+            txt = ", ".join(f"{k} {'none' if v is None else f'{v:.0f} m'}"
+                            for k, v in lim.items())
+            console.print(f"lower limit of permafrost, PZI = 0.5 ({sc}): {txt}")
+        for w in summ.get("warnings") or []:
+            console.print(f"[yellow]warning ({sc}):[/yellow] {w}")
 
 
 def _print_plan(plan, output_dir: Path) -> None:

@@ -26,6 +26,12 @@ def stats_cmd(
     out_json: Path | None = typer.Option(None, "--out-json",
                                          help="Write the results as JSON ('-': to stdout)."),
     out_csv: Path | None = typer.Option(None, "--out-csv", help="Write the table as CSV."),
+    out_profile: Path | None = typer.Option(
+        None, "--out-profile", help="With --dem: write the PZI-elevation profile by aspect and "
+                                    "the lower limit of permafrost (profile.json)."),
+    labels: Path | None = typer.Option(
+        None, "--labels", help="With --out-profile: the training labels, to check the PZI "
+                               "above the highest one."),
     block_rows: int | None = typer.Option(None, "--block-rows", callback=bounded("block_rows"),
                                           help="Rows per block (default: ~1M cells a block)."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON, no table."),
@@ -34,13 +40,28 @@ def stats_cmd(
     from permafrost.io.guard import Output, check_outputs
     from permafrost.workflows.stats import stats_from_files, write_stats
 
+    if out_profile is not None and dem is None:  # before any work
+        from permafrost.errors import InputError
+
+        raise InputError("--out-profile needs a DEM", field="--dem",
+                         fix="give --dem DEM.tif (the profile is PZI against elevation)")
     check_outputs([Output(out_json, "--out-json", what="statistics"),
-                   Output(out_csv, "--out-csv", what="table")],
-                  {"PZI": pzi, "--regions": regions, "--dem": dem, "--mask": mask})
+                   Output(out_csv, "--out-csv", what="table"),
+                   Output(out_profile, "--out-profile", what="profile")],
+                  {"PZI": pzi, "--regions": regions, "--dem": dem, "--mask": mask,
+                   "--labels": labels})
     stats = stats_from_files(pzi, regions_path=regions, region_field=region_field,
                              dem_path=dem, band_width=band_width, mask_path=mask,
                              block_rows=block_rows)
     result = stats.as_dict()
+    prof = None
+    if out_profile is not None:
+        from permafrost.io.results import write_json
+        from permafrost.workflows.stats import profile_from_files
+
+        prof = profile_from_files(pzi, dem, band_width=band_width, mask_path=mask,
+                                  labels_path=labels, block_rows=block_rows)
+        write_json(prof.as_dict(), out_profile)
     to_stdout = bool(out_json) and write_json_or_stdout(result, out_json)
     if out_csv:
         write_stats(stats, out_csv=out_csv)
@@ -77,7 +98,13 @@ def stats_cmd(
                   f"{w['pzi_weighted_km2']:,.2f} km2; region {w['region_km2']:,.2f} km2.")
     console.print(f"Denominator: {meta['denominator']}; {mask_txt}.")
     console.print(f"Cell areas: {meta['cell_area_method']}.")
-    for p in (out_json, out_csv):
+    if prof is not None:
+        zs = {c: prof.lower_limits[c]["elevation_m"] for c in ("all", "north", "south")}
+        console.print("Lower limit of permafrost (PZI = 0.5): " + ", ".join(
+            f"{c} {'none' if z is None else f'{z:.0f} m'}" for c, z in zs.items()) + ".")
+        for w in prof.warnings:
+            console.print(f"[yellow]warning:[/yellow] {w}")
+    for p in (out_json, out_csv, out_profile):
         if p:
             console.print(f"wrote {p}")
 

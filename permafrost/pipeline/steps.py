@@ -52,7 +52,7 @@ from permafrost.workflows.kinematics import run_kinematics
 from permafrost.workflows.labels import labels_from_files
 from permafrost.workflows.predict import predict_raster
 from permafrost.workflows.report import report_from_files
-from permafrost.workflows.stats import stats_from_files, write_stats
+from permafrost.workflows.stats import profile_from_files, stats_from_files, write_stats
 from permafrost.workflows.train import train_from_files
 from permafrost.workflows.validate import validate_from_files
 
@@ -471,13 +471,34 @@ def _stats_run(ctx: StepContext):
         region_field=cfg.inputs.regions.field if cfg.inputs.regions else "name",
         dem_path=cfg.inputs.dem, band_width=cfg.stats.band_width_m, mask_path=cfg.inputs.mask,
     )
+    outputs = {"stats": "stats.json", "table": "stats.csv"}
+    summary = {}
+    if cfg.inputs.dem is not None:
+        # the PZI-elevation profile by aspect and the lower limit of permafrost, with the
+        # falls of the PZI above the highest training label (permafrost.area.profile);
+        # profile.json beside stats.json, whose meta names it and carries its warning
+        labels = ctx.upstream["labels"].output("labels") if "labels" in ctx.upstream else None
+        prof = profile_from_files(ctx.upstream["predict"].output("pzi"), cfg.inputs.dem,
+                                  band_width=cfg.stats.band_width_m, mask_path=cfg.inputs.mask,
+                                  labels_path=labels)
+        write_json(_portable(prof.as_dict(), cfg), ctx.workdir / "profile.json")
+        outputs["profile"] = "profile.json"
+        summary["lower_limit_m"] = {c: prof.lower_limits[c]["elevation_m"]
+                                    for c in ("all", "north", "south")}
+        res.meta["profile"] = {"file": "profile.json", "lower_limit_m": summary["lower_limit_m"],
+                               "highest_label_m": prof.meta["highest_label_m"],
+                               "warnings": prof.warnings}
+        if prof.warnings:
+            summary["warnings"] = prof.warnings
     # paths relative to the pipeline file, as in the manifest
     res = ZoneStatistics(units=_portable(res.units, cfg), meta=_portable(res.meta, cfg))
     write_stats(res, out_json=ctx.workdir / "stats.json", out_csv=ctx.workdir / "stats.csv")
     whole = res.whole
-    return {"stats": "stats.json", "table": "stats.csv"}, {
+    summary = {
         "pzi_ge_0.5_km2": whole["pzi_ge_0.5_km2"], "fraction_pzi_ge_0.5": whole["fraction_pzi_ge_0.5"],
-        "pzi_weighted_km2": whole["pzi_weighted_km2"], "denominator_km2": whole["denominator_km2"]}
+        "pzi_weighted_km2": whole["pzi_weighted_km2"], "denominator_km2": whole["denominator_km2"],
+        **summary}
+    return outputs, summary
 
 
 # ---------------------------------------------------------------------------------------
@@ -567,6 +588,7 @@ def _report_run(ctx: StepContext):
         pzi=base["predict"].output("pzi") if "predict" in base else None,
         dem=ctx.config.inputs.dem,
         stats=base["stats"].output("stats") if "stats" in base else None,
+        profile=base["stats"].outputs.get("profile") if "stats" in base else None,
         validation=base["validate"].output("validation") if "validate" in base else None,
         model=base["train"].output("model") if "train" in base else None,
         labels=base["labels"].output("labels") if "labels" in base else None,
@@ -636,7 +658,7 @@ STEPS: list[StepSpec] = [
     StepSpec("train", ("labels",), _dump("train"), lambda c, ch: {"covariates": c.inputs.covariates},
              _train_run),
     StepSpec("predict", ("train",), _predict_options, _predict_inputs, _predict_run),
-    StepSpec("stats", ("predict",), _dump("stats"), _stats_inputs, _stats_run),
+    StepSpec("stats", ("predict", "labels"), _dump("stats"), _stats_inputs, _stats_run),
     StepSpec("validate", ("labels", "train", "predict"), _dump("validate_"), _validate_inputs,
              _validate_run,
              enabled=_validate_enabled, present_only=True),

@@ -126,6 +126,7 @@ def report_from_files(
     pzi=None,
     dem=None,
     stats=None,
+    profile=None,
     validation=None,
     model=None,
     labels=None,
@@ -151,6 +152,9 @@ def report_from_files(
         the hillshade under every map.
     stats : path-like, optional
         ``permafrost stats --out-json`` file.
+    profile : path-like, optional
+        ``profile.json`` (:func:`permafrost.workflows.stats.profile_from_files`): the PZI
+        against elevation by aspect and the lower limit of permafrost.
     validation : path-like, optional
         ``validation.json`` or the ``permafrost validate --out`` directory (its agreement
         rasters are drawn).
@@ -228,6 +232,8 @@ def report_from_files(
                              "name": Path(mask).stem.replace("_", " ")}
     if stats:
         b["stats"] = read_json(stats)
+    if profile:
+        b["profile"] = read_json(profile)
     if validation:
         vp = Path(validation)
         vdir = vp if vp.is_dir() else vp.parent

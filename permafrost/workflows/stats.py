@@ -15,7 +15,9 @@ import dask.array as dsa
 import numpy as np
 
 from permafrost.area import (
+    ElevationProfile,
     ZoneStatistics,
+    elevation_profile,
     stats_rows,
     stats_table_columns,
     zone_statistics,
@@ -23,6 +25,7 @@ from permafrost.area import (
 from permafrost.checks import expects
 from permafrost.defaults import auto_block_rows
 from permafrost.errors import DataError
+from permafrost.grid import sample_at_points
 from permafrost.io.guard import Output, check_outputs
 from permafrost.io.maps import read_aligned, read_mask
 from permafrost.io.rasters import read_raster
@@ -30,7 +33,7 @@ from permafrost.io.results import write_csv, write_json
 from permafrost.io.vectors import read_vector
 from permafrost.options import check_band_count, check_options
 
-__all__ = ["stats_from_files", "write_stats"]
+__all__ = ["highest_label_elevation", "profile_from_files", "stats_from_files", "write_stats"]
 
 log = logging.getLogger(__name__)
 
@@ -132,3 +135,69 @@ def write_stats(stats: ZoneStatistics, *, out_json=None, out_csv=None) -> None:
         write_json(stats.as_dict(), out_json)
     if out_csv is not None:
         write_csv(stats_rows(stats), out_csv, columns=stats_table_columns() + ["denominator"])
+
+
+def highest_label_elevation(labels_path, dem) -> float | None:
+    """Elevation [m] of the highest training label: the DEM (on the map's grid) at the
+    labelled points of ``labels_path`` (the cell holding each point,
+    :func:`permafrost.grid.sample_at_points`); None when no label lies on the DEM."""
+    labels = read_vector(labels_path, allow_empty=True)
+    if len(labels) == 0:
+        return None
+    pts = labels.geometry.representative_point()
+    z, _ = sample_at_points(dem, pts.x.to_numpy(), pts.y.to_numpy(), crs=labels.crs)
+    return float(np.nanmax(z)) if np.isfinite(z).any() else None
+
+
+@expects(pzi_path="path", dem_path="path")
+def profile_from_files(
+    pzi_path,
+    dem_path,
+    *,
+    band_width: float = 200.0,
+    mask_path=None,
+    labels_path=None,
+    block_rows: int | None = None,
+) -> ElevationProfile:
+    """Read a PZI map and its DEM (lazily, in blocks) and run
+    :func:`permafrost.area.elevation_profile`: the PZI–elevation profile by aspect class, the
+    lower limit of permafrost by aspect, and, with ``labels_path``, the falls of the PZI with
+    elevation above the highest label.
+
+    Parameters
+    ----------
+    pzi_path, dem_path : path-like
+        PZI raster and DEM (put on the PZI grid, bilinear, as for the statistics).
+    band_width : float
+        Elevation band width [m].
+    mask_path : path-like, optional
+        Mask (raster or polygons, :func:`permafrost.io.maps.read_mask`).
+    labels_path : path-like, optional
+        The training labels (points): their highest elevation on the DEM is the
+        ``highest_label_m`` of the fall check (:func:`highest_label_elevation`).
+    block_rows : int, optional
+        Rows per block.
+
+    Returns
+    -------
+    ElevationProfile
+        ``as_dict()`` is the content of ``profile.json``.
+    """
+    if block_rows is None:
+        block_rows = auto_block_rows(read_raster(pzi_path, chunks={"y": 1, "x": -1}).shape[1])
+    chunks = {"y": block_rows, "x": -1}
+    pzi = read_raster(pzi_path, chunks=chunks, name="pzi")
+    dem = read_aligned(dem_path, pzi, resampling="bilinear", chunks=chunks, name="dem")
+    mask = read_mask(mask_path, pzi, chunks=chunks) if mask_path is not None else None
+    top = highest_label_elevation(labels_path, dem) if labels_path is not None else None
+    prof = elevation_profile(pzi, dem, band_width=band_width, highest_label_m=top,
+                             mask_vector=mask.polygons if mask is not None else None,
+                             mask_raster=mask.excluded if mask is not None else None,
+                             block_rows=block_rows)
+    prof.meta["resampling"] = "DEM bilinear onto the PZI grid"
+    if labels_path is not None:
+        prof.meta["highest_label_rule"] = ("highest DEM value (on the PZI grid) of the cells "
+                                           "holding the training labels")
+    for w in prof.warnings:
+        log.warning("profile: %s", w)
+    return prof
