@@ -190,6 +190,8 @@ def demo_pipeline_text(output_dir: Path, *, scenarios: bool = False, n_estimator
     text = text.replace(f'output_dir = "{ROOT.as_posix()}/runs/demo"',
                         f'output_dir = "{output_dir.as_posix()}"')
     assert output_dir.as_posix() in text, "demo.toml changed its output_dir line"
+    # n_estimators applies where the demo trains trees (its baseline is logistic now, so
+    # there it changes nothing); each replacement must find its line when it matters
     text = text.replace("n_estimators = 200", f"n_estimators = {n_estimators}")
     text = text.replace("folds = 5", f"folds = {folds}")
     if not scenarios:

@@ -440,7 +440,7 @@ def test_cli_writes_gpkg_and_prints_summary(tmp_path):
     assert r.exit_code == 2 and "min_sensitivity" in r.output and not bad.exists()
     # outlines that miss every track (e.g. a wrong CRS) are an error, not a table of 'uncertain'
     far = t.outlines.copy()
-    far["geometry"] = far.geometry.translate(xoff=5e5)
+    far["geometry"] = far.geometry.translate(xoff=1.0)  # 1 degree east: off the track
     far.to_file(tmp_path / "far.gpkg")
     r = CliRunner().invoke(app, ["kinematics", "--track", str(t.folder), "--outlines",
                                  str(tmp_path / "far.gpkg"), "--out", str(bad)])

@@ -235,7 +235,8 @@ def test_scenarios_run_with_the_scenario_model_against_a_reference(tmp_path):
 
 def test_a_bad_scenario_model_is_refused_naming_the_key(tmp_path):
     p = _demo(tmp_path)
-    p.write_text(p.read_text().replace('model = "logistic"', 'modle = "logistic"'))
+    head, sep, tail = p.read_text().partition("[scenario_model]")
+    p.write_text(head + sep + tail.replace('model = "logistic"', 'modle = "logistic"', 1))
     with pytest.raises(ConfigError, match=r"scenario_model\.modle.*'model'"):
         load_pipeline(p)
 
