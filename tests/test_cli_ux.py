@@ -265,4 +265,4 @@ def test_dry_run_says_which_steps_would_run_and_why(tmp_path):
     lab.unlink()
     plan = _plan(p)
     assert plan["labels"]["action"] == "run"
-    assert plan["labels"]["reasons"] == ["outputs missing"]
+    assert plan["labels"]["reasons"] == ["its output labels.gpkg is missing"]
