@@ -575,7 +575,8 @@ def test_sigkill_leaves_no_corrupt_output_and_rerun_gives_same_bytes(model_dir, 
     def reached() -> bool | None:  # read while the process is frozen
         if when == "during-blocks":
             return True if len(_finished_blocks(cache_root)) >= 20 else None
-        return True if list(out.parent.glob(f"*{TMP_MARK}*")) else None
+        # the PZI's own temporary: the zones are written after the PZI is renamed
+        return True if list(out.parent.glob(f"{tmp_prefix(out)}*")) else None
 
     killed = kill_at_progress(proc, reached)
     if not killed:
