@@ -148,7 +148,7 @@ def test_partial_directory_is_removed_only_when_its_owner_is_dead(tmp_path):
     """`pipeline.engine._execute` keeps another live process's `<key>.partial-<pid>` directory and
     removes those of dead processes (and of its own pid: a dead earlier process)."""
     from permafrost.pipeline import StepSpec
-    from permafrost.pipeline.engine import _execute
+    from permafrost.pipeline.engine import _execute, _HashCache
 
     final = tmp_path / "steps" / "demo" / "0123456789abcdef"
     final.parent.mkdir(parents=True)
@@ -176,7 +176,7 @@ def test_partial_directory_is_removed_only_when_its_owner_is_dead(tmp_path):
         spec = StepSpec("demo", (), lambda c, ch: {}, lambda c, ch: {}, run)
         rec = _execute(spec, dict(config=None, scenario="baseline", covariate_changes={},
                                   upstream={}, seed=0), "0123456789abcdef" * 4, final, False,
-                       lambda kind, info: None)
+                       lambda kind, info: None, _HashCache(tmp_path / "hashes.json"))
         assert (rec.directory / "out.txt").read_text() == "done"
         assert (dirs["live"] / "payload.txt").read_text() == "live", "a live run's directory"
         assert not dirs["dead"].exists() and not dirs["old-dead"].exists()
