@@ -13,7 +13,6 @@ import copy
 import difflib
 import os
 import re
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +30,7 @@ from permafrost.defaults import (
 from permafrost.errors import ConfigError, PermafrostError
 from permafrost.io.guard import expand_path
 from permafrost.io.rasters import is_remote
+from permafrost.io.toml_files import read_toml
 from permafrost.io.vectors import VECTOR_SUFFIXES, check_layer, split_layer
 from permafrost.options import bound, bound_for_key, check_crs, check_name, offset_bound
 from permafrost.workflows.covariates import changeable_inputs
@@ -606,34 +606,9 @@ def _flatten_table_inputs(raw: dict, path: Path) -> None:
             inputs[crs_key] = table.crs
 
 
-#: how deeply a pipeline file may nest arrays and tables (its own schema needs 4)
-_MAX_DEPTH = 32
 #: scenarios in one pipeline file: planning costs about 8 ms a scenario (linear;
 #: benchmarks/content_keys.py), and each is a prediction and a column of the report
 MAX_SCENARIOS = 1000
-
-
-def _check_raw(raw: dict, path: Path) -> None:
-    """Refuse what TOML allows but no setting can mean: a NUL character (``"\\u0000"``) in
-    a key or a string (paths and names cannot hold one), and nesting deeper than
-    :data:`_MAX_DEPTH` (iteratively: no recursion on the user's depth)."""
-    todo: list[tuple[Any, tuple, int]] = [(raw, (), 0)]
-    while todo:
-        obj, loc, depth = todo.pop()
-        where = ".".join(str(k) for k in loc) or None
-        if depth > _MAX_DEPTH:
-            raise ConfigError(f"arrays or tables nested more than {_MAX_DEPTH} levels deep",
-                              path=path, field=where, fix="flatten the value")
-        if isinstance(obj, str) and "\x00" in obj:
-            raise ConfigError("a NUL character in a value", path=path, field=where,
-                              fix="remove the \\u0000 (no path or name can hold one)")
-        items = obj.items() if isinstance(obj, dict) else enumerate(obj) \
-            if isinstance(obj, list) else ()
-        for k, v in items:
-            if isinstance(k, str) and "\x00" in k:
-                raise ConfigError("a NUL character in a key", path=path, field=where,
-                                  fix="remove the \\u0000 from the key")
-            todo.append((v, (*loc, k), depth + 1))
 
 
 @expects(path="path")
@@ -649,14 +624,7 @@ def load_pipeline(path: str | os.PathLike) -> PipelineConfig:
     p = Path(path)
     if not p.is_file():
         raise ConfigError("pipeline file not found", path=p, fix="check the path")
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"not valid TOML ({exc})", path=p, fix="fix the syntax") from None
-    except RecursionError:  # tomllib parses nested arrays and tables recursively
-        raise ConfigError("not valid TOML (arrays or tables nested too deeply)", path=p,
-                          fix=f"nest at most {_MAX_DEPTH} levels") from None
-    _check_raw(raw, p)
+    raw = read_toml(p, what="pipeline file")
     n = len(raw["scenarios"]) if isinstance(raw.get("scenarios"), dict) else 0
     if n > MAX_SCENARIOS:
         raise ConfigError(f"{n} scenarios; one pipeline file runs at most {MAX_SCENARIOS}",

@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -66,6 +65,7 @@ from permafrost.errors import (
     GridMismatchError,
     InputError,
     InputFileError,
+    PermafrostError,
 )
 from permafrost.grid import Grid, grid_of, grids_equal
 from permafrost.io.netcdf import is_netcdf, read_cell_elevation, read_climate_mean
@@ -81,6 +81,7 @@ from permafrost.io.rasters import (
     scale_offset,
 )
 from permafrost.io.rasters import _stem as _stem_of
+from permafrost.io.toml_files import read_toml
 from permafrost.options import check_name
 
 __all__ = ["build_stack", "read_stack_file", "align_raster", "changeable_inputs", "covariate_files",
@@ -351,8 +352,8 @@ def changeable_inputs(source) -> list[str]:
     if p.suffix.lower() != ".toml":
         return [p.stem]
     try:
-        spec = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        spec = read_toml(p, what="stack file")
+    except (OSError, PermafrostError):  # read_stack_file reports it when the stack is built
         return []
     names = list(spec.get("covariates", {}))
     for name, d in spec.get("derived", {}).items():
@@ -373,8 +374,8 @@ def stack_file_inputs(source) -> list:
     """
     p = Path(source)
     try:
-        spec = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):  # TOMLDecodeError, UnicodeDecodeError
+        spec = read_toml(p, what="stack file")
+    except (OSError, PermafrostError):
         return []
     base, found = p.parent, []
 
@@ -569,12 +570,7 @@ def read_stack_file(path, *, chunks=CHUNK, changes: Mapping | None = None
         Unknown keys, functions or references; no grid where the inputs disagree.
     """
     p = Path(path)
-    try:
-        spec = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputFileError("stack file not found", path=p, fix="check the path") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML ({exc})", path=p, fix="fix the syntax") from None
+    spec = read_toml(p, what="stack file")
     unknown = set(spec) - {"grid", "covariates", "derived"}
     if unknown:
         raise ConfigError(f"unknown section(s) {sorted(unknown)}", path=p,

@@ -348,3 +348,19 @@ def test_nul_characters_and_deep_nesting_are_refused_in_one_line(tmp_path, case)
     files = Outputs.take(p)
     line = assert_clean_failure(invoke(["run", p, "--dry-run"]), names=p, outputs=files)
     assert ("NUL" in line or "\\x00" in line) if "NUL" in case else "nested" in line
+
+
+@pytest.mark.parametrize("case", ["2000 levels of tables", "NUL in a path"])
+def test_a_stack_file_with_deep_nesting_or_nul_is_refused_in_one_line(
+        tmp_path, case, model_dir):
+    """The covariate stack file goes through the same TOML reader as the pipeline file
+    (`permafrost.io.toml_files.read_toml`): tomllib's RecursionError is not an internal error."""
+    text = {"2000 levels of tables": "[grid]\nlike = " + "{a = " * 2000 + "1" + "}" * 2000 + "\n",
+            "NUL in a path": '[covariates.maat]\npath = "ma\\u0000at.tif"\n'}[case]
+    p = tmp_path / "stack.toml"
+    p.write_text(text)
+    files = Outputs.take(p)
+    line = assert_clean_failure(invoke(["predict", "--model", model_dir, "--covariates", p,
+                                        "--out", tmp_path / "pzi.tif"]),
+                                names=p, outputs=files)
+    assert ("NUL" in line) if "NUL" in case else "nested" in line
