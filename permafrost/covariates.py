@@ -41,6 +41,7 @@ __all__ = [
     "aspect_da",
     "northness_da",
     "eastness_da",
+    "tpi_da",
     "pisr_da",
     "downscale_maat_da",
     "frost_number_da",
@@ -174,6 +175,37 @@ def eastness_da(dem: xr.DataArray, *, name: str = "eastness") -> xr.DataArray:
     """sin(aspect) [-] of a DEM grid (0 on flat cells, NaN where the DEM is nodata)."""
     return _terrain_map(dem, lambda z, **kw: terrain.eastness(terrain.aspect(z, **kw)),
                         name, {"units": "1"})
+
+
+def tpi_da(dem: xr.DataArray, *, radius_m: float = 500.0, name: str = "tpi") -> xr.DataArray:
+    """Topographic position index [m] of a DEM grid within ``radius_m`` [m], lazy
+    (:func:`permafrost.terrain.tpi`; Weiss 2001).
+
+    Blocks overlap by the radius, so the result does not depend on the chunking; beyond the
+    grid's edge there is no data (the mean uses the cells inside the grid only).  Projected
+    grids use the pixel size divided by the point scale factor (true metres).
+    """
+    if isinstance(radius_m, bool) or not isinstance(radius_m, (int, float)) \
+            or not np.isfinite(radius_m) or not radius_m > 0:
+        raise DataError(f"TPI radius must be a number > 0 m, got {radius_m!r}",
+                        field="radius_m", fix="give radius_m in metres, e.g. 500")
+    grid = grid_of(dem)
+    dx, dy = cell_sizes(grid)
+    z = _dask2d(dem).astype(np.float64)
+    if grid.crs.is_geographic:
+        dxa = da.broadcast_to(_rowwise(dx, z), z.shape).rechunk(z.chunks)
+        dya = da.broadcast_to(_rowwise(dy, z), z.shape).rechunk(z.chunks)
+    else:
+        _gam, k = _convergence_and_scale_da(grid, z)
+        dxa, dya = float(dx.flat[0]) / k, float(dy.flat[0]) / k
+    depth = (int(np.ceil(radius_m / float(np.min(dy)))) + 1,
+             int(np.ceil(radius_m / float(np.min(dx)))) + 1)
+    out = da.map_overlap(lambda a, b, c: terrain.tpi(a, dx=b, dy=c, radius_m=float(radius_m)),
+                         z, dxa, dya, depth={0: depth[0], 1: depth[1]}, boundary=np.nan,
+                         dtype=np.float64, trim=True)
+    return _wrap(out.astype(np.float32), grid, name,
+                 {"units": "m", "long_name": f"topographic position index, radius {radius_m:g} m "
+                                             "(Weiss 2001)", "radius_m": float(radius_m)})
 
 
 def _lazy_latitudes(grid: Grid, like: da.Array) -> tuple[da.Array, tuple[float, float]]:
@@ -344,7 +376,8 @@ def frost_number_da(ddf: xr.DataArray, ddt: xr.DataArray, *,
     return _wrap(out.astype(np.float32), grid_of(ddf), name, {"units": "1"})
 
 
-DERIVED = {"slope", "aspect", "northness", "eastness", "pisr", "downscale_maat", "frost_number"}
+DERIVED = {"slope", "aspect", "northness", "eastness", "tpi", "pisr", "downscale_maat",
+           "frost_number"}
 
 
 # --------------------------------------------------------------------------------------

@@ -27,6 +27,12 @@ Horn, B. K. P. (1981). Hill shading and the reflectance map. Proc. IEEE 69(1), 1
 Burrough, P. A. & McDonnell, R. A. (1998). Principles of Geographical Information Systems.
 Oxford University Press, Ch. 8 (slope and aspect).
 
+Weiss, A. D. (2001). Topographic position and landforms analysis. Poster, ESRI User
+Conference, San Diego (the topographic position index, TPI).
+
+De Reu, J. et al. (2013). Application of the topographic position index to heterogeneous
+landscapes. Geomorphology 186, 39-49.
+
 Snyder, J. P. (1987). Map Projections -- A Working Manual. USGS Prof. Paper 1395,
 eqs. 4-18 and 4-20 (radii of curvature M and N), Ch. 4 (scale factor).
 """
@@ -55,6 +61,7 @@ __all__ = [
     "aspect",
     "northness",
     "eastness",
+    "tpi",
 ]
 
 GRADIENT_METHODS = ("horn", "central")
@@ -457,3 +464,101 @@ def eastness(aspect_deg) -> np.ndarray:
     """
     a = np.asarray(aspect_deg, dtype=np.float64)
     return np.where(np.isnan(a), 0.0, np.sin(np.radians(a)))
+
+
+def disc_kernel(radius_m: float, dx: float, dy: float) -> np.ndarray:
+    """0/1 weights of the cells whose centres lie within ``radius_m`` [m] of the centre cell.
+
+    ``dx``, ``dy`` [m]: the cell's width and height (an ellipse in pixels where they
+    differ, as on a geographic grid).  The centre cell is excluded (Weiss 2001: the TPI
+    compares a cell with its *neighbourhood*).  Shape ``(2 ry + 1, 2 rx + 1)`` with
+    ``rx = floor(radius_m / dx)``, ``ry = floor(radius_m / dy)``; at least the 8 neighbours.
+    """
+    dx, dy = abs(float(dx)), abs(float(dy))
+    rx = max(int(np.floor(radius_m / dx)), 1)
+    ry = max(int(np.floor(radius_m / dy)), 1)
+    yy, xx = np.mgrid[-ry:ry + 1, -rx:rx + 1]
+    k = ((xx * dx) ** 2 + (yy * dy) ** 2 <= radius_m ** 2).astype(np.float64)
+    k[ry, rx] = 0.0
+    if k.sum() == 0:  # radius below one cell: the 8 neighbours
+        k = np.ones((3, 3))
+        k[1, 1] = 0.0
+    return k
+
+
+def tpi(dem, *, dx, dy, radius_m: float = 500.0) -> np.ndarray:
+    """Topographic position index [m]: elevation minus the mean elevation of the cells
+    within ``radius_m`` (Weiss 2001; De Reu et al. 2013).
+
+    Negative in hollows and valley floors, where cold air pools on clear nights and the
+    ground is colder than air temperature at that elevation suggests; positive on ridges
+    and spurs, where wind strips the snow (Gubler et al. 2011, The Cryosphere 5, 431-443,
+    on metre- to kilometre-scale ground temperature variability in mountains; Lewkowicz &
+    Bonnaventure 2008, Permafrost Periglac. Process. 19, 49-62, on cold-air pooling in
+    mountain permafrost).
+
+    Parameters
+    ----------
+    dem : ndarray (rows, cols)
+        Elevation [m]; NaN is no data (left out of the means; NaN stays NaN).
+    dx, dy : float or ndarray broadcastable to (rows, 1)
+        Cell width and height [m] (per row on a geographic grid).  The neighbourhood is a
+        disc in metres (an ellipse in pixels) built from each row's own cell size.
+    radius_m : float
+        Neighbourhood radius [m] (> 0).
+
+    Returns
+    -------
+    ndarray of float64
+        TPI [m]; NaN where the DEM is NaN or no neighbour has data.
+    """
+    z = np.asarray(dem, dtype=np.float64)
+    if not radius_m > 0:
+        raise DataError(f"TPI radius must be > 0 m, got {radius_m}", field="radius_m",
+                        fix="give radius_m in metres, e.g. 500")
+    # the neighbourhood of each row from that row's own cell size, so the result does not
+    # depend on how a large grid is cut into blocks (rows of a block share few kernels)
+    rows = z.shape[0]
+    dxr = _per_row(dx, rows)
+    dyr = _per_row(dy, rows)
+    valid = np.isfinite(z)
+    zf = np.where(valid, z, 0.0)
+    vf = valid.astype(np.float64)
+    out = np.full(z.shape, np.nan)
+    kernels: dict[bytes, tuple[np.ndarray, list[int]]] = {}
+    for i in range(rows):
+        k = disc_kernel(radius_m, dxr[i], dyr[i])
+        key = k.tobytes() + bytes(str(k.shape), "ascii")
+        kernels.setdefault(key, (k, []))[1].append(i)
+    for k, idx in kernels.values():
+        num = ndimage.correlate(zf, k, mode="constant", cval=0.0)
+        den = ndimage.correlate(vf, k, mode="constant", cval=0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[idx] = z[idx] - num[idx] / den[idx]
+        bad = den[idx] == 0
+        if bad.any():
+            sub = out[idx]
+            sub[bad] = np.nan
+            out[idx] = sub
+    out[~valid] = np.nan
+    return out
+
+
+def _per_row(d, rows: int) -> np.ndarray:
+    """A cell size [m] per row from a scalar or a (rows, 1) / (rows, cols) array; rows with
+    no value (a block's halo beyond the grid) take the nearest row's."""
+    a = np.asarray(d, dtype=np.float64)
+    if a.ndim == 0:
+        r = np.full(rows, float(a))
+    else:
+        b = np.broadcast_to(a.reshape(a.shape[0], -1) if a.ndim == 2 else a[:, None],
+                            (rows, a.shape[-1] if a.ndim == 2 else 1))
+        n = np.isfinite(b).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.where(n > 0, np.where(np.isfinite(b), b, 0.0).sum(axis=1) / n, np.nan)
+    ok = np.isfinite(r)
+    if not ok.any():
+        raise DataError("no cell size", field="dx", fix="give finite cell sizes")
+    if not ok.all():
+        r = np.interp(np.arange(rows), np.flatnonzero(ok), r[ok])
+    return r

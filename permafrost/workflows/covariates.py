@@ -56,6 +56,7 @@ from permafrost.covariates import (
     northness_da,
     pisr_da,
     slope_da,
+    tpi_da,
 )
 from permafrost.defaults import CHUNK
 from permafrost.errors import (
@@ -664,6 +665,8 @@ def read_stack_file(path, *, chunks=CHUNK, changes: Mapping | None = None
                 f = {"slope": slope_da, "aspect": aspect_da, "northness": northness_da,
                      "eastness": eastness_da}[fn]
                 arrays[name] = f(ref("dem", "dem"), name=name, **opts)
+            elif fn == "tpi":
+                arrays[name] = tpi_da(ref("dem", "dem"), name=name, **opts)
             elif fn == "pisr":
                 arrays[name] = pisr_da(ref("dem", "dem"), name=name, **opts)
             elif fn == "downscale_maat":
