@@ -117,7 +117,9 @@ def predict_cmd(
         ("grid", (f"{ny} x {nx} = {res.pixels:,} pixels, {res.blocks} blocks "
                   f"({res.blocks_reused} reused)")),
         ("predicted", f"{res.valid:,}"),
-        ("nodata: a covariate missing", f"{res.missing:,}"),
+        ("nodata: a covariate missing", f"{res.missing:,}" + (
+            f" (of which {res.unseen_class:,} in a class without training labels)"
+            if res.unseen_class else "")),
         ("nodata: masked", f"{res.masked:,}"),
         ("device / backend", f"{res.device} / {res.backend}"),
         ("time", (f"{res.seconds:.1f} s ({res.pixels_per_second / 1e6:.2f} Mpx/s; predict "
