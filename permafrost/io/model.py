@@ -22,7 +22,8 @@ edited calibration is refused); a model saved before digests were recorded loads
 logged warning.  Categorical covariates: ``metadata.json`` lists their class codes seen in
 training (``features_categorical``), a booster file carries XGBoost's own feature types
 (``"c"``), and the logistic model's file its dummy coding (``categorical``: column index ->
-levels, :class:`permafrost.pzi_model.LinearPredictor`).  A booster's own feature names (XGBoost JSON ``learner.feature_names``) must
+levels, :class:`permafrost.pzi_model.LinearPredictor`).
+A booster's own feature names (XGBoost JSON ``learner.feature_names``) must
 equal ``feature_names`` in ``metadata.json``, in order: otherwise the map would be computed
 from scrambled columns.  (The logistic model's coefficient file carries no names; its
 coefficient count is checked.)  Saving (:func:`save_model`) writes everything into a temporary

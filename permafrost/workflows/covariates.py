@@ -126,7 +126,8 @@ def build_stack(source, *, chunks=CHUNK, like=None,
         ``None``: read into memory, NumPy-backed).
     like : path-like, optional
         Target grid (a raster) for a directory or a list of files: every raster is
-        aligned to it (bilinear; nearest neighbour for a categorical raster).  Without it the rasters must share one grid.  A stack
+        aligned to it (bilinear; nearest neighbour for a categorical raster).
+        Without it the rasters must share one grid.  A stack
         file sets its grid in its ``[grid]`` section; an in-memory source is on its own
         grid.
     changes : mapping, optional
