@@ -139,8 +139,9 @@ def predict_block(
     counts : dict
         ``pixels``, ``valid`` (predicted), ``missing`` (some covariate missing, or a
         class not seen in training), ``masked`` (all covariates present but excluded by
-        the mask) and ``unseen_class`` (of the missing: a categorical covariate's class
-        without training labels; ``model.categorical``).
+        the mask) and, for a model with categorical covariates, ``unseen_class`` (of the
+        missing: a categorical covariate's class without training labels;
+        ``model.categorical``).
 
     Notes
     -----
@@ -188,8 +189,9 @@ def _predict(model: Any, block: Any, excluded: Any, device: str, *, pzi: bool, s
         if spread:
             s_out[valid] = _fold_spread(model, X, xp=xp, device=device)
     counts = {"pixels": int(ny * nx), "valid": n_valid,
-              "missing": int(xp.count_nonzero(missing)) + n_unseen, "masked": n_masked,
-              "unseen_class": n_unseen}
+              "missing": int(xp.count_nonzero(missing)) + n_unseen, "masked": n_masked}
+    if cats:
+        counts["unseen_class"] = n_unseen
     pzi_h = None if p_out is None else to_host(p_out).reshape(ny, nx)
     spread_h = None if s_out is None else to_host(s_out).reshape(ny, nx)
     return pzi_h, spread_h, counts

@@ -411,3 +411,17 @@ def test_model_without_categorical_still_loads(tmp_path):
     m = load_model(train_small_model(tmp_path / "m"))
     assert m.categorical == {}
     shutil.rmtree(tmp_path / "m")
+
+
+def test_scenario_cannot_shift_class_codes_but_may_replace_the_map(tmp_path):
+    from permafrost.config import CovariateChange
+
+    d = tmp_path / "cov"
+    _write_pair(d, tags={"kind": "categorical", "classes": CLASSES})
+    with pytest.raises(ConfigError, match="class codes"):
+        build_stack(d, chunks=None, changes={"landcover": CovariateChange(offset=1.0)})
+    new = write_raster(tmp_path / "lc2.tif", np.full((30, 40), 3), crs="EPSG:32632",
+                       transform=from_origin(X0, Y0, RES, RES), dtype="uint8", nodata=255)
+    ds = build_stack(d, chunks=None, changes={"landcover": CovariateChange(file=new)})
+    assert ds["landcover"].attrs["kind"] == "categorical"
+    assert np.unique(ds["landcover"].values).tolist() == [3.0]

@@ -382,6 +382,13 @@ def _changed(arr: xr.DataArray, change, grid: Grid, *, chunks=CHUNK,
     (:func:`permafrost.covariates.apply_change`)."""
     if change is None:
         return arr
+    if str(arr.attrs.get("kind", "")) == CATEGORICAL and (
+            float(getattr(change, "offset", 0.0) or 0.0) != 0.0
+            or float(getattr(change, "scale", 1.0) if getattr(change, "scale", None)
+                     is not None else 1.0) != 1.0):
+        raise ConfigError(f"a scenario cannot shift or scale the class codes of the "
+                          f"categorical covariate {arr.name!r}", field=f"changes.{arr.name}",
+                          fix="give the scenario's class map as a file (file = ...) instead")
     if getattr(change, "file", None) is not None:
         arr = align_raster(change.file, grid, resampling=resampling, chunks=chunks,
                            name=arr.name).assign_attrs(arr.attrs)
