@@ -19,6 +19,12 @@ The map is an unsigned integer bit mask: for the model's i-th feature, bit ``2 i
 set where the value is below the training range and bit ``2 i + 1`` where it is above;
 0 means inside on every covariate; the largest value of the type is nodata (no PZI).
 
+A categorical covariate (land cover) has no range: its domain is the set of class codes
+seen at the training labels (``metadata["training"]["categories"]``), and bit ``2 i`` is
+set where a cell's class is not one of them.  Such cells get no PZI
+(:mod:`permafrost.categorical`), but they are mapped and counted here as outside the
+domain, not as nodata.
+
 References
 ----------
 Meyer, H., Pebesma, E. (2021). Predicting into unknown space? Estimating the area of
@@ -76,6 +82,10 @@ DOMAIN_WARN_SHARE = 0.05
 def training_ranges(values: np.ndarray, names: Sequence[str]) -> dict[str, list[float]]:
     """The range [min, max] of each covariate at the training labels [its units].
 
+    For continuous covariates: a categorical covariate's domain is the set of its class
+    codes at the labels (:func:`permafrost.categorical.levels_of`), kept apart in a model's
+    ``metadata["training"]["categories"]``.
+
     Parameters
     ----------
     values : ndarray, shape (n, p)
@@ -101,7 +111,8 @@ def mask_dtype(n_features: int) -> np.dtype:
 
 
 def outside_range(block: np.ndarray, lo: np.ndarray, hi: np.ndarray, *,
-                  valid: np.ndarray | None = None) -> np.ndarray:
+                  valid: np.ndarray | None = None,
+                  codes: Mapping[int, Sequence[int]] | None = None) -> np.ndarray:
     """Bit mask of the covariates outside their training range, for one block.
 
     Parameters
@@ -111,28 +122,42 @@ def outside_range(block: np.ndarray, lo: np.ndarray, hi: np.ndarray, *,
     lo, hi : ndarray, shape (p,)
         Training minimum and maximum of each feature.
     valid : ndarray of bool, shape (ny, nx), optional
-        Cells with a PZI; the others get the nodata value (the type's maximum).
+        Cells with a PZI; the others get the nodata value (the type's maximum), except
+        cells with every covariate present whose class is unseen (they are outside).
+    codes : mapping, optional
+        ``{i: class codes seen in training}`` of the categorical features (their ``lo`` and
+        ``hi`` are ignored): bit ``2 i`` is set where the class is not among them.
 
     Returns
     -------
     ndarray, shape (ny, nx)
-        Bit ``2 i`` set below, ``2 i + 1`` above the range of feature ``i``.
+        Bit ``2 i`` set below, ``2 i + 1`` above the range of feature ``i`` (categorical:
+        bit ``2 i`` for a class not seen in training).
     """
     p = block.shape[0]
     dt = mask_dtype(p)
+    codes = dict(codes or {})
     out = np.zeros(block.shape[1:], dtype=dt)
+    unseen = np.zeros(block.shape[1:], dtype=bool)
     with np.errstate(invalid="ignore"):
         for i in range(p):
+            if i in codes:
+                u = np.isfinite(block[i]) & ~np.isin(block[i], np.asarray(codes[i], float))
+                unseen |= u
+                out |= u.astype(dt) << dt.type(2 * i)
+                continue
             out |= (block[i] < lo[i]).astype(dt) << dt.type(2 * i)
             out |= (block[i] > hi[i]).astype(dt) << dt.type(2 * i + 1)
     if valid is not None:
+        valid = valid | (unseen & np.isfinite(block).all(axis=0))
         out[~valid] = np.iinfo(dt).max
     return out
 
 
 @expects(ds="dataset", ranges="mapping")
 def extrapolation_map(ds: xr.Dataset, ranges: Mapping[str, Sequence[float]],
-                      features: Sequence[str], *, pzi: xr.DataArray | None = None
+                      features: Sequence[str], *, pzi: xr.DataArray | None = None,
+                      categories: Mapping[str, Sequence[int]] | None = None
                       ) -> xr.DataArray:
     """Lazy bit mask of the cells where a covariate leaves its training range.
 
@@ -146,7 +171,11 @@ def extrapolation_map(ds: xr.Dataset, ranges: Mapping[str, Sequence[float]],
     features : sequence of str
         The model's features, in order (bit order of the mask).
     pzi : xarray.DataArray, optional
-        The PZI on the same grid: cells without a PZI (masked, missing) become nodata.
+        The PZI on the same grid: cells without a PZI (masked, missing) become nodata,
+        but for those of a class not seen in training (outside).
+    categories : mapping, optional
+        ``{feature: class codes seen in training}`` of the categorical features
+        (``metadata["training"]["categories"]``); they need no range.
 
     Returns
     -------
@@ -154,30 +183,39 @@ def extrapolation_map(ds: xr.Dataset, ranges: Mapping[str, Sequence[float]],
         Unsigned integers (:func:`mask_dtype`), with the stack's CRS and transform; the
         attribute ``legend`` names each bit.
     """
-    missing = [f for f in features if f not in ranges]
+    categories = dict(categories or {})
+    missing = [f for f in features if f not in ranges and f not in categories]
     if missing:
         raise ModelError(f"the model has no training range for {missing}", field="ranges",
                          fix="retrain the model with this version of permafrost")
-    lo = np.array([ranges[f][0] for f in features], dtype=np.float64)
-    hi = np.array([ranges[f][1] for f in features], dtype=np.float64)
+    codes = {i: [int(c) for c in categories[f]] for i, f in enumerate(features)
+             if f in categories}
+    lo = np.array([np.nan if i in codes else ranges[f][0] for i, f in enumerate(features)],
+                  dtype=np.float64)
+    hi = np.array([np.nan if i in codes else ranges[f][1] for i, f in enumerate(features)],
+                  dtype=np.float64)
     dt = mask_dtype(len(features))
     stack = dsa.stack([_dask(ds[f]) for f in features])
     if pzi is not None:
         valid = dsa.isfinite(_dask(pzi).rechunk(stack.chunks[1:]))
-        data = dsa.map_blocks(lambda b, v: outside_range(b, lo, hi, valid=v), stack, valid,
-                              drop_axis=0, dtype=dt)
+        data = dsa.map_blocks(lambda b, v: outside_range(b, lo, hi, valid=v, codes=codes),
+                              stack, valid, drop_axis=0, dtype=dt)
     else:
-        data = dsa.map_blocks(lambda b: outside_range(b, lo, hi), stack, drop_axis=0, dtype=dt)
+        data = dsa.map_blocks(lambda b: outside_range(b, lo, hi, codes=codes), stack,
+                              drop_axis=0, dtype=dt)
     out = xr.DataArray(data, dims=("y", "x"), coords={"y": ds["y"], "x": ds["x"]},
                        name="extrapolation")
     out.attrs["legend"] = "; ".join(
+        (f"bit {2 * i}: {f} a class not seen in training (seen: "
+         f"{','.join(str(c) for c in codes[i])})") if i in codes else
         f"bit {2 * i}: {f} below {lo[i]:.6g}, bit {2 * i + 1}: {f} above {hi[i]:.6g}"
         for i, f in enumerate(features)) + f"; 0: inside; {np.iinfo(dt).max}: nodata"
     return out.rio.write_crs(ds.rio.crs).rio.write_transform(ds.rio.transform())
 
 
 def extrapolation_statistics(mask: xr.DataArray, features: Sequence[str], *,
-                             block_rows: int | None = None) -> dict:
+                             block_rows: int | None = None,
+                             categorical: Sequence[str] = ()) -> dict:
     """Area and share of the mapped area outside the training range, per covariate.
 
     Parameters
@@ -190,6 +228,9 @@ def extrapolation_statistics(mask: xr.DataArray, features: Sequence[str], *,
         Rows per block [-] (memory is bounded by one block; default: about
         :data:`permafrost.defaults.BLOCK_CELLS` cells,
         :func:`permafrost.defaults.auto_block_rows`).
+    categorical : sequence of str
+        The categorical features: their ``below_km2`` is the area of classes not seen in
+        training (also given as ``unseen_class_km2``, with ``kind`` = ``categorical``).
 
     Returns
     -------
@@ -227,8 +268,13 @@ def extrapolation_statistics(mask: xr.DataArray, features: Sequence[str], *,
         "outside_km2": anyout * km2,
         "outside_share": share(anyout),
         "covariates": {f: {"below_km2": below[i] * km2, "above_km2": above[i] * km2,
-                           "share": share(below[i] + above[i])}
+                           "share": share(below[i] + above[i]),
+                           **({"kind": "categorical", "unseen_class_km2": below[i] * km2}
+                              if f in categorical else {})}
                        for i, f in enumerate(features)},
+        **({"categorical_rule": "a categorical covariate is outside where its class is not "
+                                "one seen at the training labels (no PZI there)"}
+           if categorical else {}),
     }
 
 

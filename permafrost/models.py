@@ -59,9 +59,10 @@ import xgboost as xgb
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
-from permafrost.applicability import training_ranges
+from permafrost.applicability import parse_class_table, training_ranges
 from permafrost.backends import resolve_device, xgboost_gpu_usable
 from permafrost.calibration import CALIBRATION_METHODS, apply_calibration, fit_calibration
+from permafrost.categorical import categorical_names, levels_of, one_hot, one_hot_names
 from permafrost.checks import expects
 from permafrost.covariates import extract_at_points, grid_metadata
 from permafrost.cv import (
@@ -95,6 +96,7 @@ __all__ = [
     "TrainReport",
     "TrainResult",
     "train_model",
+    "covariate_kinds",
 ]
 
 log = logging.getLogger(__name__)
@@ -161,7 +163,23 @@ def _threads(n_jobs: int | None, n_samples: int) -> int:
     return int(min(os.cpu_count() or 1, max(1, n_samples // 50_000)))
 
 
-def _monotone_tuple(constraints, names, n_features: int) -> str | None:
+def _categorical_columns(categorical, names) -> dict[int, list[int]]:
+    """``{column index: levels}`` of the categorical features (``{name: levels}``) among
+    ``names``; a categorical feature the matrix lacks is an error."""
+    if not categorical:
+        return {}
+    if names is None:
+        raise ModelError("categorical covariates need named features", field="categorical",
+                         fix="train from a covariate stack (named covariates)")
+    unknown = sorted(set(categorical) - set(names))
+    if unknown:
+        raise ModelError(f"categorical features {unknown} are not among the features",
+                         field="categorical", fix=f"features: {', '.join(names)}")
+    return {j: [int(v) for v in categorical[n]] for j, n in enumerate(names)
+            if n in categorical}
+
+
+def _monotone_tuple(constraints, names, n_features: int, categorical=None) -> str | None:
     """XGBoost's ``monotone_constraints`` string from ``{feature: -1|0|1}``.
 
     Physical knowledge as a constraint: the probability of permafrost cannot rise with air
@@ -178,6 +196,11 @@ def _monotone_tuple(constraints, names, n_features: int) -> str | None:
     if unknown:
         raise ModelError(f"monotone constraints name unknown features {unknown}",
                          field="monotone", fix=f"features: {', '.join(names)}")
+    cats = sorted(n for n in constraints if constraints[n] and n in (categorical or {}))
+    if cats:
+        raise ModelError(f"monotone constraints on categorical covariates {cats}: class codes "
+                         "have no order", field="monotone",
+                         fix="constrain continuous covariates only")
     return "(" + ",".join(str(int(constraints.get(n, 0))) for n in names) + ")"
 
 
@@ -193,14 +216,21 @@ class _XGBBase(ClassifierMixin, BaseEstimator):
             np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float))
         self.device_ = resolve_device(self.device, purpose="train")
         params, rounds = self._xgb_params(X.shape[1])
-        mono = _monotone_tuple(getattr(self, "monotone_constraints", None), names, X.shape[1])
+        cats = getattr(self, "categorical", None) or {}
+        ccols = _categorical_columns(cats, names)
+        mono = _monotone_tuple(getattr(self, "monotone_constraints", None), names, X.shape[1],
+                               cats)
         if mono is not None:
             params["monotone_constraints"] = mono
         params.update({"objective": "binary:logistic", "tree_method": "hist",
                        "device": self.device_, "seed": int(self.random_state),
                        "nthread": _threads(self.n_jobs, len(y)), "eval_metric": "logloss",
                        "base_score": 0.5})
-        dtrain = xgb.DMatrix(X, label=y, weight=w, missing=np.nan, feature_names=names)
+        # categorical covariates: native partition splits on sets of classes (XGBoost
+        # feature type "c"; Chen & Guestrin 2016, XGBoost docs "Categorical Data")
+        ftypes = ["c" if j in ccols else "q" for j in range(X.shape[1])] if ccols else None
+        dtrain = xgb.DMatrix(X, label=y, weight=w, missing=np.nan, feature_names=names,
+                             feature_types=ftypes, enable_categorical=bool(ccols))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             self.booster_ = xgb.train(params, dtrain, num_boost_round=rounds)
@@ -255,6 +285,11 @@ class XGBoostPZI(_XGBBase):
         Seed.
     n_jobs : int or None
         CPU threads (None: one per 50 000 samples, at most the core count).
+    monotone_constraints : dict, optional
+        ``{feature: -1|0|1}`` (continuous features only).
+    categorical : dict, optional
+        ``{feature: class codes}`` of the categorical features: split natively on sets of
+        classes (XGBoost feature type ``"c"``).
 
     References
     ----------
@@ -266,9 +301,11 @@ class XGBoostPZI(_XGBBase):
                  colsample_bytree: float = 0.8, reg_lambda: float = 1.0,
                  class_weight: str | None = "balanced", device: str = "auto",
                  random_state: int = 0, n_jobs: int | None = None,
-                 monotone_constraints: dict | None = None) -> None:
+                 monotone_constraints: dict | None = None,
+                 categorical: dict | None = None) -> None:
         self.n_estimators = n_estimators
         self.monotone_constraints = monotone_constraints
+        self.categorical = categorical
         self.learning_rate = learning_rate
         self.max_depth = max_depth
         self.min_child_weight = min_child_weight
@@ -302,8 +339,9 @@ class RandomForestPZI(_XGBBase):
         Fraction of features tried per split [-] (None: ``sqrt(p)/p``, Breiman 2001).
     min_child_weight : float
         Minimum summed Hessian in a leaf.
-    class_weight, device, random_state, n_jobs, monotone_constraints
-        As :class:`XGBoostPZI`.
+    class_weight, device, random_state, n_jobs, monotone_constraints, categorical
+        As :class:`XGBoostPZI` (categorical features: native set splits in every tree, as
+        XGBoost grows this forest; see docs/method.md "Categorical covariates").
 
     References
     ----------
@@ -314,9 +352,11 @@ class RandomForestPZI(_XGBBase):
                  max_features: float | None = None, min_child_weight: float = 1.0,
                  class_weight: str | None = "balanced", device: str = "auto",
                  random_state: int = 0, n_jobs: int | None = None,
-                 monotone_constraints: dict | None = None) -> None:
+                 monotone_constraints: dict | None = None,
+                 categorical: dict | None = None) -> None:
         self.n_estimators = n_estimators
         self.monotone_constraints = monotone_constraints
+        self.categorical = categorical
         self.max_depth = max_depth
         self.subsample = subsample
         self.max_features = max_features
@@ -353,6 +393,11 @@ class LogisticPZI(ClassifierMixin, BaseEstimator):
         Unused by the deterministic solver; kept for a uniform interface.
     device : str
         Accepted for a uniform interface; fitting always runs on the CPU.
+    categorical : dict, optional
+        ``{feature: class codes}`` of the categorical features: treatment (dummy) coding,
+        one 0/1 column per class but the reference (the smallest code), so the coefficient
+        of a class is its log-odds offset from the reference (Hastie et al. 2009, Sect.
+        3.2; :func:`permafrost.categorical.one_hot`).
 
     References
     ----------
@@ -360,8 +405,10 @@ class LogisticPZI(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, *, C: float = 1e4, class_weight: str | None = "balanced",
-                 max_iter: int = 1000, random_state: int = 0, device: str = "auto") -> None:
+                 max_iter: int = 1000, random_state: int = 0, device: str = "auto",
+                 categorical: dict | None = None) -> None:
         self.C = C
+        self.categorical = categorical
         self.class_weight = class_weight
         self.max_iter = max_iter
         self.random_state = random_state
@@ -370,7 +417,9 @@ class LogisticPZI(ClassifierMixin, BaseEstimator):
     def fit(self, X, y, sample_weight=None):
         """Fit on ``X`` (n, p) [feature units], ``y`` {0, 1}, optional label weights."""
         X, names = _as_matrix(X)
-        X = X.astype(np.float64)
+        self.categorical_columns_ = _categorical_columns(self.categorical, names)
+        X = one_hot(X, self.categorical_columns_) if self.categorical_columns_ else \
+            X.astype(np.float64)
         y = _check_y(y)
         w = balanced_weights(y, sample_weight) if self.class_weight == "balanced" else (
             np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float))
@@ -395,7 +444,8 @@ class LogisticPZI(ClassifierMixin, BaseEstimator):
     def raw_predictor(self) -> LinearPredictor:
         """The fitted model as a :class:`~permafrost.pzi_model.LinearPredictor`."""
         return LinearPredictor(coef=self.coef_, intercept=self.intercept_, mean=self.mean_,
-                               scale=self.scale_, fill=self.fill_)
+                               scale=self.scale_, fill=self.fill_,
+                               categorical=self.categorical_columns_)
 
     def predict_proba(self, X):
         """Class probabilities (n, 2) [-]."""
@@ -409,9 +459,12 @@ class LogisticPZI(ClassifierMixin, BaseEstimator):
 
 
 def make_estimator(model: str = "xgboost", *, device: str = "auto", seed: int = 0,
-                   params: dict | None = None):
-    """An unfitted estimator of kind ``model`` (``xgboost``, ``rf`` or ``logistic``)."""
+                   params: dict | None = None, categorical: dict | None = None):
+    """An unfitted estimator of kind ``model`` (``xgboost``, ``rf`` or ``logistic``);
+    ``categorical`` (``{feature: class codes}``) names the categorical features."""
     params = dict(params or {})
+    if categorical:
+        params["categorical"] = {str(k): [int(c) for c in v] for k, v in categorical.items()}
     if model == "xgboost":
         return XGBoostPZI(device=device, random_state=seed, **params)
     if model == "rf":
@@ -478,25 +531,90 @@ MODEL_VERSION_PACKAGES = ("permafrost", "xgboost", "scikit-learn", "numpy", "pyt
 
 def _importance(est, X: np.ndarray, names: list[str], *, seed: int,
                 max_rows: int = 2000) -> dict:
-    """Gain and mean |SHAP| per feature (TreeSHAP via ``pred_contribs``; exact for linear)."""
+    """Gain and mean |SHAP| per feature (TreeSHAP via ``pred_contribs``; exact for linear).
+
+    One value per covariate, also for a categorical one: XGBoost splits on it natively (one
+    feature), and the logistic model's dummy columns are summed per covariate (the SHAP
+    value of a group of features is the sum of theirs; Lundberg & Lee 2017) before the
+    absolute value is taken.  The logistic model also gives each class's log-odds offset
+    from the reference class (``class_offsets``)."""
     rng = np.random.default_rng(seed)
     Xs = X if len(X) <= max_rows else X[np.sort(rng.choice(len(X), max_rows, replace=False))]
     if isinstance(est, LogisticPZI):
-        Xf = np.where(np.isnan(Xs), est.fill_[None, :], Xs)
+        cols = est.categorical_columns_
+        Xe = one_hot(Xs, cols) if cols else Xs.astype(np.float64)
+        Xf = np.where(np.isnan(Xe), est.fill_[None, :], Xe)
         z = (Xf - est.mean_) / est.scale_
         # linear SHAP with independent features: phi_j = b_j (z_j - E z_j) (Lundberg & Lee 2017)
-        shap = np.abs(est.coef_[None, :] * (z - z.mean(axis=0))).mean(axis=0)
-        return {"gain": {n: None for n in names},
-                "coefficient_standardised": {n: float(c) for n, c in zip(names, est.coef_)},
-                "mean_abs_shap": {n: float(s) for n, s in zip(names, shap)}}
+        phi = est.coef_[None, :] * (z - z.mean(axis=0))
+        owner = [n.split("=")[0] if j_is_dummy else n for n, j_is_dummy in zip(
+            one_hot_names(names, cols), _dummy_flags(names, cols))]
+        shap = {n: float(np.abs(phi[:, [k for k, o in enumerate(owner) if o == n]]
+                                .sum(axis=1)).mean()) for n in names}
+        coef = {n: None if j in cols else float(est.coef_[owner.index(n)])
+                for j, n in enumerate(names)}
+        offsets = {}
+        for j, lv in cols.items():
+            ks = [k for k, o in enumerate(owner) if o == names[j]]
+            # unstandardised: coef / scale is the log-odds offset of the class (0/1 column)
+            offsets[names[j]] = {str(lv[0]): 0.0, **{
+                str(c): float(est.coef_[k] / est.scale_[k]) for c, k in zip(lv[1:], ks)}}
+        out = {"gain": {n: None for n in names}, "coefficient_standardised": coef,
+               "mean_abs_shap": shap}
+        if offsets:
+            out["class_offsets"] = offsets
+            out["class_offsets_rule"] = ("log-odds offset of each class from the reference "
+                                         "class (the smallest code), treatment coding")
+        return out
     b = est.booster_
     gain = b.get_score(importance_type="total_gain")
     tot = sum(gain.values()) or 1.0
-    contribs = b.predict(xgb.DMatrix(Xs, missing=np.nan, feature_names=names),
+    ccols = _categorical_columns(getattr(est, "categorical", None), names)
+    ftypes = ["c" if j in ccols else "q" for j in range(len(names))] if ccols else None
+    contribs = b.predict(xgb.DMatrix(Xs, missing=np.nan, feature_names=names,
+                                     feature_types=ftypes, enable_categorical=bool(ccols)),
                          pred_contribs=True)
     shap = np.abs(contribs[:, :-1]).mean(axis=0)
     return {"gain": {n: float(gain.get(n, 0.0) / tot) for n in names},
             "mean_abs_shap": {n: float(s) for n, s in zip(names, shap)}}
+
+
+def covariate_kinds(ds, names, categorical: dict, model: str) -> dict:
+    """Each feature's kind and, for a categorical one, its classes and coding (metadata).
+
+    ``{name: {"kind": "continuous"}}`` or ``{name: {"kind": "categorical", "classes": the
+    stack's class table (tag string), "class_names": {code: name}, "codes_trained": codes
+    seen at the labels (the levels), "codes_without_labels": classes of the table no label
+    is on (their cells get no PZI), "coding": how the model codes it}}``."""
+    out = {}
+    for f in names:
+        if f not in categorical:
+            out[f] = {"kind": "continuous"}
+            continue
+        tag = ds[f].attrs.get("classes")
+        table = parse_class_table(tag)
+        codes = categorical[f]
+        coding = (f"treatment (dummy) coding, reference class {codes[0]} (the smallest code "
+                  "seen in training)" if model == "logistic" and codes else
+                  "native set splits (XGBoost categorical feature)")
+        out[f] = {"kind": "categorical", "classes": tag,
+                  "class_names": {str(c): table.get(c, str(c)) for c in codes},
+                  "codes_trained": codes,
+                  "codes_without_labels": sorted(c for c, nm in table.items()
+                                                 if c not in codes
+                                                 and nm.strip().lower() != "nodata"),
+                  "coding": coding,
+                  "unseen_rule": "a cell whose class is not among codes_trained gets no PZI "
+                                 "(NaN) and is counted (unseen_class)"}
+    return out
+
+
+def _dummy_flags(names, cols) -> list[bool]:
+    """For each column of :func:`permafrost.categorical.one_hot`: whether it is a dummy."""
+    out = []
+    for j, _n in enumerate(names):
+        out += [True] * (len(cols[j]) - 1) if j in cols else [False]
+    return out
 
 
 def _cross_fit(estimator_factory, X, y, w, folds, *, calibration, threshold, names):
@@ -655,6 +773,9 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
     sub = labels_gdf.loc[keep]
     X = np.ascontiguousarray(X_df.to_numpy(dtype=np.float32))
     y = yall[keep].astype(np.int32)
+    # categorical covariates (stack attrs["kind"]): their levels are the codes at the labels
+    categorical = {f: levels_of(X[:, names.index(f)], f, source=covariates_source)
+                   for f in categorical_names(covariates_ds, names)}
     if weight_col and weight_col in sub.columns:
         w = sub[weight_col].astype(float).to_numpy()
         if not np.all(np.isfinite(w)) or np.any(w < 0):
@@ -696,7 +817,8 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
     spatial_folds = make_folds(y, n_splits=folds, groups=merged, seed=seed, kind="spatial")
 
     def factory():
-        est = make_estimator(model, device=device_used, seed=seed, params=params)
+        est = make_estimator(model, device=device_used, seed=seed, params=params,
+                             categorical=categorical)
         return est
 
     t1 = time.perf_counter()
@@ -750,7 +872,8 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
                  "final_fit": t4 - t3, "transfer": t5 - t4, "total": t5 - t0},
         autocorrelation=autocorrelation, per_source=per_source, leave_one_source_out=loso,
     )
-    hp = {k: v for k, v in final.get_params().items() if k != "device"}
+    hp = {k: v for k, v in final.get_params().items() if k not in ("device", "categorical")}
+    cont = [f for f in names if f not in categorical]
     metadata = {
         "model_kind": model,
         "device": device_used,
@@ -761,7 +884,9 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
                      "n_negative": nneg, "dropped": dropped,
                      "data_sha256": hash_training_data(X, y, w, names),
                      # the domain of applicability (permafrost.applicability)
-                     "ranges": training_ranges(X, names),
+                     # (continuous covariates; a categorical one's domain is its classes)
+                     "ranges": training_ranges(X[:, [names.index(f) for f in cont]], cont),
+                     "categories": categorical,
                      "label_column": label_col, "group_column": group_col,
                      "weight_column": weight_col},
         "cv": {"block_size_m": float(bsize), "block_size_rule": rule, "folds": folds,
@@ -793,6 +918,10 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
                         "reliability": report.reliability,
                         "reliability_raw": report.reliability_raw},
         "importance": importance,
+        # categorical covariates and their class codes seen in training (the interface of
+        # permafrost.pzi_model.PZIModel.categorical); each covariate's kind and classes
+        "features_categorical": categorical,
+        "covariates": covariate_kinds(covariates_ds, names, categorical, model),
         # how the covariates stand in for each other (proxy warnings for scenarios)
         "dependence": covariate_dependence(covariates_ds, names),
         "fold_models": "spatial-CV fold models (raw predictors) in folds/" if keep_fold_models

@@ -38,6 +38,7 @@ from dask.base import tokenize
 
 from permafrost.area import ZONE_LIMITS, ZONE_NAMES
 from permafrost.backends import array_module, resolve_device, to_host
+from permafrost.categorical import unseen_mask
 from permafrost.checks import require_xarray
 from permafrost.defaults import CHUNK
 from permafrost.errors import CRSError, GridMismatchError, InputError, ModelError
@@ -131,12 +132,16 @@ def predict_block(
     -------
     pzi : numpy.ndarray of float32, shape (ny, nx)
         Calibrated permafrost probability [-] in [0, 1]; NaN where a covariate is
-        missing or the pixel is excluded.
+        missing, a categorical covariate holds a class not seen in training, or the
+        pixel is excluded.
     spread : numpy.ndarray of float32 or None
         Population standard deviation [-] of the calibrated PZI of the fold models.
     counts : dict
-        ``pixels``, ``valid`` (predicted), ``missing`` (some covariate missing) and
-        ``masked`` (all covariates present but excluded by the mask).
+        ``pixels``, ``valid`` (predicted), ``missing`` (some covariate missing, or a
+        class not seen in training), ``masked`` (all covariates present but excluded by
+        the mask) and, for a model with categorical covariates, ``unseen_class`` (of the
+        missing: a categorical covariate's class without training labels;
+        ``model.categorical``).
 
     Notes
     -----
@@ -166,6 +171,13 @@ def _predict(model: Any, block: Any, excluded: Any, device: str, *, pzi: bool, s
         ex = xp.asarray(excluded).ravel().astype(bool)
         n_masked = int(xp.count_nonzero(ex & valid))
         valid &= ~ex
+    n_unseen = 0
+    cats = getattr(model, "categorical", None) or {}
+    if cats:  # a class the model never saw in training: no PZI (permafrost.categorical)
+        cols = {j: cats[f] for j, f in enumerate(model.feature_names) if f in cats}
+        unseen = unseen_mask(b.reshape(nf, ny * nx).T, cols, xp=xp) & valid
+        n_unseen = int(xp.count_nonzero(unseen))
+        valid &= ~unseen
     n_valid = int(xp.count_nonzero(valid))
     p_out = xp.full(ny * nx, np.nan, dtype=np.float32) if pzi else None
     s_out = xp.full(ny * nx, np.nan, dtype=np.float32) if spread else None
@@ -176,8 +188,10 @@ def _predict(model: Any, block: Any, excluded: Any, device: str, *, pzi: bool, s
             p_out[valid] = xp.clip(xp.asarray(p, dtype=np.float32), 0.0, 1.0)
         if spread:
             s_out[valid] = _fold_spread(model, X, xp=xp, device=device)
-    counts = {"pixels": int(ny * nx), "valid": n_valid, "missing": int(xp.count_nonzero(missing)),
-              "masked": n_masked}
+    counts = {"pixels": int(ny * nx), "valid": n_valid,
+              "missing": int(xp.count_nonzero(missing)) + n_unseen, "masked": n_masked}
+    if cats:
+        counts["unseen_class"] = n_unseen
     pzi_h = None if p_out is None else to_host(p_out).reshape(ny, nx)
     spread_h = None if s_out is None else to_host(s_out).reshape(ny, nx)
     return pzi_h, spread_h, counts

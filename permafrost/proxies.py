@@ -22,8 +22,17 @@ is the one the map is predicted on.  Two figures are kept:
 A pair with |ρ| ≥ 0.7 counts as a strong proxy: the threshold above which collinearity
 is commonly found to distort models and their extrapolation (Dormann et al. 2013).
 
+Categorical covariates (land cover; ``attrs["kind"] == "categorical"``) are not ranked or
+correlated as numbers: their codes have no order.  For each of them and each numeric
+covariate the correlation ratio η (Fisher 1925; :func:`permafrost.categorical.correlation_ratio`:
+the square root of the share of the numeric covariate's variance between the classes, equal
+to |r| for a linear relation) is kept instead, and a held class map with η ≥ 0.7 on a
+shifted covariate counts as its proxy as well.
+
 References
 ----------
+Fisher, R. A. (1925). Statistical Methods for Research Workers. Oliver & Boyd (the
+    correlation ratio η).
 Dormann, C. F. et al. (2013). Collinearity: a review of methods to deal with it and a
     simulation study evaluating their performance. Ecography 36, 27–46.
 Marquardt, D. W. (1970). Generalized inverses, ridge regression, biased linear
@@ -41,6 +50,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import xarray as xr
 
+from permafrost.categorical import correlation_ratio, is_categorical
 from permafrost.checks import expects
 
 __all__ = [
@@ -124,16 +134,27 @@ def covariate_dependence(ds: xr.Dataset, features: Sequence[str], *,
     Returns
     -------
     dict
-        :func:`dependence_of_table` of the sample, plus ``sample`` (how it was taken) and
-        ``threshold`` (:data:`PROXY_THRESHOLD`).
+        :func:`dependence_of_table` of the sample's numeric covariates, plus ``sample`` (how
+        it was taken) and ``threshold`` (:data:`PROXY_THRESHOLD`); with categorical
+        covariates also ``categorical`` (``{class map: {numeric covariate: η}}``, rows where
+        either is missing dropped) and ``categorical_rule``.
     """
     ny, nx = int(ds.sizes["y"]), int(ds.sizes["x"])
     step = max(1, math.ceil(math.sqrt(ny * nx / max(1, max_cells))))
     sub = ds[list(features)].isel(y=slice(step // 2, None, step), x=slice(step // 2, None, step))
-    cols = [np.asarray(sub[f].values, dtype=np.float64).ravel() for f in features]
-    out = dependence_of_table(np.column_stack(cols), features)
+    cats = [str(f) for f in features if is_categorical(ds[f])]
+    num = [str(f) for f in features if str(f) not in cats]
+    cols = {f: np.asarray(sub[f].values, dtype=np.float64).ravel() for f in features}
+    out = dependence_of_table(np.column_stack([cols[f] for f in num]) if num
+                              else np.zeros((0, 0)), num)
     out["sample"] = f"every {step}th row and column of the covariate grid"
     out["threshold"] = PROXY_THRESHOLD
+    if cats:
+        out["categorical"] = {c: {f: round(correlation_ratio(cols[c], cols[f]), 4)
+                                  for f in num} for c in cats}
+        out["categorical_rule"] = ("class maps are not correlated as numbers: correlation "
+                                   "ratio η of each numeric covariate on the classes "
+                                   "(Fisher 1925)")
     return out
 
 
@@ -178,6 +199,18 @@ def proxy_warnings(dependence: Mapping | None, features: Sequence[str],
         return out
     rho = dependence.get("spearman", {})
     r2 = dependence.get("r2_from_others", {})
+    eta = dependence.get("categorical") or {}
+    for m in moved:
+        for h in held:
+            v = (eta.get(h) or {}).get(m)
+            if v is None or v < threshold:
+                continue
+            out.append({
+                "kind": "proxy_held", "shifted": m, "held": h, "eta": float(v),
+                "message": f"the class map {h} is held at today's classes, but it stands in "
+                           f"for {m} (correlation ratio η = {v:.2f} across the landscape): "
+                           f"what the model learnt from {h} does not follow the change of "
+                           f"{m}, which usually damps the response"})
     for m in moved:
         for h in held:
             v = rho.get(m, {}).get(h)

@@ -20,6 +20,7 @@ import numpy as np
 
 from permafrost.backends import array_module_of
 from permafrost.calibration import apply_calibration, validate_calibration
+from permafrost.categorical import one_hot, unseen_mask
 from permafrost.errors import ModelError
 from permafrost.provenance import canonical_json
 
@@ -92,37 +93,62 @@ class LinearPredictor:
     """Raw probability of a logistic model on standardised covariates (JSON-stored).
 
     ``p = 1 / (1 + exp(-(intercept + sum_j coef_j * (x_j - mean_j) / scale_j)))``, with
-    missing values replaced by the training medians ``fill_j``.
+    missing values replaced by the training medians ``fill_j``.  With ``categorical``
+    (``{column index: levels}`` of the covariates in feature order), the ``x_j`` are the
+    columns of the treatment (dummy) coding
+    (:func:`permafrost.categorical.one_hot`: reference class the first level), so
+    ``coef``, ``mean``, ``scale`` and ``fill`` have one entry per coded column; a row whose
+    class code is not a level (or NaN) gets NaN.
     """
 
     kind = "linear"
 
-    def __init__(self, *, coef, intercept, mean, scale, fill) -> None:
+    def __init__(self, *, coef, intercept, mean, scale, fill, categorical=None) -> None:
         self.coef = np.asarray(coef, dtype=np.float64)
         self.intercept = float(intercept)
         self.mean = np.asarray(mean, dtype=np.float64)
         self.scale = np.asarray(scale, dtype=np.float64)
         self.fill = np.asarray(fill, dtype=np.float64)
+        self.categorical = {int(j): [int(v) for v in lv]
+                            for j, lv in dict(categorical or {}).items()}
+
+    def n_inputs(self) -> int:
+        """Columns of ``X`` the predictor takes (covariates, before the dummy coding)."""
+        return len(self.coef) - sum(len(v) - 2 for v in self.categorical.values())
 
     def predict(self, X, *, device: str | None = None):
         """Probability of class 1 [-], 1-D float32, same array library as ``X``."""
         xp = array_module_of(X)
         X = xp.asarray(X, dtype=xp.float64)
+        bad = None
+        if self.categorical:
+            bad = ~xp.isfinite(X[:, list(self.categorical)]).all(axis=1) | unseen_mask(
+                X, self.categorical, xp=xp)
+            X = one_hot(X, self.categorical, xp=xp)
         fill = xp.asarray(self.fill)
         X = xp.where(xp.isnan(X), fill[None, :], X)
         z = ((X - xp.asarray(self.mean)) / xp.asarray(self.scale)) @ xp.asarray(self.coef)
         z = z + self.intercept
-        return (1.0 / (1.0 + xp.exp(-z))).astype(xp.float32)
+        p = 1.0 / (1.0 + xp.exp(-z))
+        if bad is not None:
+            p = xp.where(bad, xp.nan, p)
+        return p.astype(xp.float32)
 
     def to_dict(self) -> dict:
-        """The coefficients as a JSON-ready dict (``type`` = ``"logistic"``)."""
-        return {"type": "logistic", "coef": self.coef.tolist(), "intercept": self.intercept,
-                "mean": self.mean.tolist(), "scale": self.scale.tolist(),
-                "fill": self.fill.tolist()}
+        """The coefficients as a JSON-ready dict (``type`` = ``"logistic"``; with
+        categorical covariates also ``categorical``: ``{column index: levels}``)."""
+        d = {"type": "logistic", "coef": self.coef.tolist(), "intercept": self.intercept,
+             "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+             "fill": self.fill.tolist()}
+        if self.categorical:
+            d["categorical"] = {str(j): lv for j, lv in sorted(self.categorical.items())}
+        return d
 
     def to_bytes(self) -> bytes:
         """:meth:`to_dict` as :func:`to_json_text` (the model directory's ``predictor.json``)."""
         return to_json_text(self.to_dict()).encode()
+
+
 class PZIModel:
     """A fitted PZI model: raw predictor + calibrator + metadata (+ optional fold models).
 
@@ -150,6 +176,20 @@ class PZIModel:
         self.metadata = dict(metadata)
         self.fold_models = list(fold_models or [])
 
+    @property
+    def categorical(self) -> dict[str, list[int]]:
+        """``{feature: class codes seen in training}`` of the categorical features
+        (``metadata["features_categorical"]``; empty when there are none)."""
+        return {str(k): [int(c) for c in v]
+                for k, v in (self.metadata.get("features_categorical") or {}).items()}
+
+    def unseen(self, X, *, xp=np):
+        """Rows of ``X`` (feature order) with a class code the model never saw in training
+        (:func:`permafrost.categorical.unseen_mask`): they get no PZI."""
+        cats = self.categorical
+        cols = {j: cats[f] for j, f in enumerate(self.feature_names) if f in cats}
+        return unseen_mask(X, cols, xp=xp)
+
     # -- prediction -------------------------------------------------------------------
     def _check_X(self, X):
         if X.ndim != 2 or X.shape[1] != len(self.feature_names):
@@ -171,12 +211,17 @@ class PZIModel:
         Parameters
         ----------
         X : ndarray, shape (n_samples, n_features)
-            Covariates [feature units] in :attr:`feature_names` order; NaN allowed.
+            Covariates [feature units] in :attr:`feature_names` order; NaN allowed.  A row
+            with a class code not seen in training (:attr:`categorical`) gets NaN.
         device : {"cpu", "cuda"}, optional
             Where XGBoost predicts (default: ``cuda`` for CuPy input, else ``cpu``).
         """
         self._check_X(X)
-        return self.predictor.predict(X, device=device)
+        p = self.predictor.predict(X, device=device)
+        if self.categorical:  # a class without training labels: no PZI (NaN)
+            xp = array_module_of(p)
+            p = xp.where(self.unseen(X, xp=xp), xp.float32(np.nan), p)
+        return p
 
     def calibrate(self, p):
         """Calibrated PZI [-] from raw probabilities (NumPy or CuPy), float32 in [0, 1]."""

@@ -567,6 +567,27 @@ def _importance(model: Mapping) -> str:
                    "feature importance")
 
 
+def _covariates_table(model: Mapping) -> str:
+    """Each model covariate's kind and, for a categorical one, its classes (those with
+    training labels, and those without, whose cells get no PZI) and coding."""
+    rows = []
+    for name, c in (model.get("covariates") or {}).items():
+        if c.get("kind") != "categorical":
+            rows.append([_txt(name), _txt("continuous"), _txt("–"), _txt("–")])
+            continue
+        names = c.get("class_names") or {}
+        trained = "; ".join(f"{k} {names.get(str(k), '')}".strip()
+                            for k in c.get("codes_trained") or [])
+        none = ", ".join(str(k) for k in c.get("codes_without_labels") or [])
+        rows.append([_txt(name), _txt("categorical"),
+                     _txt(trained + (f" (no labels, no PZI: {none})" if none else "")),
+                     _txt(c.get("coding") or "–")])
+    return _table(["Covariate", "Kind", "Classes (code name)", "Coding"], rows, left=4,
+                  wrap=True, caption="Covariates of the model. A categorical covariate's "
+                  "codes are classes, not numbers; a cell of a class without training labels "
+                  "gets no PZI (docs/method.md, \"Categorical covariates\").")
+
+
 def _agreement_map(name: str, m: Mapping, maps: Mapping | None = None) -> str:
     from matplotlib.colors import BoundaryNorm, ListedColormap
     from matplotlib.patches import Patch
@@ -1384,6 +1405,8 @@ def render_report(bundle: Mapping) -> str:
     add("Cross-validation", _cv_tables(model) if model else "")
     add("ROC and reliability", _curves(val, model))
     add("Feature importance", _importance(model) if model else "")
+    if model.get("covariates"):  # each covariate's kind; a categorical one's classes
+        add("Covariates", _covariates_table(model))
     add("Area statistics", _stats_tables(bundle["stats"]) if bundle.get("stats") else "")
     if (bundle.get("applicability") or {}).get("support"):
         add("Representativeness", _support_section(bundle["applicability"]))

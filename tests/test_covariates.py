@@ -331,7 +331,9 @@ def test_changes_apply_to_an_in_memory_stack_and_bad_sources_are_one_line(cov_di
 
 def test_toml_stack_with_derived_and_categorical(cov_dir, tmp_path):
     cat = np.where(synthetic_dem() > 3600, 3, 1).astype("float32")
-    write(geo_da(cat[::2, ::2], res=1 / 600), tmp_path / "landcover.tif")
+    # class codes as integers: a float raster declared categorical is refused
+    write(geo_da(cat[::2, ::2], res=1 / 600).rio.write_nodata(255).astype("uint8"),
+          tmp_path / "landcover.tif")
     cx = 99.0 + 0.05 * (np.arange(4) + 0.5)
     cy = 38.65 - 0.05 * (np.arange(4) + 0.5)
     write(geo_da(np.full((4, 4), -2.0), lon0=98.95, lat0=38.65, res=0.05), tmp_path / "mc.tif")
@@ -371,6 +373,8 @@ lapse_rate = -0.005
     ds = build_stack(toml)
     assert list(ds.data_vars) == ["dem", "landcover", "slope", "northness", "pisr", "maat_ds"]
     assert set(np.unique(ds.landcover.values[np.isfinite(ds.landcover.values)])) <= {1.0, 3.0}
+    assert ds.landcover.attrs["kind"] == "categorical"
+    assert ds.landcover.attrs["resampling"] == "nearest"
     # uniform coarse field: MAAT = -2 + lapse (z - 3000) exactly
     np.testing.assert_allclose(ds.maat_ds.values, -2 - 0.005 * (ds.dem.values - 3000), atol=1e-3)
     assert float(ds.northness.min()) >= -1 and float(ds.northness.max()) <= 1

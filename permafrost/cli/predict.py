@@ -117,7 +117,9 @@ def predict_cmd(
         ("grid", (f"{ny} x {nx} = {res.pixels:,} pixels, {res.blocks} blocks "
                   f"({res.blocks_reused} reused)")),
         ("predicted", f"{res.valid:,}"),
-        ("nodata: a covariate missing", f"{res.missing:,}"),
+        ("nodata: a covariate missing", f"{res.missing:,}" + (
+            f" (of which {res.unseen_class:,} in a class without training labels)"
+            if res.unseen_class else "")),
         ("nodata: masked", f"{res.masked:,}"),
         ("device / backend", f"{res.device} / {res.backend}"),
         ("time", (f"{res.seconds:.1f} s ({res.pixels_per_second / 1e6:.2f} Mpx/s; predict "
@@ -129,8 +131,7 @@ def predict_cmd(
         rows.append(("uncertainty", str(res.uncertainty)))
     ext = app.extrapolation
     if ext is not None:
-        side = ", ".join(f"{f} {'below' if c['below_km2'] >= c['above_km2'] else 'above'} "
-                         f"{100 * c['share']:.1f} %"
+        side = ", ".join(f"{f} {_side(c)} {100 * c['share']:.1f} %"
                          for f, c in ext["covariates"].items() if c["share"])
         rows.append(("beyond the training range", f"{100 * ext['outside_share']:.1f} % of the "
                      f"mapped area" + (f" ({side})" if side else "")
@@ -158,3 +159,10 @@ def predict_cmd(
         err_console.print(f"Warning: {100 * ext['outside_share']:.1f} % of the map lies beyond "
                           "the covariate range of the training labels: the PZI there is an "
                           "extrapolation (docs/pipelines.md, \"Scenarios\").")
+
+
+def _side(c: dict) -> str:
+    """Which way a covariate leaves its training domain (a class for a categorical one)."""
+    if c.get("kind") == "categorical":
+        return "class not seen in training"
+    return "below" if c["below_km2"] >= c["above_km2"] else "above"

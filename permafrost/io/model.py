@@ -19,7 +19,11 @@ it never executes code.  It reads only files inside the model directory: every n
 symbolic link that leads out of the directory).  Each file's bytes must match the digest
 that ``metadata.json`` records (a swapped predictor, a fold file from another model or an
 edited calibration is refused); a model saved before digests were recorded loads with a
-logged warning.  A booster's own feature names (XGBoost JSON ``learner.feature_names``) must
+logged warning.  Categorical covariates: ``metadata.json`` lists their class codes seen in
+training (``features_categorical``), a booster file carries XGBoost's own feature types
+(``"c"``), and the logistic model's file its dummy coding (``categorical``: column index ->
+levels, :class:`permafrost.pzi_model.LinearPredictor`).
+A booster's own feature names (XGBoost JSON ``learner.feature_names``) must
 equal ``feature_names`` in ``metadata.json``, in order: otherwise the map would be computed
 from scrambled columns.  (The logistic model's coefficient file carries no names; its
 coefficient count is checked.)  Saving (:func:`save_model`) writes everything into a temporary
@@ -240,9 +244,22 @@ def load_model(path: str | os.PathLike) -> PZIModel:
         if ptype == "booster":
             pred = _read_booster(p, data)
             _check_booster_names(pred, names, p)
+            _check_booster_types(pred, names, cats, p)
             return pred
-        return _read_linear(p, data, len(names))
+        pred = _read_linear(p, data, len(names))
+        if sorted(pred.categorical) != sorted(names.index(n) for n in cats if n in names):
+            raise ModelError("the logistic model's dummy-coded columns differ from "
+                             "features_categorical in metadata.json", path=p,
+                             field="features_categorical",
+                             fix="metadata.json and the predictor do not belong together: "
+                                 "retrain the model")
+        return pred
 
+    cats = meta.get("features_categorical") or {}
+    if not isinstance(cats, dict) or not all(
+            isinstance(v, list) and all(isinstance(c, int) for c in v) for v in cats.values()):
+        raise ModelError("features_categorical is not a mapping of feature -> class codes",
+                         path=meta_path, field="features_categorical", fix="retrain the model")
     predictor = read_pred(files["predictor"])
     cal_path, cal_bytes = read(files["calibration"])
     cal = validate_calibration(_read_json(cal_path, cal_bytes), path=cal_path)
@@ -284,6 +301,20 @@ def _check_booster_names(pred: BoosterPredictor, names: list[str], path: Path) -
     raise ModelError(problem, path=path, field="feature_names",
                      fix="metadata.json and the predictor do not belong together: retrain "
                          "the model")
+
+
+def _check_booster_types(pred: BoosterPredictor, names: list[str], cats: dict,
+                         path: Path) -> None:
+    """The booster's categorical features (XGBoost feature type ``"c"``) must be the ones
+    ``features_categorical`` in metadata.json lists (else codes would be read as numbers)."""
+    types = pred.booster.feature_types or ["q"] * len(names)
+    own = sorted(n for n, t in zip(names, types) if t == "c")
+    if own != sorted(cats):
+        raise ModelError(f"the booster takes {own or 'no'} feature(s) as categorical, "
+                         f"metadata.json lists {sorted(cats) or 'none'}", path=path,
+                         field="features_categorical",
+                         fix="metadata.json and the predictor do not belong together: retrain "
+                             "the model")
 
 
 def _listed_files(d: Path, meta: dict) -> dict:
@@ -377,11 +408,17 @@ def _read_linear(path: Path, data: bytes, n_features: int) -> LinearPredictor:
         if d.get("type") != "logistic":
             raise KeyError("type")
         obj = LinearPredictor(coef=d["coef"], intercept=d["intercept"], mean=d["mean"],
-                              scale=d["scale"], fill=d["fill"])
-    except (KeyError, TypeError, ValueError) as exc:
+                              scale=d["scale"], fill=d["fill"],
+                              categorical=d.get("categorical"))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelError(f"logistic model file lacks or mangles {exc}", path=path,
                          fix="retrain the model") from None
-    if not (len(obj.coef) == len(obj.mean) == len(obj.scale) == len(obj.fill) == n_features):
+    if any(not 0 <= j < n_features or not lv for j, lv in obj.categorical.items()):
+        raise ModelError("categorical column index outside the features, or no levels",
+                         path=path, field="categorical", fix="retrain the model")
+    # with categorical covariates, one coefficient per dummy column (treatment coding)
+    if not (len(obj.coef) == len(obj.mean) == len(obj.scale) == len(obj.fill)
+            and obj.n_inputs() == n_features):
         raise ModelError("coefficient count differs from the feature count", path=path,
                          field="coef", fix="retrain the model")
     return obj

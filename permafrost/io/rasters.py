@@ -50,6 +50,8 @@ __all__ = [
     "read_raster",
     "write_cog",
     "set_gdal_cache",
+    "RasterClasses",
+    "raster_classes",
 ]
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".nc", ".img")
@@ -774,3 +776,125 @@ def _tag(value: object) -> str:
     if isinstance(value, float):
         return repr(value)
     return str(value)
+
+
+@dataclass(frozen=True)
+class RasterClasses:
+    """What a raster says of its classes (:func:`raster_classes`).
+
+    Attributes
+    ----------
+    categorical : bool
+        Declared categorical: a ``kind=categorical`` tag (dataset or band), GDAL category
+        names or a raster attribute table (``<path>.aux.xml``).
+    classes : str or None
+        The class table as a ``classes`` tag string (``"1=bedrock;2=coarse debris"``): the
+        tag itself, else built from the category names (code = index) or the attribute
+        table's value and name columns.
+    declared_by : str or None
+        ``tag``, ``category names`` or ``attribute table``.
+    dtype : str
+        The band's data type.
+    scaled : bool
+        The band has a GDAL scale or offset (its codes would be changed on reading).
+    """
+
+    categorical: bool
+    classes: str | None
+    declared_by: str | None
+    dtype: str
+    scaled: bool
+
+
+#: GDAL raster attribute table field usages (GDALRATFieldUsage): GFU_Name, GFU_Min, GFU_MinMax
+_RAT_NAME, _RAT_MIN, _RAT_MINMAX = 2, 3, 5
+
+
+def _pam_band(path, band: int):
+    """The ``<PAMRasterBand band=...>`` element of a raster's GDAL sidecar, or None."""
+    import xml.etree.ElementTree as ET  # noqa: PLC0415
+
+    if is_remote(path):
+        return None
+    aux = Path(f"{path}.aux.xml")
+    if not aux.is_file():
+        return None
+    try:
+        root = ET.parse(aux).getroot()
+    except (ET.ParseError, OSError):
+        return None
+    for b in root.iter("PAMRasterBand"):
+        if int(b.get("band", "1")) == int(band):
+            return b
+    return None
+
+
+def _rat_classes(rat) -> str | None:
+    """``code=name;...`` from a GDAL raster attribute table element (value and name
+    columns by their usage, else the column named ``value`` and the first text column)."""
+    fields = []
+    for f in rat.findall("FieldDefn"):
+        fields.append(((f.findtext("Name") or "").strip(), int(f.findtext("Type") or 0),
+                       int(f.findtext("Usage") or 0)))
+    if not fields:
+        return None
+    val = next((i for i, f in enumerate(fields) if f[2] in (_RAT_MINMAX, _RAT_MIN)),
+               next((i for i, f in enumerate(fields) if f[0].lower() == "value"), None))
+    nam = next((i for i, f in enumerate(fields) if f[2] == _RAT_NAME),
+               next((i for i, f in enumerate(fields) if f[1] == 2 and i != val), None))
+    if val is None:
+        return None
+    parts = []
+    for row in rat.findall("Row"):
+        cells = [c.text or "" for c in row.findall("F")]
+        try:
+            code = int(float(cells[val]))
+        except (IndexError, ValueError):
+            continue
+        name = cells[nam].strip() if nam is not None and nam < len(cells) else str(code)
+        parts.append(f"{code}={name or code}")
+    return ";".join(parts) or None
+
+
+def raster_classes(path, band: int = ONLY_BAND) -> RasterClasses:
+    """Whether a raster declares itself categorical, and its class table.
+
+    A raster is categorical when its GDAL metadata (dataset or band) has
+    ``kind=categorical`` (its ``classes`` tag, ``"1=bedrock;2=..."``, is the class table),
+    or when GDAL's sidecar ``<path>.aux.xml`` gives the band category names (code = their
+    index; empty names skipped) or a raster attribute table.  GeoTIFF stores neither of
+    the last two in the file itself, so GDAL keeps them in the sidecar, which is read here
+    as XML.
+
+    Parameters
+    ----------
+    path : path-like
+        A raster GDAL reads (local or remote; a remote one's sidecar is not read).
+    band : int
+        The band (1-based).
+    """
+    p = gdal_path(path)
+    try:
+        with rasterio.open(p) as src:
+            tags = {**{k.lower(): v for k, v in src.tags().items()},
+                    **{k.lower(): v for k, v in src.tags(int(band)).items()}}
+            dtype = str(src.dtypes[int(band) - 1])
+            i = int(band) - 1
+            scaled = (src.scales[i] not in (None, 1.0) or src.offsets[i] not in (None, 0.0))
+    except (RasterioIOError, IndexError) as exc:
+        raise InputFileError(f"cannot read the raster ({exc})", path=p,
+                             fix="check the file") from None
+    kind = str(tags.get("kind", "")).strip().lower()
+    if kind == "categorical":
+        return RasterClasses(True, tags.get("classes"), "tag", dtype, scaled)
+    b = _pam_band(p, band)
+    if b is not None:
+        names = [c.text or "" for c in b.findall("CategoryNames/Category")]
+        if any(n.strip() for n in names):
+            table = ";".join(f"{i}={n.strip()}" for i, n in enumerate(names) if n.strip())
+            return RasterClasses(True, table, "category names", dtype, scaled)
+        rat = b.find("GDALRasterAttributeTable")
+        if rat is not None:
+            return RasterClasses(True, _rat_classes(rat), "attribute table", dtype, scaled)
+    return RasterClasses(False, None, None, dtype, scaled)
+

@@ -415,7 +415,8 @@ def _predict_run(ctx: StepContext):
     if p.uncertainty:
         outputs["uncertainty"] = "pzi_uncertainty.tif"
     summary = {"device": res.device, "backend": res.backend, "pixels": res.pixels,
-               "valid": res.valid, "masked": res.masked, "missing": res.missing}
+               "valid": res.valid, "masked": res.masked, "missing": res.missing,
+               "unseen_class": res.unseen_class}
     app = _applicability(ctx, ds, model_dir, ctx.workdir / "pzi.tif")
     outputs["applicability"] = "applicability.json"
     if (ctx.workdir / "extrapolation.tif").exists():

@@ -144,15 +144,20 @@ def applicability_from_files(model_dir, covariates, pzi_path, *, out_map=None,
     ranges = (meta.get("training") or {}).get("ranges")
     if not ranges:
         return out
-    mask = extrapolation_map(ds, ranges, features, pzi=pzi)
+    categories = (meta.get("training") or {}).get("categories") or {}
+    mask = extrapolation_map(ds, ranges, features, pzi=pzi, categories=categories)
     if out_map is not None:
         write_cog(mask, out_map, nodata=int(np.iinfo(mask.dtype).max), dtype=str(mask.dtype),
                   overview_resampling="nearest",
                   description="covariates outside the training range (bit mask)",
                   tags={"PZI_CONTENT": "bit mask of covariates outside the range of the "
                         "training labels: " + mask.attrs["legend"]})
-    out.extrapolation = extrapolation_statistics(mask, features)
-    out.extrapolation["ranges"] = {f: ranges[f] for f in features}
+    out.extrapolation = extrapolation_statistics(mask, features,
+                                                 categorical=list(categories))
+    out.extrapolation["ranges"] = {f: ranges[f] for f in features if f in ranges}
+    if categories:  # a categorical covariate's domain: the classes seen in training
+        out.extrapolation["categories"] = {f: categories[f] for f in features
+                                           if f in categories}
     warnings += extrapolation_warnings(out.extrapolation, meta.get("model_kind"),
                                        [f for f in features if f in changed])
     return out
@@ -175,6 +180,10 @@ def _support(model_dir, meta, ds, features, pzi, *, changes, chunk, landcover, l
     """Label support of one map (:func:`permafrost.applicability.label_support`); the
     labels' covariate values are today's (the training stack), not a scenario's."""
     pts = _training_labels(model_dir, meta, labels)
+    # covariate deciles are strata of continuous covariates; a categorical one's strata are
+    # its classes (the land-cover map's surface classes)
+    cats = meta.get("features_categorical") or {}
+    features = [f for f in features if f not in cats]
     if pts is None or not features:
         return None
     today = ds

@@ -20,6 +20,16 @@ or :class:`~permafrost.errors.GridMismatchError`) unless a target grid is given 
 -- and then every raster is warped to it (bilinear for a directory or a list; the stack
 file's per-covariate resampling).
 
+Categorical covariates (land cover, surface class): a raster whose GDAL metadata has
+``kind=categorical`` (its ``classes`` tag, ``"1=bedrock;2=coarse debris;..."``, the class
+table), or that has GDAL category names or a raster attribute table, is categorical; so is
+a stack file's covariate with ``kind = "categorical"`` (and optional ``classes``).  Its
+variable carries ``attrs["kind"] = "categorical"`` and ``attrs["classes"]`` (the table, ``""``
+when none; parsed by :func:`permafrost.applicability.parse_class_table`) and is aligned with
+nearest-neighbour resampling, never bilinear; a float raster (or one with a GDAL scale or
+offset) declared categorical is refused (:func:`covariate_kind`).  Every other covariate read
+from files carries ``attrs["kind"] = "continuous"``.
+
 Everything stays lazy (Dask): rasters not on the target grid are read through a GDAL
 warped VRT (the same warp as ``rio.reproject_match``, but chunk by chunk).  The derived
 covariates are computed by :mod:`permafrost.covariates` (science, no file access).
@@ -44,6 +54,7 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 
 from permafrost import climate
+from permafrost.categorical import CATEGORICAL, CONTINUOUS
 from permafrost.checks import expects
 from permafrost.covariates import (
     CHANGED_ATTR,
@@ -77,6 +88,7 @@ from permafrost.io.rasters import (
     check_raster,
     gdal_path,
     is_remote,
+    raster_classes,
     read_raster,
     role_of,
     scale_offset,
@@ -86,7 +98,7 @@ from permafrost.io.toml_files import read_toml
 from permafrost.options import check_name
 
 __all__ = ["build_stack", "read_stack_file", "align_raster", "changeable_inputs", "covariate_files",
-           "stack_file_inputs"]
+           "stack_file_inputs", "covariate_kind"]
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +127,8 @@ def build_stack(source, *, chunks=CHUNK, like=None,
         ``None``: read into memory, NumPy-backed).
     like : path-like, optional
         Target grid (a raster) for a directory or a list of files: every raster is
-        aligned to it (bilinear).  Without it the rasters must share one grid.  A stack
+        aligned to it (bilinear; nearest neighbour for a categorical raster).
+        Without it the rasters must share one grid.  A stack
         file sets its grid in its ``[grid]`` section; an in-memory source is on its own
         grid.
     changes : mapping, optional
@@ -239,11 +252,62 @@ def _read_files(files: list[Path], *, where: Path, chunks, like,
     _check_change_keys(changes, [f.stem for f in files], where)
     arrays = {}
     for f in files:
-        arr = align_raster(f, grid, resampling="bilinear", chunks=chunks, name=f.stem)
+        kind = covariate_kind(f, name=f.stem)
+        res = "nearest" if kind["kind"] == CATEGORICAL else "bilinear"
+        arr = align_raster(f, grid, resampling=res, chunks=chunks, name=f.stem)
+        arr.attrs.update(kind)
         if f.stem in changes:
-            arr = _mark_changed(_changed(arr, changes[f.stem], grid, chunks=chunks), [f.stem])
+            arr = _mark_changed(_changed(arr, changes[f.stem], grid, chunks=chunks,
+                                         resampling=res), [f.stem])
         arrays[f.stem] = arr
     return _dataset(arrays, grid)
+
+
+# --------------------------------------------------------------------------------------
+# categorical or continuous
+# --------------------------------------------------------------------------------------
+#: resamplings that keep class codes (never averaged into a code that means another class)
+_CLASS_RESAMPLING = ("nearest", "mode")
+
+
+def covariate_kind(path, *, name: str, band: int | None = None, declared: str | None = None,
+                   classes: str | None = None, where=None) -> dict:
+    """The ``kind`` and ``classes`` attributes of a covariate read from ``path``.
+
+    Categorical when ``declared`` says so (a stack file's ``kind``) or, with nothing
+    declared, when the raster declares itself categorical
+    (:func:`permafrost.io.rasters.raster_classes`: a ``kind=categorical`` tag, GDAL category
+    names or a raster attribute table).  ``classes`` is the class table (``code=name;...``):
+    the one given, else the raster's.  A categorical raster must hold integer codes: a float
+    data type, or a GDAL scale/offset, is refused.
+
+    Returns
+    -------
+    dict
+        ``{"kind": "continuous"}`` or ``{"kind": "categorical", "classes": str}`` (the
+        table, ``""`` when the raster has none).
+
+    Raises
+    ------
+    DataError
+        A categorical raster with a float data type or a scale/offset.
+    """
+    info = raster_classes(path, ONLY_BAND if band is None else int(band))
+    kind = declared or (CATEGORICAL if info.categorical else CONTINUOUS)
+    if kind != CATEGORICAL:
+        return {"kind": CONTINUOUS}
+    field = f"covariates.{name}.kind" if declared else name
+    if np.dtype(info.dtype).kind not in "iu":
+        raise DataError(f"categorical covariate {name!r} is stored as {info.dtype}: class codes "
+                        "must be integers", path=where or path, field=field,
+                        fix="write the class map as an integer raster (e.g. uint8), or "
+                            "declare it kind = \"continuous\" in a stack file")
+    if info.scaled:
+        raise DataError(f"categorical covariate {name!r} has a GDAL scale/offset, which would "
+                        "change its class codes", path=where or path, field=field,
+                        fix="remove the scale and offset from the class map")
+    return {"kind": CATEGORICAL, "classes": classes if classes is not None
+            else (info.classes or "")}
 
 
 # --------------------------------------------------------------------------------------
@@ -319,6 +383,13 @@ def _changed(arr: xr.DataArray, change, grid: Grid, *, chunks=CHUNK,
     (:func:`permafrost.covariates.apply_change`)."""
     if change is None:
         return arr
+    if str(arr.attrs.get("kind", "")) == CATEGORICAL and (
+            float(getattr(change, "offset", 0.0) or 0.0) != 0.0
+            or float(getattr(change, "scale", 1.0) if getattr(change, "scale", None)
+                     is not None else 1.0) != 1.0):
+        raise ConfigError(f"a scenario cannot shift or scale the class codes of the "
+                          f"categorical covariate {arr.name!r}", field=f"changes.{arr.name}",
+                          fix="give the scenario's class map as a file (file = ...) instead")
     if getattr(change, "file", None) is not None:
         arr = align_raster(change.file, grid, resampling=resampling, chunks=chunks,
                            name=arr.name).assign_attrs(arr.attrs)
@@ -420,6 +491,7 @@ def _dataset(arrays: Mapping[str, xr.DataArray], grid: Grid) -> xr.Dataset:
         v = v.assign_coords(x=x, y=y)
         v = v.drop_vars([c for c in v.coords if c not in ("x", "y")])
         attrs = dict(v.attrs)
+        attrs.setdefault("kind", CONTINUOUS)  # derived covariates are continuous
         clean[k] = v.astype(np.float32)
         clean[k].attrs = attrs
     ds = xr.Dataset(clean)
@@ -609,23 +681,42 @@ def read_stack_file(path, *, chunks=CHUNK, changes: Mapping | None = None
         if "path" not in c:
             raise ConfigError("covariate has no path", path=p, field=f"covariates.{name}.path",
                               fix="give path = FILE")
-        extra = set(c) - {"path", "resampling", "kind", "use", "band"}
+        extra = set(c) - {"path", "resampling", "kind", "use", "band", "classes"}
         if extra:
             raise ConfigError(f"unknown key(s) {sorted(extra)}", path=p,
                               field=f"covariates.{name}",
-                              fix="use path, band, resampling, kind, use")
+                              fix="use path, band, resampling, kind, classes, use")
         band = c.get("band")
         if band is not None and (isinstance(band, bool) or not isinstance(band, int)
                                  or band < 1):
             raise ConfigError(f"band {band!r} is not a band number", path=p,
                               field=f"covariates.{name}.band", fix="give band = 1, 2, ...")
-        kind = c.get("kind", "continuous")
-        if kind not in ("continuous", "categorical"):
-            raise ConfigError(f"unknown kind {kind!r}", path=p, field=f"covariates.{name}.kind",
+        declared = c.get("kind")
+        if declared is not None and declared not in (CONTINUOUS, CATEGORICAL):
+            raise ConfigError(f"unknown kind {declared!r}", path=p,
+                              field=f"covariates.{name}.kind",
                               fix="use continuous or categorical")
-        res = c.get("resampling", "nearest" if kind == "categorical" else "bilinear")
-        arrays[name] = align_raster(_in_stack(base, c["path"]), grid, resampling=res, chunks=chunks,
+        table = c.get("classes")
+        if table is not None and not isinstance(table, str):
+            raise ConfigError("classes is not a text like \"1=bedrock;2=coarse debris\"",
+                              path=p, field=f"covariates.{name}.classes",
+                              fix="give classes = \"CODE=NAME;CODE=NAME\"")
+        src_path = _in_stack(base, c["path"])
+        kind_attrs = covariate_kind(src_path, name=name, band=band, declared=declared,
+                                    classes=table, where=p)
+        kind = kind_attrs["kind"]
+        if table is not None and kind != CATEGORICAL:
+            raise ConfigError("classes given for a continuous covariate", path=p,
+                              field=f"covariates.{name}.classes",
+                              fix="add kind = \"categorical\" or remove classes")
+        res = c.get("resampling", "nearest" if kind == CATEGORICAL else "bilinear")
+        if kind == CATEGORICAL and res not in _CLASS_RESAMPLING:
+            raise ConfigError(f"resampling {res!r} would mix the class codes of a categorical "
+                              "covariate", path=p, field=f"covariates.{name}.resampling",
+                              fix="use resampling = \"nearest\" (or \"mode\")")
+        arrays[name] = align_raster(src_path, grid, resampling=res, chunks=chunks,
                                     name=name, band=band, role=roles.get(name))
+        arrays[name].attrs.update(kind_attrs)
         deps[name] = {name}
         if name in changes:
             arrays[name] = _mark_changed(_changed(arrays[name], changes[name], grid,

@@ -133,6 +133,9 @@ class PredictResult:
     write_seconds: float
     features: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
+    #: of the missing pixels: those whose categorical covariate holds a class the model
+    #: never saw in training (no PZI there; permafrost.categorical)
+    unseen_class: int = 0
 
     @property
     def pixels_per_second(self) -> float:
@@ -308,7 +311,7 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
     model_d = dask.delayed(pzi_model, name=f"pzi-model-{key[:16]}", traverse=False)
     geoms_d = (dask.delayed(excluded, name=f"pzi-maskgeoms-{key[:16]}", traverse=False)
                if isinstance(excluded, Shapes) else None)
-    counts_total = {"pixels": 0, "valid": 0, "missing": 0, "masked": 0}
+    counts_total = {"pixels": 0, "valid": 0, "missing": 0, "masked": 0, "unseen_class": 0}
     tasks, task_pixels = [], []
     n_blocks = reused = 0
     done_pixels = 0
@@ -414,12 +417,17 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
             _wrote()
     remove_cache(root, cache, remove_root=default_cache)
     t2 = time.perf_counter()
+    if counts_total["unseen_class"]:
+        log.warning("%d pixels hold a class of a categorical covariate (%s) that no training "
+                    "label is on: they get no PZI", counts_total["unseen_class"],
+                    ", ".join(sorted(getattr(pzi_model, "categorical", {}))))
     return PredictResult(
         pzi=out, zones=Path(zones) if zones is not None else None,
         uncertainty=Path(uncertainty) if uncertainty is not None else None,
         device=dev, backend=backend, shape=(ny, nx), pixels=total_pixels,
         valid=counts_total["valid"], missing=counts_total["missing"],
-        masked=counts_total["masked"], blocks=n_blocks, blocks_reused=reused,
+        masked=counts_total["masked"], unseen_class=counts_total["unseen_class"],
+        blocks=n_blocks, blocks_reused=reused,
         seconds=t2 - t0, predict_seconds=t1 - t0, write_seconds=t2 - t1,
         features=features, tags=tags,
     )
@@ -464,7 +472,7 @@ def _unreadable_covariate(ds: xr.Dataset, features: Sequence[str], cov_source: A
 
 def _add(total: dict[str, int], part: Mapping[str, int]) -> None:
     for k in total:
-        total[k] += int(part[k])
+        total[k] += int(part.get(k, 0))
 
 
 def _load(model: Any) -> tuple[Any, Path | None]:
