@@ -169,7 +169,7 @@ def test_metadata_keys_and_the_given_prevalence_wins(world):
 def test_the_level_option(world, tmp_path):
     ds, labels, t, truth = world
     # in-situ asked for with few labels: used, with a warning that they are few
-    few = labels[(labels.source != "borehole") | (labels.index % 10 == 0)]
+    few = labels[(labels.source != "borehole") | (labels.index % 25 == 0)]
     lev = _train(ds, few, level="in-situ").model.metadata["calibration"]["level"]
     assert lev["rests_on"].startswith("in-situ") and "was asked for" in lev["warning"]
     with pytest.raises(ModelError, match="unknown level"):
