@@ -14,12 +14,15 @@ Class imbalance is handled explicitly: the training weight of a point is its lab
 times a class weight ``W / (2 W_c)`` (``W`` the summed label weights, ``W_c`` those of its
 class), so both classes carry equal total weight (King & Zeng 2001 "weighting").  The raw
 probabilities therefore refer to a balanced prior; the out-of-fold calibration (fitted with
-label weights only) maps them back to the labels' weighted prevalence.  The PZI is then
-the probability of permafrost given the covariates *as the labels sample it*: it equals
-the landscape's probability where the labels sample places without regard to their class
-(a rock glacier's front, a borehole's site), which is the default assumption.  Where the
-sampling favoured one class, ``prevalence`` moves the PZI to a landscape prevalence given
-from an independent source (:func:`permafrost.calibration.prior_shift`).
+label weights only) maps them back to a prevalence: that of the in-situ labels (boreholes,
+GTN-P) when there are enough of them, else the labels' weighted prevalence
+(:mod:`permafrost.level`: the calibrator's shape from all labels, its level from the
+in-situ labels; ``level`` chooses).  The PZI is then the probability of permafrost given
+the covariates *as those labels sample it*: it equals the landscape's probability where
+they sample places without regard to their class (a borehole's site), which is the
+default assumption.  Where the sampling favoured one class, ``prevalence`` moves the PZI to
+a landscape prevalence given from an independent source
+(:func:`permafrost.calibration.prior_shift`); it wins over ``level``.
 
 :func:`train_model` runs the whole chain: extraction of covariates at the labels, spatial
 block CV and random CV, cross-fitted calibration, importance, and returns a
