@@ -318,9 +318,9 @@ def with_given_prevalence(fit: LevelFit, prevalence: float | None,
     lev = dict(fit.level)
     params = dict(fit.params)
     src = source or "not given"
-    if params["method"] != "none":
-        params["prior_shift"] = {"from": float(lev["prevalence_of_set"]),
-                                 "to": float(prevalence), "source": src}
+    # (calibration "none": from the balanced prior 0.5 the raw scores refer to)
+    params["prior_shift"] = {"from": float(lev["prevalence_of_set"]),
+                             "to": float(prevalence), "source": src}
     lev["calibrated_on"] = lev["rests_on"]
     lev["rests_on"] = f"given prevalence {prevalence:.3f} ({src})"
     lev["given_prevalence"] = float(prevalence)

@@ -164,6 +164,11 @@ def test_metadata_keys_and_the_given_prevalence_wins(world):
     assert "a given prevalence wins" in lev["rule"]
     with pytest.raises(ModelError):
         with_given_prevalence(fit_level_calibration(np.r_[0.2, 0.8], [0, 1], ["a", "b"]), 1.5)
+    # calibration "none": the raw scores refer to balanced classes, shifted from 0.5
+    raw_fit = fit_level_calibration(np.r_[0.2, 0.8], [0, 1], ["a", "b"], method="none")
+    shifted = with_given_prevalence(raw_fit, 0.2).params
+    assert shifted["prior_shift"]["from"] == 0.5
+    assert float(apply_calibration(shifted, np.float32([0.5]))[0]) == pytest.approx(0.2)
 
 
 def test_the_level_option(world, tmp_path):
@@ -216,3 +221,23 @@ def test_the_report_says_what_the_level_rests_on(world):
     html = render_report({"title": "t", "model": meta})
     assert "level rests on the label mix" not in html
     assert "in-situ (boreholes, GTN-P)" in html
+
+
+def test_the_pipeline_closing_output_prints_the_level_warning(monkeypatch):
+    from io import StringIO
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    import permafrost.cli.run as run
+
+    buf = StringIO()
+    monkeypatch.setattr(run, "console", Console(file=buf, width=400))
+    w = "the PZI's level rests on the label mix (weighted prevalence 0.83, ...)"
+    rec = SimpleNamespace(summary={"level": "all labels (label mix)", "warnings": [w]})
+    ok = SimpleNamespace(summary={"level": "in-situ (boreholes, GTN-P)"})
+    run._print_level(SimpleNamespace(scenarios={"baseline": {"train": rec},
+                                                "plus1": {"train": rec},
+                                                "reference": {"train": ok}}))
+    out = buf.getvalue()
+    assert out.count("WARNING") == 1 and "(baseline, plus1, PZI level)" in out and w in out
