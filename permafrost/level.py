@@ -296,8 +296,8 @@ def fit_level_calibration(raw, y, sources, *, method: str = CALIBRATION, level: 
                        f"{label_prev:.2f}, which the map inherits), not on in-situ evidence: "
                        f"{n_is} in-situ labels ({npos_is} permafrost, {nneg_is} none), need "
                        f"{min_labels} with {min_per_class} of each class; add boreholes or "
-                       "GTN-P records, or give train.prevalence (prevalence= in the library) from an "
-                       "independent source")
+                       "GTN-P records, or give train.prevalence (prevalence= in the "
+                       "library) from an independent source")
     return LevelFit(params, {
         "rests_on": rests_on, "choice": level, "n": n, "n_positive": npos,
         "n_sites": n_sites if use_in_situ else None, "prevalence_of_set": prev,
