@@ -25,6 +25,7 @@ from permafrost.defaults import (
     CALIBRATION,
     CHUNK,
     CI_LEVEL,
+    LEVEL,
     ROCK_GLACIER_WEIGHT,
 )
 from permafrost.errors import ConfigError, PermafrostError
@@ -198,6 +199,10 @@ class TrainOptions(_Strict):
     #: docs/method.md "What the PZI means"
     prevalence: float | None = bound("prevalence").field(None)
     prevalence_source: str | None = None
+    #: what the calibrated PZI's level rests on (permafrost.level): "auto" the in-situ
+    #: labels (boreholes, GTN-P) when there are enough, else the label mix (with a warning);
+    #: "in-situ" or "labels" to choose; a given prevalence wins over either
+    level: Literal["auto", "in-situ", "labels"] = LEVEL
 
     #: monotone constraints by covariate (+1 increasing, -1 decreasing), e.g. {maat = -1}:
     #: physical knowledge that keeps warming scenarios from raising the PZI

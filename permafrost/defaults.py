@@ -60,8 +60,24 @@ gives the reasoning; in short:
     few hundred metres apart along a road or a slope; 500 m joins those and separates
     campaigns.  A convention, reported with the results.
 
+``LEVEL = "auto"``, ``MIN_IN_SITU_LABELS = 30``, ``MIN_IN_SITU_PER_CLASS = 5``
+    What the calibrated PZI's level rests on (:mod:`permafrost.level`).  ``auto``: the
+    in-situ labels (boreholes, GTN-P / PERMOS records) set it when there are at least 30 of
+    them with at least 5 of each class, else the label mix does and the run says so.  The
+    in-situ labels fit one number, a logit offset of the calibrator fitted on all labels
+    (recalibration in the large, Steyerberg 2009): its standard error on the probability
+    scale is about ``sqrt(pi (1 - pi) / n)``, 0.08 at a prevalence of 0.75 and 30 labels,
+    below the 0.1 to which the mean PZI per surface is asked to be right; 5 per class is the
+    lower bound of events per parameter at which Vittinghoff & McCulloch (2007) find
+    logistic estimates acceptable (with one class missing the offset has no finite value).
+    Boreholes come in sites (about 13 per site on the sample region): the number of sites
+    is recorded beside the count, which a site-clustered set overstates.
+
 References
 ----------
+Steyerberg, E. W. (2009). Clinical Prediction Models. Springer, ch. 20.
+Vittinghoff, E., McCulloch, C. E. (2007). Relaxing the rule of ten events per variable in
+    logistic and Cox regression. Am. J. Epidemiol. 165, 710-718.
 Efron, B., Tibshirani, R. J. (1993). An Introduction to the Bootstrap. Chapman & Hall.
 Niculescu-Mizil, A., Caruana, R. (2005). Predicting good probabilities with supervised
     learning. Proc. ICML 2005, 625-632.
@@ -72,7 +88,8 @@ Haeberli, W. et al. (2006). Permafrost creep and rock glacier dynamics. Permafro
 from __future__ import annotations
 
 __all__ = ["BOREHOLE_WEIGHT", "ROCK_GLACIER_WEIGHT", "CHUNK", "BLOCK_CELLS", "auto_block_rows",
-           "CALIBRATION", "BOOTSTRAP_RESAMPLES", "CI_LEVEL", "SITE_M"]
+           "CALIBRATION", "BOOTSTRAP_RESAMPLES", "CI_LEVEL", "SITE_M", "LEVEL",
+           "MIN_IN_SITU_LABELS", "MIN_IN_SITU_PER_CLASS"]
 
 #: Sample weight of one borehole label [-].
 BOREHOLE_WEIGHT: float = 2.0
@@ -84,6 +101,12 @@ CHUNK: int = 1024
 BLOCK_CELLS: int = 1 << 20
 #: Calibration of the model's raw scores (``sigmoid``: Platt 1999; ``isotonic``).
 CALIBRATION: str = "sigmoid"
+#: What the PZI's level rests on: ``auto``, ``in-situ`` or ``labels`` (permafrost.level).
+LEVEL: str = "auto"
+#: In-situ labels (boreholes, GTN-P) needed for ``auto`` to set the level from them [-].
+MIN_IN_SITU_LABELS: int = 30
+#: ... of which at least this many of each class [-].
+MIN_IN_SITU_PER_CLASS: int = 5
 #: Resamples of the percentile bootstrap of borehole metrics [-].
 BOOTSTRAP_RESAMPLES: int = 2000
 #: Confidence level of the bootstrap intervals [-].

@@ -14,12 +14,15 @@ Class imbalance is handled explicitly: the training weight of a point is its lab
 times a class weight ``W / (2 W_c)`` (``W`` the summed label weights, ``W_c`` those of its
 class), so both classes carry equal total weight (King & Zeng 2001 "weighting").  The raw
 probabilities therefore refer to a balanced prior; the out-of-fold calibration (fitted with
-label weights only) maps them back to the labels' weighted prevalence.  The PZI is then
-the probability of permafrost given the covariates *as the labels sample it*: it equals
-the landscape's probability where the labels sample places without regard to their class
-(a rock glacier's front, a borehole's site), which is the default assumption.  Where the
-sampling favoured one class, ``prevalence`` moves the PZI to a landscape prevalence given
-from an independent source (:func:`permafrost.calibration.prior_shift`).
+label weights only) maps them back to a prevalence: that of the in-situ labels (boreholes,
+GTN-P) when there are enough of them, else the labels' weighted prevalence
+(:mod:`permafrost.level`: the calibrator's shape from all labels, its level from the
+in-situ labels; ``level`` chooses).  The PZI is then the probability of permafrost given
+the covariates *as those labels sample it*: it equals the landscape's probability where
+they sample places without regard to their class (a borehole's site), which is the
+default assumption.  Where the sampling favoured one class, ``prevalence`` moves the PZI to
+a landscape prevalence given from an independent source
+(:func:`permafrost.calibration.prior_shift`); it wins over ``level``.
 
 :func:`train_model` runs the whole chain: extraction of covariates at the labels, spatial
 block CV and random CV, cross-fitted calibration, importance, and returns a
@@ -76,8 +79,14 @@ from permafrost.cv import (
     summarise_folds,
     variogram_range,
 )
-from permafrost.defaults import CALIBRATION, SITE_M
+from permafrost.defaults import CALIBRATION, LEVEL, SITE_M
 from permafrost.errors import DataError, ModelError
+from permafrost.level import (
+    fit_level_calibration,
+    fold_calibrator,
+    uses_in_situ,
+    with_given_prevalence,
+)
 from permafrost.metrics import binary_metrics, reliability_curve
 from permafrost.options import check_options
 from permafrost.provenance import versions
@@ -510,6 +519,8 @@ class TrainReport:
     per_source: dict = field(default_factory=dict)
     #: train on all sources but one, score that one (transfer.leave_one_source_out)
     leave_one_source_out: list = field(default_factory=list)
+    #: what the calibrated PZI's level rests on, and its warning (permafrost.level)
+    level: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         """Plain dict (for JSON)."""
@@ -617,8 +628,13 @@ def _dummy_flags(names, cols) -> list[bool]:
     return out
 
 
-def _cross_fit(estimator_factory, X, y, w, folds, *, calibration, threshold, names):
-    """Fit per fold; return OOF raw, cross-fitted calibrated OOF, per-fold metrics, fold models."""
+def _cross_fit(estimator_factory, X, y, w, folds, *, calibration, threshold, names,
+               calibrate=None):
+    """Fit per fold; return OOF raw, cross-fitted calibrated OOF, per-fold metrics, fold models.
+
+    ``calibrate(raw, mask) -> params`` fits the calibrator of a fold on the labels in
+    ``mask`` (default: :func:`~permafrost.calibration.fit_calibration` on them; the level
+    rule of :func:`permafrost.level.fold_calibrator` in :func:`train_model`)."""
     n = len(y)
     raw = np.full(n, np.nan)
     fold_of = np.full(n, -1)
@@ -634,14 +650,34 @@ def _cross_fit(estimator_factory, X, y, w, folds, *, calibration, threshold, nam
     per_fold = []
     for k, (_tr, te) in enumerate(folds):
         other = fold_of != k
-        params = fit_calibration(raw[other], y[other], method=calibration,
-                                 sample_weight=w[other])
+        params = (calibrate(raw, other) if calibrate is not None else
+                  fit_calibration(raw[other], y[other], method=calibration,
+                                  sample_weight=w[other]))
         cal[te] = apply_calibration(params, raw[te].astype(np.float32))
         m = binary_metrics(y[te], cal[te], sample_weight=w[te], threshold=threshold,
                            curves=False)
         m["fold"] = k
         per_fold.append(m)
     return raw, cal, per_fold, fold_models
+
+
+def _pzi_meaning(lev: dict) -> str:
+    """The metadata's ``pzi_meaning``: what the calibrated PZI is and what its level rests
+    on (:mod:`permafrost.level`)."""
+    head = "calibrated probability of permafrost given the covariates"
+    mix = lev["label_prevalence"]
+    if lev.get("given_prevalence") is not None:
+        return (f"{head}, moved from the prevalence {lev['prevalence_of_set']:.3f} of "
+                f"{lev['calibrated_on']} to a given landscape prevalence of "
+                f"{lev['given_prevalence']:.3f} ({lev['rests_on']}; Saerens et al. 2002)")
+    if lev["rests_on"].startswith("in-situ"):
+        return (f"{head}; its level set by {lev['n']} in-situ labels (boreholes, GTN-P; "
+                f"prevalence {lev['prevalence_of_set']:.3f}), not by the label mix "
+                f"(prevalence {mix:.3f})")
+    if lev["rests_on"].startswith("all labels"):
+        return (f"{head}, at the labels' weighted prevalence {mix:.3f} (the label mix sets "
+                "its level: labels taken to sample places, not classes)")
+    return f"{head}: {lev['rests_on']}"
 
 
 def check_training_options(*, params: dict | None = None, **values) -> None:
@@ -662,7 +698,8 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
                 random_cv: bool = True, threshold: float = 0.5, min_per_class: int = 10,
                 prevalence: float | None = None, prevalence_source: str | None = None,
                 keep_fold_models: bool = True, batch_size: int = 100_000,
-                labels_source=None, covariates_source=None) -> TrainResult:
+                labels_source=None, covariates_source=None,
+                level: str = LEVEL) -> TrainResult:
     """Train a calibrated, spatially cross-validated permafrost model.
 
     Parameters
@@ -703,7 +740,8 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
     prevalence : float, optional
         Share of permafrost [-] in the landscape, from an independent source; the
         calibrated PZI is moved from the labels' weighted prevalence to it (Saerens et al.
-        2002).  Default: none (the labels sample places, not classes).
+        2002).  Default: none.  It wins over ``level``: the PZI is moved from the
+        prevalence of the set the level rests on to it.
     prevalence_source : str, optional
         Where ``prevalence`` comes from (recorded in the model's metadata).
     min_per_class : int
@@ -714,6 +752,12 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
         Points per extraction batch.
     labels_source, covariates_source : path-like, optional
         Used in messages and metadata only.
+    level : {"auto", "in-situ", "labels"}
+        What the calibrated PZI's level rests on (:mod:`permafrost.level`): ``auto`` the
+        in-situ labels (boreholes, GTN-P) when there are enough
+        (:data:`~permafrost.defaults.MIN_IN_SITU_LABELS`, with
+        :data:`~permafrost.defaults.MIN_IN_SITU_PER_CLASS` of each class), else the label
+        mix, with a warning (``report.level["warning"]``, metadata ``calibration.level``).
 
     Returns
     -------
@@ -730,6 +774,7 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
                          fix=f"use one of {list(CALIBRATION_METHODS)}")
     check_training_options(seed=seed, folds=folds, block_size=block_size, threshold=threshold,
                            prevalence=prevalence, params=params)
+    uses_in_situ([], [], level=level)  # an unknown level fails before any work
     if label_col not in labels_gdf.columns:
         raise DataError("label column not found", path=labels_source, field=label_col,
                         fix=f"columns are {list(labels_gdf.columns)}")
@@ -821,34 +866,40 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
                              categorical=categorical)
         return est
 
+    # the level of the PZI: in-situ labels or the label mix (permafrost.level); each fold's
+    # calibrator is fitted as the final one is
+    sources = evidence_sources(sub)
+    sites = site_ids(mx, my, SITE_M)
+    calibrate = fold_calibrator(y, sources, method=calibration, sample_weight=w,
+                                rests_on_in_situ=uses_in_situ(y, sources, level=level))
     t1 = time.perf_counter()
     raw, cal, sp_folds, fold_models = _cross_fit(factory, X, y, w, spatial_folds,
                                                  calibration=calibration, threshold=threshold,
-                                                 names=names)
+                                                 names=names, calibrate=calibrate)
     t2 = time.perf_counter()
     rd_folds: list = []
     if random_cv:
         rfolds = make_folds(y, n_splits=folds, seed=seed, kind="random")
         _r, _c, rd_folds, _m = _cross_fit(factory, X, y, w, rfolds, calibration=calibration,
-                                          threshold=threshold, names=names)
+                                          threshold=threshold, names=names, calibrate=calibrate)
     t3 = time.perf_counter()
     final = factory().fit(pd.DataFrame(X, columns=names), y, sample_weight=w)
-    cal_params = fit_calibration(raw, y, method=calibration, sample_weight=w)
-    label_prevalence = float(np.sum(w * y) / np.sum(w))
-    if prevalence is not None:
-        if not 0.0 < prevalence < 1.0:
-            raise ModelError(f"prevalence must lie in (0, 1), got {prevalence}",
-                             field="prevalence", fix="give the landscape's share of permafrost")
-        cal_params["prior_shift"] = {"from": label_prevalence, "to": float(prevalence),
-                                     "source": prevalence_source or "not given"}
+    # shape from all labels, level from the in-situ labels if enough, then a given
+    # prevalence, which wins (permafrost.level, "The order with a given prevalence")
+    leveled = with_given_prevalence(
+        fit_level_calibration(raw, y, sources, method=calibration, level=level,
+                              sample_weight=w, sites=sites),
+        prevalence, prevalence_source)
+    cal_params, level_record = leveled.params, leveled.level
+    label_prevalence = level_record["label_prevalence"]
+    if level_record["warning"]:
+        log.warning("%s", level_record["warning"])
     importance = _importance(final, X, names, seed=seed)
     t4 = time.perf_counter()
 
     oof = binary_metrics(y, cal, sample_weight=w, threshold=threshold, curves=False)
     oof_raw = binary_metrics(y, raw, sample_weight=w, threshold=threshold, curves=False)
     # transfer: skill per evidence source (out of fold) and leave-one-source-out
-    sources = evidence_sources(sub)
-    sites = site_ids(mx, my, SITE_M)
     per_source = skill_by_source(y, cal, sources, sites=sites, threshold=threshold, seed=seed)
 
     def fit_predict(tr, te):
@@ -871,6 +922,7 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
         seconds={"extract_and_folds": t1 - t0, "spatial_cv": t2 - t1, "random_cv": t3 - t2,
                  "final_fit": t4 - t3, "transfer": t5 - t4, "total": t5 - t0},
         autocorrelation=autocorrelation, per_source=per_source, leave_one_source_out=loso,
+        level=level_record,
     )
     hp = {k: v for k, v in final.get_params().items() if k not in ("device", "categorical")}
     cont = [f for f in names if f not in categorical]
@@ -905,16 +957,11 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
                            "hyper-parameters) trained on the other sources only, scored with "
                            "its uncalibrated probabilities (the AUC is unchanged by a monotone "
                            "calibration); percentile bootstrap intervals by site"}},
-        "pzi_meaning": (
-            "calibrated probability of permafrost given the covariates, at the labels' "
-            f"weighted prevalence {label_prevalence:.3f} (labels taken to sample places, "
-            "not classes)" if prevalence is None else
-            f"calibrated probability of permafrost given the covariates, moved from the "
-            f"labels' weighted prevalence {label_prevalence:.3f} to a landscape prevalence "
-            f"of {prevalence:.3f} ({prevalence_source or 'source not given'}; Saerens et "
-            "al. 2002)"),
+        "pzi_meaning": _pzi_meaning(level_record),
         "calibration": {"method": calibration, "fitted_on": "spatial-CV out-of-fold predictions",
                         "label_prevalence": label_prevalence,
+                        # what the PZI's level rests on (permafrost.level)
+                        "level": level_record,
                         "reliability": report.reliability,
                         "reliability_raw": report.reliability_raw},
         "importance": importance,

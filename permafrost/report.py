@@ -898,6 +898,31 @@ def _transfer_tables(tr: Mapping) -> str:
     return "\n".join(out)
 
 
+def _level_record(model: Mapping) -> Mapping:
+    """The model's ``calibration.level`` record (permafrost.level), or ``{}``."""
+    return ((model or {}).get("calibration") or {}).get("level") or {}
+
+
+def _level_warning(model: Mapping) -> str:
+    """The warning that the PZI's level rests on the label mix, shown at the top."""
+    w = _level_record(model).get("warning")
+    return f"<p class='warn'><b>Warning:</b> {_e(w)}.</p>" if w else ""
+
+
+def _level_line(model: Mapping) -> str:
+    """One line of the model section: what the calibrated PZI's level rests on."""
+    lev = _level_record(model)
+    if not lev:
+        return ""
+    n = lev.get("n")
+    prev = lev.get("prevalence_of_set")
+    mix = lev.get("label_prevalence")
+    nums = (f" ({n} labels, prevalence {_num(prev, 2)}; label mix {_num(mix, 2)})"
+            if n is not None and prev is not None else "")
+    return (f"<p class='note'><b>PZI level:</b> {_e(lev.get('rests_on', ''))}{_e(nums)}. "
+            f"{_e(lev.get('rule', ''))}.</p>")
+
+
 def _top_warnings(val: Mapping) -> str:
     """The validation's warnings, shown at the top of the report."""
     ws = val.get("warnings") or []
@@ -1402,7 +1427,8 @@ def render_report(bundle: Mapping) -> str:
     lab = bundle.get("labels") or {}
     add("Labels", _labels_table(lab) if lab.get("label") is not None
         and len(lab.get("label", [])) else "")
-    add("Cross-validation", _cv_tables(model) if model else "")
+    add("Cross-validation", (_cv_tables(model) + "\n" + _level_line(model)).strip()
+        if model else "")
     add("ROC and reliability", _curves(val, model))
     add("Feature importance", _importance(model) if model else "")
     if model.get("covariates"):  # each covariate's kind; a categorical one's classes
@@ -1421,7 +1447,7 @@ def render_report(bundle: Mapping) -> str:
     add("Provenance", _provenance(bundle["provenance"]) if bundle.get("provenance") else "")
     toc = "".join(f"<li><a href='#{_slug(n)}'>{_e(n)}</a></li>" for n, _ in sec)
     body = [f"<h1>{_e(title)}</h1>", _top_warnings(val), f"<div>{_kpis(bundle)}</div>",
-            _support_warnings(bundle)]
+            _support_warnings(bundle), _level_warning(model)]
     pw = (bundle.get("profile") or {}).get("warnings") or []
     if pw:  # a map whose PZI falls with elevation above its labels: said at the top
         body.append("<p class='cap'><b>Warnings</b></p><ul>"

@@ -71,6 +71,7 @@ def run_cmd(
         emit_json(_result_dict(res, secs))
         return
     _print_checks(res)
+    _print_level(res)
     _print_profiles(res)
     ran = len(res.ran)
     console.print(f"{ran} step(s) ran, the rest were up to date; {secs:.1f} s.")
@@ -103,6 +104,18 @@ def _print_checks(res) -> None:
         val = recs["validate"].summary if "validate" in recs else None
         for w in (val or {}).get("warnings") or []:
             console.print(f"[bold yellow]WARNING[/bold yellow] ({sc}, validation) {w}")
+
+
+def _print_level(res) -> None:
+    """What each run's PZI level rests on (permafrost.level), and the warning where it rests
+    on the label mix for want of in-situ labels (each message once, with its runs)."""
+    seen: dict[str, list[str]] = {}
+    for sc, recs in res.scenarios.items():
+        summ = recs["train"].summary if "train" in recs else {}
+        for w in summ.get("warnings") or []:
+            seen.setdefault(w, []).append(sc)
+    for w, runs in seen.items():
+        console.print(f"[bold yellow]WARNING[/bold yellow] ({', '.join(runs)}, PZI level) {w}")
 
 
 def _print_profiles(res) -> None:

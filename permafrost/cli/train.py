@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from permafrost.cli._app import app, bounded, console, emit_json, make_table
-from permafrost.defaults import CALIBRATION
+from permafrost.defaults import CALIBRATION, LEVEL
 
 
 @app.command("train")
@@ -40,6 +40,10 @@ def train_cmd(
     monotone: list[str] = typer.Option([], "--monotone",
                                        help="Monotone constraint FEATURE=-1|1 (repeatable), "
                                             "e.g. --monotone maat=-1 (xgboost, rf)."),
+    level: str = typer.Option(LEVEL, "--level",
+                              help="What the PZI's level rests on: auto (in-situ labels, "
+                                   "boreholes and GTN-P, when there are enough, else the label "
+                                   "mix) | in-situ | labels."),
     as_json: bool = typer.Option(False, "--json", help="Print the training report as JSON."),
 ) -> None:
     """Train a model; print the spatial and random CV table and the device used."""
@@ -58,7 +62,7 @@ def train_cmd(
         labels, covariates, out, like=like, model=model, device=device, seed=seed, folds=folds,
         block_size=block_size, calibration=calibration, label_col=label_column,
         group_col=group_column, weight_col=weight_column, features=feats, params=params,
-        random_cv=not no_random_cv).report
+        random_cv=not no_random_cv, level=level).report
     if as_json:
         emit_json({**r.as_dict(), "out": str(out)})
         return
@@ -70,6 +74,12 @@ def train_cmd(
     console.print(f"Spatial blocks {r.block_size_m:,.0f} m ({r.block_size_rule}); "
                   f"{r.n_folds} folds; calibration {r.calibration} (out of fold); "
                   f"class metrics at PZI >= {r.threshold}.")
+    lev = r.level or {}
+    if lev:  # what the calibrated PZI's level rests on (permafrost.level)
+        console.print(escape(f"PZI level: {lev['rests_on']} ({lev['rule']})."))
+        if lev.get("warning"):
+            console.print("[bold yellow]WARNING[/bold yellow] (PZI level) "
+                          + escape(lev["warning"]))
     t = make_table(escape("Cross-validation (mean ± sd over folds [min-max])"))
     t.add_column("metric")
     t.add_column("spatial folds", justify="right")

@@ -366,7 +366,7 @@ def _train_run(ctx: StepContext):
         ctx.workdir / "model", model=t.model, device=t.device, seed=ctx.seed, folds=t.folds,
         block_size=_cv_block_size(ctx)[0], block_size_rule=_cv_block_size(ctx)[1],
         calibration=t.calibration, features=t.features,
-        prevalence=t.prevalence, prevalence_source=t.prevalence_source,
+        prevalence=t.prevalence, prevalence_source=t.prevalence_source, level=t.level,
         params=({"n_estimators": t.n_estimators, "monotone_constraints": dict(t.monotone) or None}
                 if t.model != "logistic" else None),
     )
@@ -375,6 +375,11 @@ def _train_run(ctx: StepContext):
     cv = meta.get("cv", {})
     summary = {"model": t.model, "device": meta.get("device"), "features": model.feature_names,
                "cv": {k: cv.get(k) for k in ("spatial", "random") if k in cv}}
+    lev = (meta.get("calibration") or {}).get("level") or {}
+    if lev:  # what the PZI's level rests on (permafrost.level), and its warning
+        summary["level"] = lev.get("rests_on")
+        if lev.get("warning"):
+            summary["warnings"] = [lev["warning"]]
     return {"model": "model/metadata.json"}, json.loads(json.dumps(summary, default=str))
 
 
