@@ -172,7 +172,8 @@ def _predict(model: Any, block: Any, excluded: Any, device: str, *, pzi: bool, s
     if n_valid:
         X = xp.ascontiguousarray(b.reshape(nf, ny * nx)[:, valid].T)
         if pzi:
-            p = model.calibrate(model.predict_raw(X, device=device))
+            p = (model.predict_pzi(X, device=device) if hasattr(model, "predict_pzi")
+                 else model.calibrate(model.predict_raw(X, device=device)))
             p_out[valid] = xp.clip(xp.asarray(p, dtype=np.float32), 0.0, 1.0)
         if spread:
             s_out[valid] = _fold_spread(model, X, xp=xp, device=device)
@@ -185,6 +186,8 @@ def _predict(model: Any, block: Any, excluded: Any, device: str, *, pzi: bool, s
 
 def _fold_spread(model: Any, X: Any, *, xp: Any, device: str) -> Any:
     """Population standard deviation of the calibrated predictions of the fold models."""
+    if hasattr(model, "fold_pzi"):  # a composite: each part's own calibrator
+        return xp.std(model.fold_pzi(X, device=device), axis=0).astype(np.float32)
     folds = list(getattr(model, "fold_models", None) or [])
     preds = []
     for fm in folds:
@@ -233,7 +236,10 @@ def check_model(model: Any, *, path: Any = None) -> Any:
     if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
         raise ModelError(f"expected a loaded PZI model, got the path {str(model)!r}",
                          path=path, field="model", fix="load it with permafrost.load_model(path)")
-    for attr in ("feature_names", "predict_raw", "calibrate", "check_features"):
+    needs = ("feature_names", "predict_pzi", "check_features") if hasattr(
+        model, "predict_pzi") and not hasattr(model, "predict_raw") else (
+        "feature_names", "predict_raw", "calibrate", "check_features")
+    for attr in needs:
         if not hasattr(model, attr):
             raise ModelError(f"not a PZI model ({type(model).__name__} has no {attr!r})",
                              path=path, field="model",

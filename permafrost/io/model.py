@@ -10,6 +10,11 @@ Layout of ``MODEL_DIR/``::
     folds/fold_KK.json the spatial-CV fold models (raw predictors, same format as
                        predictor.json) -- used by ``predict`` for a spread of predictions
 
+The surface-aware model (:mod:`permafrost.surface`, ``predictor_type`` ``"surface"``) is a
+``metadata.json`` with the routing by land-cover class (``composite``) and one such model
+directory per part (``debris/``, ``ground/`` or ``pooled/``), whose ``metadata.json``
+digests the top ``metadata.json`` records.
+
 ``metadata.json`` also records the SHA-256 of every other file (``sha256``: relative name ->
 hex digest).
 
@@ -107,6 +112,10 @@ def save_model(model: PZIModel, path: str | os.PathLike, *, overwrite: bool = Tr
         ``overwrite``, or cannot be written (nothing is written then; an existing model
         stays untouched).
     """
+    if getattr(model, "kind", None) == "surface":  # the surface-aware composite
+        from permafrost.surface import save_surface_model
+
+        return save_surface_model(model, path, overwrite=overwrite)
     target = Path(os.path.abspath(path))  # `.` and `..` have no parent to rename within
     for pred in (model.predictor, *model.fold_models):
         _name_booster(pred, model.feature_names)
@@ -214,6 +223,10 @@ def load_model(path: str | os.PathLike) -> PZIModel:
         raise ModelError("feature_names missing or empty", path=meta_path,
                          field="feature_names", fix="retrain the model")
     ptype = meta.get("predictor_type")
+    if ptype == "surface":  # debris and ground parts (permafrost.surface)
+        from permafrost.surface import load_surface_model
+
+        return load_surface_model(d, meta)
     if ptype not in ("booster", "linear"):
         raise ModelError(f"unknown predictor type {ptype!r}", path=meta_path,
                          field="predictor_type", fix="retrain the model")
