@@ -367,6 +367,7 @@ def _train_run(ctx: StepContext):
         block_size=_cv_block_size(ctx)[0], block_size_rule=_cv_block_size(ctx)[1],
         calibration=t.calibration, features=t.features,
         prevalence=t.prevalence, prevalence_source=t.prevalence_source,
+        surface=t.surface, debris_classes=t.debris_classes,
         params=({"n_estimators": t.n_estimators, "monotone_constraints": dict(t.monotone) or None}
                 if t.model != "logistic" else None),
     )
@@ -375,6 +376,12 @@ def _train_run(ctx: StepContext):
     cv = meta.get("cv", {})
     summary = {"model": t.model, "device": meta.get("device"), "features": model.feature_names,
                "cv": {k: cv.get(k) for k in ("spatial", "random") if k in cv}}
+    if meta.get("surface"):  # the surface-aware model (permafrost.surface)
+        summary["surface"] = {"mode": meta["surface"]["mode"],
+                              "parts": {p: v["rests_on"]
+                                        for p, v in meta["surface"]["parts"].items()}}
+    if meta.get("warnings"):
+        summary["warnings"] = list(meta["warnings"])
     return {"model": "model/metadata.json"}, json.loads(json.dumps(summary, default=str))
 
 
