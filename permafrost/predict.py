@@ -135,7 +135,8 @@ def predict_block(
     spread : numpy.ndarray of float32 or None
         Population standard deviation [-] of the calibrated PZI of the fold models.
     counts : dict
-        ``pixels``, ``valid`` (predicted), ``missing`` (some covariate missing) and
+        ``pixels``, ``valid`` (predicted), ``missing`` (some covariate missing, or a class
+        the model gives no PZI: :class:`permafrost.surface.SurfaceModel`) and
         ``masked`` (all covariates present but excluded by the mask).
 
     Notes
@@ -167,6 +168,7 @@ def _predict(model: Any, block: Any, excluded: Any, device: str, *, pzi: bool, s
         n_masked = int(xp.count_nonzero(ex & valid))
         valid &= ~ex
     n_valid = int(xp.count_nonzero(valid))
+    n_nan = 0
     p_out = xp.full(ny * nx, np.nan, dtype=np.float32) if pzi else None
     s_out = xp.full(ny * nx, np.nan, dtype=np.float32) if spread else None
     if n_valid:
@@ -175,9 +177,13 @@ def _predict(model: Any, block: Any, excluded: Any, device: str, *, pzi: bool, s
             p = (model.predict_pzi(X, device=device) if hasattr(model, "predict_pzi")
                  else model.calibrate(model.predict_raw(X, device=device)))
             p_out[valid] = xp.clip(xp.asarray(p, dtype=np.float32), 0.0, 1.0)
+            # a class the model gives no PZI (the surface model: water, glacier): missing
+            n_nan = int(xp.count_nonzero(xp.isnan(p_out[valid])))
+            n_valid -= n_nan
         if spread:
             s_out[valid] = _fold_spread(model, X, xp=xp, device=device)
-    counts = {"pixels": int(ny * nx), "valid": n_valid, "missing": int(xp.count_nonzero(missing)),
+    counts = {"pixels": int(ny * nx), "valid": n_valid,
+              "missing": int(xp.count_nonzero(missing)) + n_nan,
               "masked": n_masked}
     pzi_h = None if p_out is None else to_host(p_out).reshape(ny, nx)
     spread_h = None if s_out is None else to_host(s_out).reshape(ny, nx)

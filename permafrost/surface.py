@@ -554,6 +554,23 @@ def _compose(parts, reports, oofs, indicators, references, route, name, numeric,
     rd = [{**f, "part": p} for p, r in reports.items() for f in r.random_folds]
     loso = [{**e, "part": p} for p, r in reports.items() for e in r.leave_one_source_out]
     pmeta = {p: m.metadata for p, m in parts.items()}
+    skill = {}
+    for p, (_rows, oof) in oofs.items():
+        # the part's own out-of-fold ranking skill (uncalibrated: a calibrator that fell
+        # back to a constant leaves the ranking), interval by site bootstrap
+        sk = skill_by_source(oof["y"], oof["raw"], np.full(len(oof["y"]), p, dtype=object),
+                             sites=site_ids(oof["x"], oof["y_m"], SITE_M),
+                             threshold=threshold, seed=seed)[p]
+        skill[p] = sk
+        ci = (sk.get("ci") or {}).get("auc") or {}
+        if sk.get("auc") is not None and ci.get("low") is not None and ci["low"] <= 0.5:
+            prev = pmeta[p].get("calibration", {}).get("label_prevalence")
+            msg = (f"the {p} part's out-of-fold AUC {sk['auc']:.2f} [{ci['low']:.2f}, "
+                   f"{ci['high']:.2f}] holds 0.5 (chance): its covariates barely rank its "
+                   f"{len(oof['y'])} labels, so its PZI rests mostly on their prevalence"
+                   + (f" ({prev:.3f})" if isinstance(prev, float) else "") + (" and the class offsets" if indicators.get(p) else ""))
+            warnings.append(msg)
+            log.warning("%s", msg)
     level = {}
     for p in parts:
         c = counts.get(p, {})
@@ -569,6 +586,7 @@ def _compose(parts, reports, oofs, indicators, references, route, name, numeric,
             "calibration": pmeta[p].get("calibration", {}).get("method"),
             "label_prevalence": pmeta[p].get("calibration", {}).get("label_prevalence"),
             "spatial_cv": reports[p].spatial_summary,
+            "oof_skill": skill[p],
             "block_size_m": reports[p].block_size_m,
             "n_labels": reports[p].n_labels_used,
             "offsets": {classes[c]: _indicator_name(name, c) for c in indicators[p]},

@@ -175,3 +175,66 @@ def test_options_fail_in_one_line(world):
         debris_class_codes({1: "rock", 3: "meadow"})
     with pytest.raises(OptionError, match="without a land-cover covariate"):
         train_surface_model(labels, ds, surface="none", debris_classes=[2], **KW)
+
+
+def test_predict_raster_and_report_with_the_composite(world, trained, tmp_path):
+    """The file-facing prediction (PZI, fold spread) and the report take the composite; water
+    cells count as missing, and the report shows the parts and the warnings at the top."""
+    import rasterio
+
+    from permafrost.report import render_report
+    from permafrost.workflows.predict import predict_raster
+
+    ds, _labels, _truth, lc = world
+    save_model(trained.model, tmp_path / "m")
+    r = predict_raster(tmp_path / "m", ds, tmp_path / "pzi.tif",
+                       uncertainty=tmp_path / "unc.tif", chunk=256)
+    assert r.missing == int((lc == 5).sum()) and r.valid == N * N - r.missing
+    with rasterio.open(tmp_path / "pzi.tif") as s:
+        got = s.read(1)
+    np.testing.assert_allclose(got, predict_pzi(trained.model, ds).values, atol=1e-6)
+    meta = load_model(tmp_path / "m").metadata
+    meta = {**meta, "warnings": ["a surface warning"]}
+    html = render_report({"model": meta})
+    assert "Surface-aware model" in html and "300 in-situ labels on other ground" in html
+    assert html.index("a surface warning") < html.index("Surface-aware model")
+
+
+def test_train_cli_options(world, tmp_path):
+    """`permafrost train --surface/--debris-class`: a land cover written with its kind and
+    classes tags trains the surface model; a bad choice is one line; a land cover without
+    the categorical tags is refused by name."""
+    from typer.testing import CliRunner
+
+    from permafrost.cli import app
+
+    ds, labels, _t, _lc = world
+    cov = tmp_path / "covs"
+    cov.mkdir()
+    for v in ds.data_vars:
+        ds[v].rio.to_raster(cov / f"{v}.tif")  # the land cover with its kind/classes tags
+    labels.to_file(tmp_path / "labels.gpkg", layer="labels")
+    base = ["train", "--labels", str(tmp_path / "labels.gpkg"), "--covariates", str(cov),
+            "--out", str(tmp_path / "model"), "--model", "logistic", "--no-random-cv"]
+    runner = CliRunner()
+    res = runner.invoke(app, base + ["--debris-class", "2"])
+    assert res.exit_code == 0, res.output
+    assert "Surface-aware model (separate" in res.output
+    assert isinstance(load_model(tmp_path / "model"), SurfaceModel)
+    import shutil
+
+    shutil.rmtree(tmp_path / "model")
+    plain = ds["landcover"].copy()
+    plain.attrs = {}
+    plain.rio.to_raster(cov / "landcover.tif")  # no tags: not categorical
+    for extra, msg in ((["--surface", "landcover"], "is not categorical"),
+                       (["--surface", "snow"], "is not in the stack"),
+                       (["--debris-class", "2"], "without a land-cover covariate")):
+        res = runner.invoke(app, base + extra)
+        assert res.exit_code != 0, res.output
+        err = " ".join(res.output.split())
+        assert msg in err, res.output
+        assert not (tmp_path / "model").exists()
+    res = runner.invoke(app, base + ["--surface", "none", "--features", "maat,pisr"])
+    assert res.exit_code == 0, res.output
+    assert load_model(tmp_path / "model").metadata.get("surface") is None
