@@ -47,14 +47,9 @@ Harris, S. A., Pedersen, D. E. (1998). Thermal regimes beneath coarse blocky mat
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -62,14 +57,15 @@ import xarray as xr
 from permafrost.applicability import parse_class_table
 from permafrost.backends import array_module_of
 from permafrost.covariates import extract_at_points
-from permafrost.cv import site_ids, summarise_folds
+from permafrost.cv import metric_xy, site_ids, summarise_folds
 from permafrost.defaults import (
     SITE_M,
     SURFACE_MIN_CLASS_LABELS,
     SURFACE_MIN_INSITU,
 )
-from permafrost.errors import DataError, ModelError, OptionError, OutputError
+from permafrost.errors import DataError, ModelError, OptionError
 from permafrost.metrics import binary_metrics
+from permafrost.models import TrainReport, TrainResult, train_model
 from permafrost.transfer import evidence_sources, skill_by_source
 
 __all__ = [
@@ -80,8 +76,6 @@ __all__ = [
     "debris_class_codes",
     "find_surface",
     "label_surfaces",
-    "load_surface_model",
-    "save_surface_model",
     "surface_classes",
     "train_surface_model",
 ]
@@ -217,7 +211,7 @@ def label_surfaces(sources: np.ndarray, landcover: np.ndarray, debris: Sequence[
     return np.where(rg | on_debris, "debris", "ground").astype(object)
 
 
-def _indicator_name(surface: str, code: int) -> str:
+def indicator_name(surface: str, code: int) -> str:
     return f"{surface}_{code}"
 
 
@@ -229,7 +223,7 @@ def _with_indicators(ds: xr.Dataset, numeric: list[str], surface: str, codes: li
     out = ds[numeric].copy()
     names = []
     for c in codes:
-        nm = _indicator_name(surface, c)
+        nm = indicator_name(surface, c)
         if nm in ds.data_vars and nm != surface:
             raise DataError(f"the indicator column {nm!r} clashes with a covariate",
                             field="features", fix="rename that covariate")
@@ -362,7 +356,7 @@ class SurfaceModel:
         return out
 
     def to_dict(self) -> dict:
-        """The routing (what :func:`save_surface_model` writes in ``metadata.json``)."""
+        """The routing (what :func:`permafrost.io.model.save_model` writes in ``metadata.json``)."""
         return {"surface": self.surface, "numeric": self.numeric,
                 "parts": list(self.parts), "indicators": self.indicators,
                 "route": {str(k): v for k, v in sorted(self.route.items())}}
@@ -412,8 +406,6 @@ def train_surface_model(labels_gdf, covariates_ds, *, surface: str | None = "aut
     OptionError
         A bad ``surface`` or ``debris_classes``.
     """
-    from permafrost.models import TrainReport, TrainResult, train_model
-
     common = dict(label_col=label_col, min_per_class=min_per_class, folds=folds,
                   threshold=threshold, seed=seed, labels_source=labels_source,
                   covariates_source=covariates_source, **kwargs)
@@ -525,16 +517,14 @@ def train_surface_model(labels_gdf, covariates_ds, *, surface: str | None = "aut
             log.warning("%s", msg)
     model, report = _compose(parts, reports, oofs, indicators, references, route, name,
                              numeric, classes, debris, not_ground, counts, mode, warnings,
-                             labs, sources, y, threshold, seed, TrainReport, len(labels_gdf))
+                             labs, sources, y, threshold, seed, len(labels_gdf))
     return TrainResult(model=model, report=report)
 
 
 def _compose(parts, reports, oofs, indicators, references, route, name, numeric, classes,
              debris, not_ground, counts, mode, warnings, labs, sources, y, threshold, seed,
-             TrainReport, n_in):
+             n_in):
     """The composite's metadata and report from its parts' (see :func:`train_surface_model`)."""
-    from permafrost.cv import metric_xy
-
     n = len(y)
     cal = np.full(n, np.nan)
     w = np.ones(n)
@@ -589,7 +579,7 @@ def _compose(parts, reports, oofs, indicators, references, route, name, numeric,
             "oof_skill": skill[p],
             "block_size_m": reports[p].block_size_m,
             "n_labels": reports[p].n_labels_used,
-            "offsets": {classes[c]: _indicator_name(name, c) for c in indicators[p]},
+            "offsets": {classes[c]: indicator_name(name, c) for c in indicators[p]},
             "reference_class": classes.get(references[p]) if references[p] is not None
             else None,
             "pzi_meaning": pmeta[p].get("pzi_meaning")}
@@ -685,105 +675,3 @@ def _merged_importance(reports) -> dict:
         for f, v in (r.importance.get("mean_abs_shap") or {}).items():
             out["mean_abs_shap"][f"{p}:{f}"] = v
     return out
-
-
-# ----------------------------------------------------------------------------- files
-
-
-def save_surface_model(model: SurfaceModel, path, *, overwrite: bool = True) -> Path:
-    """Write the composite model directory atomically: ``PART/`` (one model directory per
-    part, :func:`permafrost.io.model.save_model`) and a ``metadata.json`` with the routing
-    and the SHA-256 of each part's ``metadata.json`` (which records its own files')."""
-    from permafrost.io._atomic import tmp_prefix
-    from permafrost.io.guard import check_replaceable
-    from permafrost.io.model import FORMAT, FORMAT_VERSION, is_model_dir, save_model
-    from permafrost.pzi_model import to_json_text
-
-    target = Path(os.path.abspath(path))
-    check_replaceable(target, what="model directory", recognise=is_model_dir)
-    if target.exists() and not overwrite:
-        raise OutputError("model directory exists", path=target,
-                          fix="remove it or pass overwrite")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix(target), dir=target.parent))
-    except OSError as exc:
-        raise OutputError(f"cannot write here ({exc.strerror})", path=target.parent,
-                          fix="choose a writable output directory") from None
-    try:
-        digests = {}
-        for p, part in model.parts.items():
-            save_model(part, tmp / p)
-            digests[f"{p}/metadata.json"] = hashlib.sha256(
-                (tmp / p / "metadata.json").read_bytes()).hexdigest()
-        meta = dict(model.metadata)
-        meta.update({"format": FORMAT, "format_version": FORMAT_VERSION,
-                     "feature_names": model.feature_names, "predictor_type": KIND,
-                     "composite": model.to_dict(),
-                     "files": {"parts": {p: p for p in model.parts}}, "sha256": digests})
-        (tmp / "metadata.json").write_text(to_json_text(meta))
-        os.chmod(tmp, 0o755)
-        if target.exists():
-            check_replaceable(target, what="model directory", recognise=is_model_dir)
-            old = target.with_name(f"{tmp_prefix(target)}old-{os.getpid()}")
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OutputError):
-            raise
-        raise OutputError(f"cannot write the model directory ({exc.strerror or exc}); "
-                          "nothing was written", path=target,
-                          fix="free space or choose another output directory") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    model.metadata = meta
-    return target
-
-
-def load_surface_model(d: Path, meta: dict) -> SurfaceModel:
-    """Load a composite written by :func:`save_surface_model` (``meta``: its checked
-    ``metadata.json``); each part by :func:`permafrost.io.model.load_model`."""
-    from permafrost.io.model import load_model
-
-    comp = meta.get("composite")
-    fix = "retrain with `permafrost train` (or copy the whole directory)"
-    if not isinstance(comp, dict) or not isinstance(comp.get("parts"), list):
-        raise ModelError("composite model without its routing", path=d / "metadata.json",
-                         field="composite", fix=fix)
-    digests = meta.get("sha256") or {}
-    parts = {}
-    for p in comp["parts"]:
-        if not isinstance(p, str) or p not in ("debris", "ground", "pooled"):
-            raise ModelError(f"unknown model part {p!r}", path=d / "metadata.json",
-                             field="composite", fix=fix)
-        mp = d / p / "metadata.json"
-        if not mp.is_file():
-            raise ModelError(f"incomplete model directory, missing {p}/", path=d, fix=fix)
-        rec = digests.get(f"{p}/metadata.json")
-        if rec is None or hashlib.sha256(mp.read_bytes()).hexdigest() != rec:
-            raise ModelError("the part's metadata.json differs from the one the composite's "
-                             "metadata.json records", path=mp,
-                             fix="copy the whole model directory again or retrain")
-        parts[p] = load_model(d / p)
-    try:
-        model = SurfaceModel(parts=parts, surface=comp["surface"], numeric=comp["numeric"],
-                             indicators=comp["indicators"], route=comp["route"],
-                             metadata=meta)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"composite routing unreadable ({exc})", path=d / "metadata.json",
-                         field="composite", fix=fix) from None
-    if model.feature_names != meta.get("feature_names"):
-        raise ModelError("feature_names differ from the composite's routing",
-                         path=d / "metadata.json", field="feature_names", fix=fix)
-    for p, part in parts.items():
-        want = [*model.numeric, *(_indicator_name(model.surface, c)
-                                  for c in model.indicators.get(p, []))]
-        if part.feature_names != want:
-            raise ModelError(f"part {p!r} has features {part.feature_names}, the routing "
-                             f"needs {want}", path=d / p, field="feature_names", fix=fix)
-    return model
