@@ -174,8 +174,9 @@ def _predict(model: Any, block: Any, excluded: Any, device: str, *, pzi: bool, s
     if n_valid:
         X = xp.ascontiguousarray(b.reshape(nf, ny * nx)[:, valid].T)
         if pzi:
-            p = (model.predict_pzi(X, device=device) if hasattr(model, "predict_pzi")
-                 else model.calibrate(model.predict_raw(X, device=device)))
+            p = (model.calibrate(model.predict_raw(X, device=device))
+                 if hasattr(model, "predict_raw")  # else a composite (permafrost.surface)
+                 else model.predict_pzi(X, device=device))
             p_out[valid] = xp.clip(xp.asarray(p, dtype=np.float32), 0.0, 1.0)
             # a class the model gives no PZI (the surface model: water, glacier): missing
             n_nan = int(xp.count_nonzero(xp.isnan(p_out[valid])))

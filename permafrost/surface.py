@@ -56,6 +56,7 @@ import xarray as xr
 
 from permafrost.applicability import parse_class_table
 from permafrost.backends import array_module_of
+from permafrost.checks import expects
 from permafrost.covariates import extract_at_points
 from permafrost.cv import metric_xy, site_ids, summarise_folds
 from permafrost.defaults import (
@@ -365,6 +366,7 @@ class SurfaceModel:
 # ----------------------------------------------------------------------------- training
 
 
+@expects(labels_gdf="geodataframe", covariates_ds="dataset")
 def train_surface_model(labels_gdf, covariates_ds, *, surface: str | None = "auto",
                         debris_classes: Sequence[int] | None = None,
                         features: Sequence[str] | None = None, label_col: str = "label",
