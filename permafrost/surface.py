@@ -58,7 +58,7 @@ from permafrost.applicability import parse_class_table
 from permafrost.backends import array_module_of
 from permafrost.checks import expects
 from permafrost.covariates import extract_at_points
-from permafrost.cv import metric_xy, site_ids, summarise_folds
+from permafrost.cv import block_ids, merge_groups, metric_xy, site_ids, summarise_folds
 from permafrost.defaults import (
     SITE_M,
     SURFACE_MIN_CLASS_LABELS,
@@ -499,7 +499,17 @@ def train_surface_model(labels_gdf, covariates_ds, *, surface: str | None = "aut
     for part, (sel, codes, ref) in plan.items():
         ds_p, ind_names = _with_indicators(covariates_ds, numeric, name, codes)
         log.info("training the %s part on %d labels", part, int(sel.sum()))
-        res = train_model(labs.loc[sel], ds_p, features=[*numeric, *ind_names], **common)
+        opts = dict(common)
+        few = _too_few_blocks(labs.loc[sel], opts.get("block_size"), folds,
+                              opts.get("group_col", "group"))
+        if few is not None:  # a block size set for all labels can leave a part too few
+            opts["block_size"], opts["block_size_rule"] = None, None
+            msg = (f"the {part} part's labels fall into only {few} spatial blocks of the "
+                   f"given {common['block_size']:,.0f} m for {folds} folds; its CV blocks "
+                   "are chosen from its own labels instead (auto rule)")
+            warnings.append(msg)
+            log.warning("%s", msg)
+        res = train_model(labs.loc[sel], ds_p, features=[*numeric, *ind_names], **opts)
         parts[part] = res.model
         indicators[part] = codes
         references[part] = ref
@@ -519,13 +529,25 @@ def train_surface_model(labels_gdf, covariates_ds, *, surface: str | None = "aut
             log.warning("%s", msg)
     model, report = _compose(parts, reports, oofs, indicators, references, route, name,
                              numeric, classes, debris, not_ground, counts, mode, warnings,
-                             labs, sources, y, threshold, seed, len(labels_gdf))
+                             labs, sources, y, threshold, seed, len(labels_gdf), at.dropped)
     return TrainResult(model=model, report=report)
+
+
+def _too_few_blocks(labels, block_size, folds: int, group_col) -> int | None:
+    """The number of CV units (blocks of ``block_size`` [m], groups kept whole) of
+    ``labels`` when it is below ``folds``, else None (also when no block size is given)."""
+    if block_size is None:
+        return None
+    mx, my = metric_xy(labels.geometry.x.to_numpy(), labels.geometry.y.to_numpy(), labels.crs)
+    groups = (labels[group_col].to_numpy(dtype=object)
+              if group_col and group_col in labels.columns else None)
+    n = len(np.unique(merge_groups(block_ids(mx, my, float(block_size)), groups)))
+    return n if n < folds else None
 
 
 def _compose(parts, reports, oofs, indicators, references, route, name, numeric, classes,
              debris, not_ground, counts, mode, warnings, labs, sources, y, threshold, seed,
-             n_in):
+             n_in, dropped):
     """The composite's metadata and report from its parts' (see :func:`train_surface_model`)."""
     n = len(y)
     cal = np.full(n, np.nan)
@@ -617,7 +639,10 @@ def _compose(parts, reports, oofs, indicators, references, route, name, numeric,
           "spatial": {"per_fold": sp, "summary": summarise_folds(sp)},
           "random": {"per_fold": rd, "summary": summarise_folds(rd) if rd else {}},
           "oof_calibrated": oof_metrics,
-          "autocorrelation": {p: m.get("cv", {}).get("autocorrelation") for p, m in pmeta.items()},
+          "autocorrelation": {
+              "label_range_m": None, "covariate_range_m": None,
+              "block_rule": "each part's own (parts)",
+              "parts": {p: m.get("cv", {}).get("autocorrelation") for p, m in pmeta.items()}},
           "per_source": {"scores": per_source,
                          "rule": "out-of-fold calibrated predictions of each part (its own "
                                  "spatial CV), scored per evidence source over all parts; "
@@ -632,7 +657,8 @@ def _compose(parts, reports, oofs, indicators, references, route, name, numeric,
         "model_kind": first.get("model_kind"), "device": first.get("device"),
         "seed": seed, "hyperparameters": first.get("hyperparameters"),
         "grid": first.get("grid"),
-        "training": {"n_labels_in": len(labs), "n_labels_used": int(used.sum()),
+        "training": {"n_labels_in": n_in, "n_labels_used": int(used.sum()),
+                     "dropped": {k: int(v) for k, v in dropped.items()},
                      "n_positive": int(yy.sum()), "n_negative": int(len(yy) - yy.sum()),
                      "ranges": ranges, "label_column": first["training"].get("label_column")},
         "cv": cv,
@@ -655,9 +681,9 @@ def _compose(parts, reports, oofs, indicators, references, route, name, numeric,
         model=r0.model, device=r0.device, device_reason=r0.device_reason,
         n_labels_in=n_in, n_labels_used=int(used.sum()),
         n_positive=int(yy.sum()), n_negative=int(len(yy) - yy.sum()),
-        dropped={k: sum(r.dropped.get(k, 0) for r in reports.values())
-                 for k in {k for r in reports.values() for k in r.dropped}},
-        block_size_m=float(np.nan if len(reports) > 1 else r0.block_size_m),
+        dropped={k: sum(d.get(k, 0) for d in (dropped, *(r.dropped for r in reports.values())))
+                 for k in sorted({*dropped, *(k for r in reports.values() for k in r.dropped)})},
+        block_size_m=max(r.block_size_m for r in reports.values()),
         block_size_rule=cv["block_size_rule"], n_folds=r0.n_folds,
         spatial_folds=sp, spatial_summary=cv["spatial"]["summary"],
         random_folds=rd, random_summary=cv["random"]["summary"],

@@ -238,3 +238,14 @@ def test_train_cli_options(world, tmp_path):
     res = runner.invoke(app, base + ["--surface", "none", "--features", "maat,pisr"])
     assert res.exit_code == 0, res.output
     assert load_model(tmp_path / "model").metadata.get("surface") is None
+
+
+def test_a_given_block_size_too_large_for_a_part_falls_back_to_its_own(world):
+    """The pipeline hands one block size to both parts; a part whose labels it cuts into
+    fewer blocks than folds gets its own (auto) blocks, and the run says so."""
+    ds, labels, _t, _lc = world
+    res = train_surface_model(labels, ds, block_size=4000.0, **KW)
+    w = [m for m in res.model.metadata["warnings"] if "spatial blocks of the given" in m]
+    assert w and "4,000 m for 5 folds" in w[0]
+    rules = {p: v["block_size_m"] for p, v in res.model.metadata["surface"]["parts"].items()}
+    assert all(b < 4000.0 for b in rules.values())
