@@ -193,6 +193,17 @@ def test_predict_raster_and_report_with_the_composite(world, trained, tmp_path):
     with rasterio.open(tmp_path / "pzi.tif") as s:
         got = s.read(1)
     np.testing.assert_allclose(got, predict_pzi(trained.model, ds).values, atol=1e-6)
+    # the applicability counts labels per class of the model's own land cover: no "without
+    # a land-cover map" warning
+    from permafrost.workflows.applicability import applicability_from_files
+
+    world[1].to_file(tmp_path / "labels.gpkg", layer="labels")
+    app = applicability_from_files(tmp_path / "m", ds, tmp_path / "pzi.tif",
+                                   labels=tmp_path / "labels.gpkg").as_dict()
+    assert app["support"]["landcover"] == "covariate landcover (surface-aware model)"
+    cls = {c["name"]: c["by_source"] for c in app["support"]["surface"]["classes"]}
+    assert cls["coarse debris (blocky)"] == {"borehole": 0, "rock_glacier": 260}
+    assert not any("Without a land-cover map" in w["message"] for w in app["warnings"])
     meta = load_model(tmp_path / "m").metadata
     meta = {**meta, "warnings": ["a surface warning"]}
     html = render_report({"model": meta})
