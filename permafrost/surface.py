@@ -283,9 +283,15 @@ class SurfaceModel:
         return [tuple(p.fold_models[k] for p in self.parts.values()) for k in range(n)]
 
     def use_device(self, device: str) -> None:
-        """Put every part's predictors on ``device`` once, before threads share them."""
+        """Put every part's predictors on ``device`` once, before threads share them, and
+        let each finish its configuration with a one-row prediction
+        (:func:`permafrost.predict.prepare_model` predicts one pixel of code 0, which no
+        part sees)."""
         for p in self.parts.values():
             p.use_device(device)
+            one = np.zeros((1, len(p.feature_names)), dtype=np.float32)
+            for pred in (p.predictor, *p.fold_models):
+                pred.predict(one, device=device)
 
     def check_features(self, available: Sequence[str], *, source=None) -> None:
         """Raise :class:`ModelError` naming the covariates the model needs but lacks."""

@@ -260,3 +260,18 @@ def test_a_given_block_size_too_large_for_a_part_falls_back_to_its_own(world):
     assert w and "4,000 m for 5 folds" in w[0]
     rules = {p: v["block_size_m"] for p, v in res.model.metadata["surface"]["parts"].items()}
     assert all(b < 4000.0 for b in rules.values())
+
+
+def test_xgboost_parts_round_trip(world, tmp_path):
+    """Booster parts (with the indicator columns as features) save, load and predict the
+    same; the booster's own feature names are checked against the routing."""
+    ds, labels, _t, lc = world
+    res = train_surface_model(labels, ds, model="xgboost", device="cpu", seed=0,
+                              random_cv=False, params={"n_estimators": 30})
+    assert res.model.parts["ground"].feature_names == ["maat", "pisr", "landcover_1",
+                                                       "landcover_4"]
+    a = predict_pzi(res.model, ds).values
+    save_model(res.model, tmp_path / "x")
+    b = predict_pzi(load_model(tmp_path / "x"), ds).values
+    np.testing.assert_array_equal(a, b)
+    assert np.isfinite(a[lc != 5]).all() and np.isnan(a[lc == 5]).all()
