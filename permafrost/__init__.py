@@ -91,6 +91,8 @@ _LAZY = {
     "extract_at_points": "permafrost.covariates",
     "train_model": "permafrost.models",
     "TrainResult": "permafrost.models",
+    "train_surface_model": "permafrost.surface",
+    "SurfaceModel": "permafrost.surface",
     "train_from_files": "permafrost.workflows.train",
     "PZIModel": "permafrost.pzi_model",
     "save_model": "permafrost.io.model",

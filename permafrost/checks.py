@@ -55,7 +55,9 @@ def _is_covariates(obj) -> bool:
 
 
 def _is_model(obj) -> bool:
-    return all(hasattr(obj, a) for a in ("feature_names", "predict_raw", "calibrate"))
+    return hasattr(obj, "feature_names") and (
+        all(hasattr(obj, a) for a in ("predict_raw", "calibrate"))
+        or hasattr(obj, "predict_pzi"))  # the surface model (permafrost.surface)
 
 
 def _is_1d(obj) -> bool:

@@ -207,6 +207,12 @@ class TrainOptions(_Strict):
     #: monotone constraints by covariate (+1 increasing, -1 decreasing), e.g. {maat = -1}:
     #: physical knowledge that keeps warming scenarios from raising the PZI
     monotone: dict[str, Literal[-1, 0, 1]] = Field(default_factory=dict)
+    #: the surface-aware model (permafrost.surface; docs/method.md "Surface-aware model"):
+    #: "auto" (the categorical covariate whose classes name coarse/blocky debris), "none"
+    #: (one model on all labels) or a covariate name
+    surface: str = "auto"
+    #: land-cover codes of coarse debris (default: the classes named coarse|block)
+    debris_classes: list[int] | None = None
 
     @field_validator("features")
     @classmethod

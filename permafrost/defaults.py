@@ -81,6 +81,8 @@ Vittinghoff, E., McCulloch, C. E. (2007). Relaxing the rule of ten events per va
 Efron, B., Tibshirani, R. J. (1993). An Introduction to the Bootstrap. Chapman & Hall.
 Niculescu-Mizil, A., Caruana, R. (2005). Predicting good probabilities with supervised
     learning. Proc. ICML 2005, 625-632.
+Peduzzi, P. et al. (1996). A simulation study of the number of events per variable in
+    logistic regression analysis. J. Clin. Epidemiol. 49, 1373-1379.
 Haeberli, W. et al. (2006). Permafrost creep and rock glacier dynamics. Permafrost
     Periglac. Process. 17, 189-214.
 """
@@ -89,7 +91,8 @@ from __future__ import annotations
 
 __all__ = ["BOREHOLE_WEIGHT", "ROCK_GLACIER_WEIGHT", "CHUNK", "BLOCK_CELLS", "auto_block_rows",
            "CALIBRATION", "BOOTSTRAP_RESAMPLES", "CI_LEVEL", "SITE_M", "LEVEL",
-           "MIN_IN_SITU_LABELS", "MIN_IN_SITU_PER_CLASS"]
+           "MIN_IN_SITU_LABELS", "MIN_IN_SITU_PER_CLASS", "SURFACE_MIN_INSITU",
+           "SURFACE_MIN_CLASS_LABELS"]
 
 #: Sample weight of one borehole label [-].
 BOREHOLE_WEIGHT: float = 2.0
@@ -113,6 +116,14 @@ BOOTSTRAP_RESAMPLES: int = 2000
 CI_LEVEL: float = 0.95
 #: Boreholes closer than this to a neighbour form one site [m].
 SITE_M: float = 500.0
+#: Fewest in-situ labels (borehole, GTN-P/PERMOS) on non-debris ground for the surface
+#: model's separate ground model (permafrost.surface); fewer: one pooled model with class
+#: offsets, and a warning.  30 labels with a handful of class offsets keep about 5-10
+#: labels per coefficient (Peduzzi et al. 1996 ask for 10 events per variable).
+SURFACE_MIN_INSITU: int = 30
+#: Fewest labels of a land-cover class for its own offset in the surface model [-]; a class
+#: with fewer is predicted as the reference class (permafrost.surface).
+SURFACE_MIN_CLASS_LABELS: int = 5
 
 
 def auto_block_rows(ncols: int, *, cells: int = BLOCK_CELLS) -> int:

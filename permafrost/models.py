@@ -521,6 +521,8 @@ class TrainReport:
     leave_one_source_out: list = field(default_factory=list)
     #: what the calibrated PZI's level rests on, and its warning (permafrost.level)
     level: dict = field(default_factory=dict)
+    #: the surface-aware model's parts, label counts and warnings (permafrost.surface)
+    surface: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         """Plain dict (for JSON)."""
@@ -534,6 +536,10 @@ class TrainResult:
 
     model: PZIModel
     report: TrainReport
+    #: per used label: ``index`` (of the input labels), ``y``, ``w``, ``raw`` and ``cal``
+    #: (spatial-CV out-of-fold predictions), ``sources`` -- for composite models
+    #: (:mod:`permafrost.surface`); not saved
+    oof: dict | None = field(default=None, repr=False)
 
 
 #: the library versions a model's metadata records (:func:`permafrost.provenance.versions`)
@@ -979,4 +985,6 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
                    metadata=metadata, fold_models=fold_models if keep_fold_models else [])
     log.info("trained %s on %d labels (%s), spatial AUC %.3f", model, len(y), device_used,
              report.spatial_summary["auc"]["mean"] or float("nan"))
-    return TrainResult(model=pzi, report=report)
+    return TrainResult(model=pzi, report=report,
+                       oof={"index": sub.index.to_numpy(), "y": y, "w": w, "raw": raw,
+                            "cal": cal, "sources": sources, "x": mx, "y_m": my})

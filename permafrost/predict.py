@@ -137,11 +137,12 @@ def predict_block(
     spread : numpy.ndarray of float32 or None
         Population standard deviation [-] of the calibrated PZI of the fold models.
     counts : dict
-        ``pixels``, ``valid`` (predicted), ``missing`` (some covariate missing, or a
-        class not seen in training), ``masked`` (all covariates present but excluded by
-        the mask) and, for a model with categorical covariates, ``unseen_class`` (of the
-        missing: a categorical covariate's class without training labels;
-        ``model.categorical``).
+        ``pixels``, ``valid`` (predicted), ``missing`` (some covariate missing, a class
+        not seen in training, or a class the model gives no PZI:
+        :class:`permafrost.surface.SurfaceModel`), ``masked`` (all covariates present but
+        excluded by the mask) and, for a model with categorical covariates,
+        ``unseen_class`` (of the missing: a categorical covariate's class without training
+        labels; ``model.categorical``).
 
     Notes
     -----
@@ -179,17 +180,24 @@ def _predict(model: Any, block: Any, excluded: Any, device: str, *, pzi: bool, s
         n_unseen = int(xp.count_nonzero(unseen))
         valid &= ~unseen
     n_valid = int(xp.count_nonzero(valid))
+    n_nan = 0
     p_out = xp.full(ny * nx, np.nan, dtype=np.float32) if pzi else None
     s_out = xp.full(ny * nx, np.nan, dtype=np.float32) if spread else None
     if n_valid:
         X = xp.ascontiguousarray(b.reshape(nf, ny * nx)[:, valid].T)
         if pzi:
-            p = model.calibrate(model.predict_raw(X, device=device))
+            p = (model.calibrate(model.predict_raw(X, device=device))
+                 if hasattr(model, "predict_raw")  # else a composite (permafrost.surface)
+                 else model.predict_pzi(X, device=device))
             p_out[valid] = xp.clip(xp.asarray(p, dtype=np.float32), 0.0, 1.0)
+            # a class the model gives no PZI (the surface model: water, glacier): missing
+            n_nan = int(xp.count_nonzero(xp.isnan(p_out[valid])))
+            n_valid -= n_nan
         if spread:
             s_out[valid] = _fold_spread(model, X, xp=xp, device=device)
     counts = {"pixels": int(ny * nx), "valid": n_valid,
-              "missing": int(xp.count_nonzero(missing)) + n_unseen, "masked": n_masked}
+              "missing": int(xp.count_nonzero(missing)) + n_unseen + n_nan,
+              "masked": n_masked}
     if cats:
         counts["unseen_class"] = n_unseen
     pzi_h = None if p_out is None else to_host(p_out).reshape(ny, nx)
@@ -199,6 +207,8 @@ def _predict(model: Any, block: Any, excluded: Any, device: str, *, pzi: bool, s
 
 def _fold_spread(model: Any, X: Any, *, xp: Any, device: str) -> Any:
     """Population standard deviation of the calibrated predictions of the fold models."""
+    if hasattr(model, "fold_pzi"):  # a composite: each part's own calibrator
+        return xp.std(model.fold_pzi(X, device=device), axis=0).astype(np.float32)
     folds = list(getattr(model, "fold_models", None) or [])
     preds = []
     for fm in folds:
@@ -247,7 +257,10 @@ def check_model(model: Any, *, path: Any = None) -> Any:
     if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
         raise ModelError(f"expected a loaded PZI model, got the path {str(model)!r}",
                          path=path, field="model", fix="load it with permafrost.load_model(path)")
-    for attr in ("feature_names", "predict_raw", "calibrate", "check_features"):
+    needs = ("feature_names", "predict_pzi", "check_features") if hasattr(
+        model, "predict_pzi") and not hasattr(model, "predict_raw") else (
+        "feature_names", "predict_raw", "calibrate", "check_features")
+    for attr in needs:
         if not hasattr(model, attr):
             raise ModelError(f"not a PZI model ({type(model).__name__} has no {attr!r})",
                              path=path, field="model",

@@ -548,6 +548,21 @@ def _curves(validation: Mapping | None, model: Mapping | None) -> str:
                    "ROC and reliability curves")
 
 
+def _surface_section(sf: Mapping) -> str:
+    """The surface-aware model: its parts, what each part's level rests on, their spatial
+    CV skill and class offsets (permafrost.surface; docs/method.md "Surface-aware model")."""
+    rows = []
+    for p, v in (sf.get("parts") or {}).items():
+        auc = ((v.get("spatial_cv") or {}).get("auc") or {}).get("mean")
+        rows.append([_txt(p), _txt(v.get("rests_on")), _f(auc), _f(v.get("label_prevalence")),
+                     _txt(", ".join(v.get("offsets") or {}) or "–"),
+                     _txt(v.get("reference_class") or "–")])
+    cap = (f"{sf.get('method', '')}; mode {sf.get('mode')}. {sf.get('label_rule', '')}. "
+           f"Prediction: {sf.get('prediction_rule', '')}.")
+    return _table(["Part", "Level rests on", "Spatial CV AUC", "Label prevalence [-]",
+                   "Class offsets", "Reference class"], rows, caption=cap)
+
+
 def _importance(model: Mapping) -> str:
     imp = model.get("importance") or {}
     key = next((k for k in ("mean_abs_shap", "gain", "coefficient_standardised")
@@ -1429,6 +1444,8 @@ def render_report(bundle: Mapping) -> str:
         and len(lab.get("label", [])) else "")
     add("Cross-validation", (_cv_tables(model) + "\n" + _level_line(model)).strip()
         if model else "")
+    if model.get("surface"):  # the surface-aware model (permafrost.surface)
+        add("Surface-aware model", _surface_section(model["surface"]))
     add("ROC and reliability", _curves(val, model))
     add("Feature importance", _importance(model) if model else "")
     if model.get("covariates"):  # each covariate's kind; a categorical one's classes
@@ -1446,8 +1463,8 @@ def render_report(bundle: Mapping) -> str:
     add("Scenarios", _scenarios_section(bundle))
     add("Provenance", _provenance(bundle["provenance"]) if bundle.get("provenance") else "")
     toc = "".join(f"<li><a href='#{_slug(n)}'>{_e(n)}</a></li>" for n, _ in sec)
-    body = [f"<h1>{_e(title)}</h1>", _top_warnings(val), f"<div>{_kpis(bundle)}</div>",
-            _support_warnings(bundle), _level_warning(model)]
+    body = [f"<h1>{_e(title)}</h1>", _top_warnings(val), _top_warnings(model),
+            f"<div>{_kpis(bundle)}</div>", _support_warnings(bundle), _level_warning(model)]
     pw = (bundle.get("profile") or {}).get("warnings") or []
     if pw:  # a map whose PZI falls with elevation above its labels: said at the top
         body.append("<p class='cap'><b>Warnings</b></p><ul>"

@@ -70,6 +70,7 @@ def run_cmd(
     if as_json:
         emit_json(_result_dict(res, secs))
         return
+    _print_model_warnings(res)
     _print_checks(res)
     _print_level(res)
     _print_profiles(res)
@@ -79,6 +80,18 @@ def run_cmd(
         console.print(f"manifest ({sc}): {path}")
     if res.report is not None:
         console.print(f"Report: {res.report_path}")
+
+
+def _print_model_warnings(res) -> None:
+    """The training step's warnings (the surface-aware model's pooled fallback, classes
+    without an offset: permafrost.surface), once per trained model."""
+    seen = set()
+    for sc, recs in res.scenarios.items():
+        summ = recs["train"].summary if "train" in recs else {}
+        for w in (summ or {}).get("warnings") or []:
+            if w not in seen:
+                seen.add(w)
+                console.print(f"[bold yellow]WARNING[/bold yellow] ({sc}, model) {w}")
 
 
 def _print_checks(res) -> None:

@@ -44,6 +44,13 @@ def train_cmd(
                               help="What the PZI's level rests on: auto (in-situ labels, "
                                    "boreholes and GTN-P, when there are enough, else the label "
                                    "mix) | in-situ | labels."),
+    surface: str = typer.Option("auto", "--surface",
+                                help="Surface-aware model: auto (the categorical land cover "
+                                     "naming coarse/blocky debris), none, or a covariate."),
+    debris_class: list[int] = typer.Option([], "--debris-class",
+                                           help="Land-cover code of coarse debris "
+                                                "(repeatable; default: classes named "
+                                                "coarse|block)."),
     as_json: bool = typer.Option(False, "--json", help="Print the training report as JSON."),
 ) -> None:
     """Train a model; print the spatial and random CV table and the device used."""
@@ -62,7 +69,8 @@ def train_cmd(
         labels, covariates, out, like=like, model=model, device=device, seed=seed, folds=folds,
         block_size=block_size, calibration=calibration, label_col=label_column,
         group_col=group_column, weight_col=weight_column, features=feats, params=params,
-        random_cv=not no_random_cv, level=level).report
+        random_cv=not no_random_cv, level=level, surface=surface,
+        debris_classes=list(debris_class) or None).report
     if as_json:
         emit_json({**r.as_dict(), "out": str(out)})
         return
@@ -95,10 +103,29 @@ def train_cmd(
         o = loso.get(s, {})
         t.add_row(s, str(e["n"]), _auc(e), "skipped" if "skipped" in o else _auc(o))
     console.print(t)
+    if r.surface:
+        _print_surface(r.surface)
     imp = r.importance["mean_abs_shap"]
     console.print("Mean |SHAP|: " + ", ".join(
         f"{k} {v:.3f}" for k, v in sorted(imp.items(), key=lambda kv: -kv[1])))
     console.print(f"wrote {out}")
+
+
+def _print_surface(sf: dict) -> None:
+    """The surface-aware model's parts: what each one's level rests on, its CV skill, and
+    the warnings (pooled fallback, classes without an offset)."""
+    from rich.markup import escape
+
+    t = make_table(escape(f"Surface-aware model ({sf['mode']}; {sf['method']})"))
+    for c in ("part", "level rests on", "spatial CV AUC", "offsets (reference)"):
+        t.add_column(c)
+    for p, v in sf["parts"].items():
+        t.add_row(p, escape(v["rests_on"]), _cell((v.get("spatial_cv") or {}).get("auc")),
+                  escape(", ".join(v["offsets"]) or "-")
+                  + (f" ({escape(v['reference_class'])})" if v.get("reference_class") else ""))
+    console.print(t)
+    for w in sf.get("warnings") or []:
+        console.print(f"[bold yellow]WARNING[/bold yellow] {escape(w)}")
 
 
 def _cell(s) -> str:

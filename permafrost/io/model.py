@@ -10,6 +10,11 @@ Layout of ``MODEL_DIR/``::
     folds/fold_KK.json the spatial-CV fold models (raw predictors, same format as
                        predictor.json) -- used by ``predict`` for a spread of predictions
 
+The surface-aware model (:mod:`permafrost.surface`, ``predictor_type`` ``"surface"``) is a
+``metadata.json`` with the routing by land-cover class (``composite``) and one such model
+directory per part (``debris/``, ``ground/`` or ``pooled/``), whose ``metadata.json``
+digests the top ``metadata.json`` records.
+
 ``metadata.json`` also records the SHA-256 of every other file (``sha256``: relative name ->
 hex digest).
 
@@ -49,6 +54,8 @@ from permafrost.errors import ModelError, OutputError
 from permafrost.io._atomic import tmp_prefix
 from permafrost.io.guard import check_replaceable
 from permafrost.pzi_model import BoosterPredictor, LinearPredictor, PZIModel, to_json_text
+from permafrost.surface import KIND as SURFACE_KIND
+from permafrost.surface import SurfaceModel, indicator_name
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "save_model", "load_model", "is_model_dir"]
 
@@ -85,8 +92,9 @@ def save_model(model: PZIModel, path: str | os.PathLike, *, overwrite: bool = Tr
 
     Parameters
     ----------
-    model : PZIModel
-        The fitted model; its ``metadata`` becomes the written ``metadata.json`` (with
+    model : PZIModel or SurfaceModel
+        The fitted model (a :class:`~permafrost.surface.SurfaceModel` is written as its
+        parts' model directories plus the routing); its ``metadata`` becomes the written ``metadata.json`` (with
         ``format``, ``format_version``, ``feature_names``, ``files``, ``sha256`` (of each
         file) and ``predictor_type`` added).  A booster without feature names gets the
         model's ``feature_names`` (so that loading can check their order).
@@ -111,6 +119,8 @@ def save_model(model: PZIModel, path: str | os.PathLike, *, overwrite: bool = Tr
         ``overwrite``, or cannot be written (nothing is written then; an existing model
         stays untouched).
     """
+    if getattr(model, "kind", None) == SURFACE_KIND:  # the surface-aware composite
+        return _save_surface(model, path, overwrite=overwrite)
     target = Path(os.path.abspath(path))  # `.` and `..` have no parent to rename within
     for pred in (model.predictor, *model.fold_models):
         _name_booster(pred, model.feature_names)
@@ -171,8 +181,11 @@ def save_model(model: PZIModel, path: str | os.PathLike, *, overwrite: bool = Tr
 
 
 @expects(path="path")
-def load_model(path: str | os.PathLike) -> PZIModel:
+def load_model(path: str | os.PathLike) -> PZIModel | SurfaceModel:
     """Load a model directory written by :func:`save_model` (JSON only, no code runs).
+
+    A surface-aware model (``predictor_type`` ``"surface"``) loads as a
+    :class:`permafrost.surface.SurfaceModel`, each part as a model directory of its own.
 
     Parameters
     ----------
@@ -181,7 +194,7 @@ def load_model(path: str | os.PathLike) -> PZIModel:
 
     Returns
     -------
-    PZIModel
+    PZIModel or SurfaceModel
 
     Raises
     ------
@@ -218,6 +231,8 @@ def load_model(path: str | os.PathLike) -> PZIModel:
         raise ModelError("feature_names missing or empty", path=meta_path,
                          field="feature_names", fix="retrain the model")
     ptype = meta.get("predictor_type")
+    if ptype == SURFACE_KIND:  # debris and ground parts (permafrost.surface)
+        return _load_surface(d, meta)
     if ptype not in ("booster", "linear"):
         raise ModelError(f"unknown predictor type {ptype!r}", path=meta_path,
                          field="predictor_type", fix="retrain the model")
@@ -434,3 +449,98 @@ def _read_json(path: Path, data: bytes) -> dict:
     if not isinstance(d, dict):
         raise ModelError("expected a JSON object", path=path, fix="retrain the model")
     return d
+
+
+# ----------------------------------------------------------------------------- the surface model
+
+
+def _save_surface(model: SurfaceModel, path, *, overwrite: bool = True) -> Path:
+    """Write the composite model directory atomically: ``PART/`` (one model directory per
+    part, :func:`permafrost.io.model.save_model`) and a ``metadata.json`` with the routing
+    and the SHA-256 of each part's ``metadata.json`` (which records its own files')."""
+    target = Path(os.path.abspath(path))
+    check_replaceable(target, what="model directory", recognise=is_model_dir)
+    if target.exists() and not overwrite:
+        raise OutputError("model directory exists", path=target,
+                          fix="remove it or pass overwrite")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix(target), dir=target.parent))
+    except OSError as exc:
+        raise OutputError(f"cannot write here ({exc.strerror})", path=target.parent,
+                          fix="choose a writable output directory") from None
+    try:
+        digests = {}
+        for p, part in model.parts.items():
+            save_model(part, tmp / p)
+            digests[f"{p}/metadata.json"] = hashlib.sha256(
+                (tmp / p / "metadata.json").read_bytes()).hexdigest()
+        meta = dict(model.metadata)
+        meta.update({"format": FORMAT, "format_version": FORMAT_VERSION,
+                     "feature_names": model.feature_names, "predictor_type": SURFACE_KIND,
+                     "composite": model.to_dict(),
+                     "files": {"parts": {p: p for p in model.parts}}, "sha256": digests})
+        (tmp / "metadata.json").write_text(to_json_text(meta))
+        os.chmod(tmp, 0o755)
+        if target.exists():
+            check_replaceable(target, what="model directory", recognise=is_model_dir)
+            old = target.with_name(f"{tmp_prefix(target)}old-{os.getpid()}")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OutputError):
+            raise
+        raise OutputError(f"cannot write the model directory ({exc.strerror or exc}); "
+                          "nothing was written", path=target,
+                          fix="free space or choose another output directory") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    model.metadata = meta
+    return target
+
+
+def _load_surface(d: Path, meta: dict) -> SurfaceModel:
+    """Load a composite written by :func:`save_surface_model` (``meta``: its checked
+    ``metadata.json``); each part by :func:`load_model`."""
+    comp = meta.get("composite")
+    fix = "retrain with `permafrost train` (or copy the whole directory)"
+    if not isinstance(comp, dict) or not isinstance(comp.get("parts"), list):
+        raise ModelError("composite model without its routing", path=d / "metadata.json",
+                         field="composite", fix=fix)
+    digests = meta.get("sha256") or {}
+    parts = {}
+    for p in comp["parts"]:
+        if not isinstance(p, str) or p not in ("debris", "ground", "pooled"):
+            raise ModelError(f"unknown model part {p!r}", path=d / "metadata.json",
+                             field="composite", fix=fix)
+        mp = d / p / "metadata.json"
+        if not mp.is_file():
+            raise ModelError(f"incomplete model directory, missing {p}/", path=d, fix=fix)
+        rec = digests.get(f"{p}/metadata.json")
+        if rec is None or hashlib.sha256(mp.read_bytes()).hexdigest() != rec:
+            raise ModelError("the part's metadata.json differs from the one the composite's "
+                             "metadata.json records", path=mp,
+                             fix="copy the whole model directory again or retrain")
+        parts[p] = load_model(d / p)
+    try:
+        model = SurfaceModel(parts=parts, surface=comp["surface"], numeric=comp["numeric"],
+                             indicators=comp["indicators"], route=comp["route"],
+                             metadata=meta)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"composite routing unreadable ({exc})", path=d / "metadata.json",
+                         field="composite", fix=fix) from None
+    if model.feature_names != meta.get("feature_names"):
+        raise ModelError("feature_names differ from the composite's routing",
+                         path=d / "metadata.json", field="feature_names", fix=fix)
+    for p, part in parts.items():
+        want = [*model.numeric, *(indicator_name(model.surface, c)
+                                  for c in model.indicators.get(p, []))]
+        if part.feature_names != want:
+            raise ModelError(f"part {p!r} has features {part.feature_names}, the routing "
+                             f"needs {want}", path=d / p, field="feature_names", fix=fix)
+    return model

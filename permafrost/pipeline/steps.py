@@ -367,6 +367,7 @@ def _train_run(ctx: StepContext):
         block_size=_cv_block_size(ctx)[0], block_size_rule=_cv_block_size(ctx)[1],
         calibration=t.calibration, features=t.features,
         prevalence=t.prevalence, prevalence_source=t.prevalence_source, level=t.level,
+        surface=t.surface, debris_classes=t.debris_classes,
         params=({"n_estimators": t.n_estimators, "monotone_constraints": dict(t.monotone) or None}
                 if t.model != "logistic" else None),
     )
@@ -378,8 +379,13 @@ def _train_run(ctx: StepContext):
     lev = (meta.get("calibration") or {}).get("level") or {}
     if lev:  # what the PZI's level rests on (permafrost.level), and its warning
         summary["level"] = lev.get("rests_on")
-        if lev.get("warning"):
-            summary["warnings"] = [lev["warning"]]
+    if meta.get("surface"):  # the surface-aware model (permafrost.surface)
+        summary["surface"] = {"mode": meta["surface"]["mode"],
+                              "parts": {p: v["rests_on"]
+                                        for p, v in meta["surface"]["parts"].items()}}
+    warns = ([lev["warning"]] if lev.get("warning") else []) + list(meta.get("warnings") or [])
+    if warns:
+        summary["warnings"] = list(dict.fromkeys(warns))
     return {"model": "model/metadata.json"}, json.loads(json.dumps(summary, default=str))
 
 

@@ -104,7 +104,8 @@ def applicability_from_files(model_dir, covariates, pzi_path, *, out_map=None,
     landcover : path-like, optional
         A categorical land-cover (surface) raster, any grid (nearest neighbour), its
         ``classes`` tag naming the codes (``1=bedrock;2=coarse debris;...``): label counts
-        and map shares per surface class.  It need not be a model covariate.
+        and map shares per surface class.  It need not be a model covariate.  Default:
+        the land-cover covariate of a surface-aware model (:mod:`permafrost.surface`).
     labels : path-like, optional
         The training labels (default: the model's ``inputs.labels``, relative to the model
         directory); without them there is no label support.
@@ -206,9 +207,17 @@ def _support(model_dir, meta, ds, features, pzi, *, changes, chunk, landcover, l
         names = parse_class_table(read_raster(landcover).attrs.get("classes"))
         lc = read_aligned(landcover, pzi, resampling="nearest", chunks=chunk, name="landcover")
         lcls, _ = sample_at_points(lc, geom.x.to_numpy(), geom.y.to_numpy(), crs=pts.crs)
+    elif (meta.get("surface") or {}).get("covariate") in today.data_vars:
+        # the surface-aware model's own land-cover covariate (permafrost.surface)
+        cov = meta["surface"]["covariate"]
+        names = parse_class_table(today[cov].attrs.get("classes"))
+        lc = today[cov]
+        lcls = vals.reshape(len(pts), len(features))[:, features.index(cov)]
     sup = label_support(ds, features, pzi, vals.reshape(len(pts), len(features)), sources,
                         landcover=lc, label_classes=lcls, class_names=names)
-    sup["landcover"] = str(landcover) if landcover is not None else None
+    sup["landcover"] = (str(landcover) if landcover is not None else
+                        f"covariate {meta['surface']['covariate']} (surface-aware model)"
+                        if lc is not None else None)
     if out_support is not None:
         m = support_map(ds, features, pzi, sup, landcover=lc)
         write_cog(m, out_support, nodata=-1, dtype="int32", overview_resampling="nearest",

@@ -8,9 +8,10 @@ from permafrost.defaults import CHUNK
 from permafrost.io.guard import Output, check_outputs
 from permafrost.io.model import is_model_dir, save_model
 from permafrost.io.vectors import read_vector
-from permafrost.models import TrainResult, check_training_options, train_model
+from permafrost.models import TrainResult, check_training_options
 from permafrost.options import check_options
 from permafrost.provenance import relative_path
+from permafrost.surface import train_surface_model
 from permafrost.workflows.covariates import build_stack, covariate_files
 
 __all__ = ["train_from_files"]
@@ -19,7 +20,8 @@ __all__ = ["train_from_files"]
 @expects(labels_path="path", covariates="covariates", out_dir="path")
 def train_from_files(labels_path, covariates, out_dir, *, layer: str | None = None,
                      like=None, chunk: int = CHUNK, **kwargs) -> TrainResult:
-    """Read labels and covariates from files, train (:func:`permafrost.models.train_model`)
+    """Read labels and covariates from files, train (:func:`permafrost.surface.
+    train_surface_model`, which is :func:`permafrost.models.train_model` without land cover)
     and save the model directory (:func:`permafrost.io.model.save_model`).
 
     Parameters
@@ -38,7 +40,10 @@ def train_from_files(labels_path, covariates, out_dir, *, layer: str | None = No
     chunk : int
         Side of the square Dask chunks the covariate stack is read in [pixels].
     **kwargs
-        Passed to :func:`permafrost.models.train_model`.
+        Passed to :func:`permafrost.surface.train_surface_model` (``surface``,
+        ``debris_classes``) and :func:`permafrost.models.train_model`: with a categorical
+        land-cover covariate whose classes name coarse debris in the stack the default is
+        the surface-aware model (debris and ground parts), else one model.
 
     Returns
     -------
@@ -54,8 +59,8 @@ def train_from_files(labels_path, covariates, out_dir, *, layer: str | None = No
                   {"--labels": labels_path, "--covariates": covariate_files(covariates), "--like": like})
     labels = read_vector(labels_path, layer=layer)
     ds = build_stack(covariates, chunks=chunk, like=like)
-    res = train_model(labels, ds, labels_source=labels_path, covariates_source=covariates,
-                      **kwargs)
+    res = train_surface_model(labels, ds, labels_source=labels_path,
+                              covariates_source=covariates, **kwargs)
     model = res.model
     # relative to the model directory: the metadata (and the model's hash in the PZI's tags)
     # does not depend on where the checkout lives
