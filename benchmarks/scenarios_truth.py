@@ -8,9 +8,10 @@ denominator (:func:`permafrost.workflows.stats.stats_from_files`).
 
     uv run python benchmarks/scenarios_truth.py [--out runs/demo] [--region data_samples]
 
-``--region DIR`` takes another generated region (e.g. ``data_samples/generate.py --truth ttop
---out DIR``) with the run made on it.  Where the region has a true land cover
-(``truth/landcover_truth.tif``, the ``ttop`` region), each run also gets the mean PZI on coarse
+``--region DIR`` takes another generated region (e.g. ``data_samples/generate.py --truth
+logistic --out DIR``, or another seed) with the run made on it.  Where the region has a true
+land cover (``truth/landcover_truth.tif``, the ``ttop`` region, ``data_samples/`` itself), each
+run also gets the mean PZI on coarse
 debris and on the other ground, the model's against the truth's; and the baseline's spatial-CV
 AUC is set beside the AUC on the held-out boreholes (``metadata.json``, ``validation.json``).
 """

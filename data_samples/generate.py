@@ -1,7 +1,8 @@
 """Generate the sample region in ``data_samples/``: a small Qilian-like region with a known truth.
 
-Run ``uv run python data_samples/generate.py [--out DIR] [--seed N]``.  The default writes
-beside this script.  Every file is a deterministic function of the seed: running the script
+Run ``uv run python data_samples/generate.py [--out DIR] [--seed N] [--truth ttop|logistic]``.
+The default (``--truth ttop``) writes beside this script: the committed demo region, whose truth
+is a ground-temperature model.  Every file is a deterministic function of the seed: running the script
 twice gives byte-identical files (GeoTIFFs through :func:`permafrost.io.rasters.write_cog`,
 GeoPackages with a fixed ``OGR_CURRENT_DATE``, HDF5 files without time stamps).
 
@@ -16,24 +17,28 @@ formula comes from):
 3. radiation        clear-sky potential incoming solar radiation from slope, aspect and the sun's
                     path (Iqbal 1983; Campbell & Norman 1998);
 4. NDVI             decreasing with elevation and slope, plus spatially correlated noise;
-5. truth            permafrost probability, a logistic function of MAAT, radiation and NDVI
-                    (form of Boeckli et al. 2012);
-6. rock glaciers    tongue-shaped outlines below steep walls, activity drawn from the truth at
-                    their front, downslope velocities by activity class;
-7. boreholes        clustered along the road, presence drawn from the truth; GTN-P records from an
-                    analytic heat-conduction model (Carslaw & Jaeger 1959; Williams & Smith 1989);
+5. truth            land cover placed by terrain, then the temperature at the top of permafrost
+                    (TTOP, Smith & Riseborough 2002) with snow and vegetation n-factors, Balch
+                    cooling of coarse debris and cold-air pooling, PZI = Phi(-TTOP / sigma)
+                    (``samplegen/ttop.py``); a classified land-cover covariate with some cells
+                    wrong.  The second, small case (``--truth logistic``) uses a logistic function
+                    of MAAT, radiation and NDVI instead (form of Boeckli et al. 2012);
+6. rock glaciers    tongue-shaped outlines below steep walls (heads on coarse debris only in the
+                    ttop region), activity drawn from the truth at their front, downslope
+                    velocities by activity class;
+7. boreholes        clustered along the road, presence drawn from the truth (through each
+                    borehole's own TTOP in the ttop region); GTN-P records from an analytic
+                    heat-conduction model (Carslaw & Jaeger 1959; Williams & Smith 1989);
 8. InSAR            MintPy geocoded products of one ascending and one descending Sentinel-1 track,
                     LOS velocities projected from downslope motion (Notti et al. 2014);
 9. priors, regions, masks.
 
 The truth is recorded in ``truth/truth.json`` and documented in ``README.md``.
 
-``--truth ttop --out DIR`` writes a second region on the same terrain, climate, radiation and
-NDVI whose truth is a ground-temperature model (TTOP with land cover, snow, n-factors, Balch
-cooling of coarse debris and cold-air pooling; ``samplegen/ttop.py``), with a classified
-land-cover covariate (``covariates/landcover.tif``, some cells wrong), rock glaciers only on
-coarse debris and boreholes along the road drawn from that truth.  The default (logistic)
-region is unchanged byte for byte.
+``--truth logistic --out DIR`` writes the second, small case: the same terrain, climate,
+radiation and NDVI (byte for byte), with the logistic truth the demo had before issue 22, whose
+form the logistic model can recover (the tests generate it into a temporary folder).  It is not
+committed: the generator refuses to write it into ``data_samples/``.
 """
 
 from __future__ import annotations
@@ -110,9 +115,10 @@ DEFAULT_SEED = 20260101
 #: the warming scenarios whose truth is written (name: change of air MAAT [degC]); the
 #: names are those of the scenarios in pipelines/demo.toml
 WARMING = {"plus1": 1.0, "plus2": 2.0, "plus4": 4.0}
-#: the truths the generator can write (``--truth``): the default logistic law of the covariates,
-#: or a ground-temperature (TTOP) model with land cover, snow and debris (samplegen/ttop.py)
-TRUTHS = ("logistic", "ttop")
+#: the truths the generator can write (``--truth``): the default ground-temperature (TTOP)
+#: model with land cover, snow and debris (samplegen/ttop.py, the committed demo region), or a
+#: logistic law of the covariates (the second case, generated into a folder of its own)
+TRUTHS = ("ttop", "logistic")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -149,11 +155,12 @@ def area_summary(p, valid, debris) -> dict:
             "mean_pzi_other_ground": round(float(p[valid & ~debris].mean()), 4)}
 
 
-def generate(out: Path, seed: int = DEFAULT_SEED, truth_kind: str = "logistic") -> dict:
+def generate(out: Path, seed: int = DEFAULT_SEED, truth_kind: str = "ttop") -> dict:
     """Generate every file of the sample region into ``out``; return the truth dictionary.
 
-    ``truth_kind``: ``"logistic"`` (the default region in ``data_samples/``) or ``"ttop"``
-    (a ground-temperature truth with land cover; see ``samplegen/ttop.py`` and the README).
+    ``truth_kind``: ``"ttop"`` (the default, the region in ``data_samples/``: a
+    ground-temperature truth with land cover; see ``samplegen/ttop.py`` and the README) or
+    ``"logistic"`` (the second, small case: a logistic law of the covariates).
     The two share terrain, climate, radiation and NDVI; truth, land cover, rock glaciers,
     boreholes, GTN-P sites, priors and InSAR (which sees the rock glaciers) differ.
     """
@@ -429,13 +436,14 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent,
                     help="output directory (default: data_samples/ beside this script)")
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed")
-    ap.add_argument("--truth", choices=TRUTHS, default="logistic",
-                    help="the truth: 'logistic' (default, the committed demo region) or 'ttop' "
-                         "(a ground-temperature model with land cover; write it elsewhere "
-                         "with --out)")
+    ap.add_argument("--truth", choices=TRUTHS, default="ttop",
+                    help="the truth: 'ttop' (default, the committed demo region: a "
+                         "ground-temperature model with land cover) or 'logistic' (the second, "
+                         "small case; write it elsewhere with --out)")
     args = ap.parse_args(argv)
-    if args.truth != "logistic" and args.out.resolve() == HERE:
-        ap.error("--truth ttop would overwrite the committed sample region: give --out DIR")
+    if args.truth != "ttop" and args.out.resolve() == HERE:
+        ap.error(f"--truth {args.truth} would overwrite the committed (ttop) sample region: "
+                 "give --out DIR")
     truth = generate(args.out, args.seed, truth_kind=args.truth)
     rg = truth["rock_glaciers"]
     print(f"sample region written to {args.out}: {rg['n']} rock glaciers "

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +31,10 @@ SAMPLES = ROOT / "data_samples"
 REALDATA = Path(os.environ.get("PERMAFROST_REALDATA", ROOT.parent / "shared" / "realdata")).resolve()
 
 
-#: fixtures that run the whole demo pipeline once per module (tens of seconds): the tests
-#: that use them are marked ``slow`` here, so ``pytest -m "not slow"`` skips them
-SLOW_FIXTURES = frozenset({"demo_run"})
+#: fixtures that run the whole demo pipeline once per module, or generate the logistic sample
+#: region once per session (tens of seconds): the tests that use them are marked ``slow`` here,
+#: so ``pytest -m "not slow"`` skips them
+SLOW_FIXTURES = frozenset({"demo_run", "logistic_region"})
 
 
 def pytest_collection_modifyitems(config, items):
@@ -46,6 +49,24 @@ def sample_dir() -> Path:
     if not (SAMPLES / "covariates" / "dem.tif").exists():
         pytest.fail("data_samples/ is not generated: run `python data_samples/generate.py`")
     return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def logistic_region(tmp_path_factory) -> Path:
+    """The second, small sample case: ``generate.py --truth logistic`` into a temporary folder.
+
+    The same terrain, climate, radiation and NDVI as ``data_samples/`` (byte for byte), with a
+    truth that is a logistic function of MAAT, radiation and NDVI (the form of Boeckli et al.
+    2012; coefficients in its ``truth/truth.json``).  For the tests that need a truth of the
+    logistic model's own form (a model recovering its coefficients); generated once per session
+    (about 15 s of CPU).  Not committed: ``data_samples/`` holds the ttop region only.
+    """
+    out = tmp_path_factory.mktemp("logistic_region")
+    res = subprocess.run([sys.executable, str(SAMPLES / "generate.py"), "--truth", "logistic",
+                          "--out", str(out)], capture_output=True, text=True, timeout=900)
+    if res.returncode != 0:
+        pytest.fail(f"generate.py --truth logistic failed:\n{res.stderr[-2000:]}")
+    return out
 
 
 @pytest.fixture(scope="session")

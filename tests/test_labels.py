@@ -362,8 +362,10 @@ def _truth_p(sample_dir, pts):
 @pytest.mark.parametrize("source", ["rock_glacier", "borehole"])
 def test_sample_labels_agree_with_truth_within_binomial_tolerance(sample_dir, sample_labels,
                                                                   source):
-    """Labels are Bernoulli draws of the truth p at their cell (generate.py: intact ~
-    Bernoulli(p_truth(front)), borehole presence ~ Bernoulli(p_truth)).  So the number of
+    """Labels are Bernoulli draws of the truth p at their cell (generate.py, ttop truth: a
+    rock glacier is intact ~ Bernoulli(PZI at its front), the front lying on coarse debris;
+    a borehole has permafrost where its own TTOP_local = TTOP + sigma e < 0, which is
+    Bernoulli(Phi(-TTOP / sigma)) = Bernoulli(PZI at its cell)).  So the number of
     label-1 points must lie within 3 binomial sd of sum(p) -- and a calibration check: points
     where p >= 0.5 carry label 1 far more often than points where p < 0.5."""
     pts = sample_labels.points

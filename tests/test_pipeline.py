@@ -1,4 +1,11 @@
-"""The main job: the demo pipeline on the sample region, reruns, scenarios, bad files."""
+"""The main job: the demo pipeline on the sample region, reruns, scenarios, bad files.
+
+The sample region (data_samples/) has a ground-temperature (TTOP) truth with land cover, rock
+glaciers only on coarse debris and boreholes along a road (issue 22): the tests of the demo's
+answers measure against that truth and assert issue 22's targets (the baseline PZI-weighted area
+within 10 % of the truth; the mean PZI on debris and on other ground each within 0.1 of the
+truth's; the warmed areas following the warmed truth).
+"""
 
 from __future__ import annotations
 
@@ -113,9 +120,9 @@ def _weighted_km2(stats: dict) -> float:
 
 
 def test_scenario_areas_follow_the_generators_warmed_truth(demo_run):
-    """The warmed truth of data_samples/truth (same law, air MAAT + dT), same mask and
-    denominator: the PZI-weighted area within 15 % at +1 and +2 °C, and at +4 °C a loss
-    in the right direction within a factor of two of the truth's."""
+    """The warmed truth of data_samples/truth (TTOP with air MAAT + dT, the surface held
+    fixed), same mask and denominator: the PZI-weighted area within 15 % at +1 and +2 °C, and
+    at +4 °C a loss in the right direction within a factor of two of the truth's."""
     tmp, _, _ = demo_run
     sample = ROOT / "data_samples"
     mask = sample / "masks" / "glaciers_lakes.gpkg"
@@ -148,9 +155,16 @@ def test_every_run_reports_its_extrapolation_and_proxies(demo_run):
             ext["outside_share"], 4)
         shares[sc] = ext["covariates"]["maat"]["above_km2"]
         kinds = [w["kind"] for w in app["warnings"]]
-        # the demo has no land-cover map: every run says that its rock-glacier evidence
-        # speaks for debris only, and its labels leave parts of the map without support
-        assert "debris_only" in kinds and "label_support" in kinds
+        # the demo gives its land-cover map (inputs.landcover): the label counts per surface
+        # class rest on it, so no run needs the debris-only warning (that warning, with the map
+        # withheld, is tests/test_support.py's); its labels leave parts of the map without
+        # support
+        sup = app["support"]
+        assert sup["landcover"].endswith("landcover.tif")
+        assert sup["rock_glacier"]["basis"] == "land cover"
+        counts = {c["name"]: c["labels"] for c in sup["surface"]["classes"]}
+        assert counts["coarse debris (blocky)"] > counts["alpine meadow (vegetated)"]
+        assert "debris_only" not in kinds and "label_support" in kinds
         proxies = [w["held"] for w in app["warnings"] if w["kind"] == "proxy_held"]
         if sc in ("baseline", "reference"):
             assert proxies == [] and app["delta_t"] == 0.0
@@ -273,20 +287,51 @@ def test_report_shows_scenarios_with_their_caveats(demo_run):
     assert "(n = " in ref_row and "logistic" in ref_row
 
 
-def test_the_headline_area_estimate_is_within_5_percent_of_the_truth(demo_run):
-    """The PZI-weighted area (the area estimate) of the default baseline against the
-    generator's truth on the same mask and denominator (docs/method.md, "What the PZI
-    means"); the thresholded map area is reported beside it, not checked as an estimate."""
+def test_the_headline_area_estimate_is_within_10_percent_of_the_truth(demo_run):
+    """Issue 22's target: the PZI-weighted area (the area estimate) of the default baseline
+    within 10 % of the generator's TTOP truth on the same mask and denominator (aim: 5 %;
+    docs/method.md, "What the PZI means"); the thresholded map area is reported beside it, not
+    checked as an estimate."""
     tmp, _, _ = demo_run
     sample = ROOT / "data_samples"
     truth = stats_from_files(sample / "truth" / "pzi_truth.tif",
                              mask_path=sample / "masks" / "glaciers_lakes.gpkg").as_dict()
     model = json.loads((tmp / "out" / "baseline" / "stats.json").read_text())
     ratio = _weighted_km2(model) / _weighted_km2(truth)
-    assert abs(ratio - 1) <= 0.05, ratio
+    assert abs(ratio - 1) <= 0.10, ratio
     agg = model["meta"]["zones_aggregated"]  # zones on ~1 km cells beside the pixel zones
     assert agg["region_km2"] + agg["none_km2"] == pytest.approx(
         model["units"][0]["denominator_km2"], rel=1e-9)
+
+
+def test_the_baseline_mean_pzi_on_debris_and_on_other_ground_are_within_0_1_of_the_truth(
+        demo_run):
+    """Issue 22's target: the rock glaciers (most labels) lie on coarse debris, colder than
+    the rest of the ground; the baseline's mean PZI on debris and on the other ground (the true
+    land cover, truth/landcover_truth.tif; glaciers and lakes masked) each within 0.1 of the
+    truth's (truth.json, truth_model.area: mean_pzi_debris, mean_pzi_other_ground)."""
+    tmp, _, _ = demo_run
+    sample = ROOT / "data_samples"
+    truth = json.loads((sample / "truth" / "truth.json").read_text())["truth_model"]["area"]
+
+    def read(path):
+        with rasterio.open(path) as src:
+            return src.read(1, masked=True).astype(np.float64).filled(np.nan)
+
+    pzi = read(tmp / "out" / "baseline" / "pzi.tif")
+    p_true = read(sample / "truth" / "pzi_truth.tif")
+    with rasterio.open(sample / "truth" / "landcover_truth.tif") as src:
+        lc = src.read(1)
+    land = np.isfinite(pzi) & np.isin(lc, (1, 2, 3, 4))  # bedrock, debris, fine, meadow
+    debris = land & (lc == 2)
+    other = land & (lc != 2)
+    # the same cells as the truth's figures: its own means recomputed here agree
+    assert p_true[debris].mean() == pytest.approx(truth["mean_pzi_debris"], abs=1e-3)
+    assert p_true[other].mean() == pytest.approx(truth["mean_pzi_other_ground"], abs=1e-3)
+    got = {"debris": pzi[debris].mean(), "other ground": pzi[other].mean()}
+    want = {"debris": truth["mean_pzi_debris"], "other ground": truth["mean_pzi_other_ground"]}
+    off = {k: round(got[k] - want[k], 4) for k in got}
+    assert all(abs(v) <= 0.1 for v in off.values()), (got, want, off)
 
 
 def test_the_run_prints_each_runs_domain_of_applicability(demo_run):

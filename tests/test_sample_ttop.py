@@ -1,10 +1,11 @@
-"""The ``ttop`` sample region (``generate.py --truth ttop``): a ground-temperature truth.
+"""The ttop sample region (``data_samples/``, ``generate.py``'s default): a ground-temperature truth.
 
-Unit tests of the formulas (degree-days of a sinusoidal year, TTOP, PZI from TTOP) run fast;
-the tests that generate the whole region (about 15 s on a fast core, a minute on a busy one)
-are marked ``slow``.  That the default (logistic) generation still reproduces the committed
+Unit tests of the formulas (degree-days of a sinusoidal year, TTOP, PZI from TTOP) and the
+checks of the committed region's files run fast.  That regenerating reproduces the committed
 ``data_samples/`` byte for byte is ``tests/test_data_samples.py::
-test_regeneration_is_byte_identical``.
+test_regeneration_is_byte_identical``; the second, small case (``--truth logistic``, generated
+into a temporary folder by the ``logistic_region`` fixture, marked ``slow``) is checked here
+against the hashes of the logistic region committed before issue 22.
 """
 
 from __future__ import annotations
@@ -108,15 +109,10 @@ def test_cold_air_pools_in_hollows_only():
 # ----------------------------------------------------------------------------------------------
 # the generated region
 # ----------------------------------------------------------------------------------------------
-def _generate(out: Path) -> Path:
-    subprocess.run([sys.executable, str(SAMPLE / "generate.py"), "--truth", "ttop",
-                    "--out", str(out)], check=True, capture_output=True, timeout=600)
-    return out
-
-
 @pytest.fixture(scope="module")
-def region(tmp_path_factory) -> Path:
-    return _generate(tmp_path_factory.mktemp("ttop_region"))
+def region(sample_dir) -> Path:
+    """The committed ttop region."""
+    return sample_dir
 
 
 def _read(path):
@@ -130,7 +126,6 @@ def _rowcol(transform, lon, lat):
     return row, col
 
 
-@pytest.mark.slow
 def test_truth_is_ttop_of_the_surface(region):
     truth = json.loads((region / "truth" / "truth.json").read_text())
     assert truth["truth_kind"] == "ttop" and truth["truth_model"]["kind"] == "ttop"
@@ -148,7 +143,6 @@ def test_truth_is_ttop_of_the_surface(region):
     assert 0.3 < area["pzi_weighted_km2"] / area["denominator_km2"] < 0.85
 
 
-@pytest.mark.slow
 def test_truth_areas_agree_with_the_package_statistics(region):
     from permafrost.workflows.stats import stats_from_files
 
@@ -162,7 +156,6 @@ def test_truth_areas_agree_with_the_package_statistics(region):
         assert rec["denominator_km2"] == pytest.approx(whole["denominator_km2"], abs=0.1)
 
 
-@pytest.mark.slow
 def test_rock_glacier_fronts_are_on_coarse_debris(region):
     rgt = pd.read_csv(region / "truth" / "rock_glaciers_truth.csv")
     lc, _, _ = _read(region / "truth" / "landcover_truth.tif")
@@ -173,7 +166,6 @@ def test_rock_glacier_fronts_are_on_coarse_debris(region):
     assert 0 < (rgt.intact_true == 0).sum() < len(rgt)
 
 
-@pytest.mark.slow
 def test_boreholes_sit_along_the_road_and_agree_with_the_truth(region):
     from samplegen.grid import NORTH, SOUTH, WEST, metres_per_degree
     from samplegen.terrain import road_distance_km
@@ -199,7 +191,6 @@ def test_boreholes_sit_along_the_road_and_agree_with_the_truth(region):
         assert (g["magt_c_at_15m"] < 0) == (float(t[rr, cc]) < 0), g["name"]
 
 
-@pytest.mark.slow
 def test_warmed_truths_never_gain_permafrost(region):
     p0, _, _ = _read(region / "truth" / "pzi_truth.tif")
     truth = json.loads((region / "truth" / "truth.json").read_text())
@@ -214,7 +205,6 @@ def test_warmed_truths_never_gain_permafrost(region):
         prev, w_prev = pw, w
 
 
-@pytest.mark.slow
 def test_landcover_covariate_is_a_classified_map_with_errors(region):
     obs, tr, tags = _read(region / "covariates" / "landcover.tif")
     true, _, _ = _read(region / "truth" / "landcover_truth.tif")
@@ -229,11 +219,51 @@ def test_landcover_covariate_is_a_classified_map_with_errors(region):
     truth = json.loads((region / "truth" / "truth.json").read_text())
     assert truth["truth_model"]["landcover_observed"]["accuracy"] == pytest.approx(1 - wrong,
                                                                                    abs=1e-3)
-    # the logistic region's covariates are unchanged: the same four files, byte for byte
+    assert (region / "covariates" / "landcover.tif").read_bytes() == \
+        (SAMPLE / "covariates" / "landcover.tif").read_bytes()
+
+
+def test_logistic_case_shares_the_four_covariates(region, logistic_region):
+    """The second (logistic) case is the same landscape: the four shared covariates byte for
+    byte; it has no land-cover map (its truth does not know one)."""
     for name in ("dem", "maat", "pisr", "ndvi"):
         assert (region / "covariates" / f"{name}.tif").read_bytes() == \
-            (SAMPLE / "covariates" / f"{name}.tif").read_bytes()
-    assert not (SAMPLE / "covariates" / "landcover.tif").exists()
+            (logistic_region / "covariates" / f"{name}.tif").read_bytes()
+    assert not (logistic_region / "covariates" / "landcover.tif").exists()
+
+
+#: sha256 of every file of the logistic region as committed in data_samples/ before issue 22
+#: (main 4c5b5f0): ``generate.py --truth logistic`` must keep reproducing it byte for byte
+LOGISTIC_SHA256 = {
+    "boreholes/boreholes.csv": "f6e8fafa2de6fa9974fcf1e71ba789a4ebe3bbb729fb90c72345dea85c9fea8d",
+    "boreholes/gtnp_long.csv": "8a0b069924ec7ebf426c561979040a50968e04db65fae15138765c05ec45769e",
+    "boreholes/gtnp_metadata.json": "1699f95bd9463823513315f0d2eb63c0be4483becb02fd1ee8291045c49891a6",
+    "climate/elevation_coarse.tif": "39afa00155a41fe25c7cf052f5c1c0941ff54181eca690748d672ef6dd48329f",
+    "climate/maat_coarse.tif": "aa1d606d29163a86a8932657d1c5d7be01c1d0b6760c166fa44a049f1d7352d7",
+    "covariates/dem.tif": "bb306ede77211fca363dec03ed6b0dd05b25d757e0c1434595d68edcda982dfd",
+    "covariates/maat.tif": "33f553b4d3ffe5f61a3801cff8aa14acd8e006a1f6cc64de0870e563c1712380",
+    "covariates/ndvi.tif": "5f00323a06d5ddcb1b10416cf20f4c16340ce91476a1fff5eac6737a6820b557",
+    "covariates/pisr.tif": "181c46714367a1c8190356e3fe8cbbac5d6aafe254d48fddddfa9be1226154ba",
+    "insar/asc/geometryGeo.h5": "64d3b1a712930249958884615c87f93a2f404b3b86d23c0692f54b8f27e40d89",
+    "insar/asc/maskTempCoh.h5": "6e90822baad6e8550ec7214ccf99d5d044c773b3b72eb02e2bd5b5275606ed0a",
+    "insar/asc/temporalCoherence.h5": "24a62799d5ab1c862db588c869b2d47a60cb72f4c838ee93d54e96acbada1b69",
+    "insar/asc/velocity.h5": "86ecf57b4757f0a7c53c2d650e7ee3be293649f36dfc2864e947c88a3a4ecd88",
+    "insar/desc/geometryGeo.h5": "f202ae5dfcfb59063f8ba1add133248eaf9e961bc310a18092bf5e21fe086ace",
+    "insar/desc/maskTempCoh.h5": "307e15ea55d24df157f1f92a2b9e5421da160306c6de87d6d05833d37c1f8861",
+    "insar/desc/temporalCoherence.h5": "8bc1bdc76240080cf8ec866cce9f412c4c943c4f57524f09d22d28d750c13004",
+    "insar/desc/velocity.h5": "3d2fc20c9b8d7902ea40c3250704e57245a69d0da0bc217dd2bc3c7fcb083299",
+    "inventory/rock_glaciers.gpkg": "da80c2ca2778b656c2c424eb902c5a440b8ce7c5451fa361f5810c0fc5115a65",
+    "masks/glaciers_lakes.gpkg": "210bc3b5855c27e53549e2db02c3c46024207b6f734de1d2f0835c2c800af1ce",
+    "priors/pzi_prior.tif": "c339eb46ca985a1214a5e60f316564e12cd514b0dffb0d01e629ec5f189fdaaf",
+    "priors/survey_map.tif": "0581551c44873cbd63d1c8ae19b9768387912ec408e76c907837efd9594698f6",
+    "regions/basins.gpkg": "1a3122fcf02e19c8351a612800ae3c5562a998b887d3da2841950c0b238f0f26",
+    "truth/pzi_truth.tif": "7cfd542c0dbf78286a2e67aabaf4c1de20777719ea63e664210c18b0301fcaa6",
+    "truth/pzi_truth_plus1.tif": "377d17398f53b733af5f484a31e4421b63efc926282065fb76d62815839fb154",
+    "truth/pzi_truth_plus2.tif": "9c6343d9d448c3803664937c7fce190489eafe066b4922230e2be98bcea12f83",
+    "truth/pzi_truth_plus4.tif": "c0fd88496549cc0f60c73d977433d4f1d6ae80cfa73950ac8a056f5bfaa68b7a",
+    "truth/rock_glaciers_truth.csv": "2336fe12fece598150a5c97effd8d76675e251d10f100b913b4114c9207b4388",
+    "truth/truth.json": "3550efe2c987e70a8359d164724892f123cd5a2f2a09f94be41d9332df48e89a",
+}
 
 
 def _hashes(root: Path) -> dict[str, str]:
@@ -241,14 +271,11 @@ def _hashes(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.slow
-def test_ttop_region_is_deterministic(region, tmp_path):
-    again = _generate(tmp_path / "again")
-    assert _hashes(again) == _hashes(region)
+def test_logistic_case_is_byte_identical_to_the_former_demo_region(logistic_region):
+    assert _hashes(logistic_region) == LOGISTIC_SHA256
 
 
-@pytest.mark.slow
-def test_ttop_refuses_to_overwrite_the_committed_region():
-    res = subprocess.run([sys.executable, str(SAMPLE / "generate.py"), "--truth", "ttop"],
+def test_logistic_case_refuses_to_overwrite_the_committed_region():
+    res = subprocess.run([sys.executable, str(SAMPLE / "generate.py"), "--truth", "logistic"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode != 0 and "--out" in res.stderr
