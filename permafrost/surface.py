@@ -60,6 +60,7 @@ from permafrost.checks import expects
 from permafrost.covariates import extract_at_points
 from permafrost.cv import block_ids, merge_groups, metric_xy, site_ids, summarise_folds
 from permafrost.defaults import (
+    LEVEL,
     SITE_M,
     SURFACE_MIN_CLASS_LABELS,
     SURFACE_MIN_INSITU,
@@ -515,6 +516,10 @@ def train_surface_model(labels_gdf, covariates_ds, *, surface: str | None = "aut
                    "are chosen from its own labels instead (auto rule)")
             warnings.append(msg)
             log.warning("%s", msg)
+        if part == "debris" and opts.get("level", LEVEL) == "auto":
+            # rock-glacier fronts are the debris part's designated evidence: its level rests
+            # on them (with any in-situ labels on debris), not on in-situ labels alone
+            opts["level"] = "labels"
         res = train_model(labs.loc[sel], ds_p, features=[*numeric, *ind_names], **opts)
         parts[part] = res.model
         indicators[part] = codes
@@ -612,7 +617,10 @@ def _compose(parts, reports, oofs, indicators, references, route, name, numeric,
             "offsets": {classes[c]: indicator_name(name, c) for c in indicators[p]},
             "reference_class": classes.get(references[p]) if references[p] is not None
             else None,
-            "pzi_meaning": pmeta[p].get("pzi_meaning")}
+            "pzi_meaning": pmeta[p].get("pzi_meaning"),
+            # the part's level rule (permafrost.level): the debris part's rests on its
+            # labels (rock-glacier fronts), the ground part's on its in-situ labels
+            "level": pmeta[p].get("calibration", {}).get("level")}
     rule = ("per cell: the debris model where the land cover is a debris class, the ground "
             "model (with its class offset) elsewhere; a class without its own offset "
             "(fewer than %d labels) is predicted as the reference class; classes named "

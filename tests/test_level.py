@@ -236,8 +236,8 @@ def test_the_pipeline_closing_output_prints_the_level_warning(monkeypatch):
     w = "the PZI's level rests on the label mix (weighted prevalence 0.83, ...)"
     rec = SimpleNamespace(summary={"level": "all labels (label mix)", "warnings": [w]})
     ok = SimpleNamespace(summary={"level": "in-situ (boreholes, GTN-P)"})
-    run._print_level(SimpleNamespace(scenarios={"baseline": {"train": rec},
-                                                "plus1": {"train": rec},
-                                                "reference": {"train": ok}}))
+    run._print_model_warnings(SimpleNamespace(scenarios={"baseline": {"train": rec},
+                                                         "plus1": {"train": rec},
+                                                         "reference": {"train": ok}}))
     out = buf.getvalue()
-    assert out.count("WARNING") == 1 and "(baseline, plus1, PZI level)" in out and w in out
+    assert out.count("WARNING") == 1 and "(baseline, plus1, model)" in out and w in out

@@ -72,7 +72,6 @@ def run_cmd(
         return
     _print_model_warnings(res)
     _print_checks(res)
-    _print_level(res)
     _print_profiles(res)
     ran = len(res.ran)
     console.print(f"{ran} step(s) ran, the rest were up to date; {secs:.1f} s.")
@@ -83,15 +82,16 @@ def run_cmd(
 
 
 def _print_model_warnings(res) -> None:
-    """The training step's warnings (the surface-aware model's pooled fallback, classes
-    without an offset: permafrost.surface), once per trained model."""
-    seen = set()
+    """The training step's warnings, each once with the runs it concerns: what the PZI's
+    level rests on where it is the label mix (permafrost.level), the surface-aware model's
+    pooled fallback and classes without an offset (permafrost.surface)."""
+    seen: dict[str, list[str]] = {}
     for sc, recs in res.scenarios.items():
         summ = recs["train"].summary if "train" in recs else {}
         for w in (summ or {}).get("warnings") or []:
-            if w not in seen:
-                seen.add(w)
-                console.print(f"[bold yellow]WARNING[/bold yellow] ({sc}, model) {w}")
+            seen.setdefault(w, []).append(sc)
+    for w, runs in seen.items():
+        console.print(f"[bold yellow]WARNING[/bold yellow] ({', '.join(runs)}, model) {w}")
 
 
 def _print_checks(res) -> None:
@@ -117,18 +117,6 @@ def _print_checks(res) -> None:
         val = recs["validate"].summary if "validate" in recs else None
         for w in (val or {}).get("warnings") or []:
             console.print(f"[bold yellow]WARNING[/bold yellow] ({sc}, validation) {w}")
-
-
-def _print_level(res) -> None:
-    """What each run's PZI level rests on (permafrost.level), and the warning where it rests
-    on the label mix for want of in-situ labels (each message once, with its runs)."""
-    seen: dict[str, list[str]] = {}
-    for sc, recs in res.scenarios.items():
-        summ = recs["train"].summary if "train" in recs else {}
-        for w in summ.get("warnings") or []:
-            seen.setdefault(w, []).append(sc)
-    for w, runs in seen.items():
-        console.print(f"[bold yellow]WARNING[/bold yellow] ({', '.join(runs)}, PZI level) {w}")
 
 
 def _print_profiles(res) -> None:
