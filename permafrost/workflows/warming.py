@@ -44,7 +44,12 @@ from permafrost.io.rasters import read_raster, write_cog
 from permafrost.io.vectors import read_vector
 from permafrost.nfactors import N_FACTORS, UNKNOWN, factor_tables, lookup, surface_of
 from permafrost.surface import find_surface, surface_classes
-from permafrost.warming import spread_from_magt, ttop_sensitivity, warmed_pzi
+from permafrost.warming import (
+    spread_from_magt,
+    spread_from_magt_ml,
+    ttop_sensitivity,
+    warmed_pzi,
+)
 from permafrost.workflows.covariates import build_stack, covariate_files
 from permafrost.workflows.predict import ZONE_COLOUR_TABLE, ZONE_NODATA, _zone_category_names
 
@@ -85,8 +90,9 @@ def spread_for_warming(baseline_pzi, labels=None, *, sigma: float | None = None,
 
     Given: ``sigma`` (interval that value).  Else fitted from the labels' ``magt_c`` column
     (boreholes, GTN-P/PERMOS) against the baseline PZI at the records
-    (:func:`permafrost.warming.spread_from_magt`) when there are at least ``min_records`` and
-    the fit is positive; else :data:`~permafrost.defaults.GROUND_SPREAD_C` with the range
+    by maximum likelihood (:func:`permafrost.warming.spread_from_magt_ml`; the slope-only fit
+    :func:`~permafrost.warming.spread_from_magt` is recorded beside it) when there are at
+    least ``min_records`` and the records correlate positively with the map; else :data:`~permafrost.defaults.GROUND_SPREAD_C` with the range
     :data:`~permafrost.defaults.GROUND_SPREAD_RANGE_C` and a warning.
 
     Returns
@@ -109,13 +115,17 @@ def spread_for_warming(baseline_pzi, labels=None, *, sigma: float | None = None,
                 ok = np.isfinite(p)
                 n = int(ok.sum())
                 if n >= min_records:
-                    fit = spread_from_magt(p[ok], pts["magt_c"].astype(float).to_numpy()[ok],
-                                           seed=seed)
+                    magt = pts["magt_c"].astype(float).to_numpy()[ok]
+                    fit = spread_from_magt_ml(p[ok], magt, seed=seed)
+                    slope = spread_from_magt(p[ok], magt, seed=seed)  # for the record
                     lo, hi = fit.interval
-                    if np.isfinite(fit.sigma) and fit.sigma > 0 and lo > 0:
+                    if np.isfinite(fit.sigma) and fit.sigma > 0 and lo > 0 and fit.r > 0:
                         return {"sigma_c": fit.sigma, "interval_c": [lo, hi],
                                 "source": "in-situ MAGT", "n": fit.n, "r": fit.r,
-                                "warning": None}
+                                "rule": "maximum likelihood of MAGT ~ N(sigma z, sigma^2), "
+                                        "z = -Phi^-1(PZI) (permafrost.warming."
+                                        "spread_from_magt_ml)",
+                                "slope_only_c": slope.sigma, "warning": None}
                     why = (f"the fit from {n} MAGT records gives sigma {fit.sigma:.2f} degC "
                            f"(interval {lo:.2f}..{hi:.2f}): the map and the records disagree")
                 else:
