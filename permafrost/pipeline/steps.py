@@ -613,6 +613,10 @@ def _stats_run(ctx: StepContext):
         # falls of the PZI above the highest training label (permafrost.area.profile);
         # profile.json beside stats.json, whose meta names it and carries its warning
         labels = ctx.upstream["labels"].output("labels") if "labels" in ctx.upstream else None
+        if (ctx.upstream["predict"].summary or {}).get("method") == "physical":
+            # a warmed baseline map: its model's fall above the highest label is the
+            # baseline's to report; here the profile follows each surface's sensitivity
+            labels = None
         prof = profile_from_files(ctx.upstream["predict"].output("pzi"), cfg.inputs.dem,
                                   band_width=cfg.stats.band_width_m, mask_path=cfg.inputs.mask,
                                   labels_path=labels)
