@@ -30,6 +30,7 @@ import xarray as xr
 from permafrost.area import classify_zones
 from permafrost.area.ellipsoid import cell_areas
 from permafrost.area.zones import ZONE_CODES, ZONE_LIMITS
+from permafrost.checks import expects
 from permafrost.defaults import (
     AIR_AMPLITUDE_C,
     CHUNK,
@@ -177,6 +178,7 @@ def _surface_layer(ds: xr.Dataset):
     return (ds[name], surface_classes(ds[name])) if name is not None else (None, {})
 
 
+@expects(baseline_pzi="path", covariates="covariates", out="path", zones="path?")
 def warm_pzi_raster(baseline_pzi, covariates, out, *, delta_t: float, covariate: str = "maat",
                     amplitude: float = AIR_AMPLITUDE_C, sigma: float = GROUND_SPREAD_C,
                     sigma_interval: tuple[float, float] | None = None, zones=None,
