@@ -634,7 +634,9 @@ def _check_physical(cfg: PipelineConfig, name: str, sc: Scenario, path: Path) ->
     bad = [c for c, ch in sc.covariates.items()
            if ch.offset is None or ch.scale is not None or ch.file is not None
            or offset_bound(c).name != "maat_offset"]
-    overrides = [s for s in _OPTION_SECTIONS if getattr(sc, s)]
+    # options of the model (labels, train) would need a model of their own; prediction and
+    # statistics options (chunk, zones, bands) do not change the warmed map's physics
+    overrides = [s for s in ("labels", "train") if getattr(sc, s)]
     if bad or len(sc.covariates) > 1 or overrides:
         what = (f"covariate {bad[0]!r} by more than an air-temperature offset" if bad
                 else "more than one covariate" if len(sc.covariates) > 1

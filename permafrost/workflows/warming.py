@@ -85,6 +85,7 @@ class WarmingResult:
                         "n-factor ranges and sigma interval together"}
 
 
+@expects(baseline_pzi="path")
 def spread_for_warming(baseline_pzi, labels=None, *, sigma: float | None = None,
                        min_records: int = MIN_MAGT_RECORDS, seed: int = 0) -> dict[str, Any]:
     """The ground-temperature spread sigma [degC] of the physical method.
