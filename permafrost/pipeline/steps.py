@@ -432,7 +432,8 @@ def _physical_run(ctx: StepContext):
                                 labels.output("labels") if labels is not None else None,
                                 sigma=opts.sigma_c, min_records=opts.min_magt_records,
                                 seed=ctx.seed)
-    (cov, change), = ctx.covariate_changes.items()
+    (changed, change), = ctx.covariate_changes.items()
+    cov = changed.split(".")[0]  # a coarse grid's offset ("maat.coarse") warms its MAAT
     res = warm_pzi_raster(base.output("pzi"), cfg.inputs.covariates, ctx.workdir / "pzi.tif",
                           delta_t=change.offset, covariate=cov, amplitude=opts.amplitude_c,
                           sigma=spread["sigma_c"], sigma_interval=tuple(spread["interval_c"]),
