@@ -242,3 +242,32 @@ def test_cross_section_keeps_the_scenario_model_and_its_reference(tmp_path):
     assert REFERENCE in cfg.runs(list(cfg.scenarios))
     sc, _ = resolve_scenario(cfg, "plus2")
     assert sc.train.features == ["maat", "pisr", "tpi", "landcover"]
+
+
+def test_a_cross_section_response_flattened_by_a_hidden_driver_is_warned_with_both_figures(
+        world):
+    """A cross-sectional MAAT coefficient flattened by a driver that varies with elevation
+    and is missing from the stack (here: the scenario map responds to a third of the
+    warming, as when snow thickening downslope offsets the air's gradient) is warned about,
+    with its loss and the physical expectation; the note on missing drivers always comes."""
+    from types import SimpleNamespace
+
+    from permafrost.config import CovariateChange, ScenarioMethodOptions
+    from permafrost.pipeline.steps import CROSS_SECTION_NOTE, _cross_section_check
+
+    tmp, cov, base, pzi, maat, lc = world
+    warm_pzi_raster(base, cov, tmp / "flat.tif", delta_t=1.0, sigma=1.0)  # a third of +3
+    rec = SimpleNamespace(output=lambda label: base)
+    cfg = SimpleNamespace(scenario_method=ScenarioMethodOptions(sigma_c=1.0),
+                          inputs=SimpleNamespace(covariates=cov),
+                          predict=SimpleNamespace(chunk=64))
+    ctx = SimpleNamespace(config=cfg, scenario="plus3", seed=0,
+                          covariate_changes={"maat": CovariateChange(offset=3.0)},
+                          scenarios={"baseline": {"predict": rec}})
+    warnings = _cross_section_check(ctx, tmp / "flat.tif")
+    assert warnings[0] == CROSS_SECTION_NOTE and "MAAT coefficient" in warnings[0]
+    assert len(warnings) == 2 and "physical (TTOP) expectation" in warnings[1]
+    assert "factor 1.5" in warnings[1] and warnings[1].count("%") == 2
+    # a cross-section map that follows the physics raises only the note
+    warm_pzi_raster(base, cov, tmp / "same.tif", delta_t=3.0, sigma=1.0)
+    assert _cross_section_check(ctx, tmp / "same.tif") == [CROSS_SECTION_NOTE]

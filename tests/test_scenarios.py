@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from affine import Affine
+from factories import da_on_grid
 from scipy.stats import spearmanr
 from sklearn.linear_model import LinearRegression
 
@@ -30,8 +31,6 @@ from permafrost.grid import grid_of
 from permafrost.io.rasters import write_cog
 from permafrost.proxies import covariate_dependence, dependence_of_table, proxy_warnings
 from permafrost.workflows.covariates import build_stack, changeable_inputs
-
-from factories import da_on_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -287,10 +286,10 @@ def test_predict_reports_the_share_beyond_the_training_range(model_copy, make_co
     """`permafrost predict` on a region warmer than every training label says so."""
     import json
 
+    from factories import covariate_arrays
     from typer.testing import CliRunner
 
     from permafrost.cli import app
-    from factories import covariate_arrays
 
     runner = CliRunner()
     cov = make_covariates("cov")
@@ -323,11 +322,11 @@ def test_applicability_is_one_dataclass_whose_dict_is_what_predict_prints(model_
     """`applicability_from_files` returns an `Applicability`; its `as_dict()` is the JSON."""
     import json
 
+    from factories import covariate_arrays
     from typer.testing import CliRunner
 
     from permafrost.cli import app
     from permafrost.workflows.applicability import Applicability, applicability_from_files
-    from factories import covariate_arrays
 
     cov = make_covariates("cov")
     meta_path = model_copy / "metadata.json"
