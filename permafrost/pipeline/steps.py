@@ -456,7 +456,7 @@ def _physical_run(ctx: StepContext):
                 "pzi_weighted_km2_interval": {"low": a["low"], "central": a["central"],
                                               "high": a["high"]},
                 "extrapolation": None, "support": None,
-                "warnings": [{"message": w} for w in warnings]},
+                "warnings": [{"kind": "physical", "message": w} for w in warnings]},
                ctx.workdir / "applicability.json")
     outputs = {"pzi": "pzi.tif", "warming": "warming.json", "applicability": "applicability.json"}
     if p.zones:
@@ -564,7 +564,8 @@ def _predict_run(ctx: StepContext):
         app_path = ctx.workdir / "applicability.json"
         app = read_json(app_path)
         app["method"] = "cross-section"
-        app["warnings"] = [*app.get("warnings", []), *({"message": w} for w in cross)]
+        app["warnings"] = [*app.get("warnings", []),
+                           *({"kind": "cross_section", "message": w} for w in cross)]
         write_json(app, app_path)
     return outputs, summary
 
