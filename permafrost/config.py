@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import logging
 import os
 import re
 from pathlib import Path
@@ -39,6 +40,8 @@ from permafrost.io.toml_files import read_toml
 from permafrost.io.vectors import VECTOR_SUFFIXES, check_layer, split_layer
 from permafrost.options import bound, bound_for_key, check_crs, check_name, offset_bound
 from permafrost.workflows.covariates import changeable_inputs
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "PipelineConfig",
@@ -575,6 +578,11 @@ def _check_scenarios(cfg: PipelineConfig, path: Path) -> None:
             TrainOptions.model_validate({**cfg.train.model_dump(), **cfg.scenario_model})
         except ValidationError as exc:
             raise _explain(exc, path, TrainOptions, prefix=("scenario_model",)) from None
+    if cfg.physical() and cfg.scenario_model and any(sc.covariates
+                                                     for sc in cfg.scenarios.values()):
+        log.warning("[scenario_model] is used by the cross-section scenario method only; "
+                    "this pipeline's scenarios are physical (set [scenario_method] method = "
+                    "\"cross-section\" to use it)")
     covariates = [n for n in available if "." not in n]  # not the coarse inputs
     for n in available:  # listed later as `features = [...]`, `--monotone NAME=-1`
         check_name(n, what="covariate", field="inputs.covariates", path=path)

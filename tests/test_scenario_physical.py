@@ -271,3 +271,12 @@ def test_a_cross_section_response_flattened_by_a_hidden_driver_is_warned_with_bo
     # a cross-section map that follows the physics raises only the note
     warm_pzi_raster(base, cov, tmp / "same.tif", delta_t=3.0, sigma=1.0)
     assert _cross_section_check(ctx, tmp / "same.tif") == [CROSS_SECTION_NOTE]
+
+
+def test_a_scenario_model_the_physical_method_does_not_use_is_said(tmp_path, caplog):
+    block = ('[scenario_method]\n\n[scenario_model]\nfeatures = ["maat", "pisr"]\n'
+             'model = "logistic"')
+    with caplog.at_level("WARNING", logger="permafrost.config"):
+        cfg = load_pipeline(_pipeline(tmp_path, method_block=block))
+    assert cfg.physical() and REFERENCE not in cfg.runs(list(cfg.scenarios))
+    assert any("cross-section scenario method only" in r.getMessage() for r in caplog.records)
