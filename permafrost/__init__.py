@@ -100,6 +100,8 @@ _LAZY = {
     "predict_pzi": "permafrost.predict",
     "pzi_uncertainty": "permafrost.predict",
     "predict_raster": "permafrost.workflows.predict",
+    "warm_pzi_raster": "permafrost.workflows.warming",
+    "spread_for_warming": "permafrost.workflows.warming",
     "applicability_from_files": "permafrost.workflows.applicability",
     "Applicability": "permafrost.workflows.applicability",
     "extrapolation_map": "permafrost.applicability",

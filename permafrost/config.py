@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import logging
 import os
 import re
 from pathlib import Path
@@ -20,13 +21,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from permafrost.checks import expects
 from permafrost.defaults import (
+    AIR_AMPLITUDE_C,
     BOOTSTRAP_RESAMPLES,
     BOREHOLE_WEIGHT,
     CALIBRATION,
     CHUNK,
     CI_LEVEL,
     LEVEL,
+    MIN_MAGT_RECORDS,
     ROCK_GLACIER_WEIGHT,
+    SCENARIO_METHOD,
+    SENSITIVITY_FACTOR,
 )
 from permafrost.errors import ConfigError, PermafrostError
 from permafrost.io.guard import expand_path
@@ -36,9 +41,12 @@ from permafrost.io.vectors import VECTOR_SUFFIXES, check_layer, split_layer
 from permafrost.options import bound, bound_for_key, check_crs, check_name, offset_bound
 from permafrost.workflows.covariates import changeable_inputs
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "PipelineConfig",
     "Scenario",
+    "ScenarioMethodOptions",
     "CovariateChange",
     "load_pipeline",
     "resolve_scenario",
@@ -271,6 +279,27 @@ class CovariateChange(_Strict):
         return v
 
 
+class ScenarioMethodOptions(_Strict):
+    """How warming scenarios are made (docs/pipelines.md, "Scenarios").
+
+    ``physical`` (default): a scenario that offsets MAAT by dT shifts the ground temperature
+    the validated baseline PZI implies by the TTOP sensitivity times dT (permafrost.warming,
+    n-factors by surface class: permafrost.nfactors).  ``cross-section``: the scenario model
+    (``[scenario_model]``, else ``[train]``) predicts the changed covariates (space for time).
+    """
+
+    method: Literal["physical", "cross-section"] = SCENARIO_METHOD
+    #: annual amplitude of air temperature [degC]: half the difference of the warmest and
+    #: the coldest monthly means of the region
+    amplitude_c: float = bound("air_amplitude").field(AIR_AMPLITUDE_C)
+    #: the ground-temperature spread [degC]; None: fitted from in-situ MAGT records when
+    #: there are at least min_magt_records, else permafrost.defaults.GROUND_SPREAD_C
+    sigma_c: float | None = bound("ground_spread").field(None)
+    min_magt_records: int = bound("min_magt_records").field(MIN_MAGT_RECORDS)
+    #: a cross-section scenario's loss of area beyond this factor of the physical one warns
+    warn_factor: float = bound("sensitivity_factor").field(SENSITIVITY_FACTOR)
+
+
 class Scenario(_Strict):
     """A named variant of the pipeline: covariate changes and option overrides."""
 
@@ -308,12 +337,18 @@ class PipelineConfig(_Strict):
     #: overrides of [train] for the model that scenarios run with (e.g. climate,
     #: radiation and substrate covariates, no elevation; see docs/pipelines.md)
     scenario_model: dict[str, Any] = Field(default_factory=dict)
+    #: how warming scenarios are made: physical (default) or cross-section
+    scenario_method: ScenarioMethodOptions = Field(default_factory=ScenarioMethodOptions)
     scenarios: dict[str, Scenario] = Field(default_factory=dict)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     #: where the file was read from (set by :func:`load_pipeline`)
     source: Path | None = Field(None, exclude=True)
+
+    def physical(self) -> bool:
+        """Whether warming scenarios use the physical method."""
+        return self.scenario_method.method == "physical"
 
     def scenario_names(self) -> list[str]:
         return [BASELINE, *self.scenarios]
@@ -324,7 +359,7 @@ class PipelineConfig(_Strict):
         scenarios."""
         asked = [s for s in (scenarios or []) if s not in (BASELINE, REFERENCE)]
         changing = any(self.scenarios[s].covariates for s in asked if s in self.scenarios)
-        ref = [REFERENCE] if changing and self.scenario_model else []
+        ref = [REFERENCE] if changing and self.scenario_model and not self.physical() else []
         return [BASELINE, *ref, *dict.fromkeys(asked)]
 
 
@@ -543,6 +578,11 @@ def _check_scenarios(cfg: PipelineConfig, path: Path) -> None:
             TrainOptions.model_validate({**cfg.train.model_dump(), **cfg.scenario_model})
         except ValidationError as exc:
             raise _explain(exc, path, TrainOptions, prefix=("scenario_model",)) from None
+    if cfg.physical() and cfg.scenario_model and any(sc.covariates
+                                                     for sc in cfg.scenarios.values()):
+        log.warning("[scenario_model] is used by the cross-section scenario method only; "
+                    "this pipeline's scenarios are physical (set [scenario_method] method = "
+                    "\"cross-section\" to use it)")
     covariates = [n for n in available if "." not in n]  # not the coarse inputs
     for n in available:  # listed later as `features = [...]`, `--monotone NAME=-1`
         check_name(n, what="covariate", field="inputs.covariates", path=path)
@@ -581,6 +621,8 @@ def _check_scenarios(cfg: PipelineConfig, path: Path) -> None:
             if change.file is not None and not change.file.exists():
                 raise ConfigError(f"file not found: {change.file}", path=path,
                                   field=f"{key}.file", fix="fix the path")
+        if cfg.physical() and sc.covariates:
+            _check_physical(cfg, name, sc, path)
         # option overrides must name existing options, with valid values
         for section, model in _OPTION_SECTIONS.items():
             overrides = getattr(sc, section)
@@ -591,6 +633,25 @@ def _check_scenarios(cfg: PipelineConfig, path: Path) -> None:
                 model.model_validate({**base, **overrides})
             except ValidationError as exc:
                 raise _explain(exc, path, model, prefix=("scenarios", name, section)) from None
+
+
+def _check_physical(cfg: PipelineConfig, name: str, sc: Scenario, path: Path) -> None:
+    """A scenario of the physical method changes one air-temperature offset, nothing else."""
+    fix = ('give only `covariates.maat = { offset = dT }`, or set [scenario_method] method = '
+           '"cross-section"')
+    bad = [c for c, ch in sc.covariates.items()
+           if ch.offset is None or ch.scale is not None or ch.file is not None
+           or offset_bound(c).name != "maat_offset"]
+    # options of the model (labels, train) would need a model of their own; prediction and
+    # statistics options (chunk, zones, bands) do not change the warmed map's physics
+    overrides = [s for s in ("labels", "train") if getattr(sc, s)]
+    if bad or len(sc.covariates) > 1 or overrides:
+        what = (f"covariate {bad[0]!r} by more than an air-temperature offset" if bad
+                else "more than one covariate" if len(sc.covariates) > 1
+                else f"[{overrides[0]}] options as well")
+        raise ConfigError(f"the physical scenario method warms the baseline map by an air "
+                          f"temperature offset only; this scenario changes {what}", path=path,
+                          field=f"scenarios.{name}", fix=fix)
 
 
 def _flatten_table_inputs(raw: dict, path: Path) -> None:
@@ -668,7 +729,7 @@ def resolve_scenario(cfg: PipelineConfig, name: str) -> tuple[PipelineConfig, di
     """The configuration of one scenario (options overridden) and its covariate changes."""
     if name == BASELINE:
         return cfg, {}
-    if name == REFERENCE and cfg.scenario_model:
+    if name == REFERENCE and cfg.scenario_model and not cfg.physical():
         out = _copy_of(cfg)
         out.train = TrainOptions.model_validate({**cfg.train.model_dump(), **cfg.scenario_model})
         return out, {}
@@ -681,7 +742,8 @@ def resolve_scenario(cfg: PipelineConfig, name: str) -> tuple[PipelineConfig, di
     out = _copy_of(cfg)
     for section in _OPTION_SECTIONS:
         overrides = getattr(sc, section)
-        if section == "train" and sc.covariates:  # a changed climate: the scenario model
+        if section == "train" and sc.covariates and not cfg.physical():
+            # a changed climate, space for time: the scenario model
             overrides = {**cfg.scenario_model, **overrides}
         if overrides:
             merged = {**getattr(cfg, section).model_dump(), **overrides}
@@ -694,7 +756,9 @@ def describe_scenarios(cfg: PipelineConfig) -> list[dict[str, Any]]:
     rows = [{"name": BASELINE, "description": "the configuration as written", "changes": []}]
     model_changes = [f"train.{k} = {v!r} (was {getattr(cfg.train, k)!r})"
                      for k, v in cfg.scenario_model.items() if v != getattr(cfg.train, k)]
-    if cfg.scenario_model:
+    if cfg.physical():
+        model_changes = []
+    if cfg.scenario_model and not cfg.physical():
         rows.append({"name": REFERENCE, "description": "the scenario model on today's "
                      "covariates: scenario changes are measured against it",
                      "changes": list(model_changes)})

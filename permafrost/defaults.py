@@ -124,6 +124,26 @@ SURFACE_MIN_INSITU: int = 30
 #: Fewest labels of a land-cover class for its own offset in the surface model [-]; a class
 #: with fewer is predicted as the reference class (permafrost.surface).
 SURFACE_MIN_CLASS_LABELS: int = 5
+#: How warming scenarios are made (docs/pipelines.md, "Scenarios"): ``physical`` shifts the
+#: validated baseline map's ground temperature by the TTOP sensitivity (permafrost.warming);
+#: ``cross-section`` predicts the warmed covariates with a model fitted across space.
+SCENARIO_METHOD: str = "physical"
+#: Annual amplitude of air temperature [degC] of the physical method: half the difference of
+#: the warmest and the coldest monthly means; take it from the region's climate (12 degC is
+#: typical of continental mid-latitude mountains, e.g. the Qilian Shan and the inner Alps
+#: have 10-14 degC).
+AIR_AMPLITUDE_C: float = 12.0
+#: Spread sigma [degC] of the ground temperature about the value a PZI implies, when too few
+#: in-situ MAGT records are there to fit it: Gruber (2012) derives PZI from a ground-
+#: temperature spread of the order of 1 degC; the interval below is its range.
+GROUND_SPREAD_C: float = 1.0
+GROUND_SPREAD_RANGE_C: tuple[float, float] = (0.7, 1.5)
+#: Fewest in-situ MAGT records (boreholes' magt_c, GTN-P/PERMOS) with a baseline PZI to fit
+#: sigma from them (permafrost.warming.spread_from_magt); fewer: GROUND_SPREAD_C, warned.
+MIN_MAGT_RECORDS: int = 10
+#: A cross-section scenario whose loss of PZI-weighted area differs from the physical
+#: expectation by more than this factor (either way) is warned about, both figures given.
+SENSITIVITY_FACTOR: float = 1.5
 
 
 def auto_block_rows(ncols: int, *, cells: int = BLOCK_CELLS) -> int:

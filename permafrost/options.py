@@ -255,6 +255,20 @@ BOUNDS: tuple[Bound, ...] = (
     Bound("delta_t", float, -30.0, 30.0, "degC",
           "the warming a scenario stands for, as maat_offset",
           toml=("scenarios.*.delta_t",)),
+    Bound("air_amplitude", float, 0.5, 40.0, "degC",
+          "half the annual range of monthly mean air temperature: a few degrees in oceanic "
+          "tropics, about 30 in Siberia; 40 is beyond any climate on Earth",
+          toml=("scenario_method.amplitude_c",)),
+    Bound("ground_spread", float, 0.05, 10.0, "degC",
+          "the spread of ground temperature about the value a PZI implies: below 0.05 degC "
+          "the PZI would be a step, above 10 degC it says nothing",
+          toml=("scenario_method.sigma_c",)),
+    Bound("min_magt_records", int, 3, 100_000, "-",
+          "records to fit a spread from: a slope needs at least 3",
+          toml=("scenario_method.min_magt_records",)),
+    Bound("sensitivity_factor", float, 1.0, 100.0, "-",
+          "a ratio of two sensitivities: 1 warns at any difference",
+          toml=("scenario_method.warn_factor",)),
     # ---- kinematics (permafrost.kinematics.KinematicsConfig)
     Bound("min_sensitivity", float, 0.0, 1.0, "-",
           f"|C| is a cosine, below 1; {_KIN}", hi_open=True,

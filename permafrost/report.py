@@ -1140,12 +1140,14 @@ def _run_rows(bundle: Mapping) -> list:
         app = (runs.get(name) or {}).get("applicability") or {}
         ext = app.get("extrapolation") or {}
         w = u.get("pzi_weighted_km2")
+        iv = (st.get("meta") or {}).get("pzi_weighted_km2_interval") or {}
         change = None if ref_w in (None, 0) or w is None or name == ref else 100 * (w / ref_w - 1)
         run = runs.get(name) or {}
         rows.append({"cv_auc": run.get("cv_auc"), "holdout": run.get("holdout"),
                      "name": name, "delta_t": app.get("delta_t"), "model": app.get("model"),
                      "features": app.get("features") or [], "weighted": w,
                      "ge05": u.get("pzi_ge_0.5_km2"), "change_pct": change,
+                     "interval": (iv["low"], iv["high"]) if "low" in iv else None,
                      "outside": ext.get("outside_share"), "warnings": app.get("warnings") or [],
                      "extrapolation": ext})
     return rows
@@ -1155,7 +1157,8 @@ def _scenario_overview(rows: list, ref: str | None) -> str:
     head = ["Run", "ΔT [°C]", "Model", "Features", "Spatial-CV AUC [-]",
             "Held-out boreholes: AUC / κ [-]", "Area estimate, PZI-weighted [km²]",
             f"Change against {ref or 'baseline'} [%]", "Map area PZI ≥ 0.5 [km²]",
-            "Area beyond the training range [-]", "Warnings"]
+            "Area beyond the training range [-]", "Warnings",
+            "Interval, PZI-weighted [km²]"]
 
     def held(r):
         h = r.get("holdout") or {}
@@ -1165,7 +1168,9 @@ def _scenario_overview(rows: list, ref: str | None) -> str:
     body = [[_txt(r["name"]), _f(r["delta_t"], 1), _txt(r["model"] or "–"),
              _txt(", ".join(r["features"]) or "–"), _f(r.get("cv_auc")), held(r),
              _km2(r["weighted"]), _f(r["change_pct"], 1), _km2(r["ge05"]), _f(r["outside"]),
-             _count(len(r["warnings"]))] for r in rows]
+             _count(len(r["warnings"])),
+             _txt("–" if not r.get("interval") else
+                  f"{_num(r['interval'][0], 1)} – {_num(r['interval'][1], 1)}")] for r in rows]
     return _table(head, body, left=4, caption="Runs: the PZI-weighted area is the area "
                   "estimate, the area with PZI ≥ 0.5 a map statistic (see Area statistics)")
 
@@ -1208,6 +1213,10 @@ def _area_vs_warming(rows: list, ref: str | None) -> str:
     x = [r["delta_t"] for r in pts]
     ax.plot(x, [r["weighted"] for r in pts], "o-", color="#08306b",
             label="area estimate (PZI-weighted)")
+    ivs = [r.get("interval") for r in pts]
+    if all(ivs):  # the physical method's interval (n-factor ranges and sigma interval)
+        ax.fill_between(x, [i[0] for i in ivs], [i[1] for i in ivs], color="#08306b",
+                        alpha=0.15, label="interval (n-factors, sigma)")
     ax.plot(x, [r["ge05"] for r in pts], "s--", color="#6baed6", label="map area PZI ≥ 0.5")
     base = next((r for r in rows if r["name"] == "baseline"), None)
     if base is not None and ref not in (None, "baseline") and base["weighted"] is not None:

@@ -57,6 +57,7 @@ __all__ = [
     "implied_ground_temperature",
     "Spread",
     "spread_from_magt",
+    "spread_from_magt_ml",
 ]
 
 #: PZI values are clipped to [PZI_CLIP, 1 - PZI_CLIP] before Phi^-1 (0 and 1 map to +-inf);
@@ -222,6 +223,46 @@ def spread_from_magt(pzi, magt, *, n_boot: int = 2000, level: float = 0.95,
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(z), size=(n_boot, len(z)))
     boots = np.array([slope(z[i], m[i]) for i in idx])
+    boots = boots[np.isfinite(boots)]
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2]) if len(boots) else (np.nan,
+                                                                                        np.nan)
+    r = float(np.corrcoef(z, m)[0, 1]) if np.std(z) > 0 and np.std(m) > 0 else float("nan")
+    return Spread(sigma=s, interval=(float(lo), float(hi)), n=int(len(z)), r=r)
+
+
+def spread_from_magt_ml(pzi, magt, *, n_boot: int = 2000, level: float = 0.95,
+                        seed: int = 0) -> Spread:
+    """The spread sigma [degC] by maximum likelihood: MAGT ~ N(sigma z, sigma^2).
+
+    Under PZI = Phi(-mu/sigma) (Gruber 2012, eq. 5) a record's MAGT is drawn from a normal
+    distribution of mean ``mu = sigma z`` (``z = -Phi^-1(PZI)``) *and* standard deviation
+    sigma: both the slope of MAGT on z and the records' spread about it carry sigma.  The
+    slope alone (:func:`spread_from_magt`) ignores the spread.  Setting the derivative of
+    the log-likelihood ``n log sigma + sum (m - sigma z)^2 / (2 sigma^2)`` to zero gives
+
+        n sigma^2 + S_zm sigma - S_mm = 0,   sigma = (-S_zm + sqrt(S_zm^2 + 4 n S_mm)) / (2 n)
+
+    with ``S_zm = sum z m`` and ``S_mm = sum m^2``.  Parameters and return as
+    :func:`spread_from_magt` (percentile bootstrap interval over the records).
+    """
+    p = np.asarray(pzi, dtype=np.float64)
+    m = np.asarray(magt, dtype=np.float64)
+    ok = np.isfinite(p) & np.isfinite(m)
+    if ok.sum() < 3:
+        raise DataError(f"{int(ok.sum())} ground-temperature records with a PZI, need at "
+                        "least 3", field="magt", fix="give more records or a sigma")
+    z = -ndtri(np.clip(p[ok], PZI_CLIP, 1.0 - PZI_CLIP))
+    m = m[ok]
+
+    def ml(zz, mm):
+        n = zz.shape[-1]
+        szm, smm = np.sum(zz * mm, axis=-1), np.sum(mm * mm, axis=-1)
+        return (-szm + np.sqrt(szm * szm + 4.0 * n * smm)) / (2.0 * n)
+
+    s = float(ml(z, m))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(z), size=(n_boot, len(z)))
+    boots = ml(z[idx], m[idx])
     boots = boots[np.isfinite(boots)]
     lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2]) if len(boots) else (np.nan,
                                                                                         np.nan)

@@ -187,6 +187,8 @@ def demo_pipeline_text(output_dir: Path, *, scenarios: bool = False, n_estimator
     """pipelines/demo.toml with absolute input paths, ``output_dir`` moved, optionally cut down."""
     text = (ROOT / "pipelines" / "demo.toml").read_text()
     text = text.replace('"../', f'"{ROOT.as_posix()}/')
+    text = text.replace('"demo_covariates.toml"',
+                        f'"{ROOT.as_posix()}/pipelines/demo_covariates.toml"')
     text = text.replace(f'output_dir = "{ROOT.as_posix()}/runs/demo"',
                         f'output_dir = "{output_dir.as_posix()}"')
     assert output_dir.as_posix() in text, "demo.toml changed its output_dir line"

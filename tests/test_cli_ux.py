@@ -205,6 +205,7 @@ def test_library_deprecation_warnings_are_not_shown_to_cli_users(tmp_path):
 
 def _pipeline(tmp: Path, boreholes: Path, *, edit=None) -> Path:
     text = DEMO.read_text().replace('"../', f'"{ROOT}/')
+    text = text.replace('"demo_covariates.toml"', f'"{ROOT}/pipelines/demo_covariates.toml"')
     text = re.sub(r'output_dir = ".*"', f'output_dir = "{tmp / "out"}"', text)
     text = text.replace(f'"{ROOT}/data_samples/boreholes/boreholes.csv"', f'"{boreholes}"')
     if edit:

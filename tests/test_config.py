@@ -131,7 +131,8 @@ def test_scenarios_are_checked_against_a_stack_file(tmp_path):
                                          '[derived.slope]\nfunction = "slope"\n')
     (tmp_path / "bh.csv").write_text("id,lon,lat,presence\n")
     body = ('[pipeline]\nname = "t"\noutput_dir = "out"\n[inputs]\ncovariates = "stack.toml"\n'
-            'boreholes = "bh.csv"\n[scenarios.s]\ncovariates.{} = {{ offset = 1.0 }}\n')
+            'boreholes = "bh.csv"\n[scenario_method]\nmethod = "cross-section"\n'
+            '[scenarios.s]\ncovariates.{} = {{ offset = 1.0 }}\n')
     p = tmp_path / "p.toml"
     p.write_text(body.format("slope"))
     assert "s" in load_pipeline(p).scenarios

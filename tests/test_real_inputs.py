@@ -184,6 +184,7 @@ def test_pipeline_outlines_separate_from_inventories(tmp_path):
     inventory = tmp_path / "inventory.gpkg"
     inv.to_file(inventory)
     text = (ROOT / "pipelines" / "demo.toml").read_text().replace('"../', f'"{ROOT}/')
+    text = text.replace('"demo_covariates.toml"', f'"{ROOT}/pipelines/demo_covariates.toml"')
     text = text.replace(f'"{ROOT}/data_samples/inventory/rock_glaciers.gpkg"', f'"{inventory}"')
     text = re.sub(r'output_dir = ".*"', f'output_dir = "{tmp_path / "out"}"', text)
     text = text.replace("[inputs]\n", f'[inputs]\noutlines = "{outlines}"\n', 1)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from affine import Affine
+from factories import da_on_grid
 from scipy.stats import spearmanr
 from sklearn.linear_model import LinearRegression
 
@@ -30,8 +31,6 @@ from permafrost.grid import grid_of
 from permafrost.io.rasters import write_cog
 from permafrost.proxies import covariate_dependence, dependence_of_table, proxy_warnings
 from permafrost.workflows.covariates import build_stack, changeable_inputs
-
-from factories import da_on_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -209,11 +208,16 @@ def test_extrapolation_areas_add_up_on_the_ellipsoid(tmp_path):
 
 
 def _demo(tmp_path, extra: str = "", drop_model: bool = False) -> Path:
+    """The demo with the cross-section method and its scenario model (the demo's own
+    default is the physical method: tests/test_scenario_physical.py)."""
     text = (ROOT / "pipelines" / "demo.toml").read_text().replace('"../', f'"{ROOT}/')
+    text = text.replace('"demo_covariates.toml"', f'"{ROOT}/pipelines/demo_covariates.toml"')
     text = text.replace('output_dir = "../runs/demo"', f'output_dir = "{tmp_path / "out"}"')
-    if drop_model:
-        i = text.index("[scenario_model]")
-        text = text[:i] + text[text.index("[scenarios.plus1]"):]
+    text = text.replace('[scenario_method]\nmethod = "physical"',
+                        '[scenario_method]\nmethod = "cross-section"', 1)
+    if not drop_model:
+        text = text.replace("[scenarios.plus1]", '[scenario_model]\nfeatures = ["maat", "pisr", '
+                            '"tpi", "landcover"]\nmodel = "logistic"\n\n[scenarios.plus1]', 1)
     p = tmp_path / "demo.toml"
     p.write_text(text + extra)
     return p
@@ -224,7 +228,7 @@ def test_scenarios_run_with_the_scenario_model_against_a_reference(tmp_path):
     assert cfg.runs(["plus2"]) == ["baseline", REFERENCE, "plus2"]
     assert cfg.runs([]) == ["baseline"]
     ref, ch = resolve_scenario(cfg, REFERENCE)
-    assert ch == {} and ref.train.features == ["maat", "pisr", "ndvi"]
+    assert ch == {} and ref.train.features == ["maat", "pisr", "tpi", "landcover"]
     plus2, ch = resolve_scenario(cfg, "plus2")
     assert plus2.train.model == "logistic" and ch["maat"].offset == 2.0
     assert cfg.train.features is None  # the baseline keeps its own model
@@ -235,7 +239,7 @@ def test_scenarios_run_with_the_scenario_model_against_a_reference(tmp_path):
 
 def test_a_bad_scenario_model_is_refused_naming_the_key(tmp_path):
     p = _demo(tmp_path)
-    head, sep, tail = p.read_text().partition("[scenario_model]")
+    head, sep, tail = p.read_text().partition("\n[scenario_model]")
     p.write_text(head + sep + tail.replace('model = "logistic"', 'modle = "logistic"', 1))
     with pytest.raises(ConfigError, match=r"scenario_model\.modle.*'model'"):
         load_pipeline(p)
@@ -282,10 +286,10 @@ def test_predict_reports_the_share_beyond_the_training_range(model_copy, make_co
     """`permafrost predict` on a region warmer than every training label says so."""
     import json
 
+    from factories import covariate_arrays
     from typer.testing import CliRunner
 
     from permafrost.cli import app
-    from factories import covariate_arrays
 
     runner = CliRunner()
     cov = make_covariates("cov")
@@ -318,11 +322,11 @@ def test_applicability_is_one_dataclass_whose_dict_is_what_predict_prints(model_
     """`applicability_from_files` returns an `Applicability`; its `as_dict()` is the JSON."""
     import json
 
+    from factories import covariate_arrays
     from typer.testing import CliRunner
 
     from permafrost.cli import app
     from permafrost.workflows.applicability import Applicability, applicability_from_files
-    from factories import covariate_arrays
 
     cov = make_covariates("cov")
     meta_path = model_copy / "metadata.json"
@@ -345,8 +349,8 @@ def test_applicability_is_one_dataclass_whose_dict_is_what_predict_prints(model_
 
 def test_a_scenario_model_feature_the_stack_lacks_is_refused_before_any_work(tmp_path):
     p = _demo(tmp_path)
-    p.write_text(p.read_text().replace('features = ["maat", "pisr", "ndvi"]',
-                                       'features = ["maat", "pisr", "nvdi"]'))
-    with pytest.raises(ConfigError, match=r"scenario_model\.features.*did you mean 'ndvi'"):
+    p.write_text(p.read_text().replace('features = ["maat", "pisr", "tpi", "landcover"]',
+                                       'features = ["maat", "pisr", "tpi", "landcovr"]'))
+    with pytest.raises(ConfigError, match=r"scenario_model\.features.*did you mean 'landcover'"):
         load_pipeline(p)
     assert not (tmp_path / "out").exists()

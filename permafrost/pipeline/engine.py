@@ -511,7 +511,10 @@ def _run_locked(config: PipelineConfig, out: Path, *, steps: list[StepSpec],
                            {d: recs[d].key for d in spec.deps if d in recs}, seed)
             final = out / "steps" / spec.name / key[:16]
             ctx = dict(config=cfg, scenario=sc, covariate_changes=changes,
-                       upstream={d: recs[d] for d in spec.deps if d in recs}, seed=seed)
+                       upstream={d: recs[d] for d in spec.deps if d in recs}, seed=seed,
+                       # the runs before this one (the baseline, the reference): a physical
+                       # scenario warms the baseline's map (its key covers the same inputs)
+                       scenarios={k: v for k, v in results.items()})
             recs[spec.name] = _execute(spec, ctx, key, final, force and (only in (None, spec.name)),
                                        on_event, cache)
             cache.save()

@@ -43,6 +43,7 @@ from permafrost.labels import (
     holdout_block_size,
     holdout_split,
 )
+from permafrost.options import offset_bound
 from permafrost.pipeline.spec import StepContext, StepSpec
 from permafrost.provenance import file_digest, relative_path, versions
 from permafrost.validation import PriorSpec
@@ -55,6 +56,7 @@ from permafrost.workflows.report import report_from_files
 from permafrost.workflows.stats import profile_from_files, stats_from_files, write_stats
 from permafrost.workflows.train import train_from_files
 from permafrost.workflows.validate import validate_from_files
+from permafrost.workflows.warming import physical_loss, spread_for_warming, warm_pzi_raster
 
 __all__ = ["STEPS", "STEP_NAMES", "covariates_for_scenario"]
 
@@ -395,9 +397,14 @@ def _train_run(ctx: StepContext):
 
 def _predict_options(cfg, ch):
     p = cfg.predict
-    return {"chunk": p.chunk, "device": p.device, "zones": p.zones, "uncertainty": p.uncertainty,
-            "covariate_changes": {k: v.model_dump(mode="json", exclude_none=True,
-                                                  exclude={"file"}) for k, v in sorted(ch.items())}}
+    out = {"chunk": p.chunk, "device": p.device, "zones": p.zones, "uncertainty": p.uncertainty,
+           "covariate_changes": {k: v.model_dump(mode="json", exclude_none=True,
+                                                 exclude={"file"}) for k, v in sorted(ch.items())}}
+    if ch:  # a changed climate: how its map is made (physical: from the baseline's map)
+        out["scenario_method"] = cfg.scenario_method.model_dump(mode="json")
+        if cfg.physical():  # the chunk does not change the warmed map's bytes
+            out = {k: v for k, v in out.items() if k not in ("device", "uncertainty")}
+    return out
 
 
 def _predict_inputs(cfg, ch):
@@ -406,7 +413,114 @@ def _predict_inputs(cfg, ch):
             "changed_files": {k: v.file for k, v in sorted(ch.items()) if v.file is not None}}
 
 
+def _baseline_record(ctx: StepContext, step: str, run: str = BASELINE):
+    rec = (ctx.scenarios.get(run) or {}).get(step)
+    if rec is None:
+        raise DataError(f"the {ctx.scenario!r} scenario needs the {run}'s {step} step, which "
+                        "did not run in this call", field="--only",
+                        fix=f"run the {run} with it (leave out --only, or run {step} for all)")
+    return rec
+
+
+def _physical_run(ctx: StepContext):
+    """A warming scenario of the physical method: the baseline's validated map warmed
+    through ground temperature (permafrost.workflows.warming)."""
+    cfg, p, opts = ctx.config, ctx.config.predict, ctx.config.scenario_method
+    base = _baseline_record(ctx, "predict")
+    labels = (ctx.scenarios.get(BASELINE) or {}).get("labels")
+    spread = spread_for_warming(base.output("pzi"),
+                                labels.output("labels") if labels is not None else None,
+                                sigma=opts.sigma_c, min_records=opts.min_magt_records,
+                                seed=ctx.seed)
+    (changed, change), = ctx.covariate_changes.items()
+    cov = changed.split(".")[0]  # a coarse grid's offset ("maat.coarse") warms its MAAT
+    res = warm_pzi_raster(base.output("pzi"), cfg.inputs.covariates, ctx.workdir / "pzi.tif",
+                          delta_t=change.offset, covariate=cov, amplitude=opts.amplitude_c,
+                          sigma=spread["sigma_c"], sigma_interval=tuple(spread["interval_c"]),
+                          zones=ctx.workdir / "zones.tif" if p.zones else None, chunk=p.chunk)
+    info = {"run": ctx.scenario, "method": "physical", **res.as_dict(),
+            "sigma": {k: v for k, v in spread.items() if k != "warning"},
+            "amplitude_c": opts.amplitude_c, "covariate": cov}
+    warnings = [spread["warning"]] if spread["warning"] else []
+    if res.cells_raised:
+        warnings.append(f"{res.cells_raised} cells gained PZI on warming")
+    for w in warnings:
+        log.warning("%s: %s", ctx.scenario, w)
+    info["warnings"] = warnings
+    write_json(_portable(info, cfg), ctx.workdir / "warming.json")
+    # what the report reads of each run (as the applicability.json of a model's run)
+    a = res.areas_km2
+    write_json({"run": ctx.scenario, "delta_t": scenario_delta_t(cfg, ctx.scenario),
+                "model": "physical (TTOP shift of the baseline map)", "features": [cov],
+                "method": "physical",
+                "pzi_weighted_km2_interval": {"low": a["low"], "central": a["central"],
+                                              "high": a["high"]},
+                "extrapolation": None, "support": None,
+                "warnings": [{"kind": "physical", "message": w} for w in warnings]},
+               ctx.workdir / "applicability.json")
+    outputs = {"pzi": "pzi.tif", "warming": "warming.json", "applicability": "applicability.json"}
+    if p.zones:
+        outputs["zones"] = "zones.tif"
+        if (ctx.workdir / "zones.tif.aux.xml").exists():
+            outputs["zone_names"] = "zones.tif.aux.xml"
+    a = res.areas_km2
+    summary = {"method": "physical", "sigma_c": round(spread["sigma_c"], 4),
+               "sigma_source": spread["source"],
+               "sensitivity_median": round(res.sensitivity["median_value"], 4),
+               # the PZI-weighted area's interval, as shares of its central value (the stats
+               # step scales its own area by them)
+               "area_interval_ratio": [a["low"] / a["central"] if a["central"] else None,
+                                       a["high"] / a["central"] if a["central"] else None]}
+    if warnings:
+        summary["warnings"] = warnings
+    return outputs, summary
+
+
+#: said of every cross-section scenario (issue 23): what its sensitivity cannot see
+CROSS_SECTION_NOTE = ("cross-section scenario: its response to warming is learnt across space "
+                      "(space for time); drivers that vary with elevation and are not in the "
+                      "stack (snow, vegetation, debris) stay inside the MAAT coefficient")
+
+
+def _cross_section_check(ctx: StepContext, pzi: Path) -> list[str]:
+    """The cross-section's note and, where the baseline's map is there, its loss of
+    PZI-weighted area against the physical expectation (warned past the factor)."""
+    warnings = [CROSS_SECTION_NOTE]
+    cfg = ctx.config
+    offs = [(c, ch.offset) for c, ch in ctx.covariate_changes.items()
+            if ch.offset is not None and ch.scale is None and ch.file is None
+            and offset_bound(c).name == "maat_offset"]
+    base = (ctx.scenarios.get(BASELINE) or {}).get("predict")
+    if len(offs) != 1 or len(ctx.covariate_changes) != 1 or base is None or not offs[0][1]:
+        return warnings
+    cov, dt = offs[0]
+    opts = cfg.scenario_method
+    labels = (ctx.scenarios.get(BASELINE) or {}).get("labels")
+    spread = spread_for_warming(base.output("pzi"),
+                                labels.output("labels") if labels is not None else None,
+                                sigma=opts.sigma_c, min_records=opts.min_magt_records,
+                                seed=ctx.seed)
+    a0, a1 = physical_loss(base.output("pzi"), cfg.inputs.covariates, delta_t=dt,
+                           covariate=cov, amplitude=opts.amplitude_c, sigma=spread["sigma_c"],
+                           chunk=cfg.predict.chunk)
+    ref = (ctx.scenarios.get(REFERENCE) or {}).get("predict") or base
+    r0 = physical_loss(ref.output("pzi"), cfg.inputs.covariates, delta_t=0.0, covariate=cov,
+                       chunk=cfg.predict.chunk)[0]
+    c1 = physical_loss(pzi, cfg.inputs.covariates, delta_t=0.0, covariate=cov,
+                       chunk=cfg.predict.chunk)[0]
+    phys, cross = (a0 - a1) / a0 if a0 else 0.0, (r0 - c1) / r0 if r0 else 0.0
+    f = opts.warn_factor
+    if phys > 0 and (cross <= 0 or not 1 / f <= cross / phys <= f):
+        warnings.append(f"cross-section response to MAAT {dt:+g} degC: {cross:.1%} of the "
+                        f"PZI-weighted area lost, against {phys:.1%} by the physical (TTOP) "
+                        f"expectation on the baseline map; they differ by more than a factor "
+                        f"{f:g}")
+    return warnings
+
+
 def _predict_run(ctx: StepContext):
+    if ctx.covariate_changes and ctx.config.physical():
+        return _physical_run(ctx)
     p = ctx.config.predict
     model_dir = ctx.upstream["train"].output("model").parent
     ds = covariates_for_scenario(ctx.config.inputs.covariates, ctx.covariate_changes,
@@ -442,6 +556,17 @@ def _predict_run(ctx: StepContext):
         summary["unsupported_by_labels"] = round(sup["unsupported_share"], 4)
     if app["warnings"]:
         summary["warnings"] = [w["message"] for w in app["warnings"]]
+    if ctx.covariate_changes and not ctx.config.physical():
+        cross = _cross_section_check(ctx, ctx.workdir / "pzi.tif")
+        for w in cross:
+            log.warning("%s: %s", ctx.scenario, w)
+        summary["warnings"] = [*summary.get("warnings", []), *cross]
+        app_path = ctx.workdir / "applicability.json"
+        app = read_json(app_path)
+        app["method"] = "cross-section"
+        app["warnings"] = [*app.get("warnings", []),
+                           *({"kind": "cross_section", "message": w} for w in cross)]
+        write_json(app, app_path)
     return outputs, summary
 
 
@@ -490,6 +615,10 @@ def _stats_run(ctx: StepContext):
         # falls of the PZI above the highest training label (permafrost.area.profile);
         # profile.json beside stats.json, whose meta names it and carries its warning
         labels = ctx.upstream["labels"].output("labels") if "labels" in ctx.upstream else None
+        if (ctx.upstream["predict"].summary or {}).get("method") == "physical":
+            # a warmed baseline map: its model's fall above the highest label is the
+            # baseline's to report; here the profile follows each surface's sensitivity
+            labels = None
         prof = profile_from_files(ctx.upstream["predict"].output("pzi"), cfg.inputs.dem,
                                   band_width=cfg.stats.band_width_m, mask_path=cfg.inputs.mask,
                                   labels_path=labels)
@@ -503,13 +632,23 @@ def _stats_run(ctx: StepContext):
         if prof.warnings:
             summary["warnings"] = prof.warnings
     # paths relative to the pipeline file, as in the manifest
+    whole = res.whole
+    ratio = (ctx.upstream["predict"].summary or {}).get("area_interval_ratio")
+    interval = None
+    if ratio and None not in ratio:  # physical method: n-factor ranges and sigma interval
+        interval = [whole["pzi_weighted_km2"] * ratio[0], whole["pzi_weighted_km2"] * ratio[1]]
+        res.meta["pzi_weighted_km2_interval"] = {
+            "low": interval[0], "high": interval[1],
+            "rule": "the physical method's warmed map with the n-factor ranges and the sigma "
+                    "interval together (most loss: high n-factors, low sigma)"}
     res = ZoneStatistics(units=_portable(res.units, cfg), meta=_portable(res.meta, cfg))
     write_stats(res, out_json=ctx.workdir / "stats.json", out_csv=ctx.workdir / "stats.csv")
-    whole = res.whole
     summary = {
         "pzi_ge_0.5_km2": whole["pzi_ge_0.5_km2"], "fraction_pzi_ge_0.5": whole["fraction_pzi_ge_0.5"],
         "pzi_weighted_km2": whole["pzi_weighted_km2"], "denominator_km2": whole["denominator_km2"],
         **summary}
+    if interval is not None:
+        summary["pzi_weighted_km2_interval"] = [round(v, 3) for v in interval]
     return outputs, summary
 
 
@@ -592,8 +731,14 @@ def _report_run(ctx: StepContext):
         changes = ctx.workdir / "scenario_changes.json"
         # with a scenario model, changes are measured against it on today's covariates
         ref = REFERENCE if REFERENCE in scen else BASELINE
-        write_json(compare_scenarios({n: ZoneStatistics.from_dict(read_json(p))
-                                      for n, p in scen.items()}, baseline=ref), changes)
+        stats = {n: ZoneStatistics.from_dict(read_json(p)) for n, p in scen.items()}
+        cmp = compare_scenarios(stats, baseline=ref)
+        # the physical method's interval of the PZI-weighted area (n-factors, sigma)
+        cmp["pzi_weighted_km2_interval"] = {
+            n: st.meta["pzi_weighted_km2_interval"] for n, st in stats.items()
+            if st.meta.get("pzi_weighted_km2_interval")}
+        cmp["method"] = ctx.config.scenario_method.method
+        write_json(cmp, changes)
     report_from_files(
         out_html=ctx.workdir / "report.html", out_json=ctx.workdir / "report.json",
         title=ctx.config.report.title or f"Permafrost map: {ctx.config.pipeline.name}",
