@@ -169,6 +169,14 @@ def _label(key) -> str:
     return s[:1].upper() + s[1:]
 
 
+def _file_name(value) -> str:
+    """A file's name without its folder (a report names no machine's directories: the
+    provenance section gives inputs relative to the pipeline file); other text as it is."""
+    text = "" if value is None else str(value)
+    return text.replace("\\", "/").rsplit("/", 1)[-1] if "/" in text or "\\" in text \
+        else text
+
+
 def _table(header: list, rows: list, *, left: int = 1, caption: str | None = None,
            wrap: bool = False) -> str:
     """An HTML table; the caption goes above it as a note (as wide as the page, not the
@@ -1341,7 +1349,7 @@ def _support_section(app: Mapping) -> str:
                                                                               "–"))]
                 for c in surf["classes"]]
         out.append(_table(head, body, caption="Training labels per surface class "
-                          f"(land cover: {sup.get('landcover')}); unsupported share "
+                          f"(land cover: {_file_name(sup.get('landcover'))}); unsupported share "
                           f"{_num(surf.get('unsupported_share'), 3)}"))
     else:
         out.append("<p class='note'>No land-cover map was given: the labels cannot be "

@@ -120,7 +120,7 @@ def test_output_dir_inside_an_input_folder(make_covariates, pipeline, tmp_path):
     cov = make_covariates("cov_copy")
     before = sorted(os.listdir(cov))
     for out in (cov, cov / "runs"):
-        p = pipeline({f'"{DS}/covariates"': f'"{cov.as_posix()}"',
+        p = pipeline({f'"{ROOT.as_posix()}/pipelines/demo_covariates.toml"': f'"{cov.as_posix()}"',
                       f'output_dir = "{(tmp_path / "out").as_posix()}"':
                       f'output_dir = "{out.as_posix()}"'}, scenarios=False)
         for res in _both(p):

@@ -183,9 +183,10 @@ def test_workers_above_the_cpu_cap_start_no_process(tmp_path):
 def _section_set(text: str, section: str, key: str, value: str) -> str:
     """``key = value`` in ``[section]`` of a TOML text (replaced, inserted, or a new table)."""
     header = f"[{section}]\n"
-    if header not in text:
+    found = re.search(rf"^{re.escape(header)}", text, flags=re.M)  # not in a comment
+    if found is None:
         return text + f"\n{header}{key} = {value}\n"
-    start = text.index(header) + len(header)
+    start = found.end()
     nxt = re.search(r"^\[", text[start:], flags=re.M)
     end = start + nxt.start() if nxt else len(text)
     body = text[start:end]
@@ -433,7 +434,7 @@ def test_covariate_names_with_separators_are_refused(stem, make_covariates, tmp_
     cov = make_covariates()
     (cov / "ndvi.tif").rename(cov / f"{stem}.tif")
     text = demo_pipeline_text(tmp_path / "out")
-    old = '"' + (ROOT / "data_samples/covariates").as_posix() + '"'
+    old = '"' + (ROOT / "pipelines/demo_covariates.toml").as_posix() + '"'
     assert f"covariates = {old}" in text
     p = tmp_path / "pipe.toml"
     p.write_text(text.replace(f"covariates = {old}", f'covariates = "{cov.as_posix()}"')
