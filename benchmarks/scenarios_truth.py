@@ -64,7 +64,12 @@ def skill(run_dir: Path) -> dict | None:
     out: dict = {}
     if meta_f.is_file():
         cv = json.loads(meta_f.read_text()).get("cv", {})
-        out["cv_block_size_m"] = round(cv.get("block_size_m") or float("nan"), 1)
+        if cv.get("block_size_m") is not None:
+            out["cv_block_size_m"] = round(cv["block_size_m"], 1)
+        else:  # a surface-aware model: one block size per part (permafrost.surface)
+            out["cv_block_size_m"] = {p: round(c["block_size_m"], 1)
+                                      for p, c in (cv.get("parts") or {}).items()
+                                      if c and c.get("block_size_m") is not None}
         out["cv_spatial_auc_mean"] = round(cv["spatial"]["summary"]["auc"]["mean"], 4) \
             if "spatial" in cv else None
         out["cv_oof_calibrated_auc"] = round(cv["oof_calibrated"]["auc"], 4) \
