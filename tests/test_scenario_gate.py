@@ -219,3 +219,79 @@ def test_the_warning_rule_either_way():
     assert cross_section_warning(-0.01, 0.30, 2.0, factor=1.5) is not None  # gains
     assert cross_section_warning(0.25, 0.30, 2.0, factor=1.5) is None
     assert cross_section_warning(0.25, 0.0, 2.0, factor=1.5) is None
+
+
+# ------------------------------------------------------------------ the pipeline
+
+
+@pytest.fixture(scope="module")
+def gated_run(tmp_path_factory):
+    """A cut-down demo (3 folds) with the cross-section method, a deliberately weak scenario
+    model (radiation and land cover, no MAAT), one climate scenario and one method variant."""
+    from typer.testing import CliRunner
+
+    from permafrost.cli import app
+
+    tmp = tmp_path_factory.mktemp("gate")
+    text = demo_pipeline_text(tmp / "out", scenarios=False, folds=3, extra=(
+        '\n[scenario_model]\nfeatures = ["pisr", "landcover"]\nmodel = "logistic"\n'
+        '\n[scenarios.plus2]\ndescription = "MAAT + 2 °C"\ncovariates.maat = { offset = 2.0 }\n'
+        '\n[scenarios.nolc]\ndescription = "no land cover"\n'
+        'train = { features = ["maat", "pisr", "tpi"] }\n'))
+    assert '[scenario_method]\nmethod = "physical"' in text
+    text = text.replace('[scenario_method]\nmethod = "physical"',
+                        '[scenario_method]\nmethod = "cross-section"', 1)
+    p = tmp / "demo.toml"
+    p.write_text(text)
+    result = CliRunner().invoke(app, ["run", str(p), "--all-scenarios"])
+    assert result.exit_code == 0, result.output
+    return tmp / "out", result
+
+
+@pytest.mark.slow
+def test_a_weak_scenario_model_fails_the_gate_on_terminal_report_and_json(gated_run):
+    out, result = gated_run
+    cmp = json.loads(next(out.glob("steps/report/*/scenario_changes.json")).read_text())
+    gate = cmp["reference_gate"]
+    assert gate["passed"] is False and gate["warnings"]
+    auc = next(c for c in gate["checks"] if c["name"] == "auc")
+    assert auc["passed"] is False and auc["reference"] < auc["baseline"] - REFERENCE_AUC_MARGIN
+    # the figures are the validate steps' (the same held-out boreholes)
+    aucs = [next(r for r in json.loads(v.read_text())["boreholes"]["table"]
+                 if r["kind"] == "pzi")["auc"]
+            for v in out.glob("steps/validate/*/validation/validation.json")]
+    assert len(aucs) == 3  # baseline, reference, the method variant
+    assert any(a == pytest.approx(auc["baseline"], abs=1e-4) for a in aucs)
+    assert any(a == pytest.approx(auc["reference"], abs=1e-4) for a in aucs)
+    text = " ".join(result.stdout.split())
+    assert "WARNING (reference, scenario model)" in text
+    assert f"AUC {auc['reference']:.3f}" in text
+    last = [ln for ln in result.stdout.splitlines() if ln.strip()][-1]
+    assert last.startswith("Report: ")
+    html = (out / "report.html").read_text()
+    assert "Warning (scenario model)" in html.split("<nav")[0]
+    assert "Gate on the scenario model (FAILED)" in html
+    rj = json.loads((out / "report.json").read_text())
+    assert rj["scenario_changes"]["reference_gate"]["passed"] is False
+
+
+@pytest.mark.slow
+def test_a_method_variant_is_compared_with_the_baseline_in_its_own_section(gated_run):
+    out, _ = gated_run
+    cmp = json.loads(next(out.glob("steps/report/*/scenario_changes.json")).read_text())
+    assert cmp["baseline"] == REFERENCE and cmp["method_runs"] == ["nolc"]
+    assert set(cmp["scenarios"]) == {"baseline", "plus2"}  # climate: against the reference
+    ms = cmp["method_sensitivity"]
+    r = ms["runs"]["nolc"]
+    base = json.loads((out / "baseline" / "stats.json").read_text())
+    nolc = json.loads((out / "nolc" / "stats.json").read_text())
+    wb, wn = (next(u for u in s["units"] if u["unit"] == "all")["pzi_weighted_km2"]
+              for s in (base, nolc))
+    assert r["pzi_weighted_km2_change_pct"] == pytest.approx(100 * (wn / wb - 1))
+    assert r["auc"] is not None and ms["baseline"]["auc"] is not None
+    assert any("train.features" in c for c in r["changes"])
+    assert set(ms["compared"]) == {"nolc"}
+    html = (out / "report.html").read_text()
+    scen = html.split("<section id='sec-scenarios'>")[1].split("</section>")[0]
+    meth = html.split("<section id='sec-method-sensitivity'>")[1].split("</section>")[0]
+    assert "<td class='l'>nolc</td>" not in scen and "<td class='l'>nolc</td>" in meth
