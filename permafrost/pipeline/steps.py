@@ -744,8 +744,12 @@ def _report_run(ctx: StepContext):
                                     {n: {**_run_figures(ctx, n, stats),
                                          "changes": _changes_of(ctx.config, n)}
                                      for n in method})
-            ms["compared"] = compare_scenarios({n: stats[n] for n in [BASELINE, *method]},
-                                               baseline=BASELINE)["scenarios"]
+            try:  # per zone and region, where the runs map the same cells
+                ms["compared"] = compare_scenarios({n: stats[n] for n in [BASELINE, *method]},
+                                                   baseline=BASELINE)["scenarios"]
+            except DataError as exc:  # e.g. a feature set without a categorical covariate
+                ms["compared"] = None  # maps cells the baseline leaves out (unseen class)
+                ms["compared_note"] = exc.problem
             cmp["method_sensitivity"] = ms
         if REFERENCE in stats:
             gate = reference_gate(_run_figures(ctx, BASELINE, stats),
