@@ -728,6 +728,7 @@ def _report_run(ctx: StepContext):
     descriptions = {name: sc.description for name, sc in ctx.config.scenarios.items()}
     changes = None
     warnings: list[str] = []
+    gate_state = None
     if len(scen) > 1 and BASELINE in scen:
         changes = ctx.workdir / "scenario_changes.json"
         # with a scenario model, changes are measured against it on today's covariates
@@ -755,6 +756,7 @@ def _report_run(ctx: StepContext):
             gate = reference_gate(_run_figures(ctx, BASELINE, stats),
                                   _run_figures(ctx, REFERENCE, stats))
             cmp["reference_gate"] = gate
+            gate_state = {True: "passed", False: "failed", None: "not checked"}[gate["passed"]]
             for w in gate["warnings"]:
                 log.warning("%s: %s", REFERENCE, w)
             warnings += gate["warnings"]
@@ -796,6 +798,8 @@ def _report_run(ctx: StepContext):
     )
     _rewrite_portable(ctx.workdir / "report.json", ctx.config)
     summary = {"scenarios": sorted(scen), "descriptions": descriptions}
+    if gate_state is not None:  # the closing line of the report step shows it
+        summary["reference_gate"] = gate_state
     if warnings:  # the gate on the scenario model (printed by `permafrost run`)
         summary["warnings"] = warnings
     return {"html": "report.html", "json": "report.json"}, summary
