@@ -50,6 +50,7 @@ __all__ = [
     "CovariateChange",
     "load_pipeline",
     "resolve_scenario",
+    "is_method_variant",
     "pipeline_dir",
     "BASELINE",
     "REFERENCE",
@@ -776,6 +777,15 @@ def describe_scenarios(cfg: PipelineConfig) -> list[dict[str, Any]]:
                 changes.append(f"{section}.{key} = {value!r} (was {getattr(getattr(cfg, section), key)!r})")
         rows.append({"name": name, "description": sc.description, "changes": changes})
     return rows
+
+
+def is_method_variant(cfg: PipelineConfig, name: str) -> bool:
+    """Whether a run is a *method sensitivity* run: a scenario that changes options only
+    (model, features, sampling: ``train``/``labels``/``predict``/``stats``) and no
+    covariate. It is compared with the baseline, in its own table (docs/pipelines.md,
+    "Method sensitivity"), never with the scenario model's reference."""
+    sc = cfg.scenarios.get(name) if name not in (BASELINE, REFERENCE) else None
+    return sc is not None and not sc.covariates
 
 
 def scenario_delta_t(cfg: PipelineConfig, name: str) -> float | None:

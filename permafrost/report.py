@@ -1142,8 +1142,11 @@ def _run_rows(bundle: Mapping) -> list:
     if ref in stats:
         ref_w = next((u for u in stats[ref]["units"] if u.get("unit") == "all"), {}).get(
             "pzi_weighted_km2")
+    method = set(cmp.get("method_runs") or [])  # method sensitivity: its own section
     rows = []
     for name, st in stats.items():
+        if name in method:
+            continue
         u = next((u for u in st.get("units", []) if u.get("unit") == "all"), {})
         app = (runs.get(name) or {}).get("applicability") or {}
         ext = app.get("extrapolation") or {}
@@ -1309,14 +1312,87 @@ def _scenarios_section(bundle: Mapping) -> str:
                    f"measured against it, so it shows the climate's effect, not the "
                    f"difference between two models. The baseline is today's map of the "
                    f"baseline model; its row compares the two models today.</p>")
+    gate = (bundle.get("scenario_changes") or {}).get("reference_gate")
+    if gate:
+        out.append(_gate_section(gate))
     out.append(_scenario_overview(rows, ref))
     out.append(_scenario_warnings(rows))
     out.append(_area_vs_warming(rows, ref))
     out.append(_scenario_maps(bundle.get("maps") or {}, rows, ref))
-    out.append(_scenarios(bundle["scenarios"]))
+    method = set((bundle.get("scenario_changes") or {}).get("method_runs") or [])
+    out.append(_scenarios({n: v for n, v in bundle["scenarios"].items() if n not in method}))
     if bundle.get("scenario_changes"):
         out.append(_scenario_changes(bundle["scenario_changes"]))
     return "\n".join(x for x in out if x)
+
+
+def _gate_section(gate: Mapping) -> str:
+    """The gate on the scenario model's map of today (permafrost.area.reference_gate)."""
+    names = {"auc": "Held-out AUC [-]", "brier": "Held-out Brier score [-]",
+             "area": "PZI-weighted area [km²]"}
+    state = {True: "passed", False: "FAILED", None: "not checked"}
+    rows = []
+    for c in gate.get("checks") or []:
+        lim = c.get("limit")
+        lim_txt = ("–" if lim is None else f"within ±{100 * lim:.0f} %" if c["name"] == "area"
+                   else f"≥ {_num(lim, 3)}" if c["name"] == "auc" else f"≤ {_num(lim, 3)}")
+        if c["name"] == "auc" and c.get("reference_ci_high") is not None:
+            lim_txt += f"; interval's upper end {_num(c['reference_ci_high'], 3)} ≥ baseline"
+        digits = 1 if c["name"] == "area" else 3
+        rows.append([_txt(names.get(c["name"], c["name"])), _f(c.get("reference"), digits),
+                     _f(c.get("baseline"), digits), _txt(lim_txt), _txt(state[c.get("passed")])])
+    verdict = state[gate.get("passed")]
+    out = (f"<p class='note'><b>Gate on the scenario model ({_e(verdict)}):</b> "
+           f"{_e(gate.get('rule', ''))}.</p>")
+    out += _table(["Check", "Reference", "Baseline", "Rule", "Result"], rows,
+                  caption="The scenario model's map of today against the baseline's, on the "
+                          "baseline's held-out boreholes")
+    out += "".join(f"<div class='warn'><b>Warning:</b> {_e(w)}</div>"
+                   for w in gate.get("warnings") or [])
+    return out
+
+
+def _gate_warnings(b: Mapping) -> str:
+    """The gate's warnings, at the top of the report."""
+    gate = (b.get("scenario_changes") or {}).get("reference_gate") or {}
+    return "".join(f"<div class='warn'><b>Warning (scenario model):</b> {_e(w)} (see "
+                   f"Scenarios)</div>" for w in gate.get("warnings") or [])
+
+
+def _method_section(bundle: Mapping) -> str:
+    """Method sensitivity: runs that change options only (model, features, sampling),
+    against the baseline: area and held-out skill (permafrost.area.method_sensitivity)."""
+    ms = (bundle.get("scenario_changes") or {}).get("method_sensitivity") or {}
+    if not ms.get("runs"):
+        return ""
+    base = ms.get("baseline") or {}
+
+    def ci(r):
+        iv = r.get("auc_ci") or []
+        return _txt("–" if r.get("auc") is None else
+                    f"{_num(r['auc'], 3)}" + (f" ({_num(iv[0], 3)}–{_num(iv[1], 3)})"
+                                              if len(iv) == 2 else "")
+                    + (f", n = {r.get('n')}" if r.get("n") is not None else ""))
+
+    rows = [[_txt("baseline"), _txt("the configuration as written"),
+             _km2(base.get("pzi_weighted_km2")), _txt("–"), _km2(base.get("pzi_ge_0.5_km2")),
+             ci(base), _txt("–"), _f(base.get("brier")), _txt("–")]]
+    for name, r in ms["runs"].items():
+        rows.append([_txt(name), _txt("; ".join(r.get("changes") or []) or "–"),
+                     _km2(r.get("pzi_weighted_km2")), _f(r.get("pzi_weighted_km2_change_pct"), 1),
+                     _km2(r.get("pzi_ge_0.5_km2")), ci(r), _f(r.get("auc_change")),
+                     _f(r.get("brier")), _f(r.get("brier_change"))])
+    head = ["Run", "Changes", "Area estimate, PZI-weighted [km²]", "Change against baseline [%]",
+            "Map area PZI ≥ 0.5 [km²]", "Held-out AUC (interval) [-]", "Δ AUC [-]",
+            "Held-out Brier [-]", "Δ Brier [-]"]
+    return ("<p>Runs that change the method only (model, features, sampling), not the "
+            "climate. Each is compared with the baseline on today's covariates and the "
+            "held-out boreholes: the spread is how much the map depends on the method. "
+            "They are not climate scenarios and are not compared with the scenario model's "
+            "reference.</p>"
+            + _table(head, rows, left=2, caption="Method sensitivity: each run against the "
+                     "baseline (a run that changes the labels' sampling may hold out other "
+                     "boreholes; see n)"))
 
 
 def _support_warnings(b: Mapping) -> str:
@@ -1478,10 +1554,13 @@ def render_report(bundle: Mapping) -> str:
     add("Agreement maps", "\n".join(_agreement_map(n, m, maps)
                                     for n, m in (maps.get("agreement") or {}).items()))
     add("Scenarios", _scenarios_section(bundle))
+    if ((bundle.get("scenario_changes") or {}).get("method_sensitivity") or {}).get("runs"):
+        add("Method sensitivity", _method_section(bundle))
     add("Provenance", _provenance(bundle["provenance"]) if bundle.get("provenance") else "")
     toc = "".join(f"<li><a href='#{_slug(n)}'>{_e(n)}</a></li>" for n, _ in sec)
     body = [f"<h1>{_e(title)}</h1>", _top_warnings(val), _top_warnings(model),
-            f"<div>{_kpis(bundle)}</div>", _support_warnings(bundle), _level_warning(model)]
+            _gate_warnings(bundle), f"<div>{_kpis(bundle)}</div>", _support_warnings(bundle),
+            _level_warning(model)]
     pw = (bundle.get("profile") or {}).get("warnings") or []
     if pw:  # a map whose PZI falls with elevation above its labels: said at the top
         body.append("<p class='cap'><b>Warnings</b></p><ul>"

@@ -58,6 +58,7 @@ __all__ = [
     "Spread",
     "spread_from_magt",
     "spread_from_magt_ml",
+    "cross_section_warning",
 ]
 
 #: PZI values are clipped to [PZI_CLIP, 1 - PZI_CLIP] before Phi^-1 (0 and 1 map to +-inf);
@@ -268,3 +269,36 @@ def spread_from_magt_ml(pzi, magt, *, n_boot: int = 2000, level: float = 0.95,
                                                                                         np.nan)
     r = float(np.corrcoef(z, m)[0, 1]) if np.std(z) > 0 and np.std(m) > 0 else float("nan")
     return Spread(sigma=s, interval=(float(lo), float(hi)), n=int(len(z)), r=r)
+
+
+def cross_section_warning(cross_loss: float, physical_loss: float, delta_t: float, *,
+                          factor: float) -> str | None:
+    """The warning of a cross-section scenario whose response to warming differs from the
+    physical expectation by more than ``factor`` either way (issue 23 item 4), else None.
+
+    Parameters
+    ----------
+    cross_loss, physical_loss : float
+        Relative loss of PZI-weighted area at ``delta_t`` [-] (0.15 = 15 % lost): the
+        cross-section's (its scenario against its map of today) and the physical method's
+        on the baseline map (:func:`warmed_pzi`).
+    delta_t : float
+        The warming [degC].
+    factor : float
+        permafrost.defaults.SENSITIVITY_FACTOR or ``[scenario_method] warn_factor``.
+
+    Returns
+    -------
+    str or None
+        One line with both figures. A cross-section that loses nothing (or gains) while the
+        physics expects a loss always warns; a physical loss of 0 is not judged (no
+        expectation to compare with).
+    """
+    phys, cross = float(physical_loss), float(cross_loss)
+    if not phys > 0:
+        return None
+    if cross > 0 and 1 / factor <= cross / phys <= factor:
+        return None
+    return (f"cross-section response to MAAT {delta_t:+g} degC: {cross:.1%} of the "
+            f"PZI-weighted area lost, against {phys:.1%} by the physical (TTOP) expectation "
+            f"on the baseline map; they differ by more than a factor {factor:g}")

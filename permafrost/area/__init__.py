@@ -37,7 +37,12 @@ from permafrost.area.profile import (
     falls_above,
     lower_limit,
 )
-from permafrost.area.scenarios import COMPARED, compare_scenarios
+from permafrost.area.scenarios import (
+    COMPARED,
+    compare_scenarios,
+    method_sensitivity,
+    reference_gate,
+)
 from permafrost.area.statistics import (
     CLASSES,
     ZoneStatistics,

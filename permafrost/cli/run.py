@@ -78,6 +78,9 @@ def run_cmd(
     for sc, path in res.manifests.items():
         console.print(f"manifest ({sc}): {path}")
     if res.report is not None:
+        # the gate on the scenario model's map of today (permafrost.area.reference_gate)
+        for w in (res.report.summary or {}).get("warnings") or []:
+            console.print(f"[bold yellow]WARNING[/bold yellow] (reference, scenario model) {w}")
         console.print(f"Report: {res.report_path}")
 
 

@@ -18,12 +18,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from permafrost.area import ZoneStatistics, compare_scenarios
+from permafrost.area import ZoneStatistics, compare_scenarios, method_sensitivity, reference_gate
 from permafrost.config import (
     BASELINE,
     REFERENCE,
     CovariateChange,
     PipelineConfig,
+    describe_scenarios,
+    is_method_variant,
     pipeline_dir,
     scenario_delta_t,
 )
@@ -47,6 +49,7 @@ from permafrost.options import offset_bound
 from permafrost.pipeline.spec import StepContext, StepSpec
 from permafrost.provenance import file_digest, relative_path, versions
 from permafrost.validation import PriorSpec
+from permafrost.warming import cross_section_warning
 from permafrost.workflows.applicability import applicability_from_files
 from permafrost.workflows.covariates import build_stack
 from permafrost.workflows.kinematics import run_kinematics
@@ -509,12 +512,9 @@ def _cross_section_check(ctx: StepContext, pzi: Path) -> list[str]:
     c1 = physical_loss(pzi, cfg.inputs.covariates, delta_t=0.0, covariate=cov,
                        chunk=cfg.predict.chunk)[0]
     phys, cross = (a0 - a1) / a0 if a0 else 0.0, (r0 - c1) / r0 if r0 else 0.0
-    f = opts.warn_factor
-    if phys > 0 and (cross <= 0 or not 1 / f <= cross / phys <= f):
-        warnings.append(f"cross-section response to MAAT {dt:+g} degC: {cross:.1%} of the "
-                        f"PZI-weighted area lost, against {phys:.1%} by the physical (TTOP) "
-                        f"expectation on the baseline map; they differ by more than a factor "
-                        f"{f:g}")
+    w = cross_section_warning(cross, phys, dt, factor=opts.warn_factor)
+    if w:
+        warnings.append(w)
     return warnings
 
 
@@ -727,12 +727,39 @@ def _report_run(ctx: StepContext):
     scen = {sc: recs["stats"].output("stats") for sc, recs in ctx.scenarios.items() if "stats" in recs}
     descriptions = {name: sc.description for name, sc in ctx.config.scenarios.items()}
     changes = None
+    warnings: list[str] = []
+    gate_state = None
     if len(scen) > 1 and BASELINE in scen:
         changes = ctx.workdir / "scenario_changes.json"
         # with a scenario model, changes are measured against it on today's covariates
         ref = REFERENCE if REFERENCE in scen else BASELINE
         stats = {n: ZoneStatistics.from_dict(read_json(p)) for n, p in scen.items()}
-        cmp = compare_scenarios(stats, baseline=ref)
+        # option-only runs (model, features, sampling) are method sensitivity: compared with
+        # the baseline in their own table, not with the scenario model's reference
+        method = [n for n in stats if is_method_variant(ctx.config, n)]
+        cmp = compare_scenarios({n: st for n, st in stats.items() if n not in method},
+                                baseline=ref)
+        cmp["method_runs"] = method
+        if method:
+            ms = method_sensitivity(_run_figures(ctx, BASELINE, stats),
+                                    {n: {**_run_figures(ctx, n, stats),
+                                         "changes": _changes_of(ctx.config, n)}
+                                     for n in method})
+            try:  # per zone and region, where the runs map the same cells
+                ms["compared"] = compare_scenarios({n: stats[n] for n in [BASELINE, *method]},
+                                                   baseline=BASELINE)["scenarios"]
+            except DataError as exc:  # e.g. a feature set without a categorical covariate
+                ms["compared"] = None  # maps cells the baseline leaves out (unseen class)
+                ms["compared_note"] = exc.problem
+            cmp["method_sensitivity"] = ms
+        if REFERENCE in stats:
+            gate = reference_gate(_run_figures(ctx, BASELINE, stats),
+                                  _run_figures(ctx, REFERENCE, stats))
+            cmp["reference_gate"] = gate
+            gate_state = {True: "passed", False: "failed", None: "not checked"}[gate["passed"]]
+            for w in gate["warnings"]:
+                log.warning("%s: %s", REFERENCE, w)
+            warnings += gate["warnings"]
         # the physical method's interval of the PZI-weighted area (n-factors, sigma)
         cmp["pzi_weighted_km2_interval"] = {
             n: st.meta["pzi_weighted_km2_interval"] for n, st in stats.items()
@@ -770,8 +797,26 @@ def _report_run(ctx: StepContext):
         else None,
     )
     _rewrite_portable(ctx.workdir / "report.json", ctx.config)
-    return {"html": "report.html", "json": "report.json"}, {"scenarios": sorted(scen),
-                                                           "descriptions": descriptions}
+    summary = {"scenarios": sorted(scen), "descriptions": descriptions}
+    if gate_state is not None:  # the closing line of the report step shows it
+        summary["reference_gate"] = gate_state
+    if warnings:  # the gate on the scenario model (printed by `permafrost run`)
+        summary["warnings"] = warnings
+    return {"html": "report.html", "json": "report.json"}, summary
+
+
+def _run_figures(ctx: StepContext, name: str, stats: dict) -> dict:
+    """A run's PZI-weighted areas and held-out skill (its validate step's summary)."""
+    whole = next((u for u in stats[name].units if u["unit"] == "all"), {})
+    recs = ctx.scenarios.get(name) or {}
+    val = (recs["validate"].summary or {}) if "validate" in recs else {}
+    return {"pzi_weighted_km2": whole.get("pzi_weighted_km2"),
+            "pzi_ge_0.5_km2": whole.get("pzi_ge_0.5_km2"),
+            **{k: val.get(k) for k in ("auc", "auc_ci", "brier", "n")}}
+
+
+def _changes_of(cfg: PipelineConfig, name: str) -> list[str]:
+    return next((r["changes"] for r in describe_scenarios(cfg) if r["name"] == name), [])
 
 
 def _portable(obj: Any, cfg: PipelineConfig) -> Any:
