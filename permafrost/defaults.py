@@ -165,6 +165,14 @@ def auto_block_rows(ncols: int, *, cells: int = BLOCK_CELLS) -> int:
     """
     return max(1, int(cells) // max(1, int(ncols)))
 
+#: largest difference of coverage between two runs' denominators (mapped area, km2) that a
+#: scenario comparison accepts, as a share of the baseline's [-]: two models may leave a few
+#: cells without a value where the other has one (a class the surface-aware model does not
+#: map, a covariate missing for one feature set); 0.1 % changes an area change by at most
+#: 0.1 % of the map, which each row states (``denominator_difference_km2``); beyond it the
+#: maps do not cover the same ground and the comparison is refused
+DENOMINATOR_TOLERANCE: float = 0.001
+
 # the gate on the scenario model's map of today (cross-section method; issue 23 item 2;
 # permafrost.area.scenarios.reference_gate, docs/pipelines.md "Scenarios")
 #: the reference's held-out AUC may fall below the baseline's by at most this [-]: about one

@@ -416,6 +416,12 @@ def test_compare_scenarios_changes_per_zone_and_region():
     assert rows["all"]["pzi_ge_0.5_km2_change_pct"] == pytest.approx(-25.0)
     assert rows["A"]["continuous_km2_change"] == pytest.approx(-10.0)
     assert rows["A"]["discontinuous_km2_change"] == pytest.approx(5.0 - 10.0)
+    assert rows["all"]["denominator_difference_km2"] == 0.0
+    # a coverage differing by a cell or two (under 0.1 %) is compared and stated; 1 % is not
+    near = ZoneStatistics(units=[unit("all", "all", 45.0, 15.0, den=99.95),
+                                 unit("region", "A", 5.0, 0.0, 40.0)], meta={})
+    row = compare_scenarios({"baseline": base, "x": near})["scenarios"]["x"][0]
+    assert row["denominator_difference_km2"] == pytest.approx(-0.05)
     other = ZoneStatistics(units=[unit("all", "all", 45.0, 15.0, den=99.0)], meta={})
     with pytest.raises(DataError, match="denominator"):
         compare_scenarios({"baseline": base, "x": other})

@@ -8,7 +8,12 @@ import math
 from collections.abc import Mapping
 
 from permafrost.area.statistics import ZoneStatistics
-from permafrost.defaults import REFERENCE_AREA_SHARE, REFERENCE_AUC_MARGIN, REFERENCE_BRIER_MARGIN
+from permafrost.defaults import (
+    DENOMINATOR_TOLERANCE,
+    REFERENCE_AREA_SHARE,
+    REFERENCE_AUC_MARGIN,
+    REFERENCE_BRIER_MARGIN,
+)
 from permafrost.errors import DataError, InputError
 
 __all__ = ["COMPARED", "compare_scenarios", "method_sensitivity", "reference_gate"]
@@ -47,8 +52,10 @@ def compare_scenarios(stats: Mapping[str, ZoneStatistics], *, baseline: str = "b
     InputError
         A value that is not a :class:`ZoneStatistics`.
     DataError
-        No baseline, or a scenario whose denominators differ from the baseline's (then
-        the areas are not comparable: different grids, masks or regions).
+        No baseline, or a scenario whose denominators differ from the baseline's by more
+        than :data:`permafrost.defaults.DENOMINATOR_TOLERANCE` of it (then the areas are not
+        comparable: different grids, masks or regions); a smaller difference (a few cells one
+        model leaves without a value) is stated in each row as ``denominator_difference_km2``.
     """
     for name, result in stats.items():
         if not isinstance(result, ZoneStatistics):
@@ -73,12 +80,13 @@ def compare_scenarios(stats: Mapping[str, ZoneStatistics], *, baseline: str = "b
             if b is None:
                 raise DataError(f"scenario {name!r} has a unit {key} the baseline lacks",
                                 field="scenarios", fix="use the same regions and bands")
-            if not math.isclose(u["denominator_km2"], b["denominator_km2"], rel_tol=1e-9,
-                                abs_tol=1e-9):
+            diff = u["denominator_km2"] - b["denominator_km2"]
+            if abs(diff) > DENOMINATOR_TOLERANCE * abs(b["denominator_km2"]) + 1e-9:
                 raise DataError(f"scenario {name!r} has another denominator for {key} "
-                                f"({u['denominator_km2']} vs {b['denominator_km2']} km2)",
+                                f"({u['denominator_km2']} vs {b['denominator_km2']} km2, more "
+                                f"than {DENOMINATOR_TOLERANCE:.1%} apart)",
                                 field="scenarios", fix="use the same grid and mask")
-            row = {"unit": u["unit"], "name": u["name"]}
+            row = {"unit": u["unit"], "name": u["name"], "denominator_difference_km2": diff}
             for f in COMPARED:
                 v, v0 = u.get(f), b.get(f)
                 row[f] = v
