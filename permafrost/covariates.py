@@ -15,6 +15,7 @@ climate grids) is :mod:`permafrost.workflows.covariates`; this module reads no f
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -233,9 +234,14 @@ def _lazy_latitudes(grid: Grid, like: da.Array) -> tuple[da.Array, tuple[float, 
             (float(np.min(blat)), float(np.max(blat))))
 
 
+@functools.lru_cache(maxsize=8)
 def _pisr_lut(lat_range, elev_range, *, transmissivity, day_step, time_step_h,
               slope_step=2.0, aspect_step=10.0, elev_step=500.0, lat_step=0.25):
-    """Table of annual PISR over (lat, elevation, slope, aspect) nodes for interpolation."""
+    """Table of annual PISR over (lat, elevation, slope, aspect) nodes for interpolation.
+
+    Cached by its content (the ranges and options that define every node): a command that
+    opens the same stack twice (the predict step and the applicability check, a scenario
+    beside the baseline) builds it once.  The interpolator is only called, never changed."""
     from scipy.interpolate import RegularGridInterpolator  # noqa: PLC0415
 
     lat0, lat1 = lat_range
@@ -273,9 +279,9 @@ def pisr_da(dem: xr.DataArray, *, transmissivity: float | None = 0.7, shading: b
              "radiation", "transmissivity": str(transmissivity), "shading": str(shading)}
     if not shading:
         zmin, zmax = (float(v) for v in da.compute(da.nanmin(z), da.nanmax(z)))
-        lut = _pisr_lut(lat_range, (zmin, zmax),
-                        transmissivity=transmissivity, day_step=day_step,
-                        time_step_h=time_step_h)
+        lut = _pisr_lut(tuple(float(v) for v in lat_range), (zmin, zmax),
+                        transmissivity=None if transmissivity is None else float(transmissivity),
+                        day_step=int(day_step), time_step_h=float(time_step_h))
 
         def block(zb, sb, ab, lb):
             a = np.nan_to_num(ab, nan=0.0)

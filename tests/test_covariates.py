@@ -183,6 +183,28 @@ def test_pisr_lookup_table_matches_direct_computation(cov_dir):
     np.testing.assert_allclose(p[i, j], direct, rtol=0.015)
 
 
+def test_pisr_table_is_built_once_per_content(cov_dir, monkeypatch):
+    """Opening the same stack twice (a command's predict step and its applicability check)
+    builds PISR's table once; another elevation range or option builds its own; the values
+    are the same either way."""
+    import permafrost.covariates as cv
+
+    calls = []
+    real = solar.pisr_annual
+    monkeypatch.setattr(cv.solar, "pisr_annual",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    cv._pisr_lut.cache_clear()
+    ds = build_stack(cov_dir, chunks=60)
+    first = pisr_da(ds.dem, day_step=30, time_step_h=1.0).values
+    second = pisr_da(build_stack(cov_dir, chunks=45).dem, day_step=30, time_step_h=1.0).values
+    assert len(calls) == 1
+    np.testing.assert_array_equal(first, second)
+    pisr_da(ds.dem + 100.0, day_step=30, time_step_h=1.0).values  # another elevation range
+    pisr_da(ds.dem, day_step=30, time_step_h=1.0, transmissivity=0.6).values
+    assert len(calls) == 3
+    cv._pisr_lut.cache_clear()
+
+
 # ---------------------------------------------------------------------------------------
 # climate
 # ---------------------------------------------------------------------------------------
