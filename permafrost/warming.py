@@ -185,6 +185,27 @@ class Spread:
                         "2012, eq. 5 read backwards); percentile bootstrap interval"}
 
 
+def _records(pzi, magt) -> tuple[np.ndarray, np.ndarray]:
+    """``z = -Phi^-1(PZI)`` and MAGT [degC] of the records that have both (at least 3)."""
+    p = np.asarray(pzi, dtype=np.float64)
+    m = np.asarray(magt, dtype=np.float64)
+    ok = np.isfinite(p) & np.isfinite(m)
+    if ok.sum() < 3:
+        raise DataError(f"{int(ok.sum())} ground-temperature records with a PZI, need at "
+                        "least 3", field="magt", fix="give more records or a sigma")
+    return -ndtri(np.clip(p[ok], PZI_CLIP, 1.0 - PZI_CLIP)), m[ok]
+
+
+def _spread(z, m, sigma: float, boots, level: float) -> Spread:
+    """A :class:`Spread` from an estimate, its bootstrap replicates (percentile interval)
+    and the records' correlation."""
+    boots = boots[np.isfinite(boots)]
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2]) if len(boots) else (np.nan,
+                                                                                        np.nan)
+    r = float(np.corrcoef(z, m)[0, 1]) if np.std(z) > 0 and np.std(m) > 0 else float("nan")
+    return Spread(sigma=sigma, interval=(float(lo), float(hi)), n=int(len(z)), r=r)
+
+
 def spread_from_magt(pzi, magt, *, n_boot: int = 2000, level: float = 0.95,
                      seed: int = 0) -> Spread:
     """Estimate the spread sigma [degC] from ground temperatures measured where the PZI is known.
@@ -207,14 +228,7 @@ def spread_from_magt(pzi, magt, *, n_boot: int = 2000, level: float = 0.95,
     -------
     Spread
     """
-    p = np.asarray(pzi, dtype=np.float64)
-    m = np.asarray(magt, dtype=np.float64)
-    ok = np.isfinite(p) & np.isfinite(m)
-    if ok.sum() < 3:
-        raise DataError(f"{int(ok.sum())} ground-temperature records with a PZI, need at "
-                        "least 3", field="magt", fix="give more records or a sigma")
-    z = -ndtri(np.clip(p[ok], PZI_CLIP, 1.0 - PZI_CLIP))
-    m = m[ok]
+    z, m = _records(pzi, magt)
 
     def slope(zz, mm):
         d = float(np.sum(zz * zz))
@@ -224,11 +238,7 @@ def spread_from_magt(pzi, magt, *, n_boot: int = 2000, level: float = 0.95,
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(z), size=(n_boot, len(z)))
     boots = np.array([slope(z[i], m[i]) for i in idx])
-    boots = boots[np.isfinite(boots)]
-    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2]) if len(boots) else (np.nan,
-                                                                                        np.nan)
-    r = float(np.corrcoef(z, m)[0, 1]) if np.std(z) > 0 and np.std(m) > 0 else float("nan")
-    return Spread(sigma=s, interval=(float(lo), float(hi)), n=int(len(z)), r=r)
+    return _spread(z, m, s, boots, level)
 
 
 def spread_from_magt_ml(pzi, magt, *, n_boot: int = 2000, level: float = 0.95,
@@ -246,14 +256,7 @@ def spread_from_magt_ml(pzi, magt, *, n_boot: int = 2000, level: float = 0.95,
     with ``S_zm = sum z m`` and ``S_mm = sum m^2``.  Parameters and return as
     :func:`spread_from_magt` (percentile bootstrap interval over the records).
     """
-    p = np.asarray(pzi, dtype=np.float64)
-    m = np.asarray(magt, dtype=np.float64)
-    ok = np.isfinite(p) & np.isfinite(m)
-    if ok.sum() < 3:
-        raise DataError(f"{int(ok.sum())} ground-temperature records with a PZI, need at "
-                        "least 3", field="magt", fix="give more records or a sigma")
-    z = -ndtri(np.clip(p[ok], PZI_CLIP, 1.0 - PZI_CLIP))
-    m = m[ok]
+    z, m = _records(pzi, magt)
 
     def ml(zz, mm):
         n = zz.shape[-1]
@@ -264,11 +267,7 @@ def spread_from_magt_ml(pzi, magt, *, n_boot: int = 2000, level: float = 0.95,
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(z), size=(n_boot, len(z)))
     boots = ml(z[idx], m[idx])
-    boots = boots[np.isfinite(boots)]
-    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2]) if len(boots) else (np.nan,
-                                                                                        np.nan)
-    r = float(np.corrcoef(z, m)[0, 1]) if np.std(z) > 0 and np.std(m) > 0 else float("nan")
-    return Spread(sigma=s, interval=(float(lo), float(hi)), n=int(len(z)), r=r)
+    return _spread(z, m, s, boots, level)
 
 
 def cross_section_warning(cross_loss: float, physical_loss: float, delta_t: float, *,

@@ -124,17 +124,8 @@ def save_model(model: PZIModel, path: str | os.PathLike, *, overwrite: bool = Tr
     target = Path(os.path.abspath(path))  # `.` and `..` have no parent to rename within
     for pred in (model.predictor, *model.fold_models):
         _name_booster(pred, model.feature_names)
-    check_replaceable(target, what="model directory", recognise=is_model_dir)
-    if target.exists() and not overwrite:
-        raise OutputError("model directory exists", path=target,
-                          fix="remove it or pass overwrite")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix(target), dir=target.parent))
-    except OSError as exc:
-        raise OutputError(f"cannot write here ({exc.strerror})", path=target.parent,
-                          fix="choose a writable output directory") from None
-    try:
+
+    def fill(tmp: Path) -> dict:
         files = {**_DEFAULT_FILES, "folds": []}
         digests: dict[str, str] = {}
 
@@ -154,6 +145,30 @@ def save_model(model: PZIModel, path: str | os.PathLike, *, overwrite: bool = Tr
         meta.update({"format": FORMAT, "format_version": FORMAT_VERSION,
                      "feature_names": model.feature_names, "files": files,
                      "sha256": digests, "predictor_type": model.predictor.kind})
+        return meta
+
+    model.metadata = _write_model_dir(target, fill, overwrite=overwrite)
+    return target
+
+
+def _write_model_dir(target: Path, fill, *, overwrite: bool) -> dict:
+    """Write a model directory atomically: ``fill(tmp) -> metadata`` writes the files into a
+    temporary folder beside ``target``, this writes ``metadata.json`` and renames the folder
+    into place (an existing model directory is renamed away first, then removed).  Nothing
+    is left behind on failure, and an existing model stays untouched.  Returns the
+    metadata written."""
+    check_replaceable(target, what="model directory", recognise=is_model_dir)
+    if target.exists() and not overwrite:
+        raise OutputError("model directory exists", path=target,
+                          fix="remove it or pass overwrite")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix(target), dir=target.parent))
+    except OSError as exc:
+        raise OutputError(f"cannot write here ({exc.strerror})", path=target.parent,
+                          fix="choose a writable output directory") from None
+    try:
+        meta = fill(tmp)
         (tmp / _META).write_text(to_json_text(meta))
         os.chmod(tmp, 0o755)
         if target.exists():
@@ -176,8 +191,7 @@ def save_model(model: PZIModel, path: str | os.PathLike, *, overwrite: bool = Tr
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    model.metadata = meta
-    return target
+    return meta
 
 
 @expects(path="path")
@@ -459,17 +473,8 @@ def _save_surface(model: SurfaceModel, path, *, overwrite: bool = True) -> Path:
     part, :func:`permafrost.io.model.save_model`) and a ``metadata.json`` with the routing
     and the SHA-256 of each part's ``metadata.json`` (which records its own files')."""
     target = Path(os.path.abspath(path))
-    check_replaceable(target, what="model directory", recognise=is_model_dir)
-    if target.exists() and not overwrite:
-        raise OutputError("model directory exists", path=target,
-                          fix="remove it or pass overwrite")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix(target), dir=target.parent))
-    except OSError as exc:
-        raise OutputError(f"cannot write here ({exc.strerror})", path=target.parent,
-                          fix="choose a writable output directory") from None
-    try:
+
+    def fill(tmp: Path) -> dict:
         digests = {}
         for p, part in model.parts.items():
             save_model(part, tmp / p)
@@ -480,27 +485,9 @@ def _save_surface(model: SurfaceModel, path, *, overwrite: bool = True) -> Path:
                      "feature_names": model.feature_names, "predictor_type": SURFACE_KIND,
                      "composite": model.to_dict(),
                      "files": {"parts": {p: p for p in model.parts}}, "sha256": digests})
-        (tmp / "metadata.json").write_text(to_json_text(meta))
-        os.chmod(tmp, 0o755)
-        if target.exists():
-            check_replaceable(target, what="model directory", recognise=is_model_dir)
-            old = target.with_name(f"{tmp_prefix(target)}old-{os.getpid()}")
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OutputError):
-            raise
-        raise OutputError(f"cannot write the model directory ({exc.strerror or exc}); "
-                          "nothing was written", path=target,
-                          fix="free space or choose another output directory") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    model.metadata = meta
+        return meta
+
+    model.metadata = _write_model_dir(target, fill, overwrite=overwrite)
     return target
 
 

@@ -101,6 +101,19 @@ ZONE_COLOUR_TABLE = {0: (240, 240, 240, 255), 1: (198, 219, 239, 255), 2: (107, 
 TAG_VERSION_PACKAGES = ("permafrost", "xgboost", "numpy", "dask", "rasterio", "gdal")
 
 
+def write_zones(pzi_da, path, tags: dict) -> None:
+    """The zone COG of a PZI map (Brown et al. 1997 limits, :mod:`permafrost.area.zones`):
+    uint8 codes with GDAL category names and colours, ``tags`` plus the legend."""
+    zda = pzi_da.copy(data=pzi_da.data.map_blocks(classify_zones, dtype=np.uint8))
+    legend = ", ".join(f"{c}={n}" for n, c in sorted(ZONE_CODES.items(), key=lambda kv: kv[1]))
+    write_cog(zda, path, nodata=ZONE_NODATA, dtype="uint8", description="permafrost zone",
+              overview_resampling="nearest", colormap=ZONE_COLOUR_TABLE,
+              category_names=_zone_category_names(),
+              tags={**tags, "PZI_CONTENT": f"permafrost zones (Brown et al. 1997): {legend}, "
+                    f"{ZONE_NODATA}=nodata; limits "
+                    f"{'/'.join(f'{lo:g}' for lo in ZONE_LIMITS)}, lower bound inclusive"})
+
+
 def _zone_category_names() -> list[str]:
     """GDAL category names of the zone codes 0, 1, 2... (nodata 255 needs none)."""
     names = [""] * (max(ZONE_CODES.values()) + 1)
@@ -397,16 +410,7 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
                   tags={**tags, "PZI_CONTENT": "calibrated permafrost probability, float32 [0, 1]"})
         _wrote()
         if zones is not None:
-            zda = pzi_da.copy(data=pzi_da.data.map_blocks(classify_zones, dtype=np.uint8))
-            legend = ", ".join(f"{c}={n}" for n, c in sorted(ZONE_CODES.items(),
-                                                              key=lambda kv: kv[1]))
-            write_cog(zda, zones, nodata=ZONE_NODATA, dtype="uint8",
-                      description="permafrost zone", overview_resampling="nearest",
-                      colormap=ZONE_COLOUR_TABLE, category_names=_zone_category_names(),
-                      tags={**tags, "PZI_CONTENT": f"permafrost zones (Brown et al. 1997): "
-                            f"{legend}, {ZONE_NODATA}=nodata; limits "
-                            f"{'/'.join(f'{lo:g}' for lo in ZONE_LIMITS)}, "
-                            "lower bound inclusive"})
+            write_zones(pzi_da, zones, tags)
             _wrote()
         if uncertainty is not None:
             write_cog(_layer(1), uncertainty, nodata=np.nan, dtype="float32",

@@ -27,9 +27,7 @@ import dask.array as darr
 import numpy as np
 import xarray as xr
 
-from permafrost.area import classify_zones
 from permafrost.area.ellipsoid import cell_areas
-from permafrost.area.zones import ZONE_CODES, ZONE_LIMITS
 from permafrost.checks import expects
 from permafrost.defaults import (
     AIR_AMPLITUDE_C,
@@ -52,7 +50,7 @@ from permafrost.warming import (
     warmed_pzi,
 )
 from permafrost.workflows.covariates import build_stack, covariate_files
-from permafrost.workflows.predict import ZONE_COLOUR_TABLE, ZONE_NODATA, _zone_category_names
+from permafrost.workflows.predict import write_zones
 
 __all__ = ["WarmingResult", "spread_for_warming", "warm_pzi_raster", "physical_loss"]
 
@@ -263,15 +261,7 @@ def warm_pzi_raster(baseline_pzi, covariates, out, *, delta_t: float, covariate:
         write_cog(da, out, nodata=np.nan, dtype="float32",
                   description="PZI after air warming (physical method) [-]", tags=tags)
         if zones is not None:
-            zda = da.copy(data=da.data.map_blocks(classify_zones, dtype=np.uint8))
-            legend = ", ".join(f"{c}={n}" for n, c in sorted(ZONE_CODES.items(),
-                                                              key=lambda kv: kv[1]))
-            write_cog(zda, zones, nodata=ZONE_NODATA, dtype="uint8",
-                      description="permafrost zone", overview_resampling="nearest",
-                      colormap=ZONE_COLOUR_TABLE, category_names=_zone_category_names(),
-                      tags={**tags, "PZI_CONTENT": f"permafrost zones (Brown et al. 1997): "
-                            f"{legend}, {ZONE_NODATA}=nodata; limits "
-                            f"{'/'.join(f'{lo:g}' for lo in ZONE_LIMITS)}"})
+            write_zones(da, zones, tags)
         s_med = _sensitivity_summary(ins[1], codes, args)
     surfaces = {str(code): {"class": name, "surface": surface_of(name)}
                 for code, name in sorted(classes.items())}
