@@ -169,7 +169,11 @@ def test_ctrl_c_during_start_up(delay, tmp_path):
     ``permafrost run`` as ``python -m permafrost`` does."""
     p = tmp_path / "pipe.toml"
     p.write_text(demo_pipeline_text(tmp_path / "out"))
-    code = ("import importlib.util, runpy, sys\n"
+    # a user's terminal delivers Ctrl-C to Python's default handler; a test runner started in
+    # the background inherits SIGINT ignored (POSIX shells do that to `cmd &`), which the
+    # child would keep: restore the default so the test measures permafrost, not its parent
+    code = ("import importlib.util, runpy, signal, sys\n"
+            "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
             "importlib.util.find_spec('permafrost')\n"
             f"sys.argv = ['permafrost', 'run', {str(p)!r}]\n"
             "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
