@@ -119,25 +119,27 @@ def _rowwise(values: np.ndarray, like: da.Array) -> da.Array:
                          chunks=(like.chunks[0], 1 if values.shape[1] == 1 else like.chunks[1]))
 
 
-def _convergence_and_scale_da(grid: Grid, like: da.Array) -> tuple[da.Array, da.Array]:
-    """Meridian convergence [deg] and scale factor [-] of a projected grid, block by block
-    (:func:`permafrost.terrain.convergence_and_scale`), chunked like ``like``."""
-    def part(which):
+def _jacobian_da(grid: Grid, like: da.Array) -> list[da.Array]:
+    """The four entries ``dx/dE, dx/dN, dy/dE, dy/dN`` [CRS units m-1] of a projected
+    grid's local Jacobian, block by block (:func:`permafrost.terrain.ground_jacobian`,
+    whose control points are anchored in the CRS, so the values do not depend on the
+    chunking), chunked like ``like``."""
+    def part(i, j):
         def block(_b, block_info=None):
             (r0, r1), (c0, c1) = block_info[0]["array-location"]
             t = grid.transform @ Affine.translation(c0, r0)
-            return terrain.convergence_and_scale(grid.crs, t, (r1 - r0, c1 - c0))[which]
+            return terrain.ground_jacobian(grid.crs, t, (r1 - r0, c1 - c0))[i, j]
         return da.map_blocks(block, like, dtype=np.float64)
-    return part(0), part(1)
+    return [part(0, 0), part(0, 1), part(1, 0), part(1, 1)]
 
 
 def _terrain_map(dem: xr.DataArray, fn, name: str, attrs: dict, depth: int = 1) -> xr.DataArray:
     """Apply a Horn-stencil terrain function block by block (halo ``depth``).
 
-    ``fn(z, dx=, dy=, convergence=, scale=)``: geographic grids pass the per-row cell sizes
-    on the ellipsoid and no convergence/scale; projected grids pass the pixel size and the
-    meridian convergence and scale factor, so aspect is from true north
-    (:mod:`permafrost.terrain`).
+    ``fn(z, dx=, dy=, jacobian=)``: geographic grids pass the per-row cell sizes on the
+    ellipsoid and no Jacobian; projected grids pass the pixel size and the projection's
+    local Jacobian, so slope is in true metres and aspect from true north on any
+    projection (:func:`permafrost.terrain.ground_jacobian`).
     """
     grid = grid_of(dem)
     dx, dy = cell_sizes(grid)
@@ -148,9 +150,10 @@ def _terrain_map(dem: xr.DataArray, fn, name: str, attrs: dict, depth: int = 1) 
         out = da.map_overlap(lambda a, b, c: fn(a, dx=b, dy=c), z, dxa, dya, depth=depth,
                              boundary="nearest", dtype=np.float64, trim=True)
     else:
-        gam, k = _convergence_and_scale_da(grid, z)
-        out = da.map_overlap(lambda a, b, c, g, s: fn(a, dx=b, dy=c, convergence=g, scale=s),
-                             z, dxa, dya, gam, k, depth=depth, boundary="nearest",
+        jac = _jacobian_da(grid, z)
+        out = da.map_overlap(lambda a, b, c, j00, j01, j10, j11:
+                             fn(a, dx=b, dy=c, jacobian=((j00, j01), (j10, j11))),
+                             z, dxa, dya, *jac, depth=depth, boundary="nearest",
                              dtype=np.float64, trim=True)
     out = da.where(da.isnan(z), np.nan, out).astype(np.float32)
     return _wrap(out, grid, name, attrs)
@@ -184,7 +187,8 @@ def tpi_da(dem: xr.DataArray, *, radius_m: float = 500.0, name: str = "tpi") -> 
 
     Blocks overlap by the radius, so the result does not depend on the chunking; beyond the
     grid's edge there is no data (the mean uses the cells inside the grid only).  Projected
-    grids use the pixel size divided by the point scale factor (true metres).
+    grids use the ground length of a pixel's width and height from the projection's local
+    Jacobian (:func:`permafrost.terrain.ground_cell_sizes`; true metres).
     """
     if isinstance(radius_m, bool) or not isinstance(radius_m, (int, float)) \
             or not np.isfinite(radius_m) or not radius_m > 0:
@@ -197,8 +201,9 @@ def tpi_da(dem: xr.DataArray, *, radius_m: float = 500.0, name: str = "tpi") -> 
         dxa = da.broadcast_to(_rowwise(dx, z), z.shape).rechunk(z.chunks)
         dya = da.broadcast_to(_rowwise(dy, z), z.shape).rechunk(z.chunks)
     else:
-        _gam, k = _convergence_and_scale_da(grid, z)
-        dxa, dya = float(dx.flat[0]) / k, float(dy.flat[0]) / k
+        j00, j01, j10, j11 = _jacobian_da(grid, z)
+        dxa, dya = terrain.ground_cell_sizes(((j00, j01), (j10, j11)), float(dx.flat[0]),
+                                             float(dy.flat[0]))
     depth = (int(np.ceil(radius_m / float(np.min(dy)))) + 1,
              int(np.ceil(radius_m / float(np.min(dx)))) + 1)
     out = da.map_overlap(lambda a, b, c: terrain.tpi(a, dx=b, dy=c, radius_m=float(radius_m)),
