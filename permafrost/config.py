@@ -148,12 +148,32 @@ _TABLE_INPUTS = {"boreholes": ("borehole_columns", "borehole_crs"),
                                           "validation_borehole_crs")}
 
 
+class TrackInput(_Strict):
+    """One MintPy track named file by file: the table form of the CLI's
+    ``-t velocity=PATH,geometry=PATH,coherence=PATH,mask=PATH,name=NAME``
+    (``tracks = [{velocity = "asc/geo/geo_velocity.h5", geometry = "..."}]``); only
+    ``velocity`` is required."""
+
+    velocity: Path
+    geometry: Path | None = None
+    coherence: Path | None = None
+    mask: Path | None = None
+    name: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v):
+        return v if v is None else _as_value_error(check_name, v, what="track", field="name")
+
+
 class Inputs(_Strict):
     """Every input file of a pipeline."""
 
     covariates: Path
     dem: Path | None = None
-    tracks: list[Path] = Field(default_factory=list)
+    #: MintPy tracks: a folder (a MintPy work folder, its geo/ folder, or any folder with
+    #: velocity.h5), a velocity file, or a table naming the files (TrackInput)
+    tracks: list[Path | TrackInput] = Field(default_factory=list)
     outlines: Path | None = None
     inventories: list[Path] = Field(default_factory=list)
     boreholes: Path | None = None
@@ -483,6 +503,19 @@ def _resolve_paths(obj: Any, base: Path, source: Path | None = None, key: str = 
     return obj
 
 
+def track_files(track: Path | TrackInput):
+    """The :class:`permafrost.io.mintpy.TrackFiles` of a pipeline track: a folder or file
+    found in MintPy's layouts (:func:`permafrost.io.mintpy.find_track_files`), or the
+    files a table names."""
+    from permafrost.io.mintpy import TrackFiles, find_track_files, track_name  # noqa: PLC0415
+
+    if not isinstance(track, TrackInput):
+        return find_track_files(track)
+    return TrackFiles(velocity=track.velocity, geometry=track.geometry,
+                      coherence=track.coherence, mask=track.mask,
+                      name=track.name or track_name(track.velocity.parent))
+
+
 def _check_inputs_exist(cfg: PipelineConfig, path: Path) -> None:
     def check(p: Path | None, key: str, kind: str | None = "file") -> None:
         """``kind``: "file", "vector" (a file, or a FileGDB folder), "dir" or None (either)."""
@@ -510,9 +543,20 @@ def _check_inputs_exist(cfg: PipelineConfig, path: Path) -> None:
     inp = cfg.inputs
     check(inp.covariates, "inputs.covariates", None)  # a folder of rasters or a stack file
     check(inp.dem, "inputs.dem")
+    tracks = []
     for i, t in enumerate(inp.tracks):
-        check(t, f"inputs.tracks[{i}]", "dir")
-    tracks = [t.resolve() for t in inp.tracks]
+        if isinstance(t, TrackInput):
+            for k in ("velocity", "geometry", "coherence", "mask"):
+                check(getattr(t, k), f"inputs.tracks[{i}].{k}", "file")
+        else:
+            check(t, f"inputs.tracks[{i}]", None)
+        try:  # the files a run will read, found now (MintPy's layouts), not after hours
+            tracks.append(track_files(t).velocity.resolve())
+        except PermafrostError as exc:
+            where = f" ({exc.path})" if exc.path else ""
+            raise ConfigError(f"{exc.problem}{where}", path=path, field=f"inputs.tracks[{i}]",
+                              fix=exc.fix or "give a MintPy folder, its geo/ folder or the "
+                                             "files") from None
     for i, t in enumerate(tracks):
         if tracks.index(t) != i:
             raise ConfigError(f"the same track is given twice (tracks[{tracks.index(t)}] and "
@@ -536,7 +580,7 @@ def _check_inputs_exist(cfg: PipelineConfig, path: Path) -> None:
     # run would never be up to date, and would hash its own outputs as inputs
     out = cfg.pipeline.output_dir.resolve()
     folders = [("inputs.covariates", inp.covariates)] + [
-        (f"inputs.tracks[{i}]", t) for i, t in enumerate(inp.tracks)]
+        (f"inputs.tracks[{i}]", t) for i, t in enumerate(inp.tracks) if isinstance(t, Path)]
     for key, d in folders:
         if is_remote(d):
             continue

@@ -726,7 +726,10 @@ def track_pixels(track: xr.Dataset, *, dem: xr.DataArray | None = None,
             raise DataError("no DEM: the track has no height layer" if geocoded else
                             "a radar-coordinate track needs a DEM",
                             path=track.attrs.get("geometry_file") or track.attrs.get("source"),
-                            field="height", fix="give --dem")
+                            field="height",
+                            fix="give --dem (inputs.dem in a pipeline)" if geocoded else
+                            "give --dem (inputs.dem in a pipeline), or run MintPy's geocode.py "
+                            "and give the geo/ folder (geo_geometryRadar.h5 holds the height)")
         h = track["height"]
         (ge, gn), (le, ln) = _flow_and_local_gradients(h.values, track.rio.transform(),
                                                        track.rio.crs, config)

@@ -15,12 +15,19 @@ def inspect_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first unreadable file."),
 ) -> None:
-    """Read every raster, vector, MintPy HDF5, NetCDF, CSV and JSON file under DIRECTORY and summarise it."""
-    from permafrost.io.catalog import describe_directory
+    """Read every raster, vector, MintPy HDF5, NetCDF, CSV and JSON file under DIRECTORY and summarise it.
+
+    MintPy tracks (folders with velocity.h5, or geo/geo_velocity.h5 as geocode.py writes
+    it) get their own table: the files a run would read, the dates, the reference point
+    and the velocity range, as MintPy's info.py reports them.
+    """
+    from permafrost.io.catalog import describe_directory, describe_tracks
 
     summaries, skipped = describe_directory(directory, strict=strict)
+    tracks = describe_tracks(directory)
     if as_json:
-        emit_json({"datasets": [s.as_dict() for s in summaries], "skipped": skipped})
+        emit_json({"datasets": [s.as_dict() for s in summaries], "skipped": skipped,
+                   "tracks": tracks})
     else:
         table = make_table(f"Datasets in {directory}")
         for col in ("file", "kind", "CRS", "size", "details"):
@@ -31,11 +38,47 @@ def inspect_cmd(
             det = s.error or _short(s)
             table.add_row(str(Path(s.path).relative_to(root)), s.kind, s.crs or "", size, det)
         console.print(table)
+        if tracks:
+            console.print(_track_table(tracks, Path(directory)))
         bad = [s for s in summaries if s.error]
         console.print(f"{len(summaries)} datasets read, {len(bad)} unreadable, "
                       f"{len(skipped)} other files skipped.")
-    if any(s.error for s in summaries):
+    if any(s.error for s in summaries) or any(t.get("error") for t in tracks):
         raise typer.Exit(2)
+
+
+def _rel(p, root: Path) -> str:
+    try:
+        return str(Path(p).relative_to(root))
+    except ValueError:
+        return str(p)
+
+
+def _track_table(tracks: list[dict], root: Path):
+    table = make_table("MintPy tracks (as kinematics and pipelines read them)")
+    for col in ("track", "files", "dates", "reference", "velocity (m/year)"):
+        table.add_column(col, overflow="fold")
+    for t in tracks:
+        if t.get("error"):
+            table.add_row(t["track"], t["error"], "", "", "")
+            continue
+        files = "; ".join(f"{k} {_rel(v, root)}" for k, v in t["files"].items() if v)
+        d = t["dates"]
+        dates = f"{d['start'] or '?'}..{d['end'] or '?'}" + (
+            f" (ref {d['ref_date']})" if d["ref_date"] else "")
+        r = t["reference"]
+        ref = ", ".join(x for x in (
+            f"lat {r['lat']:.5f} lon {r['lon']:.5f}" if r["lat"] is not None
+            and r["lon"] is not None else "",
+            f"y {r['y']} x {r['x']}" if r["y"] is not None and r["x"] is not None else "")
+            if x) or "none"
+        v = t["velocity"]
+        vel = ("no valid pixel" if v["min"] is None else
+               f"{v['min']:.4g}..{v['max']:.4g} (1-99 %: {v['p01']:.4g}..{v['p99']:.4g})")
+        coded = "geocoded" if t["geocoded"] else "radar coordinates"
+        table.add_row(f"{t['track']} ({coded}, {t['orbit'] or 'orbit ?'})", files, dates,
+                      ref, vel)
+    return table
 
 
 def _short(s) -> str:
@@ -46,7 +89,20 @@ def _short(s) -> str:
     if s.kind == "vector":
         return f"{','.join(d['geometry_types'])}; columns {', '.join(d['columns'][:6])}"
     if s.kind.startswith("mintpy"):
-        return f"{', '.join(d['datasets'][:6])} [{d['unit'] or ''}] {d['orbit'] or ''}"
+        out = f"{', '.join(d['datasets'][:6])} [{d['unit'] or ''}] {d['orbit'] or ''}"
+        dates = d.get("dates") or {}
+        if dates.get("start") or dates.get("end"):
+            out += f"; {dates.get('start') or '?'}..{dates.get('end') or '?'}"
+        if d.get("reference"):
+            out += f"; ref lat/lon {d['reference'][0]}, {d['reference'][1]}"
+        if d.get("reference_yx"):
+            out += f"; ref y/x {d['reference_yx'][0]}, {d['reference_yx'][1]}"
+        if d.get("velocity_range"):
+            lo, hi = d["velocity_range"]
+            out += f"; velocity {lo:.4g}..{hi:.4g} m/year"
+        from rich.markup import escape
+
+        return escape(out)
     if s.kind == "netcdf":
         t = d.get("time")
         span = f"; time {t['start']}..{t['end']} ({t['steps']} steps)" if t else ""

@@ -22,7 +22,7 @@ from permafrost.io.rasters import check_raster, read_raster
 from permafrost.io.results import load_json
 from permafrost.io.vectors import read_vector
 
-__all__ = ["DatasetSummary", "describe_file", "describe_directory"]
+__all__ = ["DatasetSummary", "describe_file", "describe_directory", "describe_tracks"]
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +103,22 @@ def _describe_hdf5(p: Path) -> DatasetSummary:
         bounds = (x0, y0 + dy * length, x0 + dx * width, y0)
     epsg = atr.get("EPSG")
     crs = f"EPSG:{epsg}" if epsg else ("EPSG:4326 (implied)" if atr.get("X_UNIT", "").startswith("deg") else None)
+    from permafrost.io.mintpy import mintpy_dates, read_mintpy  # noqa: PLC0415
+
+    details = {"datasets": names, "unit": atr.get("UNIT"),
+               "orbit": atr.get("ORBIT_DIRECTION"), "heading": atr.get("HEADING"),
+               "reference": [atr.get("REF_LAT"), atr.get("REF_LON")] if "REF_LAT" in atr else None,
+               "reference_yx": ([atr.get("REF_Y"), atr.get("REF_X")] if "REF_Y" in atr
+                                else None),
+               "dates": mintpy_dates(atr)}
+    if "velocity" in names:  # the range of the velocity, in m/year, as read (no-data masked)
+        v = read_mintpy(p, "velocity", attrs={str(k): str(x) for k, x in atr.items()},
+                        check_plausible=False).values
+        v = v[np.isfinite(v)]
+        details["velocity_range"] = [float(v.min()), float(v.max())] if v.size else None
     return DatasetSummary(
         path=str(p), kind=f"mintpy:{atr.get('FILE_TYPE', '?')}", crs=crs, shape=(length, width),
-        bounds=bounds,
-        details={"datasets": names, "unit": atr.get("UNIT"),
-                 "orbit": atr.get("ORBIT_DIRECTION"), "heading": atr.get("HEADING"),
-                 "reference": [atr.get("REF_LAT"), atr.get("REF_LON")] if "REF_LAT" in atr else None},
-    )
+        bounds=bounds, details=details)
 
 
 def _describe_netcdf(p: Path) -> DatasetSummary:
@@ -220,3 +229,40 @@ def describe_directory(
             log.warning("%s", exc)
             out.append(DatasetSummary(path=str(p), kind="unreadable", error=str(exc)))
     return out, skipped
+
+
+def describe_tracks(path: str | os.PathLike) -> list[dict]:
+    """The MintPy tracks under ``path``, as ``kinematics`` and a pipeline would read them.
+
+    Every folder (``path`` itself included) that holds ``velocity.h5`` or
+    ``geo_velocity.h5`` is a track (:func:`permafrost.io.mintpy.find_track_files`: a work
+    folder with a radar-coded ``velocity.h5`` and a ``geo/`` folder gives the geocoded
+    one); each is listed once, by its velocity file, with
+    :func:`permafrost.io.mintpy.track_summary` (files, dates, reference point, velocity
+    range).  An unreadable track carries ``error``.
+    """
+    from permafrost.io.mintpy import find_track_files, track_summary  # noqa: PLC0415
+
+    root = Path(path)
+    folders = [root] if root.is_dir() else []
+    folders += sorted(d for d in root.rglob("*") if d.is_dir() and not any(
+        part.startswith(".") for part in d.relative_to(root).parts)) if root.is_dir() else []
+    seen: set[Path] = set()
+    out: list[dict] = []
+    for d in folders:
+        if not any((d / n).is_file() for n in ("velocity.h5", "geo_velocity.h5")):
+            continue
+        try:
+            files = find_track_files(d)
+        except PermafrostError as exc:
+            out.append({"track": d.name, "folder": str(d), "error": str(exc)})
+            continue
+        key = files.velocity.resolve()
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            out.append({"folder": str(d), **track_summary(files)})
+        except PermafrostError as exc:
+            out.append({"track": files.name, "folder": str(d), "error": str(exc)})
+    return out

@@ -52,6 +52,9 @@ __all__ = [
     "TrackFiles",
     "find_track_files",
     "parse_track_spec",
+    "track_name",
+    "track_summary",
+    "mintpy_dates",
     "read_mintpy_attributes",
     "mintpy_crs",
     "mintpy_transform",
@@ -66,6 +69,11 @@ VELOCITY_NAMES = ("velocity.h5",)
 GEOMETRY_NAMES = ("geometryGeo.h5", "geometryRadar.h5")
 COHERENCE_NAMES = ("temporalCoherence.h5",)
 MASK_NAMES = ("maskTempCoh.h5", "maskConnComp.h5")
+#: the prefix and folder of MintPy's geocode.py outputs (``geo/geo_velocity.h5``, ...)
+GEO_PREFIX = "geo_"
+GEO_FOLDER = "geo"
+#: folder names of MintPy's own layout, skipped when a track is named after its folder
+LAYOUT_FOLDERS = ("geo", "inputs", "mintpy")
 
 #: datasets MintPy pads with exact zeros outside the valid area
 ZERO_IS_NODATA = frozenset({
@@ -120,32 +128,81 @@ class TrackFiles:
 
 
 def find_track_files(source: str | os.PathLike, *, name: str | None = None) -> TrackFiles:
-    """Find the MintPy files of one track in a folder (or from a ``velocity.h5`` path).
+    """Find the MintPy files of one track in a folder (or from a velocity file's path).
 
-    A folder must hold ``velocity.h5``; ``geometryGeo.h5``/``geometryRadar.h5`` (also
-    looked for in an ``inputs/`` subfolder, as MintPy lays them out),
-    ``temporalCoherence.h5`` and ``maskTempCoh.h5`` are used when present.
+    MintPy's layouts, as ``smallbaselineApp.py`` and ``geocode.py`` write them:
+
+    * a MintPy work folder: ``velocity.h5``, ``temporalCoherence.h5``,
+      ``maskTempCoh.h5`` and the geometry in ``inputs/`` (``geometryRadar.h5`` for a
+      radar-coded stack, ``geometryGeo.h5`` for a geocoded one) or beside them;
+    * its ``geo/`` folder: ``geo_velocity.h5``, ``geo_geometryRadar.h5`` (the radar
+      geometry geocoded; ``geo_geometryGeo.h5`` also accepted), ``geo_temporalCoherence.h5``,
+      ``geo_maskTempCoh.h5``.  A work folder whose ``velocity.h5`` is in radar coordinates
+      and that holds ``geo/geo_velocity.h5`` gives the geocoded track (what
+      ``geocode.py`` made it for); a geocoded ``velocity.h5`` is used as it is.
+
+    A file path (``velocity.h5`` or ``geo_velocity.h5``) takes its siblings of the same
+    layout.  The track is named after its folder, skipping ``geo``, ``inputs`` and
+    ``mintpy`` (``T41_asc/mintpy/geo`` -> ``T41_asc``); a plain ``velocity.h5`` path keeps
+    its stem, as before.
 
     Raises
     ------
     InputFileError
-        The folder or its ``velocity.h5`` is missing.
+        The folder or its velocity file is missing.
     """
     p = Path(source)
     if not p.exists():
         raise InputFileError("track folder or file not found", path=p, fix="check the path")
-    folder = p if p.is_dir() else p.parent
-    velocity = p if p.is_file() else _first(folder, VELOCITY_NAMES)
+    if p.is_file():
+        folder, velocity = p.parent, p
+    else:
+        folder = p
+        velocity = _first(folder, VELOCITY_NAMES + (GEO_PREFIX + VELOCITY_NAMES[0],))
+        geo = folder / GEO_FOLDER / (GEO_PREFIX + VELOCITY_NAMES[0])
+        if geo.is_file() and (velocity is None or not _h5_is_geocoded(velocity)):
+            if velocity is not None:
+                log.info("%s is in radar coordinates: using the geocoded %s", velocity, geo)
+            folder, velocity = geo.parent, geo
     if velocity is None:
-        raise InputFileError("no velocity.h5 in the track folder", path=folder,
-                             fix="run MintPy's velocity step or give the velocity file")
-    return TrackFiles(
-        velocity=velocity,
-        geometry=_first(folder, GEOMETRY_NAMES) or _first(folder / "inputs", GEOMETRY_NAMES),
-        coherence=_first(folder, COHERENCE_NAMES),
-        mask=_first(folder, MASK_NAMES),
-        name=name or (folder.name if p.is_dir() else velocity.stem),
-    )
+        raise InputFileError("no velocity.h5 or geo/geo_velocity.h5 in the track folder",
+                             path=folder, fix="give the MintPy folder (or its geo/ folder) "
+                             "after MintPy's velocity step, or the velocity file")
+    if velocity.name.startswith(GEO_PREFIX):
+        geometry = (_first(folder, tuple(GEO_PREFIX + n for n in
+                                         ("geometryRadar.h5", "geometryGeo.h5")))
+                    or _first(folder, ("geometryGeo.h5",))
+                    or _first(folder.parent / "inputs", ("geometryGeo.h5",)))
+        coherence = _first(folder, tuple(GEO_PREFIX + n for n in COHERENCE_NAMES))
+        mask = _first(folder, tuple(GEO_PREFIX + n for n in MASK_NAMES))
+    else:
+        geometry = _first(folder, GEOMETRY_NAMES) or _first(folder / "inputs", GEOMETRY_NAMES)
+        coherence = _first(folder, COHERENCE_NAMES)
+        mask = _first(folder, MASK_NAMES)
+    if not name:
+        name = (track_name(folder) if p.is_dir() or velocity.name.startswith(GEO_PREFIX)
+                else velocity.stem)
+    return TrackFiles(velocity=velocity, geometry=geometry, coherence=coherence, mask=mask,
+                      name=name)
+
+
+def track_name(folder: str | os.PathLike) -> str:
+    """A track's default name: its folder's, skipping MintPy's own ``geo``, ``inputs`` and
+    ``mintpy`` folders (``T41_asc/mintpy/geo`` -> ``T41_asc``)."""
+    f = Path(folder).resolve()
+    while f.name.lower() in LAYOUT_FOLDERS and f.parent != f:
+        f = f.parent
+    return f.name or Path(folder).name
+
+
+def _h5_is_geocoded(path: Path) -> bool:
+    """Whether a MintPy file is geocoded (``Y_FIRST`` in its root attributes); unreadable
+    files count as geocoded (the reader reports them)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return "Y_FIRST" in f.attrs
+    except OSError:
+        return True
 
 
 def parse_track_spec(spec: str | os.PathLike) -> TrackFiles:
@@ -184,8 +241,86 @@ def parse_track_spec(spec: str | os.PathLike) -> TrackFiles:
             if not p.is_file():
                 raise InputFileError("file not found", path=p, field=key, fix="check the path")
             paths[key] = p
-    name = parts.get("name") or paths["velocity"].parent.name
+    name = parts.get("name") or track_name(paths["velocity"].parent)
     return TrackFiles(name=name, **paths)
+
+
+def _iso_date(text: str | None) -> str | None:
+    """MintPy's ``YYYYMMDD`` (or ``YYMMDD``) as ``YYYY-MM-DD``; anything else as given."""
+    t = (text or "").strip()
+    if len(t) == 6 and t.isdigit():
+        t = ("19" if int(t[:2]) > 90 else "20") + t
+    if len(t) == 8 and t.isdigit():
+        return f"{t[:4]}-{t[4:6]}-{t[6:]}"
+    return t or None
+
+
+def mintpy_dates(atr: dict) -> dict:
+    """The time span of a MintPy product from its metadata, as ``info.py`` reports it.
+
+    ``START_DATE``/``END_DATE`` (velocity files of ``timeseries2velocity.py``), else the
+    first ``DATE12`` pair (``YYYYMMDD_YYYYMMDD``, interferogram-based products);
+    ``REF_DATE`` is the time series' reference date.  Returns ``{"start", "end",
+    "ref_date"}`` as ISO dates (None where the file does not say)."""
+    start, end = atr.get("START_DATE"), atr.get("END_DATE")
+    if not (start and end) and atr.get("DATE12"):
+        pair = str(atr["DATE12"]).replace("-", "_").split("_")
+        if len(pair) == 2:
+            start, end = start or pair[0], end or pair[1]
+    return {"start": _iso_date(start), "end": _iso_date(end),
+            "ref_date": _iso_date(atr.get("REF_DATE"))}
+
+
+def track_summary(files: TrackFiles | str | os.PathLike) -> dict:
+    """What MintPy's ``info.py`` tells about a track, from the files this package reads.
+
+    Parameters
+    ----------
+    files : TrackFiles or path-like
+        A track (folder, velocity file or :class:`TrackFiles`).
+
+    Returns
+    -------
+    dict
+        ``track``; ``files`` (velocity, geometry, coherence, mask; None where absent);
+        ``geocoded``; ``crs``; ``shape`` (rows, columns); ``dates`` (:func:`mintpy_dates`);
+        ``reference`` (``lat``, ``lon``, ``y``, ``x`` from ``REF_LAT``/``REF_LON``/
+        ``REF_Y``/``REF_X``; None where absent); ``velocity`` (``min``, ``p01``,
+        ``median``, ``p99``, ``max`` [m/year] over the valid pixels, and their count:
+        the no-data rules of :func:`read_mintpy`); ``orbit``, ``heading`` [deg],
+        ``platform``.
+    """
+    if not isinstance(files, TrackFiles):
+        files = find_track_files(files)
+    atr = read_mintpy_attributes(files.velocity)
+    vel = read_mintpy(files.velocity, "velocity", attrs=atr, check_plausible=False)
+    v = vel.values[np.isfinite(vel.values)].astype(np.float64)
+    stats = dict(zip(("min", "p01", "median", "p99", "max"),
+                     (float(x) for x in np.percentile(v, [0, 1, 50, 99, 100])))) if v.size \
+        else dict.fromkeys(("min", "p01", "median", "p99", "max"))
+    crs = vel.rio.crs if vel.attrs.get("geocoded") else None
+
+    def num(key, kind=float):
+        try:
+            return kind(float(atr[key]))
+        except (KeyError, ValueError):
+            return None
+
+    return {
+        "track": files.name,
+        "files": {k: (str(getattr(files, k)) if getattr(files, k) else None)
+                  for k in ("velocity", "geometry", "coherence", "mask")},
+        "geocoded": bool(vel.attrs.get("geocoded")),
+        "crs": crs.to_string() if crs is not None else None,
+        "shape": list(vel.shape),
+        "dates": mintpy_dates(atr),
+        "reference": {"lat": num("REF_LAT"), "lon": num("REF_LON"), "y": num("REF_Y", int),
+                      "x": num("REF_X", int)},
+        "velocity": {**stats, "units": "m/year", "valid_pixels": int(v.size)},
+        "orbit": (atr.get("ORBIT_DIRECTION") or "").lower() or None,
+        "heading": num("HEADING"),
+        "platform": atr.get("PLATFORM") or atr.get("mission") or None,
+    }
 
 
 def _first(folder: Path, names: tuple[str, ...]) -> Path | None:
@@ -544,6 +679,14 @@ def read_track(files: TrackFiles | str | os.PathLike, *,
                 ds = ds.assign_coords({dst: (("y", "x"), values)})
             else:
                 ds[dst] = (("y", "x"), values)
+    # radar coordinates are usable only with each pixel's latitude/longitude: said first,
+    # before any angle is derived from the metadata
+    if not vel.attrs.get("geocoded") and not ("latitude" in ds.coords and "longitude" in ds.coords):
+        raise DataError("radar-coordinate velocity without latitude/longitude layers",
+                        path=files.geometry or files.velocity, field="latitude",
+                        fix="run MintPy's geocode.py on velocity.h5, temporalCoherence.h5 and "
+                            "inputs/geometryRadar.h5 and give the geo/ folder, or give "
+                            "inputs/geometryRadar.h5 (with latitude/longitude)")
     meta = {**gatr, **vatr}
     if "incidence" in ds:
         _check_incidence(ds["incidence"].values, files.geometry)
@@ -592,10 +735,6 @@ def read_track(files: TrackFiles | str | os.PathLike, *,
         m = read_mintpy(files.mask)
         _require_grid(vel, m)
         ds["mask"] = (("y", "x"), np.nan_to_num(m.values.astype(np.float32)) > 0)
-    if not vel.attrs.get("geocoded") and not ("latitude" in ds.coords and "longitude" in ds.coords):
-        raise DataError("radar-coordinate velocity without latitude/longitude layers",
-                        path=files.geometry or files.velocity, field="latitude",
-                        fix="give geometryRadar.h5 (with latitude/longitude) or geocode the track")
     if vel.attrs.get("geocoded"):
         ds = ds.rio.write_crs(vel.rio.crs).rio.write_transform(vel.rio.transform())
     ds.attrs.update({k: v for k, v in vel.attrs.items() if k != "mintpy"})

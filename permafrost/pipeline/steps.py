@@ -28,6 +28,7 @@ from permafrost.config import (
     is_method_variant,
     pipeline_dir,
     scenario_delta_t,
+    track_files,
 )
 from permafrost.cv import covariate_ranges
 from permafrost.defaults import CHUNK
@@ -123,14 +124,23 @@ def _kin_enabled(cfg: PipelineConfig) -> bool:
 
 
 def _kin_inputs(cfg, ch):
-    return {"tracks": list(cfg.inputs.tracks), "outlines": _outlines(cfg), "dem": cfg.inputs.dem}
+    # a track is keyed by the files it reads, not by its whole folder (a MintPy work folder
+    # holds the time series and interferograms too: gigabytes the step never opens)
+    return {"tracks": [_track_key(t) for t in cfg.inputs.tracks], "outlines": _outlines(cfg),
+            "dem": cfg.inputs.dem}
+
+
+def _track_key(track) -> dict[str, Any]:
+    f = track_files(track)
+    return {"name": f.name, **{k: getattr(f, k) for k in ("velocity", "geometry", "coherence",
+                                                          "mask")}}
 
 
 def _kin_run(ctx: StepContext):
     cfg = ctx.config
     kc = KinematicsConfig(min_sensitivity=cfg.kinematics.sensitivity_cut,
                           min_coherence=cfg.kinematics.min_coherence)
-    res = run_kinematics(cfg.inputs.tracks, _outlines(cfg), out=ctx.workdir / "kinematics.gpkg",
+    res = run_kinematics([track_files(t) for t in cfg.inputs.tracks], _outlines(cfg), out=ctx.workdir / "kinematics.gpkg",
                          dem=cfg.inputs.dem, config=kc)
     counts = res.outlines["kin_activity"].value_counts().to_dict()
     # per-track pixel masks, for the report
