@@ -35,6 +35,7 @@ from permafrost.defaults import (
 )
 from permafrost.errors import ConfigError, PermafrostError
 from permafrost.io.guard import expand_path
+from permafrost.io.mintpy import TrackFiles, find_track_files, track_name
 from permafrost.io.rasters import is_remote
 from permafrost.io.toml_files import read_toml
 from permafrost.io.vectors import VECTOR_SUFFIXES, check_layer, split_layer
@@ -507,8 +508,6 @@ def track_files(track: Path | TrackInput):
     """The :class:`permafrost.io.mintpy.TrackFiles` of a pipeline track: a folder or file
     found in MintPy's layouts (:func:`permafrost.io.mintpy.find_track_files`), or the
     files a table names."""
-    from permafrost.io.mintpy import TrackFiles, find_track_files, track_name  # noqa: PLC0415
-
     if not isinstance(track, TrackInput):
         return find_track_files(track)
     return TrackFiles(velocity=track.velocity, geometry=track.geometry,

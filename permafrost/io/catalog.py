@@ -17,6 +17,7 @@ import pandas as pd
 
 from permafrost.defaults import CHUNK
 from permafrost.errors import InputFileError, PermafrostError
+from permafrost.io.mintpy import find_track_files, mintpy_dates, read_mintpy, track_summary
 from permafrost.io.netcdf import describe_netcdf
 from permafrost.io.rasters import check_raster, read_raster
 from permafrost.io.results import load_json
@@ -103,8 +104,6 @@ def _describe_hdf5(p: Path) -> DatasetSummary:
         bounds = (x0, y0 + dy * length, x0 + dx * width, y0)
     epsg = atr.get("EPSG")
     crs = f"EPSG:{epsg}" if epsg else ("EPSG:4326 (implied)" if atr.get("X_UNIT", "").startswith("deg") else None)
-    from permafrost.io.mintpy import mintpy_dates, read_mintpy  # noqa: PLC0415
-
     details = {"datasets": names, "unit": atr.get("UNIT"),
                "orbit": atr.get("ORBIT_DIRECTION"), "heading": atr.get("HEADING"),
                "reference": [atr.get("REF_LAT"), atr.get("REF_LON")] if "REF_LAT" in atr else None,
@@ -241,8 +240,6 @@ def describe_tracks(path: str | os.PathLike) -> list[dict]:
     :func:`permafrost.io.mintpy.track_summary` (files, dates, reference point, velocity
     range).  An unreadable track carries ``error``.
     """
-    from permafrost.io.mintpy import find_track_files, track_summary  # noqa: PLC0415
-
     root = Path(path)
     folders = [root] if root.is_dir() else []
     folders += sorted(d for d in root.rglob("*") if d.is_dir() and not any(
