@@ -124,13 +124,16 @@ def _jacobian_da(grid: Grid, like: da.Array) -> list[da.Array]:
     grid's local Jacobian, block by block (:func:`permafrost.terrain.ground_jacobian`,
     whose control points are anchored in the CRS, so the values do not depend on the
     chunking), chunked like ``like``."""
-    def part(i, j):
-        def block(_b, block_info=None):
-            (r0, r1), (c0, c1) = block_info[0]["array-location"]
-            t = grid.transform @ Affine.translation(c0, r0)
-            return terrain.ground_jacobian(grid.crs, t, (r1 - r0, c1 - c0))[i, j]
-        return da.map_blocks(block, like, dtype=np.float64)
-    return [part(0, 0), part(0, 1), part(1, 0), part(1, 1)]
+    def block(_b, block_info=None):
+        (r0, r1), (c0, c1) = block_info[0]["array-location"]
+        t = grid.transform @ Affine.translation(c0, r0)
+        return terrain.ground_jacobian(grid.crs, t, (r1 - r0, c1 - c0)).reshape(
+            4, r1 - r0, c1 - c0)
+
+    # one computation per block, four entries sliced from it
+    jac = da.map_blocks(block, like, dtype=np.float64, new_axis=0,
+                        chunks=((4,),) + like.chunks)
+    return [jac[i] for i in range(4)]
 
 
 def _terrain_map(dem: xr.DataArray, fn, name: str, attrs: dict, depth: int = 1) -> xr.DataArray:

@@ -354,14 +354,10 @@ def ground_jacobian(crs, transform: Affine, shape: tuple[int, int], *,
         raise DataError("the projection's local scale is undefined on the grid (a pole or "
                         "beyond the projection's domain)", field="crs",
                         fix="use a CRS defined over the whole grid")
-    # separable bilinear interpolation between the control points (rows = y nodes)
-    row0 = 1.0 - ty
-    col0 = 1.0 - tx
-    out = (nodes[:, :, iy][:, :, :, ix] * (row0[:, None] * col0[None, :])
-           + nodes[:, :, iy][:, :, :, ix + 1] * (row0[:, None] * tx[None, :])
-           + nodes[:, :, iy + 1][:, :, :, ix] * (ty[:, None] * col0[None, :])
-           + nodes[:, :, iy + 1][:, :, :, ix + 1] * (ty[:, None] * tx[None, :]))
-    return out
+    # bilinear interpolation between the control points, separably: along the rows on the
+    # few node columns, then along the columns (two full-size temporaries, not eight)
+    by_row = nodes[:, :, iy, :] * (1.0 - ty)[:, None] + nodes[:, :, iy + 1, :] * ty[:, None]
+    return by_row[..., ix] * (1.0 - tx) + by_row[..., ix + 1] * tx
 
 
 def to_ground(grad_x, grad_y, jacobian):
