@@ -9,10 +9,13 @@ import pytest
 import rioxarray  # noqa: F401
 import xarray as xr
 from affine import Affine
+from mintpy_factory import LAT0, LON0, make_track
 from pyproj import CRS, Geod, Proj, Transformer
 
-from permafrost import terrain
+from permafrost import solar, terrain
 from permafrost.covariates import aspect_da, pisr_da, slope_da, tpi_da
+from permafrost.io.mintpy import read_track
+from permafrost.kinematics import compute_kinematics
 
 # (name, CRS, lon, lat of the grid): UTM is conformal; the others are not, and the grids lie
 # far from their central meridian / centre, where the distortion is large
@@ -29,13 +32,16 @@ CRSS = {
 GROUND = [(20.0, 0.0), (30.0, 135.0), (35.0, 250.0), (10.0, 300.0)]
 
 
-def ground_plane(crs, lon, lat, slope_deg, aspect_deg, *, n=48, step=30.0):
+def ground_plane(crs, lon, lat, slope_deg, aspect_deg, *, n=48, step=30.0, centred=False):
     """A plane of known slope and downslope aspect on the ground, on a grid of ``crs``.
 
     The elevation of each cell centre comes from its true east/north distance [m] to the
     grid's centre on the WGS84 ellipsoid (pyproj.Geod azimuth and distance), independent of
-    the projection: ``z = z0 - tan(slope) (E sin(aspect) + N cos(aspect))``."""
+    the projection: ``z = z0 - tan(slope) (E sin(aspect) + N cos(aspect))``.  The grid's
+    corner is at ``lon``, ``lat`` (its centre with ``centred``)."""
     x0, y0 = Transformer.from_crs(4326, crs, always_xy=True).transform(lon, lat)
+    if centred:
+        x0, y0 = x0 - n / 2 * step, y0 + n / 2 * step
     tr = Affine(step, 0, x0, 0, -step, y0)
     cols, rows = np.meshgrid(np.arange(n) + 0.5, np.arange(n) + 0.5)
     x, y = tr @ (cols, rows)
@@ -155,8 +161,6 @@ def test_covariates_are_exact_and_chunk_independent_off_conformal(name):
 def test_pisr_of_a_ground_plane_is_the_same_on_any_projection():
     """PISR reads slope and aspect: a south-east 30 deg plane at 50 N gets the same
     radiation on a sinusoidal grid as on UTM (its tabulated value at the same latitude)."""
-    from permafrost import solar  # noqa: PLC0415
-
     crs, lon, lat = CRSS["sinusoidal"]
     dem, _ = ground_plane(crs, lon, lat, 30.0, 135.0, n=40)
     p = pisr_da(dem, day_step=30, time_step_h=1.0).values[INNER]
@@ -185,3 +189,22 @@ def test_tpi_on_a_plane_is_zero_off_conformal():
     g = Geod(ellps="WGS84")
     np.testing.assert_allclose(gdx[20, 20], g.inv(lo0, la0, lo1, la1)[2], rtol=1e-4)
     np.testing.assert_allclose(gdy[20, 20], g.inv(lo0, la0, lo2, la2)[2], rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["utm47n", "sinusoidal_far"])
+def test_kinematic_sensitivity_from_a_dem_on_any_projection(tmp_path, name):
+    """The kinematics' unit vectors use the same terrain: a synthetic MintPy track over a
+    20 deg east-facing plane, with its DEM given on a UTM grid or on a sinusoidal grid 39 deg
+    off its central meridian (shear ~30 deg), gets the analytic LOS sensitivity C and the
+    known downslope velocities."""
+    t = make_track(tmp_path / "t", crs="geo", shape=(60, 80), speeds=(0.05, 0.4), noise=0.002,
+                   seed=4)
+    crs = (CRSS["utm47n"][0] if name == "utm47n" else
+           CRS.from_proj4("+proj=sinu +lon_0=60 +datum=WGS84 +units=m +no_defs"))
+    # the scene's centre; the DEM grid (4.8 km) covers the scene (2.7 x 3.7 km)
+    lon_c, lat_c = LON0 + 40 / 1800, LAT0 + 30 / 1800
+    dem, _ = ground_plane(crs, lon_c, lat_c, 20.0, 90.0, n=160, centred=True)
+    o = compute_kinematics(t.outlines, [read_track(t.folder)], dem=dem).outlines
+    np.testing.assert_allclose(o["kin_sensitivity_mean"], abs(t.sensitivity), atol=0.01)
+    v, u = o["kin_v_downslope_median_m_yr"].to_numpy(), o["kin_v_downslope_unc_m_yr"].to_numpy()
+    assert (np.abs(v - t.speeds) <= 3 * u).all(), (v, t.speeds, u)
