@@ -30,7 +30,7 @@ from permafrost.applicability import (
 from permafrost.checks import expects
 from permafrost.covariates import CHANGED_ATTR
 from permafrost.defaults import CHUNK
-from permafrost.errors import InputFileError
+from permafrost.errors import InputFileError, ModelError
 from permafrost.grid import cells_at_points, grid_of, sample_at_points
 from permafrost.io.guard import Output, check_outputs
 from permafrost.io.maps import read_aligned
@@ -338,9 +338,14 @@ class OnePassCheck:
         self.ds = ds
         self.app = app = _start(meta, ds, self.changes)
         feats = app.features
+        missing = [f for f in feats if f not in features]
+        if missing:
+            raise ModelError(f"the model's metadata names features the prediction does not "
+                             f"use: {missing or 'none'}", path=self.model_dir,
+                             field="feature_names", fix="retrain the model")
         order = [list(features).index(f) for f in feats]
         training = meta.get("training") or {}
-        self.ranges = training.get("ranges")
+        self.ranges = training.get("ranges") if feats else None
         grid = grid_of(ds)
         check = BlockCheck(order=order)
         if self.ranges:
@@ -348,7 +353,8 @@ class OnePassCheck:
                 self.ranges, feats, training.get("categories") or {})
         self.lab = _support_labels(self.model_dir, meta, ds, feats, ds[feats[0]],
                                    changes=self.changes, chunk=chunk,
-                                   landcover=self.landcover, labels=self.labels)
+                                   landcover=self.landcover, labels=self.labels
+                                   ) if feats else None
         self.label_cells = None
         if self.lab is not None:
             check.keep = [feats.index(f) for f in self.lab.features]
@@ -357,6 +363,10 @@ class OnePassCheck:
                 row, col, inside = cells_at_points(grid, x, y, crs=self.lab.pts.crs)
                 self.label_cells = np.flatnonzero(inside)
                 check.label_rows, check.label_cols = row[inside], col[inside]
+        # the maps this check will write (its progress counts them)
+        self.writes = [p for p, yes in ((self.out_map, bool(self.ranges)),
+                                        (self.out_support, self.lab is not None))
+                       if p is not None and yes]
         if grid.crs.is_projected and (self.ranges or self.lab is not None):
             check.grid = grid  # each cell's area once, in its block
         self._key = {"features": feats, "order": order,

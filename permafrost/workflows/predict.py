@@ -269,9 +269,10 @@ def predict_raster(
         (:class:`permafrost.workflows.applicability.OnePassCheck`, the applicability
         check): ``check.bind(ds, features, chunk)`` gives the per-block part (a callable
         ``(covariate blocks, pzi, window) -> {name: array}``, saved with the block in the
-        cache), ``check.key()`` joins the cache key, ``check.outputs`` are locked and
-        counted as written files, and ``check.finish(blocks, wrote)`` reduces the cached
-        blocks (:class:`CachedBlocks`) before the cache is removed.
+        cache), ``check.key()`` joins the cache key, ``check.outputs`` are locked,
+        ``check.writes`` (known after ``bind``) are counted as written files, and
+        ``check.finish(blocks, wrote)`` reduces the cached blocks (:class:`CachedBlocks`)
+        before the cache is removed.
 
     Returns
     -------
@@ -434,7 +435,7 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
     tags = _provenance(model_sha, model_path, ds, features, cov_source, mask_info, dev,
                        root=Path(out).resolve().parent)
     coords = {"y": ds["y"].values, "x": ds["x"].values}
-    n_out = len(outputs) + len(check_outputs_)
+    n_out = len(outputs) + (len(check.writes) if check is not None else 0)
     written = 0
 
     def _layer(i: int) -> xr.DataArray:
