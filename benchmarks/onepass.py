@@ -12,7 +12,9 @@ one process, alternately (``--repeat`` times each, the best kept):
   label support map and statistics), which reopens the stack and derives it again: the
   command before issue 24;
 * ``one_pass``: :func:`permafrost.workflows.applicability.predict_with_applicability`, the
-  same outputs from one pass (what `permafrost predict` and the pipeline run now).
+  same outputs from one pass (what `permafrost predict` and the pipeline run now);
+* ``predict_only`` (with ``--predict-only``): ``predict_raster`` alone, no check: what the
+  check still costs in one pass is ``one_pass`` minus it.
 
 It prints one JSON document: per variant the CPU seconds of this process (all its threads)
 per Mpx and the wall seconds, the ratio two-pass / one-pass of both, and whether the
@@ -128,6 +130,14 @@ def one_pass(model, stack, out: Path, chunk: int, threads: int | None):
     return json.loads(json.dumps(app.as_dict()))
 
 
+def predict_only(model, stack, out: Path, chunk: int, threads: int | None):
+    from permafrost.workflows.predict import predict_raster
+
+    predict_raster(model, stack, out / "pzi.tif", zones=out / "zones.tif", chunk=chunk,
+                   threads=threads)
+    return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=2048)
@@ -137,6 +147,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--predict-only", action="store_true",
+                    help="also time the prediction without any check")
     a = ap.parse_args()
     tmp = tempfile.TemporaryDirectory(prefix="pf-onepass-")
     d = a.workdir or Path(tmp.name)
@@ -146,7 +158,10 @@ def main() -> None:
     best: dict[str, dict] = {}
     results = {}
     for _ in range(a.repeat):
-        for name, fn in (("two_pass", two_pass), ("one_pass", one_pass)):
+        variants = [("two_pass", two_pass), ("one_pass", one_pass)]
+        if a.predict_only:
+            variants.append(("predict_only", predict_only))
+        for name, fn in variants:
             out = d / name
             out.mkdir(exist_ok=True)
             c0, w0 = time.process_time(), time.perf_counter()
