@@ -217,3 +217,25 @@ def test_a_resumed_run_reuses_the_blocks_check_layers(region, monkeypatch):
     two, a = _two_pass_once(d, stack, model)
     assert got == two
     assert (out / "extrapolation.tif").read_bytes() == (a / "extrapolation.tif").read_bytes()
+
+
+def test_cli_writes_applicability_json_as_the_pipeline_does(region):
+    """`permafrost predict --applicability` writes the check by the pipeline's call: the
+    body equals the two-pass check and what `--json` prints."""
+    from typer.testing import CliRunner
+
+    from permafrost.cli import app
+
+    d, stack, model = region
+    out = d / "cli"
+    r = CliRunner().invoke(app, ["predict", "--model", str(model), "--covariates", str(stack),
+                                 "--out", str(out / "pzi.tif"), "--chunk", "128",
+                                 "--landcover", str(_landcover(stack)),
+                                 "--applicability", str(out / "applicability.json"), "--json"])
+    assert r.exit_code == 0, r.output
+    got = json.loads((out / "applicability.json").read_text())
+    assert got == json.loads(r.stdout)["applicability"]
+    two, _ = _two_pass_once(d, stack, model)
+    # the two-pass reference wrote its support map: only that file name differs
+    assert got["support"].pop("map", None) is None
+    assert got == {**two, "support": {k: v for k, v in two["support"].items() if k != "map"}}

@@ -39,6 +39,7 @@ from permafrost.io.results import read_json, write_json
 from permafrost.io.vectors import read_vector
 from permafrost.proxies import proxy_warnings
 from permafrost.workflows.covariates import build_stack, covariate_files
+from permafrost.workflows.predict import predict_raster
 
 __all__ = ["Applicability", "OnePassCheck", "applicability_from_files",
            "predict_with_applicability", "write_applicability"]
@@ -451,8 +452,6 @@ def predict_with_applicability(model_dir, covariates, out, *, zones=None, uncert
     -------
     (PredictResult, Applicability)
     """
-    from permafrost.workflows.predict import predict_raster
-
     check_outputs([Output(out, "--out", what="PZI"), Output(zones, "--zones", what="zones"),
                    Output(uncertainty, "--uncertainty", what="uncertainty"),
                    Output(out_map, "--extrapolation", what="extrapolation map"),
