@@ -103,6 +103,7 @@ _LAZY = {
     "warm_pzi_raster": "permafrost.workflows.warming",
     "spread_for_warming": "permafrost.workflows.warming",
     "applicability_from_files": "permafrost.workflows.applicability",
+    "predict_with_applicability": "permafrost.workflows.applicability",
     "Applicability": "permafrost.workflows.applicability",
     "extrapolation_map": "permafrost.applicability",
     "covariate_dependence": "permafrost.proxies",

@@ -34,7 +34,8 @@ Meyer, H., Pebesma, E. (2021). Predicting into unknown space? Estimating the are
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import dask.array as dsa
 import numpy as np
@@ -44,12 +45,15 @@ from permafrost.area import cell_areas
 from permafrost.checks import expects
 from permafrost.defaults import CHUNK, auto_block_rows
 from permafrost.errors import ModelError
-from permafrost.grid import grid_of
+from permafrost.grid import Grid, grid_of
 
 __all__ = [
+    "BlockCheck",
     "training_ranges",
     "outside_range",
     "extrapolation_map",
+    "extrapolation_bounds",
+    "extrapolation_legend",
     "extrapolation_statistics",
     "mask_dtype",
     "extrapolation_warnings",
@@ -183,17 +187,7 @@ def extrapolation_map(ds: xr.Dataset, ranges: Mapping[str, Sequence[float]],
         Unsigned integers (:func:`mask_dtype`), with the stack's CRS and transform; the
         attribute ``legend`` names each bit.
     """
-    categories = dict(categories or {})
-    missing = [f for f in features if f not in ranges and f not in categories]
-    if missing:
-        raise ModelError(f"the model has no training range for {missing}", field="ranges",
-                         fix="retrain the model with this version of permafrost")
-    codes = {i: [int(c) for c in categories[f]] for i, f in enumerate(features)
-             if f in categories}
-    lo = np.array([np.nan if i in codes else ranges[f][0] for i, f in enumerate(features)],
-                  dtype=np.float64)
-    hi = np.array([np.nan if i in codes else ranges[f][1] for i, f in enumerate(features)],
-                  dtype=np.float64)
+    lo, hi, codes = extrapolation_bounds(ranges, features, categories)
     dt = mask_dtype(len(features))
     stack = dsa.stack([_dask(ds[f]) for f in features])
     if pzi is not None:
@@ -205,17 +199,115 @@ def extrapolation_map(ds: xr.Dataset, ranges: Mapping[str, Sequence[float]],
                               drop_axis=0, dtype=dt)
     out = xr.DataArray(data, dims=("y", "x"), coords={"y": ds["y"], "x": ds["x"]},
                        name="extrapolation")
-    out.attrs["legend"] = "; ".join(
+    out.attrs["legend"] = extrapolation_legend(features, lo, hi, codes)
+    return out.rio.write_crs(ds.rio.crs).rio.write_transform(ds.rio.transform())
+
+
+def extrapolation_bounds(ranges: Mapping[str, Sequence[float]], features: Sequence[str],
+                         categories: Mapping[str, Sequence[int]] | None = None
+                         ) -> tuple[np.ndarray, np.ndarray, dict[int, list[int]]]:
+    """The arguments of :func:`outside_range` for a model's features: training minima
+    ``lo`` and maxima ``hi`` [the features' units] (NaN for a categorical feature) and
+    ``{i: class codes seen in training}``.
+
+    Raises
+    ------
+    ModelError
+        A continuous feature has no training range.
+    """
+    categories = dict(categories or {})
+    missing = [f for f in features if f not in ranges and f not in categories]
+    if missing:
+        raise ModelError(f"the model has no training range for {missing}", field="ranges",
+                         fix="retrain the model with this version of permafrost")
+    codes = {i: [int(c) for c in categories[f]] for i, f in enumerate(features)
+             if f in categories}
+    lo = np.array([np.nan if i in codes else ranges[f][0] for i, f in enumerate(features)],
+                  dtype=np.float64)
+    hi = np.array([np.nan if i in codes else ranges[f][1] for i, f in enumerate(features)],
+                  dtype=np.float64)
+    return lo, hi, codes
+
+
+def extrapolation_legend(features: Sequence[str], lo: np.ndarray, hi: np.ndarray,
+                         codes: Mapping[int, Sequence[int]]) -> str:
+    """What each bit of the extrapolation mask means (the COG's ``PZI_CONTENT`` tag)."""
+    dt = mask_dtype(len(features))
+    return "; ".join(
         (f"bit {2 * i}: {f} a class not seen in training (seen: "
          f"{','.join(str(c) for c in codes[i])})") if i in codes else
         f"bit {2 * i}: {f} below {lo[i]:.6g}, bit {2 * i + 1}: {f} above {hi[i]:.6g}"
         for i, f in enumerate(features)) + f"; 0: inside; {np.iinfo(dt).max}: nodata"
-    return out.rio.write_crs(ds.rio.crs).rio.write_transform(ds.rio.transform())
+
+
+@dataclass
+class BlockCheck:
+    """The applicability check's share of one prediction block task: what it computes from
+    the covariate block the task already holds, so the stack is read (and its derived
+    covariates computed) once per block (:mod:`permafrost.workflows.applicability`).
+
+    Everything here is per cell, so a block's result does not depend on the block grid,
+    and the statistics reduced from the blocks' layers are the ones
+    :func:`extrapolation_statistics` and :func:`label_support` give on the whole stack.
+
+    Attributes
+    ----------
+    order : list of int
+        Position in the task's covariate blocks of each feature of the check (the model's
+        ``feature_names``, the bit order).
+    lo, hi, codes
+        :func:`extrapolation_bounds`; ``lo`` None: no extrapolation bits (no ranges).
+    grid : Grid or None
+        The whole grid, to compute each cell's area [m²] once (projected grids; None when
+        areas are not kept: geographic grids, whose areas are per row and cheap).
+    keep : list of int
+        Features (indices into ``order``) whose block values are kept for the label
+        support's passes over the map.
+    label_rows, label_cols : ndarray or None
+        Grid cells of the training labels whose covariate values are read in the block
+        (the label support's ``label_values``; None: none read here).
+    """
+
+    order: list
+    lo: np.ndarray | None = None
+    hi: np.ndarray | None = None
+    codes: dict = field(default_factory=dict)
+    grid: Grid | None = None
+    keep: list = field(default_factory=list)
+    label_rows: np.ndarray | None = None
+    label_cols: np.ndarray | None = None
+
+    def __call__(self, blocks: Sequence[np.ndarray], pzi: np.ndarray,
+                 window: tuple[int, int, int, int]) -> dict[str, np.ndarray]:
+        """The block's named layers: ``bits`` (:func:`outside_range`, nodata where no PZI),
+        ``area`` (cell areas [m²], :func:`permafrost.area.cell_areas`), ``x<i>`` (the
+        kept features' values, native dtype) and ``labels`` (rows: label index, then the
+        kept features' values at the labels in this block, float64)."""
+        r0, c0, h, w = window
+        native = [np.asarray(blocks[k]) for k in self.order]
+        out: dict[str, np.ndarray] = {}
+        if self.lo is not None:
+            out["bits"] = outside_range(np.stack(native), self.lo, self.hi,
+                                        valid=np.isfinite(pzi), codes=self.codes)
+        if self.grid is not None:
+            out["area"] = cell_areas(self.grid, slice(r0, r0 + h), slice(c0, c0 + w))
+        for i in self.keep:
+            out[f"x{i}"] = native[i]
+        if self.label_rows is not None:
+            r, c = self.label_rows, self.label_cols
+            idx = np.flatnonzero((r >= r0) & (r < r0 + h) & (c >= c0) & (c < c0 + w))
+            vals = np.empty((len(idx), 1 + len(self.keep)))
+            vals[:, 0] = idx
+            for k, i in enumerate(self.keep):
+                vals[:, 1 + k] = native[i][r[idx] - r0, c[idx] - c0]
+            out["labels"] = vals
+        return out
 
 
 def extrapolation_statistics(mask: xr.DataArray, features: Sequence[str], *,
                              block_rows: int | None = None,
-                             categorical: Sequence[str] = ()) -> dict:
+                             categorical: Sequence[str] = (),
+                             areas: Callable[[slice], np.ndarray] | None = None) -> dict:
     """Area and share of the mapped area outside the training range, per covariate.
 
     Parameters
@@ -231,6 +323,10 @@ def extrapolation_statistics(mask: xr.DataArray, features: Sequence[str], *,
     categorical : sequence of str
         The categorical features: their ``below_km2`` is the area of classes not seen in
         training (also given as ``unseen_class_km2``, with ``kind`` = ``categorical``).
+    areas : callable, optional
+        ``areas(rows)`` -> the cell areas [m²] of a slice of rows (broadcasting over the
+        columns), e.g. read back from where they were computed once; default
+        :func:`permafrost.area.cell_areas` of the mask's grid.
 
     Returns
     -------
@@ -249,7 +345,7 @@ def extrapolation_statistics(mask: xr.DataArray, features: Sequence[str], *,
     for r0 in range(0, ny, rows):
         r1 = min(ny, r0 + rows)
         m = np.asarray(mask.isel(y=slice(r0, r1)).values)
-        a = np.broadcast_to(cell_areas(grid, slice(r0, r1)), m.shape)
+        a = np.broadcast_to(_areas(grid, areas, slice(r0, r1)), m.shape)
         ok = m != nodata
         total += float(a[ok].sum())
         anyout += float(a[ok & (m != 0)].sum())
@@ -388,7 +484,12 @@ def stratum_supported(n_labels: int, n_total: int, map_share: float) -> bool:
     return n_total > 0 and n_labels / n_total >= SUPPORT_MIN_RATIO * map_share
 
 
-def _blocks(ds, features, pzi, landcover, rows):
+def _areas(grid, areas, rows: slice) -> np.ndarray:
+    """Cell areas [m²] of a slice of rows: ``areas(rows)`` when given, else computed."""
+    return cell_areas(grid, rows) if areas is None else np.asarray(areas(rows))
+
+
+def _blocks(ds, features, pzi, landcover, rows, areas=None):
     grid = grid_of(pzi)
     ny = grid.shape[0]
     for r0 in range(0, ny, rows):
@@ -398,7 +499,7 @@ def _blocks(ds, features, pzi, landcover, rows):
         x = np.stack([np.asarray(ds[f].isel(y=sl).values, dtype=np.float64)
                       for f in features]) if features else np.zeros((0,) + valid.shape)
         cls = None if landcover is None else np.asarray(landcover.isel(y=sl).values)
-        area = np.broadcast_to(cell_areas(grid, sl), valid.shape)
+        area = np.broadcast_to(_areas(grid, areas, sl), valid.shape)
         yield x, valid, cls, area
 
 
@@ -420,7 +521,8 @@ def label_support(ds: xr.Dataset, features: Sequence[str], pzi: xr.DataArray,
                   landcover: xr.DataArray | None = None,
                   label_classes: np.ndarray | None = None,
                   class_names: Mapping[int, str] | None = None,
-                  bins: int = SUPPORT_BINS, block_rows: int | None = None) -> dict:
+                  bins: int = SUPPORT_BINS, block_rows: int | None = None,
+                  areas: Callable[[slice], np.ndarray] | None = None) -> dict:
     """Where the training labels are against the landscape the map covers.
 
     Strata are the surface classes of a land-cover map (when given) and, per covariate,
@@ -458,6 +560,9 @@ def label_support(ds: xr.Dataset, features: Sequence[str], pzi: xr.DataArray,
         Bins per covariate (quantiles of the map's distribution) [-].
     block_rows : int, optional
         Rows per block [-] (default :func:`permafrost.defaults.auto_block_rows`).
+    areas : callable, optional
+        ``areas(rows)`` -> cell areas [m²] of a slice of rows, as for
+        :func:`extrapolation_statistics`.
 
     Returns
     -------
@@ -493,7 +598,7 @@ def label_support(ds: xr.Dataset, features: Sequence[str], pzi: xr.DataArray,
     hi = np.full(p, -np.inf)
     class_area: dict[int, float] = {}
     total = 0.0
-    for x, valid, cls, area in _blocks(ds, features, pzi, landcover, rows):
+    for x, valid, cls, area in _blocks(ds, features, pzi, landcover, rows, areas):
         total += float(area[valid].sum())
         for j in range(p):
             v = x[j][valid & np.isfinite(x[j])]
@@ -508,7 +613,7 @@ def label_support(ds: xr.Dataset, features: Sequence[str], pzi: xr.DataArray,
     # pass 2: area-weighted histograms -> quantile edges
     hist = np.zeros((p, _FINE_BINS))
     if p:
-        for x, valid, _cls, area in _blocks(ds, features, pzi, None, rows):
+        for x, valid, _cls, area in _blocks(ds, features, pzi, None, rows, areas):
             for j in range(p):
                 if not np.isfinite(lo[j]) or hi[j] <= lo[j]:
                     continue
@@ -545,7 +650,7 @@ def label_support(ds: xr.Dataset, features: Sequence[str], pzi: xr.DataArray,
                 for c, s in class_share.items()} if lcodes is not None else {}
     rg_class_ok = {c: int(((lcodes == c) & rg).sum()) >= SUPPORT_MIN_LABELS
                    for c in class_share} if lcodes is not None else {}
-    for x, valid, _cls, area in _blocks(ds, features, pzi, None, rows):
+    for x, valid, _cls, area in _blocks(ds, features, pzi, None, rows, areas):
         for j in range(p):
             ok = valid & np.isfinite(x[j])
             bin_area[j] += np.bincount(_bin_index(x[j][ok], inner[j]), weights=area[ok],
@@ -555,7 +660,7 @@ def label_support(ds: xr.Dataset, features: Sequence[str], pzi: xr.DataArray,
                         for b in range(len(bin_area[j]))]) for j in range(p)]
     un_any = un_surface = un_cov = rg_out = rg_cls_out = 0.0
     un_cov_j = np.zeros(p)
-    for x, valid, cls, area in _blocks(ds, features, pzi, landcover, rows):
+    for x, valid, cls, area in _blocks(ds, features, pzi, landcover, rows, areas):
         bad_cov = np.zeros(valid.shape, bool)
         out_rg = np.zeros(valid.shape, bool)
         for j in range(p):

@@ -205,6 +205,31 @@ def test_every_run_reports_its_extrapolation_and_proxies(demo_run):
         assert not any("held at today" in w["message"] for w in app["warnings"])
 
 
+def test_the_one_pass_check_equals_the_two_pass_check_on_the_demo(demo_run, tmp_path):
+    """Issue 24, item 1: the predict step checks the map in the same pass as the PZI; the
+    separate check of the written PZI (`applicability_from_files`, as before) gives the
+    same applicability.json, bit for bit, and the same map bytes."""
+    from permafrost.pipeline.steps import covariates_for_scenario
+    from permafrost.workflows.applicability import applicability_from_files
+
+    tmp, p, _ = demo_run
+    cfg = load_pipeline(p)
+    base = tmp / "out" / "baseline"
+    m = json.loads((base / "manifest.json").read_text())
+    model = (tmp / "out" / m["steps"]["train"]["outputs"]["model"]).parent
+    ds = covariates_for_scenario(cfg.inputs.covariates, {}, chunk=cfg.predict.chunk)
+    app = applicability_from_files(model, ds, base / "pzi.tif", chunk=cfg.predict.chunk,
+                                   out_map=tmp_path / "extrapolation.tif",
+                                   landcover=cfg.inputs.landcover,
+                                   out_support=tmp_path / "support.tif")
+    got = json.loads((base / "applicability.json").read_text())
+    assert {k: got.pop(k) for k in ("run", "delta_t", "changes")} == {
+        "run": "baseline", "delta_t": 0.0, "changes": {}}
+    assert got == json.loads(json.dumps(app.as_dict()))
+    for name in ("extrapolation.tif", "support.tif"):
+        assert (base / name).read_bytes() == (tmp_path / name).read_bytes(), name
+
+
 def test_the_baseline_model_would_hold_ndvi_as_a_proxy_of_maat(demo_run):
     """Why the demo's scenarios do not rerun the baseline model on a warmer MAAT: it uses
     NDVI, which follows MAAT across the landscape (the DEM, rho = -1.00, is no feature of the

@@ -143,7 +143,8 @@ _GL = 0.5 / math.sqrt(3.0)  # 2-point Gauss–Legendre abscissae at 0.5 ± 1/(2�
 
 
 @expects(grid="grid")
-def cell_areas(grid: Grid, rows: slice | None = None) -> np.ndarray:
+def cell_areas(grid: Grid, rows: slice | None = None, cols: slice | None = None
+               ) -> np.ndarray:
     """Ellipsoidal area of the cells in ``rows`` of ``grid``.
 
     Parameters
@@ -152,6 +153,9 @@ def cell_areas(grid: Grid, rows: slice | None = None) -> np.ndarray:
         The raster grid (any CRS with an ellipsoid; no rotation terms).
     rows : slice, optional
         Rows to return (default: all).
+    cols : slice, optional
+        Columns to return (default: all; a projected grid's only: a geographic grid's
+        areas are per row).  Each cell's value is the same bits as in the whole grid's.
 
     Returns
     -------
@@ -188,9 +192,10 @@ def cell_areas(grid: Grid, rows: slice | None = None) -> np.ndarray:
     unit = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
     proj = pyproj.Proj(crs)
     to_geo = pyproj.Transformer.from_crs(crs, crs.geodetic_crs, always_xy=True)
-    cols = np.arange(ncols, dtype="float64")
+    c0, c1, _ = (cols or slice(0, ncols)).indices(ncols)
+    cols = np.arange(c0, c1, dtype="float64")
     rr = np.arange(r0, r1, dtype="float64")
-    inv = np.zeros((r1 - r0, ncols))
+    inv = np.zeros((r1 - r0, c1 - c0))
     for du in (0.5 - _GL, 0.5 + _GL):
         for dv in (0.5 - _GL, 0.5 + _GL):
             x = t.c + t.a * (cols[None, :] + du)

@@ -67,26 +67,30 @@ def predict_cmd(
     support: Path = typer.Option(
         None, "--support", help="Also write the label support map here (training labels in "
         "each cell's least supported surface class or covariate decile)."),
+    applicability: Path = typer.Option(
+        None, "--applicability", help="Also write the applicability check (training ranges, "
+        "label support, warnings) here as JSON, as a pipeline run's applicability.json."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Predict the permafrost zonation index (PZI) of a whole region, block by block.
 
-    Then check its domain of applicability: the share of the mapped area where a covariate
-    lies beyond the range of the model's training labels.
+    And check its domain of applicability in the same pass over the map: the share of the
+    mapped area where a covariate lies beyond the range of the model's training labels,
+    and where the labels are too few.
     """
     from rich.progress import Progress
 
     from permafrost.applicability import DOMAIN_WARN_SHARE
     from permafrost.io.guard import Output, check_outputs
-    from permafrost.workflows.applicability import applicability_from_files
+    from permafrost.workflows.applicability import predict_with_applicability
     from permafrost.workflows.covariates import covariate_files
-    from permafrost.workflows.predict import predict_raster
 
     # every output at once, before any work: --extrapolation is written after the PZI
     check_outputs([Output(out, "--out", what="PZI"), Output(zones, "--zones", what="zones"),
                    Output(uncertainty, "--uncertainty", what="uncertainty"),
                    Output(extrapolation, "--extrapolation", what="extrapolation map"),
-                   Output(support, "--support", what="label support map")],
+                   Output(support, "--support", what="label support map"),
+                   Output(applicability, "--applicability", what="applicability")],
                   {"--model": model, "--covariates": covariate_files(covariates), "--mask": mask,
                    "--landcover": landcover})
     with Progress(*_progress_columns(), console=err_console._get(), transient=as_json,
@@ -100,12 +104,12 @@ def predict_cmd(
                                             unit="px" if stage == "predict" else "file")
             bar.update(tasks[stage], completed=done, total=total)
 
-        res = predict_raster(model, covariates, out, zones=zones, uncertainty=uncertainty,
-                             mask=mask, chunk=chunk, device=device, workers=workers,
-                             scheduler=scheduler, threads=threads, resume=not no_resume,
-                             progress=_progress)
-    app = applicability_from_files(model, covariates, res.pzi, out_map=extrapolation,
-                                   chunk=chunk, landcover=landcover, out_support=support)
+        # the PZI and the applicability check in one pass over the map
+        res, app = predict_with_applicability(
+            model, covariates, out, zones=zones, uncertainty=uncertainty, mask=mask,
+            chunk=chunk, device=device, workers=workers, scheduler=scheduler, threads=threads,
+            resume=not no_resume, progress=_progress, out_map=extrapolation,
+            landcover=landcover, out_support=support, out_json=applicability)
     if as_json:
         emit_json({**res.as_dict(), "applicability": app.as_dict()})
         return

@@ -7,6 +7,8 @@ Layout, beside the output (or in a directory the caller names)::
                                    input that changes a value (:func:`cache_key`)
         <iy>_<ix>.npy              float32 (layers, rows, columns): PZI [, spread]
         <iy>_<ix>.json             the block's pixel counts
+        <iy>_<ix>.<name>.npy       optional named extras of the block (any dtype), e.g. the
+                                   applicability check's layers (:func:`save_block`)
 
 Each block's counts and then its layers are written atomically (temporary file, then
 rename), so a block whose ``.npy`` exists is complete, whatever killed the run.  A rerun
@@ -41,7 +43,10 @@ __all__ = [
     "block_file",
     "cache_dir",
     "cache_key",
+    "cached_extra",
     "cached_layer",
+    "extra_file",
+    "read_extra",
     "default_cache_root",
     "is_cache_root",
     "prepare_cache",
@@ -161,13 +166,48 @@ def block_file(cache: str | Path, iy: int, ix: int) -> Path:
     return Path(cache) / f"{iy}_{ix}.npy"
 
 
-def save_block(path: str | Path, layers: np.ndarray, counts: Mapping[str, int]) -> None:
-    """Save a finished block: its counts (``.json``), then its layers (``.npy``), each
-    atomically; the ``.npy`` is written last, so its presence means the block is complete."""
+def save_block(path: str | Path, layers: np.ndarray, counts: Mapping[str, int],
+               extras: Mapping[str, np.ndarray] | None = None) -> None:
+    """Save a finished block: its named extras (``.<name>.npy``), its counts (``.json``),
+    then its layers (``.npy``), each atomically; the ``.npy`` is written last, so its
+    presence means the block is complete, extras included."""
     path = Path(path)
+    for name, arr in (extras or {}).items():
+        with atomic_path(extra_file(path, name), suffix=".npy") as tmp:
+            np.save(tmp, np.asarray(arr))
     atomic_write_text(path.with_suffix(".json"), json.dumps(dict(counts), sort_keys=True))
     with atomic_path(path, suffix=".npy") as tmp:
         np.save(tmp, layers)
+
+
+_EXTRA_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def extra_file(bfile: str | Path, name: str) -> Path:
+    """The file of the named extra ``name`` (letters, digits, ``_``, ``-``) of a block."""
+    if not _EXTRA_NAME.fullmatch(name):
+        raise ValueError(f"bad block extra name {name!r}")
+    bfile = Path(bfile)
+    return bfile.with_name(f"{bfile.stem}.{name}.npy")
+
+
+def read_extra(bfile: str | Path, name: str) -> np.ndarray:
+    """The named extra of a finished block, read whole."""
+    return np.load(extra_file(bfile, name))
+
+
+def _load_extra(*, cache: str, extra: str, block_info=None) -> np.ndarray:
+    iy, ix = block_info[None]["chunk-location"]
+    return np.array(np.load(extra_file(block_file(cache, iy, ix), extra), mmap_mode="r"))
+
+
+def cached_extra(cache: str | Path, extra: str, chunks: tuple, dtype, *, name: str
+                 ) -> dsa.Array:
+    """The named 2-D extra of every cached block as one lazy Dask array (as
+    :func:`cached_layer`, in the extra's own ``dtype``)."""
+    dt = np.dtype(dtype)
+    return dsa.map_blocks(_load_extra, dtype=dt, chunks=chunks, cache=str(cache), extra=extra,
+                          meta=np.empty((0, 0), dt), name=name)
 
 
 def read_counts(bfile: Path) -> dict[str, int] | None:

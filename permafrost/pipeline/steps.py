@@ -51,11 +51,10 @@ from permafrost.pipeline.spec import StepContext, StepSpec
 from permafrost.provenance import file_digest, relative_path, versions
 from permafrost.validation import PriorSpec
 from permafrost.warming import cross_section_warning
-from permafrost.workflows.applicability import applicability_from_files
+from permafrost.workflows.applicability import predict_with_applicability
 from permafrost.workflows.covariates import build_stack
 from permafrost.workflows.kinematics import run_kinematics
 from permafrost.workflows.labels import labels_from_files
-from permafrost.workflows.predict import predict_raster
 from permafrost.workflows.report import report_from_files
 from permafrost.workflows.stats import profile_from_files, stats_from_files, write_stats
 from permafrost.workflows.train import train_from_files
@@ -535,12 +534,17 @@ def _predict_run(ctx: StepContext):
     model_dir = ctx.upstream["train"].output("model").parent
     ds = covariates_for_scenario(ctx.config.inputs.covariates, ctx.covariate_changes,
                                  chunk=p.chunk)
-    res = predict_raster(
+    # the PZI and its applicability check in one pass over the map, applicability.json
+    # written as `permafrost predict --applicability` writes it
+    res, app = predict_with_applicability(
         model_dir, ds, ctx.workdir / "pzi.tif",
         zones=ctx.workdir / "zones.tif" if p.zones else None,
         uncertainty=ctx.workdir / "pzi_uncertainty.tif" if p.uncertainty else None,
         mask=ctx.config.inputs.mask, chunk=p.chunk, device=p.device, workers=p.workers,
-        cache_dir=ctx.workdir / ".blocks",
+        cache_dir=ctx.workdir / ".blocks", changes=ctx.covariate_changes,
+        out_map=ctx.workdir / "extrapolation.tif", landcover=ctx.config.inputs.landcover,
+        out_support=ctx.workdir / "support.tif",
+        out_json=ctx.workdir / "applicability.json", json_extra=_applicability_context(ctx),
     )
     outputs = {"pzi": "pzi.tif"}
     if p.zones:
@@ -552,7 +556,7 @@ def _predict_run(ctx: StepContext):
     summary = {"device": res.device, "backend": res.backend, "pixels": res.pixels,
                "valid": res.valid, "masked": res.masked, "missing": res.missing,
                "unseen_class": res.unseen_class}
-    app = _applicability(ctx, ds, model_dir, ctx.workdir / "pzi.tif")
+    app = _applicability_log(ctx, {**_applicability_context(ctx), **app.as_dict()})
     outputs["applicability"] = "applicability.json"
     if (ctx.workdir / "extrapolation.tif").exists():
         outputs["extrapolation"] = "extrapolation.tif"
@@ -580,24 +584,21 @@ def _predict_run(ctx: StepContext):
     return outputs, summary
 
 
-def _applicability(ctx: StepContext, ds, model_dir: Path, pzi_path: Path) -> dict:
-    """What this run's map can be trusted for (:func:`permafrost.workflows.applicability.
-    applicability_from_files`), written to ``applicability.json`` and, for the cells
-    beyond the training range, ``extrapolation.tif``."""
-    app = applicability_from_files(model_dir, ds, pzi_path,
-                                   out_map=ctx.workdir / "extrapolation.tif",
-                                   changes=ctx.covariate_changes, chunk=ctx.config.predict.chunk,
-                                   landcover=ctx.config.inputs.landcover,
-                                   out_support=ctx.workdir / "support.tif")
-    out = {"run": ctx.scenario, "delta_t": scenario_delta_t(ctx.config, ctx.scenario),
-           "changes": {k: v.model_dump(mode="json", exclude_none=True)
-                       for k, v in sorted(ctx.covariate_changes.items())}, **app.as_dict()}
+def _applicability_context(ctx: StepContext) -> dict:
+    """The run's keys of ``applicability.json``, before the check's
+    (:func:`permafrost.workflows.applicability.predict_with_applicability`)."""
+    return {"run": ctx.scenario, "delta_t": scenario_delta_t(ctx.config, ctx.scenario),
+            "changes": {k: v.model_dump(mode="json", exclude_none=True)
+                        for k, v in sorted(ctx.covariate_changes.items())}}
+
+
+def _applicability_log(ctx: StepContext, out: dict) -> dict:
+    """Log what this run's map can be trusted for (``applicability.json``'s content)."""
     if out["extrapolation"] is None:
         log.warning("%s: the model records no training ranges; retrain it to map where "
                     "the covariates leave them", ctx.scenario)
     for w in out["warnings"]:
         log.warning("%s: %s", ctx.scenario, w["message"])
-    write_json(out, ctx.workdir / "applicability.json")
     return out
 
 

@@ -51,11 +51,13 @@ from permafrost.io.block_cache import (
     block_file,
     cache_dir,
     cache_key,
+    cached_extra,
     cached_layer,
     default_cache_root,
     is_cache_root,
     prepare_cache,
     read_counts,
+    read_extra,
     remove_cache,
     remove_stale_temporaries,
     save_block,
@@ -82,6 +84,7 @@ __all__ = [
     "TAG_VERSION_PACKAGES",
     "ZONE_COLOUR_TABLE",
     "ZONE_NODATA",
+    "CachedBlocks",
     "PredictResult",
     "ProgressCallback",
     "predict_raster",
@@ -166,6 +169,37 @@ class PredictResult:
 ProgressCallback = Callable[[str, int, int], None]
 
 
+@dataclass
+class CachedBlocks:
+    """The finished blocks of one prediction, as lazy arrays on its grid (what a ``check``
+    of :func:`predict_raster` reduces before the cache is removed)."""
+
+    cache: Path
+    chunks: tuple
+    name: str
+    coords: dict
+    crs: Any
+    transform: Affine
+    #: the PZI (cached layer 0)
+    pzi: xr.DataArray
+
+    def _da(self, arr) -> xr.DataArray:
+        return xr.DataArray(arr, dims=("y", "x"), coords=self.coords).rio.write_crs(self.crs)\
+            .rio.write_transform(self.transform)
+
+    def extra(self, extra: str, dtype) -> xr.DataArray:
+        """The named extra saved with every block (:func:`permafrost.io.block_cache.
+        cached_extra`) as a lazy DataArray on the grid."""
+        return self._da(cached_extra(self.cache, extra, self.chunks, dtype,
+                                     name=f"pzi-extra-{self.name}-{extra}"))
+
+    def blocks(self, extra: str):
+        """``((iy, ix), array)`` of the named extra of every block, in block order."""
+        for iy in range(len(self.chunks[0])):
+            for ix in range(len(self.chunks[1])):
+                yield (iy, ix), read_extra(block_file(self.cache, iy, ix), extra)
+
+
 @expects(model="model", covariates="covariates", out="path", zones="path?", uncertainty="path?", mask="path?")
 def predict_raster(
     model: Any,
@@ -183,6 +217,7 @@ def predict_raster(
     cache_dir: str | os.PathLike | None = None,
     resume: bool = True,
     progress: ProgressCallback | None = None,
+    check: Any = None,
 ) -> PredictResult:
     """Predict the PZI of a whole region block by block and write it as a COG.
 
@@ -229,6 +264,15 @@ def predict_raster(
     progress : callable, optional
         ``progress(stage, done, total)``: stage ``"predict"`` counts pixels, stage
         ``"write"`` counts output files.
+    check : optional
+        A check computed in the same block tasks from the covariate blocks they hold
+        (:class:`permafrost.workflows.applicability.OnePassCheck`, the applicability
+        check): ``check.bind(ds, features, chunk)`` gives the per-block part (a callable
+        ``(covariate blocks, pzi, window) -> {name: array}``, saved with the block in the
+        cache), ``check.key()`` joins the cache key, ``check.outputs`` are locked,
+        ``check.writes`` (known after ``bind``) are counted as written files, and
+        ``check.finish(blocks, wrote)`` reduces the cached blocks (:class:`CachedBlocks`)
+        before the cache is removed.
 
     Returns
     -------
@@ -250,12 +294,13 @@ def predict_raster(
     if scheduler is not None:
         check_scheduler_address(scheduler)
     _check_outputs(model, covariates, out, zones, uncertainty, mask, cache_dir)
+    extra = [Path(p) for p in (getattr(check, "outputs", None) or [])]
     # two predictions to one target would share its block cache and temporary files
-    with output_locks(p for p in (out, zones, uncertainty) if p is not None):
+    with output_locks([p for p in (out, zones, uncertainty) if p is not None] + extra):
         return _predict_raster(model, covariates, out, zones=zones, uncertainty=uncertainty,
                                mask=mask, chunk=chunk, device=device, workers=workers,
                                scheduler=scheduler, threads=threads, cache_root=cache_dir,
-                               resume=resume, progress=progress)
+                               resume=resume, progress=progress, check=check)
 
 
 def _check_outputs(model, covariates, out, zones, uncertainty, mask, cache_dir) -> None:
@@ -273,7 +318,7 @@ def _check_outputs(model, covariates, out, zones, uncertainty, mask, cache_dir) 
 
 
 def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, device,
-                    workers, scheduler, threads, cache_root, resume, progress
+                    workers, scheduler, threads, cache_root, resume, progress, check=None
                     ) -> PredictResult:
     t0 = time.perf_counter()
     set_gdal_cache()  # GDAL_CACHEMAX: 256 MB unless the environment sets it (DESIGN §6)
@@ -296,6 +341,7 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
     arrays = [as_blocks(ds[f], chunk) for f in features]
     chunks_yx = arrays[0].chunks
     excluded, mask_info = _open_mask(mask, ds[features[0]], chunk=chunk)
+    block_check = check.bind(ds, features, chunk) if check is not None else None
 
     model_sha = model_fingerprint(pzi_model, model_path)  # once: it reads the whole model
     key = cache_key({
@@ -307,13 +353,17 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
         "chunk": chunk,
         "device": dev,
         "uncertainty": uncertainty is not None,
+        # a check's blocks hold its layers too (the key of a plain prediction is unchanged)
+        **({"check": check.key()} if check is not None else {}),
     })
     default_cache = cache_root is None
     root = default_cache_root(out) if default_cache else Path(cache_root)
     cache = cache_dir(root, key)
     prepare_cache(root, cache, resume=resume, prune_others=default_cache)
     # and those of GDAL's sidecars (the zone raster's category names, written after it)
-    remove_stale_temporaries(outputs + [Path(f"{p}.aux.xml") for p in outputs])
+    check_outputs_ = [Path(p) for p in (getattr(check, "outputs", None) or [])]
+    remove_stale_temporaries(outputs + check_outputs_
+                             + [Path(f"{p}.aux.xml") for p in outputs])
 
     # --- phase 1: predict every block not yet in the cache
     offs_y = np.concatenate([[0], np.cumsum(chunks_yx[0])]).astype(int)
@@ -324,6 +374,8 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
     model_d = dask.delayed(pzi_model, name=f"pzi-model-{key[:16]}", traverse=False)
     geoms_d = (dask.delayed(excluded, name=f"pzi-maskgeoms-{key[:16]}", traverse=False)
                if isinstance(excluded, Shapes) else None)
+    check_d = (dask.delayed(block_check, name=f"pzi-check-{key[:16]}", traverse=False)
+               if block_check is not None else None)
     counts_total = {"pixels": 0, "valid": 0, "missing": 0, "masked": 0, "unseen_class": 0}
     tasks, task_pixels = [], []
     n_blocks = reused = 0
@@ -348,7 +400,7 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
                 mblock = None
             task = dask.delayed(_block_task, pure=False)(
                 model_d, [c[iy, ix] for c in cov_delayed], mblock, window, tuple(transform),
-                dev, uncertainty is not None, str(bfile),
+                dev, uncertainty is not None, str(bfile), check_d,
                 dask_key_name=f"pzi-block-{key[:16]}-{iy}-{ix}")
             tasks.append(task)
             task_pixels.append(window[2] * window[3])
@@ -383,7 +435,7 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
     tags = _provenance(model_sha, model_path, ds, features, cov_source, mask_info, dev,
                        root=Path(out).resolve().parent)
     coords = {"y": ds["y"].values, "x": ds["x"].values}
-    n_out = len(outputs)
+    n_out = len(outputs) + (len(check.writes) if check is not None else 0)
     written = 0
 
     def _layer(i: int) -> xr.DataArray:
@@ -419,6 +471,10 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
                             "calibrated PZI of the fold models [-]",
                             "PZI_FOLD_MODELS": str(len(pzi_model.fold_models))})
             _wrote()
+        if check is not None:
+            check.finish(CachedBlocks(cache=cache, chunks=chunks_yx, name=key[:16],
+                                      coords=coords, crs=ds.rio.crs, transform=transform,
+                                      pzi=pzi_da), _wrote)
     remove_cache(root, cache, remove_root=default_cache)
     t2 = time.perf_counter()
     if counts_total["unseen_class"]:
@@ -441,8 +497,10 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
 
 
 def _block_task(model, cov_blocks, mask_block, window, transform, device, uncertainty,
-                cache_file):
-    """One Dask task: predict a block and save it to the cache; returns its counts."""
+                cache_file, check=None):
+    """One Dask task: predict a block and save it to the cache (with what ``check``
+    computes from the same covariate block); returns its counts."""
+    cov_blocks = [np.asarray(c) for c in cov_blocks]
     block = np.stack([np.asarray(c, dtype=np.float32) for c in cov_blocks])
     if isinstance(mask_block, Shapes):
         excluded = burn(mask_block, Affine(*transform[:6]), window, dtype="uint8").astype(bool)
@@ -451,7 +509,8 @@ def _block_task(model, cov_blocks, mask_block, window, transform, device, uncert
     pzi, spread, counts = predict_block(model, block, excluded=excluded, device=device,
                                         uncertainty=uncertainty)
     layers = pzi[None] if spread is None else np.stack([pzi, spread])
-    save_block(cache_file, layers, counts)
+    extras = check(cov_blocks, pzi, window) if check is not None else None
+    save_block(cache_file, layers, counts, extras)
     return counts
 
 
