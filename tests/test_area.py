@@ -447,3 +447,37 @@ def test_zones_on_aggregated_cells_classify_the_mean_pzi():
     assert agg["discontinuous_km2"] == pytest.approx(whole["denominator_km2"])
     assert agg["continuous_km2"] == agg["none_km2"] == 0.0
     assert agg["pzi_ge_0.5_km2"] == pytest.approx(whole["denominator_km2"])
+
+
+def _areas_proj_at_every_point(grid):
+    """The former evaluation: PROJ's areal scale at each Gauss-Legendre point of every cell."""
+    from permafrost.area.ellipsoid import _GL
+
+    t, (nrows, ncols) = grid.transform, grid.shape
+    proj = pyproj.Proj(grid.crs)
+    to_geo = pyproj.Transformer.from_crs(grid.crs, grid.crs.geodetic_crs, always_xy=True)
+    inv = np.zeros((nrows, ncols))
+    for du in (0.5 - _GL, 0.5 + _GL):
+        for dv in (0.5 - _GL, 0.5 + _GL):
+            xx, yy = np.meshgrid(t.c + t.a * (np.arange(ncols) + du),
+                                 t.f + t.e * (np.arange(nrows) + dv))
+            lon, lat = to_geo.transform(xx.ravel(), yy.ravel())
+            fac = proj.get_factors(lon, lat, errcheck=False)
+            inv += 0.25 / np.asarray(fac.areal_scale).reshape(xx.shape)
+    return abs(t.a * t.e) * inv
+
+
+@pytest.mark.parametrize("epsg,x0,y0,h,n", [
+    (32647, 180000.0, 4300000.0, 30.0, 300),     # UTM 47N, 320 km off the central meridian
+    (3413, -1000000.0, 500000.0, 1000.0, 120),   # polar stereographic, 1 km cells
+    (102025, -2000000.0, 4500000.0, 250.0, 200),  # Asia North Albers equal area
+])
+def test_projected_areas_on_the_lattice_match_proj_at_every_point(epsg, x0, y0, h, n):
+    """The control-point lattice (AREA_LATTICE_M) changes the areas by < 1e-8 relative, and a
+    cell's value is the same bits in any block of the grid."""
+    crs = pyproj.CRS.from_user_input(f"ESRI:{epsg}" if epsg > 100000 else epsg)
+    grid = Grid(crs, Affine(h, 0, x0, 0, -h, y0), (n, n + 7))
+    a = cell_areas(grid)
+    np.testing.assert_allclose(a, _areas_proj_at_every_point(grid), rtol=1e-8, atol=0)
+    part = cell_areas(grid, slice(17, 61), slice(33, 90))
+    assert part.tobytes() == a[17:61, 33:90].tobytes()

@@ -142,6 +142,10 @@ def geographic_row_areas(lat_edges_deg: np.ndarray, dlon_deg: float, *, a: float
 _GL = 0.5 / math.sqrt(3.0)  # 2-point Gauss–Legendre abscissae at 0.5 ± 1/(2√3) of the cell
 
 
+#: ground spacing [m] of the control points of a projected grid's areal scale (cell_areas)
+AREA_LATTICE_M = 1000.0
+
+
 @expects(grid="grid")
 def cell_areas(grid: Grid, rows: slice | None = None, cols: slice | None = None
                ) -> np.ndarray:
@@ -167,7 +171,12 @@ def cell_areas(grid: Grid, rows: slice | None = None, cols: slice | None = None
     -----
     Geographic: exact (:func:`geographic_row_areas`).  Projected: ``∬ 1/s_a dx dy`` over
     the cell with a 2 × 2 Gauss–Legendre rule, ``s_a`` the areal scale factor from
-    :meth:`pyproj.Proj.get_factors` (evaluated on the CRS's ellipsoid).
+    :meth:`pyproj.Proj.get_factors` (evaluated on the CRS's ellipsoid) at control points
+    every ~:data:`AREA_LATTICE_M` on the ground (anchored at the CRS origin, so a cell's
+    value does not depend on the block it is computed in) and interpolated bilinearly
+    between them: ``s_a`` varies over the Earth's radius ``R``, so the relative error is
+    about ``(spacing / R)² / 8``, below 1e-8 (tested against PROJ at every point).  PROJ
+    at every Gauss–Legendre point cost ~3.6 CPU-s per Mpx; the lattice ~0.1.
 
     References
     ----------
@@ -193,15 +202,37 @@ def cell_areas(grid: Grid, rows: slice | None = None, cols: slice | None = None
     proj = pyproj.Proj(crs)
     to_geo = pyproj.Transformer.from_crs(crs, crs.geodetic_crs, always_xy=True)
     c0, c1, _ = (cols or slice(0, ncols)).indices(ncols)
-    cols = np.arange(c0, c1, dtype="float64")
-    rr = np.arange(r0, r1, dtype="float64")
+    # 1/s_a at control points every ~AREA_LATTICE_M on the ground, on a lattice anchored at
+    # the CRS origin (a cell's value does not depend on the block it is computed in), then
+    # interpolated bilinearly at the Gauss-Legendre points: s_a varies on the scale of the
+    # Earth's radius, so the interpolation error is ~ (spacing/R)^2 / 8 < 1e-8
+    sx = max(1, round(AREA_LATTICE_M / (abs(t.a) * unit))) * abs(t.a)
+    sy = max(1, round(AREA_LATTICE_M / (abs(t.e) * unit))) * abs(t.e)
+    pts_x = [t.c + t.a * (np.arange(c0, c1, dtype="float64") + du)
+             for du in (0.5 - _GL, 0.5 + _GL)]
+    pts_y = [t.f + t.e * (np.arange(r0, r1, dtype="float64") + dv)
+             for dv in (0.5 - _GL, 0.5 + _GL)]
+    kx0 = int(np.floor(min(p.min() for p in pts_x) / sx))
+    ky0 = int(np.floor(min(p.min() for p in pts_y) / sy))
+    nx = int(np.floor(max(p.max() for p in pts_x) / sx)) - kx0 + 2
+    ny = int(np.floor(max(p.max() for p in pts_y) / sy)) - ky0 + 2
+    xx, yy = np.meshgrid((kx0 + np.arange(nx)) * sx, (ky0 + np.arange(ny)) * sy)
+    lon, lat = to_geo.transform(xx.ravel(), yy.ravel())
+    fac = proj.get_factors(lon, lat, errcheck=False)
+    nodes = 1.0 / np.asarray(fac.areal_scale, dtype="float64").reshape(xx.shape)
+    if not np.all(np.isfinite(nodes)):
+        raise CRSError(f"the areal scale of {crs.name} is undefined on the grid (a pole or "
+                       "beyond the projection's domain)",
+                       fix="use a CRS defined over the whole grid")
     inv = np.zeros((r1 - r0, c1 - c0))
-    for du in (0.5 - _GL, 0.5 + _GL):
-        for dv in (0.5 - _GL, 0.5 + _GL):
-            x = t.c + t.a * (cols[None, :] + du)
-            y = t.f + t.e * (rr[:, None] + dv)
-            xx, yy = np.broadcast_arrays(x, y)
-            lon, lat = to_geo.transform(xx.ravel(), yy.ravel())
-            fac = proj.get_factors(lon, lat, errcheck=False)
-            inv += 0.25 / np.asarray(fac.areal_scale).reshape(xx.shape)
+    for py in pts_y:
+        uy = py / sy - ky0
+        iy = np.floor(uy).astype(np.int64)
+        ty = (uy - iy)[:, None]
+        by_row = nodes[iy] * (1.0 - ty) + nodes[iy + 1] * ty  # (rows, node columns)
+        for px in pts_x:
+            ux = px / sx - kx0
+            ix = np.floor(ux).astype(np.int64)
+            tx = ux - ix
+            inv += 0.25 * (by_row[:, ix] * (1.0 - tx) + by_row[:, ix + 1] * tx)
     return abs(t.a * t.e) * unit * unit * inv
