@@ -1,0 +1,237 @@
+"""Compiled inference of an XGBoost booster's trees (Numba), bit-identical to ``inplace_predict``.
+
+:func:`compile_booster` reads the booster's own JSON (``save_raw("json")``) and pads every
+tree to full depth: per tree, arrays of split feature (int32), threshold (float32) and
+default-left flag over the ``2**D - 1`` internal slots and leaf values (float32) over the
+``2**D`` leaf slots; a leaf above depth ``D`` is repeated over its whole subtree (its
+padding splits are never needed: every path below it ends on the same value).  The
+evaluator walks ``D`` levels for every row with no branch on the data: the child is
+``2 i + 1 + (not go_left)`` with ``go_left = x < threshold`` (XGBoost's rule) or, for a
+missing value (NaN), the split's default direction.
+
+The sum is XGBoost's: per row, start from the base margin (``base_score`` turned into a
+margin in float32) and add the trees' leaves in tree order in float32, then the logistic
+function in float32 (``1 / (1 + exp(-m))``).  Rows are independent, so the parallel loop
+over row chunks (``prange``) gives the same bytes on any number of threads.
+
+Covered: ``binary:logistic`` (and ``reg:logistic``), ``gbtree`` with numerical splits only,
+one target, depth at most :data:`MAX_DEPTH`; a random forest (one round of parallel trees)
+is the same sum and is covered.  Anything else raises :class:`Unsupported` with the reason;
+:class:`permafrost.pzi_model.BoosterPredictor` then keeps ``inplace_predict`` and records
+why (:attr:`~permafrost.pzi_model.BoosterPredictor.inference_path`).  Numba is optional:
+without it, :class:`Unsupported` says so.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+__all__ = ["CompiledTrees", "Unsupported", "compile_booster", "self_check", "MAX_DEPTH",
+           "PATH_COMPILED"]
+
+#: deepest tree compiled (padded arrays grow as 2**depth per tree)
+MAX_DEPTH = 12
+#: the inference path's name when compiled trees are used
+PATH_COMPILED = "compiled (numba)"
+_OBJECTIVES = ("binary:logistic", "reg:logistic")
+_CHUNK = 1024  # rows per parallel task
+
+_kernel = None
+
+
+class Unsupported(Exception):
+    """The booster (or the environment) is outside what the compiled evaluator covers."""
+
+
+def _get_kernel():
+    global _kernel
+    if _kernel is not None:
+        return _kernel
+    try:
+        import numba
+    except ImportError as e:  # optional dependency
+        raise Unsupported(f"numba not installed ({e})") from None
+
+    @numba.njit(parallel=True, cache=False, nogil=True, fastmath=False)
+    def kernel(X, feat, thr, dleft, leaves, depth, base, chunk):  # pragma: no cover - jit
+        n = X.shape[0]
+        n_trees = feat.shape[0]
+        n_inner = feat.shape[1]
+        out = np.empty(n, dtype=np.float32)
+        n_chunks = (n + chunk - 1) // chunk
+        one = np.float32(1.0)
+        for c in numba.prange(n_chunks):
+            r0 = c * chunk
+            r1 = min(n, r0 + chunk)
+            m = r1 - r0
+            acc = np.empty(m, dtype=np.float32)
+            for i in range(m):
+                acc[i] = base
+            for t in range(n_trees):
+                for i in range(m):
+                    r = r0 + i
+                    k = 0
+                    for _ in range(depth):
+                        x = X[r, feat[t, k]]
+                        if x != x:
+                            left = dleft[t, k]
+                        else:
+                            left = x < thr[t, k]
+                        k = 2 * k + 2 - np.int64(left)
+                    acc[i] = acc[i] + leaves[t, k - n_inner]
+            for i in range(m):
+                out[r0 + i] = one / (one + np.exp(-acc[i]))
+        return out
+
+    _kernel = kernel
+    return _kernel
+
+
+def _float32_list(v):
+    return np.asarray([float(s) for s in v], dtype=np.float32)
+
+
+def _base_margin(base_score: float) -> np.float32:
+    """``base_score`` (probability) as a logistic margin, formed in float32 as XGBoost does."""
+    b = np.float32(base_score)
+    one = np.float32(1.0)
+    # XGBoost: -logf(1/b - 1) with the quotient in float32; logf is glibc's (correctly
+    # rounded), which the float64 log rounded to float32 reproduces (NumPy's own float32
+    # log is a SIMD approximation that can differ by one ulp)
+    return np.float32(-np.log(np.float64(one / b - one)))
+
+
+class CompiledTrees:
+    """An XGBoost booster's trees padded to full depth, evaluated by a Numba kernel."""
+
+    def __init__(self, feat, thr, dleft, leaves, depth: int, base: np.float32,
+                 n_features: int) -> None:
+        self.feat, self.thr, self.dleft, self.leaves = feat, thr, dleft, leaves
+        self.depth = int(depth)
+        self.base = np.float32(base)
+        self.n_features = int(n_features)
+        self._kernel = _get_kernel()
+
+    def predict(self, X) -> np.ndarray:
+        """Probability of class 1 [-], 1-D float32, for a NumPy ``X`` (n, n_features)."""
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ValueError(f"X has shape {X.shape}, need (n, {self.n_features})")
+        if X.shape[0] == 0:
+            return np.zeros(0, dtype=np.float32)
+        return self._kernel(X, self.feat, self.thr, self.dleft, self.leaves, self.depth,
+                            self.base, _CHUNK)
+
+
+def compile_booster(booster, *, max_depth: int = MAX_DEPTH) -> CompiledTrees:
+    """Compile ``booster`` (an ``xgboost.Booster``); :class:`Unsupported` names what is not
+    covered (the caller keeps ``inplace_predict``)."""
+    _get_kernel()  # numba first: its absence is the cheapest reason
+    j = json.loads(bytes(booster.save_raw(raw_format="json")))
+    learner = j["learner"]
+    obj = learner["objective"]["name"]
+    if obj not in _OBJECTIVES:
+        raise Unsupported(f"objective {obj}")
+    lmp = learner["learner_model_param"]
+    if int(lmp.get("num_class", "0") or 0) > 1 or int(lmp.get("num_target", "1") or 1) != 1:
+        raise Unsupported("multiple targets/classes")
+    gb = learner["gradient_booster"]
+    if gb["name"] != "gbtree":
+        raise Unsupported(f"booster {gb['name']}")
+    base_s = str(lmp["base_score"]).strip("[]").split(",")
+    if len(base_s) != 1:
+        raise Unsupported("vector base_score")
+    base = _base_margin(float(base_s[0]))
+    n_features = int(lmp["num_feature"])
+    trees = gb["model"]["trees"]
+    if not trees:
+        raise Unsupported("no trees")
+    if any(int(t) != 0 for t in gb["model"].get("tree_info", [])):
+        raise Unsupported("multiple targets/classes")
+    parsed = []
+    depth = 0
+    for t in trees:
+        if int(t["tree_param"].get("size_leaf_vector", "1") or 1) > 1:
+            raise Unsupported("vector leaves")
+        if any(int(s) != 0 for s in t["split_type"]):
+            raise Unsupported("categorical splits")
+        left = np.asarray(t["left_children"], dtype=np.int64)
+        right = np.asarray(t["right_children"], dtype=np.int64)
+        cond = _float32_list(t["split_conditions"])
+        feat = np.asarray(t["split_indices"], dtype=np.int64)
+        dl = np.asarray(t["default_left"], dtype=np.uint8)
+        # node depths (children always have larger ids in XGBoost's layout: walk a stack)
+        d = np.zeros(len(left), dtype=np.int64)
+        stack = [0]
+        while stack:
+            k = stack.pop()
+            if left[k] >= 0:
+                d[left[k]] = d[right[k]] = d[k] + 1
+                stack += [int(left[k]), int(right[k])]
+        depth = max(depth, int(d.max()))
+        if depth > max_depth:
+            raise Unsupported(f"tree depth {depth} > {max_depth}")
+        if (feat[left >= 0] >= n_features).any():
+            raise Unsupported("split feature out of range")
+        parsed.append((left, right, cond, feat, dl))
+    depth = max(depth, 1)
+    n_inner, n_leaf = 2 ** depth - 1, 2 ** depth
+    F = np.zeros((len(parsed), n_inner), dtype=np.int32)
+    T = np.full((len(parsed), n_inner), np.inf, dtype=np.float32)
+    DL = np.ones((len(parsed), n_inner), dtype=np.bool_)
+    L = np.zeros((len(parsed), n_leaf), dtype=np.float32)
+    for ti, (left, right, cond, feat, dl) in enumerate(parsed):
+        stack = [(0, 0, 0)]  # (xgboost node, padded slot, level)
+        while stack:
+            k, s, lev = stack.pop()
+            if left[k] < 0:  # leaf: its value over every leaf slot of its subtree
+                span = 2 ** (depth - lev)
+                first = (s + 1) * span - 1 - n_inner  # leftmost descendant leaf slot
+                L[ti, first:first + span] = cond[k]
+                continue
+            F[ti, s] = feat[k]
+            T[ti, s] = cond[k]
+            DL[ti, s] = bool(dl[k])
+            stack += [(int(left[k]), 2 * s + 1, lev + 1), (int(right[k]), 2 * s + 2, lev + 1)]
+    return CompiledTrees(F, T, DL, L, depth, base, n_features)
+
+
+def sample_rows(n_features: int, *, lo=None, hi=None, n: int = 4096, seed: int = 0,
+                block=None) -> np.ndarray:
+    """Rows for :func:`self_check`: ``block``'s rows if given (at most ``n``, plus copies
+    with NaNs), else uniform in ``[lo, hi]`` per feature (default ±1e3 when unknown), with
+    about 10 % NaNs and exact copies of the thresholds so ties are exercised."""
+    rng = np.random.default_rng(seed)
+    if block is not None and len(block):
+        B = np.asarray(block, dtype=np.float32)[:n]
+        Bn = B.copy()
+        Bn[rng.random(Bn.shape) < 0.1] = np.nan
+        return np.concatenate([B, Bn])
+    lo = np.full(n_features, -1e3) if lo is None else np.asarray(lo, dtype=np.float64)
+    hi = np.full(n_features, 1e3) if hi is None else np.asarray(hi, dtype=np.float64)
+    X = rng.uniform(lo, hi, size=(n, n_features)).astype(np.float32)
+    X[rng.random(X.shape) < 0.1] = np.nan
+    return X
+
+
+def self_check(compiled: CompiledTrees, booster, X) -> str | None:
+    """``None`` when ``compiled`` reproduces ``booster.inplace_predict`` bit for bit on
+    ``X``, else the reason (how many rows differ)."""
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    # thresholds as values: ties (x == threshold) and the values just around them
+    thr = compiled.thr[np.isfinite(compiled.thr)]
+    if thr.size:
+        rng = np.random.default_rng(1)
+        k = min(len(X), 512)
+        Xt = X[:k].copy()
+        j = rng.integers(0, compiled.n_features, size=k)
+        Xt[np.arange(k), j] = rng.choice(thr, size=k)
+        X = np.concatenate([X, Xt])
+    ref = np.asarray(booster.inplace_predict(X, missing=np.nan)).reshape(-1).astype(np.float32)
+    got = compiled.predict(X)
+    bad = ref.view(np.uint32) != got.view(np.uint32)
+    if bad.any():
+        return f"self-check: {int(bad.sum())} of {len(X)} probabilities differ from XGBoost"
+    return None
