@@ -28,8 +28,8 @@ import json
 
 import numpy as np
 
-__all__ = ["CompiledTrees", "Unsupported", "compile_booster", "self_check", "MAX_DEPTH",
-           "PATH_COMPILED"]
+__all__ = ["CompiledTrees", "Unsupported", "compile_booster", "sample_for", "sample_rows",
+           "self_check", "MAX_DEPTH", "PATH_COMPILED"]
 
 #: deepest tree compiled (padded arrays grow as 2**depth per tree)
 MAX_DEPTH = 12
@@ -94,13 +94,28 @@ def _float32_list(v):
 
 
 def _base_margin(base_score: float) -> np.float32:
-    """``base_score`` (probability) as a logistic margin, formed in float32 as XGBoost does."""
-    b = np.float32(base_score)
-    one = np.float32(1.0)
-    # XGBoost: -logf(1/b - 1) with the quotient in float32; logf is glibc's (correctly
-    # rounded), which the float64 log rounded to float32 reproduces (NumPy's own float32
-    # log is a SIMD approximation that can differ by one ulp)
-    return np.float32(-np.log(np.float64(one / b - one)))
+    """``base_score`` (probability) as a logistic margin, formed as XGBoost forms it:
+    ``-logf(1/b - 1)`` in float32 with the C library's ``logf`` (called through Numba:
+    NumPy's float32 log is its own SIMD approximation, and float64 log rounded to float32
+    is not always glibc's ``logf`` either)."""
+    return np.float32(_get_margin_fn()(np.float32(base_score)))
+
+
+_margin_fn = None
+
+
+def _get_margin_fn():
+    global _margin_fn
+    if _margin_fn is None:
+        import numba
+
+        @numba.njit(cache=False)
+        def margin(b):  # pragma: no cover - jit
+            one = np.float32(1.0)
+            return -np.log(one / b - one)
+
+        _margin_fn = margin
+    return _margin_fn
 
 
 class CompiledTrees:
@@ -134,6 +149,8 @@ def compile_booster(booster, *, max_depth: int = MAX_DEPTH) -> CompiledTrees:
     obj = learner["objective"]["name"]
     if obj not in _OBJECTIVES:
         raise Unsupported(f"objective {obj}")
+    if any(str(t) == "c" for t in learner.get("feature_types", []) or []):
+        raise Unsupported("categorical features")
     lmp = learner["learner_model_param"]
     if int(lmp.get("num_class", "0") or 0) > 1 or int(lmp.get("num_target", "1") or 1) != 1:
         raise Unsupported("multiple targets/classes")
@@ -213,6 +230,26 @@ def sample_rows(n_features: int, *, lo=None, hi=None, n: int = 4096, seed: int =
     hi = np.full(n_features, 1e3) if hi is None else np.asarray(hi, dtype=np.float64)
     X = rng.uniform(lo, hi, size=(n, n_features)).astype(np.float32)
     X[rng.random(X.shape) < 0.1] = np.nan
+    return X
+
+
+def sample_for(compiled: CompiledTrees, *, block=None, n: int = 4096,
+               seed: int = 0) -> np.ndarray:
+    """Rows for :func:`self_check`: random rows over each feature's threshold range
+    (widened by its span on both sides; ±1 around a lone threshold), about 10 % NaN, plus
+    ``block``'s rows (at most ``n``, and a copy with NaNs) when given."""
+    lo = np.full(compiled.n_features, -1.0)
+    hi = np.full(compiled.n_features, 1.0)
+    fin = np.isfinite(compiled.thr)
+    for j in range(compiled.n_features):
+        t = compiled.thr[fin & (compiled.feat == j)].astype(np.float64)
+        if t.size:
+            span = max(float(t.max() - t.min()), 1.0)
+            lo[j], hi[j] = t.min() - span, t.max() + span
+    X = sample_rows(compiled.n_features, lo=lo, hi=hi, n=n, seed=seed)
+    if block is not None and len(block):
+        X = np.concatenate([X, sample_rows(compiled.n_features, block=block, n=n,
+                                           seed=seed)])
     return X
 
 
