@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from permafrost import compiled_trees as ct
 from permafrost.backends import array_module_of
 from permafrost.calibration import apply_calibration, validate_calibration
 from permafrost.categorical import one_hot, unseen_mask
@@ -105,18 +106,16 @@ class BoosterPredictor:
             if not self.compiled:
                 self._path = "xgboost inplace_predict (compiled trees switched off)"
                 return
-            from permafrost import compiled_trees as ct
-
             try:
                 trees = ct.compile_booster(self.booster)
+                block = None
+                if X is not None and np.asarray(X).shape[0] > 1:
+                    block = np.asarray(X)
+                why = ct.self_check(trees, self.booster, ct.sample_for(trees, block=block))
             except ct.Unsupported as e:
-                self._path = f"xgboost inplace_predict ({e})"
-                return
-            block = None
-            if X is not None and np.asarray(X).shape[0] > 1:
-                block = np.asarray(X)
-            sample = ct.sample_for(trees, block=block)
-            why = ct.self_check(trees, self.booster, sample)
+                why = str(e)
+            except Exception as e:  # noqa: BLE001 - anything unforeseen: XGBoost computes
+                why = f"not compiled: {type(e).__name__}: {e}"
             if why is not None:
                 self._path = f"xgboost inplace_predict ({why})"
                 return
