@@ -54,7 +54,7 @@ def _get_kernel():
     except ImportError as e:  # optional dependency
         raise Unsupported(f"numba not installed ({e})") from None
 
-    @numba.njit(parallel=True, cache=False, nogil=True, fastmath=False)
+    @numba.njit(parallel=True, cache=True, nogil=True, fastmath=False)
     def kernel(X, feat, thr, dleft, leaves, depth, base, chunk):  # pragma: no cover - jit
         n = X.shape[0]
         n_trees = feat.shape[0]
@@ -109,7 +109,7 @@ def _get_margin_fn():
     if _margin_fn is None:
         import numba
 
-        @numba.njit(cache=False)
+        @numba.njit(cache=True)
         def margin(b):  # pragma: no cover - jit
             one = np.float32(1.0)
             return -np.log(one / b - one)

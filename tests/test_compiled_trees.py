@@ -52,6 +52,7 @@ def test_compiled_probabilities_are_bit_identical(seed, params):
     c = ct.compile_booster(b)
     Xs = np.concatenate([X, ct.sample_for(c, n=20000, seed=seed)])
     Xs[::97] = np.nan  # all-missing rows: every default direction
+    Xs[1::101, 0], Xs[2::101, 1] = np.inf, -np.inf  # infinities: plain comparisons
     ref = b.inplace_predict(Xs, missing=np.nan)
     assert np.array_equal(_bits(ref), _bits(c.predict(Xs)))
     assert ct.self_check(c, b, Xs[:3000]) is None
