@@ -10,12 +10,12 @@ float32 DEFLATE-tiled GeoTIFFs, written strip by strip) and a model of the shape
 * ``ceiling``: pixels/s of the same model's ``inplace_predict`` on an in-memory array of the
   same size (the time of that call alone, after a warm-up), its CPU-s per Mpx
   (``time.process_time``: all threads) and that process's peak RSS;
-* ``compiled``: the same for the compiled trees (:mod:`permafrost.compiled_trees`, the
-  default CPU path), its CPU-s/Mpx against the ceiling's in the same run
+* ``compiled``: the same for the compiled trees (:mod:`permafrost.compiled_trees`, opt-in:
+  ``PERMAFROST_COMPILED_TREES=1``), its CPU-s/Mpx against the ceiling's in the same run
   (``compiled_speedup_cpu_s``: ceiling CPU-s / compiled CPU-s) and whether the two gave the
   same probabilities bit for bit;
 * ``ratio``: end-to-end / ceiling (each the best of ``--repeat`` alternating runs);
-  ``end_to_end_cpu`` runs the default path (compiled), ``end_to_end_cpu_xgboost`` the same
+  ``end_to_end_cpu`` runs the compiled path, ``end_to_end_cpu_xgboost`` the same
   command with ``PERMAFROST_COMPILED_TREES=0``; both with CPU-s/Mpx, and whether their COGs
   are byte-identical;
 * ``cluster``: pixels/s on a local Dask cluster of 1 and 2 workers and their ratio;
@@ -173,11 +173,12 @@ def _py(code: str, *args: str, env: dict | None = None) -> tuple[dict, str]:
 
 #: the environment that switches the compiled trees off (XGBoost's inplace_predict)
 XGB_ONLY = {"PERMAFROST_COMPILED_TREES": "0"}
+COMPILED = {"PERMAFROST_COMPILED_TREES": "1"}
 
 
 def ceiling(model: Path, stack: Path, device: str, *, compiled: bool = False) -> dict:
     _, out = _py(_CEILING, str(model), str(stack), device,
-                 env=None if compiled else XGB_ONLY)
+                 env=COMPILED if compiled else XGB_ONLY)
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -235,7 +236,7 @@ def main(argv=None) -> dict:
             ceils.append(ceiling(model, stack, "cpu"))
             comps.append(ceiling(model, stack, "cpu", compiled=True))
             e2es.append(end_to_end(model, stack, work / "pzi.tif", pixels, "--device", "cpu",
-                                   *chunk))
+                                   *chunk, env=COMPILED))
             if not args.no_xgboost_end_to_end:
                 e2xs.append(end_to_end(model, stack, work / "pzi_xgb.tif", pixels, "--device",
                                        "cpu", *chunk, env=XGB_ONLY))

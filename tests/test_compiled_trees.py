@@ -77,7 +77,7 @@ def test_the_models_random_forest_uses_the_compiled_path():
     for est in (XGBoostPZI(n_estimators=20, max_depth=3),
                 RandomForestPZI(n_estimators=20, max_depth=5)):
         est.fit(X, y)
-        pred = BoosterPredictor(est.booster_)
+        pred = BoosterPredictor(est.booster_, compiled=True)
         p = pred.predict(X, device="cpu")
         assert pred.inference_path == ct.PATH_COMPILED
         ref = BoosterPredictor(est.booster_, compiled=False).predict(X, device="cpu")
@@ -107,7 +107,7 @@ def test_categorical_model_falls_back():
     b = xgb.train({"objective": "binary:logistic", "max_depth": 3}, d, 10)
     with pytest.raises(ct.Unsupported, match="categorical"):
         ct.compile_booster(b)
-    pred = BoosterPredictor(b)
+    pred = BoosterPredictor(b, compiled=True)
     pred.predict(X, device="cpu")
     assert pred.inference_path.startswith("xgboost inplace_predict (categorical")
 
@@ -133,7 +133,7 @@ def test_missing_numba_falls_back(monkeypatch):
     monkeypatch.setattr(ct, "_kernel", None)
     monkeypatch.setattr(builtins, "__import__", no_numba)
     b, X = _booster(6, max_depth=3, rounds=5)
-    pred = BoosterPredictor(b)
+    pred = BoosterPredictor(b, compiled=True)
     p = pred.predict(X, device="cpu")
     assert pred.inference_path.startswith("xgboost inplace_predict (numba not installed")
     assert np.array_equal(_bits(p), _bits(b.inplace_predict(X, missing=np.nan)))
@@ -149,7 +149,7 @@ def test_self_check_difference_falls_back(monkeypatch):
         return p
 
     monkeypatch.setattr(ct.CompiledTrees, "predict", off_by_one_ulp)
-    pred = BoosterPredictor(b)
+    pred = BoosterPredictor(b, compiled=True)
     p = pred.predict(X, device="cpu")
     assert pred.inference_path.startswith("xgboost inplace_predict (self-check: 1 of")
     assert np.array_equal(_bits(p), _bits(b.inplace_predict(X, missing=np.nan)))
@@ -157,10 +157,10 @@ def test_self_check_difference_falls_back(monkeypatch):
 
 def test_path_recorded_switch_and_pickle(monkeypatch):
     b, X = _booster(8, max_depth=3, rounds=5)
+    off = BoosterPredictor(b)  # opt-in: off by default
+    assert off.inference_path == "xgboost inplace_predict (compiled trees switched off)"
+    monkeypatch.setenv("PERMAFROST_COMPILED_TREES", "1")
     pred = BoosterPredictor(b)
     assert pred.inference_path == ct.PATH_COMPILED
-    monkeypatch.setenv("PERMAFROST_COMPILED_TREES", "0")
-    off = BoosterPredictor(b)
-    assert off.inference_path == "xgboost inplace_predict (compiled trees switched off)"
     again = pickle.loads(pickle.dumps(pred))
     assert np.array_equal(_bits(again.predict(X, device="cpu")), _bits(pred.predict(X)))
