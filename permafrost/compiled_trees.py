@@ -2,24 +2,28 @@
 
 :func:`compile_booster` reads the booster's own JSON (``save_raw("json")``) and pads every
 tree to full depth: per tree, arrays of split feature (int32), threshold (float32) and
-default-left flag over the ``2**D - 1`` internal slots and leaf values (float32) over the
-``2**D`` leaf slots; a leaf above depth ``D`` is repeated over its whole subtree (its
-padding splits are never needed: every path below it ends on the same value).  The
-evaluator walks ``D`` levels for every row with no branch on the data: the child is
-``2 i + 1 + (not go_left)`` with ``go_left = x < threshold`` (XGBoost's rule) or, for a
-missing value (NaN), the split's default direction.
+default-direction flag over the ``2**D - 1`` internal slots and leaf values (float32) over
+the ``2**D`` leaf slots; a leaf above depth ``D`` is repeated over its whole subtree (its
+padding splits are never needed: every path below it ends on the same value).  The kernels
+(:mod:`permafrost._tree_kernels`) evaluate every split of a tree for a tile of rows as
+contiguous, branch-free SIMD comparisons into a bit mask, then follow each row's path
+through the mask (``2 i + 1 + bit``): XGBoost's rule, ``x < threshold`` goes left, and a
+missing value (NaN) the split's default direction.
 
 The sum is XGBoost's: per row, start from the base margin (``base_score`` turned into a
 margin in float32) and add the trees' leaves in tree order in float32, then the logistic
-function in float32 (``1 / (1 + exp(-m))``).  Rows are independent, so the parallel loop
-over row chunks (``prange``) gives the same bytes on any number of threads.
+function in float32 (``1 / (1 + exp(-m))``).  One call runs on one thread and releases the
+GIL, so the threads of a block-wise prediction run it side by side; rows are independent,
+so the bytes do not depend on how the rows are split.
 
 Covered: ``binary:logistic`` (and ``reg:logistic``), ``gbtree`` with numerical splits only,
-one target, depth at most :data:`MAX_DEPTH`; a random forest (one round of parallel trees)
-is the same sum and is covered.  Anything else raises :class:`Unsupported` with the reason;
-:class:`permafrost.pzi_model.BoosterPredictor` then keeps ``inplace_predict`` and records
-why (:attr:`~permafrost.pzi_model.BoosterPredictor.inference_path`).  Numba is optional:
-without it, :class:`Unsupported` says so.
+one target, depth at most :data:`MAX_DEPTH` (6: the evaluator compares all ``2**D - 1``
+splits, which beats XGBoost's walk up to that depth and loses beyond it); a random forest
+(one round of parallel trees) is the same sum and is covered at those depths.  Anything
+else raises :class:`Unsupported` with the reason; :class:`permafrost.pzi_model.
+BoosterPredictor` then keeps ``inplace_predict`` and records why
+(:attr:`~permafrost.pzi_model.BoosterPredictor.inference_path`).  Numba is optional (the
+``fast`` extra): without it, :class:`Unsupported` says so.
 """
 
 from __future__ import annotations
@@ -31,62 +35,33 @@ import numpy as np
 __all__ = ["CompiledTrees", "Unsupported", "compile_booster", "sample_for", "sample_rows",
            "self_check", "MAX_DEPTH", "PATH_COMPILED"]
 
-#: deepest tree compiled (padded arrays grow as 2**depth per tree)
-MAX_DEPTH = 12
+#: deepest tree compiled: every one of the 2**depth - 1 splits is evaluated, which costs
+#: less than XGBoost's own walk up to depth 6 (4-5x less at depth 4, ~1.8x at 6) and more
+#: beyond (docs/benchmarks.md, "Tree inference")
+MAX_DEPTH = 6
 #: the inference path's name when compiled trees are used
 PATH_COMPILED = "compiled (numba)"
 _OBJECTIVES = ("binary:logistic", "reg:logistic")
-_CHUNK = 1024  # rows per parallel task
+_TILE = 1024  # rows per tile: the tile's columns and bit masks stay in L1/L2
 
-_kernel = None
+_kernels = None
 
 
 class Unsupported(Exception):
     """The booster (or the environment) is outside what the compiled evaluator covers."""
 
 
-def _get_kernel():
-    global _kernel
-    if _kernel is not None:
-        return _kernel
-    try:
-        import numba
-    except ImportError as e:  # optional dependency
-        raise Unsupported(f"numba not installed ({e})") from None
-
-    @numba.njit(parallel=True, cache=True, nogil=True, fastmath=False)
-    def kernel(X, feat, thr, dleft, leaves, depth, base, chunk):  # pragma: no cover - jit
-        n = X.shape[0]
-        n_trees = feat.shape[0]
-        n_inner = feat.shape[1]
-        out = np.empty(n, dtype=np.float32)
-        n_chunks = (n + chunk - 1) // chunk
-        one = np.float32(1.0)
-        for c in numba.prange(n_chunks):
-            r0 = c * chunk
-            r1 = min(n, r0 + chunk)
-            m = r1 - r0
-            acc = np.empty(m, dtype=np.float32)
-            for i in range(m):
-                acc[i] = base
-            for t in range(n_trees):
-                for i in range(m):
-                    r = r0 + i
-                    k = 0
-                    for _ in range(depth):
-                        x = X[r, feat[t, k]]
-                        if x != x:
-                            left = dleft[t, k]
-                        else:
-                            left = x < thr[t, k]
-                        k = 2 * k + 2 - np.int64(left)
-                    acc[i] = acc[i] + leaves[t, k - n_inner]
-            for i in range(m):
-                out[r0 + i] = one / (one + np.exp(-acc[i]))
-        return out
-
-    _kernel = kernel
-    return _kernel
+def _get_kernels():
+    """:mod:`permafrost._tree_kernels` (Numba); :class:`Unsupported` when Numba is absent."""
+    global _kernels
+    if _kernels is None:
+        try:
+            from permafrost import _tree_kernels
+        except ImportError as e:  # optional dependency: the `fast` extra
+            raise Unsupported(f"numba not installed ({e}; `pip install "
+                              "permafrost[fast]` adds it)") from None
+        _kernels = _tree_kernels
+    return _kernels
 
 
 def _float32_list(v):
@@ -98,24 +73,7 @@ def _base_margin(base_score: float) -> np.float32:
     ``-logf(1/b - 1)`` in float32 with the C library's ``logf`` (called through Numba:
     NumPy's float32 log is its own SIMD approximation, and float64 log rounded to float32
     is not always glibc's ``logf`` either)."""
-    return np.float32(_get_margin_fn()(np.float32(base_score)))
-
-
-_margin_fn = None
-
-
-def _get_margin_fn():
-    global _margin_fn
-    if _margin_fn is None:
-        import numba
-
-        @numba.njit(cache=True)
-        def margin(b):  # pragma: no cover - jit
-            one = np.float32(1.0)
-            return -np.log(one / b - one)
-
-        _margin_fn = margin
-    return _margin_fn
+    return np.float32(_get_kernels().base_margin(np.float32(base_score)))
 
 
 class CompiledTrees:
@@ -127,7 +85,10 @@ class CompiledTrees:
         self.depth = int(depth)
         self.base = np.float32(base)
         self.n_features = int(n_features)
-        self._kernel = _get_kernel()
+        self._kernels = _get_kernels()
+        # the kernels take the missing-value default as "goes right" flags
+        self._dright = np.ascontiguousarray(~self.dleft)
+        self._unit = np.uint32(1) if self.depth <= 5 else np.uint64(1)
 
     def predict(self, X) -> np.ndarray:
         """Probability of class 1 [-], 1-D float32, for a NumPy ``X`` (n, n_features)."""
@@ -136,14 +97,18 @@ class CompiledTrees:
             raise ValueError(f"X has shape {X.shape}, need (n, {self.n_features})")
         if X.shape[0] == 0:
             return np.zeros(0, dtype=np.float32)
-        return self._kernel(X, self.feat, self.thr, self.dleft, self.leaves, self.depth,
-                            self.base, _CHUNK)
+        XT = np.ascontiguousarray(X.T)  # features x rows: each split reads one column
+        out = np.empty(X.shape[0], dtype=np.float32)
+        mask = np.zeros(_TILE, dtype=type(self._unit))
+        self._kernels.predict(XT, self.feat, self.thr, self._dright, self.leaves, self.depth,
+                              self.base, _TILE, mask, self._unit, out)
+        return out
 
 
 def compile_booster(booster, *, max_depth: int = MAX_DEPTH) -> CompiledTrees:
     """Compile ``booster`` (an ``xgboost.Booster``); :class:`Unsupported` names what is not
     covered (the caller keeps ``inplace_predict``)."""
-    _get_kernel()  # numba first: its absence is the cheapest reason
+    _get_kernels()  # numba first: its absence is the cheapest reason
     j = json.loads(bytes(booster.save_raw(raw_format="json")))
     learner = j["learner"]
     obj = learner["objective"]["name"]
@@ -188,8 +153,9 @@ def compile_booster(booster, *, max_depth: int = MAX_DEPTH) -> CompiledTrees:
                 d[left[k]] = d[right[k]] = d[k] + 1
                 stack += [int(left[k]), int(right[k])]
         depth = max(depth, int(d.max()))
-        if depth > max_depth:
-            raise Unsupported(f"tree depth {depth} > {max_depth}")
+        if depth > min(max_depth, MAX_DEPTH):
+            raise Unsupported(f"tree depth {depth} > {min(max_depth, MAX_DEPTH)}: deeper "
+                              "trees are faster in XGBoost's own walk")
         if (feat[left >= 0] >= n_features).any():
             raise Unsupported("split feature out of range")
         parsed.append((left, right, cond, feat, dl))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import builtins
 import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -39,7 +40,8 @@ CASES = [
     dict(max_depth=3),
     dict(max_depth=4, base_score=0.2),
     dict(max_depth=6, base_score=0.85, subsample=0.7),
-    dict(max_depth=8, min_child_weight=0.1),
+    dict(max_depth=6, min_child_weight=0.1, learning_rate=0.5),  # deep: uint64 masks
+    dict(max_depth=2, learning_rate=0.9),
     dict(max_depth=4, monotone_constraints="(1,-1,0,0,0)"),
     dict(max_depth=5, tree_method="exact", base_score=0.5),
     dict(max_depth=3, objective="reg:logistic"),
@@ -85,19 +87,20 @@ def test_the_models_random_forest_uses_the_compiled_path():
 
 
 def test_predictions_do_not_depend_on_the_number_of_rows_or_threads():
-    import numba
+    from concurrent.futures import ThreadPoolExecutor
 
     b, X = _booster(5, max_depth=5)
     c = ct.compile_booster(b)
     Xs = ct.sample_for(c, n=50000)
     full = c.predict(Xs)
+    # a tile boundary (1024 rows) crossed at other offsets: the same bytes per row
     assert np.array_equal(_bits(full[:777]), _bits(c.predict(Xs[:777])))
-    n = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        assert np.array_equal(_bits(full), _bits(c.predict(Xs)))
-    finally:
-        numba.set_num_threads(n)
+    assert np.array_equal(_bits(full[1500:4000]), _bits(c.predict(Xs[1500:4000])))
+    # threads sharing one compiled model (as a block-wise prediction's do)
+    parts = np.array_split(np.arange(len(Xs)), 7)
+    with ThreadPoolExecutor(4) as ex:
+        got = list(ex.map(lambda i: c.predict(Xs[i]), parts))
+    assert np.array_equal(_bits(full), _bits(np.concatenate(got)))
 
 
 def test_categorical_model_falls_back():
@@ -120,6 +123,13 @@ def test_other_objective_and_depth_cap_fall_back():
     b, _ = _booster(4, max_depth=6, rounds=5)
     with pytest.raises(ct.Unsupported, match="depth"):
         ct.compile_booster(b, max_depth=2)
+    # beyond depth 6 XGBoost's own walk is faster: its path, with the reason recorded
+    b, X = _booster(9, max_depth=8, min_child_weight=0.1, rounds=5)
+    with pytest.raises(ct.Unsupported, match="depth 8 > 6"):
+        ct.compile_booster(b)
+    pred = BoosterPredictor(b)
+    pred.predict(X, device="cpu")
+    assert pred.inference_path.startswith("xgboost inplace_predict (tree depth 8 > 6")
 
 
 def test_missing_numba_falls_back(monkeypatch):
@@ -130,7 +140,9 @@ def test_missing_numba_falls_back(monkeypatch):
             raise ImportError("No module named 'numba'")
         return real_import(name, *a, **k)
 
-    monkeypatch.setattr(ct, "_kernel", None)
+    monkeypatch.setattr(ct, "_kernels", None)
+    monkeypatch.delitem(sys.modules, "permafrost._tree_kernels", raising=False)
+    monkeypatch.delattr(sys.modules["permafrost"], "_tree_kernels", raising=False)
     monkeypatch.setattr(builtins, "__import__", no_numba)
     b, X = _booster(6, max_depth=3, rounds=5)
     pred = BoosterPredictor(b, compiled=True)
@@ -157,10 +169,11 @@ def test_self_check_difference_falls_back(monkeypatch):
 
 def test_path_recorded_switch_and_pickle(monkeypatch):
     b, X = _booster(8, max_depth=3, rounds=5)
-    off = BoosterPredictor(b)  # opt-in: off by default
-    assert off.inference_path == "xgboost inplace_predict (compiled trees switched off)"
-    monkeypatch.setenv("PERMAFROST_COMPILED_TREES", "1")
-    pred = BoosterPredictor(b)
+    pred = BoosterPredictor(b)  # on by default
     assert pred.inference_path == ct.PATH_COMPILED
+    monkeypatch.setenv("PERMAFROST_COMPILED_TREES", "0")
+    off = BoosterPredictor(b)
+    assert off.inference_path == "xgboost inplace_predict (compiled trees switched off)"
+    assert BoosterPredictor(b, compiled=True).inference_path == ct.PATH_COMPILED
     again = pickle.loads(pickle.dumps(pred))
     assert np.array_equal(_bits(again.predict(X, device="cpu")), _bits(pred.predict(X)))
