@@ -1,32 +1,39 @@
 """Numba kernels of :mod:`permafrost.compiled_trees` (imported only when Numba is installed).
 
 Module-level functions, so that Numba caches their machine code on disk (``cache=True``):
-the first use on a machine compiles them (a few seconds per tree depth), later processes
+the first use on a machine compiles them (a few seconds), later processes
 load them in milliseconds.
 
-The evaluator (:func:`predict`) works on a tile of rows at a time, tree by tree:
+The evaluator (:func:`predict`) is QuickScorer's (Lucchese et al. 2015, "QuickScorer: a fast
+algorithm to rank documents with additive ensembles of regression trees", SIGIR,
+doi:10.1145/2766462.2767733) on trees padded to full depth, for a tile of rows at a time,
+tree by tree:
 
-1. **Every split of the padded tree, for every row of the tile**, as one bit of a mask
-   (``uint32`` up to depth 5, ``uint64`` at depth 6): bit ``k`` is set when the row goes
-   right at node ``k``.  Each node compares one contiguous column of the transposed tile with
-   one threshold, so the loop is a plain SIMD compare: no gather, no branch on the data.
-   The missing-value rule is folded into the comparison, chosen per node: a node whose
-   default is left sets its bit with ``x >= threshold`` (false for NaN), one whose default is
-   right with ``not (x < threshold)`` (true for NaN); both are XGBoost's ``x < threshold``
-   goes left for every other value.
-2. **The path**: ``k = 2 k + 1 + bit_k(mask)`` for ``depth`` levels (variable shifts, SIMD).
-3. **The leaf**: one load per row, added to the row's sum in tree order.
+1. Every row starts with all leaves alive (a bit mask: ``uint32`` up to depth 5, ``uint64``
+   at depth 6; bit ``j`` = leaf slot ``j``, left to right).
+2. **Every real split of the tree, for every row of the tile**: where the row goes right at
+   node ``k``, the leaves of ``k``'s left subtree die (``alive &= keep[k]``).  Each node
+   compares one contiguous column of the transposed tile with one threshold, so the loop is
+   a plain SIMD compare and mask: no gather, no branch on the data.  The missing-value rule
+   is folded into the comparison, chosen per node: a node whose default is left goes right
+   with ``x >= threshold`` (false for NaN), one whose default is right with
+   ``not (x < threshold)`` (true for NaN); for every other value both are XGBoost's
+   ``x < threshold`` goes left.  Padding splits (below a leaf shallower than the depth) are
+   skipped: the leaves below them all hold the same value.
+3. **The exit leaf** is the leftmost leaf still alive (QuickScorer's theorem): one
+   trailing-zero count per row, one load, added to the row's sum in tree order.
 
-Evaluating all ``2**D - 1`` splits costs more comparisons than a walk's ``D``, but they are
-contiguous and branch-free; at depth 4 that is 4–5× less CPU time than XGBoost's own
-``inplace_predict`` on one core, at depth 6 (63 splits) still ~1.8× (docs/benchmarks.md).
+Evaluating every split costs more comparisons than a walk's ``D``, but they are contiguous and
+branch-free: at depth 4 (the default) about 6× less CPU time than XGBoost's own
+``inplace_predict`` (all its threads), 4.4× at depth 5, 2.2× at depth 6
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import literally
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 __all__ = ["predict", "base_margin"]
 
@@ -40,36 +47,30 @@ def base_margin(b):  # pragma: no cover - jit
 
 
 @numba.njit(nogil=True, error_model="numpy", boundscheck=False, cache=True)
-def _tile(XT, r0, m, feat, thr, dright, leaves, depth, acc, mask, unit):  # pragma: no cover
-    n_trees = feat.shape[0]
-    n_inner = (1 << depth) - 1
-    zero = unit - unit
+def _tile(XT, r0, m, feat, thr, dright, used, keep, leaves, acc, alive, ones):  # pragma: no cover
+    n_trees, n_inner = feat.shape
     for t in range(n_trees):
         for i in range(m):
-            mask[i] = zero
+            alive[i] = ones
         for k in range(n_inner):
+            if not used[t, k]:  # padding below a shallow leaf: its leaves are all equal
+                continue
             col = XT[feat[t, k], r0:r0 + m]
             th = thr[t, k]
-            bit = unit << k
+            km = keep[k]  # the leaves outside node k's left subtree
             if dright[t, k]:  # NaN goes right: not (x < th)
                 for i in range(m):
-                    mask[i] |= zero if col[i] < th else bit
+                    alive[i] &= ones if col[i] < th else km
             else:  # NaN goes left: x >= th
                 for i in range(m):
-                    mask[i] |= bit if col[i] >= th else zero
-        for i in range(m):
-            kk = zero
-            mm = mask[i]
-            for _ in range(depth):  # depth is a compile-time literal: unrolled, SIMD
-                kk = (kk << unit) + unit + ((mm >> kk) & unit)
-            mask[i] = kk - n_inner
+                    alive[i] &= km if col[i] >= th else ones
         lv = leaves[t]
-        for i in range(m):
-            acc[i] = acc[i] + lv[mask[i]]
+        for i in range(m):  # the exit leaf: the leftmost one still alive
+            acc[i] = acc[i] + lv[trailing_zeros(alive[i])]
 
 
 @numba.njit(nogil=True, cache=True)
-def _predict(XT, feat, thr, dright, leaves, depth, base, tile, mask, unit, out):  # pragma: no cover
+def predict(XT, feat, thr, dright, used, keep, leaves, base, tile, alive, ones, out):  # pragma: no cover
     n = XT.shape[1]
     one = np.float32(1.0)
     acc = np.empty(tile, dtype=np.float32)
@@ -77,14 +78,6 @@ def _predict(XT, feat, thr, dright, leaves, depth, base, tile, mask, unit, out):
         m = min(n, r0 + tile) - r0
         for i in range(m):
             acc[i] = base  # XGBoost's order: the base margin first, then each tree's leaf
-        _tile(XT, r0, m, feat, thr, dright, leaves, depth, acc, mask, unit)
+        _tile(XT, r0, m, feat, thr, dright, used, keep, leaves, acc, alive, ones)
         for i in range(m):
             out[r0 + i] = one / (one + np.exp(-acc[i]))
-
-
-@numba.njit(nogil=True, cache=True)
-def predict(XT, feat, thr, dright, leaves, depth, base, tile, mask, unit, out):  # pragma: no cover
-    """Probabilities [-] of the rows (columns of ``XT``, features × rows, float32) into
-    ``out`` (float32); ``mask`` is a work array of ``tile`` elements of ``unit``'s type.
-    Compiled once per tree depth (``depth`` is a literal: the path loop unrolls)."""
-    _predict(XT, feat, thr, dright, leaves, literally(depth), base, tile, mask, unit, out)

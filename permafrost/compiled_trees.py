@@ -5,10 +5,10 @@ tree to full depth: per tree, arrays of split feature (int32), threshold (float3
 default-direction flag over the ``2**D - 1`` internal slots and leaf values (float32) over
 the ``2**D`` leaf slots; a leaf above depth ``D`` is repeated over its whole subtree (its
 padding splits are never needed: every path below it ends on the same value).  The kernels
-(:mod:`permafrost._tree_kernels`) evaluate every split of a tree for a tile of rows as
-contiguous, branch-free SIMD comparisons into a bit mask, then follow each row's path
-through the mask (``2 i + 1 + bit``): XGBoost's rule, ``x < threshold`` goes left, and a
-missing value (NaN) the split's default direction.
+(:mod:`permafrost._tree_kernels`, QuickScorer's algorithm) evaluate every split of a tree
+for a tile of rows as contiguous, branch-free SIMD comparisons that clear leaves from a
+per-row bit mask; the exit leaf is the leftmost one left.  XGBoost's rule: ``x < threshold``
+goes left, a missing value (NaN) the split's default direction.
 
 The sum is XGBoost's: per row, start from the base margin (``base_score`` turned into a
 margin in float32) and add the trees' leaves in tree order in float32, then the logistic
@@ -33,11 +33,11 @@ import json
 import numpy as np
 
 __all__ = ["CompiledTrees", "Unsupported", "compile_booster", "sample_for", "sample_rows",
-           "self_check", "MAX_DEPTH", "PATH_COMPILED"]
+           "self_check", "keep_masks", "MAX_DEPTH", "PATH_COMPILED"]
 
 #: deepest tree compiled: every one of the 2**depth - 1 splits is evaluated, which costs
-#: less than XGBoost's own walk up to depth 6 (4-5x less at depth 4, ~1.8x at 6) and more
-#: beyond (docs/benchmarks.md, "Tree inference")
+#: less than XGBoost's own walk up to depth 6 (~6x less at depth 4, ~2x at 6) and would
+#: cost more beyond; the leaf masks fit a uint64 up to 6 (docs/predict.md, "Tree inference")
 MAX_DEPTH = 6
 #: the inference path's name when compiled trees are used
 PATH_COMPILED = "compiled (numba)"
@@ -80,15 +80,18 @@ class CompiledTrees:
     """An XGBoost booster's trees padded to full depth, evaluated by a Numba kernel."""
 
     def __init__(self, feat, thr, dleft, leaves, depth: int, base: np.float32,
-                 n_features: int) -> None:
+                 n_features: int, used=None) -> None:
         self.feat, self.thr, self.dleft, self.leaves = feat, thr, dleft, leaves
+        # the real splits (False: padding below a shallow leaf, never evaluated)
+        self.used = np.ones(feat.shape, dtype=np.bool_) if used is None else used
         self.depth = int(depth)
         self.base = np.float32(base)
         self.n_features = int(n_features)
         self._kernels = _get_kernels()
         # the kernels take the missing-value default as "goes right" flags
         self._dright = np.ascontiguousarray(~self.dleft)
-        self._unit = np.uint32(1) if self.depth <= 5 else np.uint64(1)
+        self._keep = keep_masks(self.depth)
+        self._ones = self._keep.dtype.type(np.iinfo(self._keep.dtype).max)
 
     def predict(self, X) -> np.ndarray:
         """Probability of class 1 [-], 1-D float32, for a NumPy ``X`` (n, n_features)."""
@@ -99,10 +102,29 @@ class CompiledTrees:
             return np.zeros(0, dtype=np.float32)
         XT = np.ascontiguousarray(X.T)  # features x rows: each split reads one column
         out = np.empty(X.shape[0], dtype=np.float32)
-        mask = np.zeros(_TILE, dtype=type(self._unit))
-        self._kernels.predict(XT, self.feat, self.thr, self._dright, self.leaves, self.depth,
-                              self.base, _TILE, mask, self._unit, out)
+        alive = np.empty(_TILE, dtype=self._keep.dtype)
+        self._kernels.predict(XT, self.feat, self.thr, self._dright, self.used, self._keep,
+                              self.leaves, self.base, _TILE, alive, self._ones, out)
         return out
+
+
+def keep_masks(depth: int) -> np.ndarray:
+    """Per internal slot ``k`` of a full tree of ``depth`` (breadth-first order), the bit mask
+    of the leaves (bit ``j`` = leaf slot ``j``, left to right) that stay possible when a row
+    goes right at ``k``: all but those of ``k``'s left subtree (QuickScorer's node bitvector,
+    Lucchese et al. 2015, SIGIR, doi:10.1145/2766462.2767733).  ``uint32`` up to depth 5,
+    ``uint64`` at depth 6."""
+    dtype = np.uint32 if depth <= 5 else np.uint64
+    n_inner = 2 ** depth - 1
+    keep = np.empty(n_inner, dtype=dtype)
+    full = int(np.iinfo(dtype).max)
+    for k in range(n_inner):
+        level = int(np.floor(np.log2(k + 1)))
+        span = 2 ** (depth - level)  # the leaves below k
+        first = (k - (2 ** level - 1)) * span
+        left = ((1 << (span // 2)) - 1) << first
+        keep[k] = full & ~left
+    return keep
 
 
 def compile_booster(booster, *, max_depth: int = MAX_DEPTH) -> CompiledTrees:
@@ -164,6 +186,7 @@ def compile_booster(booster, *, max_depth: int = MAX_DEPTH) -> CompiledTrees:
     F = np.zeros((len(parsed), n_inner), dtype=np.int32)
     T = np.full((len(parsed), n_inner), np.inf, dtype=np.float32)
     DL = np.ones((len(parsed), n_inner), dtype=np.bool_)
+    U = np.zeros((len(parsed), n_inner), dtype=np.bool_)
     L = np.zeros((len(parsed), n_leaf), dtype=np.float32)
     for ti, (left, right, cond, feat, dl) in enumerate(parsed):
         stack = [(0, 0, 0)]  # (xgboost node, padded slot, level)
@@ -177,8 +200,9 @@ def compile_booster(booster, *, max_depth: int = MAX_DEPTH) -> CompiledTrees:
             F[ti, s] = feat[k]
             T[ti, s] = cond[k]
             DL[ti, s] = bool(dl[k])
+            U[ti, s] = True
             stack += [(int(left[k]), 2 * s + 1, lev + 1), (int(right[k]), 2 * s + 2, lev + 1)]
-    return CompiledTrees(F, T, DL, L, depth, base, n_features)
+    return CompiledTrees(F, T, DL, L, depth, base, n_features, used=U)
 
 
 def sample_rows(n_features: int, *, lo=None, hi=None, n: int = 4096, seed: int = 0,

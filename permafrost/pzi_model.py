@@ -68,7 +68,7 @@ class BoosterPredictor:
         self.booster = booster
         self._device = None
         # compiled trees (:mod:`permafrost.compiled_trees`) on the CPU unless switched off
-        # here or by PERMAFROST_COMPILED_TREES=0 (bit-identical, 4-5x less CPU time than
+        # here or by PERMAFROST_COMPILED_TREES=0 (bit-identical, ~6x less CPU time than
         # inplace_predict at depth 4, docs/benchmarks.md); decided once, at first CPU use
         if compiled is None:
             compiled = os.environ.get("PERMAFROST_COMPILED_TREES", "1").strip().lower() not in (

@@ -177,3 +177,21 @@ def test_path_recorded_switch_and_pickle(monkeypatch):
     assert BoosterPredictor(b, compiled=True).inference_path == ct.PATH_COMPILED
     again = pickle.loads(pickle.dumps(pred))
     assert np.array_equal(_bits(again.predict(X, device="cpu")), _bits(pred.predict(X)))
+
+
+@pytest.mark.parametrize("depth", [1, 2, 4, 6])
+def test_leftmost_alive_leaf_is_the_walks_exit(depth):
+    """QuickScorer's theorem on the padded layout: for any outcome of the splits, the
+    leftmost leaf not cleared by a right-going split is the leaf a walk reaches."""
+    keep = ct.keep_masks(depth)
+    n_inner = 2 ** depth - 1
+    rng = np.random.default_rng(depth)
+    for _ in range(300):
+        right = rng.random(n_inner) < 0.5
+        k = 0
+        for _ in range(depth):
+            k = 2 * k + 1 + int(right[k])
+        alive = int(np.iinfo(keep.dtype).max)
+        for j in np.flatnonzero(right):
+            alive &= int(keep[j])
+        assert (alive & -alive).bit_length() - 1 == k - n_inner
