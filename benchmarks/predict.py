@@ -8,8 +8,16 @@ float32 DEFLATE-tiled GeoTIFFs, written strip by strip) and a model of the shape
 * ``end_to_end``: pixels/s of ``permafrost predict`` (the CLI, all pixels of the grid, from
   reading the covariates to the finished COG) and its peak RSS (VmHWM of that process);
 * ``ceiling``: pixels/s of the same model's ``inplace_predict`` on an in-memory array of the
-  same size (the time of that call alone, after a warm-up) and that process's peak RSS;
+  same size (the time of that call alone, after a warm-up), its CPU-s per Mpx
+  (``time.process_time``: all threads) and that process's peak RSS;
+* ``compiled``: the same for the compiled trees (:mod:`permafrost.compiled_trees`, opt-in:
+  ``PERMAFROST_COMPILED_TREES=1``), its CPU-s/Mpx against the ceiling's in the same run
+  (``compiled_speedup_cpu_s``: ceiling CPU-s / compiled CPU-s) and whether the two gave the
+  same probabilities bit for bit;
 * ``ratio``: end-to-end / ceiling (each the best of ``--repeat`` alternating runs);
+  ``end_to_end_cpu`` runs the compiled path, ``end_to_end_cpu_xgboost`` the same
+  command with ``PERMAFROST_COMPILED_TREES=0``; both with CPU-s/Mpx, and whether their COGs
+  are byte-identical;
 * ``cluster``: pixels/s on a local Dask cluster of 1 and 2 workers and their ratio;
 * ``gpu``: the same on the GPU (ceiling with a CuPy array, end-to-end with ``--device
   cuda``) when CuPy and a GPU are present, else the reason it was skipped.
@@ -18,6 +26,7 @@ Each measured run is its own process, so peak memories do not mix.
 
     uv run python benchmarks/predict.py                    # 8000 x 8000 x 6 (the default)
     uv run python benchmarks/predict.py --size 3000        # a reduced run for small machines
+    uv run python benchmarks/predict.py --size 2000 --no-cluster --repeat 1   # quick
 """
 
 from __future__ import annotations
@@ -113,7 +122,7 @@ def make_model(directory: Path, n_cov: int, *, trees: int, depth: int, folds: in
 
 
 _CEILING = textwrap.dedent("""
-    import json, sys, time
+    import hashlib, json, sys, time
     import numpy as np
     from permafrost.workflows.covariates import build_stack
     from permafrost.io.model import load_model
@@ -124,55 +133,74 @@ _CEILING = textwrap.dedent("""
     if device == "cuda":
         import cupy
         X = cupy.asarray(X)
-    model.predict_raw(X[:1000], device=device)  # warm-up
-    t = time.perf_counter()
+    model.predict_raw(X[:1000], device=device)  # warm-up (compiled trees: JIT + self-check)
+    t, c = time.perf_counter(), time.process_time()
     p = model.predict_raw(X, device=device)
     if device == "cuda":
         cupy.cuda.Device().synchronize()
-    dt = time.perf_counter() - t
+    dt, dc = time.perf_counter() - t, time.process_time() - c
+    p = p.get() if device == "cuda" else p
     hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
     print(json.dumps({"pixels": int(X.shape[0]), "seconds": dt,
-                      "pixels_per_s": X.shape[0] / dt, "peak_rss_mb": int(hwm) / 1024}))
+                      "pixels_per_s": X.shape[0] / dt, "cpu_s_per_mpx": dc / X.shape[0] * 1e6,
+                      "inference_path": model.inference_path,
+                      "sha256": hashlib.sha256(np.ascontiguousarray(p).tobytes()).hexdigest(),
+                      "peak_rss_mb": int(hwm) / 1024}))
 """)
 
 _E2E = textwrap.dedent("""
     import json, sys, time
     from permafrost.cli import app
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     try:
         app(sys.argv[1:], standalone_mode=False)
     finally:
-        dt = time.perf_counter() - t
+        dt, dc = time.perf_counter() - t, time.process_time() - c
         hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
-        print("BENCH " + json.dumps({"seconds": dt, "peak_rss_mb": int(hwm) / 1024}),
-              file=sys.stderr)
+        print("BENCH " + json.dumps({"seconds": dt, "cpu_seconds": dc,
+                                     "peak_rss_mb": int(hwm) / 1024}), file=sys.stderr)
 """)
 
 
-def _py(code: str, *args: str) -> tuple[dict, str]:
+def _py(code: str, *args: str, env: dict | None = None) -> tuple[dict, str]:
     r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                       cwd=Path(__file__).resolve().parents[1], check=False)
+                       cwd=Path(__file__).resolve().parents[1], check=False,
+                       env={**os.environ, **(env or {})})
     if r.returncode != 0:
         raise RuntimeError(f"benchmark step failed:\n{r.stderr[-3000:]}")
     return r, r.stdout
 
 
-def ceiling(model: Path, stack: Path, device: str) -> dict:
-    _, out = _py(_CEILING, str(model), str(stack), device)
+#: the environment that switches the compiled trees off (XGBoost's inplace_predict)
+XGB_ONLY = {"PERMAFROST_COMPILED_TREES": "0"}
+COMPILED = {"PERMAFROST_COMPILED_TREES": "1"}
+
+
+def ceiling(model: Path, stack: Path, device: str, *, compiled: bool = False) -> dict:
+    _, out = _py(_CEILING, str(model), str(stack), device,
+                 env=COMPILED if compiled else XGB_ONLY)
     return json.loads(out.strip().splitlines()[-1])
 
 
-def end_to_end(model: Path, stack: Path, out: Path, pixels: int, *extra: str) -> dict:
+def end_to_end(model: Path, stack: Path, out: Path, pixels: int, *extra: str,
+               env: dict | None = None) -> dict:
     args = ["predict", "--model", str(model), "--covariates", str(stack), "--out", str(out),
             "--json", *extra]
-    r, stdout = _py(_E2E, *args)
+    r, stdout = _py(_E2E, *args, env=env)
     bench = json.loads([ln for ln in r.stderr.splitlines() if ln.startswith("BENCH ")][-1][6:])
     res = json.loads(stdout[stdout.index("{"):])
     return {"pixels": pixels, "seconds": bench["seconds"],
             "pixels_per_s": pixels / bench["seconds"], "peak_rss_mb": bench["peak_rss_mb"],
+            "cpu_s_per_mpx": bench["cpu_seconds"] / pixels * 1e6,
+            "inference": res.get("inference", ""),
             "predict_seconds": res["predict_seconds"], "write_seconds": res["write_seconds"],
             "backend": res["backend"], "device": res["device"], "valid": res["valid"],
             "output_mb": out.stat().st_size / 2**20}
+
+
+def _pixels(path: Path) -> bytes:
+    with rasterio.open(path) as src:
+        return src.read().tobytes()
 
 
 def main(argv=None) -> dict:
@@ -188,6 +216,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeat", type=int, default=2,
                     help="runs of the ceiling and of the end-to-end CPU prediction (best kept)")
     ap.add_argument("--no-cluster", action="store_true", help="skip the 1 -> 2 worker runs")
+    ap.add_argument("--no-xgboost-end-to-end", action="store_true",
+                    help="skip the end-to-end runs with the compiled trees switched off")
     args = ap.parse_args(argv)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="pf-bench-predict-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -201,15 +231,22 @@ def main(argv=None) -> dict:
         chunk = ["--chunk", str(args.chunk)]
         # alternate the two measurements and keep the best of each: on a shared machine
         # the load of other jobs changes between runs
-        ceils, e2es = [], []
+        ceils, comps, e2es, e2xs = [], [], [], []
         for _ in range(args.repeat):
             ceils.append(ceiling(model, stack, "cpu"))
+            comps.append(ceiling(model, stack, "cpu", compiled=True))
             e2es.append(end_to_end(model, stack, work / "pzi.tif", pixels, "--device", "cpu",
-                                   *chunk))
-        ceil = max(ceils, key=lambda d: d["pixels_per_s"])
-        e2e = max(e2es, key=lambda d: d["pixels_per_s"])
-        ceil["all_pixels_per_s"] = [d["pixels_per_s"] for d in ceils]
-        e2e["all_pixels_per_s"] = [d["pixels_per_s"] for d in e2es]
+                                   *chunk, env=COMPILED))
+            if not args.no_xgboost_end_to_end:
+                e2xs.append(end_to_end(model, stack, work / "pzi_xgb.tif", pixels, "--device",
+                                       "cpu", *chunk, env=XGB_ONLY))
+        best = {}
+        for name, runs in (("ceil", ceils), ("comp", comps), ("e2e", e2es), ("e2x", e2xs)):
+            if runs:
+                best[name] = max(runs, key=lambda d: d["pixels_per_s"])
+                best[name]["all_pixels_per_s"] = [d["pixels_per_s"] for d in runs]
+                best[name]["all_cpu_s_per_mpx"] = [d["cpu_s_per_mpx"] for d in runs]
+        ceil, comp, e2e = best["ceil"], best["comp"], best["e2e"]
         doc = {
             "command": "uv run python benchmarks/predict.py " + " ".join(sys.argv[1:] if argv
                                                                          is None else argv),
@@ -219,9 +256,21 @@ def main(argv=None) -> dict:
             "chunk": args.chunk, "model": {"trees": args.trees, "depth": args.depth,
                                            "folds": args.folds},
             "stack_write_seconds": t_stack,
-            "ceiling_cpu": ceil, "end_to_end_cpu": e2e,
+            "ceiling_cpu": ceil, "compiled_cpu": comp,
+            "compiled_speedup_cpu_s": (min(ceil["all_cpu_s_per_mpx"])
+                                       / min(comp["all_cpu_s_per_mpx"])),
+            "compiled_speedup_wall": comp["pixels_per_s"] / ceil["pixels_per_s"],
+            "compiled_same_probabilities": comp["sha256"] == ceil["sha256"],
+            "end_to_end_cpu": e2e,
             "ratio_end_to_end_to_ceiling": e2e["pixels_per_s"] / ceil["pixels_per_s"],
         }
+        if "e2x" in best:
+            doc["end_to_end_cpu_xgboost"] = best["e2x"]
+            doc["end_to_end_speedup_cpu_s"] = (min(best["e2x"]["all_cpu_s_per_mpx"])
+                                               / min(e2e["all_cpu_s_per_mpx"]))
+            # the PZI_INFERENCE tag differs: compare the pixels' bytes
+            doc["end_to_end_same_pixels"] = _pixels(work / "pzi.tif") == _pixels(
+                work / "pzi_xgb.tif")
         if not args.no_cluster:
             w1 = end_to_end(model, stack, work / "pzi_w1.tif", pixels, "--device", "cpu",
                             "--workers", "1", *chunk)

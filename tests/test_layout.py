@@ -24,6 +24,9 @@ DEFERRED_OK = {
     # PEP 562 lazy public API: `import permafrost` loads neither XGBoost nor Dask
     "__init__.py",
     "__main__.py",
+    # its Numba kernels (the optional `fast` extra) are imported at first use, so that a
+    # missing Numba is a recorded fallback to XGBoost, not an import error
+    "compiled_trees.py",
 }
 
 

@@ -163,6 +163,23 @@ def test_pzi_matches_in_memory_prediction_pixel_for_pixel(model_dir, stack_dir, 
     assert not any(p.name.startswith(".pzi.tif.pfblocks") for p in tmp_path.iterdir()), \
         "the block cache is removed after success"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pzi.tif"]
+    assert tags["PZI_INFERENCE"] == res.inference  # opt-in compiled trees: off by default
+
+
+def test_compiled_trees_and_xgboost_give_the_same_pixels(model_dir, stack_dir, tmp_path,
+                                                          monkeypatch):
+    """The compiled trees (opt-in CPU path) and XGBoost's inplace_predict write the same
+    pixel bytes; the PZI_INFERENCE tag says which one computed them."""
+    pytest.importorskip("numba")
+    monkeypatch.setenv("PERMAFROST_COMPILED_TREES", "1")
+    a = predict_raster(model_dir, stack_dir, tmp_path / "a.tif", chunk=64, device="cpu")
+    monkeypatch.setenv("PERMAFROST_COMPILED_TREES", "0")
+    b = predict_raster(model_dir, stack_dir, tmp_path / "b.tif", chunk=64, device="cpu")
+    assert a.inference == "compiled (numba)"
+    assert b.inference == "xgboost inplace_predict (compiled trees switched off)"
+    with rasterio.open(tmp_path / "a.tif") as sa, rasterio.open(tmp_path / "b.tif") as sb:
+        assert sa.read().tobytes() == sb.read().tobytes()
+        assert sb.tags()["PZI_INFERENCE"] == b.inference
 
 
 def test_sample_region_matches_in_memory_prediction(sample_dir, model_dir, tmp_path):

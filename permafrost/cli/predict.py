@@ -126,6 +126,7 @@ def predict_cmd(
             if res.unseen_class else "")),
         ("nodata: masked", f"{res.masked:,}"),
         ("device / backend", f"{res.device} / {res.backend}"),
+        ("trees", res.inference or "-"),
         ("time", (f"{res.seconds:.1f} s ({res.pixels_per_second / 1e6:.2f} Mpx/s; predict "
                   f"{res.predict_seconds:.1f} s, write {res.write_seconds:.1f} s)")),
     ]

@@ -152,6 +152,8 @@ class PredictResult:
     #: of the missing pixels: those whose categorical covariate holds a class the model
     #: never saw in training (no PZI there; permafrost.categorical)
     unseen_class: int = 0
+    #: how the raw probabilities were computed (PZIModel.inference_path, tag PZI_INFERENCE)
+    inference: str = ""
 
     @property
     def pixels_per_second(self) -> float:
@@ -432,8 +434,9 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
                         "value, and the mask")
 
     # --- phase 2: stream the cache into COGs (threads of this process)
+    inference = str(getattr(pzi_model, "inference_path", "unknown"))
     tags = _provenance(model_sha, model_path, ds, features, cov_source, mask_info, dev,
-                       root=Path(out).resolve().parent)
+                       root=Path(out).resolve().parent, inference=inference)
     coords = {"y": ds["y"].values, "x": ds["x"].values}
     n_out = len(outputs) + (len(check.writes) if check is not None else 0)
     written = 0
@@ -489,7 +492,7 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
         masked=counts_total["masked"], unseen_class=counts_total["unseen_class"],
         blocks=n_blocks, blocks_reused=reused,
         seconds=t2 - t0, predict_seconds=t1 - t0, write_seconds=t2 - t1,
-        features=features, tags=tags,
+        features=features, tags=tags, inference=inference,
     )
 
 
@@ -585,7 +588,7 @@ def _versions() -> str:
 
 
 def _provenance(model_sha: str, model_path, ds, features, cov_source, mask_info, device,
-                root: Path | None = None) -> dict[str, str]:
+                root: Path | None = None, inference: str | None = None) -> dict[str, str]:
     """Dataset tags: deterministic (no time stamp, no backend), so reruns give equal bytes.
 
     Paths are relative to ``root`` (the output's directory, tag ``PZI_PATHS_RELATIVE_TO``)
@@ -602,5 +605,7 @@ def _provenance(model_sha: str, model_path, ds, features, cov_source, mask_info,
         "PZI_MASK": json.dumps(mask_tag, sort_keys=True) if mask_info else "none",
         "PZI_PATHS_RELATIVE_TO": "this file's directory" if root is not None else "as given",
         "PZI_DEVICE": device,
+        # how the trees were evaluated (permafrost.compiled_trees): equal values either way
+        **({"PZI_INFERENCE": inference} if inference else {}),
         "PZI_VERSIONS": _versions(),
     }
