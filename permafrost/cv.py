@@ -60,6 +60,7 @@ from scipy.optimize import curve_fit
 from scipy.spatial.distance import pdist
 
 from permafrost.errors import CRSError, DataError
+from permafrost.grid import read_cells
 
 __all__ = [
     "METRICS",
@@ -300,9 +301,7 @@ def covariate_ranges(covariates, names=None, *, n_cells: int = 2000, seed: int =
         take = min(ny * nx, 4 * int(n_cells))
         flat = rng.choice(ny * nx, take, replace=False)  # random order: any prefix is random
         rows, cols = flat // nx, flat % nx
-        data = da.data
-        vals = (np.asarray(data.vindex[rows, cols].compute()) if hasattr(data, "vindex")
-                else np.asarray(data)[rows, cols]).astype(np.float64)
+        vals = read_cells(da, rows, cols)  # block by block: memory flat in the grid's size
         ok = np.isfinite(vals)
         nod = da.rio.nodata if hasattr(da, "rio") else None
         if nod is not None and np.isfinite(nod):

@@ -52,6 +52,7 @@ import xarray as xr
 
 from permafrost.categorical import correlation_ratio, is_categorical
 from permafrost.checks import expects
+from permafrost.grid import read_cells
 
 __all__ = [
     "PROXY_THRESHOLD",
@@ -141,10 +142,13 @@ def covariate_dependence(ds: xr.Dataset, features: Sequence[str], *,
     """
     ny, nx = int(ds.sizes["y"]), int(ds.sizes["x"])
     step = max(1, math.ceil(math.sqrt(ny * nx / max(1, max_cells))))
-    sub = ds[list(features)].isel(y=slice(step // 2, None, step), x=slice(step // 2, None, step))
+    # the lattice's cells, read block by block (memory flat in the grid's size)
+    rr, cc = np.meshgrid(np.arange(step // 2, ny, step), np.arange(step // 2, nx, step),
+                         indexing="ij")
+    vals = read_cells(ds[list(features)], rr.ravel(), cc.ravel())
     cats = [str(f) for f in features if is_categorical(ds[f])]
     num = [str(f) for f in features if str(f) not in cats]
-    cols = {f: np.asarray(sub[f].values, dtype=np.float64).ravel() for f in features}
+    cols = {f: vals[:, j] for j, f in enumerate(features)}
     out = dependence_of_table(np.column_stack([cols[f] for f in num]) if num
                               else np.zeros((0, 0)), num)
     out["sample"] = f"every {step}th row and column of the covariate grid"
