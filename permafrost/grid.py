@@ -25,7 +25,13 @@ from affine import Affine
 from permafrost.checks import expects
 from permafrost.errors import CRSError
 
-__all__ = ["Grid", "grid_of", "grids_equal", "cells_at_points", "sample_at_points", "read_cells"]
+__all__ = ["Grid", "grid_of", "grids_equal", "cells_at_points", "sample_at_points", "read_cells",
+           "sample_subgrid", "SAMPLE_WINDOW", "SAMPLE_WINDOWS"]
+
+#: side [cells] of the windows a bounded sample of a grid is drawn from (:func:`sample_subgrid`)
+SAMPLE_WINDOW = 1024
+#: at most this many windows (16.8 Mpx): a grid of up to 4096 x 4096 cells is sampled whole
+SAMPLE_WINDOWS = 16
 
 
 @dataclass(frozen=True)
@@ -280,3 +286,49 @@ def read_cells(raster, row, col, *, batch_size: int = 100_000) -> np.ndarray:
                 for j, nm in enumerate(names):
                     vals[sel, j] = np.asarray(picked[nm].values, dtype=np.float64).reshape(-1)
     return vals if names is not None else vals[:, 0]
+
+
+def sample_subgrid(shape, *, window: int = SAMPLE_WINDOW, max_windows: int = SAMPLE_WINDOWS
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The rows and columns of a bounded, evenly spread part of a grid, to sample it from.
+
+    The grid is cut into windows of ``window`` x ``window`` cells; when there are more than
+    ``max_windows``, ``ky`` window rows and ``kx`` window columns (``ky kx <= max_windows``,
+    ``ky / kx`` as the grid's aspect, at least 2 each where the grid has them) are chosen evenly from first to last (rounded
+    ``linspace``), and the part is every cell of their crossings.  A grid of at most
+    ``max_windows`` windows is returned whole, so a sample drawn from the part is the sample
+    of the whole grid there.  The choice is a function of the shape alone (deterministic,
+    independent of Dask chunks), and the part spans the grid from edge to edge, so its
+    gradients (an elevation range, a climate trend) are sampled end to end.  Reading it costs
+    at most ``max_windows * window**2`` cells, whatever the grid's size (issue 24: the
+    samples of ``train`` read the whole stack).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(height, width)`` of the grid [cells].
+    window : int
+        Window side [cells].
+    max_windows : int
+        Most windows in the part [-].
+
+    Returns
+    -------
+    rows, cols : numpy.ndarray
+        Increasing row and column indices (int64); the part is their outer product.
+    """
+    ny, nx = int(shape[0]), int(shape[1])
+    nby, nbx = -(-ny // window), -(-nx // window)
+    if nby * nbx <= max_windows:
+        return np.arange(ny, dtype=np.int64), np.arange(nx, dtype=np.int64)
+    # at least two window rows and columns where there are (first and last: edge to edge)
+    ky = int(min(nby, max(2, round(np.sqrt(max_windows * nby / nbx)))))
+    kx = int(min(nbx, max(2, max_windows // ky)))
+    ky = int(min(nby, max(1, max_windows // kx)))
+
+    def lines(n_cells, n_blocks, k):
+        picked = np.unique(np.round(np.linspace(0, n_blocks - 1, k)).astype(np.int64))
+        return np.concatenate([np.arange(b * window, min(n_cells, (b + 1) * window))
+                               for b in picked]).astype(np.int64)
+
+    return lines(ny, nby, ky), lines(nx, nbx, kx)

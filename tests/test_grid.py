@@ -179,3 +179,18 @@ def test_read_cells_computes_only_the_blocks_holding_cells_one_at_a_time():
     # NumPy-backed: the same values; no cells: an empty table
     np.testing.assert_array_equal(read_cells(ds.compute(), rows, cols)[:, 1], 2 * full[rows, cols])
     assert read_cells(ds, [], []).shape == (0, 2)
+
+
+def test_sample_subgrid_is_whole_up_to_16_windows_then_bounded_and_spread():
+    from permafrost.grid import sample_subgrid
+
+    r, c = sample_subgrid((4096, 3000))  # 4 x 3 windows: the whole grid
+    assert r.tolist() == list(range(4096)) and c.tolist() == list(range(3000))
+    r, c = sample_subgrid((8192, 8192))  # 64 windows: 4 x 4 of them, first to last
+    assert len(r) * len(c) == 16 * 1024**2
+    assert r[0] == 0 and r[-1] == 8191 and c[0] == 0 and c[-1] == 8191
+    assert (np.diff(r) > 0).all() and set(r // 1024) == {0, 2, 5, 7}
+    r, c = sample_subgrid((1500, 40000))  # a strip: its 2 window rows, 8 window columns
+    assert set(r // 1024) == {0, 1} and len(set(c // 1024)) == 8 and c[-1] == 39999
+    r, c = sample_subgrid((10**6, 10**6))  # bounded whatever the size
+    assert len(r) * len(c) <= 16 * 1024**2
