@@ -11,7 +11,9 @@ the model.
 
 The dependence is measured on a regular sample of the whole covariate grid (the
 landscape the scenario map covers), not at the labels: the proxy relation that matters
-is the one the map is predicted on.  Two figures are kept:
+is the one the map is predicted on.  Beyond 4096 x 4096 cells the sample's lattice covers
+16 windows of 1024 x 1024 cells spread from edge to edge (:func:`permafrost.grid.
+sample_subgrid`), so ``train`` reads a bounded part of the stack, block by block.  Two figures are kept:
 
 * Spearman's rank correlation ρ between every pair (monotone, robust to units and
   skew; Spearman 1904);
