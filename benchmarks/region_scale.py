@@ -230,11 +230,17 @@ def measure(n: int, *, boreholes: int = 4000, keep: str | None = None, timeout: 
         rec = {"n": n, "mpx": n * n / 1e6, "build_s": time.perf_counter() - t0,
                "region": {k: v for k, v in region.items() if not isinstance(v, str)},
                "steps": {}}
+        print(f"\n{n} x {n} cells ({rec['mpx']:.1f} Mpx, 30 m), region built in "
+              f"{rec['build_s']:.0f} s\n{'step':<9} {'wall s':>8} {'CPU s':>8} {'CPU-s/Mpx':>10} "
+              f"{'peak RSS GB':>12}", flush=True)
         for name, argv in steps(tmp, extra=extra):
             r = run_step(argv, timeout=timeout)
             r["cpu_s_per_mpx"] = r["cpu_s"] / rec["mpx"]
             r["command"] = shlex.join(["permafrost"] + argv[3:])
             rec["steps"][name] = r
+            print(f"{name:<9} {r['wall_s']:8.1f} {r['cpu_s']:8.1f} {r['cpu_s_per_mpx']:10.3f} "
+                  f"{r['peak_rss_bytes'] / 1e9:12.2f}" + ("" if r["rc"] == 0 else
+                                                          f"  (exit {r['rc']})"), flush=True)
             if r["rc"] != 0:
                 print(f"{name} failed (exit {r['rc']}):\n{r['output_tail']}", file=sys.stderr)
                 break
@@ -268,12 +274,6 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.sizes:
         rec = measure(n, boreholes=args.boreholes, keep=args.keep, timeout=args.timeout, extra=extra)
         runs.append(rec)
-        print(f"\n{n} x {n} cells ({rec['mpx']:.1f} Mpx, 30 m), region built in {rec['build_s']:.0f} s")
-        print(f"{'step':<9} {'wall s':>8} {'CPU s':>8} {'CPU-s/Mpx':>10} {'peak RSS GB':>12}")
-        for name, s in rec["steps"].items():
-            print(f"{name:<9} {s['wall_s']:8.1f} {s['cpu_s']:8.1f} {s['cpu_s_per_mpx']:10.3f} "
-                  f"{s['peak_rss_bytes'] / 1e9:12.2f}" + ("" if s["rc"] == 0 else f"  (exit {s['rc']})"))
-        sys.stdout.flush()
     last = runs[-1]
     proj = projection(last) if all(s["rc"] == 0 for s in last["steps"].values()) else {}
     if proj:
