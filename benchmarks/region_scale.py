@@ -221,7 +221,7 @@ def run_step(argv: list[str], *, timeout: float | None = None) -> dict:
 
 
 def measure(n: int, *, boreholes: int = 4000, keep: str | None = None, timeout: float | None = None,
-            extra: dict[str, list[str]] | None = None) -> dict:
+            extra: dict[str, list[str]] | None = None, only: list[str] | None = None) -> dict:
     """Build the region of ``n`` x ``n`` cells and run the steps; the figures of each step."""
     tmp = Path(keep) / f"region_{n}" if keep else Path(tempfile.mkdtemp(prefix=f"region{n}_"))
     try:
@@ -234,6 +234,8 @@ def measure(n: int, *, boreholes: int = 4000, keep: str | None = None, timeout: 
               f"{rec['build_s']:.0f} s\n{'step':<9} {'wall s':>8} {'CPU s':>8} {'CPU-s/Mpx':>10} "
               f"{'peak RSS GB':>12}", flush=True)
         for name, argv in steps(tmp, extra=extra):
+            if only and name not in only:
+                continue
             r = run_step(argv, timeout=timeout)
             r["cpu_s_per_mpx"] = r["cpu_s"] / rec["mpx"]
             r["command"] = shlex.join(["permafrost"] + argv[3:])
@@ -266,16 +268,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", help="build the regions under this folder and keep them")
     ap.add_argument("--timeout", type=float, help="seconds per step")
     ap.add_argument("--json", help="write the figures to this JSON file")
+    ap.add_argument("--steps", default="labels,train,predict,stats",
+                    help="steps to run, in chain order (e.g. labels,train)")
     for s in ("labels", "train", "predict", "stats"):
         ap.add_argument(f"--{s}-args", default="", help=f"extra options of `permafrost {s}`")
     args = ap.parse_args(argv)
     extra = {s: shlex.split(getattr(args, f"{s}_args")) for s in ("labels", "train", "predict", "stats")}
     runs = []
     for n in args.sizes:
-        rec = measure(n, boreholes=args.boreholes, keep=args.keep, timeout=args.timeout, extra=extra)
+        rec = measure(n, boreholes=args.boreholes, keep=args.keep, timeout=args.timeout, extra=extra,
+                      only=args.steps.split(","))
         runs.append(rec)
     last = runs[-1]
-    proj = projection(last) if all(s["rc"] == 0 for s in last["steps"].values()) else {}
+    proj = (projection(last) if all(s["rc"] == 0 for s in last["steps"].values())
+            and "predict" in last["steps"] else {})
     if proj:
         print(f"\nprojection for {PLATEAU_CELLS:.1e} cells on {CORES} cores, from {last['n']}²: "
               + ", ".join(f"{k} {v:.1f} h" for k, v in proj.items()))
