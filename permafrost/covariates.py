@@ -267,6 +267,10 @@ def _pisr_lut(lat_range, elev_range, *, transmissivity, day_step, time_step_h,
                                    fill_value=None)
 
 
+#: points per call of PISR's table interpolation (bounds its temporaries to a few MB)
+_PISR_SLICE = 1 << 16
+
+
 def pisr_da(dem: xr.DataArray, *, transmissivity: float | None = 0.7, shading: bool = False,
             shading_distance_m: float = 3000.0, n_directions: int = 16, day_step: int = 5,
             time_step_h: float = 0.25, name: str = "pisr") -> xr.DataArray:
@@ -296,7 +300,13 @@ def pisr_da(dem: xr.DataArray, *, transmissivity: float | None = 0.7, shading: b
             pts = np.stack([lb.ravel(), zb.ravel(), sb.ravel(), a.ravel()], axis=-1)
             ok = np.all(np.isfinite(pts), axis=1)
             out = np.full(zb.size, np.nan)
-            out[ok] = lut(pts[ok])
+            idx = np.flatnonzero(ok)
+            # in slices: the 4-D interpolation's temporaries are ~30 arrays of its points,
+            # so a whole block would cost ~30 x its size (issue 24, flat memory); pointwise,
+            # so the values do not depend on the slicing
+            for i in range(0, len(idx), _PISR_SLICE):
+                sel = idx[i:i + _PISR_SLICE]
+                out[sel] = lut(pts[sel])
             return out.reshape(zb.shape)
 
         out = da.map_blocks(block, z, slp, asp, lat_full, dtype=np.float64)

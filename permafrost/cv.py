@@ -60,6 +60,7 @@ from scipy.optimize import curve_fit
 from scipy.spatial.distance import pdist
 
 from permafrost.errors import CRSError, DataError
+from permafrost.grid import read_cells, sample_subgrid
 
 __all__ = [
     "METRICS",
@@ -256,7 +257,9 @@ def covariate_ranges(covariates, names=None, *, n_cells: int = 2000, seed: int =
     """Range of spatial autocorrelation of each covariate, and their median (``blockCV``).
 
     For each numeric covariate, ``n_cells`` valid cells are drawn at random (seeded; a
-    bounded sample, as ``blockCV``'s ``cv_spatial_autocor`` samples its rasters), their
+    bounded sample, as ``blockCV``'s ``cv_spatial_autocor`` samples its rasters; on a grid
+    of more than 16 windows of 1024 x 1024 cells, from 16 windows spread over it,
+    :func:`permafrost.grid.sample_subgrid`, read block by block), their
     centres put in the metric frame (:func:`metric_xy`) and :func:`variogram_range` fitted
     to their values.  Categorical covariates (``attrs["kind"] == "categorical"``) are
     skipped: a class code has no variogram.  The summary is the median of the ranges that
@@ -296,13 +299,13 @@ def covariate_ranges(covariates, names=None, *, n_cells: int = 2000, seed: int =
         if str(da.attrs.get("kind", "")).lower() == "categorical":
             skipped.append(name)
             continue
-        ny, nx = da.shape[-2], da.shape[-1]
+        # drawn from a bounded part of the grid (the whole grid up to 4096 x 4096 cells)
+        part_rows, part_cols = sample_subgrid(da.shape[-2:])
+        ny, nx = len(part_rows), len(part_cols)
         take = min(ny * nx, 4 * int(n_cells))
         flat = rng.choice(ny * nx, take, replace=False)  # random order: any prefix is random
-        rows, cols = flat // nx, flat % nx
-        data = da.data
-        vals = (np.asarray(data.vindex[rows, cols].compute()) if hasattr(data, "vindex")
-                else np.asarray(data)[rows, cols]).astype(np.float64)
+        rows, cols = part_rows[flat // nx], part_cols[flat % nx]
+        vals = read_cells(da, rows, cols)  # block by block: memory flat in the grid's size
         ok = np.isfinite(vals)
         nod = da.rio.nodata if hasattr(da, "rio") else None
         if nod is not None and np.isfinite(nod):

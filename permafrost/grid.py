@@ -25,7 +25,13 @@ from affine import Affine
 from permafrost.checks import expects
 from permafrost.errors import CRSError
 
-__all__ = ["Grid", "grid_of", "grids_equal", "cells_at_points", "sample_at_points"]
+__all__ = ["Grid", "grid_of", "grids_equal", "cells_at_points", "sample_at_points", "read_cells",
+           "sample_subgrid", "SAMPLE_WINDOW", "SAMPLE_WINDOWS"]
+
+#: side [cells] of the windows a bounded sample of a grid is drawn from (:func:`sample_subgrid`)
+SAMPLE_WINDOW = 1024
+#: at most this many windows (16.8 Mpx): a grid of up to 4096 x 4096 cells is sampled whole
+SAMPLE_WINDOWS = 16
 
 
 @dataclass(frozen=True)
@@ -204,16 +210,125 @@ def sample_at_points(raster, x, y, *, crs, batch_size: int = 100_000
     vals = np.full((len(row), len(arrays)), np.nan)
     idx = np.flatnonzero(inside)
     if len(idx):
-        ydim, xdim = raster.rio.y_dim, raster.rio.x_dim
-        for start in range(0, len(idx), batch_size):
-            sel = idx[start:start + batch_size]
-            picked = raster.isel({ydim: xr.DataArray(row[sel], dims="_pt"),
-                                  xdim: xr.DataArray(col[sel], dims="_pt")}).compute()
-            for j, arr in enumerate(arrays):
-                got = picked[arr.name] if isinstance(picked, xr.Dataset) else picked
-                vals[sel, j] = np.asarray(got.values, dtype=np.float64).reshape(-1)
+        got = read_cells(raster, row[idx], col[idx], batch_size=batch_size)
+        vals[idx] = got.reshape(len(idx), len(arrays))
     for j, arr in enumerate(arrays):
         nodata = arr.rio.nodata
         if nodata is not None and not np.isnan(nodata):
             vals[vals[:, j] == nodata, j] = np.nan
     return (vals if isinstance(raster, xr.Dataset) else vals[:, 0]), inside
+
+
+def _chunk_edges(raster, dim: str, size: int) -> np.ndarray:
+    """Start of each Dask chunk along ``dim`` and the end (one block for NumPy)."""
+    try:
+        sizes = raster.chunksizes.get(dim)
+    except ValueError:  # variables of a Dataset chunked differently: the first one's
+        first = next(iter(raster.data_vars.values()))
+        sizes = first.chunksizes.get(dim)
+    if not sizes:
+        return np.array([0, size])
+    return np.concatenate([[0], np.cumsum(sizes)])
+
+
+@expects(raster="xarray")
+def read_cells(raster, row, col, *, batch_size: int = 100_000) -> np.ndarray:
+    """Values of a raster (or of every variable of a stack) at cells (row, column), read
+    one Dask block at a time.
+
+    The cells are grouped by the block (chunk) that holds them and each block is computed
+    on its own, in row-major block order: only blocks that hold a cell are read or derived,
+    and at most one block (with the halo its derived covariates need) is in memory at a
+    time, however large the raster.  Peak memory therefore depends on the chunk size, not
+    on the raster's size (issue 24: ``train`` read the whole stack at once). A NumPy-backed
+    raster is indexed directly.  The values are those of ``raster.values[..., row, col]``.
+
+    Parameters
+    ----------
+    raster : xarray.DataArray or xarray.Dataset
+        A 2-D raster (or a stack of them on one grid), optionally with a leading dimension
+        of size 1, with ``rio`` x and y dimensions.
+    row, col : array-like of int
+        Cells on the grid (``0 <= row < height``, ``0 <= col < width``).
+    batch_size : int
+        Cells read per compute within a block [-].
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape ``(n,)`` for a DataArray or ``(n, n_variables)`` for a Dataset.
+    """
+    row = np.asarray(row, dtype=np.int64).reshape(-1)
+    col = np.asarray(col, dtype=np.int64).reshape(-1)
+    names = list(raster.data_vars) if isinstance(raster, xr.Dataset) else None
+    vals = np.full((len(row), len(names) if names is not None else 1), np.nan)
+    if not len(row):
+        return vals if names is not None else vals[:, 0]
+    ydim, xdim = raster.rio.y_dim, raster.rio.x_dim
+    ye = _chunk_edges(raster, ydim, raster.sizes[ydim])
+    xe = _chunk_edges(raster, xdim, raster.sizes[xdim])
+    rb = np.searchsorted(ye, row, side="right") - 1
+    cb = np.searchsorted(xe, col, side="right") - 1
+    key = rb * (len(xe) - 1) + cb
+    order = np.argsort(key, kind="stable")
+    bounds = np.flatnonzero(np.diff(key[order])) + 1
+    for grp in np.split(order, bounds):
+        r0, c0 = ye[rb[grp[0]]], xe[cb[grp[0]]]
+        block = raster.isel({ydim: slice(r0, ye[rb[grp[0]] + 1]),
+                             xdim: slice(c0, xe[cb[grp[0]] + 1])})
+        for start in range(0, len(grp), batch_size):
+            sel = grp[start:start + batch_size]
+            picked = block.isel({ydim: xr.DataArray(row[sel] - r0, dims="_pt"),
+                                 xdim: xr.DataArray(col[sel] - c0, dims="_pt")}).compute()
+            if names is None:
+                vals[sel, 0] = np.asarray(picked.values, dtype=np.float64).reshape(-1)
+            else:
+                for j, nm in enumerate(names):
+                    vals[sel, j] = np.asarray(picked[nm].values, dtype=np.float64).reshape(-1)
+    return vals if names is not None else vals[:, 0]
+
+
+def sample_subgrid(shape, *, window: int = SAMPLE_WINDOW, max_windows: int = SAMPLE_WINDOWS
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The rows and columns of a bounded, evenly spread part of a grid, to sample it from.
+
+    The grid is cut into windows of ``window`` x ``window`` cells; when there are more than
+    ``max_windows``, ``ky`` window rows and ``kx`` window columns (``ky kx <= max_windows``,
+    ``ky / kx`` as the grid's aspect, at least 2 each where the grid has them) are chosen evenly from first to last (rounded
+    ``linspace``), and the part is every cell of their crossings.  A grid of at most
+    ``max_windows`` windows is returned whole, so a sample drawn from the part is the sample
+    of the whole grid there.  The choice is a function of the shape alone (deterministic,
+    independent of Dask chunks), and the part spans the grid from edge to edge, so its
+    gradients (an elevation range, a climate trend) are sampled end to end.  Reading it costs
+    at most ``max_windows * window**2`` cells, whatever the grid's size (issue 24: the
+    samples of ``train`` read the whole stack).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(height, width)`` of the grid [cells].
+    window : int
+        Window side [cells].
+    max_windows : int
+        Most windows in the part [-].
+
+    Returns
+    -------
+    rows, cols : numpy.ndarray
+        Increasing row and column indices (int64); the part is their outer product.
+    """
+    ny, nx = int(shape[0]), int(shape[1])
+    nby, nbx = -(-ny // window), -(-nx // window)
+    if nby * nbx <= max_windows:
+        return np.arange(ny, dtype=np.int64), np.arange(nx, dtype=np.int64)
+    # at least two window rows and columns where there are (first and last: edge to edge)
+    ky = int(min(nby, max(2, round(np.sqrt(max_windows * nby / nbx)))))
+    kx = int(min(nbx, max(2, max_windows // ky)))
+    ky = int(min(nby, max(1, max_windows // kx)))
+
+    def lines(n_cells, n_blocks, k):
+        picked = np.unique(np.round(np.linspace(0, n_blocks - 1, k)).astype(np.int64))
+        return np.concatenate([np.arange(b * window, min(n_cells, (b + 1) * window))
+                               for b in picked]).astype(np.int64)
+
+    return lines(ny, nby, ky), lines(nx, nbx, kx)

@@ -11,7 +11,14 @@ from affine import Affine
 
 from permafrost.cv import block_boxes, block_index, metric_crs, metric_xy
 from permafrost.errors import CRSError
-from permafrost.grid import Grid, cells_at_points, grid_of, grids_equal, sample_at_points
+from permafrost.grid import (
+    Grid,
+    cells_at_points,
+    grid_of,
+    grids_equal,
+    read_cells,
+    sample_at_points,
+)
 
 from factories import da_on_grid
 
@@ -133,3 +140,57 @@ def test_block_boxes_are_the_blocks_of_block_index():
     for px, py, box in zip(x, y, boxes, strict=True):
         minx, miny, maxx, maxy = box.bounds
         assert minx <= px < maxx and miny <= py < maxy and maxx - minx == 500.0
+
+
+def test_read_cells_computes_only_the_blocks_holding_cells_one_at_a_time():
+    """issue 24: the stack is read at the labels block by block, never whole."""
+    import threading
+
+    import dask.array as dsa
+
+    ny, nx, ch = 40, 60, 10
+    full = np.arange(ny * nx, dtype="float64").reshape(ny, nx)
+    seen, live, peak = [], [0], [0]
+    lock = threading.Lock()
+
+    def block(x, block_info=None):
+        (r0, _), (c0, _) = block_info[None]["array-location"]
+        with lock:
+            seen.append((r0 // ch, c0 // ch))
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+        out = full[r0:r0 + x.shape[0], c0:c0 + x.shape[1]].copy()
+        with lock:
+            live[0] -= 1
+        return out
+
+    lazy = dsa.zeros((ny, nx), chunks=ch).map_blocks(block, dtype="float64")
+    da = da_on_grid(np.zeros((ny, nx), "float32"), T, UTM).copy(data=lazy)
+    ds = xr.Dataset({"a": da, "b": da * 2}).rio.write_crs(UTM)
+    rows = np.array([3, 35, 4, 12, 39, 0])
+    cols = np.array([5, 59, 6, 48, 0, 11])
+    v = read_cells(ds, rows, cols)
+    np.testing.assert_array_equal(v[:, 0], full[rows, cols])
+    np.testing.assert_array_equal(v[:, 1], 2 * full[rows, cols])
+    # five blocks hold the six cells (two share block (0, 0)); the other 19 are never made
+    assert sorted(set(seen)) == [(0, 0), (0, 1), (1, 4), (3, 0), (3, 5)]
+    assert peak[0] == 1  # one block in memory at a time
+    np.testing.assert_array_equal(read_cells(ds["a"], rows, cols), full[rows, cols])
+    # NumPy-backed: the same values; no cells: an empty table
+    np.testing.assert_array_equal(read_cells(ds.compute(), rows, cols)[:, 1], 2 * full[rows, cols])
+    assert read_cells(ds, [], []).shape == (0, 2)
+
+
+def test_sample_subgrid_is_whole_up_to_16_windows_then_bounded_and_spread():
+    from permafrost.grid import sample_subgrid
+
+    r, c = sample_subgrid((4096, 3000))  # 4 x 3 windows: the whole grid
+    assert r.tolist() == list(range(4096)) and c.tolist() == list(range(3000))
+    r, c = sample_subgrid((8192, 8192))  # 64 windows: 4 x 4 of them, first to last
+    assert len(r) * len(c) == 16 * 1024**2
+    assert r[0] == 0 and r[-1] == 8191 and c[0] == 0 and c[-1] == 8191
+    assert (np.diff(r) > 0).all() and set(r // 1024) == {0, 2, 5, 7}
+    r, c = sample_subgrid((1500, 40000))  # a strip: its 2 window rows, 8 window columns
+    assert set(r // 1024) == {0, 1} and len(set(c // 1024)) == 8 and c[-1] == 39999
+    r, c = sample_subgrid((10**6, 10**6))  # bounded whatever the size
+    assert len(r) * len(c) <= 16 * 1024**2

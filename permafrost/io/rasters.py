@@ -56,8 +56,11 @@ __all__ = [
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".nc", ".img")
 
-#: GDAL block cache in MB; GDAL's default (5 % of RAM) inflates peak memory
-DEFAULT_GDAL_CACHEMAX_MB = 256
+#: GDAL block cache in MB; GDAL's default (5 % of RAM) inflates peak memory, and every
+#: command reads block by block (a 1024² float32 block is 4 MB a file: 64 MB holds a block and
+#: its neighbours of several files); at 256 MB the cache alone grew train's peak by ~0.45 GB
+#: from 16 to 64 Mpx (issue 24)
+DEFAULT_GDAL_CACHEMAX_MB = 64
 
 
 _LIBTIFF_QUIET = False
