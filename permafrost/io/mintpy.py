@@ -155,6 +155,10 @@ def find_track_files(source: str | os.PathLike, *, name: str | None = None) -> T
     if not p.exists():
         raise InputFileError("track folder or file not found", path=p, fix="check the path")
     if p.is_file():
+        if not h5py.is_hdf5(p):
+            raise InputFileError("not a MintPy HDF5 file (a track is a MintPy folder, its geo/ "
+                                 "folder or its velocity .h5)", path=p,
+                                 fix="give the MintPy folder or its velocity.h5")
         folder, velocity = p.parent, p
     else:
         folder = p

@@ -144,8 +144,10 @@ FOLDER_FOR_FILE = {
     "dem": ({"data_samples/covariates/dem.tif\"": "data_samples/covariates\""}, "inputs.dem"),
     "inventory": ({"data_samples/inventory/rock_glaciers.gpkg\"": "data_samples/inventory\""},
                   "inputs.inventories[0]"),
-    "track_is_a_file": ({"data_samples/insar/asc\"": "data_samples/insar/asc/velocity.h5\""},
-                        "inputs.tracks[0]"),
+    # a track may be a MintPy folder or its velocity file (geocode.py's geo_velocity.h5 too),
+    # not a raster of another kind
+    "track_is_a_raster": ({"data_samples/insar/asc\"": "data_samples/covariates/dem.tif\""},
+                          "inputs.tracks[0]"),
     "same_track_twice": ({"data_samples/insar/desc\"": "data_samples/insar/asc\""},
                          "inputs.tracks[1]"),
 }
