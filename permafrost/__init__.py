@@ -38,6 +38,21 @@ def _c_case_mapping() -> None:
 
 _c_case_mapping()
 
+
+def _interrupted(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is a KeyboardInterrupt or has one in its cause/context chain (not a
+    SystemExit: an exit already decided, e.g. by an inner start-up guard)."""
+    if isinstance(exc, SystemExit):
+        return False
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 try:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -57,11 +72,14 @@ try:
         __version__ = version("permafrost")
     except PackageNotFoundError:  # pragma: no cover - source tree without install
         __version__ = "0.0.0+unknown"
-except KeyboardInterrupt:
+except BaseException as _exc:
     # Ctrl-C while the command-line app starts (``permafrost ...`` or ``python -m
-    # permafrost``): one line and exit code 130, as mid-run, not a traceback
+    # permafrost``): one line and exit code 130, as mid-run, not a traceback.  Python may
+    # wrap the KeyboardInterrupt (a class body's ``__set_name__`` turns it into the cause of a
+    # RuntimeError), so the chain is searched
     _argv = getattr(_sys, "orig_argv", [])
-    if not ("permafrost" in _argv[1:3] and "-m" in _argv[1:3]
+    if not _interrupted(_exc) or not (
+            "permafrost" in _argv[1:3] and "-m" in _argv[1:3]
             or _sys.argv and _sys.argv[0].rsplit("/", 1)[-1] == "permafrost"):
         raise
     _sys.stderr.write("Interrupted during start-up; nothing was written.\n")

@@ -5,6 +5,8 @@ Each command is a module of this package that registers itself on :data:`app`.
 
 import sys
 
+from permafrost import _interrupted as _is_interrupt
+
 
 def _interrupted() -> None:
     """Ctrl-C before a command runs: one line and exit code 130, as mid-run (no traceback)."""
@@ -27,7 +29,9 @@ try:
         validate,  # noqa: F401,E402
     )
     from permafrost.cli._app import app
-except KeyboardInterrupt:
+except BaseException as _exc:  # a Ctrl-C, possibly wrapped (RuntimeError from __set_name__)
+    if not _is_interrupt(_exc):
+        raise
     _interrupted()
 
 __all__ = ["app", "main"]

@@ -10,8 +10,8 @@ the path and the fix, no traceback, the older output unchanged, no temporary fil
 from __future__ import annotations
 
 import os
-import shutil
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -192,3 +192,28 @@ def test_ctrl_c_during_start_up(delay, tmp_path):
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert proc.returncode == 130, f"exit {proc.returncode}: {err[-3000:]}"
     assert len(lines) == 1 and "Interrupted" in lines[0], err
+
+
+def test_a_wrapped_ctrl_c_is_recognised():
+    """Python turns a KeyboardInterrupt raised in a class body's ``__set_name__`` (during the
+    imports of start-up) into the cause of a RuntimeError; start-up must still see a Ctrl-C
+    (one line, exit 130), and nothing else."""
+    from permafrost import _interrupted
+
+    class Hook:
+        def __set_name__(self, owner, name):
+            raise KeyboardInterrupt
+
+    with pytest.raises(RuntimeError) as info:
+        type("Owner", (), {"hook": Hook()})
+    assert _interrupted(info.value)
+    assert not _interrupted(RuntimeError("no interrupt"))
+    # an exit an inner start-up guard already decided (it printed its one line) is no new
+    # interrupt, though a KeyboardInterrupt is its context
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise SystemExit(130)
+    except SystemExit as e:
+        assert isinstance(e.__context__, KeyboardInterrupt) and not _interrupted(e)
