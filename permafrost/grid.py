@@ -25,7 +25,7 @@ from affine import Affine
 from permafrost.checks import expects
 from permafrost.errors import CRSError
 
-__all__ = ["Grid", "grid_of", "grids_equal", "cells_at_points", "sample_at_points", "read_cells",
+__all__ = ["Grid", "Lattice", "grid_of", "grids_equal", "cells_at_points", "sample_at_points", "read_cells",
            "sample_subgrid", "SAMPLE_WINDOW", "SAMPLE_WINDOWS"]
 
 #: side [cells] of the windows a bounded sample of a grid is drawn from (:func:`sample_subgrid`)
@@ -332,3 +332,41 @@ def sample_subgrid(shape, *, window: int = SAMPLE_WINDOW, max_windows: int = SAM
                                for b in picked]).astype(np.int64)
 
     return lines(ny, nby, ky), lines(nx, nbx, kx)
+
+
+class Lattice:
+    """Control points every ``sx`` by ``sy`` CRS units, anchored at the CRS origin (node
+    ``(i, j)`` at ``x = i sx``, ``y = j sy``), covering the positions ``xs`` (along a row) and
+    ``ys`` (along a column); :meth:`interpolate` is bilinear between them.
+
+    For quantities that vary smoothly over a projected grid (the projection's Jacobian,
+    :func:`permafrost.terrain.ground_jacobian`; its areal scale,
+    :func:`permafrost.area.cell_areas`): computed at the nodes, interpolated at the cells.
+    Because the nodes do not depend on which part of a grid is asked for, and the weights
+    ``t = u - floor(u)`` (``u = x / sx``) neither, a cell gets the same bits in any block
+    (chunks, halos, row stripes).
+    """
+
+    def __init__(self, xs, ys, sx: float, sy: float) -> None:
+        xs = np.concatenate([np.ravel(a) for a in xs]) if isinstance(xs, (list, tuple)) else xs
+        ys = np.concatenate([np.ravel(a) for a in ys]) if isinstance(ys, (list, tuple)) else ys
+        self.sx, self.sy = float(sx), float(sy)
+        ux, uy = np.asarray(xs) / self.sx, np.asarray(ys) / self.sy
+        self.kx0, self.ky0 = int(np.floor(ux.min())), int(np.floor(uy.min()))
+        #: node coordinates [CRS units]
+        self.x = (self.kx0 + np.arange(int(np.floor(ux.max())) - self.kx0 + 2)) * self.sx
+        self.y = (self.ky0 + np.arange(int(np.floor(uy.max())) - self.ky0 + 2)) * self.sy
+
+    def _weights(self, pos, spacing: float, k0: int):
+        u = np.asarray(pos, dtype="float64") / spacing
+        i = np.floor(u)
+        return i.astype(np.int64) - k0, u - i
+
+    def interpolate(self, nodes: np.ndarray, xs, ys) -> np.ndarray:
+        """``nodes`` (``(..., len(self.y), len(self.x))``) at the positions ``ys`` x ``xs``:
+        shape ``(..., len(ys), len(xs))``, separably (along the rows on the few node columns,
+        then along the columns: two full-size temporaries, not eight)."""
+        ix, tx = self._weights(xs, self.sx, self.kx0)
+        iy, ty = self._weights(ys, self.sy, self.ky0)
+        by_row = nodes[..., iy, :] * (1.0 - ty)[:, None] + nodes[..., iy + 1, :] * ty[:, None]
+        return by_row[..., ix] * (1.0 - tx) + by_row[..., ix + 1] * tx

@@ -53,6 +53,7 @@ from pyproj import CRS, Transformer
 from scipy import ndimage
 
 from permafrost.errors import DataError
+from permafrost.grid import Lattice
 
 __all__ = [
     "WGS84_A",
@@ -263,15 +264,6 @@ JACOBIAN_STEP = 32  # cells between the control points of ground_jacobian
 _JACOBIAN_DELTA_M = 1.0  # ground offset [m] of the central differences in ground_jacobian
 
 
-def _bilinear_weights(pos: np.ndarray, spacing: float):
-    """Bracketing node indices and weights of positions on nodes ``k * spacing`` (k integer,
-    ``k0`` the first): returns ``(k0, i, t)`` with nodes ``k0 + i`` and ``k0 + i + 1``."""
-    u = pos / spacing
-    k0 = int(np.floor(np.min(u)))
-    i = np.floor(u).astype(np.int64) - k0
-    return k0, i, u - np.floor(u)
-
-
 def ground_jacobian(crs, transform: Affine, shape: tuple[int, int], *,
                     step: int = JACOBIAN_STEP) -> np.ndarray:
     """Local Jacobian of a projected grid: grid units per metre towards true east and north.
@@ -324,12 +316,8 @@ def ground_jacobian(crs, transform: Affine, shape: tuple[int, int], *,
     h, w = shape
     xc = transform.c + (np.arange(w) + 0.5) * transform.a
     yc = transform.f + (np.arange(h) + 0.5) * transform.e
-    sx, sy = step * abs(transform.a), step * abs(transform.e)
-    kx0, ix, tx = _bilinear_weights(xc, sx)
-    ky0, iy, ty = _bilinear_weights(yc, sy)
-    nodes_x = (kx0 + np.arange(int(ix.max()) + 2)) * sx
-    nodes_y = (ky0 + np.arange(int(iy.max()) + 2)) * sy
-    xx, yy = np.meshgrid(nodes_x, nodes_y)
+    lattice = Lattice(xc, yc, step * abs(transform.a), step * abs(transform.e))
+    xx, yy = np.meshgrid(lattice.x, lattice.y)
     geod = crs.geodetic_crs
     to_ll = Transformer.from_crs(crs, geod, always_xy=True)
     to_xy = Transformer.from_crs(geod, crs, always_xy=True)
@@ -354,10 +342,7 @@ def ground_jacobian(crs, transform: Affine, shape: tuple[int, int], *,
         raise DataError("the projection's local scale is undefined on the grid (a pole or "
                         "beyond the projection's domain)", field="crs",
                         fix="use a CRS defined over the whole grid")
-    # bilinear interpolation between the control points, separably: along the rows on the
-    # few node columns, then along the columns (two full-size temporaries, not eight)
-    by_row = nodes[:, :, iy, :] * (1.0 - ty)[:, None] + nodes[:, :, iy + 1, :] * ty[:, None]
-    return by_row[..., ix] * (1.0 - tx) + by_row[..., ix + 1] * tx
+    return lattice.interpolate(nodes, xc, yc)  # bilinear between the control points
 
 
 def to_ground(grad_x, grad_y, jacobian):

@@ -28,7 +28,7 @@ import pyproj
 
 from permafrost.checks import expects
 from permafrost.errors import CRSError
-from permafrost.grid import Grid
+from permafrost.grid import Grid, Lattice
 
 __all__ = [
     "authalic_q",
@@ -212,11 +212,8 @@ def cell_areas(grid: Grid, rows: slice | None = None, cols: slice | None = None
              for du in (0.5 - _GL, 0.5 + _GL)]
     pts_y = [t.f + t.e * (np.arange(r0, r1, dtype="float64") + dv)
              for dv in (0.5 - _GL, 0.5 + _GL)]
-    kx0 = int(np.floor(min(p.min() for p in pts_x) / sx))
-    ky0 = int(np.floor(min(p.min() for p in pts_y) / sy))
-    nx = int(np.floor(max(p.max() for p in pts_x) / sx)) - kx0 + 2
-    ny = int(np.floor(max(p.max() for p in pts_y) / sy)) - ky0 + 2
-    xx, yy = np.meshgrid((kx0 + np.arange(nx)) * sx, (ky0 + np.arange(ny)) * sy)
+    lattice = Lattice(pts_x, pts_y, sx, sy)
+    xx, yy = np.meshgrid(lattice.x, lattice.y)
     lon, lat = to_geo.transform(xx.ravel(), yy.ravel())
     fac = proj.get_factors(lon, lat, errcheck=False)
     nodes = 1.0 / np.asarray(fac.areal_scale, dtype="float64").reshape(xx.shape)
@@ -226,13 +223,6 @@ def cell_areas(grid: Grid, rows: slice | None = None, cols: slice | None = None
                        fix="use a CRS defined over the whole grid")
     inv = np.zeros((r1 - r0, c1 - c0))
     for py in pts_y:
-        uy = py / sy - ky0
-        iy = np.floor(uy).astype(np.int64)
-        ty = (uy - iy)[:, None]
-        by_row = nodes[iy] * (1.0 - ty) + nodes[iy + 1] * ty  # (rows, node columns)
         for px in pts_x:
-            ux = px / sx - kx0
-            ix = np.floor(ux).astype(np.int64)
-            tx = ux - ix
-            inv += 0.25 * (by_row[:, ix] * (1.0 - tx) + by_row[:, ix + 1] * tx)
+            inv += 0.25 * lattice.interpolate(nodes, px, py)
     return abs(t.a * t.e) * unit * unit * inv
