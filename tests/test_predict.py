@@ -149,6 +149,7 @@ def test_pzi_matches_in_memory_prediction_pixel_for_pixel(model_dir, stack_dir, 
     assert valid, errors
     with rasterio.open(out) as src:
         assert src.dtypes[0] == "float32" and np.isnan(src.nodata)
+        assert src.units == ("1",)  # a probability: dimensionless (GDAL's band unit type)
         tags = src.tags()
     assert tags["PZI_FEATURES"] == ",".join(FEATURES)
     assert tags["PZI_DEVICE"] == "cpu"
@@ -163,7 +164,7 @@ def test_pzi_matches_in_memory_prediction_pixel_for_pixel(model_dir, stack_dir, 
     assert not any(p.name.startswith(".pzi.tif.pfblocks") for p in tmp_path.iterdir()), \
         "the block cache is removed after success"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pzi.tif"]
-    assert tags["PZI_INFERENCE"] == res.inference  # opt-in compiled trees: off by default
+    assert tags["PZI_INFERENCE"] == res.inference  # compiled trees, or XGBoost and why
 
 
 def test_compiled_trees_and_xgboost_give_the_same_pixels(model_dir, stack_dir, tmp_path,

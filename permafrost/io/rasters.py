@@ -676,6 +676,7 @@ def write_cog(
     description: str | None = None,
     tags: Mapping[str, object] | None = None,
     dtype: str | None = None,
+    units: str | None = None,
     lock: object | bool | None = None,
     overview_resampling: str = "average",
     blocksize: int = 512,
@@ -701,6 +702,9 @@ def write_cog(
         Band description (for a 3-D array, one per band separated by ``|``).
     tags : mapping, optional
         Dataset-level metadata tags (provenance); values are turned into strings.
+    units : str, optional
+        Every band's unit (GDAL's band unit type, which QGIS and ``gdalinfo`` show; UDUNITS
+        spelling, ``"1"`` for a dimensionless quantity such as a probability).
     dtype : str, optional
         Output data type (default: the array's).
     lock : optional
@@ -747,6 +751,9 @@ def write_cog(
                     for i in range(dst.count):
                         dst.set_band_description(i + 1, descs[min(i, len(descs) - 1)])
                 dst.update_tags(**{str(k): _tag(v) for k, v in (tags or {}).items()})
+                if units is not None:
+                    for i in range(dst.count):
+                        dst.set_band_unit(i + 1, units)
                 if colormap:
                     dst.write_colormap(1, {int(k): tuple(int(c) for c in v)
                                            for k, v in colormap.items()})

@@ -461,7 +461,7 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
     with dask.config.set(scheduler="threads", num_workers=threads or None):
         pzi_da = _layer(0)
         write_cog(pzi_da, out, nodata=np.nan, dtype="float32",
-                  description="PZI: permafrost probability [-]",
+                  description="PZI: permafrost probability [-]", units="1",
                   tags={**tags, "PZI_CONTENT": "calibrated permafrost probability, float32 [0, 1]"})
         _wrote()
         if zones is not None:
@@ -469,7 +469,7 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
             _wrote()
         if uncertainty is not None:
             write_cog(_layer(1), uncertainty, nodata=np.nan, dtype="float32",
-                      description="PZI spread of the fold models [-]",
+                      description="PZI spread of the fold models [-]", units="1",
                       tags={**tags, "PZI_CONTENT": "population standard deviation of the "
                             "calibrated PZI of the fold models [-]",
                             "PZI_FOLD_MODELS": str(len(pzi_model.fold_models))})

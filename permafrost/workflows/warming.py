@@ -259,7 +259,8 @@ def warm_pzi_raster(baseline_pzi, covariates, out, *, delta_t: float, covariate:
                 "PZI_WARMING": f"dT={float(delta_t):g} degC, A={float(amplitude):g} degC, "
                                f"sigma={float(sigma):.4g} degC, method=physical (TTOP)"}
         write_cog(da, out, nodata=np.nan, dtype="float32",
-                  description="PZI after air warming (physical method) [-]", tags=tags)
+                  description="PZI after air warming (physical method) [-]", units="1",
+                  tags=tags)
         if zones is not None:
             write_zones(da, zones, tags)
         s_med = _sensitivity_summary(ins[1], codes, args)
