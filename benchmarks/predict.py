@@ -10,8 +10,8 @@ float32 DEFLATE-tiled GeoTIFFs, written strip by strip) and a model of the shape
 * ``ceiling``: pixels/s of the same model's ``inplace_predict`` on an in-memory array of the
   same size (the time of that call alone, after a warm-up), its CPU-s per Mpx
   (``time.process_time``: all threads) and that process's peak RSS;
-* ``compiled``: the same for the compiled trees (:mod:`permafrost.compiled_trees`, opt-in:
-  ``PERMAFROST_COMPILED_TREES=1``), its CPU-s/Mpx against the ceiling's in the same run
+* ``compiled``: the same for the compiled trees (:mod:`permafrost.compiled_trees`, the
+  default CPU path with the ``fast`` extra), its CPU-s/Mpx against the ceiling's in the same run
   (``compiled_speedup_cpu_s``: ceiling CPU-s / compiled CPU-s) and whether the two gave the
   same probabilities bit for bit;
 * ``ratio``: end-to-end / ceiling (each the best of ``--repeat`` alternating runs);

@@ -132,6 +132,15 @@ def test_other_objective_and_depth_cap_fall_back():
     assert pred.inference_path.startswith("xgboost inplace_predict (tree depth 8 > 6")
 
 
+def _assert_xgboost_computes(b, X, reason):
+    """A predictor asked for compiled trees falls back to XGBoost for ``reason``: its path
+    says so and its probabilities are inplace_predict's."""
+    pred = BoosterPredictor(b, compiled=True)
+    p = pred.predict(X, device="cpu")
+    assert pred.inference_path.startswith(f"xgboost inplace_predict ({reason}")
+    assert np.array_equal(_bits(p), _bits(b.inplace_predict(X, missing=np.nan)))
+
+
 def test_missing_numba_falls_back(monkeypatch):
     real_import = builtins.__import__
 
@@ -145,10 +154,7 @@ def test_missing_numba_falls_back(monkeypatch):
     monkeypatch.delattr(sys.modules["permafrost"], "_tree_kernels", raising=False)
     monkeypatch.setattr(builtins, "__import__", no_numba)
     b, X = _booster(6, max_depth=3, rounds=5)
-    pred = BoosterPredictor(b, compiled=True)
-    p = pred.predict(X, device="cpu")
-    assert pred.inference_path.startswith("xgboost inplace_predict (numba not installed")
-    assert np.array_equal(_bits(p), _bits(b.inplace_predict(X, missing=np.nan)))
+    _assert_xgboost_computes(b, X, "numba not installed")
 
 
 def test_self_check_difference_falls_back(monkeypatch):
@@ -161,10 +167,7 @@ def test_self_check_difference_falls_back(monkeypatch):
         return p
 
     monkeypatch.setattr(ct.CompiledTrees, "predict", off_by_one_ulp)
-    pred = BoosterPredictor(b, compiled=True)
-    p = pred.predict(X, device="cpu")
-    assert pred.inference_path.startswith("xgboost inplace_predict (self-check: 1 of")
-    assert np.array_equal(_bits(p), _bits(b.inplace_predict(X, missing=np.nan)))
+    _assert_xgboost_computes(b, X, "self-check: 1 of")
 
 
 def test_path_recorded_switch_and_pickle(monkeypatch):

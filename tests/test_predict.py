@@ -169,7 +169,7 @@ def test_pzi_matches_in_memory_prediction_pixel_for_pixel(model_dir, stack_dir, 
 
 def test_compiled_trees_and_xgboost_give_the_same_pixels(model_dir, stack_dir, tmp_path,
                                                           monkeypatch):
-    """The compiled trees (opt-in CPU path) and XGBoost's inplace_predict write the same
+    """The compiled trees (the default CPU path) and XGBoost's inplace_predict write the same
     pixel bytes; the PZI_INFERENCE tag says which one computed them."""
     pytest.importorskip("numba")
     monkeypatch.setenv("PERMAFROST_COMPILED_TREES", "1")
