@@ -169,9 +169,13 @@ def pisr_annual(slope_deg, aspect_deg, lat_deg, *, elevation_m=0.0,
     asp = np.radians(np.nan_to_num(np.asarray(aspect_deg, dtype=np.float64), nan=0.0))
     phi = np.radians(np.asarray(lat_deg, dtype=np.float64))
     elev = np.asarray(elevation_m, dtype=np.float64)
-    beta, asp, phi, elev = np.broadcast_arrays(beta, asp, phi, elev)
-    shape = beta.shape
-    beta, asp, phi, elev = (a.reshape(-1) for a in (beta, asp, phi, elev))
+    shape = np.broadcast_shapes(beta.shape, asp.shape, phi.shape, elev.shape)
+    if horizon_deg is not None:  # the horizons are per surface: flat arrays
+        beta, asp, phi, elev = (a.reshape(-1) for a in np.broadcast_arrays(beta, asp, phi, elev))
+    # otherwise each term keeps the shape of what it depends on (the sun and the air mass
+    # on latitude and elevation only, the surface normal on slope and aspect only), so a
+    # table over (lat, elevation) x (slope, aspect) computes the sun once per node pair;
+    # the per-element arithmetic is the same either way
     n_e, n_n, n_u = np.sin(beta) * np.sin(asp), np.sin(beta) * np.cos(asp), np.cos(beta)
     sky = 0.5 * (1.0 + np.cos(beta))
     pr = ((288.15 - 0.0065 * elev) / 288.15) ** 5.255
@@ -186,7 +190,7 @@ def pisr_annual(slope_deg, aspect_deg, lat_deg, *, elevation_m=0.0,
         hz_t = np.tan(np.radians(hz))
     omegas = np.radians(np.arange(-180.0 + 7.5 * time_step_h, 180.0, 15.0 * time_step_h))
     days = np.arange(1 + day_step / 2.0, 366, day_step)
-    total = np.zeros(beta.shape, dtype=np.float64)
+    total = np.zeros(shape if hz is None else beta.shape, dtype=np.float64)
     nsamp = 0
     for doy in days:
         dec = solar_declination(doy)

@@ -71,6 +71,8 @@ __all__ = [
     "slope_aspect",
     "slope",
     "aspect",
+    "slope_from_gradient",
+    "aspect_from_gradient",
     "northness",
     "eastness",
     "tpi",
@@ -557,7 +559,17 @@ def slope(dem, *, dx, dy, convergence=None, scale=None, jacobian=None) -> np.nda
         gx, gy = to_ground(gx, gy, jacobian)
     elif convergence is not None or scale is not None:
         gx, gy = to_true_north(gx, gy, convergence=convergence, scale=scale)
-    return np.degrees(np.arctan(np.hypot(gx, gy)))
+    return slope_from_gradient(gx, gy)
+
+
+def slope_from_gradient(grad_e, grad_n) -> np.ndarray:
+    """Slope angle [deg] in [0, 90) of a ground gradient ``(dz/dE, dz/dN)`` [m m-1].
+
+    References
+    ----------
+    Burrough & McDonnell (1998), eq. 8.2: ``arctan(sqrt(gx^2 + gy^2))``.
+    """
+    return np.degrees(np.arctan(np.hypot(grad_e, grad_n)))
 
 
 def aspect(dem, *, dx, dy, flat_tolerance: float = 1e-8, convergence=None,
@@ -594,8 +606,20 @@ def aspect(dem, *, dx, dy, flat_tolerance: float = 1e-8, convergence=None,
         gx, gy = to_ground(gx, gy, jacobian)
     elif convergence is not None or scale is not None:
         gx, gy = to_true_north(gx, gy, convergence=convergence, scale=scale)
-    asp = np.degrees(np.arctan2(-gx, -gy)) % 360.0
-    return np.where(np.hypot(gx, gy) <= flat_tolerance, np.nan, asp)
+    return aspect_from_gradient(gx, gy, flat_tolerance=flat_tolerance)
+
+
+def aspect_from_gradient(grad_e, grad_n, *, flat_tolerance: float = 1e-8) -> np.ndarray:
+    """Aspect [deg] in [0, 360) of a ground gradient ``(dz/dE, dz/dN)`` [m m-1]: the
+    downslope direction ``-grad z``, clockwise from north; NaN where the gradient's
+    magnitude is at most ``flat_tolerance`` [m m-1] (flat cells).
+
+    References
+    ----------
+    Burrough & McDonnell (1998), eq. 8.3 (aspect as the downslope direction).
+    """
+    asp = np.degrees(np.arctan2(-grad_e, -grad_n)) % 360.0
+    return np.where(np.hypot(grad_e, grad_n) <= flat_tolerance, np.nan, asp)
 
 
 def northness(aspect_deg) -> np.ndarray:

@@ -117,6 +117,44 @@ def test_slope_da_is_lazy_and_matches_numpy(cov_dir):
     np.testing.assert_allclose(s.values, ref, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("crs", [4326, 32647])
+def test_terrain_covariates_share_one_gradient_per_block_and_ignore_the_chunking(crs):
+    """Slope, aspect, northness, eastness and PISR of one DEM computed together read the
+    DEM with its halo and form its gradient once per block (issue 24: derived covariates
+    once per block); their values are the same bits in any chunking (geographic grid, and a
+    UTM grid whose Jacobian comes from the projection)."""
+    import permafrost.covariates as cv
+
+    dem_np = synthetic_dem(90, 110)
+    if crs == 4326:
+        dem = geo_da(dem_np)
+    else:
+        dem = geo_da(dem_np, lon0=500_000.0, lat0=4_200_000.0, res=30.0, crs=crs)
+
+    def stack(chunk):
+        d = dem.chunk({"y": chunk, "x": chunk})
+        return xr.Dataset({"slope": slope_da(d), "aspect": cv.aspect_da(d),
+                           "northness": cv.northness_da(d), "eastness": cv.eastness_da(d),
+                           "pisr": pisr_da(d, day_step=30, time_step_h=1.0)})
+
+    ds = stack(40)
+    keys = [k for k in dict(ds.__dask_graph__())
+            if isinstance(k, tuple) and str(k[0]).startswith("ground-gradient-")]
+    n_blocks = int(np.prod([len(c) for c in ds.slope.data.chunks]))
+    assert len(keys) == n_blocks == 9
+    a, b = ds.compute(), stack(33).compute()
+    for name in a.data_vars:
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+    # against the whole-array science functions (float32 rounding of the lazy output)
+    if crs == 4326:
+        dx, dy = cell_sizes(grid_of(dem))
+        ref = terrain.slope(dem.values, dx=dx, dy=dy).astype(np.float32)
+    else:
+        jac = terrain.ground_jacobian(dem.rio.crs, dem.rio.transform(), dem.shape)
+        ref = terrain.slope(dem.values, dx=30.0, dy=30.0, jacobian=jac).astype(np.float32)
+    np.testing.assert_array_equal(a.slope.values, ref)
+
+
 # ---------------------------------------------------------------------------------------
 # solar radiation
 # ---------------------------------------------------------------------------------------
@@ -181,6 +219,23 @@ def test_pisr_lookup_table_matches_direct_computation(cov_dir):
                                day_step=10, time_step_h=0.5)
     # table nodes every 2 deg slope / 10 deg aspect / 500 m: interpolation error < 1.5 %
     np.testing.assert_allclose(p[i, j], direct, rtol=0.015)
+
+
+def test_pisr_on_broadcast_axes_equals_the_full_mesh_bit_for_bit():
+    """PISR's table passes its nodes as broadcast axes, so the sun and the air mass are
+    computed per (latitude, elevation) only; the values equal those of the full mesh."""
+    lats, elevs = np.array([31.0, 38.5, 46.0]), np.array([0.0, 2500.0, 5600.0])
+    slopes, aspects = np.arange(0.0, 91.0, 15.0), np.arange(0.0, 361.0, 45.0)
+    mesh = np.meshgrid(lats, elevs, slopes, aspects, indexing="ij")
+    for tau in (0.7, None):
+        full = solar.pisr_annual(mesh[2], mesh[3], mesh[0], elevation_m=mesh[1],
+                                 transmissivity=tau, day_step=20, time_step_h=1.0)
+        axes = solar.pisr_annual(slopes[None, None, :, None], aspects[None, None, None, :],
+                                 lats[:, None, None, None],
+                                 elevation_m=elevs[None, :, None, None],
+                                 transmissivity=tau, day_step=20, time_step_h=1.0)
+        assert axes.shape == full.shape == (3, 3, 7, 9)
+        np.testing.assert_array_equal(axes, full)
 
 
 def test_pisr_table_is_built_once_per_content(cov_dir, monkeypatch):
