@@ -28,10 +28,14 @@ RSS (``ru_maxrss`` of that child, from ``os.wait4``)::
 It prints one table per size (seconds, CPU-s, CPU-s/Mpx, peak RSS) and, from the largest size,
 the projection for 3.4e9 cells (the plateau at 30 m) on 2 cores: CPU-s/Mpx x 3400 Mpx / 2
 (perfect use of 2 cores; the real wall time is at least this). ``--json`` writes all the
-figures to a file; ``--STEP-args "..."`` passes extra options to a step.
+figures to a file; ``--STEP-args "..."`` passes extra options to a step.  ``--bytecode DIR``
+runs the steps as after a usual install, with Python's bytecode cached (in DIR, warmed first):
+where ``PYTHONDONTWRITEBYTECODE`` is set (as on the development machine), every process
+otherwise compiles every module it imports, a few CPU-seconds per step that users do not pay.
 
     uv run python benchmarks/region_scale.py                       # 1024, 4096, 8192
     uv run python benchmarks/region_scale.py --sizes 1024 4096 --json scale.json
+    uv run python benchmarks/region_scale.py --sizes 4096 --bytecode /tmp/pyc   # as installed
 """
 
 from __future__ import annotations
@@ -198,11 +202,35 @@ def steps(folder: str | Path, *, extra: dict[str, list[str]] | None = None) -> l
     ]
 
 
-def run_step(argv: list[str], *, timeout: float | None = None) -> dict:
+def child_env(bytecode: str | Path | None) -> dict[str, str] | None:
+    """The steps' environment: as this process's, or, with ``bytecode`` (a folder), as a
+    usual install (pip writes bytecode): ``PYTHONDONTWRITEBYTECODE`` unset and the bytecode
+    cached under that folder (``PYTHONPYCACHEPREFIX``), the installed files untouched."""
+    if bytecode is None:
+        return None
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(Path(bytecode).resolve())
+    return env
+
+
+def warm_bytecode(env: dict[str, str]) -> float:
+    """Import every module of the package once in a child with ``env`` (so the steps find
+    their bytecode, as after an install); returns its wall seconds."""
+    t0 = time.perf_counter()
+    code = ("import importlib, pkgutil, permafrost\n"
+            "for m in pkgutil.walk_packages(permafrost.__path__, 'permafrost.'):\n"
+            "    importlib.import_module(m.name)\n")
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    return time.perf_counter() - t0
+
+
+def run_step(argv: list[str], *, timeout: float | None = None,
+             env: dict[str, str] | None = None) -> dict:
     """Run one step as a child process: wall seconds, CPU seconds (user + system) and peak RSS
     [bytes] of that child (Linux ``ru_maxrss`` is in KiB)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     deadline = None if timeout is None else t0 + timeout
     while True:
         pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
@@ -221,7 +249,8 @@ def run_step(argv: list[str], *, timeout: float | None = None) -> dict:
 
 
 def measure(n: int, *, boreholes: int = 4000, keep: str | None = None, timeout: float | None = None,
-            extra: dict[str, list[str]] | None = None, only: list[str] | None = None) -> dict:
+            extra: dict[str, list[str]] | None = None, only: list[str] | None = None,
+            env: dict[str, str] | None = None) -> dict:
     """Build the region of ``n`` x ``n`` cells and run the steps; the figures of each step."""
     tmp = Path(keep) / f"region_{n}" if keep else Path(tempfile.mkdtemp(prefix=f"region{n}_"))
     try:
@@ -236,7 +265,7 @@ def measure(n: int, *, boreholes: int = 4000, keep: str | None = None, timeout: 
         for name, argv in steps(tmp, extra=extra):
             if only and name not in only:
                 continue
-            r = run_step(argv, timeout=timeout)
+            r = run_step(argv, timeout=timeout, env=env)
             r["cpu_s_per_mpx"] = r["cpu_s"] / rec["mpx"]
             r["command"] = shlex.join(["permafrost"] + argv[3:])
             rec["steps"][name] = r
@@ -272,12 +301,19 @@ def main(argv: list[str] | None = None) -> int:
                     help="steps to run, in chain order (e.g. labels,train)")
     for s in ("labels", "train", "predict", "stats"):
         ap.add_argument(f"--{s}-args", default="", help=f"extra options of `permafrost {s}`")
+    ap.add_argument("--bytecode", metavar="DIR",
+                    help="run the steps as after a usual install: Python bytecode cached in DIR "
+                         "(warmed first) even where PYTHONDONTWRITEBYTECODE is set; by default "
+                         "the steps inherit this environment")
     args = ap.parse_args(argv)
+    env = child_env(args.bytecode)
+    if env is not None:
+        print(f"bytecode cache {args.bytecode} warmed in {warm_bytecode(env):.0f} s", flush=True)
     extra = {s: shlex.split(getattr(args, f"{s}_args")) for s in ("labels", "train", "predict", "stats")}
     runs = []
     for n in args.sizes:
         rec = measure(n, boreholes=args.boreholes, keep=args.keep, timeout=args.timeout, extra=extra,
-                      only=args.steps.split(","))
+                      only=args.steps.split(","), env=env)
         runs.append(rec)
     last = runs[-1]
     proj = (projection(last) if all(s["rc"] == 0 for s in last["steps"].values())
@@ -289,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"largest peak RSS of any step: {peak / 1e9:.2f} GB")
     doc = {"benchmark": "region_scale", "cpu_count": os.cpu_count(),
            "load_average": os.getloadavg(), "python": platform.python_version(),
-           "plateau_cells": PLATEAU_CELLS, "cores": CORES, "runs": runs, "projection": proj,
+           "bytecode": args.bytecode is not None, "plateau_cells": PLATEAU_CELLS, "cores": CORES, "runs": runs, "projection": proj,
            "rusage_self_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -68,3 +69,15 @@ def test_region_scale_runs_the_real_chain_at_a_tiny_size(tmp_path):
     assert stats  # the PZI's area statistics were written
     assert (region / "pzi.tif").exists() and (region / "model" / "metadata.json").exists()
     assert set(doc["projection"]) == {"predict", "stats", "predict+stats"}
+
+
+def test_bytecode_environment_is_that_of_a_usual_install(tmp_path, monkeypatch):
+    """``--bytecode DIR``: the steps write and read bytecode under DIR, whatever this
+    process's environment says; without it they inherit the environment."""
+    rs = _bench()
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    assert rs.child_env(None) is None
+    env = rs.child_env(tmp_path / "pyc")
+    assert "PYTHONDONTWRITEBYTECODE" not in env
+    assert env["PYTHONPYCACHEPREFIX"] == str((tmp_path / "pyc").resolve())
+    assert env["PATH"] == os.environ["PATH"]
