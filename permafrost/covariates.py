@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import dask.array as da
@@ -51,7 +51,10 @@ __all__ = [
     "PointValues",
     "apply_change",
     "CHANGED_ATTR",
-    "DERIVED",
+    "DERIVED_COVARIATES",
+    "DerivedCovariate",
+    "GridInput",
+    "CoarseInput",
 ]
 
 log = logging.getLogger(__name__)
@@ -460,8 +463,76 @@ def frost_number_da(ddf: xr.DataArray, ddt: xr.DataArray, *,
     return _wrap(out.astype(np.float32), grid_of(ddf), name, {"units": "1"})
 
 
-DERIVED = {"slope", "aspect", "northness", "eastness", "tpi", "pisr", "downscale_maat",
-           "frost_number"}
+# --------------------------------------------------------------------------------------
+# the registry of derived covariates
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GridInput:
+    """A covariate a derived covariate takes from the stack (a key of its stack-file entry)."""
+
+    #: the key in the stack file's ``[derived.NAME]`` table
+    key: str
+    #: the covariate it names when the key is absent (None: the key is required)
+    default: str | None
+    #: the role of that covariate (:data:`permafrost.io.rasters.PLAUSIBLE`), for the
+    #: plausibility check of its values
+    role: str
+
+
+@dataclass(frozen=True)
+class CoarseInput:
+    """A coarse climate grid a derived covariate reads from its own file (not a stack
+    covariate; a scenario may change it as ``NAME.key``)."""
+
+    #: the key in the stack file's ``[derived.NAME]`` table naming the file
+    key: str
+    #: the name of the array read (and its role, ``maat`` or ``elevation``)
+    what: str
+
+
+@dataclass(frozen=True)
+class DerivedCovariate:
+    """One derived covariate: the lazy function that makes it and what it takes.
+
+    ``build(*coarse arrays, *grid input arrays, name=NAME, **options)`` returns a lazy
+    DataArray in ``units``; the other keys of a stack file's ``[derived.NAME]`` table are
+    its keyword options (an unknown one is an error naming the key).
+    """
+
+    build: Callable[..., xr.DataArray]
+    inputs: tuple[GridInput, ...]
+    units: str
+    doc: str
+    coarse: tuple[CoarseInput, ...] = ()
+
+
+_DEM = (GridInput("dem", "dem", "elevation"),)
+
+#: Every derived covariate a stack file may name (``function = "..."``): one function and one
+#: entry each.  The stack reader, the roles of the inputs, what a scenario may change and the
+#: docs' list come from this table.
+DERIVED_COVARIATES: dict[str, DerivedCovariate] = {
+    "slope": DerivedCovariate(slope_da, _DEM, "deg", "slope (Horn 1981)"),
+    "aspect": DerivedCovariate(aspect_da, _DEM, "deg",
+                               "downslope aspect from true north, NaN on flat cells"),
+    "northness": DerivedCovariate(northness_da, _DEM, "1", "cos(aspect), 0 on flat cells"),
+    "eastness": DerivedCovariate(eastness_da, _DEM, "1", "sin(aspect), 0 on flat cells"),
+    "tpi": DerivedCovariate(tpi_da, _DEM, "m", "topographic position index (Weiss 2001); "
+                            "option radius_m"),
+    "pisr": DerivedCovariate(pisr_da, _DEM, "W m-2",
+                             "annual mean clear-sky potential incoming solar radiation; "
+                             "options transmissivity, shading, day_step, time_step_h"),
+    "downscale_maat": DerivedCovariate(
+        downscale_maat_da, _DEM, "degC",
+        "MAAT from a coarse grid and its cell elevations with a lapse rate (Gruber 2012); "
+        "option lapse_rate (degC m-1 or \"fit\")",
+        coarse=(CoarseInput("coarse", "maat_coarse"),
+                CoarseInput("coarse_elevation", "elevation_coarse"))),
+    "frost_number": DerivedCovariate(
+        frost_number_da, (GridInput("ddf", None, "degree_days"),
+                          GridInput("ddt", None, "degree_days")), "1",
+        "air frost number from DDF and DDT (Nelson & Outcalt 1987)"),
+}
 
 
 # --------------------------------------------------------------------------------------

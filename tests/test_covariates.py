@@ -406,6 +406,44 @@ def test_changes_apply_to_an_in_memory_stack_and_bad_sources_are_one_line(cov_di
         build_stack(tmp_path / "notes.txt")
 
 
+def test_a_new_derived_covariate_is_one_function_and_one_entry(cov_dir, tmp_path, monkeypatch):
+    """The registry is the stack reader's only list: a function registered in
+    DERIVED_COVARIATES is usable from a stack file with its inputs and options, the roles of
+    its inputs are known, a wrong option names its key, and the docs list every entry."""
+    from permafrost import covariates as cv
+    from permafrost.workflows.covariates import _roles
+
+    def relief_da(dem, *, name="relief", offset_m=0.0):
+        """Elevation above the grid's lowest cell [m] (a test covariate)."""
+        return (dem - float(dem.min()) + offset_m).rename(name)
+
+    monkeypatch.setitem(cv.DERIVED_COVARIATES, "relief", cv.DerivedCovariate(
+        relief_da, (cv.GridInput("surface", "dem", "elevation"),), "m", "test"))
+    toml = tmp_path / "stack.toml"
+    body = f"""
+[covariates.dem]
+path = "{cov_dir / 'dem.tif'}"
+use = false
+
+[derived.rel]
+function = "relief"
+surface = "dem"
+offset_m = 10.0
+"""
+    toml.write_text(body)
+    ds = build_stack(toml)
+    dem = build_stack(cov_dir).dem.values
+    np.testing.assert_allclose(ds.rel.values, dem - dem.min() + 10.0, rtol=1e-6)
+    assert _roles({"covariates": {"dem": {}}, "derived": {"rel": {"function": "relief"}}}) \
+        == {"dem": "elevation"}
+    toml.write_text(body.replace("offset_m", "offset_km"))
+    with pytest.raises(ConfigError, match="derived.rel"):
+        build_stack(toml)
+    method = (Path(__file__).parents[1] / "docs" / "method.md").read_text()
+    for name in sorted(set(cv.DERIVED_COVARIATES) - {"relief"}):
+        assert f"`{name}`" in method, f"docs/method.md does not describe {name}"
+
+
 def test_toml_stack_with_derived_and_categorical(cov_dir, tmp_path):
     cat = np.where(synthetic_dem() > 3600, 3, 1).astype("float32")
     # class codes as integers: a float raster declared categorical is refused

@@ -58,16 +58,8 @@ from permafrost.categorical import CATEGORICAL, CONTINUOUS
 from permafrost.checks import expects
 from permafrost.covariates import (
     CHANGED_ATTR,
-    DERIVED,
+    DERIVED_COVARIATES,
     apply_change,
-    aspect_da,
-    downscale_maat_da,
-    eastness_da,
-    frost_number_da,
-    northness_da,
-    pisr_da,
-    slope_da,
-    tpi_da,
 )
 from permafrost.defaults import CHUNK
 from permafrost.errors import (
@@ -430,8 +422,8 @@ def changeable_inputs(source) -> list[str]:
     names = list(spec.get("covariates", {}))
     for name, d in spec.get("derived", {}).items():
         names.append(name)
-        if isinstance(d, dict) and d.get("function", name) == "downscale_maat":
-            names += [f"{name}.coarse", f"{name}.coarse_elevation"]
+        entry = DERIVED_COVARIATES.get(d.get("function", name)) if isinstance(d, dict) else None
+        names += [f"{name}.{c.key}" for c in (entry.coarse if entry is not None else ())]
     return sorted(names)
 
 
@@ -461,9 +453,8 @@ def stack_file_inputs(source) -> list:
         if isinstance(c, dict) and isinstance(c.get("path"), str):
             found.append(_in_stack(base, c["path"]))
     for name, d in table("derived").items():
-        if not isinstance(d, dict) or d.get("function", name) != "downscale_maat":
-            continue
-        for key in ("coarse", "coarse_elevation"):
+        entry = DERIVED_COVARIATES.get(d.get("function", name)) if isinstance(d, dict) else None
+        for key in (c.key for c in (entry.coarse if entry is not None else ())):
             if key in d and not isinstance(d[key], str):
                 continue
             with contextlib.suppress(ConfigError):
@@ -600,14 +591,11 @@ def _fitted_lapse_rate(cm: xr.DataArray, ce: xr.DataArray, stack: Path, name: st
     return rate
 
 
-#: the role of the covariate a derived covariate takes under each key
-_DERIVED_INPUT_ROLES = {"dem": "elevation", "ddf": "degree_days", "ddt": "degree_days"}
-
-
 def _roles(spec: Mapping) -> dict[str, str]:
     """The role of each covariate of a stack file (:data:`permafrost.io.rasters.PLAUSIBLE`):
     its name's (:func:`permafrost.io.rasters.role_of`), else what a derived covariate
-    takes it as (the ``dem`` of ``slope``, ``pisr`` or ``downscale_maat`` is an elevation)."""
+    takes it as (:data:`permafrost.covariates.DERIVED_COVARIATES`: the ``dem`` of
+    ``slope``, ``pisr`` or ``downscale_maat`` is an elevation)."""
     roles = {}
     for name in spec.get("covariates", {}):
         r = role_of(name)
@@ -616,14 +604,11 @@ def _roles(spec: Mapping) -> dict[str, str]:
     for name, d in spec.get("derived", {}).items():
         if not isinstance(d, Mapping):
             continue
-        fn = d.get("function", name)
-        for key, role in _DERIVED_INPUT_ROLES.items():
-            default = "dem" if key == "dem" and fn in ("slope", "aspect", "northness",
-                                                       "eastness", "pisr",
-                                                       "downscale_maat") else None
-            ref = d.get(key, default)
+        entry = DERIVED_COVARIATES.get(d.get("function", name))
+        for i in entry.inputs if entry is not None else ():
+            ref = d.get(i.key, i.default)
             if isinstance(ref, str) and ref in spec.get("covariates", {}):
-                roles.setdefault(ref, role)
+                roles.setdefault(ref, i.role)
     return roles
 
 
@@ -725,9 +710,10 @@ def read_stack_file(path, *, chunks=CHUNK, changes: Mapping | None = None
             hidden.add(name)
     for name, d in spec.get("derived", {}).items():
         fn = d.get("function", name)
-        if fn not in DERIVED:
+        if fn not in DERIVED_COVARIATES:
             raise ConfigError(f"unknown derived function {fn!r}", path=p,
-                              field=f"derived.{name}.function", fix=f"use one of {sorted(DERIVED)}")
+                              field=f"derived.{name}.function",
+                              fix=f"use one of {sorted(DERIVED_COVARIATES)}")
 
         used: set[str] = {name}
 
@@ -748,29 +734,22 @@ def read_stack_file(path, *, chunks=CHUNK, changes: Mapping | None = None
             arr = _read_coarse(src, what, _d, p, _name)  # replaced on its own grid
             return arr if ch is None else apply_change(arr, ch)
 
-        opts = {k: v for k, v in d.items() if k not in ("function", "dem", "use", "coarse",
-                                                          "coarse_elevation", "ddf", "ddt",
-                                                          *_CLIMATE_FILE_KEYS)}
+        entry = DERIVED_COVARIATES[fn]
+        reserved = {"function", "use", *(i.key for i in entry.inputs),
+                    *(c.key for c in entry.coarse), *(_CLIMATE_FILE_KEYS if entry.coarse else ())}
+        opts = {k: v for k, v in d.items() if k not in reserved}
         try:
-            if fn in ("slope", "aspect", "northness", "eastness"):
-                f = {"slope": slope_da, "aspect": aspect_da, "northness": northness_da,
-                     "eastness": eastness_da}[fn]
-                arrays[name] = f(ref("dem", "dem"), name=name, **opts)
-            elif fn == "tpi":
-                arrays[name] = tpi_da(ref("dem", "dem"), name=name, **opts)
-            elif fn == "pisr":
-                arrays[name] = pisr_da(ref("dem", "dem"), name=name, **opts)
-            elif fn == "downscale_maat":
-                cm = coarse("coarse", "maat_coarse")
-                ce = _same_cells(cm, coarse("coarse_elevation", "elevation_coarse"))
+            grids = [coarse(c.key, c.what) for c in entry.coarse]
+            if fn == "downscale_maat":  # reading-side preparation of the two coarse grids
+                grids[1] = _same_cells(grids[0], grids[1])
                 if opts.get("lapse_rate") == "fit":  # from the coarse cells themselves
-                    opts["lapse_rate"] = _fitted_lapse_rate(cm, ce, p, name)
-                arrays[name] = downscale_maat_da(cm, ce, ref("dem", "dem"), name=name, **opts)
-                arrays[name].attrs.update({f"coarse_{k}": v for k, v in cm.attrs.items()
+                    opts["lapse_rate"] = _fitted_lapse_rate(grids[0], grids[1], p, name)
+            grids += [ref(i.key, i.default) for i in entry.inputs]
+            arrays[name] = entry.build(*grids, name=name, **opts)
+            if entry.coarse:
+                arrays[name].attrs.update({f"coarse_{k}": v for k, v in grids[0].attrs.items()
                                            if k in ("period", "years", "units_in_file",
                                                     "variable", "lapse_rate_fit")})
-            elif fn == "frost_number":
-                arrays[name] = frost_number_da(ref("ddf"), ref("ddt"), name=name, **opts)
         except TypeError as exc:
             raise ConfigError(f"bad option ({exc})", path=p, field=f"derived.{name}",
                               fix="see docs/method.md for the options") from None
