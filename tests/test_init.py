@@ -1,0 +1,207 @@
+"""`permafrost init DIR`: the sample region laid out another way gives a pipeline file that
+validates (`permafrost scenarios`) and runs end to end (`permafrost run`)."""
+
+from __future__ import annotations
+
+import shutil
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pyproj import Transformer
+from typer.testing import CliRunner
+
+from permafrost.cli import app
+from permafrost.config import load_pipeline
+from permafrost.workflows.init import choose_blocks
+
+runner = CliRunner()
+
+#: the sample region's files -> where a user might hold them (other folders, other names;
+#: the MintPy tracks as MintPy writes them); the truth is not copied
+RELAID = {
+    "covariates/dem.tif": "terrain/elevation_srtm.tif",
+    "covariates/pisr.tif": "terrain/pisr_annual.tif",
+    "covariates/ndvi.tif": "ndvi_2020.tif",
+    "covariates/landcover.tif": "maps/surface_classes.tif",
+    "covariates/maat.tif": "climate/maat_1km.tif",
+    "climate/maat_coarse.tif": "climate/era_maat_coarse.tif",
+    "climate/elevation_coarse.tif": "climate/era_elevation.tif",
+    "boreholes/boreholes.csv": "field/drillholes.csv",
+    "boreholes/gtnp_long.csv": "field/gt_records.csv",
+    "boreholes/gtnp_metadata.json": "field/gt_meta.json",
+    "inventory/rock_glaciers.gpkg": "inventory/rg_outlines.gpkg",
+    "masks/glaciers_lakes.gpkg": "admin/ice_water.gpkg",
+    "regions/basins.gpkg": "admin/catchments.gpkg",
+    "priors/survey_map.tif": "maps/frozen_ground_survey.tif",
+    "priors/pzi_prior.tif": "maps/pzi_prior.tif",
+    "insar/asc": "sar/T99_asc",
+    "insar/desc": "sar/T172_desc",
+}
+
+
+def _relay(sample_dir: Path, dest: Path) -> Path:
+    for src, dst in RELAID.items():
+        target = dest / dst
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if (sample_dir / src).is_dir() else shutil.copy2)(sample_dir / src, target)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def drafted(sample_dir, tmp_path_factory):
+    """The relaid region, and `permafrost init` run on it from a working folder."""
+    root = tmp_path_factory.mktemp("init")
+    data = _relay(sample_dir, root / "my region")
+    work = root / "work"
+    work.mkdir()
+    out = work / "qilian_draft.toml"
+    res = runner.invoke(app, ["init", str(data), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return data, out, res.output
+
+
+def test_init_gives_each_input_its_role(drafted):
+    data, out, _ = drafted
+    stack = out.with_name("qilian_draft_covariates.toml")
+    cfg = load_pipeline(out)  # the schema's own validation
+    raw = tomllib.loads(out.read_text())
+    inp = cfg.inputs
+    assert inp.covariates == stack.resolve()
+    assert inp.dem == (data / "terrain/elevation_srtm.tif").resolve()
+    assert sorted(p.name for p in inp.tracks) == ["T172_desc", "T99_asc"]
+    assert inp.inventories == [(data / "inventory/rg_outlines.gpkg").resolve()]
+    assert inp.boreholes == (data / "field/drillholes.csv").resolve()
+    assert inp.borehole_columns.presence == "presence" and inp.borehole_columns.magt == "magt_c"
+    assert inp.gtnp.csv.name == "gt_records.csv" and inp.gtnp.metadata.name == "gt_meta.json"
+    assert inp.mask.name == "ice_water.gpkg"
+    assert inp.regions.path.name == "catchments.gpkg" and inp.regions.field == "name"
+    assert inp.landcover.name == "surface_classes.tif"
+    priors = {p.path.name: p for p in inp.priors}
+    assert priors["pzi_prior.tif"].kind == "continuous"
+    survey = priors["frozen_ground_survey.tif"]  # classes 1=permafrost;2=seasonally frozen
+    assert (survey.kind, survey.permafrost_codes, survey.other_codes) == ("categorical", [1], [2])
+    assert cfg.labels.activity_column == "activity" and cfg.labels.use_kinematics
+    # MAAT warming scenarios, physical method
+    assert {n: s.covariates["maat"].offset for n, s in cfg.scenarios.items()} == {
+        "plus1": 1.0, "plus2": 2.0, "plus4": 4.0}
+    assert cfg.scenario_method.method == "physical"
+    # the stack: the fine MAAT is a covariate, elevation is not a feature, the coarse
+    # climate grids are not covariates, land cover is categorical
+    st = tomllib.loads(stack.read_text())
+    assert st["grid"]["like"].endswith("terrain/elevation_srtm.tif")
+    assert st["covariates"]["dem"]["use"] is False
+    assert st["covariates"]["maat"]["path"].endswith("climate/maat_1km.tif")
+    assert st["covariates"]["landcover"]["kind"] == "categorical"
+    paths = " ".join(c["path"] for c in st["covariates"].values())
+    assert "era_" not in paths and "prior" not in paths and "survey" not in paths
+    # nothing written into the data folder; the output folder lies outside it
+    assert not list(data.rglob("*.toml"))
+    assert data.resolve() not in cfg.pipeline.output_dir.resolve().parents
+    # block size: the largest round side whose blocks hold each source's evidence in
+    # 3 x folds blocks, with the reasoning as a comment
+    assert raw["train"]["folds"] == 5
+    assert raw["train"]["block_size_m"] == 2000
+    assert "# Spatial-CV blocks: 2 km" in out.read_text()
+
+
+def test_init_blocks_fit_the_evidence_with_the_package_rule(drafted):
+    """Recount the chosen side's blocks from the labels' own points with cv.block_ids."""
+    from permafrost.cv import block_ids, metric_xy
+    from permafrost.io.boreholes import read_presence_table
+    from permafrost.io.vectors import read_vector
+
+    data, out, _ = drafted
+    cfg = load_pipeline(out)
+    side, folds = cfg.train.block_size_m, cfg.train.folds
+    inv = read_vector(data / "inventory/rg_outlines.gpkg").representative_point()
+    bh = read_presence_table(data / "field/drillholes.csv").geometry
+    for pts in (inv, bh):
+        mx, my = metric_xy(pts.x.to_numpy(), pts.y.to_numpy(), "EPSG:4326")
+        assert len(np.unique(block_ids(mx, my, side))) >= 3 * folds
+    # the next larger candidate would leave the boreholes fewer than 3 x folds blocks
+    mx, my = metric_xy(bh.x.to_numpy(), bh.y.to_numpy(), "EPSG:4326")
+    assert len(np.unique(block_ids(mx, my, 5000.0))) < 3 * folds
+
+
+@pytest.mark.slow
+def test_init_then_scenarios_then_run(drafted):
+    _, out, _ = drafted
+    res = runner.invoke(app, ["scenarios", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    assert "plus2" in res.output
+    # the smallest run that exercises the chain: the baseline and one scenario
+    res = runner.invoke(app, ["run", str(out), "-s", "plus2"])
+    assert res.exit_code == 0, res.output
+    cfg = load_pipeline(out)
+    run = cfg.pipeline.output_dir
+    for f in ("baseline/pzi.tif", "baseline/stats.json", "baseline/validation.json",
+              "plus2/pzi.tif", "report.html"):
+        assert (run / f).is_file(), f
+    assert "kinematics" in res.output and "validate" in res.output
+
+
+def test_init_never_overwrites(sample_dir, tmp_path):
+    data = _relay(sample_dir, tmp_path / "d")
+    out = tmp_path / "p.toml"
+    out.write_text("# mine\n")
+    res = runner.invoke(app, ["init", str(data), "--out", str(out)])
+    assert res.exit_code == 2
+    assert "never overwrites" in res.output and len(res.output.strip().splitlines()) == 1
+    assert out.read_text() == "# mine\n"
+    assert not (tmp_path / "p_covariates.toml").exists()
+    # the stack file's name taken: refused too, the pipeline file not written
+    out2 = tmp_path / "q.toml"
+    (tmp_path / "q_covariates.toml").write_text("# mine\n")
+    res = runner.invoke(app, ["init", str(data), "--out", str(out2)])
+    assert res.exit_code == 2 and not out2.exists()
+    assert (tmp_path / "q_covariates.toml").read_text() == "# mine\n"
+
+
+def test_init_default_output_not_inside_the_data(sample_dir, tmp_path, monkeypatch):
+    data = tmp_path / "d"
+    data.mkdir()
+    shutil.copy2(sample_dir / "boreholes/boreholes.csv", data / "b.csv")
+    monkeypatch.chdir(data)
+    res = runner.invoke(app, ["init", str(data)])
+    assert res.exit_code == 2 and "inside the data folder" in res.output
+    assert sorted(p.name for p in data.iterdir()) == ["b.csv"]
+
+
+def test_init_without_evidence_is_one_line(sample_dir, tmp_path):
+    data = tmp_path / "d"
+    data.mkdir()
+    shutil.copy2(sample_dir / "covariates/dem.tif", data / "dem.tif")
+    res = runner.invoke(app, ["init", str(data), "--out", str(tmp_path / "p.toml")])
+    assert res.exit_code == 2 and "no evidence" in res.output
+    assert not (tmp_path / "p.toml").exists() and not (tmp_path / "p_covariates.toml").exists()
+
+
+def _lonlat(x, y):
+    """Ground metres around (10 E, 46 N) -> lon/lat."""
+    t = Transformer.from_crs("+proj=aeqd +lat_0=46 +lon_0=10 +datum=WGS84 +units=m",
+                             "EPSG:4326", always_xy=True)
+    return np.column_stack(t.transform(np.asarray(x, float), np.asarray(y, float)))
+
+
+def test_choose_blocks_analytic():
+    """A 10 x 10 lattice 900 m apart spans 8.1 km: 5 km blocks make 2 x 2 = 4 blocks,
+    2 km blocks 5 x 5 = 25 >= 3 x 5 folds, so 2 km and 5 folds."""
+    k = np.arange(10) * 900.0
+    gx, gy = np.meshgrid(k, k)
+    grid = _lonlat(gx.ravel(), gy.ravel())
+    side, folds, why = choose_blocks({"inventory": grid})
+    assert (side, folds) == (2000.0, 5)
+    assert "25 in all" in why
+    # a second source of 4 x 4 points 600 m apart (offset 100 m): 16 blocks only at
+    # 500 m, 4 at 1 km, 1 at 2 km; each source must fill 15 blocks on its own
+    j = 100.0 + np.arange(4) * 600.0
+    hx, hy = np.meshgrid(j, j)
+    side, folds, why = choose_blocks({"inventory": grid, "boreholes": _lonlat(hx.ravel(), hy.ravel())})
+    assert (side, folds) == (500.0, 5)
+    assert "boreholes 16" in why and "each evidence source" in why
+    # too few points for 3 x 3 blocks at any side: left to the auto rule
+    side, folds, why = choose_blocks({"inventory": grid[:5]})
+    assert side is None and "auto rule" in why
+    assert choose_blocks({})[0] is None
