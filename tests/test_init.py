@@ -205,3 +205,57 @@ def test_choose_blocks_analytic():
     side, folds, why = choose_blocks({"inventory": grid[:5]})
     assert side is None and "auto rule" in why
     assert choose_blocks({})[0] is None
+
+
+def _era5_like(path: Path) -> None:
+    """Monthly 2 m temperature [K] on a 0.1 deg grid over the sample region, exactly linear
+    in the cells' elevation (``hgt`` [m]): T = 12 - 0.0055 z + a seasonal cycle."""
+    import pandas as pd
+    import xarray as xr
+
+    time = pd.date_range("2000-01-01", "2003-12-01", freq="MS")
+    lat = np.array([38.7, 38.6, 38.5, 38.4, 38.3])
+    lon = np.array([98.8, 98.9, 99.0, 99.1, 99.2, 99.3])
+    z = 3000.0 + 250.0 * (np.arange(30, dtype=float).reshape(5, 6) % 7)
+    season = 8.0 * np.cos(2 * np.pi * (time.month.to_numpy() - 7) / 12.0)
+    t = 12.0 - 0.0055 * z[None] + season[:, None, None] + 273.15
+    ds = xr.Dataset({"t2m": (("time", "latitude", "longitude"), t, {"units": "K"}),
+                     "hgt": (("latitude", "longitude"), z, {"units": "m"})},
+                    coords={"time": time,
+                            "latitude": ("latitude", lat, {"units": "degrees_north"}),
+                            "longitude": ("longitude", lon, {"units": "degrees_east"})})
+    ds.to_netcdf(path, engine="h5netcdf", encoding={"time": {"units": "days since 1900-01-01"}})
+
+
+def test_init_downscales_netcdf_climate_without_a_maat_raster(sample_dir, tmp_path):
+    """No MAAT raster, an ERA5-like NetCDF: the drafted stack downscales it to the DEM
+    (downscale_maat, fitted lapse rate), and the result is the analytic MAAT."""
+    import pandas as pd
+
+    from permafrost.io.rasters import read_raster
+    from permafrost.workflows.covariates import build_stack
+
+    data = tmp_path / "d"
+    (data / "era5").mkdir(parents=True)
+    shutil.copy2(sample_dir / "covariates/dem.tif", data / "dem.tif")
+    shutil.copy2(sample_dir / "boreholes/boreholes.csv", data / "bh.csv")
+    _era5_like(data / "era5" / "t2m_monthly.nc")
+    out = tmp_path / "p.toml"
+    res = runner.invoke(app, ["init", str(data), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    stack = tmp_path / "p_covariates.toml"
+    st = tomllib.loads(stack.read_text())
+    assert st["derived"]["maat"]["function"] == "downscale_maat"
+    assert st["derived"]["maat"]["coarse"].endswith("era5/t2m_monthly.nc")
+    assert st["derived"]["maat"]["variable"] == "t2m"
+    assert "# DECIDE: the climate period" in stack.read_text()
+    # the MAAT is downscaled from the DEM: elevation is not a feature (collinear)
+    assert st["covariates"]["dem"]["use"] is False
+    cfg = load_pipeline(out)
+    assert set(cfg.scenarios) == {"plus1", "plus2", "plus4"}
+    maat = build_stack(stack)["maat"].values
+    z = read_raster(data / "dem.tif").values
+    time = pd.date_range("2000-01-01", "2003-12-01", freq="MS")
+    w = time.days_in_month.to_numpy().astype(float)
+    season = np.sum(w * 8.0 * np.cos(2 * np.pi * (time.month.to_numpy() - 7) / 12.0)) / w.sum()
+    np.testing.assert_allclose(maat, 12.0 - 0.0055 * z + season, atol=2e-3)

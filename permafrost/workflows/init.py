@@ -514,7 +514,11 @@ def render_stack(sv: Survey, stack_path: Path) -> tuple[str, list[str]]:
     base = stack_path.parent
     names = _covariate_names(sv)
     dem = (sv.of("dem") or [None])[0]
-    has_maat = bool(sv.of("maat"))
+    coarse_m, coarse_z = sv.of("maat_coarse"), sv.of("elevation_coarse")
+    nc = sv.of("climate_netcdf")
+    downscale = dem is not None and not sv.of("maat") and bool(coarse_m or nc)
+    #: a MAAT map or one downscaled from the DEM: either follows elevation
+    has_maat = bool(sv.of("maat")) or downscale
     lines = ["# The covariate stack drafted by `permafrost init` (docs/method.md, \"Stack file\").",
              "# Paths start at this file's directory. Check every entry; delete what is not a",
              "# covariate of permafrost in your region.", ""]
@@ -533,17 +537,15 @@ def render_stack(sv: Survey, stack_path: Path) -> tuple[str, list[str]]:
         if f.role == "landcover":
             lines.append('kind = "categorical"')
         if f.role == "dem" and has_maat:
-            lines.append("# Elevation is not a feature where a MAAT map exists: MAAT is downscaled")
+            lines.append("# Elevation is not a feature where there is a MAAT map: MAAT is downscaled")
             lines.append("# from elevation, and a model given both splits one effect between two")
-            lines.append("# collinear terms. It stays the input of the derived terrain below.")
+            lines.append("# collinear terms. It stays the input of the derived covariates below.")
             lines.append("# DECIDE: set use = true if your MAAT does not follow elevation")
             lines.append("use = false")
         else:
             features.append(name)
         lines.append("")
-    coarse_m, coarse_z = sv.of("maat_coarse"), sv.of("elevation_coarse")
-    nc = sv.of("climate_netcdf")
-    if dem is not None and not has_maat and (coarse_m or nc):
+    if downscale:
         src = coarse_m[0] if coarse_m else nc[0]
         lines += ["# MAAT downscaled to the DEM from the coarse climate grid: reduced to sea level with",
                   "# the cells' elevations, bilinear, lifted with the lapse rate (Gruber 2012;",
