@@ -682,11 +682,11 @@ def render_pipeline(sv: Survey, out: Path, stack: Path, *, name: str,
     if side is not None:
         L += [f"# Spatial-CV blocks: {why}. Omit block_size_m for the auto rule (the",
               "# larger of the label and covariate autocorrelation ranges, permafrost.cv).",
-              f"block_size_m = {side:g}"]
+              f"block_size_m = {side!r}"]
     else:
         L.append(f"# Spatial-CV blocks: {why}.")
     L += ["", "[predict]", "zones = true", "uncertainty = false   # true adds the spread map (slower)",
-          "", "[stats]", "band_width_m = 200   # elevation bands of the statistics [m]"]
+          "", "[stats]", "band_width_m = 200.0   # elevation bands of the statistics [m]"]
     stack_names = changeable_inputs(stack)
     if "maat" in stack_names:
         L += ["", "# Warming scenarios: MAAT + dT, made by the physical method (the default): the",
