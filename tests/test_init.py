@@ -292,3 +292,33 @@ def test_init_pairs_the_coarse_climate_grids_without_a_maat_raster(sample_dir, t
     # cells (45 px) at most 0.15 degC (0.18 degC/km x up to ~800 m off the cell elevation)
     assert np.nanmedian(err) < 0.05
     assert np.nanmax(err[45:-45, 45:-45]) < 0.2 and np.nanmax(err) < 0.5
+
+
+def test_init_reads_xy_boreholes_in_the_projected_dem_crs(tmp_path):
+    """A table with x/y columns and no CRS: read in the projected DEM's CRS, said so in a
+    DECIDE comment; the pipeline names the CRS and validates."""
+    from rasterio.transform import from_origin
+
+    from factories import write_raster
+
+    data = tmp_path / "d"
+    x0, y0, res = 500_000.0, 4_300_000.0, 30.0
+    yy, xx = np.mgrid[0:200, 0:240]
+    write_raster(data / "dem_utm.tif", 3000.0 + 2.0 * yy + 1.0 * xx, crs="EPSG:32647",
+                 transform=from_origin(x0, y0, res, res))
+    rows = [f"B{i},{x0 + 300 + 430 * i:.1f},{y0 - 300 - 260 * i:.1f},{i % 2}" for i in range(12)]
+    (data / "holes.csv").write_text("id,easting,northing,permafrost\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "p.toml"
+    res_ = runner.invoke(app, ["init", str(data), "--out", str(out)])
+    assert res_.exit_code == 0, res_.output
+    text = out.read_text()
+    assert "# DECIDE: x/y columns read in the DEM's CRS (EPSG:32647)" in text
+    cfg = load_pipeline(out)
+    assert cfg.inputs.borehole_crs == "EPSG:32647"
+    assert cfg.inputs.borehole_columns.x == "easting"
+    assert cfg.inputs.borehole_columns.presence == "permafrost"
+    # 12 boreholes on a diagonal 430 m east and 260 m south apart: in 1 km blocks 6 hold
+    # one (< 3 x 3), in 500 m blocks 11 (>= 3 x 3 folds, < 3 x 4): 500 m and 3 folds
+    train = tomllib.loads(text)["train"]
+    assert (train["block_size_m"], train["folds"]) == (500.0, 3)
+    assert "11 in all" in text

@@ -45,7 +45,7 @@ from permafrost.applicability import parse_class_table
 from permafrost.config import load_pipeline
 from permafrost.cv import block_ids, merge_groups, metric_xy
 from permafrost.defaults import AIR_AMPLITUDE_C
-from permafrost.errors import ConfigError, InputFileError, OutputError, PermafrostError
+from permafrost.errors import ConfigError, CRSError, InputFileError, OutputError, PermafrostError
 from permafrost.io.boreholes import read_gtnp, read_presence_table
 from permafrost.io.catalog import describe_directory, describe_tracks
 from permafrost.io.rasters import check_raster, raster_classes, role_of
@@ -235,14 +235,17 @@ def _table_role(s, crs_guess) -> tuple[str, str, dict]:
     extra: dict = {}
     try:
         tab = read_presence_table(p)
-    except PermafrostError as exc:
-        if crs_guess is None or "x/y" not in str(exc) and "crs" not in str(exc).lower():
-            return "unused", f"not a borehole table ({exc.problem})", extra
+    except CRSError as exc:  # x/y columns, no CRS: the DEM's, if it is projected
+        if crs_guess is None:
+            return "unused", (f"{exc.problem}: no projected DEM whose CRS they could be in; "
+                              "give boreholes = {path, crs} by hand"), extra
         try:
             tab = read_presence_table(p, crs=crs_guess)
         except PermafrostError as exc2:
             return "unused", f"not a borehole table ({exc2.problem})", extra
         extra["crs"] = crs_guess
+    except PermafrostError as exc:
+        return "unused", f"not a borehole table ({exc.problem})", extra
     extra["columns"] = dict(tab.attrs.get("columns", {}))
     extra["points"] = _points_4326(tab.geometry, tab.crs)
     return "boreholes", "a table of boreholes with a presence or MAGT column", extra
@@ -279,6 +282,13 @@ def survey_directory(directory: str | os.PathLike, *, exclude=()) -> Survey:
     track_dirs = {Path(t["folder"]).resolve() for t in tracks}
     exclude = [Path(e).resolve() for e in exclude]
     found: list[Found] = []
+    # the CRS of x/y columns without one: the finest projected elevation raster's
+    dems = sorted((s for s in summaries if s.kind == "raster" and not s.error and s.crs
+                   and _role_by_name(Path(s.path).stem) == "elevation"
+                   and s.crs.startswith("EPSG:")
+                   and not CRS.from_user_input(s.crs).is_geographic),
+                  key=lambda s: abs(s.details["resolution"][0]))
+    crs_guess = dems[0].crs if dems else None
     for s in summaries:
         p = Path(s.path)
         rp = p.resolve()
@@ -297,7 +307,7 @@ def survey_directory(directory: str | os.PathLike, *, exclude=()) -> Survey:
             f.role, f.why, extra = _vector_role(s, f.decide)
             f.details.update(extra)
         elif s.kind == "table":
-            f.role, f.why, extra = _table_role(s, None)
+            f.role, f.why, extra = _table_role(s, crs_guess)
             f.details.update(extra)
         elif s.kind == "json":
             f.role, f.why = _json_role(s)
