@@ -690,8 +690,8 @@ def render_pipeline(sv: Survey, out: Path, stack: Path, *, name: str,
           "# (docs/method.md, \"Beyond the highest label\").",
           'model = "logistic"', f"folds = {folds}"]
     if side is not None:
-        L += [f"# Spatial-CV blocks: {why}. Omit block_size_m for the auto rule (the",
-              "# larger of the label and covariate autocorrelation ranges, permafrost.cv).",
+        L += [f"# Spatial-CV blocks: {why}. Omit block_size_m for the auto rule (the larger "
+              "of the label and covariate autocorrelation ranges, permafrost.cv).",
               f"block_size_m = {side!r}"]
     else:
         L.append(f"# Spatial-CV blocks: {why}.")
