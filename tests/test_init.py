@@ -297,9 +297,8 @@ def test_init_pairs_the_coarse_climate_grids_without_a_maat_raster(sample_dir, t
 def test_init_reads_xy_boreholes_in_the_projected_dem_crs(tmp_path):
     """A table with x/y columns and no CRS: read in the projected DEM's CRS, said so in a
     DECIDE comment; the pipeline names the CRS and validates."""
-    from rasterio.transform import from_origin
-
     from factories import write_raster
+    from rasterio.transform import from_origin
 
     data = tmp_path / "d"
     x0, y0, res = 500_000.0, 4_300_000.0, 30.0

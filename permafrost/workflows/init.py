@@ -87,7 +87,8 @@ class Found:
     """One dataset of the folder and the role the draft gives it.
 
     ``role`` is one of ``dem``, ``elevation_coarse``, ``maat``, ``maat_coarse``,
-    ``covariate``, ``landcover``, ``prior``, ``inventory``, ``boreholes``, ``gtnp_csv``,
+    ``covariate``, ``landcover``, ``prior``, ``inventory``, ``boreholes``,
+    ``validation_boreholes``, ``gtnp_csv``,
     ``gtnp_metadata``, ``mask``, ``regions``, ``climate_netcdf`` or ``unused``.
     """
 
