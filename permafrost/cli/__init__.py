@@ -17,6 +17,7 @@ def _interrupted() -> None:
 try:
     # one import per command module; each registers its command on `app`
     from permafrost.cli import (
+        init_cmd,  # noqa: F401,E402
         inspect_cmd,  # noqa: F401,E402
         kinematics,  # noqa: F401,E402
         labels,  # noqa: F401,E402
