@@ -202,10 +202,6 @@ class Executor:
     threads: int = 1
     client: Any = None
 
-    @property
-    def is_distributed(self) -> bool:
-        return self.client is not None
-
     def run(self, tasks: Sequence[Any], on_done: Callable[[int, Any], None] | None = None
             ) -> list[Any]:
         """Compute ``tasks`` (dask.delayed) and return their results in order.

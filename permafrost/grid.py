@@ -72,15 +72,6 @@ class Grid:
         y = t.f + t.e * (np.arange(self.height) + 0.5)
         return x, y
 
-    def block_transform(self, row0: int) -> Affine:
-        """Transform of the block of rows that starts at row ``row0``."""
-        return self.transform @ Affine.translation(0, row0)
-
-    @classmethod
-    def from_dataarray(cls, obj) -> Grid:
-        """The grid of a DataArray or Dataset with a ``rio`` CRS (see :func:`grid_of`)."""
-        return grid_of(obj)
-
 
 @expects(obj="xarray")
 def grid_of(obj) -> Grid:

@@ -261,8 +261,3 @@ def read_preview(path: str | os.PathLike, *, max_size: int = 800,
         if scale != 1.0 or offset != 0.0:
             out = out * scale + offset
         return out, tuple(src.bounds), src.crs
-
-
-def read_map(path: str | os.PathLike, *, chunks=None, name: str | None = None) -> xr.DataArray:
-    """Read band 1 of a map raster (PZI, prior map) with nodata as NaN; see :func:`read_raster`."""
-    return read_raster(path, chunks=chunks, name=name)

@@ -110,10 +110,6 @@ def covariates_for_scenario(covariates: Path, changes: dict[str, CovariateChange
     return build_stack(covariates, chunks=chunk, changes=changes)
 
 
-def _scenario_dependent(name: str) -> dict[str, Any]:
-    return {"scenario_dependent": name}
-
-
 # ---------------------------------------------------------------------------------------
 # kinematics
 
