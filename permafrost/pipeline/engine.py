@@ -42,7 +42,7 @@ from permafrost.config import (
     pipeline_dir,
     resolve_scenario,
 )
-from permafrost.errors import ConfigError, OutputError, PermafrostError
+from permafrost.errors import ConfigError, OutputError, ParameterError, PermafrostError
 from permafrost.io._atomic import atomic_write_text
 from permafrost.io._lock import exclusive_lock, pid_alive
 from permafrost.io.block_cache import remove_stale_temporaries
@@ -318,7 +318,10 @@ def _execute(spec: StepSpec, ctx_args: dict, key: str, final: Path, force: bool,
     on_event("start", {"step": spec.name, "scenario": ctx_args["scenario"], "key": key})
     t0 = time.perf_counter()
     try:
-        outputs, summary = spec.run(StepContext(workdir=work, **ctx_args))
+        try:
+            outputs, summary = spec.run(StepContext(workdir=work, **ctx_args))
+        except ParameterError as exc:  # the library's parameter -> the pipeline's TOML key
+            raise exc.for_pipeline(ctx_args["config"].source) from None
         seconds = time.perf_counter() - t0
         for label, rel in outputs.items():
             if not (work / rel).exists():
