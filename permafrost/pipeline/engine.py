@@ -426,14 +426,16 @@ def run_pipeline(
     preflight : bool
         Check everything knowable before the first step
         (:func:`permafrost.pipeline.preflight.check_pipeline`: columns, block size against
-        the extent, features, kinds; every problem at once).  False: the caller did.
+        the extent, features, kinds; every problem at once), for the catalogue's steps
+        (not for ``steps`` given here, whose needs it does not know).  False: the caller
+        did.
     """
     if not isinstance(config, PipelineConfig):
         config = load_pipeline(config)
     steps = STEPS if steps is None else steps
     if scenarios == "all":
         scenarios = list(config.scenarios)
-    if preflight:
+    if preflight and steps is STEPS:  # the checks of the catalogue's steps, not of others
         check_pipeline(config, scenarios)
     on_event = on_event or (lambda kind, info: None)
     out = config.pipeline.output_dir
@@ -781,7 +783,7 @@ def plan_pipeline(
         In run order: each scenario's steps, then the across-scenario steps (the report).
     """
     steps = STEPS if steps is None else steps
-    if preflight:
+    if preflight and steps is STEPS:  # the checks of the catalogue's steps, not of others
         check_pipeline(config, scenarios)
     out = config.pipeline.output_dir
     guard_output_dir(config)
