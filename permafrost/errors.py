@@ -138,8 +138,9 @@ class ParameterError(DataError):
     file does not have.  One error for every audience: it names the library parameter
     (``param``, shown as its ``field``) and its ``fix`` names other parameters as
     ``{name}`` placeholders.  The library shows the parameter names themselves; a pipeline
-    run shows the TOML keys and the pipeline file (:meth:`for_pipeline`), the CLI the
-    command's flags (:meth:`for_cli`).  The names come from one table,
+    run shows the TOML keys and the pipeline file
+    (:func:`permafrost.options.for_pipeline`), the CLI the command's flags
+    (:func:`permafrost.options.for_cli`).  The names come from one table,
     :func:`permafrost.options.option_names`.
 
     Parameters
@@ -176,35 +177,14 @@ class ParameterError(DataError):
         out = [self.param] + _PLACEHOLDER.findall(self.fix_template or "")
         return list(dict.fromkeys(out))
 
-    def for_pipeline(self, pipeline_file: str | PathLike | None) -> ParameterError:
-        """The same error as a pipeline user reads it: the TOML keys, and the pipeline file
-        (the data file, if any, moves into the problem)."""
-        from permafrost.options import option_names
-
-        if self.audience != "library":
-            return self
-        names = {p: option_names(p).toml[0] for p in self.params() if option_names(p).toml}
-        problem = self.problem if self.data_path is None else f"{self.problem} ({self.data_path})"
-        out = ParameterError(problem, param=self.param, fix=self.fix_template, names=names,
-                             path=pipeline_file if pipeline_file is not None else self.data_path,
-                             audience="pipeline")
+    def translated(self, names: Mapping[str, str], *, path: str | PathLike | None,
+                   audience: str, problem: str | None = None) -> ParameterError:
+        """The same error showing each parameter by ``names`` (its TOML key or flag):
+        :func:`permafrost.options.for_pipeline`, :func:`permafrost.options.for_cli`."""
+        out = ParameterError(self.problem if problem is None else problem, param=self.param,
+                             fix=self.fix_template, names=names, path=path, audience=audience)
         out.data_path = self.data_path
         return out
-
-    def for_cli(self, command: str | None) -> ParameterError:
-        """The same error as a user of ``permafrost COMMAND`` reads it: the command's flags
-        (a parameter the command has no flag for keeps its name)."""
-        from permafrost.options import option_names
-
-        if self.audience != "library":
-            return self
-        names = {}
-        for p in self.params():
-            flag = option_names(p).flag(command)
-            if flag:
-                names[p] = flag
-        return ParameterError(self.problem, param=self.param, fix=self.fix_template,
-                              names=names, path=self.data_path, audience="cli")
 
 
 class ProblemsError(ConfigError):

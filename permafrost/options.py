@@ -33,11 +33,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from permafrost.errors import CRSError, OptionError
+from permafrost.errors import CRSError, OptionError, ParameterError
 
 __all__ = ["Bound", "BOUNDS", "MAX_PARALLEL", "MAX_ELEVATION_BANDS", "bound", "check_options",
            "check_band_count", "check_crs", "check_name", "bound_for_cli", "bound_for_key",
-           "offset_bound", "OptionNames", "option_names"]
+           "offset_bound", "OptionNames", "option_names",
+           "for_pipeline", "for_cli"]
 
 #: most worker processes or threads of one prediction: twice the machine's CPUs (more only
 #: queue on the same cores; a thousand processes each load the model and a Python)
@@ -388,6 +389,32 @@ def option_names(param: str) -> OptionNames:
     (numeric options from :data:`BOUNDS`, the others from a short table beside it).  An
     unknown parameter has neither (it keeps its own name)."""
     return _NAMES.get(param) or OptionNames(param)
+
+
+def for_pipeline(exc: ParameterError, pipeline_file) -> ParameterError:
+    """A library :class:`~permafrost.errors.ParameterError` as a pipeline user reads it: the
+    TOML keys (:func:`option_names`) and the pipeline file; the data file, if any, moves
+    into the problem.  Translated once: an error already translated is returned as it is."""
+    if exc.audience != "library":
+        return exc
+    names = {p: option_names(p).toml[0] for p in exc.params() if option_names(p).toml}
+    problem = exc.problem if exc.data_path is None else f"{exc.problem} ({exc.data_path})"
+    return exc.translated(names, audience="pipeline", problem=problem,
+                          path=pipeline_file if pipeline_file is not None else exc.data_path)
+
+
+def for_cli(exc: ParameterError, command: str | None) -> ParameterError:
+    """A library :class:`~permafrost.errors.ParameterError` as a user of ``permafrost
+    COMMAND`` reads it: the command's flags (a parameter the command has no flag for keeps
+    its name: advice names only options the command has)."""
+    if exc.audience != "library":
+        return exc
+    names = {}
+    for p in exc.params():
+        flag = option_names(p).flag(command)
+        if flag:
+            names[p] = flag
+    return exc.translated(names, audience="cli", path=exc.data_path)
 
 
 def check_options(*, path=None, **values: Any) -> dict[str, Any]:

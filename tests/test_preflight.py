@@ -21,7 +21,7 @@ from permafrost.cli import app
 from permafrost.config import load_pipeline
 from permafrost.cv import block_ids, make_folds
 from permafrost.errors import ConfigError, ParameterError, ProblemsError
-from permafrost.options import option_names
+from permafrost.options import for_cli, for_pipeline, option_names
 from permafrost.pipeline import StepSpec, preflight, run_pipeline
 from permafrost.pipeline.preflight import largest_fitting_block, max_blocks
 
@@ -264,13 +264,13 @@ def test_one_error_three_audiences():
     lib = exc.value
     assert str(lib) == ("field 'block_size': only 2 spatial blocks/groups for 5 folds; use a "
                         "smaller block_size or fewer folds")
-    pipe = lib.for_pipeline("/x/p.toml")
+    pipe = for_pipeline(lib, "/x/p.toml")
     assert str(pipe) == ("/x/p.toml: field 'train.block_size_m': only 2 spatial blocks/groups "
                          "for 5 folds; use a smaller train.block_size_m or fewer train.folds")
-    cli = lib.for_cli("train")
+    cli = for_cli(lib, "train")
     assert str(cli) == ("field '--block-size': only 2 spatial blocks/groups for 5 folds; use "
                         "a smaller --block-size or fewer --folds")
-    assert pipe.for_cli("train") is pipe  # translated once
+    assert for_cli(pipe, "train") is pipe  # translated once
     assert option_names("block_size").toml[0] == "train.block_size_m"
     assert option_names("region_field").flag("stats") == "--region-field"
 

@@ -27,6 +27,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from permafrost import __version__
 from permafrost.errors import ParameterError, PermafrostError
+from permafrost.options import for_cli
 
 __all__ = ["app", "console", "err_console", "state", "emit_json", "write_json_or_stdout",
            "make_table", "bounded", "crs_option", "scheduler_option"]
@@ -281,7 +282,7 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
         except PermafrostError as exc:
             if isinstance(exc, ParameterError):  # the library's parameter -> this command's flag
-                exc = exc.for_cli(ctx.invoked_subcommand)
+                exc = for_cli(exc, ctx.invoked_subcommand)
             err_console.print(f"Error: {exc}", markup=False, highlight=False)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:

@@ -49,6 +49,7 @@ from permafrost.io.block_cache import remove_stale_temporaries
 from permafrost.io.guard import Output, check_outputs, mark_folder
 from permafrost.io.rasters import RASTER_SUFFIXES, gdal_path, is_remote, vrt_sources
 from permafrost.io.vectors import split_layer
+from permafrost.options import for_pipeline
 from permafrost.pipeline.preflight import check_pipeline
 from permafrost.pipeline.spec import PipelineResult, PlannedStep, StepContext, StepRecord, StepSpec
 from permafrost.pipeline.steps import STEPS
@@ -322,7 +323,7 @@ def _execute(spec: StepSpec, ctx_args: dict, key: str, final: Path, force: bool,
         try:
             outputs, summary = spec.run(StepContext(workdir=work, **ctx_args))
         except ParameterError as exc:  # the library's parameter -> the pipeline's TOML key
-            raise exc.for_pipeline(ctx_args["config"].source) from None
+            raise for_pipeline(exc, ctx_args["config"].source) from None
         seconds = time.perf_counter() - t0
         for label, rel in outputs.items():
             if not (work / rel).exists():

@@ -36,8 +36,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
+import pyogrio
 
+from permafrost.categorical import is_categorical
 from permafrost.config import (
     BASELINE,
     REFERENCE,
@@ -45,6 +48,12 @@ from permafrost.config import (
     resolve_scenario,
 )
 from permafrost.errors import ConfigError, ParameterError, PermafrostError, ProblemsError
+from permafrost.io.boreholes import read_presence_table
+from permafrost.io.rasters import raster_classes
+from permafrost.io.vectors import split_layer
+from permafrost.options import for_pipeline
+from permafrost.surface import _too_few_blocks, debris_class_codes, find_surface, surface_classes
+from permafrost.workflows.covariates import build_stack
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +98,6 @@ def max_blocks(x, y, crs, block_size: float, folds: int) -> int | None:
     itself: a lattice over the extent, corners and edges included, counted with the
     package's one blocking rule (:func:`permafrost.surface._too_few_blocks`).
     """
-    import geopandas as gpd
-
-    from permafrost.surface import _too_few_blocks
-
     gx, gy = np.meshgrid(np.linspace(min(x), max(x), _LATTICE),
                          np.linspace(min(y), max(y), _LATTICE))
     pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(gx.ravel(), gy.ravel()), crs=crs)
@@ -157,8 +162,6 @@ def preflight(cfg: PipelineConfig, scenarios: list[str] | None = None) -> Prefli
     # ---- the stack: names, kinds, grid (headers only; dask arrays not computed)
     ds = None
     try:
-        from permafrost.workflows.covariates import build_stack
-
         ds = build_stack(cfg.inputs.covariates)
     except PermafrostError as exc:
         from_library(exc, "inputs.covariates")
@@ -168,8 +171,6 @@ def preflight(cfg: PipelineConfig, scenarios: list[str] | None = None) -> Prefli
 
     # ---- categorical kinds
     if cfg.inputs.landcover is not None:
-        from permafrost.io.rasters import raster_classes
-
         try:
             if not raster_classes(cfg.inputs.landcover).categorical:
                 error("inputs.landcover", f"{cfg.inputs.landcover} is not a categorical raster "
@@ -208,9 +209,6 @@ def check_pipeline(cfg: PipelineConfig, scenarios: list[str] | None = None) -> l
 
 
 def _check_features(cfg, resolved, ds, error, from_library) -> None:
-    from permafrost.categorical import is_categorical
-    from permafrost.surface import debris_class_codes, find_surface, surface_classes
-
     names = [str(v) for v in ds.data_vars]
     for run, c in resolved:
         t = c.train
@@ -273,7 +271,8 @@ def _check_columns(cfg, resolved, error, from_library) -> None:
             e = ParameterError(f"no region name column {inp.regions.field!r} in "
                                f"{inp.regions.path}", param="region_field",
                                fix=f"name one with {{region_field}} (columns: "
-                                   f"{', '.join(cols) or 'none'})").for_pipeline(cfg.source)
+                                   f"{', '.join(cols) or 'none'})")
+            e = for_pipeline(e, cfg.source)
             error(e.field, e.problem, e.fix)
     activity = {c.labels.activity_column: _key_of(cfg, run, "labels", "activity_column")
                 for run, c in resolved}
@@ -286,8 +285,6 @@ def _check_columns(cfg, resolved, error, from_library) -> None:
             if col.lower() not in lower:
                 error(key, f"no activity column {col!r} in {inv} (columns: "
                       f"{', '.join(cols)})", "name the inventory's activity column")
-    from permafrost.io.boreholes import read_presence_table
-
     for file_key, cols_key, crs_key in (("boreholes", "borehole_columns", "borehole_crs"),
                                         ("validation_boreholes", "validation_borehole_columns",
                                          "validation_borehole_crs")):
@@ -304,10 +301,6 @@ def _check_columns(cfg, resolved, error, from_library) -> None:
 
 def _vector_columns(path: Path, error, key: str) -> list[str] | None:
     """The attribute columns of a vector file (its header; no feature is read)."""
-    import pyogrio
-
-    from permafrost.io.vectors import split_layer
-
     p, layer = split_layer(path)
     try:
         info = pyogrio.read_info(p, layer=layer)
