@@ -365,6 +365,7 @@ _TEXT_OPTIONS: tuple[OptionNames, ...] = (
                 ("train --covariates", "predict --covariates")),
     OptionNames("boreholes", ("inputs.boreholes",),
                 ("labels --boreholes", "validate --boreholes")),
+    OptionNames("priors", ("inputs.priors",), ("validate --prior",)),
     OptionNames("borehole_columns", ("inputs.borehole_columns",),
                 ("labels --borehole-column", "validate --borehole-column")),
     OptionNames("inventories", ("inputs.inventories",), ("labels --inventory",)),
