@@ -313,3 +313,29 @@ def test_same_error_inside_a_pipeline_run_names_the_key_and_file(tmp_path):
         run_pipeline(load_pipeline(p), steps=steps)
     assert str(exc.value).startswith(f"{p.resolve()}: field 'train.block_size_m': only 2")
     assert str(exc.value).endswith("use a smaller train.block_size_m or fewer train.folds")
+
+
+def test_blocks_counted_over_the_evidence_not_only_the_grid(tmp_path):
+    """Rock glaciers and boreholes in one 0.1 x 0.1 degree corner (about 8.7 x 11 km) of the
+    35 x 33 km grid: 5 km blocks for 10 folds fit the grid (49 blocks) but not the corner
+    where the labels can come from (at most 3 x 3); the message says so."""
+    p = _point("small_region.toml", tmp_path, field="name")
+    d = tmp_path / "my data"
+    inv = gpd.read_file(d / "vectors" / "rg_v2.gpkg")
+    (d / "vectors" / "rg_v2.gpkg").unlink()
+    inv.cx[99.0:99.1, 38.4:38.5].to_file(d / "vectors" / "rg_v2.gpkg")
+    lines = (d / "tables" / "bh_2024.csv").read_text().splitlines()
+    keep = [ln for ln in lines[1:] if 99.0 <= float(ln.split(",")[1]) <= 99.1
+            and 38.4 <= float(ln.split(",")[2]) <= 38.5]
+    assert keep and len(inv.cx[99.0:99.1, 38.4:38.5])
+    (d / "tables" / "bh_2024.csv").write_text("\n".join([lines[0], *keep]) + "\n")
+    assert preflight(load_pipeline(p)).errors == []  # 5 folds: the corner holds enough
+    p.write_text(_set(p.read_text(), "folds", "10"))
+    (err,) = preflight(load_pipeline(p)).errors
+    assert "the labels' evidence (inventories, boreholes)" in str(err)
+    sub = inv.cx[99.0:99.1, 38.4:38.5].total_bounds
+    lon = [float(ln.split(",")[1]) for ln in keep] + [sub[0], sub[2]]
+    lat = [float(ln.split(",")[2]) for ln in keep] + [sub[1], sub[3]]
+    n = max_blocks([min(lon), max(lon)], [min(lat), max(lat)], "EPSG:4326", 5000, 10)
+    assert n is not None and n <= 9  # within the 0.1 degree box: at most 3 x 3
+    assert f"at most {n} spatial blocks of 5,000 m, fewer than the 10 folds" in str(err)

@@ -15,9 +15,9 @@ without reading pixels or running a step, for the baseline and every scenario:
   column, the borehole tables' roles (read by the reader the labels step uses,
   :func:`permafrost.io.boreholes.read_presence_table`);
 * spatial CV: a given ``block_size_m`` against the folds.  The labels are known only after
-  the labels step, but they lie inside the covariate grid, and square blocks laid over
-  points inside an extent are at most the blocks that extent's own corners and edges fall
-  into (the same counting, :func:`permafrost.surface._too_few_blocks` over
+  the labels step, but they lie inside the covariate grid and inside the box of their
+  evidence (inventories' bounds, boreholes), and square blocks laid over points inside a
+  box are at most the blocks that box's own corners and edges fall into (the same counting, :func:`permafrost.surface._too_few_blocks` over
   :func:`permafrost.cv.block_ids`).  Fewer blocks than folds is certain to fail after the
   labels step; it is reported now, with the largest block size that fits;
 * ``predict.workers`` against the machine's cores (a warning: more processes than cores
@@ -39,6 +39,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pyogrio
+from pyproj import Transformer
 
 from permafrost.categorical import is_categorical
 from permafrost.config import (
@@ -237,12 +238,47 @@ def _check_features(cfg, resolved, ds, error, from_library) -> None:
             from_library(exc, key)
 
 
+def _evidence_box(cfg: PipelineConfig, crs, grid: tuple) -> tuple | None:
+    """The box [grid CRS units] the labels can come from: the bounds of the inventories and
+    the training boreholes (headers and the table itself, no raster), clipped to the
+    covariates' extent; None when unknown (GTN-P records, an unreadable file) or empty."""
+    if cfg.inputs.gtnp is not None or not (cfg.inputs.inventories or cfg.inputs.boreholes):
+        return None
+    boxes = []
+    try:
+        for inv in cfg.inputs.inventories:
+            p, layer = split_layer(inv)
+            info = pyogrio.read_info(p, layer=layer, force_total_bounds=True)
+            if info.get("crs") is None or info.get("total_bounds") is None:
+                return None
+            boxes.append(Transformer.from_crs(info["crs"], crs, always_xy=True)
+                         .transform_bounds(*info["total_bounds"]))
+        if cfg.inputs.boreholes is not None:
+            bh = read_presence_table(cfg.inputs.boreholes,
+                                     columns=cfg.inputs.borehole_columns.mapping() or None,
+                                     crs=cfg.inputs.borehole_crs)
+            if len(bh) and bh.crs is not None:
+                boxes.append(tuple(bh.to_crs(crs).total_bounds))
+    except Exception:  # noqa: BLE001 - reported by the column checks; the grid's box stands
+        return None
+    if not boxes or not np.all(np.isfinite(boxes)):
+        return None
+    b = np.asarray(boxes, float)
+    left, bottom = max(b[:, 0].min(), grid[0]), max(b[:, 1].min(), grid[1])
+    right, top = min(b[:, 2].max(), grid[2]), min(b[:, 3].max(), grid[3])
+    return (left, bottom, right, top) if left < right and bottom < top else None
+
+
 def _check_blocks(cfg, resolved, ds, errors) -> None:
     crs = ds.rio.crs
     if crs is None:
         return
-    left, bottom, right, top = ds.rio.bounds()
+    grid = tuple(ds.rio.bounds())
+    evidence = _evidence_box(cfg, crs, grid)
+    left, bottom, right, top = evidence or grid
     x, y = [left, right], [bottom, top]
+    where = ("the labels' evidence (inventories, boreholes) inside the covariates' extent "
+             "spans a box that" if evidence else "the covariates' extent")
     for run, c in resolved:
         bs, folds = c.train.block_size_m, c.train.folds
         if bs is None:
@@ -254,12 +290,12 @@ def _check_blocks(cfg, resolved, ds, errors) -> None:
         names = {"block_size": _key_of(cfg, run, "train", "block_size_m"),
                  "folds": _key_of(cfg, run, "train", "folds")}
         e = ParameterError(
-            f"the covariates' extent holds at most {n} spatial blocks of {bs:,.0f} m, fewer "
-            f"than the {folds} folds (the labels, inside it, can only fall into fewer)",
+            f"{where} holds at most {n} spatial blocks of {bs:,.0f} m, fewer than the "
+            f"{folds} folds (the labels, inside it, can only fall into fewer)",
             param="block_size", path=cfg.source, names=names, audience="pipeline",
             fix=f"use a {{block_size}} of at most {fit:,.0f} m, fewer {{folds}}, or leave "
                 "{block_size} out (chosen from the labels' autocorrelation)")
-        if str(e) not in {str(x) for x in errors}:
+        if str(e) not in {str(other) for other in errors}:
             errors.append(e)
 
 
