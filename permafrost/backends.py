@@ -332,8 +332,8 @@ def open_executor(*, workers: int | None = None, scheduler: str | None = None,
         cannot be reached.
     """
     if workers is not None and scheduler is not None:
-        raise InputError("give either a worker count or a scheduler address, not both",
-                         field="workers", fix="drop --workers or --scheduler")
+        raise ParameterError("give either a worker count or a scheduler address, not both",
+                             param="workers", fix="drop {workers} or {scheduler}")
     checked = check_options(workers=workers, threads=threads)
     workers, threads = checked["workers"], checked["threads"]
     if scheduler is not None:

@@ -366,6 +366,8 @@ _TEXT_OPTIONS: tuple[OptionNames, ...] = (
     OptionNames("boreholes", ("inputs.boreholes",),
                 ("labels --boreholes", "validate --boreholes")),
     OptionNames("priors", ("inputs.priors",), ("validate --prior",)),
+    OptionNames("scheduler", (), ("predict --scheduler",)),
+    OptionNames("outside", (), ("labels --outside",)),
     OptionNames("borehole_columns", ("inputs.borehole_columns",),
                 ("labels --borehole-column", "validate --borehole-column")),
     OptionNames("inventories", ("inputs.inventories",), ("labels --inventory",)),
