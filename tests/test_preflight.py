@@ -339,3 +339,15 @@ def test_blocks_counted_over_the_evidence_not_only_the_grid(tmp_path):
     n = max_blocks([min(lon), max(lon)], [min(lat), max(lat)], "EPSG:4326", 5000, 10)
     assert n is not None and n <= 9  # within the 0.1 degree box: at most 3 x 3
     assert f"at most {n} spatial blocks of 5,000 m, fewer than the 10 folds" in str(err)
+
+
+def test_validate_without_evidence_names_the_commands_flags(tmp_path):
+    """'nothing to validate against': the library names boreholes and priors, `permafrost
+    validate` its --boreholes and --prior."""
+    write_tif(tmp_path / "pzi.tif", np.full((30, 20), 0.7, "float32"),
+              Affine(0.01, 0, 10.0, 0, -0.01, 60.0), nodata=-1)
+    res = runner.invoke(app, ["validate", str(tmp_path / "pzi.tif"), "--out",
+                              str(tmp_path / "v")])
+    assert res.exit_code == 2, res.output
+    assert ("field '--boreholes': nothing to validate against; give --boreholes and/or "
+            "--prior") in res.output
