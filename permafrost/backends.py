@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from permafrost.errors import InputError
+from permafrost.errors import InputError, ParameterError
 from permafrost.options import check_options
 
 __all__ = [
@@ -147,10 +147,10 @@ def resolve_device(device: str = "auto", *, purpose: str = "predict") -> str:
         log.info("device auto -> %s (%s)", "cuda" if ok else "cpu", why)
         return "cuda" if ok else "cpu"
     if not ok:
-        raise InputError(f"device 'cuda' asked for but no CUDA GPU is usable here ({why})",
-                         field="device",
-                         fix="use --device cpu (or auto), or install the 'gpu' extra "
-                             "(cupy-cuda12x) on a machine with an NVIDIA GPU")
+        raise ParameterError(f"device 'cuda' asked for but no CUDA GPU is usable here ({why})",
+                             param="device",
+                             fix="set {device} to cpu (or auto), or install the 'gpu' extra "
+                                 "(cupy-cuda12x) on a machine with an NVIDIA GPU")
     return "cuda"
 
 
@@ -159,7 +159,8 @@ def array_module(device: str) -> ModuleType:
     if device == "cuda":
         cupy = _import_cupy()
         if cupy is None:  # pragma: no cover - resolve_device checked it
-            raise InputError("CuPy is not importable", field="device", fix="use --device cpu")
+            raise ParameterError("CuPy is not importable", param="device",
+                                 fix="set {device} to cpu")
         return cupy
     import numpy
 
@@ -327,8 +328,8 @@ def open_executor(*, workers: int | None = None, scheduler: str | None = None,
         cannot be reached.
     """
     if workers is not None and scheduler is not None:
-        raise InputError("give either a worker count or a scheduler address, not both",
-                         field="workers", fix="drop --workers or --scheduler")
+        raise ParameterError("give either a worker count or a scheduler address, not both",
+                             param="workers", fix="drop {workers} or {scheduler}")
     checked = check_options(workers=workers, threads=threads)
     workers, threads = checked["workers"], checked["threads"]
     if scheduler is not None:

@@ -15,9 +15,9 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
 
 from permafrost.checks import expects
 from permafrost.defaults import (
@@ -72,15 +72,24 @@ def _as_value_error(check, *args, **kwargs):
         raise ValueError(f"{exc.problem}; {exc.fix}") from None
 
 
+#: a path in a pipeline file is TOML text: the one field kind converted from a string
+_Path = Annotated[Path, Strict(False)]
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True)
+    """Strict types (issue 26): ``folds = "5"`` or ``folds = 5.0`` is an error naming the
+    key, not a value coerced behind the user's back (an integer is still taken for a
+    float, and a string for a path)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True,
+                              strict=True)
 
 
 class PriorMap(_Strict):
     """A prior permafrost map to compare with (e.g. Obu 2019, Ran 2021)."""
 
     name: str
-    path: Path
+    path: _Path
     kind: Literal["categorical", "continuous"]
     #: categorical maps: codes that mean permafrost
     permafrost_codes: list[int] = Field(default_factory=lambda: [1])
@@ -97,13 +106,13 @@ class PriorMap(_Strict):
 
 
 class RegionsInput(_Strict):
-    path: Path
+    path: _Path
     field: str = "name"
 
 
 class GtnpInput(_Strict):
-    csv: Path
-    metadata: Path
+    csv: _Path
+    metadata: _Path
 
 
 class TableColumns(_Strict):
@@ -132,7 +141,7 @@ class TableColumns(_Strict):
 class BoreholeTable(_Strict):
     """The table form of a borehole input: ``{path = FILE, columns = {...}, crs = "..."}``."""
 
-    path: Path
+    path: _Path
     columns: TableColumns = Field(default_factory=TableColumns)
     #: CRS of x/y columns (lon/lat columns are EPSG:4326)
     crs: str | None = None
@@ -155,10 +164,10 @@ class TrackInput(_Strict):
     (``tracks = [{velocity = "asc/geo/geo_velocity.h5", geometry = "..."}]``); only
     ``velocity`` is required."""
 
-    velocity: Path
-    geometry: Path | None = None
-    coherence: Path | None = None
-    mask: Path | None = None
+    velocity: _Path
+    geometry: _Path | None = None
+    coherence: _Path | None = None
+    mask: _Path | None = None
     name: str | None = None
 
     @field_validator("name")
@@ -170,27 +179,27 @@ class TrackInput(_Strict):
 class Inputs(_Strict):
     """Every input file of a pipeline."""
 
-    covariates: Path
-    dem: Path | None = None
+    covariates: _Path
+    dem: _Path | None = None
     #: MintPy tracks: a folder (a MintPy work folder, its geo/ folder, or any folder with
     #: velocity.h5), a velocity file, or a table naming the files (TrackInput)
-    tracks: list[Path | TrackInput] = Field(default_factory=list)
-    outlines: Path | None = None
-    inventories: list[Path] = Field(default_factory=list)
-    boreholes: Path | None = None
+    tracks: list[_Path | TrackInput] = Field(default_factory=list)
+    outlines: _Path | None = None
+    inventories: list[_Path] = Field(default_factory=list)
+    boreholes: _Path | None = None
     #: column names of `boreholes` by role (also given as boreholes = {path=..., columns={...}})
     borehole_columns: TableColumns = Field(default_factory=TableColumns)
     borehole_crs: str | None = None
     gtnp: GtnpInput | None = None
-    validation_boreholes: Path | None = None
+    validation_boreholes: _Path | None = None
     validation_borehole_columns: TableColumns = Field(default_factory=TableColumns)
     validation_borehole_crs: str | None = None
     priors: list[PriorMap] = Field(default_factory=list)
     regions: RegionsInput | None = None
-    mask: Path | None = None
+    mask: _Path | None = None
     #: a categorical land-cover (surface) raster with a `classes` tag: label support per
     #: surface class in applicability.json (not a model covariate by itself)
-    landcover: Path | None = None
+    landcover: _Path | None = None
 
     @field_validator("borehole_crs", "validation_borehole_crs")
     @classmethod
@@ -291,7 +300,7 @@ class CovariateChange(_Strict):
     #: covariate's name in _check_scenarios)
     offset: float | None = bound("offset").field(None)
     scale: float | None = bound("scale").field(None)
-    file: Path | None = None
+    file: _Path | None = None
 
     @field_validator("file")
     @classmethod
@@ -339,7 +348,7 @@ class Scenario(_Strict):
 
 class PipelineSection(_Strict):
     name: str
-    output_dir: Path
+    output_dir: _Path
     seed: int = bound("seed").field(0)
     description: str = ""
 
@@ -366,7 +375,7 @@ class PipelineConfig(_Strict):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     #: where the file was read from (set by :func:`load_pipeline`)
-    source: Path | None = Field(None, exclude=True)
+    source: _Path | None = Field(None, exclude=True)
 
     def physical(self) -> bool:
         """Whether warming scenarios use the physical method."""

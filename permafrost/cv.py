@@ -59,7 +59,7 @@ from pyproj import CRS, Transformer
 from scipy.optimize import curve_fit
 from scipy.spatial.distance import pdist
 
-from permafrost.errors import CRSError, DataError
+from permafrost.errors import CRSError, DataError, ParameterError
 from permafrost.grid import read_cells, sample_subgrid
 
 __all__ = [
@@ -570,9 +570,9 @@ def make_folds(y, *, n_splits: int = 5, groups=None, seed: int = 0,
         raise ValueError("spatial folds need groups")
     n_groups = len(np.unique(groups))
     if n_groups < n_splits:
-        raise DataError(
-            f"only {n_groups} spatial blocks/groups for {n_splits} folds", field="block_size",
-            fix="use a smaller --block-size or fewer --folds")
+        raise ParameterError(
+            f"only {n_groups} spatial blocks/groups for {n_splits} folds", param="block_size",
+            fix="use a smaller {block_size} or fewer {folds}")
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     return [(tr, te) for tr, te in splitter.split(dummy, y, groups)]
 

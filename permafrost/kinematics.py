@@ -727,9 +727,9 @@ def track_pixels(track: xr.Dataset, *, dem: xr.DataArray | None = None,
                             "a radar-coordinate track needs a DEM",
                             path=track.attrs.get("geometry_file") or track.attrs.get("source"),
                             field="height",
-                            fix="give --dem (inputs.dem in a pipeline)" if geocoded else
-                            "give --dem (inputs.dem in a pipeline), or run MintPy's geocode.py "
-                            "and give the geo/ folder (geo_geometryRadar.h5 holds the height)")
+                            fix="give a DEM" if geocoded else
+                            "give a DEM, or run MintPy's geocode.py and give the geo/ folder "
+                            "(geo_geometryRadar.h5 holds the height)")
         h = track["height"]
         (ge, gn), (le, ln) = _flow_and_local_gradients(h.values, track.rio.transform(),
                                                        track.rio.crs, config)

@@ -33,11 +33,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from permafrost.errors import CRSError, OptionError
+from permafrost.errors import CRSError, OptionError, ParameterError
 
 __all__ = ["Bound", "BOUNDS", "MAX_PARALLEL", "MAX_ELEVATION_BANDS", "bound", "check_options",
            "check_band_count", "check_crs", "check_name", "bound_for_cli", "bound_for_key",
-           "offset_bound"]
+           "offset_bound", "OptionNames", "option_names",
+           "for_pipeline", "for_cli"]
 
 #: most worker processes or threads of one prediction: twice the machine's CPUs (more only
 #: queue on the same cores; a thousand processes each load the model and a Python)
@@ -320,6 +321,103 @@ def bound_for_key(key: str) -> Bound | None:
     hits = [(len(pattern.replace("*", "")), b) for b in BOUNDS for pattern in b.toml
             if re.fullmatch(re.escape(pattern).replace(r"\*", "[^.]*"), key)]
     return max(hits, key=lambda h: h[0])[1] if hits else None
+
+
+@dataclass(frozen=True)
+class OptionNames:
+    """The names one library parameter goes by: its pipeline keys and its CLI flags
+    (``"train --block-size"``: command and flag)."""
+
+    param: str
+    toml: tuple[str, ...] = ()
+    cli: tuple[str, ...] = ()
+
+    def flag(self, command: str | None) -> str | None:
+        """The flag of ``permafrost COMMAND`` that sets the parameter (None: it has none;
+        no command: the first command's flag)."""
+        for spec in self.cli:
+            cmd, _, flag = spec.partition(" ")
+            if command is None or cmd == command:
+                return flag
+        return None
+
+
+#: options that are not numbers (no entry in BOUNDS): the pipeline keys and the flags that
+#: set them; the numeric ones take theirs from BOUNDS
+_TEXT_OPTIONS: tuple[OptionNames, ...] = (
+    OptionNames("region_field", ("inputs.regions.field",), ("stats --region-field",)),
+    OptionNames("regions", ("inputs.regions.path",), ("stats --regions",)),
+    OptionNames("activity_column", ("labels.activity_column",),
+                ("labels --activity-column", "report --activity-column")),
+    OptionNames("features", ("train.features", "scenario_model.features"),
+                ("train --features",)),
+    OptionNames("monotone", ("train.monotone", "scenario_model.monotone"),
+                ("train --monotone",)),
+    OptionNames("surface", ("train.surface",), ("train --surface",)),
+    OptionNames("debris_classes", ("train.debris_classes",), ("train --debris-class",)),
+    OptionNames("model", ("train.model", "scenario_model.model"), ("train --model",)),
+    OptionNames("device", ("train.device", "predict.device"),
+                ("train --device", "predict --device")),
+    OptionNames("dem", ("inputs.dem",), ("labels --dem", "kinematics --dem", "stats --dem",
+                                         "report --dem")),
+    OptionNames("sampling", ("labels.sampling",), ("labels --sampling",)),
+    OptionNames("covariates", ("inputs.covariates",),
+                ("train --covariates", "predict --covariates")),
+    OptionNames("boreholes", ("inputs.boreholes",),
+                ("labels --boreholes", "validate --boreholes")),
+    OptionNames("priors", ("inputs.priors",), ("validate --prior",)),
+    OptionNames("scheduler", (), ("predict --scheduler",)),
+    OptionNames("outside", (), ("labels --outside",)),
+    OptionNames("borehole_columns", ("inputs.borehole_columns",),
+                ("labels --borehole-column", "validate --borehole-column")),
+    OptionNames("inventories", ("inputs.inventories",), ("labels --inventory",)),
+    OptionNames("landcover", ("inputs.landcover",), ("predict --landcover",)),
+)
+
+
+def _all_names() -> dict[str, OptionNames]:
+    out = {b.name: OptionNames(b.name, b.toml, b.cli) for b in BOUNDS}
+    for o in _TEXT_OPTIONS:
+        assert o.param not in out, f"{o.param} is both numeric and text"
+        out[o.param] = o
+    return out
+
+
+_NAMES = _all_names()
+
+
+def option_names(param: str) -> OptionNames:
+    """The pipeline keys and CLI flags of the library parameter ``param``: the one mapping
+    the pipeline and the CLI translate a :class:`~permafrost.errors.ParameterError` with
+    (numeric options from :data:`BOUNDS`, the others from a short table beside it).  An
+    unknown parameter has neither (it keeps its own name)."""
+    return _NAMES.get(param) or OptionNames(param)
+
+
+def for_pipeline(exc: ParameterError, pipeline_file) -> ParameterError:
+    """A library :class:`~permafrost.errors.ParameterError` as a pipeline user reads it: the
+    TOML keys (:func:`option_names`) and the pipeline file; the data file, if any, moves
+    into the problem.  Translated once: an error already translated is returned as it is."""
+    if exc.audience != "library":
+        return exc
+    names = {p: option_names(p).toml[0] for p in exc.params() if option_names(p).toml}
+    problem = exc.problem if exc.data_path is None else f"{exc.problem} ({exc.data_path})"
+    return exc.translated(names, audience="pipeline", problem=problem,
+                          path=pipeline_file if pipeline_file is not None else exc.data_path)
+
+
+def for_cli(exc: ParameterError, command: str | None) -> ParameterError:
+    """A library :class:`~permafrost.errors.ParameterError` as a user of ``permafrost
+    COMMAND`` reads it: the command's flags (a parameter the command has no flag for keeps
+    its name: advice names only options the command has)."""
+    if exc.audience != "library":
+        return exc
+    names = {}
+    for p in exc.params():
+        flag = option_names(p).flag(command)
+        if flag:
+            names[p] = flag
+    return exc.translated(names, audience="cli", path=exc.data_path)
 
 
 def check_options(*, path=None, **values: Any) -> dict[str, Any]:

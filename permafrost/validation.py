@@ -54,7 +54,7 @@ from permafrost.area import cell_areas, classify_zones
 from permafrost.checks import expects, require_geodataframe, require_xarray
 from permafrost.cv import metric_xy, site_ids
 from permafrost.defaults import BOOTSTRAP_RESAMPLES, CI_LEVEL, SITE_M, auto_block_rows
-from permafrost.errors import CRSError, DataError, InputError
+from permafrost.errors import CRSError, DataError, InputError, ParameterError
 from permafrost.grid import grid_of, sample_at_points
 from permafrost.metrics import binary_metrics, cohen_kappa
 from permafrost.options import bound, check_name, check_options
@@ -755,8 +755,8 @@ def validate(
     require_xarray(mask, "mask", optional=True)
     require_geodataframe(mask_vector, "mask_vector")
     if boreholes is None and not maps:
-        raise DataError("nothing to validate against", field="--boreholes/--prior",
-                        fix="give --boreholes CSV and/or --prior NAME=FILE:...")
+        raise ParameterError("nothing to validate against", param="boreholes",
+                             fix="give {boreholes} and/or {priors}")
     check_prior_names([s.name for s, _, _ in maps])
     if block_rows is None:
         block_rows = auto_block_rows(pzi.shape[-1])

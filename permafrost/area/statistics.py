@@ -27,7 +27,7 @@ from permafrost.area.ellipsoid import cell_areas
 from permafrost.area.zones import AGGREGATE_M, REGION_THRESHOLD, ZONES, aggregation_factors
 from permafrost.checks import require_geodataframe, require_xarray
 from permafrost.defaults import auto_block_rows
-from permafrost.errors import DataError, InputError
+from permafrost.errors import DataError, InputError, ParameterError
 from permafrost.grid import Grid, grid_of
 from permafrost.options import MAX_ELEVATION_BANDS, check_band_count, check_options
 from permafrost.rasterize import Shapes, burn, polygons_in_crs
@@ -250,9 +250,9 @@ def zone_statistics(
     if regions is not None:
         cols = [c for c in regions.columns if c != regions.geometry.name]
         if region_field not in regions.columns:
-            raise DataError("region name column missing", path=regions.attrs.get("source"),
-                            field=region_field,
-                            fix=f"pass --region-field (columns: {cols})")
+            raise ParameterError(f"no region name column {region_field!r}",
+                                 path=regions.attrs.get("source"), param="region_field",
+                                 fix=f"name one with {{region_field}} (columns: {cols})")
         reg, n_empty = polygons_in_crs(regions, grid.crs, "regions")
         unnamed = reg[region_field].isna() | (reg[region_field].astype(str).str.strip() == "")
         if unnamed.any():  # would be reported as a region called "nan" (or "")

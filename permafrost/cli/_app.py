@@ -26,7 +26,8 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from permafrost import __version__
-from permafrost.errors import PermafrostError
+from permafrost.errors import ParameterError, PermafrostError
+from permafrost.options import for_cli
 
 __all__ = ["app", "console", "err_console", "state", "emit_json", "write_json_or_stdout",
            "make_table", "bounded", "crs_option", "scheduler_option"]
@@ -280,6 +281,8 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except PermafrostError as exc:
+            if isinstance(exc, ParameterError):  # the library's parameter -> this command's flag
+                exc = for_cli(exc, ctx.invoked_subcommand)
             err_console.print(f"Error: {exc}", markup=False, highlight=False)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:

@@ -41,8 +41,9 @@ def run_cmd(
         from permafrost.config import resolve_scenario
 
         resolve_scenario(cfg, n)
+    preflight(cfg)  # every scenario's problems, all at once, before any work
     if dry_run:
-        plan = plan_pipeline(cfg, scenarios=names, force=force, only=only)
+        plan = plan_pipeline(cfg, scenarios=names, force=force, only=only, preflight=False)
         if as_json:
             emit_json({"output_dir": str(cfg.pipeline.output_dir),
                        "steps": [p.as_dict() for p in plan]})
@@ -65,7 +66,7 @@ def run_cmd(
 
     with status:
         res = run_pipeline(cfg, scenarios=names, force=force, only=only,
-                           on_event=on_event)
+                           on_event=on_event, preflight=False)
     secs = time.perf_counter() - t0
     if as_json:
         emit_json(_result_dict(res, secs))
@@ -82,6 +83,18 @@ def run_cmd(
         for w in (res.report.summary or {}).get("warnings") or []:
             console.print(f"[bold yellow]WARNING[/bold yellow] (reference, scenario model) {w}")
         console.print(f"Report: {res.report_path}")
+
+
+def preflight(cfg) -> None:
+    """Everything knowable of the pipeline checked before any work
+    (:func:`permafrost.pipeline.preflight.preflight`): every error at once (exit code 2),
+    each naming the pipeline file and the TOML key; the warnings on stderr."""
+    from permafrost.pipeline.preflight import preflight as check
+
+    found = check(cfg)
+    found.raise_errors(cfg.source)
+    for w in found.warnings:
+        err_console.print(f"[bold yellow]WARNING[/bold yellow] {w}", highlight=False)
 
 
 def _print_model_warnings(res) -> None:

@@ -14,10 +14,16 @@ def scenarios_cmd(
     pipeline: Path = typer.Argument(..., help="Pipeline file (TOML)."),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
-    """List the scenarios of PIPELINE and what each changes relative to the baseline."""
+    """List the scenarios of PIPELINE and what each changes relative to the baseline.
+
+    The file is checked as `run` checks it before any work (columns, block size against
+    the extent, features, kinds): every problem at once, exit code 2."""
+    from permafrost.cli.run import preflight
     from permafrost.config import describe_scenarios, load_pipeline
 
-    rows = describe_scenarios(load_pipeline(pipeline))
+    cfg = load_pipeline(pipeline)
+    preflight(cfg)
+    rows = describe_scenarios(cfg)
     if as_json:
         emit_json(rows)
         return

@@ -10,7 +10,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from permafrost.errors import DataError
+from permafrost.errors import DataError, ParameterError
 
 #: Activity class (lower case) -> label (None = left out).  ``inactive`` (intact, Barsch 1996)
 #: and ``fossil`` (= relict) are accepted as older synonyms.
@@ -171,8 +171,13 @@ def rock_glacier_labels(
     active + transitional).
     """
     path = inventory.attrs.get("source")
-    col = _find_column(inventory.columns, activity_column, path=path, what="activity",
-                       fix="pass the activity column name (--activity-column)")
+    lower = {str(c).lower(): c for c in inventory.columns}
+    if activity_column.lower() not in lower:
+        raise ParameterError(f"no activity column {activity_column!r} (columns: "
+                             f"{', '.join(map(str, inventory.columns))})", path=path,
+                             param="activity_column",
+                             fix="name the inventory's activity column with {activity_column}")
+    col = lower[activity_column.lower()]
     if id_column is not None:
         idc = _find_column(inventory.columns, id_column, path=path, what="id",
                            fix="pass the id column name")

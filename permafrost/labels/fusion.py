@@ -13,7 +13,7 @@ import xarray as xr
 from pyproj import CRS, Transformer
 
 from permafrost.defaults import BOREHOLE_WEIGHT, ROCK_GLACIER_WEIGHT
-from permafrost.errors import CRSError, DataError
+from permafrost.errors import CRSError, DataError, ParameterError
 from permafrost.grid import cells_at_points, grid_of, sample_at_points
 from permafrost.labels.activity import rock_glacier_labels
 from permafrost.options import check_options
@@ -144,11 +144,12 @@ def fuse_labels(
         bad = p.loc[~ok]
         names = [f"{s}:{i}" for s, i in zip(bad["source"], bad["source_id"])]
         if outside == "error":
-            raise DataError(f"{len(bad)} points fall outside the reference grid: "
-                            f"{sorted(set(names))[:8]}", path=(bad["dataset"].iloc[0]
-                                                             if "dataset" in bad else None) or None,
-                            field="geometry",
-                            fix="give a grid that covers them, or --outside drop to drop and count them")
+            raise ParameterError(f"{len(bad)} points fall outside the reference grid: "
+                                 f"{sorted(set(names))[:8]}",
+                                 path=(bad["dataset"].iloc[0] if "dataset" in bad else None)
+                                 or None, param="outside",
+                                 fix="give a grid that covers them, or set {outside} to drop "
+                                     "to drop and count them")
         dropped += [(s, i, "outside the reference grid") for s, i in
                     zip(bad["source"], bad["source_id"])]
     p = p.loc[ok].copy()

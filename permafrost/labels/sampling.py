@@ -18,7 +18,7 @@ from shapely.geometry import Point
 
 from permafrost.cv import metric_crs
 from permafrost.defaults import BOREHOLE_WEIGHT, ROCK_GLACIER_WEIGHT
-from permafrost.errors import CRSError, DataError
+from permafrost.errors import CRSError, DataError, ParameterError
 from permafrost.grid import sample_at_points
 from permafrost.ground_thermal import assess_borehole
 from permafrost.rasterize import Shapes, burn
@@ -124,8 +124,8 @@ def sample_rock_glaciers(
         raise DataError(f"unknown sampling strategy {strategy!r}", field="sampling",
                         fix=f"use one of {', '.join(SAMPLING_STRATEGIES)}")
     if strategy == "front" and dem is None:
-        raise DataError("front sampling needs a DEM", field="dem",
-                        fix="pass --dem (or --grid with elevations), or use --sampling centroid")
+        raise ParameterError("front sampling needs a DEM", param="dem",
+                             fix="give {dem}, or set {sampling} to centroid")
     if spacing_m <= 0 or not np.isfinite(spacing_m):
         raise DataError(f"spacing must be > 0 m, got {spacing_m}", field="spacing",
                         fix="give a positive spacing in metres")

@@ -42,13 +42,15 @@ from permafrost.config import (
     pipeline_dir,
     resolve_scenario,
 )
-from permafrost.errors import ConfigError, OutputError, PermafrostError
+from permafrost.errors import ConfigError, OutputError, ParameterError, PermafrostError
 from permafrost.io._atomic import atomic_write_text
 from permafrost.io._lock import exclusive_lock, pid_alive
 from permafrost.io.block_cache import remove_stale_temporaries
 from permafrost.io.guard import Output, check_outputs, mark_folder
 from permafrost.io.rasters import RASTER_SUFFIXES, gdal_path, is_remote, vrt_sources
 from permafrost.io.vectors import split_layer
+from permafrost.options import for_pipeline
+from permafrost.pipeline.preflight import check_pipeline
 from permafrost.pipeline.spec import PipelineResult, PlannedStep, StepContext, StepRecord, StepSpec
 from permafrost.pipeline.steps import STEPS
 from permafrost.provenance import canonical_json, file_digest, json_default, relative_path, versions
@@ -318,7 +320,10 @@ def _execute(spec: StepSpec, ctx_args: dict, key: str, final: Path, force: bool,
     on_event("start", {"step": spec.name, "scenario": ctx_args["scenario"], "key": key})
     t0 = time.perf_counter()
     try:
-        outputs, summary = spec.run(StepContext(workdir=work, **ctx_args))
+        try:
+            outputs, summary = spec.run(StepContext(workdir=work, **ctx_args))
+        except ParameterError as exc:  # the library's parameter -> the pipeline's TOML key
+            raise for_pipeline(exc, ctx_args["config"].source) from None
         seconds = time.perf_counter() - t0
         for label, rel in outputs.items():
             if not (work / rel).exists():
@@ -399,6 +404,7 @@ def run_pipeline(
     force: bool = False,
     only: str | None = None,
     on_event: Callable[[str, dict], None] | None = None,
+    preflight: bool = True,
 ) -> PipelineResult:
     """Run ``steps`` for the baseline and the given scenarios; skip what is up to date.
 
@@ -418,12 +424,20 @@ def run_pipeline(
         Run only this step (and whatever it needs that is not up to date).
     on_event : callable, optional
         ``on_event(kind, info)`` for progress: kinds ``start``, ``skip``, ``done``.
+    preflight : bool
+        Check everything knowable before the first step
+        (:func:`permafrost.pipeline.preflight.check_pipeline`: columns, block size against
+        the extent, features, kinds; every problem at once), for the catalogue's steps
+        (not for ``steps`` given here, whose needs it does not know).  False: the caller
+        did.
     """
     if not isinstance(config, PipelineConfig):
         config = load_pipeline(config)
     steps = STEPS if steps is None else steps
     if scenarios == "all":
         scenarios = list(config.scenarios)
+    if preflight and steps is STEPS:  # the checks of the catalogue's steps, not of others
+        check_pipeline(config, scenarios)
     on_event = on_event or (lambda kind, info: None)
     out = config.pipeline.output_dir
     guard_output_dir(config)
@@ -747,6 +761,7 @@ def plan_pipeline(
     scenarios: list[str] | None = None,
     force: bool = False,
     only: str | None = None,
+    preflight: bool = True,
 ) -> list[PlannedStep]:
     """Which steps :func:`run_pipeline` would run with these arguments, and why; runs nothing.
 
@@ -760,7 +775,7 @@ def plan_pipeline(
     ----------
     config : PipelineConfig
         A validated pipeline (:func:`permafrost.config.load_pipeline`).
-    steps, scenarios, force, only
+    steps, scenarios, force, only, preflight
         As for :func:`run_pipeline` (``scenarios`` a list of names).
 
     Returns
@@ -769,6 +784,8 @@ def plan_pipeline(
         In run order: each scenario's steps, then the across-scenario steps (the report).
     """
     steps = STEPS if steps is None else steps
+    if preflight and steps is STEPS:  # the checks of the catalogue's steps, not of others
+        check_pipeline(config, scenarios)
     out = config.pipeline.output_dir
     guard_output_dir(config)
     cache = _HashCache(out / ".cache" / "hashes.json")  # read, never saved here

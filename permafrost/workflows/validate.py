@@ -14,7 +14,7 @@ from pathlib import Path
 
 from permafrost.checks import expects
 from permafrost.defaults import BOOTSTRAP_RESAMPLES, CI_LEVEL, SITE_M, auto_block_rows
-from permafrost.errors import DataError
+from permafrost.errors import ParameterError
 from permafrost.io.boreholes import read_presence_table
 from permafrost.io.guard import Output, check_outputs
 from permafrost.io.maps import read_aligned, read_mask
@@ -120,8 +120,8 @@ def validate_from_files(
     if boreholes_crs is not None:
         check_crs(boreholes_crs, field="boreholes_crs")
     if boreholes_path is None and not priors:
-        raise DataError("nothing to validate against", field="--boreholes/--prior",
-                        fix="give --boreholes CSV and/or --prior NAME=FILE:...")
+        raise ParameterError("nothing to validate against", param="boreholes",
+                             fix="give {boreholes} and/or {priors}")
     check_prior_names([p.name for p in priors])
     if out_dir is not None:
         out = Path(out_dir)
