@@ -59,6 +59,8 @@ def drafted(sample_dir, tmp_path_factory):
     out = work / "qilian_draft.toml"
     res = runner.invoke(app, ["init", str(data), "--out", str(out)])
     assert res.exit_code == 0, res.output
+    # init runs the draft through the checks made before any run (pipeline/preflight.py)
+    assert "passes the checks made before any work" in res.output, res.output
     return data, out, res.output
 
 

@@ -49,5 +49,21 @@ def init_cmd(
     size = ("auto rule" if res.block_size_m is None
             else f"{res.block_size_m / 1000:g} km blocks")
     console.print(f"Blocks: {size}, {res.folds} folds ({res.block_rule}).")
-    console.print(f"Wrote {res.pipeline} and {res.stack}; check them with "
-                  f"`permafrost scenarios {res.pipeline}`.")
+    console.print(f"Wrote {res.pipeline} and {res.stack}.")
+    # the draft through the checks a run makes before any work (pipeline/preflight.py)
+    from rich.markup import escape
+
+    from permafrost.config import load_pipeline
+    from permafrost.pipeline.preflight import preflight
+
+    found = preflight(load_pipeline(res.pipeline))
+    for w in found.warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(w)}")
+    if found.errors:
+        console.print(f"[yellow]The draft needs {len(found.errors)} edit(s) before it runs:"
+                      "[/yellow]")
+        for e in found.errors:
+            console.print(f"  {escape(str(e))}")
+    else:
+        console.print("The draft passes the checks made before any work.")
+    console.print(f"After editing, check it with `permafrost scenarios {res.pipeline}`.")
