@@ -39,6 +39,7 @@ from permafrost.io.mintpy import TrackFiles, find_track_files, track_name
 from permafrost.io.rasters import is_remote
 from permafrost.io.toml_files import read_toml
 from permafrost.io.vectors import VECTOR_SUFFIXES, check_layer, split_layer
+from permafrost.model_kinds import MODEL_KINDS, kind_params
 from permafrost.options import bound, bound_for_key, check_crs, check_name, offset_bound
 from permafrost.workflows.covariates import changeable_inputs
 
@@ -224,14 +225,17 @@ class LabelsOptions(_Strict):
 
 
 class TrainOptions(_Strict):
-    model: Literal["xgboost", "logistic", "rf"] = "xgboost"
+    #: a key of permafrost.model_kinds.MODEL_KIND_TABLE
+    model: str = "xgboost"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     folds: int = bound("folds").field(5)
     #: CV block side [m]; None ("auto"): the larger of the label variogram's range and the
     #: covariates' median autocorrelation range (permafrost.cv.default_block_size)
     block_size_m: float | None = bound("block_size").field(None)
     calibration: Literal["isotonic", "sigmoid"] = CALIBRATION
-    n_estimators: int = bound("n_estimators").field(300)
+    #: trees (boosting rounds or forest size); None: the model kind's own default
+    #: (permafrost.model_kinds: xgboost 400, rf 300; the CLI's and the library's too)
+    n_estimators: int | None = bound("n_estimators").field(None)
     features: list[str] | None = None
     #: share of permafrost in the landscape [-] from an independent source: moves the PZI
     #: from the labels' prevalence to it (Saerens et al. 2002); default none, see
@@ -252,6 +256,25 @@ class TrainOptions(_Strict):
     surface: str = "auto"
     #: land-cover codes of coarse debris (default: the classes named coarse|block)
     debris_classes: list[int] | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v):
+        if v not in MODEL_KINDS:
+            raise ValueError(f"unknown model kind {v!r}; use one of {', '.join(MODEL_KINDS)}")
+        return v
+
+    @field_validator("n_estimators", "monotone")
+    @classmethod
+    def _an_option_of_the_kind(cls, v, info):
+        """An option the model kind does not take is an error (permafrost.model_kinds)."""
+        model = info.data.get("model")
+        if model in MODEL_KINDS:
+            try:
+                kind_params(model, **{info.field_name: v})
+            except PermafrostError as exc:
+                raise ValueError(exc.problem) from None
+        return v
 
     @field_validator("features")
     @classmethod

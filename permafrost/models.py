@@ -88,6 +88,7 @@ from permafrost.level import (
     with_given_prevalence,
 )
 from permafrost.metrics import binary_metrics, reliability_curve
+from permafrost.model_kinds import MODEL_KIND_TABLE, MODEL_KINDS
 from permafrost.options import check_options
 from permafrost.provenance import versions
 from permafrost.proxies import covariate_dependence
@@ -110,7 +111,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MODEL_KINDS = ("xgboost", "logistic", "rf")
 
 
 # --------------------------------------------------------------------------------------
@@ -474,13 +474,11 @@ def make_estimator(model: str = "xgboost", *, device: str = "auto", seed: int = 
     params = dict(params or {})
     if categorical:
         params["categorical"] = {str(k): [int(c) for c in v] for k, v in categorical.items()}
-    if model == "xgboost":
-        return XGBoostPZI(device=device, random_state=seed, **params)
-    if model == "rf":
-        return RandomForestPZI(device=device, random_state=seed, **params)
-    if model == "logistic":
-        return LogisticPZI(random_state=seed, device=device, **params)
-    raise ModelError(f"unknown model {model!r}", field="model", fix=f"use one of {list(MODEL_KINDS)}")
+    kind = MODEL_KIND_TABLE.get(model)
+    if kind is None:
+        raise ModelError(f"unknown model {model!r}", field="model",
+                         fix=f"use one of {list(MODEL_KINDS)}")
+    return kind.estimator_class()(device=device, random_state=seed, **params)
 
 
 # --------------------------------------------------------------------------------------

@@ -444,7 +444,8 @@ def test_cli_train(region, labels, tmp_path):
     r = CliRunner().invoke(app, ["train", "--labels", str(lab), "--covariates", str(cov),
                                  "--out", str(out), "--model", "svm"])
     assert r.exit_code == 2
-    assert "unknown model 'svm'" in r.output and "Traceback" not in r.output
+    assert "unknown model kind 'svm'" in r.output and "--model" in r.output
+    assert "Traceback" not in r.output
 
 
 # ---------------------------------------------------------------------------------------

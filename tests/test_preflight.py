@@ -168,6 +168,8 @@ def test_every_column_feature_and_kind_problem_at_once(tmp_path):
     text = _set(text, "activity_column", '"status"')
     text = text.replace('[train]\n', '[train]\nfeatures = ["maat", "pisr", "landcover"]\n'
                         'monotone = { maat = -1, ndvi = 1, landcover = 1 }\n')
+    # monotone constraints need a kind that takes them (the template's logistic has none)
+    text = text.replace('model = "logistic"', 'model = "xgboost"')
     p.write_text(text)
     shutil.copy(SAMPLES / "covariates" / "maat.tif", tmp_path / "not_classes.tif")
     p.write_text(p.read_text().replace(

@@ -8,6 +8,7 @@ import typer
 
 from permafrost.cli._app import app, bounded, console, emit_json, make_table
 from permafrost.defaults import CALIBRATION, LEVEL
+from permafrost.model_kinds import MODEL_KINDS, kind_params
 
 
 @app.command("train")
@@ -16,7 +17,7 @@ def train_cmd(
     covariates: Path = typer.Option(..., "--covariates",
                                     help="Directory of GeoTIFFs or a stack .toml file."),
     out: Path = typer.Option(..., "--out", help="Model directory to write."),
-    model: str = typer.Option("xgboost", "--model", help="xgboost | logistic | rf"),
+    model: str = typer.Option("xgboost", "--model", help=" | ".join(MODEL_KINDS)),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     block_size: float | None = typer.Option(None, "--block-size", callback=bounded("block_size"),
                                             help="Spatial CV block side [m] (default: the "
@@ -58,12 +59,8 @@ def train_cmd(
 
     from permafrost.workflows.train import train_from_files
 
-    params = {}
-    if n_estimators is not None and model != "logistic":
-        params["n_estimators"] = n_estimators
-    if monotone and model != "logistic":
-        params["monotone_constraints"] = _parse_monotone(monotone)
-    params = params or None
+    params = kind_params(model, n_estimators=n_estimators,
+                         monotone=_parse_monotone(monotone) if monotone else None)
     feats = [f.strip() for f in features.split(",") if f.strip()] if features else None
     r = train_from_files(
         labels, covariates, out, like=like, model=model, device=device, seed=seed, folds=folds,

@@ -46,6 +46,7 @@ from permafrost.labels import (
     holdout_block_size,
     holdout_split,
 )
+from permafrost.model_kinds import kind_params
 from permafrost.options import offset_bound
 from permafrost.pipeline.spec import StepContext, StepSpec
 from permafrost.provenance import file_digest, relative_path, versions
@@ -378,8 +379,7 @@ def _train_run(ctx: StepContext):
         calibration=t.calibration, features=t.features,
         prevalence=t.prevalence, prevalence_source=t.prevalence_source, level=t.level,
         surface=t.surface, debris_classes=t.debris_classes,
-        params=({"n_estimators": t.n_estimators, "monotone_constraints": dict(t.monotone) or None}
-                if t.model != "logistic" else None),
+        params=kind_params(t.model, n_estimators=t.n_estimators, monotone=dict(t.monotone)),
     )
     model = trained.model
     meta = model.metadata
