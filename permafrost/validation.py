@@ -66,6 +66,8 @@ __all__ = [
     "prior_to_binary",
     "map_agreement",
     "bootstrap_metrics",
+    "paired_bootstrap",
+    "PAIRED_METRICS",
     "CI_METRICS",
     "ValidationResult",
     "validate",
@@ -134,6 +136,132 @@ def _resample_counts(rng: np.random.Generator, n_resamples: int, members: np.nda
     return np.bincount(flat, minlength=n_resamples * n_units).reshape(n_resamples, n_units)
 
 
+def _resample_weights(y: np.ndarray, site: np.ndarray, by_site: bool,
+                      rng: np.random.Generator, n_resamples: int):
+    """Batches of ``(b, n)`` bootstrap weights (counts) of the boreholes: whole sites
+    (``by_site``) or boreholes within each class; fixed batches, so the same seed gives the
+    same draws whatever is computed from them (several maps on the same resamples)."""
+    n = y.size
+    n_sites = int(site.max()) + 1
+    classes = [np.flatnonzero(y == c) for c in (0, 1)]
+    batch = max(1, 2_000_000 // max(n, 1))  # resamples per batch: bounded memory
+    for start in range(0, n_resamples, batch):
+        b = min(batch, n_resamples - start)
+        if by_site:
+            yield _resample_counts(rng, b, np.arange(n_sites), n_sites)[:, site].astype(float)
+        else:
+            w = np.zeros((b, n))
+            for members in classes:
+                if len(members):
+                    w += _resample_counts(rng, b, members, n).astype(float)
+            yield w
+
+
+def _degenerate(v: np.ndarray, ok: bool, n_resamples: int) -> str | None:
+    """Why a bootstrap interval is no interval (None when it is one)."""
+    if not ok:
+        return (f"the metric is undefined in {n_resamples - v.size} of {n_resamples} "
+                "resamples (a resample without one of the classes)")
+    if v.size and float(np.min(v)) == float(np.max(v)):
+        return ("every resample gives the same value: the map puts every resampled borehole "
+                "on the same side, so resampling cannot show its uncertainty")
+    return None
+
+
+def _bootstrap_setup(y, sites, *, n_resamples, level, seed, min_sites):
+    """The checked options, site ids and resampling unit shared by the bootstraps."""
+    checked = check_options(bootstrap_resamples=n_resamples, ci_level=level, seed=seed)
+    n = y.size
+    if n == 0:
+        raise DataError("no borehole to resample", field="boreholes", fix="give boreholes")
+    site = (np.arange(n) if sites is None
+            else np.unique(np.asarray(sites), return_inverse=True)[1].reshape(-1))
+    n_sites = int(site.max()) + 1
+    by_site = n_sites >= min_sites and sites is not None
+    return checked["bootstrap_resamples"], checked["ci_level"], site, n_sites, by_site
+
+
+#: metrics compared map against map on the same resamples (:func:`paired_bootstrap`);
+#: higher is better for all three
+PAIRED_METRICS = ("auc", "kappa", "balanced_accuracy")
+
+
+def paired_bootstrap(y_true, p_a, p_b, *, threshold_a: float = 0.5, threshold_b: float = 0.5,
+                     sites=None, n_resamples: int = BOOTSTRAP_RESAMPLES,
+                     level: float = CI_LEVEL, seed: int = 0,
+                     min_sites: int = MIN_BOOTSTRAP_SITES) -> dict:
+    """Paired bootstrap of the difference of two maps' borehole metrics (a − b).
+
+    Both maps are scored on the *same* resamples of the same boreholes (whole sites, or
+    boreholes within each class, as :func:`bootstrap_metrics`), so the interval of the
+    difference accounts for their correlation: two maps that err on the same boreholes
+    differ less than their separate intervals suggest (Efron & Tibshirani 1993, Sect. 13;
+    the paired comparison of AUCs on one sample, DeLong et al. 1988, here by resampling).
+    ``share_a_better`` is the share of resamples where ``a`` scores higher (a one-sided
+    bootstrap support, not a p-value).
+
+    Parameters
+    ----------
+    y_true : array_like of {0, 1}
+        Observed presence [-].
+    p_a, p_b : array_like
+        Each map's value at the boreholes (a probability, or 0/1 classes) [-].
+    threshold_a, threshold_b : float
+        Presence where the value ≥ the threshold [-].
+    sites, n_resamples, level, seed, min_sites
+        As :func:`bootstrap_metrics`.
+
+    Returns
+    -------
+    dict
+        ``unit``, ``n_units``, ``resamples``, ``level``, ``seed`` and ``differences``: per
+        metric of :data:`PAIRED_METRICS` ``{"estimate", "low", "high", "valid",
+        "share_a_better"}`` (None bounds where fewer than half the resamples define both).
+
+    References
+    ----------
+    Efron, B. & Tibshirani, R. J. (1993). An Introduction to the Bootstrap, Ch. 13.
+    DeLong, E. R., DeLong, D. M. & Clarke-Pearson, D. L. (1988). Comparing the areas under
+    two or more correlated receiver operating characteristic curves. Biometrics 44, 837-845.
+    """
+    y = np.asarray(y_true).astype(int)
+    a = np.asarray(p_a, dtype="float64")
+    b = np.asarray(p_b, dtype="float64")
+    if not (y.shape == a.shape == b.shape) or y.ndim != 1:
+        raise DataError("labels and the two maps' values differ in shape", field="p",
+                        fix="give one value per borehole for each map")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise DataError("map values must be finite", field="p",
+                        fix="keep the boreholes valid in both maps")
+    B, level, site, n_sites, by_site = _bootstrap_setup(
+        y, sites, n_resamples=n_resamples, level=level, seed=seed, min_sites=min_sites)
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for w in _resample_weights(y, site, by_site, rng, B):
+        ma = _metrics_weighted(y, a, w, threshold=threshold_a, probabilistic=False)
+        mb = _metrics_weighted(y, b, w, threshold=threshold_b, probabilistic=False)
+        diffs.append({m: ma[m] - mb[m] for m in PAIRED_METRICS})
+    one = np.ones((1, y.size))
+    ea = _metrics_weighted(y, a, one, threshold=threshold_a, probabilistic=False)
+    eb = _metrics_weighted(y, b, one, threshold=threshold_b, probabilistic=False)
+    lo_q, hi_q = (1 - level) / 2, (1 + level) / 2
+    out = {}
+    for m in PAIRED_METRICS:
+        d = np.concatenate([x[m] for x in diffs])
+        v = d[np.isfinite(d)]
+        ok = v.size >= B / 2
+        e = float(ea[m][0] - eb[m][0])
+        out[m] = {"estimate": e if np.isfinite(e) else None,
+                  "low": float(np.quantile(v, lo_q)) if ok else None,
+                  "high": float(np.quantile(v, hi_q)) if ok else None,
+                  "valid": int(v.size),
+                  "share_a_better": float(np.mean(v > 0)) if v.size else None}
+    return {"method": "paired percentile", "unit": ("site" if by_site else
+                                                    "borehole (stratified by class)"),
+            "n_units": int(n_sites if by_site else y.size), "resamples": int(B),
+            "level": float(level), "seed": int(seed), "differences": out}
+
+
 def bootstrap_metrics(y_true, p, *, threshold: float = 0.5, probabilistic: bool = True,
                       sites=None, n_resamples: int = BOOTSTRAP_RESAMPLES, level: float = CI_LEVEL,
                       seed: int = 0, min_sites: int = MIN_BOOTSTRAP_SITES) -> dict:
@@ -196,17 +324,11 @@ def bootstrap_metrics(y_true, p, *, threshold: float = 0.5, probabilistic: bool 
                         field="p", fix="give one prediction per borehole")
     if not np.all(np.isfinite(q)):
         raise DataError("predictions must be finite", field="p", fix="drop no-data boreholes")
-    checked = check_options(bootstrap_resamples=n_resamples, ci_level=level, seed=seed)
-    n_resamples, level = checked["bootstrap_resamples"], checked["ci_level"]
     n = y.size
-    if n == 0:
-        raise DataError("no borehole to resample", field="boreholes", fix="give boreholes")
-    site = (np.arange(n) if sites is None
-            else np.unique(np.asarray(sites), return_inverse=True)[1].reshape(-1))
-    n_sites = int(site.max()) + 1
+    B, level, site, n_sites, by_site = _bootstrap_setup(
+        y, sites, n_resamples=n_resamples, level=level, seed=seed, min_sites=min_sites)
     rng = np.random.default_rng(seed)
-    B = int(n_resamples)
-    by_site = n_sites >= min_sites and sites is not None
+    B = int(B)
     if by_site:
         unit, n_units, note = "site", n_sites, ""
     else:
@@ -214,20 +336,8 @@ def bootstrap_metrics(y_true, p, *, threshold: float = 0.5, probabilistic: bool 
         note = ("" if sites is None else
                 f"only {n_sites} sites (fewer than {min_sites}): boreholes resampled one by "
                 "one; the interval ignores the correlation within sites and is too narrow")
-    classes = [np.flatnonzero(y == c) for c in (0, 1)]
-    parts = []
-    batch = max(1, 2_000_000 // max(n, 1))  # resamples per batch: bounded memory
-    for start in range(0, B, batch):  # fixed batches: the same draws for the same seed
-        b = min(batch, B - start)
-        if by_site:
-            w = _resample_counts(rng, b, np.arange(n_sites), n_sites)[:, site].astype(float)
-        else:
-            w = np.zeros((b, n))
-            for members in classes:
-                if len(members):
-                    w += _resample_counts(rng, b, members, n).astype(float)
-        parts.append(_metrics_weighted(y, q, w, threshold=threshold,
-                                       probabilistic=probabilistic))
+    parts = [_metrics_weighted(y, q, w, threshold=threshold, probabilistic=probabilistic)
+             for w in _resample_weights(y, site, by_site, rng, B)]
     boot = {m: np.concatenate([p_[m] for p_ in parts]) for m in CI_METRICS}
     est = _metrics_weighted(y, q, np.ones((1, n)), threshold=threshold,
                             probabilistic=probabilistic)
@@ -241,6 +351,10 @@ def bootstrap_metrics(y_true, p, *, threshold: float = 0.5, probabilistic: bool 
                         "low": float(np.quantile(v, lo_q)) if ok else None,
                         "high": float(np.quantile(v, hi_q)) if ok else None,
                         "valid": int(v.size)}
+        why = ("a map of classes, not of probabilities, has no Brier score"
+               if m == "brier" and not probabilistic else _degenerate(v, ok, B))
+        if why:
+            intervals[m]["degenerate"] = why
     return {"method": "percentile", "unit": unit, "n_units": int(n_units),
             "n_sites": n_sites, "resamples": B, "level": float(level), "seed": int(seed),
             "note": note, "intervals": intervals}
@@ -813,7 +927,8 @@ def validate(
                                      level=ci_level, seed=seed)
 
         def _ci(boot):
-            return {m: {"low": iv["low"], "high": iv["high"]}
+            return {m: {"low": iv["low"], "high": iv["high"],
+                        **({"degenerate": iv["degenerate"]} if "degenerate" in iv else {})}
                     for m, iv in boot["intervals"].items()}
 
         rows, curves = [], {}
@@ -830,6 +945,17 @@ def validate(
                 boot = _boot(common, v, thr, bool(prob))
                 rows.append({"map": name, "kind": "pzi" if spec is None else spec.kind, **m,
                              "ci": _ci(boot)})
+        paired, findings = [], []
+        for name, v in values.items():
+            if name == "model" or not common.any():
+                continue
+            spec = native[name][1]
+            thr = spec.threshold if spec.kind == "continuous" else 0.5
+            pb = paired_bootstrap(yv[common], values["model"][common], v[common],
+                                  threshold_a=threshold, threshold_b=thr, sites=sites[common],
+                                  n_resamples=bootstrap_resamples, level=ci_level, seed=seed)
+            paired.append({"prior": name, **pb})
+            findings += _prior_beats_model(name, pb, rows, int(common.sum()))
         own = ~np.isnan(values["model"])
         model_all = binary_metrics(yv[own], values["model"][own], threshold=threshold,
                                    n_bins=n_bins)
@@ -841,6 +967,7 @@ def validate(
             "n_unknown_presence": int(unknown.sum()), "n_common": int(common.sum()),
             "common_rule": "boreholes inside and valid in every map",
             "excluded": excluded, "table": rows, "curves": curves, "model_all": model_all,
+            "paired": paired, "findings": findings,
             "bootstrap": None if boot_all is None else {
                 k: boot_all[k] for k in ("method", "unit", "n_units", "n_sites", "resamples",
                                          "level", "seed", "note")} | {
@@ -883,6 +1010,33 @@ def validate(
         if mask is not None or mask_vector is not None:
             result.meta["mask"] = (mask if mask is not None else mask_vector).attrs.get("source")
     return result
+
+
+def _prior_beats_model(name: str, paired: dict, rows: list[dict], n: int) -> list[str]:
+    """A sentence for each of AUC and κ where the prior scores higher than the model on the
+    same boreholes, with the paired interval of the difference and what it allows one to say."""
+    est = {r["map"]: r for r in rows}
+    out = []
+    for m, label in (("auc", "AUC"), ("kappa", "κ")):
+        d = paired["differences"].get(m) or {}
+        mod, pri = est.get("model", {}).get(m), est.get(name, {}).get(m)
+        if mod is None or pri is None or not pri > mod:
+            continue
+        lvl = f"{100 * paired['level']:g} %"
+        if d.get("low") is None:
+            verdict = "the resamples cannot bound the difference"
+        elif d["high"] < 0:
+            verdict = "the prior is better on these boreholes beyond resampling uncertainty"
+        else:
+            verdict = "the difference is within resampling uncertainty"
+        interval = ("" if d.get("low") is None else
+                    f", {lvl} interval [{d['low']:+.3f}, {d['high']:+.3f}]")
+        out.append(f"On the same {n} boreholes the prior map {name!r} has a higher {label} than "
+                   f"the model ({pri:.3f} against {mod:.3f}; paired difference model − prior "
+                   f"{mod - pri:+.3f}{interval}): {verdict}. Boreholes are not a random sample "
+                   "of the landscape (they follow roads and sites), so this speaks for these "
+                   "sites, not for the whole map.")
+    return out
 
 
 def _check_probability_range(pzi, path, *, field: str = "pzi", what: str = "PZI") -> None:

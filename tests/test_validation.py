@@ -530,3 +530,81 @@ def test_cli_validate_bootstrap_options_reach_the_intervals(region):
                                    str(region / "bh.csv"), "--out", str(region / "x"),
                                    "--bootstrap", "10"])
     assert bad.exit_code == 2
+
+
+def test_paired_bootstrap_of_two_maps_on_the_same_resamples():
+    """The difference of two maps' metrics on the same resamples: zero for a map against
+    itself, clearly positive for a map against a worse one, and much narrower than the
+    separate intervals when two maps err on the same boreholes (the point of pairing)."""
+    from permafrost.validation import PAIRED_METRICS, bootstrap_metrics, paired_bootstrap
+
+    y, p = _scored(300, seed=3)
+    same = paired_bootstrap(y, p, p, seed=1)
+    for m in PAIRED_METRICS:
+        d = same["differences"][m]
+        assert d["estimate"] == d["low"] == d["high"] == 0.0 and d["share_a_better"] == 0.0
+    rng = np.random.default_rng(5)
+    worse = np.clip(p + rng.normal(0, 0.35, p.size), 0, 1)
+    vs = paired_bootstrap(y, p, worse, seed=1)
+    for m in ("auc", "kappa"):
+        d = vs["differences"][m]
+        assert d["estimate"] > 0 and d["low"] > 0 and d["share_a_better"] > 0.975, (m, d)
+    # a close rival erring on the same boreholes: the paired interval of the difference is
+    # several times narrower than either map's own interval
+    close = np.clip(p + rng.normal(0, 0.02, p.size), 0, 1)
+    d = paired_bootstrap(y, p, close, seed=1)["differences"]["auc"]
+    own = bootstrap_metrics(y, p, seed=1)["intervals"]["auc"]
+    assert d["low"] <= d["estimate"] <= d["high"]
+    assert (d["high"] - d["low"]) < 0.25 * (own["high"] - own["low"])
+    # the estimate is the difference of the two maps' metrics on all boreholes
+    a, b = bootstrap_metrics(y, p, seed=1), bootstrap_metrics(y, worse, seed=1)
+    assert vs["differences"]["auc"]["estimate"] == pytest.approx(
+        a["intervals"]["auc"]["estimate"] - b["intervals"]["auc"]["estimate"], abs=1e-12)
+    with pytest.raises(DataError, match="differ in shape"):
+        paired_bootstrap(y, p, p[:-1])
+
+
+def test_a_degenerate_interval_says_why():
+    """A map that puts every borehole of a class on the same side gives the same
+    sensitivity in every resample: an 'interval' [1, 1] that says nothing, flagged."""
+    from permafrost.validation import bootstrap_metrics
+
+    y, p = _scored(200, seed=2)
+    q = np.where(y == 1, 1.0, (p >= 0.5).astype(float))  # every permafrost borehole found
+    iv = bootstrap_metrics(y, q, probabilistic=False, seed=0)["intervals"]
+    assert iv["sensitivity"]["low"] == iv["sensitivity"]["high"] == 1.0
+    assert "same value" in iv["sensitivity"]["degenerate"]
+    assert "degenerate" not in iv["kappa"]
+    assert "no Brier score" in iv["brier"]["degenerate"]
+
+
+def test_validation_compares_each_prior_with_the_model_on_the_same_boreholes(region, tmp_path):
+    """validation.json pairs the model with each prior (paired bootstrap) and says so in a
+    sentence where a prior scores higher; here the model is given as the biased survey
+    (categorical) and the truth as the continuous "prior", so the prior wins."""
+    res = validate_from_files(
+        region / "truth.tif", boreholes_path=region / "bh.csv", out_dir=tmp_path / "a",
+        priors=[parse_prior_spec(f"survey={region / 'survey.tif'}:categorical:1:2")])
+    b = res.boreholes
+    assert [p["prior"] for p in b["paired"]] == ["survey"]
+    d = b["paired"][0]["differences"]["auc"]
+    rows = {r["map"]: r for r in b["table"]}
+    assert d["estimate"] == pytest.approx(rows["model"]["auc"] - rows["survey"]["auc"])
+    assert d["low"] <= d["estimate"] <= d["high"]
+    # the truth PZI beats the biased survey on AUC: no sentence for the survey
+    assert rows["model"]["auc"] > rows["survey"]["auc"] and not any(
+        "higher AUC" in f for f in b["findings"])
+    worse = tmp_path / "worse.tif"
+    import rasterio
+    with rasterio.open(region / "truth.tif") as src:
+        prof, arr = src.profile, src.read(1)
+        noise = np.random.default_rng(0).normal(0, 0.6, arr.shape)
+        with rasterio.open(worse, "w", **prof) as dst:
+            dst.write(np.where(arr == -9999, arr, np.clip(arr + noise, 0, 1)).astype(
+                "float32"), 1)
+    res = validate_from_files(
+        worse, boreholes_path=region / "bh.csv", out_dir=tmp_path / "b",
+        priors=[parse_prior_spec(f"truth={region / 'truth.tif'}:continuous:0.5")])
+    f = res.boreholes["findings"]
+    assert any("prior map 'truth' has a higher AUC than the model" in x for x in f), f
+    assert all("not for the whole map" in x for x in f)
