@@ -866,14 +866,58 @@ def _cv_tables(model: Mapping) -> str:
     return "\n".join(out)
 
 
-def _ci_cell(e: Mapping, m: str = "auc") -> _Raw:
-    """A metric and its bootstrap interval, e.g. ``0.51 [0.31, 0.69]``."""
+def _ci_cell(e: Mapping, m: str = "auc", digits: int = 2) -> _Raw:
+    """A metric and its bootstrap interval, e.g. ``0.51 [0.31, 0.69]``; an interval that is
+    none (validation.bootstrap_metrics ``degenerate``) shows as ``[–]`` with its reason as
+    the cell's tooltip (the tables' captions list the reasons)."""
     iv = (e.get("ci") or {}).get(m) or {}
     if e.get(m) is None:
         return _txt("-")
+    if iv.get("degenerate"):
+        return _Raw(f"{_f(e[m], digits)} <span title='{_e(iv['degenerate'])}'>[–]</span>")
     if iv.get("low") is None:
-        return _f(e[m], 2)
-    return _Raw(f"{_num(e[m], 2)} [{_num(iv['low'], 2)}, {_num(iv['high'], 2)}]")
+        return _f(e[m], digits)
+    return _Raw(f"{_f(e[m], digits)} [{_f(iv['low'], digits)}, "
+                f"{_f(iv['high'], digits)}]")
+
+
+def _degenerate_note(rows: list[Mapping], key: str, metrics: list[str]) -> str:
+    """One line per reason why an interval of these rows is shown as "–"."""
+    why: dict[str, list[str]] = {}
+    for r in rows:
+        for m in metrics:
+            reason = ((r.get("ci") or {}).get(m) or {}).get("degenerate")
+            if reason and r.get(m) is not None:
+                why.setdefault(reason, []).append(f"{r.get(key)}: {_label(m)}")
+    return "".join(f"<p class='note'>[–] ({_e('; '.join(v))}): {_e(k)}.</p>"
+                   for k, v in why.items())
+
+
+def _paired_table(b: Mapping) -> str:
+    """The model against each prior on the same boreholes: paired bootstrap differences
+    (validation.paired_bootstrap) and the sentences where a prior scores higher."""
+    out = []
+    rows = []
+    for pb in b.get("paired") or []:
+        for m, d in pb["differences"].items():
+            iv = ("–" if d.get("low") is None else
+                  f"[{_f(d['low'], 3)}, {_f(d['high'], 3)}]")
+            rows.append([_txt(pb["prior"]), _txt(_label(m)), _f(d.get("estimate")), _txt(iv),
+                         _f(d.get("share_a_better"), 2)])
+    if rows:
+        pb0 = b["paired"][0]
+        out.append(_table(
+            ["Prior", "Metric", "Model − prior", f"{pb0['level']:.0%} interval",
+             "Share of resamples where the model scores higher"], rows, left=2,
+            caption="The model against each prior on the same boreholes: both maps scored on "
+                    f"the same {pb0['resamples']:,} resamples (by {pb0['unit']}), the percentile "
+                    "interval of the difference (a paired comparison: maps that err on the same "
+                    "boreholes differ less than their separate intervals suggest; Efron & "
+                    "Tibshirani 1993; DeLong et al. 1988). A categorical prior's AUC is that "
+                    "of its one operating point."))
+    for f in b.get("findings") or []:
+        out.append(f"<p class='warn'>{_e(f)}</p>")
+    return "\n".join(out)
 
 
 def _transfer_tables(tr: Mapping) -> str:
@@ -969,10 +1013,7 @@ def _validation_tables(val: Mapping) -> str:
         head = ["Map", "Kind", "Boreholes", "TP", "FP", "FN", "TN", "Accuracy [-]",
                 "Balanced accuracy [-]", "Cohen's κ [-]", "AUC [-]", "Brier score [-]"]
         def _ci(r, m):  # the value and its bootstrap interval (validation.bootstrap_metrics)
-            iv = (r.get("ci") or {}).get(m) or {}
-            if r.get(m) is None or iv.get("low") is None:
-                return _f(r.get(m))
-            return _Raw(f"{_f(r[m])} [{_f(iv['low'])}, {_f(iv['high'])}]")
+            return _f(r.get(m)) if r.get(m) is None else _ci_cell(r, m, 3)
 
         rows = [[_txt(r["map"]), _txt(_label(r["kind"])), _count(r["n"]), _count(r["tp"]),
                  _count(r["fp"]), _count(r["fn"]), _count(r["tn"]), _ci(r, "accuracy"),
@@ -989,6 +1030,9 @@ def _validation_tables(val: Mapping) -> str:
                                   f"{b.get('n_unknown_presence')} with unknown presence. "
                                   "TP/FP/FN/TN: borehole counts at each map's threshold "
                                   "(unweighted)." + boot))
+        out.append(_degenerate_note(b.get("table", []), "map",
+                                    ["accuracy", "balanced_accuracy", "kappa", "auc", "brier"]))
+        out.append(_paired_table(b))
         ex = [[_txt(k), _count(len(v["outside"])), _count(len(v["nodata"]))]
               for k, v in b.get("excluded", {}).items()]
         out.append(_table(["Map", "Boreholes outside", "Boreholes on nodata"], ex))

@@ -217,6 +217,34 @@ def test_hillshade_uses_the_pixel_spacing_in_metres():
     assert rep._nice_length(8760) == 5000 and rep._nice_length(1999) == 1000
 
 
+def test_validation_reads_as_statistics():
+    """Degenerate intervals print as [–] with their reason; the paired comparison with each
+    prior is a table; a prior that beats the model gets its sentence."""
+    import html as htmllib
+
+    b = _bundle()
+    bh = b["validation"]["boreholes"]
+    bh["table"][0]["ci"] = {
+        "auc": {"low": 0.81, "high": 0.93},
+        "kappa": {"low": 0.778, "high": 0.778,
+                  "degenerate": "every resample gives the same value: the map puts every "
+                                "resampled borehole on the same side"}}
+    bh["paired"] = [{"prior": "survey", "level": 0.95, "resamples": 2000, "unit": "site",
+                     "differences": {"auc": {"estimate": -0.061, "low": -0.12, "high": -0.004,
+                                             "share_a_better": 0.02},
+                                     "kappa": {"estimate": -0.21, "low": None, "high": None,
+                                               "share_a_better": None}}}]
+    bh["findings"] = ["On the same 99 boreholes the prior map 'survey' has a higher AUC than "
+                      "the model (0.938 against 0.877; ...)."]
+    page = htmllib.unescape(render_report(b))
+    assert re.search(r"0\.543 <span title='[^']*same side'>\[–\]</span>", page)
+    assert "0.778, 0.778" not in page
+    assert "[–] (model: Cohen's κ): every resample gives the same value" in page
+    assert "0.876 [0.810, 0.930]" in page
+    assert "Model − prior" in page and "[-0.120, -0.004]" in page and "-0.061" in page
+    assert "prior map 'survey' has a higher AUC than the model" in page
+
+
 def test_render_is_deterministic_and_partial():
     b = _bundle()
     assert render_report(b) == render_report(b)
