@@ -29,7 +29,9 @@ from permafrost import __version__
 from permafrost.errors import PermafrostError
 
 __all__ = ["app", "console", "err_console", "state", "emit_json", "write_json_or_stdout",
-           "make_table", "bounded", "crs_option", "scheduler_option"]
+           "make_table", "bounded", "crs_option", "scheduler_option", "complete_devices",
+           "complete_model_kinds", "complete_scenarios", "complete_steps",
+           "deprecated_alias"]
 
 #: width of tables and text when the output is not a terminal (a pipe, a file) and COLUMNS
 #: is not set: wide enough that no column of our tables is squeezed or cut
@@ -127,6 +129,63 @@ def scheduler_option(ctx: typer.Context, param: typer.CallbackParam, value):
     from permafrost.backends import check_scheduler_address
 
     return check_scheduler_address(value)
+
+
+# --- shell completion (run only while completing: the imports stay out of start-up)
+def _starting(values, incomplete: str) -> list[str]:
+    return [v for v in values if v.startswith(incomplete)]
+
+
+def complete_steps(incomplete: str) -> list[str]:
+    """The pipeline's step names (``run --only``)."""
+    from permafrost.pipeline import STEP_NAMES
+
+    return _starting(STEP_NAMES, incomplete)
+
+
+def complete_model_kinds(incomplete: str) -> list[str]:
+    """The model kinds (``train --model``)."""
+    from permafrost.models import MODEL_KINDS
+
+    return _starting(MODEL_KINDS, incomplete)
+
+
+def complete_devices(incomplete: str) -> list[str]:
+    """The devices (``--device``)."""
+    from permafrost.backends import DEVICES
+
+    return _starting(DEVICES, incomplete)
+
+
+def complete_scenarios(ctx: typer.Context, incomplete: str) -> list[str]:
+    """The scenarios of the pipeline file on the command line (``run --scenario``), read
+    as plain TOML (no validation: completing must not fail)."""
+    import shlex
+    import tomllib
+
+    path = (ctx.params or {}).get("pipeline")
+    if path is None:  # "run FILE --scenario <TAB>": Click leaves the parameters unparsed
+        words = os.environ.get("_TYPER_COMPLETE_ARGS") or os.environ.get("COMP_WORDS") or ""
+        try:
+            path = next((w for w in shlex.split(words) if w.endswith(".toml")), None)
+        except ValueError:
+            path = None
+    try:
+        with open(path, "rb") as f:
+            names = list((tomllib.load(f).get("scenarios") or {}))
+    except (OSError, TypeError, ValueError, AttributeError):
+        return []
+    return _starting(names, incomplete)
+
+
+def deprecated_alias(old: str, new: str, value, new_value):
+    """The value of an option given under its old spelling ``old`` (a hidden option),
+    with a note on stderr; the new spelling ``new`` wins when both are given."""
+    if value is None:
+        return new_value
+    err_console.print(f"Note: {old} is deprecated; use {new}.", markup=False,
+                      highlight=False)
+    return value if new_value is None else new_value
 
 
 def _configure_logging(verbose: int, *, reset: bool = False) -> None:
@@ -267,6 +326,11 @@ class _Group(TyperGroup):
 
     def collect_usage_pieces(self, ctx) -> list[str]:
         return [self.options_metavar or "[OPTIONS]", "COMMAND [ARGS]..."]
+
+    def list_commands(self, ctx) -> list[str]:
+        """``run`` first (the whole chain from a pipeline file: where most users start),
+        then the commands by name."""
+        return sorted(super().list_commands(ctx), key=lambda n: (n != "run", n))
 
     def make_context(self, *args, **kwargs):
         try:
