@@ -249,10 +249,11 @@ class _StderrHandler(logging.StreamHandler):
 
 
 def _quiet_library_warnings() -> None:
-    """Deprecation warnings of the libraries we call are for us, not for users of the CLI.
-
-    (rioxarray's ``PendingDeprecationWarning`` about Affine ``*``, for one.)  ``-vv`` or
-    ``PYTHONWARNINGS`` shows them again.
+    """No raw library warnings: deprecation warnings of the libraries we call are for us,
+    not for users of the CLI (rioxarray's ``PendingDeprecationWarning`` about Affine ``*``,
+    for one), and are hidden; the libraries' other warnings become one log line (shown with
+    ``-v``); permafrost's own one line ``Warning: ...``.  ``-vv`` or ``PYTHONWARNINGS``
+    shows them all as Python prints them.
     """
     if sys.warnoptions:
         return
@@ -263,12 +264,33 @@ def _quiet_library_warnings() -> None:
         return
 
     def _show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, _DEVELOPER_WARNINGS) and state.verbose < 2:
+        if state.verbose >= 2:  # -vv: every warning as Python prints it
+            show(message, category, filename, lineno, file, line)
             return
-        show(message, category, filename, lineno, file, line)
+        if issubclass(category, _DEVELOPER_WARNINGS):
+            return
+        text = str(message).strip().splitlines()[0] if str(message).strip() else ""
+        if category.__module__.split(".")[0] == "permafrost":  # ours: one line
+            err_console.print(f"Warning: {text}", markup=False, highlight=False)
+            return
+        # a library's (NumPy, GDAL, scikit-learn...): one line in the log, shown with -v,
+        # never a raw "file:line: UserWarning" block
+        logging.getLogger("permafrost.library").info("%s from %s: %s", category.__name__,
+                                                     _library_of(filename), text)
 
     _show._permafrost_cli = True
     warnings.showwarning = _show
+
+
+def _library_of(filename: str) -> str:
+    """The top-level package a warning's file belongs to (``numpy``, ``sklearn``...)."""
+    parts = Path(str(filename)).parts
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts:
+            i = parts.index(marker)
+            if i + 1 < len(parts):
+                return parts[i + 1].removesuffix(".py")
+    return Path(str(filename)).stem
 
 
 _DEVELOPER_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)

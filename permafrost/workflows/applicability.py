@@ -136,7 +136,8 @@ def applicability_from_files(model_dir, covariates, pzi_path, *, out_map=None,
     check_outputs([Output(out_map, "--extrapolation", what="extrapolation map"),
                    Output(out_support, "--support", what="label support map")],
                   {"--model": model_dir, "--covariates": covariate_files(covariates),
-                   "--out": pzi_path, "--landcover": landcover, "--labels": labels})
+                   "--out": pzi_path, "--landcover": landcover,
+                   "the model's training labels": labels})
     changes = dict(changes or {})
     meta = read_json(Path(model_dir) / "metadata.json")
     ds = covariates if isinstance(covariates, xr.Dataset) else build_stack(
@@ -461,7 +462,8 @@ def predict_with_applicability(model_dir, covariates, out, *, zones=None, uncert
                    Output(out_support, "--support", what="label support map"),
                    Output(out_json, "--applicability", what="applicability")],
                   {"--model": model_dir, "--covariates": covariate_files(covariates),
-                   "--mask": mask, "--landcover": landcover, "--labels": labels})
+                   "--mask": mask, "--landcover": landcover,
+                   "the model's training labels": labels})
     check = OnePassCheck(model_dir, changes=changes, chunk=chunk, landcover=landcover,
                          labels=labels, out_map=out_map, out_support=out_support)
     res = predict_raster(model_dir, covariates, out, zones=zones, uncertainty=uncertainty,

@@ -211,9 +211,12 @@ def warm_pzi_raster(baseline_pzi, covariates, out, *, delta_t: float, covariate:
     WarmingResult
     """
     out = Path(out)
-    check_outputs([Output(out, "--out", what="warmed PZI"),
-                   Output(zones, "--zones", what="zones")],
-                  {"--baseline": baseline_pzi, "--covariates": covariate_files(covariates)})
+    # no command of its own (the pipeline's predict step of a physical scenario): the paths
+    # are named by what they are, not by options no command has
+    check_outputs([Output(out, "the warmed PZI", what="warmed PZI"),
+                   Output(zones, "the warmed zones", what="zones")],
+                  {"the baseline PZI": baseline_pzi,
+                   "inputs.covariates": covariate_files(covariates)})
     lo_s, hi_s = sigma_interval or (sigma, sigma)
     base = read_raster(baseline_pzi, chunks=chunk)
     ds = build_stack(covariates, chunks=chunk)
