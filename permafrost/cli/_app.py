@@ -251,9 +251,9 @@ class _StderrHandler(logging.StreamHandler):
 def _quiet_library_warnings() -> None:
     """No raw library warnings: deprecation warnings of the libraries we call are for us,
     not for users of the CLI (rioxarray's ``PendingDeprecationWarning`` about Affine ``*``,
-    for one), and are hidden; the libraries' other warnings become one log line (shown with
-    ``-v``); permafrost's own one line ``Warning: ...``.  ``-vv`` or ``PYTHONWARNINGS``
-    shows them all as Python prints them.
+    for one), and are hidden; every other warning is one line ``Warning: ... (library)``,
+    without the file, line and source Python prints.  ``-vv`` or ``PYTHONWARNINGS`` shows
+    them all as Python prints them.
     """
     if sys.warnoptions:
         return
@@ -263,20 +263,25 @@ def _quiet_library_warnings() -> None:
     if getattr(show, "_permafrost_cli", False):
         return
 
+    seen: set[str] = set()
+
     def _show(message, category, filename, lineno, file=None, line=None):
         if state.verbose >= 2:  # -vv: every warning as Python prints it
             show(message, category, filename, lineno, file, line)
             return
         if issubclass(category, _DEVELOPER_WARNINGS):
             return
+        # one line, never Python's raw "file:line: UserWarning: ..." block with the source
+        # line; a library's (NumPy, GDAL, scikit-learn...) says which library
         text = str(message).strip().splitlines()[0] if str(message).strip() else ""
-        if category.__module__.split(".")[0] == "permafrost":  # ours: one line
-            err_console.print(f"Warning: {text}", markup=False, highlight=False)
+        ours = category.__module__.split(".")[0] == "permafrost" or \
+            _library_of(filename) == "permafrost"
+        if text in seen:  # once (rasterio and rioxarray repeat GDAL's)
             return
-        # a library's (NumPy, GDAL, scikit-learn...): one line in the log, shown with -v,
-        # never a raw "file:line: UserWarning" block
-        logging.getLogger("permafrost.library").info("%s from %s: %s", category.__name__,
-                                                     _library_of(filename), text)
+        seen.add(text)
+        err_console.print(f"Warning: {text}" + ("" if ours else
+                                                f" ({_library_of(filename)})"),
+                          markup=False, highlight=False)
 
     _show._permafrost_cli = True
     warnings.showwarning = _show
