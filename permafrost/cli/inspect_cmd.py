@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
 from permafrost.cli._app import app, console, emit_json, make_table
 
@@ -47,6 +46,8 @@ def inspect_cmd(
         console.print(table)
         if tracks:
             console.print(_track_table(tracks, Path(directory)))
+        from rich.markup import escape
+
         for s in summaries:
             for w in s.details.get("warnings") or []:
                 console.print(f"[yellow]warning[/yellow]: {Path(s.path).relative_to(root)}: "
