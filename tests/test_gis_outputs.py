@@ -282,7 +282,8 @@ def test_library_warnings_reach_the_user_as_one_line(tmp_path):
     import rasterio as rio
 
     p = tmp_path / "nogeo.tif"
-    with rio.open(p, "w", driver="GTiff", width=4, height=4, count=1, dtype="float32") as d:
+    with pytest.warns(rio.errors.NotGeoreferencedWarning), \
+            rio.open(p, "w", driver="GTiff", width=4, height=4, count=1, dtype="float32") as d:
         d.write(np.ones((1, 4, 4), "float32"))
     proc = subprocess.run([sys.executable, "-m", "permafrost", "inspect", str(p)],
                           capture_output=True, text=True, timeout=120)
@@ -292,3 +293,30 @@ def test_library_warnings_reach_the_user_as_one_line(tmp_path):
     assert lines == ["Warning: Dataset has no geotransform, gcps, or rpcs. The identity "
                      "matrix will be returned. (rasterio)"]
     assert "has no CRS" in proc.stderr
+
+
+#: options of other programs the messages name (MintPy's geocode.py, GDAL's gdal_calc.py)
+OTHER_PROGRAMS = {"--lalo-step", "--calc", "--type"}
+
+
+def test_every_option_a_message_names_exists():
+    """Advice names only options the tool has: every ``--flag`` in the package's messages
+    outside the CLI is an option of a command (or of the other program the advice names).
+    The warming step, which has no command, used to name ``--baseline``."""
+    import re
+
+    import typer.main
+
+    cli = typer.main.get_command(app)
+    flags = {o for cmd in cli.commands.values() for p in cmd.params
+             for o in (*p.opts, *p.secondary_opts)}
+    bad = []
+    for f in sorted((ROOT / "permafrost").rglob("*.py")):
+        if "cli" in f.relative_to(ROOT / "permafrost").parts:
+            continue
+        text = f.read_text()
+        for m in re.finditer(r'(?<![\w-])(--[a-z][a-z0-9-]+)', text):
+            if m.group(1) not in flags | OTHER_PROGRAMS:
+                bad.append(f"{f.relative_to(ROOT)}:{text[:m.start()].count(chr(10)) + 1} "
+                           f"{m.group(1)}")
+    assert not bad, bad
