@@ -67,7 +67,7 @@ from permafrost.io.guard import RELATIVE_TO_FILE, Output, check_outputs, provena
 from permafrost.io.maps import read_mask
 from permafrost.io.model import load_model
 from permafrost.io.rasters import set_gdal_cache
-from permafrost.io.styles import write_layer_cog
+from permafrost.io.styles import qml_path, write_layer_cog
 from permafrost.options import check_options
 from permafrost.predict import (
     as_blocks,
@@ -359,9 +359,11 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
     cache = cache_dir(root, key)
     prepare_cache(root, cache, resume=resume, prune_others=default_cache)
     # and those of GDAL's sidecars (the zone raster's category names, written after it)
+    # and of the QGIS styles beside the rasters (permafrost.io.styles)
     check_outputs_ = [Path(p) for p in (getattr(check, "outputs", None) or [])]
     remove_stale_temporaries(outputs + check_outputs_
-                             + [Path(f"{p}.aux.xml") for p in outputs])
+                             + [Path(f"{p}.aux.xml") for p in outputs]
+                             + [qml_path(p) for p in outputs + check_outputs_])
 
     # --- phase 1: predict every block not yet in the cache
     offs_y = np.concatenate([[0], np.cumsum(chunks_yx[0])]).astype(int)
@@ -431,9 +433,9 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
 
     # --- phase 2: stream the cache into COGs (threads of this process)
     inference = str(getattr(pzi_model, "inference_path", "unknown"))
-    root, relative_to = provenance_base(out)
+    tag_root, relative_to = provenance_base(out)
     tags = _provenance(model_sha, model_path, ds, features, cov_source, mask_info, dev,
-                       root=root, inference=inference, relative_to=relative_to)
+                       root=tag_root, inference=inference, relative_to=relative_to)
     coords = {"y": ds["y"].values, "x": ds["x"].values}
     n_out = len(outputs) + (len(check.writes) if check is not None else 0)
     written = 0
