@@ -320,3 +320,17 @@ def test_every_option_a_message_names_exists():
                 bad.append(f"{f.relative_to(ROOT)}:{text[:m.start()].count(chr(10)) + 1} "
                            f"{m.group(1)}")
     assert not bad, bad
+
+
+def test_a_rerun_replaces_its_own_styled_geopackage_but_not_other_styles(tmp_path):
+    from permafrost.errors import OutputError
+    from permafrost.io.guard import Output, check_outputs
+    from permafrost.io.vectors import write_vector
+
+    p = write_vector(_points(), tmp_path / "labels.gpkg", layer="labels", style="labels")
+    check_outputs([Output(p, "--out", layer="labels")])  # only its own style: replaceable
+    with sqlite3.connect(p) as con:  # a user's style of another layer in the same table
+        con.execute("INSERT INTO layer_styles (f_table_name, styleName, styleQML) "
+                    "VALUES ('roads', 'mine', '<qgis/>')")
+    with pytest.raises(OutputError, match="layer_styles"):
+        check_outputs([Output(p, "--out", layer="labels")])

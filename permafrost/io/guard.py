@@ -259,6 +259,23 @@ def _layers(p: Path) -> list[str] | None:
         return None
 
 
+def _styles_only_of(p: Path, layer: str) -> bool:
+    """True when the GeoPackage's ``layer_styles`` table (QGIS's) holds styles of ``layer``
+    only, as the tool writes it (:func:`permafrost.io.styles.write_gpkg_style`): replacing
+    the file loses no other layer's style."""
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+        try:
+            names = {r[0] for r in con.execute("SELECT DISTINCT f_table_name FROM layer_styles")}
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return False
+    return names <= {layer}
+
+
 def check_outputs(outputs: Iterable[Output], inputs: Mapping[str, Any] | None = None) -> None:
     """Refuse, before any work, outputs that would lose data (see the module's text).
 
@@ -323,7 +340,8 @@ def check_outputs(outputs: Iterable[Output], inputs: Mapping[str, Any] | None = 
                                   path=given, fix=f"give a file name for {o.label} (the folder "
                                                   "is kept)")
             if o.layer is not None and p.suffix.lower() in _MULTI_LAYER and p.is_file():
-                others = [n for n in (_layers(p) or []) if n != o.layer]
+                others = [n for n in (_layers(p) or []) if n != o.layer and not (
+                    n == "layer_styles" and _styles_only_of(p, o.layer))]
                 if others:
                     listed = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
                     raise OutputError(f"{o.label}: the GeoPackage holds other layers "
