@@ -251,9 +251,10 @@ class _StderrHandler(logging.StreamHandler):
 def _quiet_library_warnings() -> None:
     """No raw library warnings: deprecation warnings of the libraries we call are for us,
     not for users of the CLI (rioxarray's ``PendingDeprecationWarning`` about Affine ``*``,
-    for one), and are hidden; every other warning is one line ``Warning: ... (library)``,
-    without the file, line and source Python prints.  ``-vv`` or ``PYTHONWARNINGS`` shows
-    them all as Python prints them.
+    for one), and are hidden; other warnings raised inside an installed library are one log
+    line (``-v``); the rest (the tool's own, NumPy's about the tool's arithmetic) one line
+    ``Warning: ...`` on stderr, once per message, without the file, line and source Python
+    prints.  ``-vv`` or ``PYTHONWARNINGS`` shows them all as Python prints them.
     """
     if sys.warnoptions:
         return
@@ -271,31 +272,33 @@ def _quiet_library_warnings() -> None:
             return
         if issubclass(category, _DEVELOPER_WARNINGS):
             return
-        # one line, never Python's raw "file:line: UserWarning: ..." block with the source
-        # line; a library's (NumPy, GDAL, scikit-learn...) says which library
+        # never Python's raw "file:line: UserWarning: ..." block with the source line
         text = str(message).strip().splitlines()[0] if str(message).strip() else ""
-        ours = category.__module__.split(".")[0] == "permafrost" or \
-            _library_of(filename) == "permafrost"
-        if text in seen:  # once (rasterio and rioxarray repeat GDAL's)
+        library = _library_of(filename)
+        if library is not None and category.__module__.split(".")[0] != "permafrost":
+            # raised inside a library (rasterio, pyogrio, scikit-learn...): one log line,
+            # shown with -v; what it means for the data is the tool's to say
+            logging.getLogger("permafrost.library").info("%s (%s)", text, library)
+            return
+        if text in seen:  # once per message
             return
         seen.add(text)
-        err_console.print(f"Warning: {text}" + ("" if ours else
-                                                f" ({_library_of(filename)})"),
-                          markup=False, highlight=False)
+        err_console.print(f"Warning: {text}", markup=False, highlight=False)
 
     _show._permafrost_cli = True
     warnings.showwarning = _show
 
 
-def _library_of(filename: str) -> str:
-    """The top-level package a warning's file belongs to (``numpy``, ``sklearn``...)."""
+def _library_of(filename: str) -> str | None:
+    """The installed package a warning's file belongs to (``numpy``, ``sklearn``...), or
+    None for permafrost's own code and code outside any installed package."""
     parts = Path(str(filename)).parts
     for marker in ("site-packages", "dist-packages"):
         if marker in parts:
             i = parts.index(marker)
-            if i + 1 < len(parts):
-                return parts[i + 1].removesuffix(".py")
-    return Path(str(filename)).stem
+            name = parts[i + 1].removesuffix(".py") if i + 1 < len(parts) else marker
+            return None if name == "permafrost" else name
+    return None
 
 
 _DEVELOPER_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
