@@ -56,6 +56,8 @@ import logging
 import numpy as np
 import shapely
 from pyproj import CRS, Transformer
+from pyproj.crs import ProjectedCRS
+from pyproj.crs.coordinate_operation import AzimuthalEquidistantConversion
 from scipy.optimize import curve_fit
 from scipy.spatial.distance import pdist
 
@@ -128,7 +130,11 @@ def metric_crs(x, y, crs) -> CRS:
     if not crs.is_geographic:  # projected in feet or the like: the centre in lon/lat
         x, y = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(x, y)
     lon0, lat0 = float(np.nanmean(x)), float(np.nanmean(y))
-    return CRS.from_proj4(f"+proj=aeqd +lat_0={lat0} +lon_0={lon0} +datum=WGS84 +units=m")
+    # a named CRS on the WGS 84 datum (a bare PROJ string is "unknown" to QGIS in the
+    # GeoPackages of the blocks); the same coordinates to the last bit
+    return ProjectedCRS(AzimuthalEquidistantConversion(lat0, lon0), geodetic_crs=CRS(4326),
+                        name=f"permafrost blocking frame: azimuthal equidistant at "
+                             f"{lat0:.6f} N {lon0:.6f} E (WGS 84)")
 
 
 def metric_xy(x, y, crs) -> tuple[np.ndarray, np.ndarray]:

@@ -44,18 +44,21 @@ import numpy as np
 from permafrost.area import REGION_THRESHOLD, ZONE_LIMITS, ZONES, zone_range_text
 from permafrost.errors import InputError
 from permafrost.kinematics import RGIK_CLASS_EDGES_CM_YR
+from permafrost.styles import (
+    AGREEMENT_CLASSES,
+    LABEL_COLOURS,
+    NODATA_COLOUR,
+    RAMPS,
+    VELOCITY_COLOURS,
+)
+from permafrost.styles import ZONE_COLOURS as _ALL_ZONE_COLOURS
 
 __all__ = ["render_report", "report_json", "ZONE_COLOURS"]
 
-#: zone colours (Brown et al. 1997 classes), light to dark blue
-ZONE_COLOURS = {
-    "isolated": "#c6dbef",
-    "sporadic": "#6baed6",
-    "discontinuous": "#2171b5",
-    "continuous": "#08306b",
-}
-AGREEMENT_COLOURS = {0: ("neither", "#f2f2f2"), 1: ("both", "#1b7837"),
-                     2: ("model only (excess)", "#d6604d"), 3: ("prior only (missed)", "#4393c3")}
+#: zone colours (Brown et al. 1997 classes), light to dark blue (:mod:`permafrost.styles`;
+#: cells below the lowest zone are left transparent in the figures)
+ZONE_COLOURS = {n: c for n, c in _ALL_ZONE_COLOURS.items() if n != "none"}
+AGREEMENT_COLOURS = AGREEMENT_CLASSES
 
 _CSS = """
 body{font-family:Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;padding:0 1em;
@@ -80,7 +83,7 @@ margin:1.2em 0;font-size:.9em}nav.toc ol{margin:.3em 0;columns:2}nav.toc a{color
 _FIG_W = 11.0
 _DPI = 100
 #: colours of cells without a value in map figures
-_NODATA_COLOUR = "#d9d9d9"
+_NODATA_COLOUR = NODATA_COLOUR
 _MASK_STYLE = {"facecolor": "#ffffff", "edgecolor": "#7f7f7f", "hatch": "////",
                "linewidth": 0.4}
 
@@ -451,8 +454,7 @@ def _pzi_map(maps: Mapping, labels: Mapping | None) -> str:
     if labels and len(labels.get("x", [])):
         lab = np.asarray(labels["label"])
         x, y = np.asarray(labels["x"]), np.asarray(labels["y"])
-        for v, col, name in ((1, "#ffd92f", "label: permafrost"), (0, "#e7298a",
-                                                                     "label: no permafrost")):
+        for v, (name, col) in LABEL_COLOURS.items():
             sel = lab == v
             if sel.any():
                 ax.scatter(x[sel], y[sel], s=9, c=col, edgecolors="k", linewidths=0.4, zorder=3)
@@ -486,10 +488,10 @@ def _continuous_panel(fig, ax, maps: Mapping, m: Mapping, *, cmap: str, vmax: fl
 
 def _continuous_maps(maps: Mapping) -> str:
     """The PZI as a continuous probability and, when given, the spread of the fold models."""
-    panels = [("pzi", "YlGnBu", 1.0, "PZI: permafrost probability [-]",
+    panels = [("pzi", RAMPS["pzi"].name, RAMPS["pzi"].vmax, "PZI: permafrost probability [-]",
                "Permafrost zonation index (continuous)")]
     if maps.get("uncertainty"):
-        panels.append(("uncertainty", "OrRd", None,
+        panels.append(("uncertainty", RAMPS["uncertainty"].name, RAMPS["uncertainty"].vmax,
                        "PZI spread: standard deviation of the fold models [-]",
                        "Uncertainty of the PZI"))
     fig = _map_fig(maps["pzi"], ncols=len(panels), legend_w=0.0 if len(panels) > 1 else 3.0,
@@ -650,8 +652,7 @@ def _kinematics_map(maps: Mapping) -> str:
     ax = fig.add_subplot(1, 1, 1)
     _hillshade(ax, maps.get("dem"))
     edges = list(RGIK_CLASS_EDGES_CM_YR)
-    colours = ["#ffffcc", "#ffeda0", "#fed976", "#feb24c", "#fd8d3c", "#f03b20", "#bd0026"]
-    cmap = ListedColormap(colours)
+    cmap = ListedColormap(list(VELOCITY_COLOURS))
     norm = BoundaryNorm([-1e9, *edges, 1e12], cmap.N)
     has = np.isfinite(v)
     unc = activity == "uncertain"
@@ -675,7 +676,7 @@ def _kinematics_map(maps: Mapping) -> str:
     _decorate(ax, base, "Rock glaciers: downslope velocity")
     labels = ["< 1", "1–3", "3–10", "10–30", "30–100", "100–300", "> 300"]
     handles = [Patch(facecolor=c, edgecolor="#333", linewidth=0.5, label=f"{lab} cm/yr")
-               for c, lab in zip(colours, labels, strict=True)]
+               for c, lab in zip(VELOCITY_COLOURS, labels, strict=True)]
     handles += [Patch(facecolor="#fed976", edgecolor="#333", hatch="....", linewidth=0.5,
                       label="activity uncertain"),
                 Patch(facecolor="#ffffff", edgecolor="#333", linewidth=0.5,
@@ -1310,15 +1311,15 @@ def _scenario_maps(maps: Mapping, rows: list, ref: str | None) -> str:
         m = sm[name]
         arr = np.asarray(m["array"], dtype="float64")
         ax = fig.add_subplot(2, n, i + 1)
-        ims["pzi"] = ax.imshow(np.ma.masked_invalid(arr), cmap="YlGnBu", vmin=0, vmax=1,
+        ims["pzi"] = ax.imshow(np.ma.masked_invalid(arr), cmap=RAMPS["pzi"].name, vmin=0, vmax=1,
                                extent=m["extent"], interpolation="nearest")
         _nodata(ax, arr, m["extent"])
         _decorate(ax, m, name)
         ax2 = fig.add_subplot(2, n, n + i + 1)
         if refarr is not None and refarr.shape == arr.shape and name != ref:
             d = arr - refarr
-            ims["d"] = ax2.imshow(np.ma.masked_invalid(d), cmap="RdBu", vmin=-1, vmax=1,
-                                  extent=m["extent"], interpolation="nearest")
+            ims["d"] = ax2.imshow(np.ma.masked_invalid(d), cmap=RAMPS["change"].name, vmin=-1,
+                                  vmax=1, extent=m["extent"], interpolation="nearest")
             _nodata(ax2, d, m["extent"])
             _decorate(ax2, m, f"{name} − {ref}")
         else:

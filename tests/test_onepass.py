@@ -198,15 +198,15 @@ def test_a_resumed_run_reuses_the_blocks_check_layers(region, monkeypatch):
     out.mkdir(exist_ok=True)
     kw = dict(chunk=128, out_map=out / "extrapolation.tif", landcover=_landcover(stack),
               out_support=out / "support.tif", out_json=out / "applicability.json")
-    real_write = wp.write_cog
+    real_write = wp.write_layer_cog
 
     def fail(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(wp, "write_cog", fail)
+    monkeypatch.setattr(wp, "write_layer_cog", fail)
     with pytest.raises(KeyboardInterrupt):
         predict_with_applicability(model, stack, out / "pzi.tif", **kw)
-    monkeypatch.setattr(wp, "write_cog", real_write)
+    monkeypatch.setattr(wp, "write_layer_cog", real_write)
     calls = []
     real = terrain.tpi
     monkeypatch.setattr(terrain, "tpi", lambda z, *a, **k: (calls.append(1) if np.asarray(

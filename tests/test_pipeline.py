@@ -408,3 +408,82 @@ def test_the_run_prints_each_runs_domain_of_applicability(demo_run):
     assert "is held at today" not in out  # issue 23, item 6: the demo raises no proxy warning
     again = runner.invoke(app, ["run", str(p), "--all-scenarios"])  # also when up to date
     assert "0 step(s) ran" in again.stdout and "is held at today" not in again.stdout
+
+
+def _tag_paths(tags: dict) -> list[str]:
+    """The paths a raster's tags name (provenance: model, covariates, mask, compared maps)."""
+    out = []
+    for key in ("PZI_MODEL", "PZI_COVARIATE_SOURCE", "pzi", "prior"):
+        v = tags.get(key, "")
+        if v and not v.startswith("<"):
+            out.extend(v.split(",") if key == "PZI_COVARIATE_SOURCE" else [v])
+    out.extend(v for v in json.loads(tags.get("PZI_COVARIATES", "{}")).values() if v)
+    mask = tags.get("PZI_MASK", "none")
+    if mask != "none" and json.loads(mask).get("path"):
+        out.append(json.loads(mask)["path"])
+    return out
+
+
+def test_every_output_opens_right_in_gis_from_a_copy_of_the_run(demo_run, tmp_path_factory):
+    """Issue 26 item 6: the run folder copied elsewhere; every raster (the steps' own and the
+    copies published in the scenario folders) has a band unit, a description, a named CRS,
+    a QGIS style beside it and tags whose paths resolve from the copy; every GeoPackage
+    layer has a named CRS and its style in layer_styles."""
+    import shutil
+    import sqlite3
+    import xml.etree.ElementTree as ET
+
+    import pyogrio
+
+    from permafrost.io.guard import RELATIVE_TO_RUN, run_root
+
+    tmp, _, _ = demo_run
+    # a fresh folder beside the run's (tmp_path_factory's folders are siblings): the inputs,
+    # which lie outside the run, keep their relative place, so their paths resolve too
+    fresh = tmp_path_factory.mktemp("copy")
+    run = Path(shutil.copytree(tmp / "out", fresh / "out"))
+    rasters = sorted(run.rglob("*.tif"))
+    names = {t.name for t in rasters}
+    assert {"pzi.tif", "zones.tif", "pzi_uncertainty.tif", "extrapolation.tif",
+            "support.tif"} <= names and any(n.startswith("agreement_") for n in names)
+    resolved = 0
+    for tif in rasters:
+        with rasterio.open(tif) as ds:
+            assert all(ds.units), f"{tif.relative_to(run)}: a band without a unit"
+            assert all(ds.descriptions), f"{tif.relative_to(run)}: a band without a description"
+            assert ds.crs is not None and ds.crs.to_epsg(), tif
+            tags = ds.tags()
+        style = tif.with_suffix(".qml")
+        assert style.is_file(), f"{tif.relative_to(run)} has no QGIS style beside it"
+        assert ET.fromstring(style.read_text()).find("pipe/rasterrenderer") is not None
+        paths = _tag_paths(tags)
+        if not paths:
+            continue
+        said = tags.get("PZI_PATHS_RELATIVE_TO") or tags.get("paths_relative_to")
+        assert said == RELATIVE_TO_RUN and run_root(tif) == run, tif
+        for p in paths:
+            target = run / p
+            assert target.exists(), f"{tif.relative_to(run)}: {p} does not resolve"
+            if not p.startswith("../"):  # an output of the run: found in the copy itself
+                assert target.resolve().is_relative_to(run.resolve()), p
+            resolved += 1
+    assert resolved >= 20
+    # a published copy and the step's own file carry the same tags, both resolving
+    with rasterio.open(run / "baseline" / "pzi.tif") as ds:
+        model = ds.tags()["PZI_MODEL"]
+    assert model.startswith("steps/train/") and (run / model / "metadata.json").is_file()
+    gpkgs = sorted(run.rglob("*.gpkg"))
+    assert {g.name for g in gpkgs} >= {"holdout_blocks.gpkg", "kinematics.gpkg",
+                                       "labels.gpkg", "rock_glaciers_activity.gpkg"}
+    for g in gpkgs:
+        layers = [n for n, geom in pyogrio.list_layers(g) if geom]
+        assert len(layers) == 1, g
+        with sqlite3.connect(g) as con:
+            srs = con.execute(
+                "SELECT s.organization, s.organization_coordsys_id, s.srs_name FROM "
+                "gpkg_geometry_columns c JOIN gpkg_spatial_ref_sys s ON c.srs_id = s.srs_id "
+                "WHERE c.table_name = ?", (layers[0],)).fetchone()
+            styled = con.execute("SELECT styleQML FROM layer_styles WHERE f_table_name = ? "
+                                 "AND useAsDefault", (layers[0],)).fetchall()
+        assert srs[0] == "EPSG" or srs[2] not in ("unknown", "", None), (g, srs)
+        assert len(styled) == 1 and ET.fromstring(styled[0][0]).find("renderer-v2") is not None

@@ -163,7 +163,7 @@ def test_pzi_matches_in_memory_prediction_pixel_for_pixel(model_dir, stack_dir, 
     assert "xgboost" in tags["PZI_VERSIONS"]
     assert not any(p.name.startswith(".pzi.tif.pfblocks") for p in tmp_path.iterdir()), \
         "the block cache is removed after success"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["pzi.tif"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pzi.qml", "pzi.tif"]  # + its QGIS style
     assert tags["PZI_INFERENCE"] == res.inference  # compiled trees, or XGBoost and why
 
 
@@ -624,8 +624,9 @@ def test_rerun_removes_temporaries_of_outputs_and_sidecars(model_dir, stack_dir,
         p.write_bytes(b"half")
     predict_raster(model_dir, stack_dir, out, zones=zones, chunk=64, device="cpu")
     assert [p.name for p in left if p.exists()] == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["pzi.tif", "zones.tif",
-                                                          "zones.tif.aux.xml"]
+    # and the rasters' QGIS styles (permafrost.io.styles)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pzi.qml", "pzi.tif", "zones.qml",
+                                                          "zones.tif", "zones.tif.aux.xml"]
 
 
 def test_changed_inputs_do_not_reuse_stale_blocks(model_dir, tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import geopandas as gpd
 import numpy as np
-from shapely.geometry import Polygon, box
+from shapely.geometry import MultiPolygon, Polygon, box
 
 from samplegen.grid import (
     EAST,
@@ -51,6 +51,15 @@ def make_priors(p_truth, logit_truth, coef, p_warm=None):
                            "pzi_prior_logit_shift": None if shift is None else round(shift, 4)}
 
 
+def _polygonal(geom):
+    """The polygons of a geometry (one Polygon, or a MultiPolygon), without the lines and
+    points an overlay may leave in a GeometryCollection."""
+    parts = [g for g in getattr(geom, "geoms", [geom]) if g.geom_type in ("Polygon",
+                                                                         "MultiPolygon")]
+    polys = [p for g in parts for p in getattr(g, "geoms", [g])]
+    return polys[0] if len(polys) == 1 else MultiPolygon(polys)
+
+
 BASINS = ["Heihe headwaters", "Shule headwaters", "Datong headwaters"]
 
 
@@ -61,10 +70,12 @@ def make_basins():
     lon = np.clip(lon, WEST, EAST)
     dom = box(WEST, SOUTH, EAST, NORTH)
     north = Polygon(list(zip(lon, lat, strict=True)) + [(EAST, NORTH), (WEST, NORTH)])
-    north = north.intersection(dom)
-    south = dom.difference(north)
+    # the crest polygon touches the domain's edge along a few segments: keep the polygon
+    # (an intersection may add them as lines, a GeometryCollection GIS show as mixed types)
+    north = _polygonal(north.intersection(dom))
+    south = _polygonal(dom.difference(north))
     split = 99.05
-    sw = south.intersection(box(WEST, SOUTH, split, NORTH))
-    se = south.intersection(box(split, SOUTH, EAST, NORTH))
+    sw = _polygonal(south.intersection(box(WEST, SOUTH, split, NORTH)))
+    se = _polygonal(south.intersection(box(split, SOUTH, EAST, NORTH)))
     return gpd.GeoDataFrame({"basin_id": [1, 2, 3], "name": BASINS},
                             geometry=[north, sw, se], crs="EPSG:4326")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from permafrost.grid import Grid
+from permafrost.styles import ZONE_NODATA
 from permafrost.terrain import geographic_cell_size
 
 __all__ = [
@@ -82,7 +83,7 @@ def classify_zones(pzi: np.ndarray) -> np.ndarray:
     out = np.zeros(p.shape, dtype="uint8")
     for code, lo in enumerate(ZONE_LIMITS, start=1):
         out[p >= lo] = code
-    out[np.isnan(p)] = 255
+    out[np.isnan(p)] = ZONE_NODATA
     return out
 
 

@@ -30,7 +30,9 @@ from permafrost.errors import ParameterError, PermafrostError
 from permafrost.options import for_cli
 
 __all__ = ["app", "console", "err_console", "state", "emit_json", "write_json_or_stdout",
-           "make_table", "bounded", "crs_option", "scheduler_option"]
+           "make_table", "bounded", "crs_option", "scheduler_option", "complete_devices",
+           "complete_model_kinds", "complete_scenarios", "complete_steps",
+           "deprecated_alias"]
 
 #: width of tables and text when the output is not a terminal (a pipe, a file) and COLUMNS
 #: is not set: wide enough that no column of our tables is squeezed or cut
@@ -130,6 +132,63 @@ def scheduler_option(ctx: typer.Context, param: typer.CallbackParam, value):
     return check_scheduler_address(value)
 
 
+# --- shell completion (run only while completing: the imports stay out of start-up)
+def _starting(values, incomplete: str) -> list[str]:
+    return [v for v in values if v.startswith(incomplete)]
+
+
+def complete_steps(incomplete: str) -> list[str]:
+    """The pipeline's step names (``run --only``)."""
+    from permafrost.pipeline import STEP_NAMES
+
+    return _starting(STEP_NAMES, incomplete)
+
+
+def complete_model_kinds(incomplete: str) -> list[str]:
+    """The model kinds (``train --model``)."""
+    from permafrost.model_kinds import MODEL_KINDS
+
+    return _starting(MODEL_KINDS, incomplete)
+
+
+def complete_devices(incomplete: str) -> list[str]:
+    """The devices (``--device``)."""
+    from permafrost.backends import DEVICES
+
+    return _starting(DEVICES, incomplete)
+
+
+def complete_scenarios(ctx: typer.Context, incomplete: str) -> list[str]:
+    """The scenarios of the pipeline file on the command line (``run --scenario``), read
+    as plain TOML (no validation: completing must not fail)."""
+    import shlex
+    import tomllib
+
+    path = (ctx.params or {}).get("pipeline")
+    if path is None:  # "run FILE --scenario <TAB>": Click leaves the parameters unparsed
+        words = os.environ.get("_TYPER_COMPLETE_ARGS") or os.environ.get("COMP_WORDS") or ""
+        try:
+            path = next((w for w in shlex.split(words) if w.endswith(".toml")), None)
+        except ValueError:
+            path = None
+    try:
+        with open(path, "rb") as f:
+            names = list((tomllib.load(f).get("scenarios") or {}))
+    except (OSError, TypeError, ValueError, AttributeError):
+        return []
+    return _starting(names, incomplete)
+
+
+def deprecated_alias(old: str, new: str, value, new_value):
+    """The value of an option given under its old spelling ``old`` (a hidden option),
+    with a note on stderr; the new spelling ``new`` wins when both are given."""
+    if value is None:
+        return new_value
+    err_console.print(f"Note: {old} is deprecated; use {new}.", markup=False,
+                      highlight=False)
+    return value if new_value is None else new_value
+
+
 def _configure_logging(verbose: int, *, reset: bool = False) -> None:
     """-v: what each step does (INFO); -vv: the details (DEBUG), also of the libraries.
 
@@ -191,10 +250,12 @@ class _StderrHandler(logging.StreamHandler):
 
 
 def _quiet_library_warnings() -> None:
-    """Deprecation warnings of the libraries we call are for us, not for users of the CLI.
-
-    (rioxarray's ``PendingDeprecationWarning`` about Affine ``*``, for one.)  ``-vv`` or
-    ``PYTHONWARNINGS`` shows them again.
+    """No raw library warnings: deprecation warnings of the libraries we call are for us,
+    not for users of the CLI (rioxarray's ``PendingDeprecationWarning`` about Affine ``*``,
+    for one), and are hidden; other warnings raised inside an installed library are one log
+    line (``-v``); the rest (the tool's own, NumPy's about the tool's arithmetic) one line
+    ``Warning: ...`` on stderr, once per message, without the file, line and source Python
+    prints.  ``-vv`` or ``PYTHONWARNINGS`` shows them all as Python prints them.
     """
     if sys.warnoptions:
         return
@@ -204,13 +265,41 @@ def _quiet_library_warnings() -> None:
     if getattr(show, "_permafrost_cli", False):
         return
 
+    seen: set[str] = set()
+
     def _show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, _DEVELOPER_WARNINGS) and state.verbose < 2:
+        if state.verbose >= 2:  # -vv: every warning as Python prints it
+            show(message, category, filename, lineno, file, line)
             return
-        show(message, category, filename, lineno, file, line)
+        if issubclass(category, _DEVELOPER_WARNINGS):
+            return
+        # never Python's raw "file:line: UserWarning: ..." block with the source line
+        text = str(message).strip().splitlines()[0] if str(message).strip() else ""
+        library = _library_of(filename)
+        if library is not None and category.__module__.split(".")[0] != "permafrost":
+            # raised inside a library (rasterio, pyogrio, scikit-learn...): one log line,
+            # shown with -v; what it means for the data is the tool's to say
+            logging.getLogger("permafrost.library").info("%s (%s)", text, library)
+            return
+        if text in seen:  # once per message
+            return
+        seen.add(text)
+        err_console.print(f"Warning: {text}", markup=False, highlight=False)
 
     _show._permafrost_cli = True
     warnings.showwarning = _show
+
+
+def _library_of(filename: str) -> str | None:
+    """The installed package a warning's file belongs to (``numpy``, ``sklearn``...), or
+    None for permafrost's own code and code outside any installed package."""
+    parts = Path(str(filename)).parts
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts:
+            i = parts.index(marker)
+            name = parts[i + 1].removesuffix(".py") if i + 1 < len(parts) else marker
+            return None if name == "permafrost" else name
+    return None
 
 
 _DEVELOPER_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
@@ -268,6 +357,11 @@ class _Group(TyperGroup):
 
     def collect_usage_pieces(self, ctx) -> list[str]:
         return [self.options_metavar or "[OPTIONS]", "COMMAND [ARGS]..."]
+
+    def list_commands(self, ctx) -> list[str]:
+        """``run`` first (the whole chain from a pipeline file: where most users start),
+        then the commands by name."""
+        return sorted(super().list_commands(ctx), key=lambda n: (n != "run", n))
 
     def make_context(self, *args, **kwargs):
         try:

@@ -1,4 +1,4 @@
-"""`permafrost inspect`: read every dataset in a directory and print a summary."""
+"""`permafrost inspect`: read every dataset in a directory (or one file) and print a summary."""
 
 from __future__ import annotations
 
@@ -11,20 +11,26 @@ from permafrost.cli._app import app, console, emit_json, make_table
 
 @app.command("inspect")
 def inspect_cmd(
-    directory: Path = typer.Argument(..., help="Directory of inputs, e.g. data_samples/."),
+    directory: Path = typer.Argument(..., metavar="PATH",
+                                     help="Directory of inputs (e.g. data_samples/) or one "
+                                          "file."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first unreadable file."),
 ) -> None:
-    """Read every raster, vector, MintPy HDF5, NetCDF, CSV and JSON file under DIRECTORY and summarise it.
+    """Read every raster, vector, MintPy HDF5, NetCDF, CSV and JSON file under PATH (a
+    directory, or one file) and summarise it.
 
     MintPy tracks (folders with velocity.h5, or geo/geo_velocity.h5 as geocode.py writes
     it) get their own table: the files a run would read, the dates, the reference point
     and the velocity range, as MintPy's info.py reports them.
     """
-    from permafrost.io.catalog import describe_directory, describe_tracks
+    from permafrost.io.catalog import describe_directory, describe_file, describe_tracks
 
-    summaries, skipped = describe_directory(directory, strict=strict)
-    tracks = describe_tracks(directory)
+    if not directory.is_dir():  # one file: its summary (an unreadable one is an error)
+        summaries, skipped, tracks = [describe_file(directory)], [], []
+    else:
+        summaries, skipped = describe_directory(directory, strict=strict)
+        tracks = describe_tracks(directory)
     if as_json:
         emit_json({"datasets": [s.as_dict() for s in summaries], "skipped": skipped,
                    "tracks": tracks})
@@ -32,7 +38,7 @@ def inspect_cmd(
         table = make_table(f"Datasets in {directory}")
         for col in ("file", "kind", "CRS", "size", "details"):
             table.add_column(col, overflow="fold")
-        root = Path(directory)
+        root = Path(directory) if directory.is_dir() else Path(directory).parent
         for s in summaries:
             size = "x".join(map(str, s.shape)) if s.shape else ""
             det = s.error or _short(s)
@@ -40,6 +46,12 @@ def inspect_cmd(
         console.print(table)
         if tracks:
             console.print(_track_table(tracks, Path(directory)))
+        from rich.markup import escape
+
+        for s in summaries:
+            for w in s.details.get("warnings") or []:
+                console.print(f"[yellow]warning[/yellow]: {Path(s.path).relative_to(root)}: "
+                              f"{escape(w)}")
         bad = [s for s in summaries if s.error]
         console.print(f"{len(summaries)} datasets read, {len(bad)} unreadable, "
                       f"{len(skipped)} other files skipped.")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from permafrost.cli._app import app, bounded, console, crs_option, make_table
+from permafrost.cli._app import app, bounded, console, crs_option, deprecated_alias, make_table
 from permafrost.defaults import BOREHOLE_WEIGHT, ROCK_GLACIER_WEIGHT
 
 
@@ -20,9 +20,12 @@ def labels_cmd(
                                   "(default: rg_id, id, pk or name)."),
     boreholes: list[Path] = typer.Option([], "--boreholes", help="Borehole presence table "
                                          "(CSV or vector); repeatable."),
-    borehole_crs: str = typer.Option(None, "--borehole-crs", callback=crs_option,
-                                     help="CRS of x/y columns in presence tables (lon/lat "
-                                          "are EPSG:4326)."),
+    boreholes_crs: str = typer.Option(None, "--boreholes-crs", callback=crs_option,
+                                      help="CRS of x/y columns in presence tables (lon/lat "
+                                           "are EPSG:4326)."),
+    # the old spelling, kept for scripts that use it (hidden; `validate` has --boreholes-crs)
+    old_borehole_crs: str = typer.Option(None, "--borehole-crs", callback=crs_option,
+                                         hidden=True),
     borehole_column: list[str] = typer.Option(
         [], "--borehole-column", metavar="ROLE=NAME", help="Column of the borehole tables by role, ROLE=NAME "
         "(roles id, x, y, presence, magt, elevation, year), e.g. presence=Permafrost; "
@@ -58,7 +61,9 @@ def labels_cmd(
     result = labels_from_files(
         inventories=inventory, boreholes=boreholes, gtnp=list(zip(gtnp, gtnp_metadata)),
         permos=permos, permos_coords=permos_coords, grid=grid, dem=dem, out=out,
-        borehole_crs=borehole_crs, borehole_columns=parse_column_options(borehole_column),
+        borehole_crs=deprecated_alias("--borehole-crs", "--boreholes-crs", old_borehole_crs,
+                                      boreholes_crs),
+        borehole_columns=parse_column_options(borehole_column),
         activity_column=activity_column, id_column=id_column,
         sampling=sampling, spacing_m=spacing, rock_glacier_weight=rock_glacier_weight,
         borehole_weight=borehole_weight, outside=outside)

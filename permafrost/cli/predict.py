@@ -6,8 +6,16 @@ from pathlib import Path
 
 import typer
 
-from permafrost.cli._app import (app, bounded, console, emit_json, err_console, make_table,
-                                  scheduler_option)
+from permafrost.cli._app import (
+    app,
+    bounded,
+    complete_devices,
+    console,
+    emit_json,
+    err_console,
+    make_table,
+    scheduler_option,
+)
 from permafrost.defaults import CHUNK
 
 
@@ -49,7 +57,8 @@ def predict_cmd(
                                    "(any grid, nearest neighbour; non-zero = excluded)."),
     chunk: int = typer.Option(CHUNK, "--chunk",
                               callback=bounded("chunk"), help="Block side in pixels."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    device: str = typer.Option("auto", "--device", autocompletion=complete_devices,
+                               help="auto, cpu or cuda."),
     workers: int = typer.Option(None, "--workers", callback=bounded("workers"),
                                 help="Run on a local Dask cluster of N worker processes."),
     scheduler: str = typer.Option(None, "--scheduler", callback=scheduler_option,

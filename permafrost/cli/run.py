@@ -7,18 +7,27 @@ from pathlib import Path
 
 import typer
 
-from permafrost.cli._app import app, console, emit_json, err_console, make_table
+from permafrost.cli._app import (
+    app,
+    complete_scenarios,
+    complete_steps,
+    console,
+    emit_json,
+    err_console,
+    make_table,
+)
 
 
 @app.command("run")
 def run_cmd(
     pipeline: Path = typer.Argument(..., help="Pipeline file (TOML), e.g. pipelines/demo.toml."),
     scenario: list[str] = typer.Option([], "--scenario", "-s",
+                                       autocompletion=complete_scenarios,
                                        help="Also run this scenario (repeatable)."),
     all_scenarios: bool = typer.Option(False, "--all-scenarios",
                                        help="Run every scenario of the pipeline."),
     force: bool = typer.Option(False, "--force", help="Rerun steps even when up to date."),
-    only: str | None = typer.Option(None, "--only",
+    only: str | None = typer.Option(None, "--only", autocompletion=complete_steps,
                                     help="Run only this step (and what it needs): kinematics, "
                                          "labels, train, predict, stats, validate, report."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print which steps would run and "

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import typer
 
-from permafrost.cli._app import app, bounded, console, emit_json, make_table
+from permafrost.cli._app import (
+    app,
+    bounded,
+    complete_devices,
+    complete_model_kinds,
+    console,
+    emit_json,
+    make_table,
+)
 from permafrost.defaults import CALIBRATION, LEVEL
 from permafrost.model_kinds import MODEL_KINDS, kind_params
 
@@ -17,8 +25,10 @@ def train_cmd(
     covariates: Path = typer.Option(..., "--covariates",
                                     help="Directory of GeoTIFFs or a stack .toml file."),
     out: Path = typer.Option(..., "--out", help="Model directory to write."),
-    model: str = typer.Option("xgboost", "--model", help=" | ".join(MODEL_KINDS)),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    model: str = typer.Option("xgboost", "--model", autocompletion=complete_model_kinds,
+                              help=" | ".join(MODEL_KINDS)),
+    device: str = typer.Option("auto", "--device", autocompletion=complete_devices,
+                               help="auto | cpu | cuda"),
     block_size: float | None = typer.Option(None, "--block-size", callback=bounded("block_size"),
                                             help="Spatial CV block side [m] (default: the "
                                                  "larger of the label and covariate "

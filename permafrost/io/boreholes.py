@@ -466,7 +466,7 @@ def read_presence_table(
         if crs is None:
             if not geographic:
                 raise CRSError("x/y coordinates without a CRS", path=p, field=xcol,
-                               fix="give the CRS of the x/y columns (--borehole-crs EPSG:32647, "
+                               fix="give the CRS of the x/y columns (--boreholes-crs EPSG:32647, "
                                    "or boreholes = {path = ..., crs = \"EPSG:32647\"})")
             crs = "EPSG:4326"
         xs = _numeric(df[xcol], path=p, field=xcol).to_numpy()

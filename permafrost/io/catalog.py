@@ -79,12 +79,42 @@ def _describe_raster(p: Path) -> DatasetSummary:
 def _describe_vector(p: Path) -> DatasetSummary:
     gdf = read_vector(p)
     geom_types = sorted(set(gdf.geom_type.dropna()))
+    mixed = mixed_geometry_warning(gdf.geometry)
     return DatasetSummary(
         path=str(p), kind="vector", crs=_crs_name(gdf.crs), shape=(len(gdf),),
         bounds=tuple(float(b) for b in gdf.total_bounds),
         details={"geometry_types": geom_types,
-                 "columns": [c for c in gdf.columns if c != gdf.geometry.name]},
+                 "columns": [c for c in gdf.columns if c != gdf.geometry.name],
+                 **({"warnings": [mixed]} if mixed else {})},
     )
+
+
+#: geometry types of one family (a layer may mix single and multi parts of one family)
+_FAMILIES = {"Point": "point", "MultiPoint": "point", "LineString": "line",
+             "LinearRing": "line", "MultiLineString": "line", "Polygon": "polygon",
+             "MultiPolygon": "polygon"}
+
+
+def mixed_geometry_warning(geoms) -> str | None:
+    """A warning when a layer's features are not of one geometry family (points, lines or
+    polygons), counting the parts of GeometryCollections: GIS draw a layer as one type,
+    and a collection's lines or points inside a polygon layer are lost or break tools."""
+    types: dict[str, int] = {}
+    collections = 0
+    for g in geoms:
+        if g is None or g.is_empty:
+            continue
+        parts = list(g.geoms) if g.geom_type == "GeometryCollection" else [g]
+        collections += g.geom_type == "GeometryCollection"
+        for part in parts:
+            types[part.geom_type] = types.get(part.geom_type, 0) + 1
+    families = {_FAMILIES.get(t, t) for t in types}
+    if len(families) <= 1 and not collections:
+        return None
+    what = ", ".join(f"{n} {t}" for t, n in sorted(types.items()))
+    coll = f" in {collections} GeometryCollection(s)" if collections else ""
+    return (f"mixed geometry types ({what}{coll}): GIS draw a layer as one type; keep one "
+            "(e.g. the polygons: geopandas' .explode() and a filter on geom_type)")
 
 
 def _describe_hdf5(p: Path) -> DatasetSummary:

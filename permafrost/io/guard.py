@@ -41,8 +41,8 @@ from typing import Any
 from permafrost import __version__
 from permafrost.errors import ConfigError, OutputError
 
-__all__ = ["MARKER", "NAME_MAX", "Output", "check_outputs", "check_replaceable", "expand_path",
-           "is_marked", "mark_folder"]
+__all__ = ["MARKER", "NAME_MAX", "RUN_FOLDER", "Output", "check_outputs", "check_replaceable",
+           "expand_path", "is_marked", "mark_folder", "provenance_base", "run_root"]
 
 #: the marker file of a folder permafrost wrote (a pipeline's output_dir, a block cache)
 MARKER = ".permafrost"
@@ -129,6 +129,45 @@ def mark_folder(folder: str | os.PathLike, what: str) -> None:
     # written in place, not renamed: a second run that looks at the folder meanwhile sees it
     # empty or marked, never holding a temporary file only (only its existence counts)
     m.write_text(text, encoding="utf-8")
+
+
+#: what the marker of a pipeline's output directory says (:func:`run_root`)
+RUN_FOLDER = "pipeline output directory"
+
+
+def run_root(path: str | os.PathLike) -> Path | None:
+    """The pipeline output directory (the *run folder*) that holds ``path``: the nearest
+    folder above it whose :data:`MARKER` says :data:`RUN_FOLDER`; None outside any run.
+
+    Provenance paths inside a run are written relative to it, so that they resolve from
+    every copy of a file in the run (the step's own and the one published in a scenario
+    folder) and from a copy of the whole run folder."""
+    for d in Path(os.path.abspath(path)).parents:
+        m = d / MARKER
+        try:
+            if m.is_file() and json.loads(m.read_text(encoding="utf-8")).get("what") \
+                    == RUN_FOLDER:
+                return d
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
+
+
+#: the ``PZI_PATHS_RELATIVE_TO`` tag of a file inside a run (:func:`provenance_base`)
+RELATIVE_TO_RUN = (f"the run folder: the nearest folder above this file that holds a {MARKER} "
+                   f"file saying \"{RUN_FOLDER}\"")
+#: the same tag of a file outside any run
+RELATIVE_TO_FILE = "this file's directory"
+
+
+def provenance_base(path: str | os.PathLike) -> tuple[Path, str]:
+    """The folder the provenance paths of the output ``path`` are relative to, and how its
+    tags say so: the run folder (:func:`run_root`) inside a pipeline run, else the file's
+    own directory."""
+    root = run_root(path)
+    if root is not None:
+        return root, RELATIVE_TO_RUN
+    return Path(os.path.abspath(path)).parent, RELATIVE_TO_FILE
 
 
 def _owned(p: Path, recognise: Callable[[Path], bool] | None) -> bool:
@@ -220,6 +259,23 @@ def _layers(p: Path) -> list[str] | None:
         return None
 
 
+def _styles_only_of(p: Path, layer: str) -> bool:
+    """True when the GeoPackage's ``layer_styles`` table (QGIS's) holds styles of ``layer``
+    only, as the tool writes it (:func:`permafrost.io.styles.write_gpkg_style`): replacing
+    the file loses no other layer's style."""
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+        try:
+            names = {r[0] for r in con.execute("SELECT DISTINCT f_table_name FROM layer_styles")}
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return False
+    return names <= {layer}
+
+
 def check_outputs(outputs: Iterable[Output], inputs: Mapping[str, Any] | None = None) -> None:
     """Refuse, before any work, outputs that would lose data (see the module's text).
 
@@ -284,7 +340,8 @@ def check_outputs(outputs: Iterable[Output], inputs: Mapping[str, Any] | None = 
                                   path=given, fix=f"give a file name for {o.label} (the folder "
                                                   "is kept)")
             if o.layer is not None and p.suffix.lower() in _MULTI_LAYER and p.is_file():
-                others = [n for n in (_layers(p) or []) if n != o.layer]
+                others = [n for n in (_layers(p) or []) if n != o.layer and not (
+                    n == "layer_styles" and _styles_only_of(p, o.layer))]
                 if others:
                     listed = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
                     raise OutputError(f"{o.label}: the GeoPackage holds other layers "

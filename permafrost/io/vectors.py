@@ -27,6 +27,7 @@ from pyogrio.errors import DataLayerError, DataSourceError
 from permafrost.checks import expects
 from permafrost.errors import CRSError, DataError, InputFileError, PermafrostError
 from permafrost.io._atomic import atomic_path
+from permafrost.io.styles import write_gpkg_style
 
 __all__ = ["read_vector", "write_vector", "VECTOR_SUFFIXES", "LAYER_SEPARATOR", "split_layer",
            "check_input_file", "check_coordinates", "check_layer", "MAX_VECTOR_BYTES"]
@@ -287,8 +288,13 @@ def _pick_layer(p: Path, layer: str | int | None) -> str | int | None:
 
 
 @expects(gdf="geodataframe", path="path")
-def write_vector(gdf: gpd.GeoDataFrame, path: str | os.PathLike, *, layer: str | None = None) -> Path:
-    """Write a GeoDataFrame to a GeoPackage (or the format of the suffix) atomically."""
+def write_vector(gdf: gpd.GeoDataFrame, path: str | os.PathLike, *, layer: str | None = None,
+                 style: str | None = None) -> Path:
+    """Write a GeoDataFrame to a GeoPackage (or the format of the suffix) atomically.
+
+    ``style``: the kind of :data:`permafrost.styles.LAYERS` whose QGIS style goes into the
+    GeoPackage's ``layer_styles`` table (:func:`permafrost.io.styles.write_gpkg_style`).
+    """
     target = Path(path)
     with atomic_path(target) as tmp:
         if target.suffix.lower() in (".parquet", ".geoparquet"):
@@ -298,6 +304,8 @@ def write_vector(gdf: gpd.GeoDataFrame, path: str | os.PathLike, *, layer: str |
             # a fixed timestamp in GeoPackage metadata keeps outputs byte-identical
             with pyogrio_env(OGR_CURRENT_DATE=_FIXED_DATE):
                 pyogrio.write_dataframe(gdf, tmp, layer=layer or target.stem)
+            if style is not None and target.suffix.lower() == ".gpkg":
+                write_gpkg_style(tmp, layer or target.stem, style)
     return target
 
 

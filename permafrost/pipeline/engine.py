@@ -46,7 +46,7 @@ from permafrost.errors import ConfigError, OutputError, ParameterError, Permafro
 from permafrost.io._atomic import atomic_write_text
 from permafrost.io._lock import exclusive_lock, pid_alive
 from permafrost.io.block_cache import remove_stale_temporaries
-from permafrost.io.guard import Output, check_outputs, mark_folder
+from permafrost.io.guard import RUN_FOLDER, Output, check_outputs, mark_folder
 from permafrost.io.rasters import RASTER_SUFFIXES, gdal_path, is_remote, vrt_sources
 from permafrost.io.vectors import split_layer
 from permafrost.options import for_pipeline
@@ -443,7 +443,7 @@ def run_pipeline(
     guard_output_dir(config)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        mark_folder(out, "pipeline output directory")  # first: the folder is never unmarked
+        mark_folder(out, RUN_FOLDER)  # first: the folder is never unmarked
         (out / ".cache").mkdir(exist_ok=True)
     except OSError as exc:
         if isinstance(exc, PermafrostError):

@@ -201,8 +201,9 @@ def _split_labels(cfg: PipelineConfig, labels, workdir: Path, seed: int):
     else:
         held = workdir / "boreholes_holdout.gpkg"
         vec = table if raw is not None else read_vector(src)
-        write_vector(vec[hold], held, layer="boreholes_holdout")
-    write_vector(split.blocks, workdir / "holdout_blocks.gpkg", layer="holdout_blocks")
+        write_vector(vec[hold], held, layer="boreholes_holdout", style="boreholes")
+    write_vector(split.blocks, workdir / "holdout_blocks.gpkg", layer="holdout_blocks",
+                 style="holdout_blocks")
     left = labels.points[~split.train]
     pres = pd.to_numeric(table["presence"], errors="coerce")[hold]
     info = {"block_m": hold_m, "cv_block_m": cv_m, "cv_block_rule": rule,
@@ -314,7 +315,8 @@ def _labels_run(ctx: StepContext):
     if opts.use_kinematics and "kinematics" in ctx.upstream:
         kin = read_vector(ctx.upstream["kinematics"].output("kinematics"))
         combined = combine_activity(kin, inventory_column=opts.activity_column)
-        write_vector(combined, ctx.workdir / "rock_glaciers_activity.gpkg", layer="rock_glaciers")
+        write_vector(combined, ctx.workdir / "rock_glaciers_activity.gpkg", layer="rock_glaciers",
+                     style="rock_glaciers")
         combined.attrs["source"] = str(_outlines(cfg))  # labels name the input outlines
         # the kinematics output carries every outline of the first inventory
         inventories = [combined, *inventories[1:]] if _outlines(cfg) == (inventories or [None])[0] \
@@ -335,7 +337,7 @@ def _labels_run(ctx: StepContext):
     )
     if _holds_out(cfg):  # labels of every source, then whole blocks held out of training
         ls, holdout, held_info = _split_labels(cfg, ls, ctx.workdir, ctx.seed)
-        write_vector(ls.points, ctx.workdir / "labels.gpkg", layer="labels")
+        write_vector(ls.points, ctx.workdir / "labels.gpkg", layer="labels", style="labels")
         for name, df in (("summary", ls.summary), ("dropped", ls.dropped)):
             atomic_write_text(ctx.workdir / f"labels_{name}.csv", df.to_csv(index=False))
     pts = ls.points
@@ -481,7 +483,17 @@ def _physical_run(ctx: StepContext):
                                        a["high"] / a["central"] if a["central"] else None]}
     if warnings:
         summary["warnings"] = warnings
-    return outputs, summary
+    return _with_styles(ctx.workdir, outputs), summary
+
+
+def _with_styles(workdir: Path, outputs: dict) -> dict:
+    """``outputs`` and, for each raster among them, its QGIS style (``<stem>.qml`` beside it,
+    :func:`permafrost.io.styles.write_raster_style`), published with it."""
+    for label, name in list(outputs.items()):
+        style = (workdir / name).with_suffix(".qml")
+        if name.endswith(".tif") and style.is_file():
+            outputs[f"{label}_style"] = style.name
+    return outputs
 
 
 #: said of every cross-section scenario (issue 23): what its sensitivity cannot see
@@ -577,7 +589,7 @@ def _predict_run(ctx: StepContext):
         app["warnings"] = [*app.get("warnings", []),
                            *({"kind": "cross_section", "message": w} for w in cross)]
         write_json(app, app_path)
-    return outputs, summary
+    return _with_styles(ctx.workdir, outputs), summary
 
 
 def _applicability_context(ctx: StepContext) -> dict:

@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from permafrost.applicability import (
+    SUPPORT_MIN_LABELS,
     BlockCheck,
     extrapolation_bounds,
     extrapolation_legend,
@@ -34,10 +35,12 @@ from permafrost.errors import InputFileError, ModelError
 from permafrost.grid import cells_at_points, grid_of, sample_at_points
 from permafrost.io.guard import Output, check_outputs
 from permafrost.io.maps import read_aligned
-from permafrost.io.rasters import read_raster, write_cog
+from permafrost.io.rasters import read_raster
 from permafrost.io.results import read_json, write_json
+from permafrost.io.styles import write_layer_cog
 from permafrost.io.vectors import read_vector
 from permafrost.proxies import proxy_warnings
+from permafrost.styles import support_classes
 from permafrost.workflows.covariates import build_stack, covariate_files
 from permafrost.workflows.predict import predict_raster
 
@@ -133,7 +136,8 @@ def applicability_from_files(model_dir, covariates, pzi_path, *, out_map=None,
     check_outputs([Output(out_map, "--extrapolation", what="extrapolation map"),
                    Output(out_support, "--support", what="label support map")],
                   {"--model": model_dir, "--covariates": covariate_files(covariates),
-                   "--out": pzi_path, "--landcover": landcover, "--labels": labels})
+                   "--out": pzi_path, "--landcover": landcover,
+                   "the model's training labels": labels})
     changes = dict(changes or {})
     meta = read_json(Path(model_dir) / "metadata.json")
     ds = covariates if isinstance(covariates, xr.Dataset) else build_stack(
@@ -172,10 +176,9 @@ def _extrapolation(out: Applicability, meta: Mapping, mask: xr.DataArray, out_ma
     ranges = meta["training"]["ranges"]
     categories = (meta.get("training") or {}).get("categories") or {}
     if out_map is not None:
-        write_cog(mask, out_map, nodata=int(np.iinfo(mask.dtype).max), dtype=str(mask.dtype),
-                  overview_resampling="nearest",
-                  description="covariates outside the training range (bit mask)",
-                  tags={"PZI_CONTENT": "bit mask of covariates outside the range of the "
+        write_layer_cog(mask, out_map, "extrapolation", nodata=int(np.iinfo(mask.dtype).max),
+                        dtype=str(mask.dtype), overview_resampling="nearest",
+                        tags={"PZI_CONTENT": "bit mask of covariates outside the range of the "
                         "training labels: " + mask.attrs["legend"]})
     out.extrapolation = extrapolation_statistics(mask, features, categorical=list(categories),
                                                  areas=areas)
@@ -272,12 +275,13 @@ def _support_stats(lab: _Labels, ds, pzi, vals, *, out_support, areas=None) -> d
     sup["landcover"] = lab.landcover
     if out_support is not None:
         m = support_map(ds, features, pzi, sup, landcover=lab.lc)
-        write_cog(m, out_support, nodata=-1, dtype="int32", overview_resampling="nearest",
-                  description="training labels in the least supported stratum",
-                  tags={"PZI_CONTENT": "label support: the number of training labels in the "
-                        "cell's least supported stratum (its surface class, or the decile of "
-                        "the map's distribution of any covariate it lies in); "
-                        + sup["rule"]})
+        write_layer_cog(m, out_support, "support",
+                        classes=support_classes(sup.get("min_labels", SUPPORT_MIN_LABELS)),
+                        nodata=-1, dtype="int32", overview_resampling="nearest",
+                        tags={"PZI_CONTENT": "label support: the number of training labels in "
+                              "the cell's least supported stratum (its surface class, or the "
+                              "decile of the map's distribution of any covariate it lies in); "
+                              + sup["rule"]})
         sup["map"] = Path(out_support).name
     return sup
 
@@ -458,7 +462,8 @@ def predict_with_applicability(model_dir, covariates, out, *, zones=None, uncert
                    Output(out_support, "--support", what="label support map"),
                    Output(out_json, "--applicability", what="applicability")],
                   {"--model": model_dir, "--covariates": covariate_files(covariates),
-                   "--mask": mask, "--landcover": landcover, "--labels": labels})
+                   "--mask": mask, "--landcover": landcover,
+                   "the model's training labels": labels})
     check = OnePassCheck(model_dir, changes=changes, chunk=chunk, landcover=landcover,
                          labels=labels, out_map=out_map, out_support=out_support)
     res = predict_raster(model_dir, covariates, out, zones=zones, uncertainty=uncertainty,

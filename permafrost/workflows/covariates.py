@@ -235,11 +235,13 @@ def _read_files(files: list[Path], *, where: Path, chunks, like,
                 raise CRSError(
                     f"CRS {ocrs.to_string()} differs from {files[0].name} "
                     f"({grid.crs.to_string()}) and no target grid is given", path=f, field="crs",
-                    fix="write a stack TOML file with a [grid] section (or pass --like RASTER)")
+                    fix="write a stack TOML file with a [grid] section, or give the "
+                        "covariates on one grid")
             if not grids_equal(first, other):
                 raise GridMismatchError(
                     f"grid differs from {files[0].name} and no target grid is given", path=f,
-                    fix="write a stack TOML file with a [grid] section (or pass --like RASTER)")
+                    fix="write a stack TOML file with a [grid] section, or give the "
+                        "covariates on one grid")
     changes = dict(changes or {})
     _check_change_keys(changes, [f.stem for f in files], where)
     arrays = {}

@@ -97,5 +97,5 @@ def run_kinematics(
                         fix="check the outlines' CRS and that the tracks cover the region")
     res.outlines.attrs["config"] = asdict(config)
     if out is not None:
-        write_vector(res.outlines, out, layer="kinematics")
+        write_vector(res.outlines, out, layer="kinematics", style="kinematics")
     return res

@@ -162,7 +162,7 @@ def labels_from_files(
         raise
     if out is not None:
         out = Path(out)
-        write_vector(result.points, out, layer="labels")
+        write_vector(result.points, out, layer="labels", style="labels")
         for name, df in (("summary", result.summary), ("dropped", result.dropped),
                          ("conflicts", result.conflicts), ("verdicts", result.verdicts)):
             atomic_write_text(side_file(out, name), df.to_csv(index=False))

@@ -63,10 +63,11 @@ from permafrost.io.block_cache import (
     save_block,
     source_fingerprints,
 )
-from permafrost.io.guard import Output, check_outputs
+from permafrost.io.guard import RELATIVE_TO_FILE, Output, check_outputs, provenance_base
 from permafrost.io.maps import read_mask
 from permafrost.io.model import load_model
-from permafrost.io.rasters import set_gdal_cache, write_cog
+from permafrost.io.rasters import set_gdal_cache
+from permafrost.io.styles import qml_path, write_layer_cog
 from permafrost.options import check_options
 from permafrost.predict import (
     as_blocks,
@@ -78,6 +79,7 @@ from permafrost.predict import (
 )
 from permafrost.provenance import file_digest, model_fingerprint, relative_path, versions
 from permafrost.rasterize import Shapes, burn
+from permafrost.styles import ZONE_COLOUR_TABLE, ZONE_NODATA
 from permafrost.workflows.covariates import build_stack, covariate_files
 
 __all__ = [
@@ -92,13 +94,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: nodata code of the zone raster (as :func:`permafrost.area.classify_zones` writes it)
-ZONE_NODATA = 255
-
-#: colour table of the zone raster (Brown et al. 1997 classes, light to dark blue as in the
-#: report; "none" light grey; nodata transparent), so GIS show the zones without styling
-ZONE_COLOUR_TABLE = {0: (240, 240, 240, 255), 1: (198, 219, 239, 255), 2: (107, 174, 214, 255),
-                     3: (33, 113, 181, 255), 4: (8, 48, 107, 255), ZONE_NODATA: (0, 0, 0, 0)}
 
 #: the library versions the PZI_VERSIONS tag names (:func:`permafrost.provenance.versions`)
 TAG_VERSION_PACKAGES = ("permafrost", "xgboost", "numpy", "dask", "rasterio", "gdal")
@@ -109,12 +104,13 @@ def write_zones(pzi_da, path, tags: dict) -> None:
     uint8 codes with GDAL category names and colours, ``tags`` plus the legend."""
     zda = pzi_da.copy(data=pzi_da.data.map_blocks(classify_zones, dtype=np.uint8))
     legend = ", ".join(f"{c}={n}" for n, c in sorted(ZONE_CODES.items(), key=lambda kv: kv[1]))
-    write_cog(zda, path, nodata=ZONE_NODATA, dtype="uint8", description="permafrost zone",
-              overview_resampling="nearest", colormap=ZONE_COLOUR_TABLE,
-              category_names=_zone_category_names(),
-              tags={**tags, "PZI_CONTENT": f"permafrost zones (Brown et al. 1997): {legend}, "
-                    f"{ZONE_NODATA}=nodata; limits "
-                    f"{'/'.join(f'{lo:g}' for lo in ZONE_LIMITS)}, lower bound inclusive"})
+    write_layer_cog(zda, path, "zones", nodata=ZONE_NODATA, dtype="uint8",
+                    overview_resampling="nearest", colormap=ZONE_COLOUR_TABLE,
+                    category_names=_zone_category_names(),
+                    tags={**tags, "PZI_CONTENT": f"permafrost zones (Brown et al. 1997): "
+                          f"{legend}, {ZONE_NODATA}=nodata; limits "
+                          f"{'/'.join(f'{lo:g}' for lo in ZONE_LIMITS)}, lower bound "
+                          "inclusive"})
 
 
 def _zone_category_names() -> list[str]:
@@ -363,9 +359,11 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
     cache = cache_dir(root, key)
     prepare_cache(root, cache, resume=resume, prune_others=default_cache)
     # and those of GDAL's sidecars (the zone raster's category names, written after it)
+    # and of the QGIS styles beside the rasters (permafrost.io.styles)
     check_outputs_ = [Path(p) for p in (getattr(check, "outputs", None) or [])]
     remove_stale_temporaries(outputs + check_outputs_
-                             + [Path(f"{p}.aux.xml") for p in outputs])
+                             + [Path(f"{p}.aux.xml") for p in outputs]
+                             + [qml_path(p) for p in outputs + check_outputs_])
 
     # --- phase 1: predict every block not yet in the cache
     offs_y = np.concatenate([[0], np.cumsum(chunks_yx[0])]).astype(int)
@@ -435,8 +433,9 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
 
     # --- phase 2: stream the cache into COGs (threads of this process)
     inference = str(getattr(pzi_model, "inference_path", "unknown"))
+    tag_root, relative_to = provenance_base(out)
     tags = _provenance(model_sha, model_path, ds, features, cov_source, mask_info, dev,
-                       root=Path(out).resolve().parent, inference=inference)
+                       root=tag_root, inference=inference, relative_to=relative_to)
     coords = {"y": ds["y"].values, "x": ds["x"].values}
     n_out = len(outputs) + (len(check.writes) if check is not None else 0)
     written = 0
@@ -460,19 +459,21 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
         progress("write", 0, n_out)
     with dask.config.set(scheduler="threads", num_workers=threads or None):
         pzi_da = _layer(0)
-        write_cog(pzi_da, out, nodata=np.nan, dtype="float32",
-                  description="PZI: permafrost probability [-]", units="1",
-                  tags={**tags, "PZI_CONTENT": "calibrated permafrost probability, float32 [0, 1]"})
+        write_layer_cog(pzi_da, out, "pzi", nodata=np.nan, dtype="float32",
+                        tags={**tags, "PZI_CONTENT": "calibrated permafrost probability, "
+                              "float32 [0, 1]"})
         _wrote()
         if zones is not None:
             write_zones(pzi_da, zones, tags)
             _wrote()
         if uncertainty is not None:
-            write_cog(_layer(1), uncertainty, nodata=np.nan, dtype="float32",
-                      description="PZI spread of the fold models [-]", units="1",
-                      tags={**tags, "PZI_CONTENT": "population standard deviation of the "
-                            "calibrated PZI of the fold models [-]",
-                            "PZI_FOLD_MODELS": str(len(pzi_model.fold_models))})
+            # drawn up to 0.5: the largest population standard deviation values in [0, 1]
+            # can have (the report scales its figure to the map's own maximum)
+            write_layer_cog(_layer(1), uncertainty, "uncertainty", vmax=0.5, nodata=np.nan,
+                            dtype="float32",
+                            tags={**tags, "PZI_CONTENT": "population standard deviation of the "
+                                  "calibrated PZI of the fold models [-]",
+                                  "PZI_FOLD_MODELS": str(len(pzi_model.fold_models))})
             _wrote()
         if check is not None:
             check.finish(CachedBlocks(cache=cache, chunks=chunks_yx, name=key[:16],
@@ -588,11 +589,14 @@ def _versions() -> str:
 
 
 def _provenance(model_sha: str, model_path, ds, features, cov_source, mask_info, device,
-                root: Path | None = None, inference: str | None = None) -> dict[str, str]:
+                root: Path | None = None, inference: str | None = None,
+                relative_to: str = RELATIVE_TO_FILE) -> dict[str, str]:
     """Dataset tags: deterministic (no time stamp, no backend), so reruns give equal bytes.
 
-    Paths are relative to ``root`` (the output's directory, tag ``PZI_PATHS_RELATIVE_TO``)
-    and the model carries its content hash: no tag names the machine or the checkout.
+    Paths are relative to ``root`` (:func:`permafrost.io.guard.provenance_base`: the run
+    folder inside a pipeline run, else the output's directory; tag ``PZI_PATHS_RELATIVE_TO``
+    says which) and the model carries its content hash: no tag names the machine or the
+    checkout.
     """
     mask_tag = {k: (relative_path(v, root) if k == "path" else v)
                 for k, v in (mask_info or {}).items() if k != "fingerprint"}
@@ -603,7 +607,7 @@ def _provenance(model_sha: str, model_path, ds, features, cov_source, mask_info,
         "PZI_COVARIATES": json.dumps(_covariate_sources(ds, features, root), sort_keys=True),
         "PZI_COVARIATE_SOURCE": relative_path(cov_source, root),
         "PZI_MASK": json.dumps(mask_tag, sort_keys=True) if mask_info else "none",
-        "PZI_PATHS_RELATIVE_TO": "this file's directory" if root is not None else "as given",
+        "PZI_PATHS_RELATIVE_TO": relative_to if root is not None else "as given",
         "PZI_DEVICE": device,
         # how the trees were evaluated (permafrost.compiled_trees): equal values either way
         **({"PZI_INFERENCE": inference} if inference else {}),

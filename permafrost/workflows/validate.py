@@ -16,12 +16,14 @@ from permafrost.checks import expects
 from permafrost.defaults import BOOTSTRAP_RESAMPLES, CI_LEVEL, SITE_M, auto_block_rows
 from permafrost.errors import ParameterError
 from permafrost.io.boreholes import read_presence_table
-from permafrost.io.guard import Output, check_outputs
+from permafrost.io.guard import Output, check_outputs, provenance_base
 from permafrost.io.maps import read_aligned, read_mask
-from permafrost.io.rasters import read_raster, write_cog
+from permafrost.io.rasters import read_raster
 from permafrost.io.results import read_json, write_csv, write_json
+from permafrost.io.styles import write_layer_cog
 from permafrost.options import check_crs, check_options
 from permafrost.provenance import relative_path
+from permafrost.styles import AGREEMENT_NODATA
 from permafrost.transfer import attach_transfer
 from permafrost.validation import (
     PriorSpec,
@@ -196,16 +198,15 @@ def write_validation(result: ValidationResult, out_dir, *, pzi_path=None,
     """
     out = Path(out_dir)
     prior_paths = prior_paths or {}
+    root, relative_to = provenance_base(out / "agreement.tif")
     for entry in result.priors or []:
         n = entry["name"]
         tif = out / agreement_file_name(n)
-        tags = {"pzi": _tag_path(pzi_path, out), "prior": _tag_path(prior_paths.get(n), out),
-                "paths_relative_to": "this file's directory", "threshold":
-                result.meta["threshold"]}
-        write_cog(result.agreement[n], tif, nodata=255, dtype="uint8",
-                  overview_resampling="nearest",
-                  description="agreement: 0 neither, 1 both, 2 model only, 3 prior only",
-                  tags={k: v for k, v in tags.items() if v is not None})
+        tags = {"pzi": _tag_path(pzi_path, root), "prior": _tag_path(prior_paths.get(n), root),
+                "paths_relative_to": relative_to, "threshold": result.meta["threshold"]}
+        write_layer_cog(result.agreement[n], tif, "agreement", nodata=AGREEMENT_NODATA,
+                        dtype="uint8", overview_resampling="nearest",
+                        tags={k: v for k, v in tags.items() if v is not None})
         entry["agreement_raster"] = tif.name
     js = result.as_dict()
     write_json(js, out / "validation.json")

@@ -39,7 +39,8 @@ from permafrost.defaults import (
 from permafrost.errors import DataError
 from permafrost.grid import grid_of, sample_at_points
 from permafrost.io.guard import Output, check_outputs
-from permafrost.io.rasters import read_raster, write_cog
+from permafrost.io.rasters import read_raster
+from permafrost.io.styles import write_layer_cog
 from permafrost.io.vectors import read_vector
 from permafrost.nfactors import N_FACTORS, UNKNOWN, factor_tables, lookup, surface_of
 from permafrost.surface import find_surface, surface_classes
@@ -210,9 +211,12 @@ def warm_pzi_raster(baseline_pzi, covariates, out, *, delta_t: float, covariate:
     WarmingResult
     """
     out = Path(out)
-    check_outputs([Output(out, "--out", what="warmed PZI"),
-                   Output(zones, "--zones", what="zones")],
-                  {"--baseline": baseline_pzi, "--covariates": covariate_files(covariates)})
+    # no command of its own (the pipeline's predict step of a physical scenario): the paths
+    # are named by what they are, not by options no command has
+    check_outputs([Output(out, "the warmed PZI", what="warmed PZI"),
+                   Output(zones, "the warmed zones", what="zones")],
+                  {"the baseline PZI": baseline_pzi,
+                   "inputs.covariates": covariate_files(covariates)})
     lo_s, hi_s = sigma_interval or (sigma, sigma)
     base = read_raster(baseline_pzi, chunks=chunk)
     ds = build_stack(covariates, chunks=chunk)
@@ -258,9 +262,7 @@ def warm_pzi_raster(baseline_pzi, covariates, out, *, delta_t: float, covariate:
         tags = {"PZI_CONTENT": "warmed permafrost probability, float32 [0, 1]",
                 "PZI_WARMING": f"dT={float(delta_t):g} degC, A={float(amplitude):g} degC, "
                                f"sigma={float(sigma):.4g} degC, method=physical (TTOP)"}
-        write_cog(da, out, nodata=np.nan, dtype="float32",
-                  description="PZI after air warming (physical method) [-]", units="1",
-                  tags=tags)
+        write_layer_cog(da, out, "warmed_pzi", nodata=np.nan, dtype="float32", tags=tags)
         if zones is not None:
             write_zones(da, zones, tags)
         s_med = _sensitivity_summary(ins[1], codes, args)

@@ -41,7 +41,9 @@ def test_predict_to_a_240_character_name(model_dir, make_covariates, tmp_path):
                   "--out", out, "--zones", zones, "--device", "cpu", "--threads", "1"])
     assert res.exit_code == 0, res.stderr
     left = sorted(p.name for p in d.iterdir() if not p.name.endswith(".tif.aux.xml"))
-    assert left == sorted([out.name, zones.name])  # no lock, block cache or temporary file
+    # no lock, block cache or temporary file; the QGIS styles beside the rasters
+    assert left == sorted([out.name, zones.name, out.with_suffix(".qml").name,
+                           zones.with_suffix(".qml").name])
     with rasterio.open(out) as src:
         assert src.read(1).shape == (NY, NX)
 
