@@ -80,7 +80,7 @@ from permafrost.cv import (
     variogram_range,
 )
 from permafrost.defaults import CALIBRATION, LEVEL, SITE_M
-from permafrost.errors import DataError, ModelError
+from permafrost.errors import DataError, ModelError, ParameterError
 from permafrost.level import (
     fit_level_calibration,
     fold_calibrator,
@@ -836,11 +836,11 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
     need = max(min_per_class, folds)
     for cls_name, cnt in (("permafrost (1)", npos), ("no permafrost (0)", nneg)):
         if cnt < need:
-            raise DataError(
+            raise ParameterError(
                 f"too few labels of class {cls_name}: {cnt} usable (after dropping "
-                f"{sum(dropped.values())} on no-data), need at least {need}",
-                path=labels_source, field=label_col,
-                fix="add labels of that class or use fewer --folds")
+                f"{sum(dropped.values())} on no-data), need at least {need} for the folds",
+                path=labels_source, param="folds",
+                fix="add labels of that class or use fewer {folds}")
 
     geom = sub.geometry
     mx, my = metric_xy(geom.x.to_numpy(), geom.y.to_numpy(), sub.crs)

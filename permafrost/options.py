@@ -372,6 +372,7 @@ _TEXT_OPTIONS: tuple[OptionNames, ...] = (
                 ("labels --borehole-column", "validate --borehole-column")),
     OptionNames("inventories", ("inputs.inventories",), ("labels --inventory",)),
     OptionNames("landcover", ("inputs.landcover",), ("predict --landcover",)),
+    OptionNames("permos_coords", (), ("labels --permos-coords",)),
 )
 
 

@@ -65,7 +65,7 @@ from permafrost.defaults import (
     SURFACE_MIN_CLASS_LABELS,
     SURFACE_MIN_INSITU,
 )
-from permafrost.errors import DataError, ModelError, OptionError
+from permafrost.errors import DataError, ModelError, OptionError, ParameterError
 from permafrost.metrics import binary_metrics
 from permafrost.models import TrainReport, TrainResult, train_model
 from permafrost.transfer import evidence_sources, skill_by_source
@@ -180,9 +180,10 @@ def debris_class_codes(classes: dict[int, str], given: Sequence[int] | None = No
         return sorted(set(codes))
     codes = sorted(k for k, v in classes.items() if DEBRIS_PATTERN.search(v))
     if not codes:
-        raise OptionError("the land-cover table names no coarse-debris class",
-                          field="train.debris_classes",
-                          fix=f"give the debris codes (--debris-class) from {classes}")
+        raise ParameterError("the land-cover table names no coarse-debris class",
+                             param="debris_classes",
+                             fix="give the debris codes ({debris_classes}) from "
+                                 + str(classes))
     return codes
 
 

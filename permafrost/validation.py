@@ -1055,8 +1055,8 @@ def _check_probability_range(pzi, path, *, field: str = "pzi", what: str = "PZI"
                if percent else "give a probability raster (nodata set for no-data cells)")
         raise DataError(f"{what} values must lie in [0, 1], found {lo:.4g} to {hi:.4g} "
                         f"({kind})", path=path, field=field,
-                        fix=f"{fix}; compare a categorical map with --prior "
-                            "NAME=FILE:categorical:CODES")
+                        fix=f"{fix}; compare a categorical map as a categorical prior "
+                            "(NAME=FILE:categorical:CODES)")
 
 
 def _safe(name: str) -> str:

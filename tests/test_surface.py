@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from permafrost.errors import OptionError
+from permafrost.errors import OptionError, ParameterError
 from permafrost.io.model import load_model, save_model
 from permafrost.models import train_model
 from permafrost.predict import predict_pzi
@@ -176,8 +176,9 @@ def test_options_fail_in_one_line(world):
     assert debris_class_codes({1: "rock", 2: "Blocky debris"}) == [2]
     with pytest.raises(OptionError, match="not in the land-cover table"):
         debris_class_codes({1: "rock", 2: "coarse debris"}, [7])
-    with pytest.raises(OptionError, match="names no coarse-debris class"):
+    with pytest.raises(ParameterError, match="names no coarse-debris class") as ei:
         debris_class_codes({1: "rock", 3: "meadow"})
+    assert ei.value.param == "debris_classes" and "{1: 'rock', 3: 'meadow'}" in str(ei.value)
     with pytest.raises(OptionError, match="without a land-cover covariate"):
         train_surface_model(labels, ds, surface="none", debris_classes=[2], **KW)
 

@@ -63,8 +63,9 @@ def _interior_points(geom, spacing: float) -> list[Point]:
     xs = np.arange(math.floor(minx / spacing), math.ceil(maxx / spacing) + 1) * spacing
     ys = np.arange(math.ceil(maxy / spacing), math.floor(miny / spacing) - 1, -1) * spacing
     if len(xs) * len(ys) > 1_000_000:
-        raise DataError(f"interior spacing {spacing:g} m gives over a million candidate points "
-                        "for one outline", field="spacing", fix="use a larger --spacing")
+        raise ParameterError(f"interior spacing {spacing:g} m gives over a million candidate "
+                             "points for one outline", param="spacing_m",
+                             fix="use a larger {spacing_m}")
     gx, gy = np.meshgrid(xs, ys)
     pts = shapely.points(gx.ravel(), gy.ravel())
     inside = shapely.contains(geom, pts)
@@ -300,9 +301,10 @@ def temperature_borehole_points(
     rows, pts, dropped = [], [], []
     for r in records:
         if not (np.isfinite(r.lon) and np.isfinite(r.lat)):
-            raise DataError(f"borehole {r.borehole_id!r} has no coordinates", path=r.source,
-                            field="lon/lat",
-                            fix="give them alongside (--permos-coords table with borehole_id,lon,lat)")
+            raise ParameterError(f"borehole {r.borehole_id!r} has no coordinates",
+                                 path=r.source, param="permos_coords",
+                                 fix="give them alongside ({permos_coords}: a table with "
+                                     "borehole_id,lon,lat)")
         v = assess_borehole(r.temperatures, borehole_id=r.borehole_id, **assess_options)
         d = v.as_dict()
         d.update(lon=r.lon, lat=r.lat, elevation_m=r.elevation_m, dataset=r.source)

@@ -71,7 +71,8 @@ def run_kinematics(
     See :func:`permafrost.kinematics.compute_kinematics`.
     """
     if not tracks:
-        raise ConfigError("no track given", field="track", fix="give at least one --track DIR")
+        raise ConfigError("no track given", field="track",
+                          fix="give at least one MintPy track (a folder, or its files)")
     files = [t if isinstance(t, TrackFiles) else find_track_files(t) for t in tracks]
     seen: dict[str, int] = {}
     for i, f in enumerate(files):  # one track twice would count its pixels twice

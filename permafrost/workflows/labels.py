@@ -9,7 +9,7 @@ from pathlib import Path
 import geopandas as gpd
 
 from permafrost.defaults import CHUNK
-from permafrost.errors import DataError, format_message
+from permafrost.errors import DataError, ParameterError, format_message
 from permafrost.io._atomic import atomic_write_text
 from permafrost.io.boreholes import (
     read_borehole_coords,
@@ -122,9 +122,10 @@ def labels_from_files(
         records += read_gtnp(csv, meta)
     if permos:
         if permos_coords is None:
-            raise DataError("PERMOS files carry no coordinates", path=permos[0],
-                            field="permos-coords",
-                            fix="give --permos-coords (CSV borehole_id,lon,lat[,elevation_m])")
+            raise ParameterError("PERMOS files carry no coordinates", path=permos[0],
+                                 param="permos_coords",
+                                 fix="give {permos_coords} (CSV borehole_id,lon,lat"
+                                     "[,elevation_m])")
         coords = read_borehole_coords(permos_coords, columns=borehole_columns)
         for p in permos:
             rec = read_permos(p, coords=coords)

@@ -327,7 +327,8 @@ def _predict_raster(model, covariates, out, *, zones, uncertainty, mask, chunk, 
     if uncertainty is not None and not list(getattr(pzi_model, "fold_models", None) or []):
         raise ModelError("the model has no fold models, so no uncertainty raster can be made",
                          path=model_path, field="fold_models",
-                         fix="train with the fold models kept, or drop --uncertainty")
+                         fix="train with the fold models kept, or leave the uncertainty raster "
+                             "out")
     dev = resolve_device(device)  # once: every block gets the resolved value
 
     ds, cov_source = _open_covariates(covariates, chunk=chunk)
