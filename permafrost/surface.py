@@ -72,6 +72,7 @@ from permafrost.transfer import evidence_sources, skill_by_source
 
 __all__ = [
     "DEBRIS_PATTERN",
+    "too_few_blocks",
     "NOT_GROUND_PATTERN",
     "SURFACE_CHOICES",
     "SurfaceModel",
@@ -508,7 +509,7 @@ def train_surface_model(labels_gdf, covariates_ds, *, surface: str | None = "aut
         ds_p, ind_names = _with_indicators(covariates_ds, numeric, name, codes)
         log.info("training the %s part on %d labels", part, int(sel.sum()))
         opts = dict(common)
-        few = _too_few_blocks(labs.loc[sel], opts.get("block_size"), folds,
+        few = too_few_blocks(labs.loc[sel], opts.get("block_size"), folds,
                               opts.get("group_col", "group"))
         if few is not None:  # a block size set for all labels can leave a part too few
             opts["block_size"], opts["block_size_rule"] = None, None
@@ -545,7 +546,7 @@ def train_surface_model(labels_gdf, covariates_ds, *, surface: str | None = "aut
     return TrainResult(model=model, report=report)
 
 
-def _too_few_blocks(labels, block_size, folds: int, group_col) -> int | None:
+def too_few_blocks(labels, block_size, folds: int, group_col) -> int | None:
     """The number of CV units (blocks of ``block_size`` [m], groups kept whole) of
     ``labels`` when it is below ``folds``, else None (also when no block size is given)."""
     if block_size is None:

@@ -19,7 +19,7 @@ from rio_cogeo.cogeo import cog_validate
 from permafrost.errors import CRSError, GridMismatchError, InputFileError
 from permafrost.grid import grids_equal
 from permafrost.io import atomic_path
-from permafrost.io._atomic import TMP_MARK
+from permafrost.io.atomic import TMP_MARK
 from permafrost.io.rasters import read_raster, write_cog
 from permafrost.workflows.covariates import build_stack
 

@@ -81,6 +81,33 @@ def test_science_modules_read_no_files():
     assert not bad, "science modules importing io:\n" + "\n".join(bad)
 
 
+def test_no_private_module_is_imported_from_outside_its_package():
+    """Every layer reaches another package only through its public modules: nothing outside
+    ``permafrost/io`` imports ``permafrost.io._*`` (and likewise for every subpackage)."""
+    bad = []
+    for p in _modules():
+        mod = _module_name(p)
+        for node, name, _ in _own_imports(ast.parse(p.read_text()), mod):
+            names = [name] + [f"{name}.{a.name}" for a in getattr(node, "names", [])
+                              if isinstance(node, ast.ImportFrom)]
+            for n in names:
+                parts = n.split(".")
+                private = [i for i, part in enumerate(parts) if part.startswith("_")
+                           and not part.startswith("__")]
+                if not private:
+                    continue
+                i = private[0]
+                # a private module belongs to its package; a private name to its module's
+                # subpackage (io, labels, area...), or to its module at the top level
+                if (ROOT / Path(*parts[:i])).is_dir():
+                    owner = parts[:i]
+                else:
+                    owner = parts[:i] if i == 2 else parts[:i - 1]
+                if not mod.startswith(".".join(owner) + "."):
+                    bad.append(f"{_rel(p)}:{node.lineno} imports {n}")
+    assert not bad, "private modules imported from outside their package:\n" + "\n".join(bad)
+
+
 def test_dependencies_are_at_the_top_of_each_module():
     bad = []
     for p in _modules():

@@ -175,7 +175,7 @@ def test_rerun_leaves_no_temporary_links(tmp_path):
 def test_rerun_removes_temporaries_of_the_digest_cache_and_manifests(tmp_path):
     """A run killed while saving the input digests (after every step) or a manifest leaves
     their temporaries; the next run removes them."""
-    from permafrost.io._atomic import tmp_prefix
+    from permafrost.io.atomic import tmp_prefix
 
     cfg = load_pipeline(make_tree(tmp_path))
     run_pipeline(cfg, steps=toy_steps())

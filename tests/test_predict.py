@@ -23,7 +23,7 @@ from permafrost.area import ZONE_CODES, ZONE_LIMITS, ZONE_NAMES
 from permafrost.backends import gpu_available, open_executor, resolve_device
 from permafrost.calibration import fit_calibration
 from permafrost.errors import CRSError, GridMismatchError, InputError, ModelError
-from permafrost.io._atomic import TMP_MARK, tmp_prefix
+from permafrost.io.atomic import TMP_MARK, tmp_prefix
 from permafrost.io.model import load_model, save_model
 from permafrost.io.rasters import read_raster, write_cog
 from permafrost.predict import predict_block, predict_pzi, pzi_uncertainty

@@ -387,7 +387,7 @@ class _Group(TyperGroup):
             if _is_cli_control_flow(exc):
                 raise
             if isinstance(exc, OSError) and exc.filename and exc.errno in (28, 30, 122):
-                from permafrost.io._atomic import write_error  # ENOSPC, EROFS, EDQUOT
+                from permafrost.io.atomic import write_error  # ENOSPC, EROFS, EDQUOT
 
                 mapped = write_error(exc, exc.filename)
                 if mapped is not None:

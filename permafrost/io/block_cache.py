@@ -34,7 +34,7 @@ import xarray as xr
 from dask.base import tokenize
 
 from permafrost.errors import OutputError
-from permafrost.io._atomic import TMP_MARK, atomic_path, atomic_write_text, sibling_name, tmp_prefix
+from permafrost.io.atomic import TMP_MARK, atomic_path, atomic_write_text, sibling_name, tmp_prefix
 from permafrost.provenance import canonical_json, file_digest
 
 __all__ = [

@@ -30,9 +30,9 @@ from permafrost.errors import CRSError, DataError, InputFileError
 from permafrost.grid import grid_of, grids_equal
 from permafrost.io.rasters import (
     RASTER_SUFFIXES,
-    _stem,
     apply_scale_offset,
     check_raster,
+    file_stem,
     gdal_path,
     is_remote,
     read_raster,
@@ -149,7 +149,7 @@ def read_aligned(
             da = da.load()
     da = da.assign_coords(x=like["x"].values, y=like["y"].values) if (
         da.sizes["x"] == like.sizes["x"] and da.sizes["y"] == like.sizes["y"]) else da
-    da.name = name or _stem(p)
+    da.name = name or file_stem(p)
     da.attrs = {"source": str(p), "resampling": rs.name,
                 "source_nodata": None if src_nodata is None else float(src_nodata)}
     return da

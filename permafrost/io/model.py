@@ -51,7 +51,7 @@ import xgboost as xgb
 from permafrost.calibration import validate_calibration
 from permafrost.checks import expects
 from permafrost.errors import ModelError, OutputError
-from permafrost.io._atomic import tmp_prefix
+from permafrost.io.atomic import tmp_prefix
 from permafrost.io.guard import check_replaceable
 from permafrost.pzi_model import BoosterPredictor, LinearPredictor, PZIModel, to_json_text
 from permafrost.surface import KIND as SURFACE_KIND

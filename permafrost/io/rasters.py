@@ -9,7 +9,7 @@ the raster is known (MAAT, elevation, slope, a probability...), values in that r
 plausible range (:data:`PLAUSIBLE`).  The values checked are a decimated sample
 (overviews when the file has them), read once per file version.  GDAL's scale and offset
 are applied on read (:func:`read_raster`, :func:`scale_offset`).  Writing always goes
-through a temporary file and a rename (:mod:`permafrost.io._atomic`), and always produces
+through a temporary file and a rename (:mod:`permafrost.io.atomic`), and always produces
 a Cloud-Optimized GeoTIFF written by GDAL's own COG driver.
 """
 
@@ -33,7 +33,7 @@ from rasterio.errors import RasterioIOError
 
 from permafrost.checks import expects
 from permafrost.errors import CRSError, DataError, InputFileError, OutputError
-from permafrost.io._atomic import atomic_path, atomic_write_text
+from permafrost.io.atomic import atomic_path, atomic_write_text
 
 __all__ = [
     "RASTER_SUFFIXES",
@@ -156,7 +156,7 @@ def vrt_sources(path) -> list:
     return list(dict.fromkeys(found))
 
 
-def _stem(path) -> str:
+def file_stem(path) -> str:
     """File stem of a local path or a URL (query string dropped)."""
     return Path(str(path).split("?", 1)[0]).stem
 
@@ -656,7 +656,7 @@ def read_raster(
             so = ((float(da.attrs.get("scale_factor", 1.0)), float(da.attrs.get("add_offset", 0.0)))
                   if netcdf else scale_offset(p, band))
             da = apply_scale_offset(da, *so)
-    da.name = name or _stem(p)
+    da.name = name or file_stem(p)
     da.attrs["source"] = str(p)
     return da
 

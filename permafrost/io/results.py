@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from permafrost.errors import DataError, InputFileError
-from permafrost.io._atomic import atomic_write_text
+from permafrost.io.atomic import atomic_write_text
 from permafrost.provenance import canonical_json, jsonable
 
 __all__ = ["to_jsonable", "write_json", "load_json", "read_json", "write_csv"]

@@ -17,7 +17,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from permafrost.io._atomic import atomic_write_text
+from permafrost.io.atomic import atomic_write_text
 from permafrost.io.rasters import write_cog
 from permafrost.styles import layer, raster_qml, vector_qml
 

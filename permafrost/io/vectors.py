@@ -26,7 +26,7 @@ from pyogrio.errors import DataLayerError, DataSourceError
 
 from permafrost.checks import expects
 from permafrost.errors import CRSError, DataError, InputFileError, PermafrostError
-from permafrost.io._atomic import atomic_path
+from permafrost.io.atomic import atomic_path
 from permafrost.io.styles import write_gpkg_style
 
 __all__ = ["read_vector", "write_vector", "VECTOR_SUFFIXES", "LAYER_SEPARATOR", "split_layer",

@@ -43,8 +43,8 @@ from permafrost.config import (
     resolve_scenario,
 )
 from permafrost.errors import ConfigError, OutputError, ParameterError, PermafrostError
-from permafrost.io._atomic import atomic_write_text
-from permafrost.io._lock import exclusive_lock, pid_alive
+from permafrost.io.atomic import atomic_write_text
+from permafrost.io.locks import exclusive_lock, pid_alive
 from permafrost.io.block_cache import remove_stale_temporaries
 from permafrost.io.guard import RUN_FOLDER, Output, check_outputs, mark_folder
 from permafrost.io.rasters import RASTER_SUFFIXES, gdal_path, is_remote, vrt_sources

@@ -17,7 +17,7 @@ without reading pixels or running a step, for the baseline and every scenario:
 * spatial CV: a given ``block_size_m`` against the folds.  The labels are known only after
   the labels step, but they lie inside the covariate grid and inside the box of their
   evidence (inventories' bounds, boreholes), and square blocks laid over points inside a
-  box are at most the blocks that box's own corners and edges fall into (the same counting, :func:`permafrost.surface._too_few_blocks` over
+  box are at most the blocks that box's own corners and edges fall into (the same counting, :func:`permafrost.surface.too_few_blocks` over
   :func:`permafrost.cv.block_ids`).  Fewer blocks than folds is certain to fail after the
   labels step; it is reported now, with the largest block size that fits;
 * ``predict.workers`` against the machine's cores (a warning: more processes than cores
@@ -53,7 +53,7 @@ from permafrost.io.boreholes import read_presence_table
 from permafrost.io.rasters import raster_classes
 from permafrost.io.vectors import split_layer
 from permafrost.options import for_pipeline
-from permafrost.surface import _too_few_blocks, debris_class_codes, find_surface, surface_classes
+from permafrost.surface import debris_class_codes, find_surface, surface_classes, too_few_blocks
 from permafrost.workflows.covariates import build_stack
 
 log = logging.getLogger(__name__)
@@ -97,12 +97,12 @@ def max_blocks(x, y, crs, block_size: float, folds: int) -> int | None:
     Blocks are anchored at the points' own minimum (:func:`permafrost.cv.block_index`), so
     any set of points inside the extent spans at most the columns and rows of the extent
     itself: a lattice over the extent, corners and edges included, counted with the
-    package's one blocking rule (:func:`permafrost.surface._too_few_blocks`).
+    package's one blocking rule (:func:`permafrost.surface.too_few_blocks`).
     """
     gx, gy = np.meshgrid(np.linspace(min(x), max(x), _LATTICE),
                          np.linspace(min(y), max(y), _LATTICE))
     pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(gx.ravel(), gy.ravel()), crs=crs)
-    return _too_few_blocks(pts, block_size, folds, None)
+    return too_few_blocks(pts, block_size, folds, None)
 
 
 def largest_fitting_block(x, y, crs, folds: int, upper: float) -> float:

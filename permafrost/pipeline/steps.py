@@ -33,7 +33,7 @@ from permafrost.config import (
 from permafrost.cv import covariate_ranges
 from permafrost.defaults import CHUNK
 from permafrost.errors import DataError, format_message
-from permafrost.io._atomic import atomic_write_text
+from permafrost.io.atomic import atomic_write_text
 from permafrost.io.boreholes import read_presence_table, read_table_rows
 from permafrost.io.rasters import RASTER_SUFFIXES
 from permafrost.io.results import read_json, write_json

@@ -85,7 +85,7 @@ from permafrost.io.rasters import (
     role_of,
     scale_offset,
 )
-from permafrost.io.rasters import _stem as _stem_of
+from permafrost.io.rasters import file_stem as _stem_of
 from permafrost.io.toml_files import read_toml
 from permafrost.options import check_name
 

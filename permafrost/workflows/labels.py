@@ -10,7 +10,7 @@ import geopandas as gpd
 
 from permafrost.defaults import CHUNK
 from permafrost.errors import DataError, ParameterError, format_message
-from permafrost.io._atomic import atomic_write_text
+from permafrost.io.atomic import atomic_write_text
 from permafrost.io.boreholes import (
     read_borehole_coords,
     read_gtnp,

@@ -16,7 +16,7 @@ rerun reuses them (the cache is keyed by the model's hash, the covariate files, 
 the grid, the block size and the device) and produces the same bytes, because every
 pixel's value depends only on its own covariates and the output bytes only on the
 values and tags.  The cache is removed once the outputs are written.  Each output is
-locked while the run lasts (:func:`permafrost.io._lock.output_locks`).
+locked while the run lasts (:func:`permafrost.io.locks.output_locks`).
 
 Where the work runs (NumPy / CuPy, threads / local cluster / remote cluster) is chosen
 in :mod:`permafrost.backends`; this module only calls it.
@@ -46,7 +46,7 @@ from permafrost.backends import check_scheduler_address, open_executor, resolve_
 from permafrost.checks import expects
 from permafrost.defaults import CHUNK
 from permafrost.errors import DataError, InputError, InputFileError, ModelError
-from permafrost.io._lock import output_locks
+from permafrost.io.locks import output_locks
 from permafrost.io.block_cache import (
     block_file,
     cache_dir,

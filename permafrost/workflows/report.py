@@ -16,7 +16,7 @@ import pandas as pd
 
 from permafrost.checks import expects
 from permafrost.errors import DataError
-from permafrost.io._atomic import atomic_write_text
+from permafrost.io.atomic import atomic_write_text
 from permafrost.io.guard import Output, check_outputs
 from permafrost.io.maps import read_preview
 from permafrost.io.results import read_json, write_json

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from permafrost.io._atomic import TMP_MARK
+from permafrost.io.atomic import TMP_MARK
 
 if str(Path(__file__).resolve().parents[1]) not in sys.path:  # factories lives in tests/
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

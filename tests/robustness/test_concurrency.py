@@ -20,7 +20,7 @@ import pyogrio
 import pytest
 import rasterio
 
-from permafrost.io._atomic import TMP_MARK
+from permafrost.io.atomic import TMP_MARK
 
 from .conftest import REFUSED, ROOT, demo_pipeline_text
 
@@ -191,12 +191,12 @@ def test_lock_refuses_second_holder_and_is_released_by_sigkill(tmp_path):
     """The lock is released when its owner dies, however it dies: a killed run never leaves
     a stale lock behind."""
     from permafrost.errors import OutputError
-    from permafrost.io._lock import exclusive_lock
+    from permafrost.io.locks import exclusive_lock
 
     lock = tmp_path / "lock"
     holder = subprocess.Popen([sys.executable, "-c", (
         "import signal\n"
-        "from permafrost.io._lock import exclusive_lock\n"
+        "from permafrost.io.locks import exclusive_lock\n"
         f"with exclusive_lock({str(lock)!r}, what='output directory', target='x'):\n"
         "    print('held', flush=True)\n"
         "    signal.pause()  # holds the lock until it is killed\n")],

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from permafrost.io._atomic import TMP_MARK
+from permafrost.io.atomic import TMP_MARK
 
 from .conftest import REFUSED, ROOT, demo_pipeline_text
 from .test_outputs import _command, inputs  # noqa: F401 - the fixture of the seven commands

@@ -28,7 +28,7 @@ import pyogrio
 import pytest
 import rasterio
 
-from permafrost.io._atomic import TMP_MARK
+from permafrost.io.atomic import TMP_MARK
 from permafrost.io.block_cache import default_cache_root
 
 from processes import DEADLINE_S, kill_at_progress

@@ -2,7 +2,7 @@
 
 Tests run as root, so permission bits do not stop a write; these cases fail for root too.
 A full disk is simulated by making the flush of the temporary file (``os.fsync`` in
-:mod:`permafrost.io._atomic`) or the write itself fail with ``ENOSPC`` after part of the
+:mod:`permafrost.io.atomic`) or the write itself fail with ``ENOSPC`` after part of the
 data went out -- where a real full disk reports it.
 """
 
@@ -14,7 +14,7 @@ import pathlib
 
 import pytest
 
-import permafrost.io._atomic as atomic
+import permafrost.io.atomic as atomic
 
 from .conftest import Outputs, assert_clean_failure, invoke
 

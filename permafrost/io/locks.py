@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from permafrost.errors import OutputError
-from permafrost.io._atomic import sibling_name
+from permafrost.io.atomic import sibling_name
 
 __all__ = ["LOCK_SUFFIX", "exclusive_lock", "output_locks", "pid_alive"]
 
