@@ -16,12 +16,16 @@ import functools
 import inspect
 import os
 from collections.abc import Callable, Iterable, Mapping
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from permafrost.errors import ArgumentError
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 __all__ = ["KINDS", "expects", "require_xarray", "require_geodataframe"]
 
@@ -115,7 +119,7 @@ def _check(obj, field: str, kind: str, *, optional: bool = False, fix: str | Non
                             field=field, fix=fix or default_fix)
 
 
-def expects(**kinds: str) -> Callable:
+def expects(**kinds: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
     """Declare what a public function's arguments must be (keys of :data:`KINDS`).
 
     ``@expects(pzi="dataarray", regions="geodataframe?")``: a trailing ``?`` lets ``None``
@@ -127,11 +131,11 @@ def expects(**kinds: str) -> Callable:
         if k.rstrip("?") not in KINDS:
             raise ValueError(f"unknown kind {k!r}")
 
-    def decorate(func: Callable) -> Callable:
+    def decorate(func: Callable[_P, _R]) -> Callable[_P, _R]:
         sig = inspect.signature(func)
 
         @functools.wraps(func)
-        def wrapper(*args, **kwargs):
+        def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
             try:
                 bound = sig.bind_partial(*args, **kwargs)
             except TypeError:  # wrong arguments: Python's own message, from the call
