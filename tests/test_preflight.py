@@ -353,3 +353,26 @@ def test_validate_without_evidence_names_the_commands_flags(tmp_path):
     assert res.exit_code == 2, res.output
     assert ("field '--boreholes': nothing to validate against; give --boreholes and/or "
             "--prior") in res.output
+
+
+def test_holdout_blocks_are_checked_against_the_boreholes_and_the_cv_blocks(tmp_path):
+    """validate.holdout_block_m: smaller than train.block_size_m, or so large that the
+    boreholes' box holds a single block, is reported before any work, naming the key."""
+    p = _point("small_region.toml", tmp_path, field="name")
+    text = p.read_text().replace("holdout_fraction = 0.25",
+                                 "holdout_fraction = 0.25\nholdout_block_m = 2000.0")
+    p.write_text(text)
+    text2 = "\n".join(map(str, preflight(load_pipeline(p)).errors))
+    assert "field 'validate.holdout_block_m': hold-out blocks of 2,000 m are smaller than " \
+           "the spatial-CV blocks of 5,000 m" in text2
+    p.write_text(text.replace("holdout_block_m = 2000.0", "holdout_block_m = 400000.0"))
+    found = preflight(load_pipeline(p)).errors
+    msg = "\n".join(map(str, found))
+    assert "field 'validate.holdout_block_m': the boreholes span a box that holds at most 1 " \
+           "hold-out block of 400,000 m" in msg
+    assert len(found) == 1, msg
+    # the suggested size fits: with it the check is silent
+    fit = float(re.search(r"give at most ([\d,]+) m", msg).group(1).replace(",", ""))
+    p.write_text(text.replace("holdout_block_m = 2000.0", f"holdout_block_m = {fit}"))
+    assert not [e for e in preflight(load_pipeline(p)).errors
+                if "holdout_block_m" in str(e)]

@@ -169,6 +169,7 @@ def preflight(cfg: PipelineConfig, scenarios: list[str] | None = None) -> Prefli
     if ds is not None:
         _check_features(cfg, resolved, ds, error, from_library)
         _check_blocks(cfg, resolved, ds, errors)
+        _check_holdout(cfg, ds, errors)
 
     # ---- categorical kinds
     if cfg.inputs.landcover is not None:
@@ -297,6 +298,44 @@ def _check_blocks(cfg, resolved, ds, errors) -> None:
                 "{block_size} out (chosen from the labels' autocorrelation)")
         if str(e) not in {str(other) for other in errors}:
             errors.append(e)
+
+
+def _check_holdout(cfg, ds, errors) -> None:
+    """The borehole hold-out's blocks (``validate.holdout_block_m``, when given): not smaller
+    than the spatial-CV blocks (``train.block_size_m``; :func:`permafrost.labels.holdout.
+    holdout_block_size` refuses it after the labels step), and at least two of them over the
+    boreholes' box (:func:`permafrost.labels.holdout.holdout_split` needs a block to hold
+    out and one to keep), counted as :func:`max_blocks` counts the CV blocks."""
+    v, crs = cfg.validate_, ds.rio.crs
+    hb = v.holdout_block_m
+    if (hb is None or crs is None or not v.enabled or v.holdout_fraction <= 0
+            or cfg.inputs.boreholes is None or cfg.inputs.validation_boreholes is not None):
+        return
+    key = "validate.holdout_block_m"
+    cv_m = cfg.train.block_size_m
+    if cv_m is not None and hb < cv_m:
+        errors.append(ConfigError(
+            f"hold-out blocks of {hb:,.0f} m are smaller than the spatial-CV blocks of "
+            f"{cv_m:,.0f} m (train.block_size_m): a held-out borehole would sit beside "
+            "training labels of its own CV block", path=cfg.source, field=key,
+            fix=f"leave it out (it follows the CV block size) or give at least {cv_m:,.0f}"))
+    try:
+        bh = read_presence_table(cfg.inputs.boreholes,
+                                 columns=cfg.inputs.borehole_columns.mapping() or None,
+                                 crs=cfg.inputs.borehole_crs)
+        left, bottom, right, top = bh.to_crs(crs).total_bounds
+    except Exception:  # noqa: BLE001 - the column checks report an unreadable table
+        return
+    if not (len(bh) and np.all(np.isfinite([left, bottom, right, top]))):
+        return
+    n = max_blocks([left, right], [bottom, top], crs, hb, 2)
+    if n is not None:
+        fit = _round_down(largest_fitting_block([left, right], [bottom, top], crs, 2, hb))
+        errors.append(ConfigError(
+            f"the boreholes span a box that holds at most {n} hold-out block of {hb:,.0f} m: "
+            "holding out whole blocks needs one to hold out and one to keep", path=cfg.source,
+            field=key, fix=f"give at most {fit:,.0f} m, give inputs.validation_boreholes, or "
+                           "set validate.holdout_fraction = 0"))
 
 
 def _check_columns(cfg, resolved, error, from_library) -> None:
