@@ -248,21 +248,14 @@ def raster_qml(kind: str, *, vmax: float | None = None, classes: dict | None = N
             f'          <item value="{r.vmin + (top - r.vmin) * i / n:.6g}" color="{c}" '
             f'alpha="255" label="{r.vmin + (top - r.vmin) * i / n:.4g}"/>\n'
             for i, c in enumerate(r.stops))
-        body = (f'    <rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" '
-                f'alphaBand="-1" classificationMin="{r.vmin:g}" classificationMax="{top:g}" '
-                f'nodataColor="">\n      <rastershader>\n'
-                f'        <colorrampshader colorRampType="INTERPOLATED" classificationMode="1" '
-                f'clip="0" minimumValue="{r.vmin:g}" maximumValue="{top:g}">\n{items}'
-                '        </colorrampshader>\n      </rastershader>\n    </rasterrenderer>\n')
+        body = _pseudocolor("INTERPOLATED", items,
+                            f'classificationMin="{r.vmin:g}" classificationMax="{top:g}" ',
+                            f' minimumValue="{r.vmin:g}" maximumValue="{top:g}"')
     elif lay.style == "discrete":
         items = "".join(
             f'          <item value="{up}" color="{colour}" alpha="255" '
             f'label={quoteattr(name)}/>\n' for up, (name, colour) in lay.classes.items())
-        body = ('    <rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" '
-                'alphaBand="-1" nodataColor="">\n      <rastershader>\n'
-                '        <colorrampshader colorRampType="DISCRETE" classificationMode="1" '
-                f'clip="0">\n{items}        </colorrampshader>\n      </rastershader>\n'
-                '    </rasterrenderer>\n')
+        body = _pseudocolor("DISCRETE", items)
     elif lay.style == "paletted":
         items = "".join(
             f'        <paletteEntry value="{code}" color="{colour[:7]}" alpha="255" '
@@ -273,6 +266,16 @@ def raster_qml(kind: str, *, vmax: float | None = None, classes: dict | None = N
     else:
         raise ValueError(f"{kind!r} is a vector layer style")
     return _HEAD + f"  <pipe>\n{body}  </pipe>\n</qgis>\n"
+
+
+def _pseudocolor(ramp_type: str, items: str, renderer_attrs: str = "",
+                 shader_attrs: str = "") -> str:
+    """QGIS's single-band pseudocolour renderer around colour-ramp ``items``."""
+    return ('    <rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" '
+            f'alphaBand="-1" {renderer_attrs}nodataColor="">\n      <rastershader>\n'
+            f'        <colorrampshader colorRampType="{ramp_type}" classificationMode="1" '
+            f'clip="0"{shader_attrs}>\n{items}        </colorrampshader>\n'
+            '      </rastershader>\n    </rasterrenderer>\n')
 
 
 def _symbol(name: str, colour: str, geometry: str) -> str:
