@@ -108,7 +108,7 @@ from samplegen.ttop import parameters as ttop_parameters  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
 from permafrost.area.ellipsoid import geographic_row_areas  # noqa: E402
-from permafrost.io._atomic import atomic_write_text  # noqa: E402
+from permafrost.io.atomic import atomic_write_text  # noqa: E402
 
 DEFAULT_SEED = 20260101
 

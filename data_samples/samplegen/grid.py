@@ -20,7 +20,7 @@ from affine import Affine  # noqa: E402
 from matplotlib.path import Path as MplPath  # noqa: E402
 from pyproj import Geod  # noqa: E402
 
-from permafrost.io._atomic import atomic_path  # noqa: E402
+from permafrost.io.atomic import atomic_path  # noqa: E402
 from permafrost.io.rasters import write_cog  # noqa: E402
 
 pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": "2026-01-01T00:00:00Z"})

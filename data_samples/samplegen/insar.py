@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from permafrost.io._atomic import atomic_path
+from permafrost.io.atomic import atomic_path
 from samplegen.grid import NORTH, NX, NY, PIX, WEST, km_coords
 
 TRACKS = {
