@@ -66,6 +66,11 @@ def _weights_by_id(points: gpd.GeoDataFrame) -> tuple[dict, dict, dict]:
     return w, n, lab
 
 
+def _file_name(source: str) -> str:
+    """The file name of a dataset (outputs do not name the machine's folders)."""
+    return re.split(r"[\\/]", str(source))[-1] if source else ""
+
+
 def _reason_kind(reason: str) -> str:
     """The kind of a reason, without its per-input numbers (``insufficient record``)."""
     return re.split(r"[:(]", str(reason))[0].strip() or str(reason)
@@ -117,7 +122,7 @@ def account_candidates(
     -------
     table, summary
         ``table``: one row per candidate (``kind, source, source_id, label, status, stage,
-        reason, weight, points, dataset``); ``summary``: counts by kind and status, the
+        reason, weight, points, dataset`` (its file name)); ``summary``: counts by kind and status, the
         training weight by kind, and the dropped candidates by kind, stage and reason.
 
     References
@@ -154,7 +159,8 @@ def account_candidates(
         if label is None:
             label = lab_all.get(key)
         rows.append((kind, source, sid, label, status, stage, reason,
-                     float(w_train.get(key, 0.0)), int(n_train.get(key, 0)), dataset))
+                     float(w_train.get(key, 0.0)), int(n_train.get(key, 0)),
+                     _file_name(dataset)))
 
     for inv in inventories:
         rg = rock_glacier_labels(inv, activity_column=activity_column, id_column=id_column)

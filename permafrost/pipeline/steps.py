@@ -230,8 +230,7 @@ def _labels_run(ctx: StepContext):
         borehole_weight=opts.borehole_weight, rock_glacier_weight=opts.rock_glacier_weight,
     )
     ls, held_info = res.labels, res.holdout
-    if res.accounting.get("covariates") is not None:  # landscape sample: paths made portable
-        _rewrite_portable(wd / "labels_accounting.json", cfg)
+    _rewrite_portable(wd / "labels_accounting.json", cfg)
     pts = ls.points
     summary = {"points": len(pts), "permafrost": int((pts["label"] == 1).sum()),
                "no_permafrost": int((pts["label"] == 0).sum()),
