@@ -197,3 +197,18 @@ def test_the_labels_command_gives_the_pipelines_labels(tmp_path):
         d.name for d in (step.parent / "steps" / "labels").iterdir()) / "labels_verdicts.csv"))
     assert pa["candidates"] == len(inv) + n_table + n_rec
     assert pa["training_points"] == len(a)
+
+
+def test_the_report_bundles_the_accounting_beside_the_labels(tmp_path):
+    from permafrost.io.vectors import write_vector
+    from permafrost.workflows.report import report_from_files
+
+    pts = gpd.GeoDataFrame({"label": [1, 0], "source": ["borehole", "rock_glacier"]},
+                           geometry=[Point(0, 0), Point(1, 1)], crs="EPSG:32647")
+    write_vector(pts, tmp_path / "labels.gpkg", layer="labels")
+    acc = {"candidates": 3, "kept": 2, "held_out": 0, "dropped": 1}
+    (tmp_path / "labels_accounting.json").write_text(json.dumps(acc))
+    js = report_from_files(out_html=tmp_path / "r.html", out_json=tmp_path / "r.json",
+                           labels=tmp_path / "labels.gpkg")
+    assert js["labels_accounting"] == acc
+    assert json.loads((tmp_path / "r.json").read_text())["labels_accounting"] == acc
