@@ -16,8 +16,9 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
+from permafrost.cv import covariate_ranges
 from permafrost.defaults import CHUNK
-from permafrost.errors import DataError, format_message
+from permafrost.errors import DataError, ParameterError, format_message
 from permafrost.io._atomic import atomic_write_text
 from permafrost.io.boreholes import (
     read_borehole_coords,
@@ -44,6 +45,8 @@ from permafrost.labels import (
     inventories_with_evidence,
 )
 from permafrost.options import check_crs, check_options
+from permafrost.workflows.covariates import build_stack
+from permafrost.workflows.kinematics import run_kinematics
 
 __all__ = ["labels_from_files", "training_labels_from_files", "hold_out_boreholes",
            "inventories_from_kinematics", "LabelFiles", "TrainingLabels",
@@ -373,9 +376,6 @@ def hold_out_boreholes(labels: LabelSet, boreholes, *, holdout_fraction: float,
     ----------
     Roberts, D. R. et al. (2017). Ecography 40, 913-929, doi:10.1111/ecog.02881.
     """
-    from permafrost.cv import covariate_ranges
-    from permafrost.workflows.covariates import build_stack
-
     table = read_presence_table(boreholes, columns=borehole_columns, crs=borehole_crs)
     cov = None
     if block_size is None and covariates is not None:  # "auto": the covariates' range counts
@@ -507,8 +507,6 @@ borehole_columns
     NoLabelsError
         As :func:`labels_from_files`.
     """
-    from permafrost.errors import ParameterError
-
     files = files or LabelFiles.beside(out)
     if kinematics is not None and len(tracks):
         raise ParameterError("both kinematics and tracks given", param="kinematics",
@@ -544,8 +542,6 @@ borehole_columns
     if insar:
         kin = kinematics
         if len(tracks):
-            from permafrost.workflows.kinematics import run_kinematics
-
             kin = run_kinematics(list(tracks), outlines if outlines is not None else invs[0],
                                  dem=dem).outlines
         invs = inventories_from_kinematics(kin, invs, outlines=outlines,
@@ -585,8 +581,6 @@ borehole_columns
                       if k in options}
     acc["insar"] = insar_changes(acc_invs, activity_column) if insar else None
     if covariates is not None and len(training.points):
-        from permafrost.workflows.covariates import build_stack
-
         stack = build_stack(covariates, chunks=CHUNK)
         acc["covariates"] = covariate_quantiles(stack, training.points, features, seed=seed)
     else:

@@ -23,6 +23,7 @@ from permafrost.io.results import read_json, write_json
 from permafrost.io.vectors import read_vector
 from permafrost.kinematics import summarise
 from permafrost.report import render_report, report_json
+from permafrost.workflows.labels import accounting_file
 
 __all__ = ["report_from_files"]
 
@@ -116,12 +117,6 @@ def _kinematics_bundle(path, map_crs, activity_column: str | None) -> tuple[dict
     return kin, mp
 
 
-def _accounting_file(labels) -> Path:
-    from permafrost.workflows.labels import accounting_file
-
-    return accounting_file(labels)
-
-
 @expects(out_html="path", out_json="path?", pzi="path?", dem="path?", stats="path?",
          validation="path?", model="path?", labels="path?", kinematics="path?", mask="path?")
 def report_from_files(
@@ -207,7 +202,7 @@ def report_from_files(
         [Output(out_html, "--out", what="HTML report"),
          Output(out_json, "--out-json", what="JSON report")],
         {"--pzi": pzi, "--dem": dem, "--stats": stats, "--model": model,
-         "--labels": [labels] + ([_accounting_file(labels)] if labels else []),
+         "--labels": [labels] + ([accounting_file(labels)] if labels else []),
          "--validation": [validation] + ([Path(validation) / "validation.json"]
                                          if validation and Path(validation).is_dir() else []),
          "--provenance": provenance, "--scenario": scenarios,
@@ -270,7 +265,7 @@ def report_from_files(
                                   else None)}
         # every candidate label kept, held out or dropped, the weights, what InSAR changed
         # and the covariate quantiles (permafrost.workflows.labels, beside the labels)
-        acc = _accounting_file(labels)
+        acc = accounting_file(labels)
         if acc.exists():
             b["labels_accounting"] = read_json(acc)
     if applicability:
