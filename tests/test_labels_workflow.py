@@ -212,3 +212,47 @@ def test_the_report_bundles_the_accounting_beside_the_labels(tmp_path):
                            labels=tmp_path / "labels.gpkg")
     assert js["labels_accounting"] == acc
     assert json.loads((tmp_path / "r.json").read_text())["labels_accounting"] == acc
+
+
+@pytest.mark.slow
+def test_labels_from_a_kinematics_file_on_separate_outlines_match_the_pipeline(tmp_path):
+    """Outlines apart from a stale inventory (its active rock glaciers recorded relict): the
+    pipeline's labels and `permafrost labels --kinematics K --outlines O` agree, and the
+    accounting says what InSAR changed (relict outlines labelled permafrost)."""
+    inv = gpd.read_file(DATA / "inventory" / "rock_glaciers.gpkg")
+    outlines = tmp_path / "outlines.gpkg"
+    inv.drop(columns=["activity"]).to_file(outlines)
+    inv["activity"] = inv["activity"].replace({"active": "relict"})
+    inventory = tmp_path / "inventory.gpkg"
+    inv.to_file(inventory)
+    p = _demo(tmp_path)
+    text = p.read_text().replace(f'"{ROOT}/data_samples/inventory/rock_glaciers.gpkg"',
+                                 f'"{inventory}"')
+    p.write_text(text.replace("[inputs]\n", f'[inputs]\noutlines = "{outlines}"\n', 1))
+    res = run_pipeline(p, only="labels")
+    rec = res.scenarios["baseline"]
+    kin = rec["kinematics"].output("kinematics")
+    lab = rec["labels"]
+    cli = tmp_path / "cli" / "labels.gpkg"
+    cli.parent.mkdir()
+    out = runner.invoke(app, [
+        "labels", "--inventory", str(inventory), "--outlines", str(outlines),
+        "--kinematics", str(kin),
+        "--boreholes", str(DATA / "boreholes" / "boreholes.csv"),
+        "--gtnp", str(DATA / "boreholes" / "gtnp_long.csv"),
+        "--gtnp-metadata", str(DATA / "boreholes" / "gtnp_metadata.json"),
+        "--dem", str(DATA / "covariates" / "dem.tif"),
+        "--holdout-fraction", "0.25", "--seed", "42",
+        "--covariates", str(ROOT / "pipelines" / "demo_covariates.toml"), "--out", str(cli)])
+    assert out.exit_code == 0, out.output
+    a = gpd.read_file(lab.output("labels"), layer="labels")
+    b = gpd.read_file(cli, layer="labels")
+    pd.testing.assert_frame_equal(pd.DataFrame(a.drop(columns="geometry")),
+                                  pd.DataFrame(b.drop(columns="geometry")))
+    assert lab.output("holdout").read_bytes() == cli.with_name("labels_holdout.csv").read_bytes()
+    acc = json.loads(lab.output("accounting").read_text())
+    assert acc == json.loads(cli.with_name("labels_accounting.json").read_text())
+    # the stale relict outlines InSAR found moving are labelled permafrost, and counted
+    assert acc["insar"]["label_changes"].get("0 -> 1", 0) >= 1
+    # (an upgrade from transitional to active changes the class, not the label)
+    assert acc["insar"]["insar_change"]["upgraded"] >= acc["insar"]["label_changes"]["0 -> 1"]
