@@ -11,6 +11,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+from factories import da_on_grid
 from shapely.geometry import Point, box
 from typer.testing import CliRunner
 
@@ -19,6 +20,7 @@ from permafrost.errors import ParameterError
 from permafrost.labels import (
     LabelSet,
     account_candidates,
+    combine_activity,
     covariate_quantiles,
     insar_changes,
     inventories_with_evidence,
@@ -26,7 +28,6 @@ from permafrost.labels import (
 from permafrost.options import for_cli
 from permafrost.pipeline import run_pipeline
 from permafrost.workflows.labels import training_labels_from_files
-from tests.factories import da_on_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data_samples"
@@ -48,8 +49,6 @@ def test_insar_evidence_upgrades_a_relict_inventory_outline_and_adds_the_unnamed
     inv = _outlines(["A", "B"], activity=["relict", "transitional"])
     kin = _outlines(["A", "B", "C"], kin_activity=["active", "relict", "relict"],
                     kin_reason=["fast", "still", "still"])
-    from permafrost.labels import combine_activity
-
     combined = combine_activity(kin, inventory_column="activity")  # no inventory column there
     combined.attrs["source"] = "outlines.gpkg"
     out = inventories_with_evidence(combined, [inv], "activity")
