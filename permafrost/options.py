@@ -158,7 +158,7 @@ BOUNDS: tuple[Bound, ...] = (
     # ---- shared
     Bound("seed", int, 0, _SEED_MAX, "-",
           "an unsigned 32-bit integer: what numpy, scikit-learn and XGBoost take as a seed",
-          cli=("train --seed", "validate --seed"), toml=("pipeline.seed",)),
+          cli=("train --seed", "validate --seed", "labels --seed"), toml=("pipeline.seed",)),
     # ---- labels
     Bound("spacing_m", float, 1.0, 10_000.0, "m",
           "interior points closer than 1 m repeat one DEM cell (and a tiny spacing makes "
@@ -180,7 +180,7 @@ BOUNDS: tuple[Bound, ...] = (
     Bound("block_size", float, 0.0, 1_000_000.0, "m",
           "the side of a spatial CV block: positive, and a block wider than 1000 km holds a "
           "whole mountain region (no spatial cross-validation left)", lo_open=True,
-          cli=("train --block-size",),
+          cli=("train --block-size", "labels --block-size"),
           toml=("train.block_size_m", "scenario_model.block_size_m")),
     Bound("n_estimators", int, 1, 100_000, "-",
           "a model needs at least one tree; beyond 100 000 trees training takes hours and "
@@ -233,10 +233,11 @@ BOUNDS: tuple[Bound, ...] = (
           cli=("validate --site-m",)),
     Bound("holdout_fraction", float, 0.0, 1.0, "-",
           "a share of the boreholes: 0 holds none out, 1 would train on none", hi_open=True,
-          toml=("validate.holdout_fraction",)),
+          cli=("labels --holdout-fraction",), toml=("validate.holdout_fraction",)),
     Bound("holdout_block_m", float, 0.0, 1_000_000.0, "m",
           "the side of a held-out block: positive, and wider than 1000 km holds out a whole "
-          "region", lo_open=True, toml=("validate.holdout_block_m",)),
+          "region", lo_open=True, cli=("labels --holdout-block-m",),
+          toml=("validate.holdout_block_m",)),
     Bound("prior_threshold", float, 0.0, 1.0, "-",
           "a continuous prior map is a probability or an index in 0..1",
           toml=("inputs.priors[*].threshold",)),
@@ -350,7 +351,7 @@ _TEXT_OPTIONS: tuple[OptionNames, ...] = (
     OptionNames("activity_column", ("labels.activity_column",),
                 ("labels --activity-column", "report --activity-column")),
     OptionNames("features", ("train.features", "scenario_model.features"),
-                ("train --features",)),
+                ("train --features", "labels --features")),
     OptionNames("monotone", ("train.monotone", "scenario_model.monotone"),
                 ("train --monotone",)),
     OptionNames("surface", ("train.surface",), ("train --surface",)),
@@ -362,7 +363,7 @@ _TEXT_OPTIONS: tuple[OptionNames, ...] = (
                                          "report --dem")),
     OptionNames("sampling", ("labels.sampling",), ("labels --sampling",)),
     OptionNames("covariates", ("inputs.covariates",),
-                ("train --covariates", "predict --covariates")),
+                ("train --covariates", "predict --covariates", "labels --covariates")),
     OptionNames("boreholes", ("inputs.boreholes",),
                 ("labels --boreholes", "validate --boreholes")),
     OptionNames("priors", ("inputs.priors",), ("validate --prior",)),
@@ -371,6 +372,11 @@ _TEXT_OPTIONS: tuple[OptionNames, ...] = (
     OptionNames("borehole_columns", ("inputs.borehole_columns",),
                 ("labels --borehole-column", "validate --borehole-column")),
     OptionNames("inventories", ("inputs.inventories",), ("labels --inventory",)),
+    OptionNames("tracks", ("inputs.tracks",), ("labels --track", "kinematics --track")),
+    OptionNames("outlines", ("inputs.outlines",), ("labels --outlines", "kinematics --outlines")),
+    # the kinematics step's output, which the pipeline hands to its labels step
+    OptionNames("kinematics", (), ("labels --kinematics",)),
+    OptionNames("id_column", (), ("labels --id-column",)),
     OptionNames("landcover", ("inputs.landcover",), ("predict --landcover",)),
     OptionNames("permos_coords", (), ("labels --permos-coords",)),
 )

@@ -19,14 +19,27 @@ Rules (see ``docs/labels.md`` for the reasoning and references):
 One concept per module: :mod:`~permafrost.labels.activity` (activity values -> labels, InSAR
 evidence), :mod:`~permafrost.labels.sampling` (rock glaciers and boreholes -> points),
 :mod:`~permafrost.labels.fusion` (one label per cell, :class:`LabelSet` and its summary) and
-:mod:`~permafrost.labels.holdout` (spatial hold-out blocks).  Their public names are re-exported
+:mod:`~permafrost.labels.holdout` (spatial hold-out blocks) and
+:mod:`~permafrost.labels.accounting` (every candidate label kept, held out or dropped; what
+InSAR changed; the labels' covariates against the landscape's).  Their public names are re-exported
 here.  Reading the inputs from files and writing the labels is the workflow
 :func:`permafrost.workflows.labels.labels_from_files`.
 """
 
 # re-exported: `from permafrost.labels import X` works for every public name of the modules
 # (names beyond __all__ are the ones the CLI, the pipeline steps and tests import)
-from permafrost.labels.activity import ACTIVITY_LABELS, combine_activity, rock_glacier_labels
+from permafrost.labels.accounting import (
+                                      account_candidates,
+                                      covariate_quantiles,
+                                      insar_changes,
+)
+from permafrost.labels.activity import (
+                                      ACTIVITY_LABELS,
+                                      RG_ID_COLUMNS,
+                                      combine_activity,
+                                      inventories_with_evidence,
+                                      rock_glacier_labels,
+)
 from permafrost.labels.fusion import (  # noqa: F401
                                       OUTPUT_COLUMNS,
                                       SOURCE_RANK,
@@ -54,6 +67,11 @@ __all__ = [
     "fuse_labels",
     "build_labels",
     "combine_activity",
+    "inventories_with_evidence",
+    "RG_ID_COLUMNS",
+    "account_candidates",
+    "insar_changes",
+    "covariate_quantiles",
     "holdout_split",
     "apply_holdout",
     "holdout_block_size",

@@ -27,6 +27,13 @@ _INTACT = ("active", "transitional", "intact", "inactive")
 _RELICT = ("relict", "fossil")
 _KIN_DECIDED = ("active", "transitional", "intact", "relict")
 
+#: the columns a rock glacier id is looked for in (case-insensitive, first found), when no
+#: id column is named
+RG_ID_COLUMNS = ("rg_id", "id", "pk", "name")
+
+#: the columns :func:`combine_activity` adds
+EVIDENCE_COLUMNS = ("activity_evidence", "activity_source", "insar_change", "insar_reason")
+
 
 def _weigh_activity(inv: str | None, kin: str, why: str) -> tuple[str, str, str, str]:
     """(class, source, insar_change, insar_reason) of one outline; see :func:`combine_activity`."""
@@ -125,6 +132,92 @@ def combine_activity(
     return out
 
 
+def _id_column(gdf: gpd.GeoDataFrame) -> str | None:
+    lower = {str(c).lower(): c for c in gdf.columns}
+    return next((lower[c] for c in RG_ID_COLUMNS if c in lower), None)
+
+
+def inventories_with_evidence(
+    combined: gpd.GeoDataFrame,
+    inventories: list[gpd.GeoDataFrame],
+    activity_column: str,
+) -> list[gpd.GeoDataFrame]:
+    """The inventories to label from when InSAR ran on separate outlines.
+
+    ``combined`` is :func:`combine_activity` of the kinematics of an outline file that is
+    not the first inventory (e.g. a newer mapping of the same rock glaciers).  Every
+    inventory gets the ``activity_evidence`` column: its own activity, weighed against
+    InSAR by :func:`combine_activity` (the same rules, RGIK 2023) where its rock glacier
+    id (:data:`RG_ID_COLUMNS`) is also an outline's id; those outlines are then not counted
+    a second time.  Outlines that no inventory names come in first, with their InSAR-only
+    evidence (an ``uncertain`` one is then left out and counted by
+    :func:`permafrost.labels.build_labels`).
+
+    Parameters
+    ----------
+    combined : geopandas.GeoDataFrame
+        :func:`combine_activity` of the kinematics of the outlines;
+        ``attrs["source"]`` names the outline file.
+    inventories : list of geopandas.GeoDataFrame
+        The inventories, read (``attrs["source"]`` names each file).
+    activity_column : str
+        The inventories' activity column (case-insensitive).
+
+    Returns
+    -------
+    list of geopandas.GeoDataFrame
+        ``[outlines no inventory names (if any), *inventories]``, each with
+        ``activity_evidence`` (label them with ``activity_column="activity_evidence"``).
+
+    Raises
+    ------
+    ParameterError
+        An inventory has no ``activity_column``.
+
+    References
+    ----------
+    RGIK (2023). InSAR-based kinematic attribute in rock glacier inventories (version 4.0);
+    see :func:`combine_activity`.
+    """
+    kin_id = _id_column(combined)
+    kin_ids = combined[kin_id].astype(str).str.strip() if kin_id else None
+    taken: set[str] = set()
+    out = []
+    for inv in inventories:
+        path = inv.attrs.get("source")
+        lower = {str(c).lower(): c for c in inv.columns}
+        col = lower.get(activity_column.lower())
+        if col is None:
+            raise ParameterError(f"no activity column {activity_column!r} (columns: "
+                                 f"{', '.join(map(str, inv.columns))})", path=path,
+                                 param="activity_column",
+                                 fix="name the inventory's activity column with "
+                                     "{activity_column}")
+        evidence = inv[col].astype(object)
+        iid = _id_column(inv)
+        if kin_id and iid:
+            ids = inv[iid].astype(str).str.strip()
+            own = dict(zip(ids, inv[col]))
+            both = combined[kin_ids.isin(set(ids))].drop(
+                columns=[c for c in EVIDENCE_COLUMNS if c in combined.columns])
+            both = both.drop(columns=[c for c in both.columns
+                                      if str(c).lower() == activity_column.lower()])
+            both[activity_column] = both[kin_id].astype(str).str.strip().map(own)
+            weighed = combine_activity(both, inventory_column=activity_column)
+            kin = dict(zip(weighed[kin_id].astype(str).str.strip(),
+                           weighed["activity_evidence"]))
+            evidence = pd.Series(np.where(ids.isin(kin), ids.map(kin), evidence),
+                                 index=inv.index, dtype=object)
+            taken |= set(kin)
+        inv = inv.copy()
+        inv["activity_evidence"] = evidence
+        inv.attrs["source"] = path
+        out.append(inv)
+    rest = combined[~kin_ids.isin(taken)] if kin_id else combined
+    rest.attrs["source"] = combined.attrs.get("source")
+    return [rest, *out] if len(rest) else out
+
+
 # --------------------------------------------------------------------------- rock glaciers
 def _find_column(columns, name: str, *, path, what: str, fix: str) -> str:
     lower = {str(c).lower(): c for c in columns}
@@ -184,7 +277,7 @@ def rock_glacier_labels(
         ids = inventory[idc].astype(str).str.strip()
     else:
         lower = {str(c).lower(): c for c in inventory.columns}
-        idc = next((lower[c] for c in ("rg_id", "id", "pk", "name") if c in lower), None)
+        idc = next((lower[c] for c in RG_ID_COLUMNS if c in lower), None)
         ids = (inventory[idc].astype(str).str.strip() if idc is not None
                else pd.Series([str(i) for i in range(len(inventory))], index=inventory.index))
     dup = ids[ids.duplicated(keep=False)]

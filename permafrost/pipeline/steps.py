@@ -15,9 +15,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from permafrost.area import ZoneStatistics, compare_scenarios, method_sensitivity, reference_gate
 from permafrost.config import (
     BASELINE,
@@ -30,21 +27,13 @@ from permafrost.config import (
     scenario_delta_t,
     track_files,
 )
-from permafrost.cv import covariate_ranges
 from permafrost.defaults import CHUNK
 from permafrost.errors import DataError, format_message
-from permafrost.io.atomic import atomic_write_text
-from permafrost.io.boreholes import read_presence_table, read_table_rows
 from permafrost.io.rasters import RASTER_SUFFIXES
 from permafrost.io.results import read_json, write_json
-from permafrost.io.vectors import read_vector, write_vector
 from permafrost.kinematics import KinematicsConfig
 from permafrost.labels import (
     NoLabelsError,
-    apply_holdout,
-    combine_activity,
-    holdout_block_size,
-    holdout_split,
 )
 from permafrost.model_kinds import kind_params
 from permafrost.options import offset_bound
@@ -55,7 +44,7 @@ from permafrost.warming import cross_section_warning
 from permafrost.workflows.applicability import predict_with_applicability
 from permafrost.workflows.covariates import build_stack
 from permafrost.workflows.kinematics import run_kinematics
-from permafrost.workflows.labels import labels_from_files
+from permafrost.workflows.labels import LabelFiles, training_labels_from_files
 from permafrost.workflows.report import report_from_files
 from permafrost.workflows.stats import profile_from_files, stats_from_files, write_stats
 from permafrost.workflows.train import train_from_files
@@ -156,9 +145,9 @@ def _labels_inputs(cfg, ch):
             "borehole_columns": inp.borehole_columns.mapping(), "borehole_crs": inp.borehole_crs,
             "gtnp": inp.gtnp.model_dump() if inp.gtnp else None, "grid": _grid_raster(cfg),
             "dem": inp.dem,
+            # the labels' covariate quantiles against the landscape's (the accounting), and
             # the hold-out's block size follows the covariates' autocorrelation range
-            "covariates": inp.covariates if _holds_out(cfg) and cfg.train.block_size_m is None
-            else None}
+            "covariates": inp.covariates}
 
 
 def _labels_options(cfg, ch):
@@ -166,109 +155,14 @@ def _labels_options(cfg, ch):
     holdout = {"fraction": v.holdout_fraction, "block_m": v.holdout_block_m,
                "cv_block_m": cfg.train.block_size_m, "drops": "every source"} \
         if _holds_out(cfg) else None
-    return {"labels": cfg.labels.model_dump(mode="json"), "holdout": holdout}
+    # the covariates of the accounting's quantiles and of the hold-out's range
+    return {"labels": cfg.labels.model_dump(mode="json"), "holdout": holdout,
+            "features": cfg.train.features}
 
 
 def _holds_out(cfg: PipelineConfig) -> bool:
     return (cfg.validate_.enabled and cfg.validate_.holdout_fraction > 0
             and cfg.inputs.boreholes is not None and cfg.inputs.validation_boreholes is None)
-
-
-def _split_labels(cfg: PipelineConfig, labels, workdir: Path, seed: int):
-    """Hold out whole blocks (at least the CV block size): the training labels (every
-    source inside a held-out block dropped), the held-out boreholes (a file) and a summary.
-    """
-    src = cfg.inputs.boreholes
-    table = read_presence_table(src, **_borehole_options(cfg, src))
-    cov = None
-    if cfg.train.block_size_m is None:  # "auto": the covariates' range counts too
-        stack = build_stack(cfg.inputs.covariates, chunks=CHUNK)
-        cov = covariate_ranges(stack, cfg.train.features, seed=seed)
-    hold_m, cv_m, rule = holdout_block_size(labels.points, cv_block_m=cfg.train.block_size_m,
-                                            holdout_block_m=cfg.validate_.holdout_block_m,
-                                            seed=seed,
-                                            covariate_range_m=cov["median_m"] if cov else None)
-    split = holdout_split(labels.points, candidates=table, seed=seed, block_m=hold_m,
-                          fraction=cfg.validate_.holdout_fraction)
-    hold = split.holdout
-    training = apply_holdout(labels, split)
-    raw = None
-    if src.suffix.lower() == ".csv":  # the held-out rows of the input, as the table read them
-        raw, sep = read_table_rows(src, what="borehole table")
-    if raw is not None and len(raw) == len(table):
-        held = workdir / "boreholes_holdout.csv"
-        atomic_write_text(held, raw[hold].to_csv(index=False, sep=sep))
-    else:
-        held = workdir / "boreholes_holdout.gpkg"
-        vec = table if raw is not None else read_vector(src)
-        write_vector(vec[hold], held, layer="boreholes_holdout", style="boreholes")
-    write_vector(split.blocks, workdir / "holdout_blocks.gpkg", layer="holdout_blocks",
-                 style="holdout_blocks")
-    left = labels.points[~split.train]
-    pres = pd.to_numeric(table["presence"], errors="coerce")[hold]
-    info = {"block_m": hold_m, "cv_block_m": cv_m, "cv_block_rule": rule,
-            "covariate_ranges": cov,
-            "blocks_held_out": len(split.blocks), "blocks_with_boreholes": split.n_candidate_blocks,
-            "boreholes": int(hold.sum()), "boreholes_permafrost": int((pres == 1).sum()),
-            "boreholes_no_permafrost": int((pres == 0).sum()),
-            "dropped_from_training": {k: int(v) for k, v in
-                                      left["source"].value_counts().sort_index().items()},
-            "note": split.note}
-    return training, held, info
-
-
-_RG_ID_COLUMNS = ("rg_id", "id", "pk", "name")
-
-
-def _with_kinematic_evidence(combined, inventories, activity_column: str) -> list:
-    """The inventories to label from when the kinematics ran on separate ``outlines``.
-
-    Every inventory gets the ``activity_evidence`` column: its own activity, weighed against
-    InSAR by :func:`permafrost.labels.combine_activity` where its rock glacier id is also an
-    outline's id (those outlines are then not counted a second time).  Outlines that no
-    inventory names come in with their InSAR-only evidence (``uncertain`` is left out).
-    """
-
-    def id_col(gdf):
-        lower = {str(c).lower(): c for c in gdf.columns}
-        return next((lower[c] for c in _RG_ID_COLUMNS if c in lower), None)
-
-    kin_id = id_col(combined)
-    kin_ids = combined[kin_id].astype(str).str.strip() if kin_id else None
-    derived = ["activity_evidence", "activity_source", "insar_change", "insar_reason"]
-    taken: set[str] = set()
-    out = []
-    for path in inventories:
-        inv = read_vector(path)
-        lower = {str(c).lower(): c for c in inv.columns}
-        col = lower.get(activity_column.lower())
-        if col is None:
-            raise DataError(f"no activity column {activity_column!r} (columns: "
-                            f"{', '.join(map(str, inv.columns))})", path=path,
-                            field=activity_column, fix="set labels.activity_column")
-        evidence = inv[col].astype(object)
-        iid = id_col(inv)
-        if kin_id and iid:
-            ids = inv[iid].astype(str).str.strip()
-            own = dict(zip(ids, inv[col]))
-            both = combined[kin_ids.isin(set(ids))].drop(
-                columns=[c for c in derived if c in combined.columns])
-            both = both.drop(columns=[c for c in both.columns
-                                      if str(c).lower() == activity_column.lower()])
-            both[activity_column] = both[kin_id].astype(str).str.strip().map(own)
-            weighed = combine_activity(both, inventory_column=activity_column)
-            kin = dict(zip(weighed[kin_id].astype(str).str.strip(),
-                           weighed["activity_evidence"]))
-            evidence = pd.Series(np.where(ids.isin(kin), ids.map(kin), evidence),
-                                 index=inv.index, dtype=object)
-            taken |= set(kin)
-        inv = inv.copy()
-        inv["activity_evidence"] = evidence
-        inv.attrs["source"] = str(path)
-        out.append(inv)
-    rest = combined[~kin_ids.isin(taken)] if kin_id else combined
-    rest.attrs["source"] = combined.attrs.get("source")
-    return [rest, *out] if len(rest) else out
 
 
 def _labels_keeping_reasons(ctx: StepContext, fn, **kwargs):
@@ -310,46 +204,44 @@ def _borehole_options(cfg: PipelineConfig, path) -> dict:
 
 def _labels_run(ctx: StepContext):
     cfg, opts = ctx.config, ctx.config.labels
-    inventories = list(cfg.inputs.inventories)
-    activity_column = opts.activity_column
-    if opts.use_kinematics and "kinematics" in ctx.upstream:
-        kin = read_vector(ctx.upstream["kinematics"].output("kinematics"))
-        combined = combine_activity(kin, inventory_column=opts.activity_column)
-        write_vector(combined, ctx.workdir / "rock_glaciers_activity.gpkg", layer="rock_glaciers",
-                     style="rock_glaciers")
-        combined.attrs["source"] = str(_outlines(cfg))  # labels name the input outlines
-        # the kinematics output carries every outline of the first inventory
-        inventories = [combined, *inventories[1:]] if _outlines(cfg) == (inventories or [None])[0] \
-            else _with_kinematic_evidence(combined, inventories, opts.activity_column)
-        activity_column = "activity_evidence"
-    boreholes = [cfg.inputs.boreholes] if cfg.inputs.boreholes else []
-    holdout = None
-    ls = _labels_keeping_reasons(
-        ctx, labels_from_files,
-        inventories=inventories,
-        boreholes=boreholes,
+    wd = ctx.workdir
+    kin = ctx.upstream["kinematics"].output("kinematics") \
+        if opts.use_kinematics and "kinematics" in ctx.upstream else None
+    holds = _holds_out(cfg)
+    res = _labels_keeping_reasons(
+        ctx, training_labels_from_files,
+        out=wd / "labels.gpkg",
+        files=LabelFiles(labels=wd / "labels.gpkg", activity=wd / "rock_glaciers_activity.gpkg",
+                         holdout=wd / "boreholes_holdout.csv",
+                         holdout_blocks=wd / "holdout_blocks.gpkg",
+                         candidates=wd / "labels_candidates.csv",
+                         accounting=wd / "labels_accounting.json"),
+        inventories=list(cfg.inputs.inventories),
+        boreholes=[cfg.inputs.boreholes] if cfg.inputs.boreholes else [],
         gtnp=[(cfg.inputs.gtnp.csv, cfg.inputs.gtnp.metadata)] if cfg.inputs.gtnp else [],
-        grid=_grid_raster(cfg), dem=cfg.inputs.dem, out=ctx.workdir / "labels.gpkg",
+        grid=_grid_raster(cfg), dem=cfg.inputs.dem,
         borehole_columns=cfg.inputs.borehole_columns.mapping(),
         borehole_crs=cfg.inputs.borehole_crs,
-        activity_column=activity_column, sampling=opts.sampling, spacing_m=opts.spacing_m,
+        kinematics=kin, outlines=_outlines(cfg) if kin is not None else None,
+        holdout_fraction=cfg.validate_.holdout_fraction if holds else 0.0,
+        holdout_block_m=cfg.validate_.holdout_block_m, block_size=cfg.train.block_size_m,
+        seed=ctx.seed, covariates=cfg.inputs.covariates, features=cfg.train.features,
+        activity_column=opts.activity_column, sampling=opts.sampling, spacing_m=opts.spacing_m,
         borehole_weight=opts.borehole_weight, rock_glacier_weight=opts.rock_glacier_weight,
     )
-    if _holds_out(cfg):  # labels of every source, then whole blocks held out of training
-        ls, holdout, held_info = _split_labels(cfg, ls, ctx.workdir, ctx.seed)
-        write_vector(ls.points, ctx.workdir / "labels.gpkg", layer="labels", style="labels")
-        for name, df in (("summary", ls.summary), ("dropped", ls.dropped)):
-            atomic_write_text(ctx.workdir / f"labels_{name}.csv", df.to_csv(index=False))
+    ls, held_info = res.labels, res.holdout
+    _rewrite_portable(wd / "labels_accounting.json", cfg)
     pts = ls.points
     summary = {"points": len(pts), "permafrost": int((pts["label"] == 1).sum()),
                "no_permafrost": int((pts["label"] == 0).sum()),
                "by_source": {k: int(v) for k, v in pts["source"].value_counts().items()},
                "dropped": len(ls.dropped), "conflicts": len(ls.conflicts)}
-    outputs = {"labels": "labels.gpkg", "summary": "labels_summary.csv"}
-    if (ctx.workdir / "rock_glaciers_activity.gpkg").exists():
+    outputs = {"labels": "labels.gpkg", "summary": "labels_summary.csv",
+               "candidates": "labels_candidates.csv", "accounting": "labels_accounting.json"}
+    if "activity" in res.files:
         outputs["activity"] = "rock_glaciers_activity.gpkg"
-    if holdout is not None:
-        outputs["holdout"] = holdout.name
+    if held_info is not None:
+        outputs["holdout"] = res.files["holdout"].name
         outputs["holdout_blocks"] = "holdout_blocks.gpkg"
         summary["held_out_boreholes"] = held_info["boreholes"]
         summary["holdout"] = held_info

@@ -23,6 +23,7 @@ from permafrost.io.results import read_json, write_json
 from permafrost.io.vectors import read_vector
 from permafrost.kinematics import summarise
 from permafrost.report import render_report, report_json
+from permafrost.workflows.labels import accounting_file
 
 __all__ = ["report_from_files"]
 
@@ -161,7 +162,9 @@ def report_from_files(
     model : path-like, optional
         Model directory or its ``metadata.json``.
     labels : path-like, optional
-        Labelled points (vector with a ``label`` column).
+        Labelled points (vector with a ``label`` column); the ``<stem>_accounting.json``
+        beside them (``permafrost labels``, the pipeline's labels step) becomes the
+        bundle's ``labels_accounting``.
     provenance : path-like, optional
         A JSON manifest.
     scenarios : mapping, optional
@@ -198,7 +201,8 @@ def report_from_files(
     check_outputs(
         [Output(out_html, "--out", what="HTML report"),
          Output(out_json, "--out-json", what="JSON report")],
-        {"--pzi": pzi, "--dem": dem, "--stats": stats, "--model": model, "--labels": labels,
+        {"--pzi": pzi, "--dem": dem, "--stats": stats, "--model": model,
+         "--labels": [labels] + ([accounting_file(labels)] if labels else []),
          "--validation": [validation] + ([Path(validation) / "validation.json"]
                                          if validation and Path(validation).is_dir() else []),
          "--provenance": provenance, "--scenario": scenarios,
@@ -259,6 +263,11 @@ def report_from_files(
                        "label": gdf["label"].astype(int).tolist(),
                        "source": (gdf["source"].astype(str).tolist() if "source" in gdf.columns
                                   else None)}
+        # every candidate label kept, held out or dropped, the weights, what InSAR changed
+        # and the covariate quantiles (permafrost.workflows.labels, beside the labels)
+        acc = accounting_file(labels)
+        if acc.exists():
+            b["labels_accounting"] = read_json(acc)
     if applicability:
         b["applicability"] = read_json(applicability)
     if scenarios:
