@@ -34,8 +34,14 @@ from rasterio.warp import transform_bounds
 
 from permafrost.area.zones import ZONE_CODES
 from permafrost.errors import InputFileError
-from permafrost.io.tiles import (MERCATOR_HALF_M, TILE_SIZE, RasterTiles, encode_png,
-                                 tile_centre_lat, vector_geojson)
+from permafrost.io.tiles import (
+    MERCATOR_HALF_M,
+    TILE_SIZE,
+    RasterTiles,
+    encode_png,
+    tile_centre_lat,
+    vector_geojson,
+)
 from permafrost.report import AGREEMENT_COLOURS, ZONE_COLOURS
 from permafrost.validation import agreement_file_name
 
