@@ -74,12 +74,13 @@ class RasterLayer:
     cmap: str | None = None
     vmin: float = 0.0
     vmax: float = 1.0
-    classes: dict[int, tuple[str, str]] = field(default_factory=dict)  # code -> (name, #rgb)
+    #: code -> (name, "#rrggbb"; None: named but transparent)
+    classes: dict[int, tuple[str, str | None]] = field(default_factory=dict)
 
     def legend(self) -> dict:
         if self.classes:
             return {"classes": [{"value": k, "label": n, "colour": c}
-                                for k, (n, c) in sorted(self.classes.items())]}
+                                for k, (n, c) in sorted(self.classes.items()) if c is not None]}
         if self.cmap is None:
             return {}
         lut = _lut(self.cmap)
@@ -227,7 +228,8 @@ def open_run(run_dir: str | os.PathLike, *, dem: str | os.PathLike | None = None
     base_name = runs[0].name
     base_pzi = None
     pzi_ramp = {"cmap": "YlGnBu", "vmin": 0.0, "vmax": 1.0}
-    zone_classes = {ZONE_CODES[n]: (n, c) for n, c in ZONE_COLOURS.items()}
+    # code 0 ("none": PZI below the lowest zone) is named but not drawn, as in the report
+    zone_classes = {0: ("none", None), **{ZONE_CODES[n]: (n, c) for n, c in ZONE_COLOURS.items()}}
     for d in runs:
         outs = manifests[d.name].get("outputs", {})
         name = d.name
@@ -331,6 +333,8 @@ def _colour(layer: RasterLayer, values: np.ndarray) -> np.ndarray:
     ok = np.isfinite(values)
     if layer.classes:
         for code, (_, col) in layer.classes.items():
+            if col is None:  # named, not drawn
+                continue
             m = ok & (values == code)
             rgba[m, :3] = _hex(col)
             rgba[m, 3] = 255
@@ -351,7 +355,10 @@ def _hillshade(dem: np.ndarray, z: int, y: int) -> np.ndarray:
     px = 2 * MERCATOR_HALF_M / 2 ** z / TILE_SIZE * math.cos(math.radians(tile_centre_lat(z, y)))
     zf = np.where(np.isfinite(dem), dem, np.nanmean(dem) if np.isfinite(dem).any() else 0.0)
     hs = LightSource(*HILLSHADE_AZ_ALT).hillshade(zf, vert_exag=1.0, dx=px, dy=px)
-    return np.where(np.isfinite(dem), hs, np.nan)[1:-1, 1:-1]
+    ok = np.isfinite(dem)
+    # a slope needs its neighbours: no shade on the edge cells of the DEM
+    ok[1:-1, 1:-1] &= ok[:-2, 1:-1] & ok[2:, 1:-1] & ok[1:-1, :-2] & ok[1:-1, 2:]
+    return np.where(ok, hs, np.nan)[1:-1, 1:-1]
 
 
 #: a fully transparent tile (a tile that misses the layer)
