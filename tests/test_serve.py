@@ -340,6 +340,10 @@ def test_requests_outside_the_run_are_refused_and_nothing_outside_is_read(server
     c.request("GET", "/", headers={"Host": "attacker.example"})
     assert c.getresponse().status == 403
     c.close()
+    # another address only when asked for, and then any Host is answered
+    remote = make_server(run, host="0.0.0.0", port=0, allow_remote=True)
+    assert not remote.local_only
+    remote.server_close()
 
 
 def _browse(url: str, tmp: Path) -> tuple[str, str]:

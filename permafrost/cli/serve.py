@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from permafrost.cli._app import app, bounded, console, err_console
+from permafrost.cli._app import app, bounded, console, err_console, state
 
 
 @app.command("serve")
@@ -21,14 +21,14 @@ def serve_cmd(
                                            "maps are then served to other machines."),
     dem: Path | None = typer.Option(None, "--dem",
                                     help="DEM for the hillshade (default: the run's DEM)."),
-    verbose: bool = typer.Option(False, "-v", "--verbose", help="Log every request."),
 ) -> None:
     """Serve the run's maps (PZI, zones, uncertainty, scenarios and their change, priors,
-    agreement, labels, kinematics) over a hillshade in a browser; read-only, offline."""
+    agreement, labels, kinematics) over a hillshade in a browser; read-only, offline.
+    With -v every request is logged."""
     from permafrost.workflows.serve import is_local_host, make_server
 
     server = make_server(run_dir, host=host, port=port, allow_remote=allow_remote, dem=dem,
-                         verbose=verbose)
+                         verbose=state.verbose > 0)
     h, p = server.server_address[:2]
     if not is_local_host(host):
         err_console.print(f"[bold yellow]Warning:[/] serving {run_dir} on {h}:{p}, reachable "
