@@ -29,6 +29,7 @@ from permafrost.report import AGREEMENT_COLOURS, ZONE_COLOURS
 from permafrost.workflows.serve import STATIC_FILES, make_server, serve_in_thread
 from permafrost.workflows.viewer import open_run
 
+ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 TO_MERC = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
 TO_LONLAT = Transformer.from_crs("EPSG:3857", "EPSG:4326", always_xy=True)
@@ -70,6 +71,17 @@ def test_not_a_run_folder_and_a_public_host_are_refused(tmp_path):
         make_server(tmp_path, host="0.0.0.0", port=0)
     res = runner.invoke(app, ["serve", str(tmp_path), "--port", "70000"])
     assert res.exit_code == 2 and "port" in res.output
+
+
+def test_the_wheel_packages_the_static_files():
+    """hatch puts the whole permafrost/ folder (data files too) in the wheel: nothing may
+    narrow it (only-include, exclude) without keeping permafrost/static."""
+    import tomllib
+
+    wheel = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"][
+        "targets"]["wheel"]
+    assert wheel["packages"] == ["permafrost"]
+    assert not {"only-include", "exclude", "include"} & set(wheel)
 
 
 def test_the_page_and_leaflet_ship_with_the_package_and_name_no_other_host():
@@ -293,8 +305,6 @@ def test_the_point_endpoint_gives_rasterios_values_at_the_point(server):
         assert _get(srv, "/api/point?" + q)[0] == 400
 
 
-ROOT = Path(__file__).resolve().parents[1]
-
 HOSTILE = [
     "/../pyproject.toml", "/static/../../../pyproject.toml", "/static/..%2f..%2fpyproject.toml",
     "/%2e%2e/%2e%2e/etc/passwd", "/%2E%2E/outside/secret.txt", "/static/%2e%2e/viewer.js",
@@ -364,7 +374,7 @@ def test_the_viewer_in_headless_chromium(server, tmp_path):
     port = srv.server_address[1]
     lat, lon = 38.4711, 99.0317
     url = (f"http://127.0.0.1:{port}/?layer=baseline.pzi&compare=plus1.change"
-           f"&at={lat},{lon}")
+           f"&vectors=labels,kinematics&at={lat},{lon}")
     dom, log = _browse(url, tmp_path)
     console = [ln for ln in log.splitlines() if "CONSOLE" in ln]
     assert console == []
@@ -391,6 +401,13 @@ def test_the_viewer_in_headless_chromium(server, tmp_path):
         ref = float(next(s.sample([(lon, lat)]))[0])
     assert float(shown["baseline.pzi"]) == pytest.approx(ref, abs=1e-7)
     assert "0.5" in dom and "PZI · baseline" in dom  # the legend
+    # the labels (circles) and kinematics outlines are drawn: one SVG path per feature, and
+    # the clicked point's circle
+    n_labels = len(json.loads(_get(srv, "/vectors/labels.geojson")[1])["features"])
+    n_kin = len(json.loads(_get(srv, "/vectors/kinematics.geojson")[1])["features"])
+    paths = re.findall(r'<path[^>]*class="leaflet-interactive"', dom)
+    assert n_labels > 100 and n_kin > 100
+    assert len(paths) == n_labels + n_kin + 1
 
 
 def test_png_tiles_are_compressed():  # the encoder's IDAT is zlib data of filtered rows

@@ -2,8 +2,8 @@
  *
  * Layers come from /api/layers; raster tiles from /tiles/ID/Z/X/Y.png; vectors from
  * /vectors/ID.geojson; a click asks /api/point for the value of every raster layer there.
- * URL parameters: ?layer=ID&compare=ID&at=LAT,LON (open with these layers, and the values
- * at that point, as after a click there).
+ * URL parameters: ?layer=ID&compare=ID&vectors=ID,ID&at=LAT,LON (open with these layers,
+ * and the values at that point, as after a click there).
  * The page's API: window.pfViewer = {map, ready, showValuesAt(lat, lon), setLayer(id),
  * setCompare(id)}.
  */
@@ -191,6 +191,8 @@
     $("pf-opacity").addEventListener("input", (ev) => {
       for (const l of [top, under]) if (l) l.setOpacity(parseFloat(ev.target.value));
     });
+    const wanted = (params.get("vectors") || "").split(",");
+    const shown = [];
     for (const v of info.vectors) {
       const lab = document.createElement("label");
       const box = document.createElement("input");
@@ -198,15 +200,21 @@
       lab.append(box, document.createTextNode(" " + v.title));
       $("pf-vectors").appendChild(lab);
       let layer = null;
-      box.addEventListener("change", async () => {
+      const toggle = async () => {
         if (box.checked) {
           layer = layer || await vector(v);
           layer.addTo(map);
         } else if (layer) {
           map.removeLayer(layer);
         }
-      });
+      };
+      box.addEventListener("change", toggle);
+      if (wanted.includes(v.id)) {
+        box.checked = true;
+        shown.push(toggle());
+      }
     }
+    await Promise.all(shown);
     const at = params.get("at");
     if (at) {
       const [lat, lon] = at.split(",").map(Number);
