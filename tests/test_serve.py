@@ -372,6 +372,9 @@ def _browse(url: str, tmp: Path) -> tuple[str, str]:
 def test_the_viewer_in_headless_chromium(server, tmp_path):
     srv, run, _, _ = server
     port = srv.server_address[1]
+    # negative control: an error in the page reaches the log the test reads
+    _, bad_log = _browse(f"http://127.0.0.1:{port}/?at=north,east", tmp_path)
+    assert any("CONSOLE" in ln and "Invalid LatLng" in ln for ln in bad_log.splitlines())
     lat, lon = 38.4711, 99.0317
     url = (f"http://127.0.0.1:{port}/?layer=baseline.pzi&compare=plus1.change"
            f"&vectors=labels,kinematics&at={lat},{lon}")
