@@ -310,6 +310,7 @@ HOSTILE = [
     "/%2e%2e/%2e%2e/etc/passwd", "/%2E%2E/outside/secret.txt", "/static/%2e%2e/viewer.js",
     "/tiles/..%2Fplus2/12/0/0.png", "/vectors/..%2f..%2foutside%2fsecret.geojson",
     "/./api/layers", "/static/.hidden", "/..\\..\\etc\\passwd", "/static/images/../../x",
+    "/%2fetc%2fpasswd", "http://127.0.0.1/../pyproject.toml", "/tiles/baseline.pzi%00/1/1/1.png",
 ]
 
 
