@@ -14,7 +14,8 @@
   const params = new URLSearchParams(window.location.search);
   const map = L.map("pf-map", {zoomControl: true, attributionControl: false});
   const comparePane = map.createPane("pf-compare");
-  comparePane.style.zIndex = 450;
+  // above the tile pane (200: hillshade, top layer), below the vectors' overlay pane (400)
+  comparePane.style.zIndex = 250;
   let info = null, top = null, under = null, marker = null, bounds = null;
   let loaded = 0, failed = 0;
 
