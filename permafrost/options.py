@@ -299,6 +299,10 @@ BOUNDS: tuple[Bound, ...] = (
           f"at least one pixel; {_KIN}", cli=("kinematics --min-valid-pixels",)),
     Bound("min_valid_fraction", float, 0.0, 1.0, "-",
           f"a fraction; {_KIN}", cli=("kinematics --min-valid-fraction",)),
+    # ---- serve
+    Bound("port", int, 0, 65_535, "-",
+          "a TCP port: 0 lets the system pick a free one; 65535 is the largest",
+          cli=("serve --port",)),
 )
 
 _BY_NAME = {b.name: b for b in BOUNDS}

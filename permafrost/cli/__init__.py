@@ -25,6 +25,7 @@ try:
         report,  # noqa: F401,E402
         run,  # noqa: F401,E402
         scenarios,  # noqa: F401,E402
+        serve,  # noqa: F401,E402
         stats,  # noqa: F401,E402
         train,  # noqa: F401,E402
         validate,  # noqa: F401,E402

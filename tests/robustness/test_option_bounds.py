@@ -79,6 +79,7 @@ def _base_args(command: str, tmp) -> list:
         "labels": ["labels", "--out", tmp / "labels.gpkg"],
         "kinematics": ["kinematics", "--track", tmp / "asc", "--outlines", tmp / "o.gpkg",
                        "--out", tmp / "kin.gpkg"],
+        "serve": ["serve", tmp / "run"],
     }[command]
 
 
