@@ -16,8 +16,8 @@ What :func:`open_run` finds in a run folder (``permafrost run`` output, marked b
 Every file written by the run must resolve (symbolic links followed) inside the run folder:
 one that does not is left out and listed in :attr:`RunLayers.refused`.
 
-Colours are the report's (:mod:`permafrost.report`): PZI ``YlGnBu`` 0–1, uncertainty
-``OrRd`` 0–max, change ``RdBu`` −1–1, the zone colours and the agreement colours.
+Colours are the report's and the QGIS styles' (:mod:`permafrost.styles`): PZI ``YlGnBu``
+0–1, uncertainty ``OrRd`` 0–max, change ``RdBu`` −1–1, the zone and agreement colours.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ from permafrost.io.tiles import (
     tile_centre_lat,
     vector_geojson,
 )
-from permafrost.report import AGREEMENT_COLOURS, ZONE_COLOURS
+from permafrost.styles import AGREEMENT_CLASSES as AGREEMENT_COLOURS
+from permafrost.styles import RAMPS, ZONE_COLOURS
 from permafrost.validation import agreement_file_name
 
 __all__ = ["RasterLayer", "VectorLayer", "RunLayers", "open_run", "render_tile",
@@ -227,9 +228,11 @@ def open_run(run_dir: str | os.PathLike, *, dem: str | os.PathLike | None = None
     manifests = {d.name: json.loads((d / "manifest.json").read_text()) for d in runs}
     base_name = runs[0].name
     base_pzi = None
-    pzi_ramp = {"cmap": "YlGnBu", "vmin": 0.0, "vmax": 1.0}
+    pzi_ramp = {"cmap": RAMPS["pzi"].name, "vmin": RAMPS["pzi"].vmin,
+                "vmax": RAMPS["pzi"].vmax}
     # code 0 ("none": PZI below the lowest zone) is named but not drawn, as in the report
-    zone_classes = {0: ("none", None), **{ZONE_CODES[n]: (n, c) for n, c in ZONE_COLOURS.items()}}
+    zone_classes = {0: ("none", None), **{ZONE_CODES[n]: (n, c) for n, c in ZONE_COLOURS.items()
+                                          if n != "none"}}
     for d in runs:
         outs = manifests[d.name].get("outputs", {})
         name = d.name
@@ -246,7 +249,8 @@ def open_run(run_dir: str | os.PathLike, *, dem: str | os.PathLike | None = None
             elif base_pzi is not None:
                 rasters[f"{name}.change"] = RasterLayer(
                     f"{name}.change", f"Change · {name} − {base_name}", name, "change", "-",
-                    (pzi, base_pzi), cmap="RdBu", vmin=-1.0, vmax=1.0)
+                    (pzi, base_pzi), cmap=RAMPS["change"].name, vmin=RAMPS["change"].vmin,
+                    vmax=RAMPS["change"].vmax)
         zones = out("zones")
         if zones is not None:
             rasters[f"{name}.zones"] = RasterLayer(f"{name}.zones", f"Zones · {name}", name,
@@ -256,7 +260,8 @@ def open_run(run_dir: str | os.PathLike, *, dem: str | os.PathLike | None = None
         if unc is not None:
             rasters[f"{name}.uncertainty"] = RasterLayer(
                 f"{name}.uncertainty", f"Uncertainty · {name}", name, "uncertainty", "-",
-                (unc,), cmap="OrRd", vmin=0.0, vmax=_max_of(unc))
+                (unc,), cmap=RAMPS["uncertainty"].name, vmin=RAMPS["uncertainty"].vmin,
+                vmax=_max_of(unc))
         if name == base_name:
             for key, kind, title, cols in (("labels", "labels", "Labels", LABEL_COLUMNS),
                                            ("kinematics", "kinematics", "Kinematics",
