@@ -35,7 +35,7 @@ def test_mypy_passes_on_the_package():
 def test_mypy_reports_a_type_error(tmp_path):
     """The configuration does not silence everything: a wrong type in a module is reported."""
     bad = tmp_path / "bad.py"
-    bad.write_text("from permafrost.styles import NODATA\nx: str = 1\n")
+    bad.write_text("from permafrost.styles import ZONE_NODATA\nx: str = 1\n")
     proc = subprocess.run(
         [sys.executable, "-m", "mypy", str(bad), "--config-file", str(ROOT / "pyproject.toml"),
          "--cache-dir", str(ROOT / ".mypy_cache"), "--no-error-summary"],
