@@ -517,7 +517,7 @@ def _bin_index(values: np.ndarray, inner: np.ndarray) -> np.ndarray:
 
 
 def label_support(ds: xr.Dataset, features: Sequence[str], pzi: xr.DataArray,
-                  label_values: np.ndarray, label_sources: Sequence[str], *,
+                  label_values: np.ndarray, label_sources: Sequence[str] | np.ndarray, *,
                   landcover: xr.DataArray | None = None,
                   label_classes: np.ndarray | None = None,
                   class_names: Mapping[int, str] | None = None,
