@@ -54,8 +54,8 @@ import logging
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np

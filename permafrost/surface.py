@@ -641,7 +641,7 @@ def _compose(parts, reports, oofs, indicators, references, route, name, numeric,
                       "of their cell",
         "labels": counts, "parts": level, "prediction_rule": rule, "warnings": warnings}
     first = next(iter(parts.values())).metadata
-    ranges = {}
+    ranges: dict[str, list[float]] = {}
     for m in pmeta.values():
         for f, (lo, hi) in m.get("training", {}).get("ranges", {}).items():
             if f in numeric:

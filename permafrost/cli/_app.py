@@ -20,7 +20,7 @@ import sys
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup, TyperOption
@@ -28,6 +28,9 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 from permafrost import __version__
 from permafrost.errors import ParameterError, PermafrostError
 from permafrost.options import for_cli
+
+if TYPE_CHECKING:  # rich is imported when first needed (start-up time)
+    from rich.console import Console
 
 __all__ = ["app", "console", "err_console", "state", "emit_json", "write_json_or_stdout",
            "make_table", "bounded", "crs_option", "scheduler_option", "complete_devices",
@@ -44,7 +47,7 @@ class _LazyConsole:
 
     def __init__(self, *, stderr: bool) -> None:
         self._stderr = stderr
-        self._console = None
+        self._console: Console | None = None
 
     def _get(self):
         if self._console is None:

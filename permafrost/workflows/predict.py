@@ -508,6 +508,7 @@ def _block_task(model, cov_blocks, mask_block, window, transform, device, uncert
     computes from the same covariate block); returns its counts."""
     cov_blocks = [np.asarray(c) for c in cov_blocks]
     block = np.stack([np.asarray(c, dtype=np.float32) for c in cov_blocks])
+    excluded: np.ndarray | None
     if isinstance(mask_block, Shapes):
         excluded = burn(mask_block, Affine(*transform[:6]), window, dtype="uint8").astype(bool)
     else:
