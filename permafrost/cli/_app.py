@@ -167,7 +167,7 @@ def complete_scenarios(ctx: typer.Context, incomplete: str) -> list[str]:
     import shlex
     import tomllib
 
-    path: str | None = (ctx.params or {}).get("pipeline")
+    path: str | os.PathLike | None = (ctx.params or {}).get("pipeline")
     if path is None:  # "run FILE --scenario <TAB>": Click leaves the parameters unparsed
         words = os.environ.get("_TYPER_COMPLETE_ARGS") or os.environ.get("COMP_WORDS") or ""
         try:
