@@ -66,7 +66,8 @@ def _tile(XT, r0, m, feat, thr, dright, used, keep, leaves, acc, alive, ones):  
                     alive[i] &= km if col[i] >= th else ones
         lv = leaves[t]
         for i in range(m):  # the exit leaf: the leftmost one still alive
-            acc[i] = acc[i] + lv[trailing_zeros(alive[i])]
+            # numba's intrinsic is typed as its Python side (typingctx, src); jitted, it takes src
+            acc[i] = acc[i] + lv[trailing_zeros(alive[i])]  # type: ignore[call-arg]
 
 
 @numba.njit(nogil=True, cache=True)

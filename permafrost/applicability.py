@@ -286,14 +286,14 @@ class BlockCheck:
         r0, c0, h, w = window
         native = [np.asarray(blocks[k]) for k in self.order]
         out: dict[str, np.ndarray] = {}
-        if self.lo is not None:
+        if self.lo is not None and self.hi is not None:  # set together
             out["bits"] = outside_range(np.stack(native), self.lo, self.hi,
                                         valid=np.isfinite(pzi), codes=self.codes)
         if self.grid is not None:
             out["area"] = cell_areas(self.grid, slice(r0, r0 + h), slice(c0, c0 + w))
         for i in self.keep:
             out[f"x{i}"] = native[i]
-        if self.label_rows is not None:
+        if self.label_rows is not None and self.label_cols is not None:  # set together
             r, c = self.label_rows, self.label_cols
             idx = np.flatnonzero((r >= r0) & (r < r0 + h) & (c >= c0) & (c < c0 + w))
             vals = np.empty((len(idx), 1 + len(self.keep)))
@@ -517,7 +517,7 @@ def _bin_index(values: np.ndarray, inner: np.ndarray) -> np.ndarray:
 
 
 def label_support(ds: xr.Dataset, features: Sequence[str], pzi: xr.DataArray,
-                  label_values: np.ndarray, label_sources: Sequence[str], *,
+                  label_values: np.ndarray, label_sources: Sequence[str] | np.ndarray, *,
                   landcover: xr.DataArray | None = None,
                   label_classes: np.ndarray | None = None,
                   class_names: Mapping[int, str] | None = None,
@@ -693,6 +693,7 @@ def label_support(ds: xr.Dataset, features: Sequence[str], pzi: xr.DataArray,
     sources = sorted({str(s) for s in src})
     surface = None
     if landcover is not None:
+        assert lcodes is not None  # a land cover comes with the labels' classes (checked above)
         classes = []
         for c in sorted(class_area):
             m = lcodes == c

@@ -189,9 +189,9 @@ def compile_booster(booster, *, max_depth: int = MAX_DEPTH) -> CompiledTrees:
     U = np.zeros((len(parsed), n_inner), dtype=np.bool_)
     L = np.zeros((len(parsed), n_leaf), dtype=np.float32)
     for ti, (left, right, cond, feat, dl) in enumerate(parsed):
-        stack = [(0, 0, 0)]  # (xgboost node, padded slot, level)
-        while stack:
-            k, s, lev = stack.pop()
+        nodes = [(0, 0, 0)]  # (xgboost node, padded slot, level)
+        while nodes:
+            k, s, lev = nodes.pop()
             if left[k] < 0:  # leaf: its value over every leaf slot of its subtree
                 span = 2 ** (depth - lev)
                 first = (s + 1) * span - 1 - n_inner  # leftmost descendant leaf slot
@@ -201,7 +201,7 @@ def compile_booster(booster, *, max_depth: int = MAX_DEPTH) -> CompiledTrees:
             T[ti, s] = cond[k]
             DL[ti, s] = bool(dl[k])
             U[ti, s] = True
-            stack += [(int(left[k]), 2 * s + 1, lev + 1), (int(right[k]), 2 * s + 2, lev + 1)]
+            nodes += [(int(left[k]), 2 * s + 1, lev + 1), (int(right[k]), 2 * s + 2, lev + 1)]
     return CompiledTrees(F, T, DL, L, depth, base, n_features, used=U)
 
 

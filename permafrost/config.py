@@ -643,8 +643,9 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 #: names of entries of output_dir that a scenario directory must not shadow
 _RESERVED = {"steps", "report.html", "report.json", REFERENCE}
 
-_OPTION_SECTIONS = {"labels": LabelsOptions, "train": TrainOptions, "predict": PredictOptions,
-                    "stats": StatsOptions}
+_OPTION_SECTIONS: dict[str, type[BaseModel]] = {
+    "labels": LabelsOptions, "train": TrainOptions, "predict": PredictOptions,
+    "stats": StatsOptions}
 
 
 def _check_scenarios(cfg: PipelineConfig, path: Path) -> None:

@@ -380,14 +380,14 @@ def pisr_da(dem: xr.DataArray, *, transmissivity: float | None = 0.7, shading: b
         halo = int(np.ceil(shading_distance_m / float(min(np.min(dx), np.min(dy)))))
         halo = min(halo, min(min(z.chunks[0]), min(z.chunks[1])))
 
-        def block(zb, sb, ab, lb, xb, yb):
+        def shaded_block(zb, sb, ab, lb, xb, yb):
             hz = solar.horizon_angles(zb, dx=xb, dy=yb, n_directions=n_directions,
                                       max_distance_m=shading_distance_m)
             return solar.pisr_annual(sb, ab, lb, elevation_m=zb, transmissivity=transmissivity,
                                      day_step=day_step, time_step_h=time_step_h,
                                      horizon_deg=hz)
 
-        out = da.map_overlap(block, z, slp, asp, lat_full, dxa, dya, depth=halo,
+        out = da.map_overlap(shaded_block, z, slp, asp, lat_full, dxa, dya, depth=halo,
                              boundary="nearest", dtype=np.float64, trim=True)
     out = da.where(da.isnan(z), np.nan, out).astype(np.float32)
     return _wrap(out, grid, name, attrs)

@@ -585,7 +585,7 @@ def make_folds(y, *, n_splits: int = 5, groups=None, seed: int = 0,
 
 def summarise_folds(per_fold: list[dict]) -> dict:
     """Mean, standard deviation, min and max of each metric over folds (undefined ones skipped)."""
-    out = {}
+    out: dict[str, dict[str, float | None]] = {}
     for m in METRICS:
         v = np.array([f[m] for f in per_fold], dtype=np.float64)
         v = v[np.isfinite(v)]

@@ -89,6 +89,8 @@ Haeberli, W. et al. (2006). Permafrost creep and rock glacier dynamics. Permafro
 
 from __future__ import annotations
 
+from typing import Literal
+
 __all__ = ["BOREHOLE_WEIGHT", "ROCK_GLACIER_WEIGHT", "CHUNK", "BLOCK_CELLS", "auto_block_rows",
            "CALIBRATION", "BOOTSTRAP_RESAMPLES", "CI_LEVEL", "SITE_M", "LEVEL",
            "MIN_IN_SITU_LABELS", "MIN_IN_SITU_PER_CLASS", "SURFACE_MIN_INSITU",
@@ -103,9 +105,9 @@ CHUNK: int = 1024
 #: Cells in a stripe of whole rows when ``block_rows`` is not given [-].
 BLOCK_CELLS: int = 1 << 20
 #: Calibration of the model's raw scores (``sigmoid``: Platt 1999; ``isotonic``).
-CALIBRATION: str = "sigmoid"
+CALIBRATION: Literal["isotonic", "sigmoid"] = "sigmoid"
 #: What the PZI's level rests on: ``auto``, ``in-situ`` or ``labels`` (permafrost.level).
-LEVEL: str = "auto"
+LEVEL: Literal["auto", "in-situ", "labels"] = "auto"
 #: In-situ labels (boreholes, GTN-P) needed for ``auto`` to set the level from them [-].
 MIN_IN_SITU_LABELS: int = 30
 #: ... of which at least this many of each class [-].
@@ -127,7 +129,7 @@ SURFACE_MIN_CLASS_LABELS: int = 5
 #: How warming scenarios are made (docs/pipelines.md, "Scenarios"): ``physical`` shifts the
 #: validated baseline map's ground temperature by the TTOP sensitivity (permafrost.warming);
 #: ``cross-section`` predicts the warmed covariates with a model fitted across space.
-SCENARIO_METHOD: str = "physical"
+SCENARIO_METHOD: Literal["physical", "cross-section"] = "physical"
 #: Annual amplitude of air temperature [degC] of the physical method: half the difference of
 #: the warmest and the coldest monthly means; take it from the region's climate (12 degC is
 #: typical of continental mid-latitude mountains, e.g. the Qilian Shan and the inner Alps

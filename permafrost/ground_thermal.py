@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -659,7 +660,9 @@ def assess_borehole(
     n_range = int(counts["out_of_range"].sum())
     n_spike = int(counts["spikes"].sum())
     depths = [float(d) for d in cleaned.columns if cleaned[d].notna().any()]
-    base = dict(borehole_id=bid, depths_m=tuple(depths), out_of_range=n_range, spikes=n_spike)
+    # keyword arguments of ThermalVerdict, filled in as the assessment goes
+    base: dict[str, Any] = dict(borehole_id=bid, depths_m=tuple(depths), out_of_range=n_range,
+                                spikes=n_spike)
     if not depths:
         return ThermalVerdict(status="insufficient", presence=None, reason_code="too_few_readings",
                               reason="no valid reading at any depth", **base)

@@ -58,6 +58,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -662,6 +663,8 @@ def flow_scale_dem(dem, *, transform: Affine, crs, sigma_m: float) -> np.ndarray
     if sigma_m <= 0:
         return z
     crs = CRS.from_user_input(crs)
+    dx: float | np.ndarray
+    dy: float | np.ndarray
     if crs.is_geographic:
         lat = transform.f + 0.5 * z.shape[0] * transform.e
         dx, dy = geographic_cell_size(lat, transform.a, transform.e)
@@ -720,7 +723,7 @@ def track_pixels(track: xr.Dataset, *, dem: xr.DataArray | None = None,
     Notti et al. (2014); see the module docstring.
     """
     geocoded = bool(track.attrs.get("geocoded", 1))
-    shape = track["velocity"].shape
+    shape = _grid_shape(track)
     if dem is None:
         if not geocoded or "height" not in track:
             raise DataError("no DEM: the track has no height layer" if geocoded else
@@ -775,7 +778,7 @@ def track_pixels(track: xr.Dataset, *, dem: xr.DataArray | None = None,
         "sigma_downslope": np.where(valid, sig_ds, np.nan),
         "sensitivity": np.where(valid, np.abs(c), np.nan),
         "sensitivity_all": np.where(np.isfinite(vlos), np.abs(c), np.nan),
-        "coherence": (get("coherence").astype(np.float64) if "coherence" in track
+        "coherence": (track["coherence"].values.astype(np.float64) if "coherence" in track
                       else np.full(shape, np.nan)),
         "has_data": np.isfinite(vlos).astype(np.float32),
         "slope": slope, "aspect": aspect,
@@ -885,13 +888,19 @@ def reference_rings(outlines: gpd.GeoSeries, *, inner_m: float, outer_m: float) 
     return gpd.GeoSeries(rings, index=outlines.index, crs=metric.crs).to_crs(outlines.crs)
 
 
-def _index_grid(geoms: Sequence, track: xr.Dataset, all_touched: bool) -> np.ndarray:
+def _grid_shape(track: xr.Dataset) -> tuple[int, int]:
+    """``(rows, cols)`` of a track's grid (its velocity layer is 2-D)."""
+    rows, cols = track["velocity"].shape
+    return rows, cols
+
+
+def _index_grid(geoms: Sequence | np.ndarray, track: xr.Dataset, all_touched: bool) -> np.ndarray:
     """Index (0..n-1) of the outline holding each pixel, -1 for none (disjoint outlines).
 
     Geocoded tracks burn the outlines (:func:`permafrost.rasterize.burn`), radar-geometry
     tracks test each pixel's centre (:func:`permafrost.rasterize.points_in_polygons`).
     """
-    shape = track["velocity"].shape
+    shape = _grid_shape(track)
     geoms = np.asarray(list(geoms), dtype=object)
     if track.attrs.get("geocoded", 1):
         shapes = Shapes(geoms, np.arange(1, len(geoms) + 1))
@@ -935,7 +944,7 @@ def ring_statistics(rings: Sequence, track: xr.Dataset, pixels: Mapping[str, np.
     arrays = {"v_los_stable": pixels["v_los_stable"]}
     if track.attrs.get("geocoded", 1):
         res = zonal_statistics(list(rings), arrays, transform=track.rio.transform(),
-                               shape=track["velocity"].shape, spec=spec, all_touched=False,
+                               shape=_grid_shape(track), spec=spec, all_touched=False,
                                block_rows=config.block_rows)
     else:
         res = zonal_statistics_points(list(rings), track["longitude"].values,
@@ -953,7 +962,7 @@ def ring_statistics(rings: Sequence, track: xr.Dataset, pixels: Mapping[str, np.
     })
 
 
-def outline_statistics(geoms: Sequence, track: xr.Dataset, pixels: Mapping[str, np.ndarray], *,
+def outline_statistics(geoms: Sequence | np.ndarray, track: xr.Dataset, pixels: Mapping[str, np.ndarray], *,
                        reference: pd.DataFrame | None = None,
                        config: KinematicsConfig = KinematicsConfig()) -> pd.DataFrame:
     """Per-outline statistics of one track's pixel arrays, re-referenced to stable ground.
@@ -1013,7 +1022,7 @@ def outline_statistics(geoms: Sequence, track: xr.Dataset, pixels: Mapping[str, 
                                   "ref_se": np.full(n_out, np.nan)})
     offset = reference["ref_offset"].to_numpy(np.float64)
     ring_spread = reference["ref_spread"].to_numpy(np.float64)
-    shape = track["velocity"].shape
+    shape = _grid_shape(track)
     c = np.asarray(pixels["c_signed"], dtype=np.float64)
     v_los = np.asarray(pixels["v_los"], dtype=np.float64)
     sig_los = np.asarray(pixels["sigma_los"], dtype=np.float64)
@@ -1021,7 +1030,7 @@ def outline_statistics(geoms: Sequence, track: xr.Dataset, pixels: Mapping[str, 
     keys = ["n_pixels"] + [f"{name}_{op}" for name, ops in spec.stats.items() for op in ops]
     res = {key: np.full(n_out, np.nan) for key in keys}
     ok = ~shapely.is_missing(garr) & ~shapely.is_empty(garr) if n_out else np.zeros(0, bool)
-    layers = overlap_layers(np.where(ok, garr, None)) if ok.any() else [np.arange(n_out)]
+    layers = overlap_layers(np.where(ok, garr, np.array(None, dtype=object))) if ok.any() else [np.arange(n_out)]
     for layer in layers:
         sub = np.full(n_out, None, dtype=object)
         sub[layer] = garr[layer]
@@ -1157,8 +1166,8 @@ def _ivw(v, u) -> tuple[float, float]:
     return float(np.sum(w * v) / np.sum(w)), float(np.sqrt(1.0 / np.sum(w)))
 
 
-def _combine_one(stats, covering, adequate, config) -> dict:
-    out = {c: np.nan for c in _OUT_COLUMNS}
+def _combine_one(stats, covering, adequate, config) -> dict[str, Any]:
+    out: dict[str, Any] = {c: np.nan for c in _OUT_COLUMNS}  # one row: numbers and strings
     out.update(track="", combination="none", n_tracks_covering=len(covering), n_pixels=0,
                n_valid=0, rgik_class=UNDEFINED, activity="uncertain", reliability="low")
     for k in _MASKS:

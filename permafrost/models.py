@@ -54,7 +54,9 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -601,7 +603,7 @@ def covariate_kinds(ds, names, categorical: dict, model: str) -> dict:
     stack's class table (tag string), "class_names": {code: name}, "codes_trained": codes
     seen at the labels (the levels), "codes_without_labels": classes of the table no label
     is on (their cells get no PZI), "coding": how the model codes it}}``."""
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for f in names:
         if f not in categorical:
             out[f] = {"kind": "continuous"}
@@ -698,7 +700,7 @@ def train_model(labels_gdf, covariates_ds, *, model: str = "xgboost", device: st
                 block_size_rule: str | None = None,
                 calibration: str = CALIBRATION, label_col: str = "label",
                 group_col: str | None = "group", weight_col: str | None = "weight",
-                features: list[str] | None = None, params: dict | None = None,
+                features: Sequence[str] | None = None, params: dict | None = None,
                 random_cv: bool = True, threshold: float = 0.5, min_per_class: int = 10,
                 prevalence: float | None = None, prevalence_source: str | None = None,
                 keep_fold_models: bool = True, batch_size: int = 100_000,

@@ -96,6 +96,7 @@ class Bound:
     def check(self, value: Any, *, field: str | None = None, path=None) -> Any:
         """``value`` as an int or float, else :class:`~permafrost.errors.OptionError`."""
         field = field or self.name
+        v: float | None
         if self.kind is int:
             try:
                 if isinstance(value, bool):

@@ -63,7 +63,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: smallest block side [pixels] (permafrost.options, "chunk")
-MIN_CHUNK = int(bound("chunk").lo)
+_CHUNK_LO = bound("chunk").lo
+assert _CHUNK_LO is not None  # options bounds the block side from below
+MIN_CHUNK = int(_CHUNK_LO)
 
 #: CF attributes of the PZI (:func:`predict_pzi`); the zone legend comes from the one zone
 #: table, :mod:`permafrost.area.zones`
@@ -154,7 +156,9 @@ def predict_block(
     Chen, T., Guestrin, C. (2016). XGBoost: a scalable tree boosting system. KDD '16,
         785-794 (``inplace_predict``: each row's prediction is a sum over its own leaves).
     """
-    return _predict(model, block, excluded, device, pzi=True, spread=uncertainty)
+    pzi, spread, counts = _predict(model, block, excluded, device, pzi=True, spread=uncertainty)
+    assert pzi is not None  # asked for (pzi=True)
+    return pzi, spread, counts
 
 
 def _predict(model: Any, block: Any, excluded: Any, device: str, *, pzi: bool, spread: bool
@@ -186,6 +190,7 @@ def _predict(model: Any, block: Any, excluded: Any, device: str, *, pzi: bool, s
     if n_valid:
         X = xp.ascontiguousarray(b.reshape(nf, ny * nx)[:, valid].T)
         if pzi:
+            assert p_out is not None
             p = (model.calibrate(model.predict_raw(X, device=device))
                  if hasattr(model, "predict_raw")  # else a composite (permafrost.surface)
                  else model.predict_pzi(X, device=device))
@@ -194,6 +199,7 @@ def _predict(model: Any, block: Any, excluded: Any, device: str, *, pzi: bool, s
             n_nan = int(xp.count_nonzero(xp.isnan(p_out[valid])))
             n_valid -= n_nan
         if spread:
+            assert s_out is not None
             s_out[valid] = _fold_spread(model, X, xp=xp, device=device)
     counts = {"pixels": int(ny * nx), "valid": n_valid,
               "missing": int(xp.count_nonzero(missing)) + n_unseen + n_nan,
@@ -510,5 +516,7 @@ def _layer_block(*blocks: np.ndarray, model: Any, device: str, layer: str, maske
     block = np.stack([np.asarray(c, dtype=np.float32) for c in covs])
     pzi, spread, _ = _predict(model, block, excluded, device, pzi=layer == "pzi",
                               spread=layer == "spread")
-    return pzi if layer == "pzi" else spread
+    out = pzi if layer == "pzi" else spread
+    assert out is not None  # the layer asked for
+    return out
 

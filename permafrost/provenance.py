@@ -113,7 +113,7 @@ def canonical_json(obj: Any, *, indent: int | None = None) -> str:
 # ---------------------------------------------------------------------------------------
 # files
 
-_DIGESTS: dict[tuple[str, int, int], str] = {}
+_DIGESTS: dict[tuple[str, int, int, int, int], str] = {}
 _DIGESTS_LOCK = threading.Lock()
 
 

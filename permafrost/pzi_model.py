@@ -66,7 +66,7 @@ class BoosterPredictor:
 
     def __init__(self, booster, *, compiled: bool | None = None) -> None:
         self.booster = booster
-        self._device = None
+        self._device: str | None = None
         # compiled trees (:mod:`permafrost.compiled_trees`) on the CPU unless switched off
         # here or by PERMAFROST_COMPILED_TREES=0 (bit-identical, ~6x less CPU time than
         # inplace_predict at depth 4, docs/benchmarks.md); decided once, at first CPU use
@@ -74,7 +74,7 @@ class BoosterPredictor:
             compiled = os.environ.get("PERMAFROST_COMPILED_TREES", "1").strip().lower() not in (
                 "0", "false", "no", "off")
         self.compiled = bool(compiled)
-        self._compiled_trees = None
+        self._compiled_trees: ct.CompiledTrees | None = None
         self._path: str | None = None
         self._lock = threading.Lock()
 
@@ -95,6 +95,7 @@ class BoosterPredictor:
         if self._device == "cuda":
             return "xgboost inplace_predict (device cuda)"
         self._decide()
+        assert self._path is not None  # decided
         return self._path
 
     def _decide(self, X=None) -> None:

@@ -57,7 +57,7 @@ class Shapes:
         Value burned by each geometry (default 1) [-].
     """
 
-    def __init__(self, geoms: Sequence, values: int | Sequence[int] = 1) -> None:
+    def __init__(self, geoms: Sequence | np.ndarray, values: int | Sequence[int] | np.ndarray = 1) -> None:
         geoms = _object_array(geoms)
         values = np.broadcast_to(np.asarray(values, dtype=np.int64), geoms.shape)
         keep = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms) if len(geoms) else \
@@ -110,7 +110,11 @@ def burn(
     if len(shapes) == 0 or h == 0 or w == 0:
         return out
     t = transform @ Affine.translation(c0, r0)
-    cx, cy = t @ (np.array([0, w, 0, w]), np.array([0, 0, h, h]))
+    cx: np.ndarray
+    cy: np.ndarray
+    # affine's annotations give `@` pairs of floats only; it maps a pair of arrays element-wise
+    cx, cy = t @ (np.array([0, w, 0, w]),  # type: ignore[operator, assignment]
+                  np.array([0, 0, h, h]))
     px, py = abs(t.a) + abs(t.b), abs(t.d) + abs(t.e)  # one pixel of margin
     b = shapes.bounds
     hit = np.flatnonzero((b[:, 0] <= cx.max() + px) & (b[:, 2] >= cx.min() - px)
@@ -164,7 +168,7 @@ def polygons_in_crs(gdf, crs, what: str):
     return out, int(bad.sum())
 
 
-def scanline_pixels(geoms: Sequence, labels: np.ndarray, transform: Affine, r0: int, r1: int,
+def scanline_pixels(geoms: Sequence | np.ndarray, labels: np.ndarray, transform: Affine, r0: int, r1: int,
                     width: int) -> tuple[np.ndarray, np.ndarray]:
     """The pixels of each polygon in rows ``r0:r1``, as ``(label, flat index)`` pairs.
 
@@ -295,7 +299,7 @@ def _horizontal_edge_pixels(x0, y0, x1, y1, ring_e, lab_e, n_rings, transform, r
     return lab_e[on][rep], (rows[rep] - r0) * width + lo[rep] + offs
 
 
-def points_in_polygons(geoms: Sequence, x: np.ndarray, y: np.ndarray
+def points_in_polygons(geoms: Sequence | np.ndarray, x: np.ndarray, y: np.ndarray
                        ) -> tuple[np.ndarray, np.ndarray]:
     """Which pixel centres, given by coordinates, lie inside which polygons.
 
@@ -333,7 +337,7 @@ def points_in_polygons(geoms: Sequence, x: np.ndarray, y: np.ndarray
     return np.flatnonzero(ok)[ig].astype(np.int64), cand[ip].astype(np.int64)
 
 
-def _object_array(geoms: Sequence) -> np.ndarray:
+def _object_array(geoms: Sequence | np.ndarray) -> np.ndarray:
     """Geometries as a 1-D object array (a list of multipolygons would not stay 1-D)."""
     if isinstance(geoms, np.ndarray) and geoms.dtype == object and geoms.ndim == 1:
         return geoms

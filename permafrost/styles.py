@@ -241,6 +241,7 @@ def raster_qml(kind: str, *, vmax: float | None = None, classes: dict | None = N
     if lay.style in ("paletted", "discrete") and not lay.classes:
         raise ValueError(f"the {kind!r} style needs its classes")
     if lay.style == "ramp":
+        assert lay.ramp is not None  # a ramp layer names its ramp
         r = RAMPS[lay.ramp]
         top = r.vmax if r.vmax is not None else (vmax if vmax and vmax > r.vmin else 1.0)
         n = len(r.stops) - 1
@@ -304,6 +305,7 @@ def vector_qml(kind: str) -> str:
     lay = layer(kind)
     geom = lay.geometry
     if lay.style == "graduated":
+        assert lay.attribute is not None  # a graduated layer names the attribute it styles by
         ranges = "".join(
             f'    <range lower="{lo:g}" upper="{hi:g}" symbol="{i}" label={quoteattr(lab)} '
             f'render="true"/>\n' for i, ((lo, hi), (lab, _)) in enumerate(lay.classes.items()))
@@ -314,6 +316,7 @@ def vector_qml(kind: str) -> str:
                 f'forceraster="0">\n  <ranges>\n{ranges}  </ranges>\n  <symbols>\n{symbols}'
                 '  </symbols>\n  </renderer-v2>\n')
     elif lay.style == "categorized":
+        assert lay.attribute is not None  # a categorized layer names the attribute too
         cats = "".join(
             f'    <category value={quoteattr(str(v))} symbol="{i}" label={quoteattr(lab)} '
             f'render="true"/>\n' for i, (v, (lab, _)) in enumerate(lay.classes.items()))

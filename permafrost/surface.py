@@ -504,7 +504,7 @@ def train_surface_model(labels_gdf, covariates_ds, *, surface: str | None = "aut
             if c in not_ground:
                 continue
             route[int(c)] = "debris" if c in debris else "ground"
-    references = {}
+    references: dict[str, int | None] = {}
     for part, (sel, codes, ref) in plan.items():
         ds_p, ind_names = _with_indicators(covariates_ds, numeric, name, codes)
         log.info("training the %s part on %d labels", part, int(sel.sum()))
@@ -534,10 +534,11 @@ def train_surface_model(labels_gdf, covariates_ds, *, surface: str | None = "aut
     if unseen:
         for p in set(route[c] for c in unseen):
             ref = references[p]
+            ref_name = None if ref is None else classes.get(ref, ref)
             cl = [classes[c] for c in unseen if route[c] == p]
             msg = (f"{p} part: no or too few (< {SURFACE_MIN_CLASS_LABELS}) labels on "
                    f"{', '.join(cl)}; predicted as the reference class "
-                   f"{classes.get(ref, ref)!r} (no offset of their own)")
+                   f"{ref_name!r} (no offset of their own)")
             warnings.append(msg)
             log.warning("%s", msg)
     model, report = _compose(parts, reports, oofs, indicators, references, route, name,
@@ -640,7 +641,7 @@ def _compose(parts, reports, oofs, indicators, references, route, name, numeric,
                       "of their cell",
         "labels": counts, "parts": level, "prediction_rule": rule, "warnings": warnings}
     first = next(iter(parts.values())).metadata
-    ranges = {}
+    ranges: dict[str, list[float]] = {}
     for m in pmeta.values():
         for f, (lo, hi) in m.get("training", {}).get("ranges", {}).items():
             if f in numeric:

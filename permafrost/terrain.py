@@ -204,7 +204,8 @@ def convergence_and_scale(crs, transform: Affine, shape: tuple[int, int], *, ste
     rows = np.unique(np.r_[np.arange(0, h, step), h - 1]).astype(np.float64)
     cols = np.unique(np.r_[np.arange(0, w, step), w - 1]).astype(np.float64)
     cc, rr = np.meshgrid(cols + 0.5, rows + 0.5)
-    x, y = transform @ (cc, rr)
+    # affine's annotations give `@` pairs of floats only; it maps a pair of arrays element-wise
+    x, y = transform @ (cc, rr)  # type: ignore[operator]
     to_ll = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
     to_xy = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     lon, lat = to_ll.transform(x, y)

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -134,7 +135,8 @@ def skill_by_source(y, p, sources, *, sites=None, threshold: float = 0.5,
         sel = (src == s) & np.isfinite(q)
         ys, qs = y[sel], q[sel]
         n_pos = int(ys.sum())
-        e = {"n": int(sel.sum()), "n_pos": n_pos, "n_neg": int(sel.sum() - n_pos)}
+        e: dict[str, Any] = {"n": int(sel.sum()), "n_pos": n_pos,
+                             "n_neg": int(sel.sum() - n_pos)}
         if e["n"] == 0:
             continue
         m = binary_metrics(ys, qs, threshold=threshold, probabilistic=probabilistic,
@@ -247,7 +249,7 @@ def transfer_check(cv_auc: float | None, heldout_auc: float | None,
     """
     lo = (heldout_ci or {}).get("low")
     hi = (heldout_ci or {}).get("high")
-    at_chance = bool(lo is not None and lo <= 0.5 <= hi)
+    at_chance = bool(lo is not None and hi is not None and lo <= 0.5 <= hi)
     gap = (None if cv_auc is None or heldout_auc is None else float(cv_auc - heldout_auc))
     far = bool(gap is not None and (gap > max_gap or (hi is not None and cv_auc > hi)))
     warnings = []

@@ -42,6 +42,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dask
 import dask.array as dsa
@@ -342,7 +343,7 @@ def bootstrap_metrics(y_true, p, *, threshold: float = 0.5, probabilistic: bool 
     est = _metrics_weighted(y, q, np.ones((1, n)), threshold=threshold,
                             probabilistic=probabilistic)
     lo_q, hi_q = (1 - level) / 2, (1 + level) / 2
-    intervals = {}
+    intervals: dict[str, dict[str, Any]] = {}
     for m in CI_METRICS:
         v = boot[m][np.isfinite(boot[m])]
         e = float(est[m][0])
@@ -639,8 +640,8 @@ def map_agreement(
                                                               else "prior zone"),
                                              "km2": matrix},
                         "zones": zones}
-    kappa = [[None] * k for _ in range(k)]
-    common = [[None] * k for _ in range(k)]
+    kappa: list[list[float | None]] = [[None] * k for _ in range(k)]
+    common: list[list[float | None]] = [[None] * k for _ in range(k)]
     for i in range(k):
         kappa[i][i] = 1.0
         for j in range(i + 1, k):
@@ -933,17 +934,17 @@ def validate(
 
         rows, curves = [], {}
         for name, v in values.items():
-            spec = native[name][1] if name != "model" else None
-            prob = spec is None or (spec.kind == "continuous" and np.nanmin(
+            prior = native[name][1] if name != "model" else None
+            prob = prior is None or (prior.kind == "continuous" and np.nanmin(
                 np.r_[v, 0.0]) >= 0 and np.nanmax(np.r_[v, 1.0]) <= 1)
-            thr = threshold if spec is None else (spec.threshold if spec.kind == "continuous"
-                                                  else 0.5)
+            thr = threshold if prior is None else (prior.threshold if prior.kind == "continuous"
+                                                   else 0.5)
             if common.any():
                 m = binary_metrics(yv[common], v[common], threshold=thr, n_bins=n_bins,
                                    probabilistic=bool(prob))
                 curves[name] = {"roc": m.pop("roc"), "reliability": m.pop("reliability")}
                 boot = _boot(common, v, thr, bool(prob))
-                rows.append({"map": name, "kind": "pzi" if spec is None else spec.kind, **m,
+                rows.append({"map": name, "kind": "pzi" if prior is None else prior.kind, **m,
                              "ci": _ci(boot)})
         paired, findings = [], []
         for name, v in values.items():

@@ -88,7 +88,7 @@ class ZonalSpec:
                 parse_op(op)
 
 
-def overlap_layers(geoms: Sequence, *, distance: float = 0.0) -> list[np.ndarray]:
+def overlap_layers(geoms: Sequence | np.ndarray, *, distance: float = 0.0) -> list[np.ndarray]:
     """Split geometries into layers of mutually non-conflicting ones (greedy colouring).
 
     With ``distance == 0`` two outlines conflict when they overlap in area (outlines
@@ -201,6 +201,7 @@ def grouped_statistics(
                 res[has] = s[start[has] + count[has] - 1]
             else:
                 q = parse_op(op)
+                assert q is not None  # need_sort holds min, max and the quantiles
                 pos = (count[has] - 1) * q
                 lo = np.floor(pos).astype(np.int64)
                 hi = np.minimum(lo + 1, count[has] - 1)
@@ -253,7 +254,7 @@ class _Accumulator:
         self.pend_val = {k: ([v[rest]] if rest.any() else []) for k, v in vals.items()}
 
     def result(self) -> dict[str, np.ndarray]:
-        out = {"n_pixels": self.n_pixels}
+        out: dict[str, np.ndarray] = {"n_pixels": self.n_pixels}
         for name, d in self.res.items():
             for op, arr in d.items():
                 out[f"{name}_{op}"] = arr
@@ -272,7 +273,7 @@ def _read_rows(src, r0: int, r1: int) -> np.ndarray:
 
 
 def zonal_statistics(
-    geoms: Sequence,
+    geoms: Sequence | np.ndarray,
     rasters: Mapping[str, object],
     *,
     transform: Affine,
@@ -370,7 +371,7 @@ def zonal_statistics(
 
 
 def zonal_statistics_points(
-    geoms: Sequence,
+    geoms: Sequence | np.ndarray,
     x: np.ndarray,
     y: np.ndarray,
     values: Mapping[str, np.ndarray],

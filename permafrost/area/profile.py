@@ -395,7 +395,8 @@ def elevation_profile(
     bands = []
     for kk in sorted(area_sum):
         lo, hi = kk * band_width, (kk + 1) * band_width
-        row = {"band_min_m": float(lo), "band_max_m": float(hi), "centre_m": float(lo + hi) / 2}
+        row: dict[str, float | None] = {"band_min_m": float(lo), "band_max_m": float(hi),
+                                        "centre_m": float(lo + hi) / 2}
         for i, name in enumerate(ASPECT_CLASSES):
             row[f"{name}_km2"] = float(area_sum[kk][i]) / 1e6
             row[f"{name}_cells"] = int(nsum[kk][i])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 from permafrost.area.statistics import ZoneStatistics
 from permafrost.defaults import (
@@ -70,7 +71,7 @@ def compare_scenarios(stats: Mapping[str, ZoneStatistics], *, baseline: str = "b
         return {(u["unit"], u["name"]): u for u in result.units if u["unit"] in units}
 
     base = keyed(stats[baseline])
-    out = {"baseline": baseline, "figures": list(COMPARED), "scenarios": {}}
+    out: dict[str, Any] = {"baseline": baseline, "figures": list(COMPARED), "scenarios": {}}
     for name, result in stats.items():
         if name == baseline:
             continue

@@ -20,14 +20,17 @@ import sys
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from permafrost import __version__
 from permafrost.errors import ParameterError, PermafrostError
 from permafrost.options import for_cli
+
+if TYPE_CHECKING:  # rich is imported when first needed (start-up time)
+    from rich.console import Console
 
 __all__ = ["app", "console", "err_console", "state", "emit_json", "write_json_or_stdout",
            "make_table", "bounded", "crs_option", "scheduler_option", "complete_devices",
@@ -44,7 +47,7 @@ class _LazyConsole:
 
     def __init__(self, *, stderr: bool) -> None:
         self._stderr = stderr
-        self._console = None
+        self._console: Console | None = None
 
     def _get(self):
         if self._console is None:
@@ -164,13 +167,15 @@ def complete_scenarios(ctx: typer.Context, incomplete: str) -> list[str]:
     import shlex
     import tomllib
 
-    path = (ctx.params or {}).get("pipeline")
+    path: str | os.PathLike | None = (ctx.params or {}).get("pipeline")
     if path is None:  # "run FILE --scenario <TAB>": Click leaves the parameters unparsed
         words = os.environ.get("_TYPER_COMPLETE_ARGS") or os.environ.get("COMP_WORDS") or ""
         try:
             path = next((w for w in shlex.split(words) if w.endswith(".toml")), None)
         except ValueError:
             path = None
+    if path is None:
+        return []
     try:
         with open(path, "rb") as f:
             names = list((tomllib.load(f).get("scenarios") or {}))
@@ -229,12 +234,15 @@ def _funnel_gdal_messages() -> None:
             lg.addHandler(cli)
         else:
             null = logging.NullHandler()
-            null._permafrost_gdal = True
+            setattr(null, "_permafrost_gdal", True)  # a mark, found again by getattr
             lg.addHandler(null)
 
 
 class _StderrHandler(logging.StreamHandler):
     """Log lines on stderr (looked up at each record, so test runners can capture it)."""
+
+    #: set on the handler the CLI adds (found again by this mark)
+    _permafrost_cli: bool = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -286,7 +294,7 @@ def _quiet_library_warnings() -> None:
         seen.add(text)
         err_console.print(f"Warning: {text}", markup=False, highlight=False)
 
-    _show._permafrost_cli = True
+    setattr(_show, "_permafrost_cli", True)  # a mark, found again by getattr
     warnings.showwarning = _show
 
 
@@ -313,10 +321,11 @@ class _Command(TyperCommand):
         for p in self.params:
             if getattr(p, "param_type_name", "") == "argument" and p.metavar is None:
                 p.metavar = (p.name or "").upper()
-            elif getattr(p, "multiple", False) and p.metavar is None:
+            elif isinstance(p, TyperOption) and p.multiple and p.metavar is None:
                 # a repeatable option takes one value each time: `<Path>`, not `<list[Path]>`
                 try:
-                    shown = p.display_type(None)
+                    # Typer annotates ctx as a Context; its one use (choices) takes None
+                    shown = p.display_type(None)  # type: ignore[arg-type]
                 except Exception:  # noqa: BLE001 - keep Typer's own display
                     continue
                 if shown.startswith("<list[") and shown.endswith("]>"):

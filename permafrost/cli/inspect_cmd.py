@@ -26,6 +26,7 @@ def inspect_cmd(
     """
     from permafrost.io.catalog import describe_directory, describe_file, describe_tracks
 
+    skipped: list[str]
     if not directory.is_dir():  # one file: its summary (an unreadable one is an error)
         summaries, skipped, tracks = [describe_file(directory)], [], []
     else:

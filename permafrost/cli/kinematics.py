@@ -70,6 +70,7 @@ def kinematics(
     res = run_kinematics([parse_track_spec(t) for t in track], outlines, out=out, dem=dem,
                          layer=layer, config=config)
     tab = res.summary
+    assert tab is not None  # compute_kinematics always summarises
     table = make_table(f"{len(res.outlines)} outlines -> {out}")
     table.add_column("RGIK class")
     for c in tab.columns:

@@ -87,7 +87,7 @@ def predict_cmd(
     mapped area where a covariate lies beyond the range of the model's training labels,
     and where the labels are too few.
     """
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
 
     from permafrost.applicability import DOMAIN_WARN_SHARE
     from permafrost.io.guard import Output, check_outputs
@@ -104,7 +104,7 @@ def predict_cmd(
                    "--landcover": landcover})
     with Progress(*_progress_columns(), console=err_console._get(), transient=as_json,
                   disable=not err_console.is_terminal) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def _progress(stage: str, done: int, total: int) -> None:
             if stage not in tasks:

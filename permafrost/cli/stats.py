@@ -62,7 +62,7 @@ def stats_cmd(
         prof = profile_from_files(pzi, dem, band_width=band_width, mask_path=mask,
                                   labels_path=labels, block_rows=block_rows)
         write_json(prof.as_dict(), out_profile)
-    to_stdout = bool(out_json) and write_json_or_stdout(result, out_json)
+    to_stdout = out_json is not None and write_json_or_stdout(result, out_json)
     if out_csv:
         write_stats(stats, out_csv=out_csv)
     if as_json and not to_stdout:

@@ -262,7 +262,7 @@ def _separator(text: str) -> str:
     decimal commas), tab, or ``,``."""
     head = text.split("\n", 1)[0]
     counts = {sep: head.count(sep) for sep in (",", ";", "\t")}
-    best = max(counts, key=counts.get)
+    best = max(counts, key=counts.__getitem__)
     return best if counts[best] > counts[","] else ","
 
 

@@ -58,6 +58,12 @@ def _crs_name(crs) -> str | None:
     return f"EPSG:{epsg}" if epsg else crs.to_string()[:60]
 
 
+def _bounds(values) -> tuple[float, float, float, float]:
+    """``(left, bottom, right, top)`` as floats."""
+    left, bottom, right, top = (float(v) for v in values)
+    return left, bottom, right, top
+
+
 def _describe_raster(p: Path) -> DatasetSummary:
     # band 1 of a multi-band raster (the readers of covariates refuse it; inspect shows it)
     da = read_raster(p, chunks={"x": CHUNK, "y": CHUNK}, band=1)
@@ -69,7 +75,7 @@ def _describe_raster(p: Path) -> DatasetSummary:
     vmax = float(np.nanmax(vals).compute() if hasattr(vals, "compute") else np.nanmax(vals)) if valid else None
     return DatasetSummary(
         path=str(p), kind="raster", crs=_crs_name(da.rio.crs), shape=tuple(da.shape),
-        bounds=tuple(float(b) for b in da.rio.bounds()),
+        bounds=_bounds(da.rio.bounds()),
         details={"resolution": [float(abs(r)) for r in res], "dtype": str(da.encoding.get("dtype", da.dtype)),
                  "nodata": _jsonable(da.rio.encoded_nodata), "valid_pixels": valid,
                  "min": vmin, "max": vmax, **({"bands": bands} if bands > 1 else {})},
@@ -82,7 +88,7 @@ def _describe_vector(p: Path) -> DatasetSummary:
     mixed = mixed_geometry_warning(gdf.geometry)
     return DatasetSummary(
         path=str(p), kind="vector", crs=_crs_name(gdf.crs), shape=(len(gdf),),
-        bounds=tuple(float(b) for b in gdf.total_bounds),
+        bounds=_bounds(gdf.total_bounds),
         details={"geometry_types": geom_types,
                  "columns": [c for c in gdf.columns if c != gdf.geometry.name],
                  **({"warnings": [mixed]} if mixed else {})},

@@ -34,7 +34,6 @@ from permafrost.io.rasters import (
     check_raster,
     file_stem,
     gdal_path,
-    is_remote,
     read_raster,
     scale_offset,
 )
@@ -51,9 +50,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-def _open(path: Path):
+def _open(path: str | os.PathLike):
     path = gdal_path(path)
-    if not is_remote(path) and not path.exists():
+    if isinstance(path, Path) and not path.exists():  # a local path (gdal_path)
         raise InputFileError("file not found", path=path, fix="check the path")
     try:
         return rasterio.open(path)
@@ -123,7 +122,7 @@ def read_aligned(
         The source does not overlap ``like`` at all.
     """
     p = gdal_path(path)
-    if not is_remote(p) and not p.exists():
+    if isinstance(p, Path) and not p.exists():  # a local path (gdal_path)
         raise InputFileError("file not found", path=p, fix="check the path")
     check_raster(p, role=role, name=name)
     if not raster_bounds_overlap(p, like):
@@ -144,6 +143,7 @@ def read_aligned(
                                     dtype="float32", nodata=np.nan, tolerance=1e-3) as vrt:
         src_nodata = src.nodata
         da = rioxarray.open_rasterio(vrt, masked=True, chunks=chunks)
+        assert isinstance(da, xr.DataArray)  # one raster, not subdatasets
         da = apply_scale_offset(da.isel(band=0, drop=True), *scale_offset(p))
         if chunks is None:
             da = da.load()

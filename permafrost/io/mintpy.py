@@ -154,6 +154,7 @@ def find_track_files(source: str | os.PathLike, *, name: str | None = None) -> T
     p = Path(source)
     if not p.exists():
         raise InputFileError("track folder or file not found", path=p, fix="check the path")
+    velocity: Path | None
     if p.is_file():
         if not h5py.is_hdf5(p):
             raise InputFileError("not a MintPy HDF5 file (a track is a MintPy folder, its geo/ "
@@ -524,6 +525,7 @@ def read_mintpy(
     geocoded = _is_geocoded(atr)
     if geocoded:
         tr = mintpy_transform(atr)
+        assert tr is not None  # geocoded
         xs = tr.c + (np.arange(width) + 0.5) * tr.a
         ys = tr.f + (np.arange(length) + 0.5) * tr.e
         da = da.assign_coords(x=("x", xs), y=("y", ys))
@@ -792,7 +794,7 @@ def _check_azimuth(values: np.ndarray, path, meta: dict) -> None:
     if float(np.abs(v).max()) <= 2 * np.pi + 1e-6:
         raise DataError(f"azimuth angles span {float(v.min()):.3g}..{float(v.max()):.3g}: "
                         "radians, not degrees", path=path, field="azimuthAngle", fix=fix)
-    heading = meta.get("HEADING")
+    heading = meta.get("HEADING", "")  # none: float("") fails as a bad value does
     near_heading = False
     try:
         h = float(heading)

@@ -45,6 +45,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import xgboost as xgb
 
@@ -87,7 +88,8 @@ def is_model_dir(path: str | os.PathLike) -> bool:
 
 
 @expects(model="model", path="path")
-def save_model(model: PZIModel, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
+def save_model(model: PZIModel | SurfaceModel, path: str | os.PathLike, *,
+               overwrite: bool = True) -> Path:
     """Write the model directory atomically (temporary directory, then rename).
 
     Parameters
@@ -119,14 +121,14 @@ def save_model(model: PZIModel, path: str | os.PathLike, *, overwrite: bool = Tr
         ``overwrite``, or cannot be written (nothing is written then; an existing model
         stays untouched).
     """
-    if getattr(model, "kind", None) == SURFACE_KIND:  # the surface-aware composite
+    if isinstance(model, SurfaceModel):  # the surface-aware composite (kind "surface")
         return _save_surface(model, path, overwrite=overwrite)
     target = Path(os.path.abspath(path))  # `.` and `..` have no parent to rename within
     for pred in (model.predictor, *model.fold_models):
         _name_booster(pred, model.feature_names)
 
     def fill(tmp: Path) -> dict:
-        files = {**_DEFAULT_FILES, "folds": []}
+        files: dict[str, Any] = {**_DEFAULT_FILES, "folds": []}
         digests: dict[str, str] = {}
 
         def put(name: str, data: bytes) -> None:
@@ -275,14 +277,14 @@ def load_model(path: str | os.PathLike) -> PZIModel | SurfaceModel:
             _check_booster_names(pred, names, p)
             _check_booster_types(pred, names, cats, p)
             return pred
-        pred = _read_linear(p, data, len(names))
-        if sorted(pred.categorical) != sorted(names.index(n) for n in cats if n in names):
+        lin = _read_linear(p, data, len(names))
+        if sorted(lin.categorical) != sorted(names.index(n) for n in cats if n in names):
             raise ModelError("the logistic model's dummy-coded columns differ from "
                              "features_categorical in metadata.json", path=p,
                              field="features_categorical",
                              fix="metadata.json and the predictor do not belong together: "
                                  "retrain the model")
-        return pred
+        return lin
 
     cats = meta.get("features_categorical") or {}
     if not isinstance(cats, dict) or not all(
@@ -352,7 +354,7 @@ def _listed_files(d: Path, meta: dict) -> dict:
     if not isinstance(files, dict):
         raise ModelError("'files' is not a mapping of the model's files", path=d / _META,
                          field="files", fix=_FIX_NAMES)
-    out = {k: _inside(d, files.get(k, v), field=f"files.{k}").relative_to(d).as_posix()
+    out: dict[str, Any] = {k: _inside(d, files.get(k, v), field=f"files.{k}").relative_to(d).as_posix()
            for k, v in _DEFAULT_FILES.items()}
     folds = files.get("folds", [])
     if not isinstance(folds, list):

@@ -133,7 +133,7 @@ def _spatial_dims(da: xr.DataArray, ds: xr.Dataset, path) -> tuple[str, str]:
         raise DataError(f"cannot tell the x/y dimensions among {list(da.dims)}", path=path,
                         field=str(da.name), fix="give CF coordinates (axis X/Y, or lon/lat "
                         "with units degrees_east/degrees_north)")
-    return ydim, xdim
+    return str(ydim), str(xdim)  # netCDF dimension names are strings
 
 
 def _crs_of(da: xr.DataArray, ds: xr.Dataset, xdim: str, path) -> CRS:
@@ -285,7 +285,7 @@ def read_climate_mean(
     ds = open_netcdf(p)
     name = _pick_variable(ds, variable, _TEMPERATURE_NAMES, p, "temperature")
     da = ds[name]
-    tdim = next((d for d in da.dims if d in ds.variables
+    tdim = next((str(d) for d in da.dims if d in ds.variables
                  and (np.issubdtype(ds[d].dtype, np.datetime64) or str(d).lower() == "time"
                       or str(ds[d].attrs.get("axis", "")).upper() == "T")), None)
     years = None

@@ -626,13 +626,14 @@ def read_raster(
         A read check failed (:func:`check_raster`).
     """
     p = gdal_path(path)
-    if not is_remote(p) and not p.exists():
+    if isinstance(p, Path) and not p.exists():  # a local path (gdal_path)
         raise InputFileError("file not found", path=p, fix="check the path")
-    netcdf = not is_remote(p) and p.suffix.lower() in (".nc", ".nc4", ".cdf")
+    netcdf = isinstance(p, Path) and p.suffix.lower() in (".nc", ".nc4", ".cdf")
     if not netcdf:  # a NetCDF file is checked by permafrost.io.netcdf (units, time axis)
         check_raster(p, band=band, role=role, name=name)
     try:
-        da = rioxarray.open_rasterio(p, masked=masked, chunks=chunks)
+        # rioxarray annotates chunks as int, tuple or dict; it documents (and takes) True too
+        da = rioxarray.open_rasterio(p, masked=masked, chunks=chunks)  # type: ignore[arg-type]
     except (RasterioIOError, OSError, ValueError, RuntimeError) as exc:
         raise _open_error(p, exc) from None
     if isinstance(da, (list, xr.Dataset)):
@@ -641,7 +642,7 @@ def read_raster(
     if require_crs and da.rio.crs is None:
         raise CRSError("the raster has no CRS", path=p,
                        fix="assign one, e.g. `gdal_edit.py -a_srs EPSG:4326 FILE`")
-    if band is not None and not is_remote(p) and p.suffix.lower() in (".nc", ".nc4", ".cdf") \
+    if band is not None and isinstance(p, Path) and p.suffix.lower() in (".nc", ".nc4", ".cdf") \
             and da.sizes.get("band", 1) > 1:
         # band 1 of a NetCDF time series is its first time step, not a climatology
         raise InputFileError(

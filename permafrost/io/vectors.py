@@ -147,7 +147,9 @@ def check_coordinates(bounds, crs, *, path=None, field: str = "geometry",
     if aou is not None and aou.west <= aou.east:
         try:
             fwd = pyproj.Transformer.from_crs(crs.geodetic_crs, crs, always_xy=True)
-            a = np.asarray(fwd.transform_bounds(*aou.bounds, densify_pts=21), dtype="float64")
+            west, south, east, north = aou.bounds
+            a = np.asarray(fwd.transform_bounds(west, south, east, north, densify_pts=21),
+                           dtype="float64")
         except pyproj.exceptions.ProjError:
             a = np.full(4, np.nan)
         if np.isfinite(a).all():

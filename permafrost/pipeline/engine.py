@@ -31,7 +31,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from permafrost import __version__
 from permafrost.checks import expects
@@ -400,7 +400,7 @@ def run_pipeline(
     config: PipelineConfig | str | os.PathLike,
     *,
     steps: list[StepSpec] | None = None,
-    scenarios: list[str] | str | None = None,
+    scenarios: list[str] | Literal["all"] | None = None,
     force: bool = False,
     only: str | None = None,
     on_event: Callable[[str, dict], None] | None = None,

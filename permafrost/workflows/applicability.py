@@ -379,8 +379,8 @@ class OnePassCheck:
                      "hi": None if check.hi is None else check.hi.tolist(),
                      "codes": {str(k): v for k, v in check.codes.items()},
                      "keep": check.keep, "areas": check.grid is not None,
-                     "labels": None if check.label_rows is None else
-                     [check.label_rows.tolist(), check.label_cols.tolist()]}
+                     "labels": None if check.label_rows is None or check.label_cols is None
+                     else [check.label_rows.tolist(), check.label_cols.tolist()]}
         return check
 
     def key(self) -> dict:
@@ -471,6 +471,7 @@ def predict_with_applicability(model_dir, covariates, out, *, zones=None, uncert
                          scheduler=scheduler, threads=threads, cache_dir=cache_dir,
                          resume=resume, progress=progress, check=check)
     if out_json is not None:
+        assert check.result is not None  # set by the prediction's last block
         write_applicability(check.result, out_json, extra=json_extra)
     return res, check.result
 

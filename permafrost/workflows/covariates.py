@@ -359,6 +359,7 @@ def align_raster(path, grid: Grid, *, resampling: str = "bilinear", chunks=CHUNK
                     height=grid.height, resampling=_RESAMPLING[resampling],
                     src_nodata=src.nodata, nodata=np.nan, dtype="float32")
     arr = rioxarray.open_rasterio(vrt, chunks=chunks, masked=True, lock=False)
+    assert isinstance(arr, xr.DataArray)  # one raster, not subdatasets
     arr = arr.isel(band=int(b) - 1, drop=True).astype(np.float32)
     arr = apply_scale_offset(arr, *scale_offset(p, int(b)))
     arr = arr.assign_coords(x=grid.coords()[0], y=grid.coords()[1])
@@ -386,7 +387,8 @@ def _changed(arr: xr.DataArray, change, grid: Grid, *, chunks=CHUNK,
                           fix="give the scenario's class map as a file (file = ...) instead")
     if getattr(change, "file", None) is not None:
         arr = align_raster(change.file, grid, resampling=resampling, chunks=chunks,
-                           name=arr.name).assign_attrs(arr.attrs)
+                           name=None if arr.name is None else str(arr.name)
+                           ).assign_attrs(arr.attrs)
     return apply_change(arr, change)
 
 

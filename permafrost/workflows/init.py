@@ -524,7 +524,8 @@ def render_stack(sv: Survey, stack_path: Path) -> tuple[str, list[str]]:
     """The covariate stack file's text and the names of the stack's model features."""
     base = stack_path.parent
     names = _covariate_names(sv)
-    dem = (sv.of("dem") or [None])[0]
+    dems = sv.of("dem")
+    dem = dems[0] if dems else None
     coarse_m, coarse_z = sv.of("maat_coarse"), sv.of("elevation_coarse")
     nc = sv.of("climate_netcdf")
     downscale = dem is not None and not sv.of("maat") and bool(coarse_m or nc)

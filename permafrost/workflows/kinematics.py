@@ -28,7 +28,7 @@ __all__ = ["run_kinematics"]
 
 @expects(outlines="path")
 def run_kinematics(
-    tracks: Sequence[str | os.PathLike | object],
+    tracks: Sequence[str | os.PathLike | TrackFiles],
     outlines: str | os.PathLike,
     *,
     out: str | os.PathLike | None = None,

@@ -292,9 +292,10 @@ def predict_raster(
     if scheduler is not None:
         check_scheduler_address(scheduler)
     _check_outputs(model, covariates, out, zones, uncertainty, mask, cache_dir)
-    extra = [Path(p) for p in (getattr(check, "outputs", None) or [])]
+    targets: list[str | os.PathLike] = [p for p in (out, zones, uncertainty) if p is not None]
+    targets += [Path(p) for p in (getattr(check, "outputs", None) or [])]
     # two predictions to one target would share its block cache and temporary files
-    with output_locks([p for p in (out, zones, uncertainty) if p is not None] + extra):
+    with output_locks(targets):
         return _predict_raster(model, covariates, out, zones=zones, uncertainty=uncertainty,
                                mask=mask, chunk=chunk, device=device, workers=workers,
                                scheduler=scheduler, threads=threads, cache_root=cache_dir,
@@ -507,6 +508,7 @@ def _block_task(model, cov_blocks, mask_block, window, transform, device, uncert
     computes from the same covariate block); returns its counts."""
     cov_blocks = [np.asarray(c) for c in cov_blocks]
     block = np.stack([np.asarray(c, dtype=np.float32) for c in cov_blocks])
+    excluded: np.ndarray | None
     if isinstance(mask_block, Shapes):
         excluded = burn(mask_block, Affine(*transform[:6]), window, dtype="uint8").astype(bool)
     else:
@@ -576,6 +578,7 @@ def _open_mask(mask: Any, like: xr.DataArray, *, chunk: int
     info = {**m.info, "fingerprint": file_digest(p) if p.exists() else None}
     if m.polygons is not None:
         return Shapes(m.polygons.geometry.to_numpy()), info
+    assert m.excluded is not None  # exactly one of excluded and polygons is set
     return as_blocks(m.excluded, chunk), info
 
 

@@ -150,9 +150,9 @@ def validate_from_files(
           if boreholes_path is not None else None)
     mask = (read_mask(mask_path, model, chunks=chunks)
             if priors and mask_path is not None else None)
-    maps = [(s, da, read_aligned(s.path, model, resampling="nearest", chunks=chunks,
-                                 name=s.name)) for s, da in maps]
-    result = validate(model, boreholes=bh, priors=maps,
+    aligned = [(s, da, read_aligned(s.path, model, resampling="nearest", chunks=chunks,
+                                    name=s.name)) for s, da in maps]
+    result = validate(model, boreholes=bh, priors=aligned,
                       mask=mask.excluded if mask is not None else None,
                       mask_vector=mask.polygons if mask is not None else None,
                       threshold=threshold, n_bins=n_bins, block_rows=block_rows,
