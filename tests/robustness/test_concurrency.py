@@ -106,8 +106,10 @@ def _predict_args(model_dir: Path, cov: Path, out: Path) -> list:
 
 
 def _check_predict_output(out: Path) -> None:
-    left = [p.name for p in out.iterdir() if p.name not in ("pzi.tif", "zones.tif")
-            and not p.name.endswith(".tif.aux.xml")]  # GDAL's sidecar (category names)
+    # the winner's outputs, their QGIS styles and GDAL's sidecar (category names)
+    left = [p.name for p in out.iterdir()
+            if p.name not in ("pzi.tif", "zones.tif", "pzi.qml", "zones.qml")
+            and not p.name.endswith(".tif.aux.xml")]
     assert not left, f"left behind: {left}"  # no .pfblocks, .pflock or temporary file
     for name in ("pzi.tif", "zones.tif"):
         with rasterio.open(out / name) as src:
