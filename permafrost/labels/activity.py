@@ -195,7 +195,7 @@ def inventories_with_evidence(
                                      "{activity_column}")
         evidence = inv[col].astype(object)
         iid = _id_column(inv)
-        if kin_id and iid:
+        if kin_ids is not None and iid:
             ids = inv[iid].astype(str).str.strip()
             own = dict(zip(ids, inv[col]))
             both = combined[kin_ids.isin(set(ids))].drop(
@@ -213,7 +213,7 @@ def inventories_with_evidence(
         inv["activity_evidence"] = evidence
         inv.attrs["source"] = path
         out.append(inv)
-    rest = combined[~kin_ids.isin(taken)] if kin_id else combined
+    rest = combined[~kin_ids.isin(taken)] if kin_ids is not None else combined
     rest.attrs["source"] = combined.attrs.get("source")
     return [rest, *out] if len(rest) else out
 
@@ -271,6 +271,7 @@ def rock_glacier_labels(
                              param="activity_column",
                              fix="name the inventory's activity column with {activity_column}")
     col = lower[activity_column.lower()]
+    idc: str | None
     if id_column is not None:
         idc = _find_column(inventory.columns, id_column, path=path, what="id",
                            fix="pass the id column name")
@@ -289,7 +290,7 @@ def rock_glacier_labels(
     norm = raw.astype(str).str.strip().str.lower()
     known = norm.isin(list(ACTIVITY_LABELS))
     if not known.all():
-        bad = {}
+        bad: dict[str, list[int]] = {}
         for pos, (v, ok) in enumerate(zip(raw, known)):
             if not ok:
                 bad.setdefault(str(v), []).append(pos)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -16,12 +17,12 @@ from permafrost.defaults import BOREHOLE_WEIGHT, ROCK_GLACIER_WEIGHT
 from permafrost.errors import CRSError, DataError, ParameterError
 from permafrost.grid import cells_at_points, grid_of, sample_at_points
 from permafrost.labels.activity import rock_glacier_labels
-from permafrost.options import check_options
 from permafrost.labels.sampling import (
     borehole_points,
     sample_rock_glaciers,
     temperature_borehole_points,
 )
+from permafrost.options import check_options
 
 log = logging.getLogger(__package__)  # "permafrost.labels", as before the split
 
@@ -233,9 +234,9 @@ def fuse_labels(
 # --------------------------------------------------------------------------- the whole step
 def build_labels(
     *,
-    inventories: list[gpd.GeoDataFrame] = (),
-    borehole_tables: list[gpd.GeoDataFrame] = (),
-    temperature_records: list = (),
+    inventories: Sequence[gpd.GeoDataFrame] = (),
+    borehole_tables: Sequence[gpd.GeoDataFrame] = (),
+    temperature_records: Sequence = (),
     grid: xr.DataArray | None = None,
     dem: xr.DataArray | None = None,
     activity_column: str = "activity",

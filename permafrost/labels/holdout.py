@@ -168,7 +168,8 @@ def holdout_split(
     share = float(np.mean(y_known == 1))
     need = int(math.ceil(fraction * int(known.sum())))
     rng = np.random.default_rng(seed)
-    best, best_score = None, np.inf
+    best: list = []
+    best_score = np.inf
     for _ in range(max(1, int(draws))):  # draws of whole blocks; keep the closest class mix
         chosen: list = []
         held_known = 0

@@ -149,6 +149,7 @@ def sample_rock_glaciers(
     recs = []
     if len(keep):
         if strategy == "front":
+            assert dem is not None  # refused above without one
             work = keep.to_crs(dem_crs)
             tr = dem.rio.transform()
             for rid, lab, act, g in zip(work["rg_id"], work["label"], work["activity"],
@@ -187,7 +188,7 @@ def sample_rock_glaciers(
                                                 "weight", "activity", "sampling", "elevation_m"]},
                                geometry=[], crs=out_crs)
         return pts, pd.DataFrame(dropped, columns=["source", "source_id", "reason"])
-    rid, lab, act, geom, z, n = zip(*recs)
+    rid, lab, act, geom, zs, n = zip(*recs)
     pts = gpd.GeoDataFrame({
         "label": np.asarray(lab, dtype=np.int8),
         "source": "rock_glacier",
@@ -196,7 +197,7 @@ def sample_rock_glaciers(
         "weight": weight / np.asarray(n, dtype=float),
         "activity": list(act),
         "sampling": strategy,
-        "elevation_m": np.asarray(z, dtype=float),
+        "elevation_m": np.asarray(zs, dtype=float),
     }, geometry=list(geom), crs=pts_crs).to_crs(out_crs)
     if dem is not None and strategy != "front":
         pts["elevation_m"] = sample_at_points(dem, pts.geometry.x.to_numpy(),

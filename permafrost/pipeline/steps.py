@@ -125,8 +125,10 @@ def _kin_run(ctx: StepContext):
     cfg = ctx.config
     kc = KinematicsConfig(min_sensitivity=cfg.kinematics.sensitivity_cut,
                           min_coherence=cfg.kinematics.min_coherence)
-    res = run_kinematics([track_files(t) for t in cfg.inputs.tracks], _outlines(cfg), out=ctx.workdir / "kinematics.gpkg",
-                         dem=cfg.inputs.dem, config=kc)
+    outlines = _outlines(cfg)
+    assert outlines is not None  # the step runs only with outlines (_kin_enabled)
+    res = run_kinematics([track_files(t) for t in cfg.inputs.tracks], outlines,
+                         out=ctx.workdir / "kinematics.gpkg", dem=cfg.inputs.dem, config=kc)
     counts = res.outlines["kin_activity"].value_counts().to_dict()
     # per-track pixel masks, for the report
     write_json({"tracks": res.pixel_counts}, ctx.workdir / "kinematics_tracks.json")
@@ -335,6 +337,7 @@ def _physical_run(ctx: StepContext):
                                 sigma=opts.sigma_c, min_records=opts.min_magt_records,
                                 seed=ctx.seed)
     (changed, change), = ctx.covariate_changes.items()
+    assert change.offset is not None  # a physical scenario is an offset (config checks it)
     cov = changed.split(".")[0]  # a coarse grid's offset ("maat.coarse") warms its MAAT
     res = warm_pzi_raster(base.output("pzi"), cfg.inputs.covariates, ctx.workdir / "pzi.tif",
                           delta_t=change.offset, covariate=cov, amplitude=opts.amplitude_c,
@@ -520,7 +523,7 @@ def _stats_run(ctx: StepContext):
         dem_path=cfg.inputs.dem, band_width=cfg.stats.band_width_m, mask_path=cfg.inputs.mask,
     )
     outputs = {"stats": "stats.json", "table": "stats.csv"}
-    summary = {}
+    summary: dict[str, Any] = {}
     if cfg.inputs.dem is not None:
         # the PZI-elevation profile by aspect and the lower limit of permafrost, with the
         # falls of the PZI above the highest training label (permafrost.area.profile);
@@ -602,9 +605,9 @@ def _validate_run(ctx: StepContext):
                               if "train" in ctx.upstream else None)
     _rewrite_portable(ctx.workdir / "validation" / "validation.json", ctx.config)
     rows = (res.boreholes or {}).get("table") or []
-    model_row = next((r for r in rows if r.get("kind") == "pzi"), {})
-    summary = {k: model_row.get(k) for k in ("n", "auc", "balanced_accuracy", "kappa", "brier")
-               if k in model_row}
+    model_row: dict[str, Any] = next((r for r in rows if r.get("kind") == "pzi"), {})
+    heads = ("n", "auc", "balanced_accuracy", "kappa", "brier")
+    summary: dict[str, Any] = {k: model_row.get(k) for k in heads if k in model_row}
     for k, iv in (model_row.get("ci") or {}).items():  # bootstrap intervals of the headline
         if k in ("auc", "balanced_accuracy", "kappa", "brier") and iv.get("low") is not None:
             summary[f"{k}_ci"] = [round(iv["low"], 4), round(iv["high"], 4)]
@@ -718,7 +721,7 @@ def _report_run(ctx: StepContext):
 
 def _run_figures(ctx: StepContext, name: str, stats: dict) -> dict:
     """A run's PZI-weighted areas and held-out skill (its validate step's summary)."""
-    whole = next((u for u in stats[name].units if u["unit"] == "all"), {})
+    whole: dict[str, Any] = next((u for u in stats[name].units if u["unit"] == "all"), {})
     recs = ctx.scenarios.get(name) or {}
     val = (recs["validate"].summary or {}) if "validate" in recs else {}
     return {"pzi_weighted_km2": whole.get("pzi_weighted_km2"),
