@@ -1,4 +1,4 @@
-"""The report: one self-contained HTML file (figures embedded as PNG) plus the same numbers as JSON.
+"""The report: one self-contained HTML file (figures embedded as full-colour images) plus JSON.
 
 This module renders; it computes nothing.  Its input is a plain dict (a *bundle*) of what the
 other steps wrote — statistics JSON (:mod:`permafrost.area`), validation JSON
@@ -24,7 +24,7 @@ aspect and the lower limit of permafrost),
 
 Every map has a hillshade of the DEM (computed with the pixel spacing in metres), axis labels
 in °E/°N or metres with the CRS named, a scale bar, and legend entries for nodata and masked
-cells; every figure is the page width.
+cells; every figure is the page width, rendered at 2× and shown at its CSS width.
 
 The HTML needs no network, no script and no external file: it opens offline in any browser.
 """
@@ -87,7 +87,8 @@ def render_report(bundle: Mapping) -> str:
     Returns
     -------
     str
-        The HTML text (figures as base64 PNG, inline CSS, no script, no external link).
+        The HTML text (figures as base64 lossless WebP or PNG at 2×, inline CSS, no script,
+        no external link).
 
     Raises
     ------

@@ -25,6 +25,7 @@ from permafrost.styles import (
     NODATA_COLOUR,
     RAMPS,
     VELOCITY_COLOURS,
+    series_colours,
 )
 from permafrost.styles import ZONE_COLOURS as _ALL_ZONE_COLOURS
 
@@ -51,22 +52,38 @@ _MASK_STYLE = {"facecolor": "#ffffff", "edgecolor": "#7f7f7f", "hatch": "////",
                "linewidth": 0.4}
 
 
-def _png(fig) -> str:
+#: pixels per CSS pixel of the embedded images (2: sharp on HiDPI screens and in print)
+_SCALE = 2
+
+
+def _encode(fig) -> tuple[str, str, int]:
+    """The figure as a full-colour image: (MIME type, base64 data, CSS width [px]).
+
+    Rendered at ``_SCALE`` times the page's 100 px per inch and shown at its CSS width, so a
+    HiDPI screen gets one image pixel per device pixel. The colours are kept exactly (no
+    palette quantisation: ramps and colour bars stay smooth); the file stays small because
+    the maps' rasters are decimated previews (``max_size`` of the report workflow). Encoded as
+    an RGB PNG (colour type 2) or lossless WebP, whichever is smaller; both are
+    deterministic (no date or software chunk).
+    """
     from PIL import Image
 
     buf = io.BytesIO()
-    # no Software/date chunk: the same inputs give the same bytes
-    fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight", metadata={"Software": None})
-    # a 256-colour palette (median cut, deterministic) keeps the report a few MB
+    fig.savefig(buf, format="png", dpi=_DPI * _SCALE, bbox_inches="tight",
+                metadata={"Software": None}, facecolor="white")
     img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-    out = io.BytesIO()
-    img.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
-        out, format="PNG", optimize=True)
-    return base64.b64encode(out.getvalue()).decode("ascii")
+    png = io.BytesIO()
+    img.save(png, format="PNG", optimize=True)
+    webp = io.BytesIO()
+    img.save(webp, format="WEBP", lossless=True, quality=100, method=4)
+    mime, data = min((("image/png", png.getvalue()), ("image/webp", webp.getvalue())),
+                     key=lambda kv: len(kv[1]))
+    return mime, base64.b64encode(data).decode("ascii"), round(img.width / _SCALE)
 
 
 def _figure(fig, caption: str, alt: str) -> str:
-    return (f"<figure><img alt='{_e(alt)}' src='data:image/png;base64,{_png(fig)}'>"
+    mime, data, width = _encode(fig)
+    return (f"<figure><img alt='{_e(alt)}' width='{width}' src='data:{mime};base64,{data}'>"
             f"<figcaption>{_e(caption)}</figcaption></figure>")
 
 
@@ -214,12 +231,47 @@ def _hillshade_array(dem: Mapping) -> np.ndarray | None:
     return np.where(np.isfinite(z), hs, np.nan)
 
 
+def _fit(ax, arr, ext, *, categorical: bool = False):
+    """The raster at the resolution it is shown: one cell per CSS pixel of the axes (2 × 2
+    device pixels at ``_SCALE`` 2), by block means (continuous values; NaN cells left out)
+    or the block's centre cell (classes, masks). Text and lines stay at the full 2×; the
+    image stays small because the raster is decimated, not its colours. Returns the array
+    and its extent (grown to whole blocks; the axes' limits clip it back)."""
+    import warnings
+
+    nx = arr.shape[1]
+    w_css = ax.figure.get_figwidth() * _DPI * ax.get_position().width
+    k = int(math.ceil(nx / max(int(w_css), 16)))
+    if k <= 1:
+        return arr, ext
+    ny = arr.shape[0]
+    py, px = -ny % k, -nx % k
+    left, right, bottom, top = ext
+    dx, dy = (right - left) / nx, (top - bottom) / ny
+    new_ext = [left, right + px * dx, bottom - py * dy, top]
+    if categorical:
+        return arr[k // 2::k, k // 2::k], [left, left + len(range(k // 2, nx, k)) * k * dx,
+                                          top - len(range(k // 2, ny, k)) * k * dy, top]
+    a = np.ma.filled(np.ma.asarray(arr, dtype="float64"), np.nan)
+    a = np.pad(a, ((0, py), (0, px)), constant_values=np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # blocks without a value: NaN
+        out = np.nanmean(a.reshape(a.shape[0] // k, k, a.shape[1] // k, k), axis=(1, 3))
+    return np.ma.masked_invalid(out), new_ext
+
+
+def _imshow(ax, arr, *, extent, categorical: bool = False, **kw):
+    """``ax.imshow`` of a raster decimated to its display size (:func:`_fit`)."""
+    a, e = _fit(ax, arr, extent, categorical=categorical)
+    return ax.imshow(a, extent=e, **kw)
+
+
 def _hillshade(ax, dem: Mapping | None) -> bool:
     """Draw the hillshade of the DEM preview (see :func:`_hillshade_array`)."""
     hs = _hillshade_array(dem) if dem is not None else None
     if hs is None:
         return False
-    ax.imshow(np.ma.masked_invalid(hs), cmap="gray", extent=dem["extent"],
+    _imshow(ax, np.ma.masked_invalid(hs), cmap="gray", extent=dem["extent"],
               interpolation="nearest", vmin=0, vmax=1)
     return True
 
@@ -230,7 +282,7 @@ def _nodata(ax, arr: np.ndarray, ext) -> bool:
 
     bad = ~np.isfinite(arr)
     if bad.any():
-        ax.imshow(np.ma.masked_where(~bad, np.ones_like(arr)), extent=ext,
+        _imshow(ax, np.ma.masked_where(~bad, np.ones_like(arr)), extent=ext, categorical=True,
                   cmap=ListedColormap([_NODATA_COLOUR]), interpolation="nearest", vmin=0,
                   vmax=1)
     return bool(bad.any())
@@ -304,7 +356,7 @@ def _pzi_map(maps: Mapping, labels: Mapping | None) -> str:
     cmap = ListedColormap(["#ffffff00"] + list(ZONE_COLOURS.values()))
     norm = BoundaryNorm([0.0, *ZONE_LIMITS, 1.0 + 1e-9], cmap.N)
     shown = np.ma.masked_where(~np.isfinite(arr) | (arr < REGION_THRESHOLD), arr)
-    ax.imshow(shown, cmap=cmap, norm=norm, extent=ext, interpolation="nearest",
+    _imshow(ax, shown, cmap=cmap, norm=norm, extent=ext, interpolation="nearest", categorical=True,
               alpha=0.75 if shaded else 1.0)
     has_nodata = _nodata(ax, arr, ext)
     masked = _mask(ax, maps)
@@ -335,7 +387,7 @@ def _continuous_panel(fig, ax, maps: Mapping, m: Mapping, *, cmap: str, vmax: fl
     ext = m["extent"]
     shaded = _hillshade(ax, maps.get("dem"))
     top = vmax if vmax is not None else (float(np.nanmax(arr)) if np.isfinite(arr).any() else 1)
-    im = ax.imshow(np.ma.masked_invalid(arr), cmap=cmap, vmin=0.0, vmax=top or 1.0,
+    im = _imshow(ax, np.ma.masked_invalid(arr), cmap=cmap, vmin=0.0, vmax=top or 1.0,
                    extent=ext, interpolation="nearest", alpha=0.85 if shaded else 1.0)
     has_nodata = _nodata(ax, arr, ext)
     masked = _mask(ax, maps)
@@ -375,48 +427,82 @@ def _continuous_maps(maps: Mapping) -> str:
 
 
 def _curves(validation: Mapping | None, model: Mapping | None) -> str:
-    curves = (validation or {}).get("boreholes", {}).get("curves", {})
+    """ROC and reliability on the boreholes, one colour per map in both panels
+    (:func:`permafrost.styles.series_colours`); a categorical map has one operating point,
+    drawn as a point on the ROC (not the diagonal through it); each reliability point carries
+    its bin's number of labels."""
+    b = (validation or {}).get("boreholes", {})
+    curves = b.get("curves", {})
+    rows = {r["map"]: r for r in b.get("table", [])}
     roc = {k: v["roc"] for k, v in curves.items() if v.get("roc")}
     rel = {k: v["reliability"] for k, v in curves.items() if v.get("reliability")}
     cv_rel = ((model or {}).get("calibration") or {}).get("reliability")
+    colours = series_colours(["model", *roc, *rel])
+    series = []  # (label, map, reliability, line style)
     if cv_rel:
-        rel = {"model (spatial CV, out-of-fold)": cv_rel, **{f"{k} (boreholes)": v
-                                                              for k, v in rel.items()}}
-    panels = [p for p, ok in (("roc", bool(roc)), ("rel", bool(rel))) if ok]
+        series.append(("model (spatial CV, out-of-fold)", "model", cv_rel, "--"))
+    series += [(f"{k} (boreholes)" if cv_rel else k, k, v, "-") for k, v in rel.items()]
+    panels = [p for p, ok in (("roc", bool(roc)), ("rel", bool(series))) if ok]
     if not panels:
         return ""
     fig = _new_fig(_FIG_W, 5.0)
     caps = []
     for i, kind in enumerate(panels):
         ax = fig.add_subplot(1, 2, i + 1)
-        ax.plot([0, 1], [0, 1], color="#999", lw=0.8, ls="--")
+        ax.plot([0, 1], [0, 1], color="#999", lw=0.8, ls=":")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_aspect("equal")
         if kind == "roc":
-            rows = {r["map"]: r for r in validation["boreholes"]["table"]}
             for name, c in roc.items():
                 auc = rows.get(name, {}).get("auc")
-                ax.plot(c["fpr"], c["tpr"], lw=1.2, label=f"{name} (AUC {_f(auc, 3)})")
+                col = colours[name]
+                if rows.get(name, {}).get("kind") == "categorical":
+                    fpr, tpr = _operating_point(c)
+                    ax.plot([fpr], [tpr], "D", ms=7, color=col, mec="k", mew=0.6,
+                            label=f"{name}: operating point (AUC {_f(auc, 3)})")
+                    continue
+                ax.plot(c["fpr"], c["tpr"], lw=1.4, color=col,
+                        label=f"{name} (AUC {_f(auc, 3)})")
             ax.set_xlabel("False positive rate [-]")
             ax.set_ylabel("True positive rate [-]")
             ax.set_title("ROC on boreholes", fontsize=10)
             ax.legend(fontsize=7, loc="lower right")
-            caps.append("ROC curves of each map on the same boreholes")
+            caps.append("ROC curves of each map on the same boreholes (a categorical map "
+                        "has one operating point, drawn as a point; its AUC is that point's "
+                        "balanced accuracy)")
         else:
-            for name, r in rel.items():
-                pts = [(p, o) for p, o in zip(r["mean_predicted"], r["observed_frequency"],
-                                              strict=False) if p is not None and o is not None]
-                if pts:
-                    ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=name)
+            for label, name, r, ls in series:
+                cnt = r.get("count") or [None] * len(r["mean_predicted"])
+                pts = [(p, o, n) for p, o, n in zip(r["mean_predicted"],
+                                                    r["observed_frequency"], cnt, strict=False)
+                       if p is not None and o is not None]
+                if not pts:
+                    continue
+                col = colours[name]
+                ax.plot([p for p, _, _ in pts], [o for _, o, _ in pts], ls, marker="o", ms=3,
+                        color=col, label=label)
+                for p, o, n in pts:
+                    if n is not None:
+                        ax.annotate(f"{int(n)}", (p, o), textcoords="offset points",
+                                    xytext=(3, -8 if ls == "--" else 4), fontsize=6,
+                                    color=col)
             ax.set_xlabel("Mean predicted probability [-]")
             ax.set_ylabel("Observed frequency [-]")
             ax.set_title("Reliability", fontsize=10)
             ax.legend(fontsize=7, loc="upper left")
-            caps.append("reliability curves (equal-width bins; the diagonal is perfect "
+            caps.append("reliability curves (equal-width bins; the number by each point is "
+                        "the bin's number of labels; the dotted diagonal is perfect "
                         "calibration)")
     return _embed(fig, "; ".join(caps)[:1].upper() + "; ".join(caps)[1:] + ".",
-                   "ROC and reliability curves")
+                  "ROC and reliability curves")
+
+
+def _operating_point(c: Mapping) -> tuple[float, float]:
+    """The one (FPR, TPR) point of a categorical map's ROC: the point off the corners."""
+    pts = [(f, t) for f, t in zip(c["fpr"], c["tpr"], strict=False)
+           if f is not None and t is not None and (f, t) not in ((0, 0), (1, 1))]
+    return pts[0] if pts else (float(c["fpr"][-1]), float(c["tpr"][-1]))
 
 
 def _importance(model: Mapping) -> str:
@@ -450,7 +536,8 @@ def _agreement_map(name: str, m: Mapping, maps: Mapping | None = None) -> str:
     shaded = _hillshade(ax, maps.get("dem"))
     cmap = ListedColormap([c for _, c in AGREEMENT_COLOURS.values()])
     norm = BoundaryNorm([-0.5, 0.5, 1.5, 2.5, 3.5], cmap.N)
-    ax.imshow(np.ma.masked_invalid(arr), cmap=cmap, norm=norm, extent=m["extent"],
+    _imshow(ax, np.ma.masked_invalid(arr), cmap=cmap, norm=norm, extent=m["extent"],
+            categorical=True,
               interpolation="nearest", alpha=0.8 if shaded else 1.0)
     has_nodata = _nodata(ax, arr, m["extent"])
     masked = _mask(ax, maps)
@@ -610,14 +697,14 @@ def _scenario_maps(maps: Mapping, rows: list, ref: str | None) -> str:
         m = sm[name]
         arr = np.asarray(m["array"], dtype="float64")
         ax = fig.add_subplot(2, n, i + 1)
-        ims["pzi"] = ax.imshow(np.ma.masked_invalid(arr), cmap=RAMPS["pzi"].name, vmin=0, vmax=1,
+        ims["pzi"] = _imshow(ax, np.ma.masked_invalid(arr), cmap=RAMPS["pzi"].name, vmin=0, vmax=1,
                                extent=m["extent"], interpolation="nearest")
         _nodata(ax, arr, m["extent"])
         _decorate(ax, m, name)
         ax2 = fig.add_subplot(2, n, n + i + 1)
         if refarr is not None and refarr.shape == arr.shape and name != ref:
             d = arr - refarr
-            ims["d"] = ax2.imshow(np.ma.masked_invalid(d), cmap=RAMPS["change"].name, vmin=-1,
+            ims["d"] = _imshow(ax2, np.ma.masked_invalid(d), cmap=RAMPS["change"].name, vmin=-1,
                                   vmax=1, extent=m["extent"], interpolation="nearest")
             _nodata(ax2, d, m["extent"])
             _decorate(ax2, m, f"{name} − {ref}")

@@ -23,7 +23,7 @@ th{background:#eef3fa;vertical-align:bottom}td.l,th.l{text-align:left}
 .kpi{display:inline-block;margin:.3em 1.2em .3em 0;padding:.5em .8em;background:#eef3fa;
 border-radius:4px}.kpi b{font-size:1.3em;display:block}
 figure{margin:1em 0}figcaption{font-size:.85em;color:#555}.note{color:#555;font-size:.85em}
-figure img{width:100%;height:auto}
+figure img{max-width:100%;height:auto}
 .warn{background:#fff4e5;border-left:4px solid #e6550d;padding:.4em .8em;
 margin:.4em 0}img{max-width:100%}
 nav.toc{background:#f7f9fc;border:1px solid #dde5f0;border-radius:4px;padding:.4em 1em;
