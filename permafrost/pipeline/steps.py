@@ -814,6 +814,9 @@ def _report_run(ctx: StepContext):
         mask=ctx.config.inputs.mask,
         applicability=base["predict"].outputs.get("applicability") if "predict" in base
         else None,
+        holdout_blocks=base["labels"].outputs.get("holdout_blocks") if "labels" in base
+        else None,
+        holdout_boreholes=base["labels"].outputs.get("holdout") if "labels" in base else None,
     )
     _rewrite_portable(ctx.workdir / "report.json", ctx.config)
     summary = {"scenarios": sorted(scen), "descriptions": descriptions}

@@ -40,6 +40,7 @@ from permafrost.report.figures import (  # noqa: F401 - the hook and helpers tes
     _agreement_map,
     _continuous_maps,
     _curves,
+    _cv_map,
     _figure,
     _hillshade_array,
     _importance,
@@ -120,8 +121,8 @@ def render_report(bundle: Mapping) -> str:
     lab = bundle.get("labels") or {}
     add("Labels", _labels_table(lab) if lab.get("label") is not None
         and len(lab.get("label", [])) else "")
-    add("Cross-validation", (_cv_tables(model) + "\n" + _level_line(model)).strip()
-        if model else "")
+    add("Cross-validation", (_cv_map(maps) + "\n" + _cv_tables(model) + "\n"
+                             + _level_line(model)).strip() if model else "")
     if model.get("surface"):  # the surface-aware model (permafrost.surface)
         add("Surface-aware model", _surface_section(model["surface"]))
     add("ROC and reliability", _curves(val, model))
@@ -182,7 +183,15 @@ def report_json(bundle: Mapping) -> dict:
             return v.get("source")
         return {n: m.get("source") for n, m in v.items()}
 
-    out["maps"] = {k: src(v) for k, v in (bundle.get("maps") or {}).items()}
+    out["maps"] = {k: src(v) for k, v in (bundle.get("maps") or {}).items() if k != "cv"}
+    cv = (bundle.get("maps") or {}).get("cv")
+    if cv:  # the validation map's numbers: block size, blocks, boreholes
+        out["maps"]["cv"] = {"source": cv.get("source"), "cv_block_m": cv.get("block_m"),
+                             "cv_blocks": len(cv.get("cv_blocks") or []),
+                             "held_out_blocks": len(cv.get("held_out") or []),
+                             "held_out_boreholes": len((cv.get("held_out_boreholes") or {})
+                                                       .get("x") or []),
+                             "training_labels": len((cv.get("train") or {}).get("x") or [])}
     return out
 
 

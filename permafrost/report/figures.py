@@ -266,6 +266,14 @@ def _imshow(ax, arr, *, extent, categorical: bool = False, **kw):
     return ax.imshow(a, extent=e, **kw)
 
 
+def _coarse(dem: Mapping | None, k: int = 2) -> Mapping | None:
+    """A DEM preview with every ``k``-th cell: the background hillshade of maps whose
+    subject is vectors (outlines, blocks, points), where relief is context only."""
+    if dem is None:
+        return None
+    return {**dem, "array": np.asarray(dem["array"])[::k, ::k]}
+
+
 def _hillshade(ax, dem: Mapping | None) -> bool:
     """Draw the hillshade of the DEM preview (see :func:`_hillshade_array`)."""
     hs = _hillshade_array(dem) if dem is not None else None
@@ -550,6 +558,62 @@ def _agreement_map(name: str, m: Mapping, maps: Mapping | None = None) -> str:
                         "differ. Nodata: no value in either map.", f"agreement map {name}")
 
 
+def _cv_map(maps: Mapping) -> str:
+    """The held-out blocks and the CV blocks with the training labels and the held-out
+    boreholes (bundle ``maps['cv']``), over a hillshade."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    cv = maps.get("cv") or {}
+    base = maps.get("pzi") or maps.get("dem")
+    if not base or not (cv.get("held_out") or cv.get("cv_blocks")):
+        return ""
+    fig = _map_fig(base)
+    ax = fig.add_subplot(1, 1, 1)
+    _hillshade(ax, _coarse(maps.get("dem")))
+    handles = []
+    if cv.get("cv_blocks"):
+        _polygons(ax, cv["cv_blocks"], facecolor="none", edgecolor="#0072b2", linewidth=0.7,
+                  zorder=2.6)
+        handles.append(Patch(facecolor="none", edgecolor="#0072b2",
+                             label=f"CV block ({_num((cv.get('block_m') or 0) / 1000, 2)} km) "
+                                   "holding labels"))
+    if cv.get("held_out"):
+        _polygons(ax, cv["held_out"], facecolor="#e69f0055", edgecolor="#d55e00",
+                  linewidth=1.4, hatch="\\\\", zorder=2.7)
+        handles.append(Patch(facecolor="#e69f0055", edgecolor="#d55e00", hatch="\\\\",
+                             label="held-out block (validation only)"))
+    tr = cv.get("train") or {}
+    if tr.get("x"):
+        x, y = np.asarray(tr["x"]), np.asarray(tr["y"])
+        src = np.asarray(tr.get("source") or ["label"] * len(x), dtype=object)
+        for s_, (mk, col, size) in {"rock_glacier": ("^", "#7f7f7f", 10),
+                                    "borehole": ("o", "#0072b2", 18),
+                                    "gtnp": ("s", "#0072b2", 18),
+                                    "permos": ("s", "#0072b2", 18)}.items():
+            sel = src == s_
+            if sel.any():
+                ax.scatter(x[sel], y[sel], s=size, marker=mk, c=col, edgecolors="white",
+                           linewidths=0.3, zorder=3)
+                handles.append(Line2D([], [], marker=mk, ls="", color=col, mec="white",
+                                      label=f"training: {s_.replace('_', ' ')}"))
+    ho = cv.get("held_out_boreholes") or {}
+    if ho.get("x"):
+        ax.scatter(ho["x"], ho["y"], s=30, marker="D", c="#000000", edgecolors="white",
+                   linewidths=0.5, zorder=3.5)
+        handles.append(Line2D([], [], marker="D", ls="", color="#000000", mec="white",
+                              label=f"held-out borehole ({len(ho['x'])})"))
+    _decorate(ax, base, "Spatial cross-validation and hold-out")
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+              frameon=False)
+    return _embed(fig, "Where the model was validated: the held-out blocks (their boreholes "
+                       "score the map and never train it) and the squares of the spatial "
+                       "cross-validation laid over the training labels (Roberts et al. 2017; "
+                       "whole blocks go to one fold; the points of one rock glacier stay "
+                       "together). The per-label fold numbers are not saved by the train "
+                       "step, so the folds themselves are not coloured.", "CV and hold-out map")
+
+
 def _kinematics_map(maps: Mapping) -> str:
     """Rock glacier outlines coloured by their downslope velocity in RGIK classes."""
     from matplotlib.colors import BoundaryNorm, ListedColormap
@@ -562,7 +626,7 @@ def _kinematics_map(maps: Mapping) -> str:
     geoms = list(k["geometries"])
     fig = _map_fig(base)
     ax = fig.add_subplot(1, 1, 1)
-    _hillshade(ax, maps.get("dem"))
+    _hillshade(ax, _coarse(maps.get("dem")))
     edges = list(RGIK_CLASS_EDGES_CM_YR)
     cmap = ListedColormap(list(VELOCITY_COLOURS))
     norm = BoundaryNorm([-1e9, *edges, 1e12], cmap.N)
@@ -615,6 +679,16 @@ def _profile_figure(prof: Mapping) -> str:
     lims = prof.get("lower_limits") or {}
     fig = _new_fig(_FIG_W, 4.5)
     ax = fig.add_subplot(1, 1, 1)
+    spread = prof.get("fold_spread") or {}
+    for cls, (color, _, _) in _PROFILE_STYLE.items():
+        lo, hi = ({(b["centre_m"]): b.get(f"{cls}_mean_pzi") for b in
+                   (spread.get(k) or {}).get("bands") or []
+                   if b.get(f"{cls}_cells", 0) >= min_cells} for k in ("low", "high"))
+        zs = sorted(z for z in lo if lo[z] is not None and hi.get(z) is not None)
+        if zs and cls != "all":
+            ax.fill_betweenx(zs, [lo[z] for z in zs], [hi[z] for z in zs], color=color,
+                             alpha=0.15, lw=0,
+                             label=f"{cls}: fold spread (PZI ± σ of the fold models)")
     for cls, (color, ls, mk) in _PROFILE_STYLE.items():
         pts = [(b[f"{cls}_mean_pzi"], b["centre_m"]) for b in bands
                if b.get(f"{cls}_mean_pzi") is not None and b.get(f"{cls}_cells", 0) >= min_cells]
@@ -641,7 +715,10 @@ def _profile_figure(prof: Mapping) -> str:
     return _embed(fig, f"PZI against elevation by aspect ({_num(width, 0)} m bands, "
                         f"area-weighted band means; bands with at least {min_cells} cells). "
                         f"North: {cls_txt.get('north', '')}; south: {cls_txt.get('south', '')}; "
-                        f"{cls_txt.get('flat', 'flat cells')} apart.", "PZI elevation profile")
+                        f"{cls_txt.get('flat', 'flat cells')} apart."
+                  + (" Shaded: the band means of PZI − σ and PZI + σ, σ the spread (standard "
+                     "deviation) of the spatial-CV fold models' PZI." if spread else ""),
+                  "PZI elevation profile")
 
 
 def _area_vs_warming(rows: list, ref: str | None) -> str:

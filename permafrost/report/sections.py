@@ -149,9 +149,18 @@ def _profile_section(prof: Mapping) -> str:
                                        else f"{lim['elevation_m']:.0f}"),
                      _txt(str(lim.get("status", "–")).replace("_", " ")),
                      _count(lim.get("crossings"))])
-    out.append(_table(["Aspect class", "Lower limit [m]", "How", "Crossings of 0.5"], rows,
+    spread = prof.get("fold_spread") or {}
+    if spread:
+        for r, (cls, _) in zip(rows, names, strict=True):
+            zz = [((spread.get(k) or {}).get("lower_limits") or {}).get(cls, {}).get(
+                "elevation_m") for k in ("high", "low")]
+            r.append(_txt("–" if None in zz else f"{zz[0]:.0f}–{zz[1]:.0f}"))
+    out.append(_table(["Aspect class", "Lower limit [m]", "How", "Crossings of 0.5"]
+                      + (["Fold spread: limit of PZI + σ – of PZI − σ [m]"] if spread else []),
+                      rows,
                       caption="Lower limit of permafrost (PZI = 0.5) by aspect: "
-                              + str(meta.get("lower_limit_rule", ""))))
+                              + str(meta.get("lower_limit_rule", ""))
+                              + (f". Fold spread: {spread.get('rule')}" if spread else "")))
     head = ["Band [m]"] + [f"{label} PZI" for _, label in names] + ["All [km²]"]
     trows = []
     for b in bands:

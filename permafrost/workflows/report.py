@@ -12,13 +12,19 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+import geopandas as gpd
 import pandas as pd
+import shapely
+import xarray as xr
 
+from permafrost.area import elevation_profile
 from permafrost.checks import expects
+from permafrost.cv import block_boxes, block_index, metric_crs, metric_xy
 from permafrost.errors import DataError
 from permafrost.io._atomic import atomic_write_text
 from permafrost.io.guard import Output, check_outputs
-from permafrost.io.maps import read_preview
+from permafrost.io.maps import read_aligned, read_mask, read_preview
+from permafrost.io.rasters import read_raster
 from permafrost.io.results import read_json, write_json
 from permafrost.io.vectors import read_vector
 from permafrost.kinematics import summarise
@@ -116,6 +122,66 @@ def _kinematics_bundle(path, map_crs, activity_column: str | None) -> tuple[dict
     return kin, mp
 
 
+def _cv_map(labels, blocks_path, holdout_path, block_m, map_crs) -> dict:
+    """The hold-out and CV blocks with the boreholes, for the report's map: the held-out
+    blocks (``holdout_blocks.gpkg`` of the labels step), the squares of side ``block_m`` that
+    :func:`permafrost.cv.block_index` lays over the training labels (the CV's units before
+    groups are merged), the training labels by source and the held-out boreholes
+    (``boreholes_holdout.csv``), in the map's CRS."""
+    out: dict = {"block_m": block_m}
+    crs = map_crs.to_wkt() if map_crs is not None else None
+    if blocks_path:
+        hb = read_vector(blocks_path, allow_empty=True)
+        if crs is not None and hb.crs is not None:
+            hb = hb.to_crs(crs)
+        out["held_out"] = list(hb.geometry.values)
+        out["source"] = str(blocks_path)
+    if labels is not None and len(labels) and block_m and labels.crs is not None:
+        pts = labels.geometry.representative_point()
+        mx, my = metric_xy(pts.x.to_numpy(), pts.y.to_numpy(), labels.crs)
+        ix, iy = block_index(mx, my, block_m)
+        cells = sorted(set(zip(ix.tolist(), iy.tolist(), strict=True)))
+        boxes = block_boxes(mx, my, block_m, [c[0] for c in cells], [c[1] for c in cells])
+        frame = metric_crs(pts.x.to_numpy(), pts.y.to_numpy(), labels.crs)
+        g = gpd.GeoSeries(boxes, crs=frame)
+        out["cv_blocks"] = list((g.to_crs(crs) if crs is not None else g).values)
+        src = labels["source"].astype(str) if "source" in labels.columns else None
+        out["train"] = {"x": pts.x.tolist(), "y": pts.y.tolist(),
+                        "source": src.tolist() if src is not None else None}
+    if holdout_path and Path(holdout_path).exists():
+        h = pd.read_csv(holdout_path)
+        if {"lon", "lat"} <= set(h.columns):
+            g = gpd.GeoSeries(shapely.points(h["lon"], h["lat"]), crs="EPSG:4326")
+            if crs is not None:
+                g = g.to_crs(crs)
+            out["held_out_boreholes"] = {"x": g.x.tolist(), "y": g.y.tolist(),
+                                         "presence": h.get("presence", pd.Series(
+                                             [None] * len(h))).tolist()}
+    return out
+
+
+def _profile_spread(pzi, uncertainty, dem, mask, band_width) -> dict:
+    """The profile of PZI − σ and PZI + σ (σ: the spread of the fold models,
+    ``pzi_uncertainty.tif``), each clipped to [0, 1]: their band means and lower limits
+    bound those of the PZI by the fold models' disagreement."""
+    p = read_raster(pzi, name="pzi")
+    sd = read_aligned(uncertainty, p, resampling="nearest", name="sd")
+    z = read_aligned(dem, p, resampling="bilinear", name="dem")
+    mk = read_mask(mask, p) if mask else None
+    out = {"rule": "band means and lower limits of clip(PZI − σ) and clip(PZI + σ), σ the "
+                   "per-cell standard deviation of the spatial-CV fold models' PZI "
+                   "(pzi_uncertainty.tif): an envelope of the fold models' disagreement, not "
+                   "the profiles of the fold models themselves (their maps are not saved)"}
+    for key, sign in (("low", -1.0), ("high", 1.0)):
+        arr = xr.where(sd.notnull(), (p + sign * sd).clip(0.0, 1.0), p)
+        prof = elevation_profile(arr, z, band_width=band_width,
+                                 mask_vector=mk.polygons if mk is not None else None,
+                                 mask_raster=mk.excluded if mk is not None else None)
+        d = prof.as_dict()
+        out[key] = {"bands": d["bands"], "lower_limits": d["lower_limits"]}
+    return out
+
+
 @expects(out_html="path", out_json="path?", pzi="path?", dem="path?", stats="path?",
          validation="path?", model="path?", labels="path?", kinematics="path?", mask="path?")
 def report_from_files(
@@ -139,6 +205,8 @@ def report_from_files(
     activity_column: str | None = "activity",
     mask=None,
     applicability=None,
+    holdout_blocks=None,
+    holdout_boreholes=None,
     max_size: int = 800,
 ) -> dict:
     """Read what the other steps wrote, render the report and write HTML (+ JSON).
@@ -187,6 +255,9 @@ def report_from_files(
     applicability : path-like, optional
         The baseline run's ``applicability.json``: its label support (counts per surface
         class and covariate decile, unsupported shares) and warnings.
+    holdout_blocks, holdout_boreholes : path-like, optional
+        ``holdout_blocks.gpkg`` and ``boreholes_holdout.csv`` of the labels step: the map of
+        the hold-out and CV blocks with the boreholes.
     max_size : int
         Longest side of map previews [pixels].
 
@@ -261,6 +332,16 @@ def report_from_files(
                                   else None)}
     if applicability:
         b["applicability"] = read_json(applicability)
+    if labels and (holdout_blocks or holdout_boreholes):
+        md = b.get("model") or {}
+        parts = (md.get("surface") or {}).get("parts") or {}
+        block_m = ((md.get("cv") or {}).get("block_size_m")
+                   or next((v.get("block_size_m") for v in parts.values()
+                            if v.get("block_size_m")), None))
+        b["maps"]["cv"] = _cv_map(gdf, holdout_blocks, holdout_boreholes, block_m, map_crs)
+    if b.get("profile") and uncertainty and pzi and dem:
+        bw = (b["profile"].get("meta") or {}).get("band_width_m") or 200.0
+        b["profile"]["fold_spread"] = _profile_spread(pzi, uncertainty, dem, mask, bw)
     if scenarios:
         b["scenarios"] = {n: read_json(p) for n, p in scenarios.items()}
     if scenario_changes:

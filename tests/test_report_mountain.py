@@ -1,0 +1,59 @@
+"""The report's mountain-permafrost figures: the fold spread of the lower limit of
+permafrost by aspect (an analytic cone), the map of the hold-out and CV blocks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from shapely.geometry import box
+
+from factories import write_tif
+from permafrost.report import render_report, report_json
+from permafrost.workflows.report import _profile_spread
+from test_profile import CRS, SCALE, Z50, _cone, _pzi_by_sector
+from test_report import _bundle, _capture_figures
+
+SIGMA = 0.2  # the fold models' spread [-], constant
+
+
+def test_fold_spread_of_the_lower_limit_on_a_cone(tmp_path):
+    """PZI = logistic((z - z50(aspect)) / SCALE), σ constant: PZI ± σ crosses 0.5 where the
+    logistic is 0.5 ∓ σ, i.e. at z50 + SCALE ln((0.5 ∓ σ) / (0.5 ± σ)), exactly."""
+    tr, z, downslope = _cone()
+    pzi = _pzi_by_sector(z, downslope)
+    p = write_tif(tmp_path / "pzi.tif", pzi.astype("float32"), tr, CRS)
+    u = write_tif(tmp_path / "sd.tif", np.full(pzi.shape, SIGMA, "float32"), tr, CRS)
+    d = write_tif(tmp_path / "dem.tif", z.astype("float32"), tr, CRS)
+    sp = _profile_spread(p, u, d, None, 100.0)
+    shift = SCALE * math.log((0.5 + SIGMA) / (0.5 - SIGMA))  # 50.8 m
+    for cls, z50 in Z50.items():
+        hi = sp["high"]["lower_limits"][cls]["elevation_m"]  # PZI + σ: lower limit lower
+        lo = sp["low"]["lower_limits"][cls]["elevation_m"]
+        assert hi == pytest.approx(z50 - shift, abs=25.0), cls
+        assert lo == pytest.approx(z50 + shift, abs=25.0), cls
+        assert hi < z50 < lo
+    assert "fold models" in sp["rule"]
+
+
+def test_cv_map_and_profile_spread_in_the_report(monkeypatch):
+    b = _bundle()
+    ext = b["maps"]["pzi"]["extent"]
+    b["maps"]["cv"] = {
+        "block_m": 5000.0, "source": "holdout_blocks.gpkg",
+        "held_out": [box(ext[0], ext[2], ext[0] + 0.1, ext[2] + 0.1)],
+        "cv_blocks": [box(ext[0] + 0.1 * i, ext[2], ext[0] + 0.1 * (i + 1), ext[2] + 0.1)
+                      for i in range(1, 4)],
+        "train": {"x": [ext[0] + 0.15, ext[0] + 0.25], "y": [ext[2] + 0.05] * 2,
+                  "source": ["borehole", "rock_glacier"]},
+        "held_out_boreholes": {"x": [ext[0] + 0.05], "y": [ext[2] + 0.05], "presence": [1]}}
+    figs = _capture_figures(monkeypatch)
+    render_report(b)
+    fig = figs["CV and hold-out map"]
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "held-out block (validation only)" in texts and "held-out borehole (1)" in texts
+    assert "CV block (5.00 km) holding labels" in texts
+    js = report_json(b)["maps"]["cv"]
+    assert js == {"source": "holdout_blocks.gpkg", "cv_block_m": 5000.0, "cv_blocks": 3,
+                  "held_out_blocks": 1, "held_out_boreholes": 1, "training_labels": 2}
