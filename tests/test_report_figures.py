@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import subprocess
 from itertools import combinations
 
 import numpy as np
@@ -15,7 +16,7 @@ from PIL import Image
 from permafrost.report import render_report
 from permafrost.styles import AGREEMENT_CLASSES, delta_e, series_colours, simulate_cvd
 
-from test_report import _bundle, _capture_figures
+from test_report import CHROMIUM, _bundle, _capture_figures
 
 
 def _images(html: str):
@@ -105,3 +106,57 @@ def test_delta_e_matches_a_reference_value():
     # CIELAB of sRGB red (255, 0, 0), D65: L* 53.24, a* 80.09, b* 67.20 (Lindbloom); white L* 100
     assert delta_e("#ff0000", "#ffffff") == pytest.approx(
         ((100 - 53.24) ** 2 + 80.09 ** 2 + 67.20 ** 2) ** 0.5, abs=0.2)
+
+
+_OVERFLOW_PROBE = """<script>
+window.addEventListener('load', function () {
+  var w = window.innerWidth, bad = [];
+  document.querySelectorAll('body *').forEach(function (el) {
+    if (el.closest('div.tw') || el.tagName === 'SCRIPT') return;
+    var r = el.getBoundingClientRect();
+    if (r.width > 0 && r.right > w + 1) bad.push(el.tagName + '.' + el.className + ':' +
+                                                 Math.round(r.right));
+  });
+  parent.postMessage('inner=' + w + ' scroll=' + document.documentElement.scrollWidth +
+                     ' wrappers=' + document.querySelectorAll('div.tw').length +
+                     ' bad=' + bad.slice(0, 20).join(','), '*');
+});
+</script>"""
+
+#: the report in a frame of the tested width (headless Chromium's window is at least 500 px
+#: wide); the frame's probe posts its findings to this page, which --dump-dom prints
+_HOST = """<!DOCTYPE html><html><body style='margin:0'>
+<iframe src='r.html' style='width:{w}px;height:900px;border:0'></iframe>
+<script>window.addEventListener('message', function (e) {{
+  var d = document.createElement('pre'); d.id = 'pf-overflow'; d.textContent = e.data;
+  document.body.appendChild(d); }});</script></body></html>"""
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
+@pytest.mark.parametrize("width", [1400, 390])
+def test_no_horizontal_overflow_outside_table_wrappers(tmp_path, width):
+    """Headless Chromium at a desktop and a phone width: the page never scrolls sideways;
+    only the wide tables do, inside their wrappers."""
+    b = _with_categorical_prior(_bundle())
+    b["provenance"]["a_long_path"] = "/very/long/" + "directory_name_" * 12 + "file.tif"
+    html = render_report(b)
+    assert "<meta name='viewport' content='width=device-width, initial-scale=1'>" in html
+    assert "@media print" in html and "break-after:avoid" in html
+    page = tmp_path / "r.html"
+    page.write_text(html.replace("</body>", _OVERFLOW_PROBE + "</body>"))
+    host = tmp_path / "host.html"
+    host.write_text(_HOST.format(w=width))
+    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+           "--window-size=1600,1000", "--hide-scrollbars", "--virtual-time-budget=8000",
+           "--dump-dom", host.as_uri()]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    m = re.search(r'id="pf-overflow">inner=(\d+) scroll=(\d+) wrappers=(\d+) bad=([^<]*)<',
+                  res.stdout)
+    assert m, res.stderr[-2000:]
+    inner, scroll, wrappers, bad = int(m[1]), int(m[2]), int(m[3]), m[4]
+    assert inner == width
+    assert wrappers >= 5
+    assert scroll <= inner, (scroll, bad)
+    assert bad == "", bad

@@ -7,13 +7,13 @@ import math
 
 import numpy as np
 import pytest
-from shapely.geometry import box
-
 from factories import write_tif
-from permafrost.report import render_report, report_json
-from permafrost.workflows.report import _profile_spread
+from shapely.geometry import box
 from test_profile import CRS, SCALE, Z50, _cone, _pzi_by_sector
 from test_report import _bundle, _capture_figures
+
+from permafrost.report import render_report, report_json
+from permafrost.workflows.report import _profile_spread
 
 SIGMA = 0.2  # the fold models' spread [-], constant
 

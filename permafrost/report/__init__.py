@@ -158,6 +158,7 @@ def render_report(bundle: Mapping) -> str:
     if missing:
         body.append(f"<p class='note'>Sections without input: {_e(', '.join(missing))}.</p>")
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>\n"
             + "\n".join(body) + "\n</body></html>\n")
 

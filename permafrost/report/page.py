@@ -13,11 +13,13 @@ import numpy as np
 
 _CSS = """
 body{font-family:Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;padding:0 1em;
-color:#222}
+color:#222;overflow-wrap:break-word;-webkit-text-size-adjust:100%;text-size-adjust:100%}
 h1{font-size:1.6em}h2{border-bottom:2px solid #2171b5;padding-bottom:.2em;margin-top:2em}
 h3{font-size:1.05em;margin:1.4em 0 .4em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.85em}
+div.tw{overflow-x:auto;max-width:100%;margin:.6em 0}
+table{border-collapse:collapse;margin:0;font-size:.85em}
 p.cap{margin:1em 0 .2em}table:not(.wrap) td.l{white-space:nowrap}
+table.wrap td{overflow-wrap:anywhere}
 th,td{border:1px solid #bbb;padding:.25em .5em;text-align:right}
 th{background:#eef3fa;vertical-align:bottom}td.l,th.l{text-align:left}
 .kpi{display:inline-block;margin:.3em 1.2em .3em 0;padding:.5em .8em;background:#eef3fa;
@@ -28,6 +30,12 @@ figure img{max-width:100%;height:auto}
 margin:.4em 0}img{max-width:100%}
 nav.toc{background:#f7f9fc;border:1px solid #dde5f0;border-radius:4px;padding:.4em 1em;
 margin:1.2em 0;font-size:.9em}nav.toc ol{margin:.3em 0;columns:2}nav.toc a{color:#2171b5}
+@media (max-width:600px){body{margin:1em auto;padding:0 .6em}nav.toc ol{columns:1}
+h1{font-size:1.3em}.kpi{margin:.2em .4em .2em 0}}
+@media print{body{max-width:none;margin:0;padding:0;font-size:10pt}
+h1,h2,h3,p.cap,p.note.cap{break-after:avoid;page-break-after:avoid}
+figure,img,.kpi,.warn,tr{break-inside:avoid;page-break-inside:avoid}
+div.tw{overflow:visible}nav.toc{break-inside:avoid}a{color:inherit}}
 """
 
 
@@ -127,14 +135,15 @@ def _table(header: list, rows: list, *, left: int = 1, caption: str | None = Non
     """An HTML table; the caption goes above it as a note (as wide as the page, not the
     table); ``left`` columns are left-aligned text (not wrapped unless ``wrap``)."""
     out = [f"<p class='note cap'>{_e(caption)}</p>"] if caption else []
-    out.append("<table class='wrap'>" if wrap else "<table>")
+    # wide tables scroll inside their wrapper, never the page (phones)
+    out.append("<div class='tw'><table class='wrap'>" if wrap else "<div class='tw'><table>")
     out.append("<tr>" + "".join(f"<th class='{'l' if i < left else ''}'>{_e(h)}</th>"
                                 for i, h in enumerate(header)) + "</tr>")
     for r in rows:
         out.append("<tr>" + "".join(
             f"<td class='{'l' if i < left else ''}'>{v if isinstance(v, _Raw) else _num(v)}</td>"
             for i, v in enumerate(r)) + "</tr>")
-    out.append("</table>")
+    out.append("</table></div>")
     return "\n".join(out)
 
 
