@@ -57,3 +57,20 @@ def test_cv_map_and_profile_spread_in_the_report(monkeypatch):
     js = report_json(b)["maps"]["cv"]
     assert js == {"source": "holdout_blocks.gpkg", "cv_block_m": 5000.0, "cv_blocks": 3,
                   "held_out_blocks": 1, "held_out_boreholes": 1, "training_labels": 2}
+
+
+def test_response_curves_with_units_per_model(monkeypatch):
+    b = _bundle()
+    b["response"] = {"points": 50, "units": {"maat": "degC", "ndvi": "1"},
+                     "models": {"baseline": {"maat": {"x": [-6, -3, 0], "pzi": [0.9, 0.6, 0.2]},
+                                             "ndvi": {"x": [0.1, 0.5], "pzi": [0.7, None]}},
+                                "reference": {"maat": {"x": [-6, 0], "pzi": [0.8, 0.3]}}}}
+    figs = _capture_figures(monkeypatch)
+    render_report(b)
+    fig = figs["response curves"]
+    assert [ax.get_xlabel() for ax in fig.axes] == ["maat [degC]", "ndvi [-]"]
+    base, ref = fig.axes[0].get_lines()
+    assert base.get_linestyle() == "-" and ref.get_linestyle() == "--"
+    assert base.get_color() != ref.get_color()
+    assert list(fig.axes[1].get_lines()[0].get_ydata()) == [0.7]  # no value: left out
+    assert report_json(b)["response"]["units"]["maat"] == "degC"

@@ -817,6 +817,12 @@ def _report_run(ctx: StepContext):
         holdout_blocks=base["labels"].outputs.get("holdout_blocks") if "labels" in base
         else None,
         holdout_boreholes=base["labels"].outputs.get("holdout") if "labels" in base else None,
+        # response curves of the baseline model and, where there is one, the scenario model
+        covariates=ctx.config.inputs.covariates,
+        response_models={n: recs["train"].output("model")
+                         for n, recs in ((BASELINE, base),
+                                         (REFERENCE, ctx.scenarios.get(REFERENCE) or {}))
+                         if "train" in recs} or None,
     )
     _rewrite_portable(ctx.workdir / "report.json", ctx.config)
     summary = {"scenarios": sorted(scen), "descriptions": descriptions}

@@ -49,6 +49,7 @@ from permafrost.report.figures import (  # noqa: F401 - the hook and helpers tes
     _metres_per_unit,
     _nice_length,
     _pzi_map,
+    _response_figure,
 )
 from permafrost.report.page import _CSS, _e, _slug
 from permafrost.report.sections import (
@@ -127,6 +128,8 @@ def render_report(bundle: Mapping) -> str:
         add("Surface-aware model", _surface_section(model["surface"]))
     add("ROC and reliability", _curves(val, model))
     add("Feature importance", _importance(model) if model else "")
+    add("Response curves", _response_figure(bundle["response"]) if bundle.get("response")
+        else "")
     if model.get("covariates"):  # each covariate's kind; a categorical one's classes
         add("Covariates", _covariates_table(model))
     add("Area statistics", _stats_tables(bundle["stats"]) if bundle.get("stats") else "")

@@ -614,6 +614,52 @@ def _cv_map(maps: Mapping) -> str:
                        "step, so the folds themselves are not coloured.", "CV and hold-out map")
 
 
+def _response_figure(resp: Mapping) -> str:
+    """Response curves: the partial dependence of the PZI on each covariate, one panel per
+    covariate, one colour per model (the baseline solid, the scenario model dashed)."""
+    models = {n: c for n, c in (resp.get("models") or {}).items() if c}
+    feats = list(dict.fromkeys(f for c in models.values() for f in c))
+    if not feats:
+        return ""
+    units = resp.get("units") or {}
+    ncol = min(4, len(feats))
+    nrow = math.ceil(len(feats) / ncol)
+    fig = _new_fig(_FIG_W, 2.6 * nrow + 0.6)
+    colours = series_colours(["model", *[n for n in models if n != "baseline"]])
+    style = {n: (colours["model"] if n == "baseline" else colours[n],
+                 "-" if n == "baseline" else "--") for n in models}
+    for k, f in enumerate(feats):
+        ax = fig.add_subplot(nrow, ncol, k + 1)
+        for n, c in models.items():
+            cur = c.get(f)
+            if not cur:
+                continue
+            pts = [(x, y) for x, y in zip(cur["x"], cur["pzi"], strict=True) if y is not None]
+            if pts:
+                col, ls = style[n]
+                ax.plot([x for x, _ in pts], [y for _, y in pts], ls, color=col, lw=1.5,
+                        label=n)
+        u = units.get(f)
+        u = "-" if str(u) == "1" else u  # UDUNITS "1": dimensionless
+        ax.set_xlabel(f"{f} [{u}]" if u else f"{f} [unit not recorded]", fontsize=8)
+        ax.set_ylim(0, 1)
+        if k % ncol == 0:
+            ax.set_ylabel("partial dependence: PZI [-]", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        if k == 0 and len(models) > 1:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _embed(fig, "Response curves: the PZI the model gives, averaged over "
+                       f"{resp.get('points')} training labels, when one covariate alone is set "
+                       "to each value (partial dependence, Friedman 2001); "
+                       + ("solid: baseline model, dashed: the scenario model. " if len(models)
+                          > 1 else "") + "Monotone constraints show as curves that never turn. "
+                       "Where covariates are correlated (MAAT with elevation and NDVI) the "
+                       "curve combines values that do not occur together and extrapolates "
+                       "there.", "response curves")
+
+
 def _kinematics_map(maps: Mapping) -> str:
     """Rock glacier outlines coloured by their downslope velocity in RGIK classes."""
     from matplotlib.colors import BoundaryNorm, ListedColormap

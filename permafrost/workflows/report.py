@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import shapely
 import xarray as xr
@@ -21,14 +22,18 @@ from permafrost.area import elevation_profile
 from permafrost.checks import expects
 from permafrost.cv import block_boxes, block_index, metric_crs, metric_xy
 from permafrost.errors import DataError
+from permafrost.grid import sample_at_points
 from permafrost.io._atomic import atomic_write_text
 from permafrost.io.guard import Output, check_outputs
 from permafrost.io.maps import read_aligned, read_mask, read_preview
+from permafrost.io.model import load_model
 from permafrost.io.rasters import read_raster
 from permafrost.io.results import read_json, write_json
 from permafrost.io.vectors import read_vector
 from permafrost.kinematics import summarise
 from permafrost.report import render_report, report_json
+from permafrost.response import partial_dependence, response_grid
+from permafrost.workflows.covariates import build_stack
 
 __all__ = ["report_from_files"]
 
@@ -182,6 +187,53 @@ def _profile_spread(pzi, uncertainty, dem, mask, band_width) -> dict:
     return out
 
 
+#: labels sampled for the response curves (a bounded, seeded sample: the curves cost
+#: points × grid values predictions per covariate)
+RESPONSE_POINTS = 300
+
+
+def _response_curves(models: Mapping[str, object], covariates, labels_path, *,
+                     points: int = RESPONSE_POINTS, seed: int = 0) -> dict:
+    """Partial dependence of each model's calibrated PZI on each continuous covariate
+    (:func:`permafrost.response.partial_dependence`), on a seeded sample of at most
+    ``points`` training labels' covariates (the categorical land cover kept as it is)."""
+    labels = read_vector(labels_path, allow_empty=True)
+    stack = build_stack(covariates)
+    pts = labels.geometry.representative_point()
+    vals, _ = sample_at_points(stack, pts.x.to_numpy(), pts.y.to_numpy(), crs=labels.crs)
+    names = [str(v) for v in stack.data_vars]
+    units = {n: stack[n].attrs.get("units") for n in names}
+    out: dict = {"method": "partial dependence (Friedman 2001, Eq. 40) of the calibrated PZI "
+                           "on a seeded sample of the training labels' covariates; grid "
+                           "between the 2nd and 98th percentiles of the sample",
+                 "points": 0, "units": units, "models": {}}
+    for name, path in models.items():
+        if not path:
+            continue
+        model = load_model(Path(path).parent if Path(path).name == "metadata.json" else path)
+        feats = list(model.feature_names)
+        if any(f not in names for f in feats):
+            continue
+        X = vals[:, [names.index(f) for f in feats]]
+        X = X[np.isfinite(X).all(axis=1)]
+        if len(X) > points:
+            X = X[np.sort(np.random.default_rng(seed).choice(len(X), points, replace=False))]
+        out["points"] = int(len(X))
+        cats = set(getattr(model, "categorical", {}) or {})
+        surface = getattr(model, "surface", None)
+        curves = {}
+        for j, f in enumerate(feats):
+            if f in cats or f == surface:
+                continue
+            grid = response_grid(X[:, j])
+            pd_ = partial_dependence(lambda A: model.predict_pzi(A.astype("float32")), X, j,
+                                     grid)
+            curves[f] = {"x": grid.tolist(),
+                         "pzi": [None if not np.isfinite(v) else float(v) for v in pd_]}
+        out["models"][name] = curves
+    return out
+
+
 @expects(out_html="path", out_json="path?", pzi="path?", dem="path?", stats="path?",
          validation="path?", model="path?", labels="path?", kinematics="path?", mask="path?")
 def report_from_files(
@@ -207,6 +259,8 @@ def report_from_files(
     applicability=None,
     holdout_blocks=None,
     holdout_boreholes=None,
+    covariates=None,
+    response_models: Mapping[str, object] | None = None,
     max_size: int = 800,
 ) -> dict:
     """Read what the other steps wrote, render the report and write HTML (+ JSON).
@@ -258,6 +312,12 @@ def report_from_files(
     holdout_blocks, holdout_boreholes : path-like, optional
         ``holdout_blocks.gpkg`` and ``boreholes_holdout.csv`` of the labels step: the map of
         the hold-out and CV blocks with the boreholes.
+    covariates : path-like, optional
+        The covariate source of the run (directory, files or stack file): with ``labels``
+        and a model, the response curves (partial dependence on each covariate).
+    response_models : mapping, optional
+        ``{name: model directory}`` of the models whose response curves are drawn (default:
+        ``{"baseline": model}``).
     max_size : int
         Longest side of map previews [pixels].
 
@@ -339,6 +399,9 @@ def report_from_files(
                    or next((v.get("block_size_m") for v in parts.values()
                             if v.get("block_size_m")), None))
         b["maps"]["cv"] = _cv_map(gdf, holdout_blocks, holdout_boreholes, block_m, map_crs)
+    if covariates and labels and (response_models or model):
+        b["response"] = _response_curves(response_models or {"baseline": model}, covariates,
+                                         labels)
     if b.get("profile") and uncertainty and pzi and dem:
         bw = (b["profile"].get("meta") or {}).get("band_width_m") or 200.0
         b["profile"]["fold_spread"] = _profile_spread(pzi, uncertainty, dem, mask, bw)
