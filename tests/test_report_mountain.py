@@ -74,3 +74,28 @@ def test_response_curves_with_units_per_model(monkeypatch):
     assert base.get_color() != ref.get_color()
     assert list(fig.axes[1].get_lines()[0].get_ydata()) == [0.7]  # no value: left out
     assert report_json(b)["response"]["units"]["maat"] == "degC"
+
+
+def test_ground_thermal_results_of_an_analytic_record(tmp_path, monkeypatch):
+    """A GTN-P record of the half-space solution (Tm = -1 °C, A0 = 10 °C, d = 2 m): MAGT
+    -1 °C at 15 m (zero annual amplitude), active layer 2 ln 10 ≈ 4.6 m, in the bundle, the
+    JSON and the report."""
+    from test_boreholes import _write_gtnp, synthetic_record
+
+    from permafrost.workflows.report import _ground_thermal
+
+    csv, mj = _write_gtnp(tmp_path, synthetic_record())
+    gt = _ground_thermal([(csv, mj)])
+    (r,) = gt["boreholes"]
+    assert r["borehole"] == "SYN_01" and r["status"] == "permafrost"
+    assert r["magt_c"] == pytest.approx(-1.0, abs=0.02) and r["magt_depth_m"] == 15.0
+    assert abs(r["alt_m"] - 2 * math.log(10)) < 0.15
+    assert r["elevation_m"] == 4500.0
+    b = _bundle()
+    b["ground_thermal"] = gt
+    figs = _capture_figures(monkeypatch)
+    html = render_report(b)
+    assert "<h2>Ground temperatures</h2>" in html and "SYN_01" in html and "-1.00" in html
+    fig = figs["ground thermal"]
+    assert [ax.get_xlabel() for ax in fig.axes] == ["MAGT [°C]", "active-layer thickness [m]"]
+    assert report_json(b)["ground_thermal"]["boreholes"][0]["magt_c"] == r["magt_c"]

@@ -819,6 +819,8 @@ def _report_run(ctx: StepContext):
         holdout_boreholes=base["labels"].outputs.get("holdout") if "labels" in base else None,
         # response curves of the baseline model and, where there is one, the scenario model
         covariates=ctx.config.inputs.covariates,
+        gtnp=[(ctx.config.inputs.gtnp.csv, ctx.config.inputs.gtnp.metadata)]
+        if ctx.config.inputs.gtnp else None,
         response_models={n: recs["train"].output("model")
                          for n, recs in ((BASELINE, base),
                                          (REFERENCE, ctx.scenarios.get(REFERENCE) or {}))

@@ -56,6 +56,7 @@ from permafrost.report.sections import (
     _covariates_table,
     _cv_tables,
     _gate_warnings,
+    _ground_thermal_section,
     _kinematics_tables,
     _kpis,
     _labels_table,
@@ -137,6 +138,8 @@ def render_report(bundle: Mapping) -> str:
         add("Representativeness", _support_section(bundle["applicability"]))
     add("Elevation profile", _profile_section(bundle["profile"]) if bundle.get("profile")
         else "")
+    if bundle.get("ground_thermal"):
+        add("Ground temperatures", _ground_thermal_section(bundle["ground_thermal"]))
     add("Validation", _validation_tables(val) if val else "")
     if val.get("transfer"):  # validated with the model (validate --model, or a pipeline)
         add("Transfer", _transfer_tables(val["transfer"]))

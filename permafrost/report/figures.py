@@ -660,6 +660,36 @@ def _response_figure(resp: Mapping) -> str:
                        "there.", "response curves")
 
 
+def _ground_thermal_figure(gt: Mapping) -> str:
+    """MAGT and active-layer thickness of each temperature record against elevation."""
+    rows = [r for r in gt.get("boreholes") or [] if r.get("elevation_m") is not None]
+    if not any(r.get("magt_c") is not None or r.get("alt_m") is not None for r in rows):
+        return ""
+    fig = _new_fig(_FIG_W, 3.8)
+    style = {"permafrost": ("#0072b2", "o"), "no_permafrost": ("#d55e00", "s"),
+             "insufficient": ("#7f7f7f", "x")}
+    for k, (key, label) in enumerate((("magt_c", "MAGT [°C]"),
+                                      ("alt_m", "active-layer thickness [m]"))):
+        ax = fig.add_subplot(1, 2, k + 1)
+        for st, (col, mk) in style.items():
+            pts = [(r[key], r["elevation_m"]) for r in rows
+                   if r.get(key) is not None and r.get("status") == st]
+            if pts:
+                ax.plot([p for p, _ in pts], [z for _, z in pts], mk, color=col, ms=5,
+                        ls="", label=st.replace("_", " "))
+        if key == "magt_c":
+            ax.axvline(0, color="k", lw=0.8, ls="--")
+        ax.set_xlabel(label)
+        ax.set_ylabel("elevation [m]")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _embed(fig, "Ground-thermal results of the temperature records (GTN-P): left, the "
+                       "mean annual ground temperature (MAGT) against elevation, right, the "
+                       "mean active-layer thickness; colour: the record's verdict.",
+                  "ground thermal")
+
+
 def _kinematics_map(maps: Mapping) -> str:
     """Rock glacier outlines coloured by their downslope velocity in RGIK classes."""
     from matplotlib.colors import BoundaryNorm, ListedColormap

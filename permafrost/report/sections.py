@@ -9,6 +9,7 @@ from pathlib import Path
 from permafrost.area import REGION_THRESHOLD, ZONES, zone_range_text
 from permafrost.report.figures import (
     _area_vs_warming,
+    _ground_thermal_figure,
     _profile_figure,
     _scenario_maps,
 )
@@ -780,3 +781,22 @@ def _kpis(b: Mapping) -> str:
         out.append(("borehole AUC", _f(rows["model"]["auc"])))
         out.append(("borehole Cohen's κ", _f(rows["model"]["kappa"])))
     return "".join(f"<span class='kpi'>{_e(k)}<b>{v}</b></span>" for k, v in out)
+
+
+def _ground_thermal_section(gt: Mapping) -> str:
+    """Each temperature record's verdict, MAGT and active-layer thickness (bundle
+    ``ground_thermal``, :func:`permafrost.ground_thermal.assess_borehole`)."""
+    rows = gt.get("boreholes") or []
+    if not rows:
+        return ""
+    body = [[_txt(r["borehole"]), _f(r.get("elevation_m"), 0),
+             _txt(str(r.get("status", "")).replace("_", " ")), _f(r.get("magt_c"), 2),
+             _f(r.get("magt_depth_m"), 1),
+             _txt(str(r.get("magt_basis") or "–").replace("_", " ")),
+             _f(r.get("alt_m"), 2), _f(r.get("alt_max_m"), 2), _count(r.get("alt_years")),
+             _count(r.get("complete_years"))] for r in rows]
+    return (_ground_thermal_figure(gt) + "\n"
+            + _table(["Borehole", "Elevation [m]", "Verdict", "MAGT [°C]", "MAGT depth [m]",
+                      "MAGT basis", "Active layer, mean [m]", "Active layer, max [m]",
+                      "Thaw seasons", "Complete years"], body, left=1,
+                     caption=f"Temperature records: {gt.get('rule', '')}"))

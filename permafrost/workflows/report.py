@@ -23,7 +23,9 @@ from permafrost.checks import expects
 from permafrost.cv import block_boxes, block_index, metric_crs, metric_xy
 from permafrost.errors import DataError
 from permafrost.grid import sample_at_points
+from permafrost.ground_thermal import assess_borehole
 from permafrost.io._atomic import atomic_write_text
+from permafrost.io.boreholes import read_gtnp
 from permafrost.io.guard import Output, check_outputs
 from permafrost.io.maps import read_aligned, read_mask, read_preview
 from permafrost.io.model import load_model
@@ -187,6 +189,33 @@ def _profile_spread(pzi, uncertainty, dem, mask, band_width) -> dict:
     return out
 
 
+def _ground_thermal(gtnp) -> dict:
+    """Each GTN-P borehole's verdict, MAGT and active-layer thickness
+    (:func:`permafrost.ground_thermal.assess_borehole` with its defaults, as the labels step
+    assesses them), from ``[(csv, metadata)]`` pairs."""
+    rows = []
+    for csv, meta in gtnp:
+        for r in read_gtnp(csv, meta):
+            v = assess_borehole(r.temperatures, borehole_id=r.borehole_id)
+
+            def num(x):
+                return None if x is None or not np.isfinite(x) else float(x)
+
+            rows.append({"borehole": r.borehole_id, "name": r.name, "lon": num(r.lon),
+                         "lat": num(r.lat), "elevation_m": num(r.elevation_m),
+                         "status": v.status, "reason": v.reason,
+                         "magt_c": num(v.magt_c), "magt_depth_m": num(v.magt_depth_m),
+                         "magt_basis": v.magt_basis, "zaa_depth_m": num(v.zaa_depth_m),
+                         "alt_m": num(v.alt_m), "alt_max_m": num(v.alt_max_m),
+                         "alt_years": int(v.alt_years), "complete_years": int(v.complete_years),
+                         "source": str(csv)})
+    return {"rule": "permafrost: ground at or below 0 °C for two consecutive years; MAGT at "
+                    "the depth of zero annual amplitude (annual range ≤ 0.1 °C), else at the "
+                    "deepest sensor below the active layer; active-layer thickness: the "
+                    "deepest 0 °C isotherm of each thaw season, interpolated between sensors "
+                    "(van Everdingen 1998; permafrost.ground_thermal)", "boreholes": rows}
+
+
 #: labels sampled for the response curves (a bounded, seeded sample: the curves cost
 #: points × grid values predictions per covariate)
 RESPONSE_POINTS = 300
@@ -261,6 +290,7 @@ def report_from_files(
     holdout_boreholes=None,
     covariates=None,
     response_models: Mapping[str, object] | None = None,
+    gtnp=None,
     max_size: int = 800,
 ) -> dict:
     """Read what the other steps wrote, render the report and write HTML (+ JSON).
@@ -318,6 +348,8 @@ def report_from_files(
     response_models : mapping, optional
         ``{name: model directory}`` of the models whose response curves are drawn (default:
         ``{"baseline": model}``).
+    gtnp : sequence of (path-like, path-like), optional
+        GTN-P ``(csv, metadata)`` pairs: each borehole's MAGT and active-layer thickness.
     max_size : int
         Longest side of map previews [pixels].
 
@@ -399,6 +431,8 @@ def report_from_files(
                    or next((v.get("block_size_m") for v in parts.values()
                             if v.get("block_size_m")), None))
         b["maps"]["cv"] = _cv_map(gdf, holdout_blocks, holdout_boreholes, block_m, map_crs)
+    if gtnp:
+        b["ground_thermal"] = _ground_thermal(gtnp)
     if covariates and labels and (response_models or model):
         b["response"] = _response_curves(response_models or {"baseline": model}, covariates,
                                          labels)
