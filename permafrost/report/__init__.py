@@ -129,8 +129,8 @@ def render_report(bundle: Mapping) -> str:
         add("Surface-aware model", _surface_section(model["surface"]))
     add("ROC and reliability", _curves(val, model))
     add("Feature importance", _importance(model) if model else "")
-    add("Response curves", _response_figure(bundle["response"]) if bundle.get("response")
-        else "")
+    if bundle.get("response"):  # needs the covariates and the model (a pipeline gives them)
+        add("Response curves", _response_figure(bundle["response"]))
     if model.get("covariates"):  # each covariate's kind; a categorical one's classes
         add("Covariates", _covariates_table(model))
     add("Area statistics", _stats_tables(bundle["stats"]) if bundle.get("stats") else "")

@@ -366,7 +366,10 @@ def report_from_files(
                                          if validation and Path(validation).is_dir() else []),
          "--provenance": provenance, "--scenario": scenarios,
          "scenario changes": scenario_changes, "scenario runs": scenario_runs,
-         "--uncertainty": uncertainty, "--mask": mask,
+         "--uncertainty": uncertainty, "--mask": mask, "--profile": profile,
+         "--covariates": covariates, "--holdout-blocks": holdout_blocks,
+         "--holdout-boreholes": holdout_boreholes,
+         "--gtnp": [p for pair in gtnp or [] for p in pair],
          "--kinematics": [kinematics] + ([Path(kinematics).with_name("kinematics_tracks.json")]
                                          if kinematics else [])})
     b: dict = {"title": title or "Permafrost map report", "maps": {}}
