@@ -12,11 +12,10 @@ from itertools import combinations
 import numpy as np
 import pytest
 from PIL import Image
+from test_report import CHROMIUM, _bundle, _capture_figures
 
 from permafrost.report import render_report
 from permafrost.styles import AGREEMENT_CLASSES, delta_e, series_colours, simulate_cvd
-
-from test_report import CHROMIUM, _bundle, _capture_figures
 
 
 def _images(html: str):
