@@ -25,6 +25,10 @@ Brown, J., Ferrians, O. J., Heginbottom, J. A., Melnikov, E. S. (1997). Circum-A
     permafrost and ground-ice conditions. USGS CP-45.
 Harrower, M., Brewer, C. A. (2003). ColorBrewer.org: an online tool for selecting colour
     schemes for maps. The Cartographic Journal 40(1), 27–37.
+Machado, G. M., Oliveira, M. M., Fernandes, L. A. F. (2009). A physiologically-based model
+    for simulation of color vision deficiency. IEEE TVCG 15(6), 1291–1298.
+Okabe, M., Ito, K. (2008). Color universal design (CUD): how to make figures and
+    presentations that are friendly to colorblind people. https://jfly.uni-koeln.de/color/
 RGIK (2023). Guidelines for inventorying rock glaciers, v1.0 (kinematic attribute classes).
 """
 
@@ -42,13 +46,17 @@ __all__ = [
     "LAYERS",
     "NODATA_COLOUR",
     "RAMPS",
+    "SERIES_COLOURS",
     "VELOCITY_COLOURS",
     "ZONE_COLOURS",
     "ZONE_COLOUR_TABLE",
     "ZONE_NODATA",
     "Layer",
     "Ramp",
+    "delta_e",
     "hex_rgba",
+    "series_colours",
+    "simulate_cvd",
     "support_classes",
     "layer",
     "raster_qml",
@@ -91,9 +99,12 @@ ZONE_COLOURS: dict[str, str] = {
 }
 
 #: agreement raster codes (:func:`permafrost.validation.map_agreement`): (name, colour)
+#: (Okabe & Ito 2008 colours: "both" bluish green, "model only" orange, "prior only" blue;
+#: no red against green, every pair distinct under protanopia and deuteranopia, checked by
+#: :func:`simulate_cvd` in tests/test_report_figures.py)
 AGREEMENT_CLASSES: dict[int, tuple[str, str]] = {
-    0: ("neither", "#f2f2f2"), 1: ("both", "#1b7837"),
-    2: ("model only (excess)", "#d6604d"), 3: ("prior only (missed)", "#4393c3")}
+    0: ("neither", "#f2f2f2"), 1: ("both", "#009e73"),
+    2: ("model only (excess)", "#e69f00"), 3: ("prior only (missed)", "#0072b2")}
 #: nodata code of the agreement rasters
 AGREEMENT_NODATA = 255
 
@@ -102,6 +113,76 @@ NODATA_COLOUR = "#d9d9d9"
 
 #: label points by their 0/1 label (the report's map of labels)
 LABEL_COLOURS = {1: ("label: permafrost", "#ffd92f"), 0: ("label: no permafrost", "#e7298a")}
+
+#: colours of the maps compared in line plots (ROC, reliability): the model first, then each
+#: prior in its order (Okabe & Ito 2008, the colour-blind-safe qualitative palette); one map
+#: keeps its colour in every panel (:func:`series_colours`)
+SERIES_COLOURS = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9",
+                  "#000000")
+
+
+def series_colours(names) -> dict[str, str]:
+    """One colour per map name (:data:`SERIES_COLOURS` in order; ``"model"`` always first)."""
+    order = sorted(dict.fromkeys(names), key=lambda n: n != "model")
+    return {n: SERIES_COLOURS[i % len(SERIES_COLOURS)] for i, n in enumerate(order)}
+
+
+#: Machado, Oliveira & Fernandes (2009) simulation matrices of dichromacy (severity 1), on
+#: linear sRGB
+_CVD = {
+    "protanopia": ((0.152286, 1.052583, -0.204868), (0.114503, 0.786281, 0.099216),
+                   (-0.003882, -0.048116, 1.051998)),
+    "deuteranopia": ((0.367322, 0.860646, -0.227968), (0.280085, 0.672501, 0.047413),
+                     (-0.011820, 0.042940, 0.968881)),
+    "tritanopia": ((1.255528, -0.076749, -0.178779), (-0.078411, 0.930809, 0.147602),
+                   (0.004733, 0.691367, 0.303900)),
+}
+
+
+def _linear(c: float) -> float:
+    return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+
+def _gamma(c: float) -> float:
+    c = min(max(c, 0.0), 1.0)
+    return 12.92 * c if c <= 0.0031308 else 1.055 * c ** (1 / 2.4) - 0.055
+
+
+def simulate_cvd(colour: str, kind: str) -> str:
+    """``colour`` as seen with a dichromacy (``"protanopia"``, ``"deuteranopia"``,
+    ``"tritanopia"``): Machado et al. (2009)'s matrix applied to linear sRGB (IEC 61966-2-1
+    transfer function), clipped to the gamut.
+
+    References
+    ----------
+    Machado, G. M., Oliveira, M. M., Fernandes, L. A. F. (2009). A physiologically-based
+    model for simulation of color vision deficiency. IEEE TVCG 15(6), 1291–1298.
+    """
+    m = _CVD[kind]
+    rgb = [_linear(v / 255) for v in hex_rgba(colour)[:3]]
+    out = [_gamma(sum(m[i][j] * rgb[j] for j in range(3))) for i in range(3)]
+    return "#" + "".join(f"{round(255 * v):02x}" for v in out)
+
+
+def delta_e(a: str, b: str) -> float:
+    """CIE 1976 colour difference ΔE*ab between two sRGB colours (D65 white) [-]; about 2.3
+    is a just-noticeable difference, above 10 two colours read as different classes.
+
+    References
+    ----------
+    CIE 15:2004, Colorimetry (CIELAB); IEC 61966-2-1 (sRGB).
+    """
+    def lab(c):
+        r, g, bb = (_linear(v / 255) for v in hex_rgba(c)[:3])
+        x = (0.4124 * r + 0.3576 * g + 0.1805 * bb) / 0.95047
+        y = 0.2126 * r + 0.7152 * g + 0.0722 * bb
+        z = (0.0193 * r + 0.1192 * g + 0.9505 * bb) / 1.08883
+        f = [t ** (1 / 3) if t > (6 / 29) ** 3 else t / (3 * (6 / 29) ** 2) + 4 / 29
+             for t in (x, y, z)]
+        return 116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])
+    la, lb = lab(a), lab(b)
+    return sum((p - q) ** 2 for p, q in zip(la, lb, strict=True)) ** 0.5
+
 
 #: rock glacier velocity classes, slowest first (RGIK 2023 classes,
 #: :data:`permafrost.kinematics.RGIK_CLASS_EDGES_CM_YR`)

@@ -93,7 +93,8 @@ def _bundle(n: int = 40) -> dict:
 
 
 def _images(html: str) -> list[bytes]:
-    return [base64.b64decode(m) for m in re.findall(r"src='data:image/png;base64,([^']+)'", html)]
+    return [base64.b64decode(m) for m in re.findall(r"src='data:image/(?:png|webp);base64,([^']+)'",
+                                                        html)]
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -107,7 +108,7 @@ def test_render_self_contained_with_numbers():
     for data in imgs:
         im = Image.open(io.BytesIO(data))
         im.verify()
-        assert im.format == "PNG" and im.size[0] > 100
+        assert im.format in ("PNG", "WEBP") and im.size[0] > 100
     # nothing external, no script
     assert "<script" not in html.lower()
     assert not re.search(r"(src|href)=['\"](?!data:|#)", html)  # in-page links only

@@ -39,10 +39,31 @@ def report_cmd(
     mask: Path | None = typer.Option(None, "--mask",
                                      help="Mask polygons (glaciers, lakes), hatched on the "
                                           "maps."),
+    profile: Path | None = typer.Option(None, "--profile",
+                                        help="profile.json of the stats step (PZI against "
+                                             "elevation; with --uncertainty, the fold spread)."),
+    covariates: Path | None = typer.Option(None, "--covariates",
+                                           help="Covariate directory or stack file: with "
+                                                "--model and --labels, the response curves."),
+    holdout_blocks: Path | None = typer.Option(None, "--holdout-blocks",
+                                               help="holdout_blocks.gpkg of the labels step "
+                                                    "(with --labels: the CV and hold-out map)."),
+    holdout_boreholes: Path | None = typer.Option(None, "--holdout-boreholes",
+                                                  help="boreholes_holdout.csv of the labels "
+                                                       "step."),
+    gtnp: Path | None = typer.Option(None, "--gtnp",
+                                     help="GTN-P long CSV: MAGT and active layer per record "
+                                          "(with --gtnp-metadata)."),
+    gtnp_metadata: Path | None = typer.Option(None, "--gtnp-metadata",
+                                              help="GTN-P metadata JSON of --gtnp."),
 ) -> None:
     """Render the run's maps, kinematics, labels, CV, curves, areas, validation and scenarios
     as one HTML page."""
-    inputs = (pzi, stats, validation, model, labels, provenance, uncertainty, kinematics)
+    if (gtnp is None) != (gtnp_metadata is None):
+        raise ConfigError("--gtnp needs --gtnp-metadata and the other way round",
+                          fix="give both the GTN-P CSV and its metadata JSON")
+    inputs = (pzi, stats, validation, model, labels, provenance, uncertainty, kinematics,
+              profile, gtnp)
     if not any(v is not None for v in inputs) and not scenario:
         raise ConfigError("nothing to report: no input given",
                           fix="give at least one of --pzi, --stats, --validation, --model, "
@@ -60,5 +81,8 @@ def report_cmd(
     report_from_files(out_html=out, out_json=js_path, title=title, pzi=pzi, dem=dem,
                       stats=stats, validation=validation, model=model, labels=labels,
                       provenance=provenance, scenarios=sc or None, uncertainty=uncertainty,
-                      kinematics=kinematics, activity_column=activity_column, mask=mask)
+                      kinematics=kinematics, activity_column=activity_column, mask=mask,
+                      profile=profile, covariates=covariates, holdout_blocks=holdout_blocks,
+                      holdout_boreholes=holdout_boreholes,
+                      gtnp=[(gtnp, gtnp_metadata)] if gtnp and gtnp_metadata else None)
     console.print(f"wrote {out} and {js_path}")

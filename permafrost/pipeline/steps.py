@@ -709,6 +709,17 @@ def _report_run(ctx: StepContext):
         mask=ctx.config.inputs.mask,
         applicability=base["predict"].outputs.get("applicability") if "predict" in base
         else None,
+        holdout_blocks=base["labels"].outputs.get("holdout_blocks") if "labels" in base
+        else None,
+        holdout_boreholes=base["labels"].outputs.get("holdout") if "labels" in base else None,
+        # response curves of the baseline model and, where there is one, the scenario model
+        covariates=ctx.config.inputs.covariates,
+        gtnp=[(ctx.config.inputs.gtnp.csv, ctx.config.inputs.gtnp.metadata)]
+        if ctx.config.inputs.gtnp else None,
+        response_models={n: recs["train"].output("model")
+                         for n, recs in ((BASELINE, base),
+                                         (REFERENCE, ctx.scenarios.get(REFERENCE) or {}))
+                         if "train" in recs} or None,
     )
     _rewrite_portable(ctx.workdir / "report.json", ctx.config)
     summary = {"scenarios": sorted(scen), "descriptions": descriptions}

@@ -12,17 +12,30 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+import geopandas as gpd
+import numpy as np
 import pandas as pd
+import shapely
+import xarray as xr
 
+from permafrost.area import elevation_profile
 from permafrost.checks import expects
+from permafrost.cv import block_boxes, block_index, metric_crs, metric_xy
 from permafrost.errors import DataError
+from permafrost.grid import sample_at_points
+from permafrost.ground_thermal import assess_borehole
 from permafrost.io.atomic import atomic_write_text
+from permafrost.io.boreholes import read_gtnp
 from permafrost.io.guard import Output, check_outputs
-from permafrost.io.maps import read_preview
+from permafrost.io.maps import read_aligned, read_mask, read_preview
+from permafrost.io.model import load_model
+from permafrost.io.rasters import read_raster
 from permafrost.io.results import read_json, write_json
 from permafrost.io.vectors import read_vector
 from permafrost.kinematics import summarise
 from permafrost.report import render_report, report_json
+from permafrost.response import partial_dependence, response_grid
+from permafrost.workflows.covariates import build_stack
 from permafrost.workflows.labels import accounting_file
 
 __all__ = ["report_from_files"]
@@ -117,6 +130,140 @@ def _kinematics_bundle(path, map_crs, activity_column: str | None) -> tuple[dict
     return kin, mp
 
 
+def _cv_map(labels, blocks_path, holdout_path, block_m, map_crs) -> dict:
+    """The hold-out and CV blocks with the boreholes, for the report's map: the held-out
+    blocks (``holdout_blocks.gpkg`` of the labels step), the squares of side ``block_m`` that
+    :func:`permafrost.cv.block_index` lays over the training labels (the CV's units before
+    groups are merged), the training labels by source and the held-out boreholes
+    (``boreholes_holdout.csv``), in the map's CRS."""
+    out: dict = {"block_m": block_m}
+    crs = map_crs.to_wkt() if map_crs is not None else None
+    if blocks_path:
+        hb = read_vector(blocks_path, allow_empty=True)
+        if crs is not None and hb.crs is not None:
+            hb = hb.to_crs(crs)
+        out["held_out"] = list(hb.geometry.values)
+        out["source"] = str(blocks_path)
+    if labels is not None and len(labels) and block_m and labels.crs is not None:
+        pts = labels.geometry.representative_point()
+        mx, my = metric_xy(pts.x.to_numpy(), pts.y.to_numpy(), labels.crs)
+        ix, iy = block_index(mx, my, block_m)
+        cells = sorted(set(zip(ix.tolist(), iy.tolist(), strict=True)))
+        boxes = block_boxes(mx, my, block_m, [c[0] for c in cells], [c[1] for c in cells])
+        frame = metric_crs(pts.x.to_numpy(), pts.y.to_numpy(), labels.crs)
+        g = gpd.GeoSeries(boxes, crs=frame)
+        out["cv_blocks"] = list((g.to_crs(crs) if crs is not None else g).values)
+        src = labels["source"].astype(str) if "source" in labels.columns else None
+        out["train"] = {"x": pts.x.tolist(), "y": pts.y.tolist(),
+                        "source": src.tolist() if src is not None else None}
+    if holdout_path and Path(holdout_path).exists():
+        h = pd.read_csv(holdout_path)
+        if {"lon", "lat"} <= set(h.columns):
+            g = gpd.GeoSeries(shapely.points(h["lon"], h["lat"]), crs="EPSG:4326")
+            if crs is not None:
+                g = g.to_crs(crs)
+            out["held_out_boreholes"] = {"x": g.x.tolist(), "y": g.y.tolist(),
+                                         "presence": h.get("presence", pd.Series(
+                                             [None] * len(h))).tolist()}
+    return out
+
+
+def _profile_spread(pzi, uncertainty, dem, mask, band_width) -> dict:
+    """The profile of PZI − σ and PZI + σ (σ: the spread of the fold models,
+    ``pzi_uncertainty.tif``), each clipped to [0, 1]: their band means and lower limits
+    bound those of the PZI by the fold models' disagreement."""
+    p = read_raster(pzi, name="pzi")
+    sd = read_aligned(uncertainty, p, resampling="nearest", name="sd")
+    z = read_aligned(dem, p, resampling="bilinear", name="dem")
+    mk = read_mask(mask, p) if mask else None
+    out = {"rule": "band means and lower limits of clip(PZI − σ) and clip(PZI + σ), σ the "
+                   "per-cell standard deviation of the spatial-CV fold models' PZI "
+                   "(pzi_uncertainty.tif): an envelope of the fold models' disagreement, not "
+                   "the profiles of the fold models themselves (their maps are not saved)"}
+    for key, sign in (("low", -1.0), ("high", 1.0)):
+        arr = xr.where(sd.notnull(), (p + sign * sd).clip(0.0, 1.0), p)
+        prof = elevation_profile(arr, z, band_width=band_width,
+                                 mask_vector=mk.polygons if mk is not None else None,
+                                 mask_raster=mk.excluded if mk is not None else None)
+        d = prof.as_dict()
+        out[key] = {"bands": d["bands"], "lower_limits": d["lower_limits"]}
+    return out
+
+
+def _ground_thermal(gtnp) -> dict:
+    """Each GTN-P borehole's verdict, MAGT and active-layer thickness
+    (:func:`permafrost.ground_thermal.assess_borehole` with its defaults, as the labels step
+    assesses them), from ``[(csv, metadata)]`` pairs."""
+    rows = []
+    for csv, meta in gtnp:
+        for r in read_gtnp(csv, meta):
+            v = assess_borehole(r.temperatures, borehole_id=r.borehole_id)
+
+            def num(x):
+                return None if x is None or not np.isfinite(x) else float(x)
+
+            rows.append({"borehole": r.borehole_id, "name": r.name, "lon": num(r.lon),
+                         "lat": num(r.lat), "elevation_m": num(r.elevation_m),
+                         "status": v.status, "reason": v.reason,
+                         "magt_c": num(v.magt_c), "magt_depth_m": num(v.magt_depth_m),
+                         "magt_basis": v.magt_basis, "zaa_depth_m": num(v.zaa_depth_m),
+                         "alt_m": num(v.alt_m), "alt_max_m": num(v.alt_max_m),
+                         "alt_years": int(v.alt_years), "complete_years": int(v.complete_years),
+                         "source": str(csv)})
+    return {"rule": "permafrost: ground at or below 0 °C for two consecutive years; MAGT at "
+                    "the depth of zero annual amplitude (annual range ≤ 0.1 °C), else at the "
+                    "deepest sensor below the active layer; active-layer thickness: the "
+                    "deepest 0 °C isotherm of each thaw season, interpolated between sensors "
+                    "(van Everdingen 1998; permafrost.ground_thermal)", "boreholes": rows}
+
+
+#: labels sampled for the response curves (a bounded, seeded sample: the curves cost
+#: points × grid values predictions per covariate)
+RESPONSE_POINTS = 300
+
+
+def _response_curves(models: Mapping[str, object], covariates, labels_path, *,
+                     points: int = RESPONSE_POINTS, seed: int = 0) -> dict:
+    """Partial dependence of each model's calibrated PZI on each continuous covariate
+    (:func:`permafrost.response.partial_dependence`), on a seeded sample of at most
+    ``points`` training labels' covariates (the categorical land cover kept as it is)."""
+    labels = read_vector(labels_path, allow_empty=True)
+    stack = build_stack(covariates)
+    pts = labels.geometry.representative_point()
+    vals, _ = sample_at_points(stack, pts.x.to_numpy(), pts.y.to_numpy(), crs=labels.crs)
+    names = [str(v) for v in stack.data_vars]
+    units = {n: stack[n].attrs.get("units") for n in names}
+    out: dict = {"method": "partial dependence (Friedman 2001, Eq. 40) of the calibrated PZI "
+                           "on a seeded sample of the training labels' covariates; grid "
+                           "between the 2nd and 98th percentiles of the sample",
+                 "points": 0, "units": units, "models": {}}
+    for name, path in models.items():
+        if not path:
+            continue
+        model = load_model(Path(path).parent if Path(path).name == "metadata.json" else path)
+        feats = list(model.feature_names)
+        if any(f not in names for f in feats):
+            continue
+        X = vals[:, [names.index(f) for f in feats]]
+        X = X[np.isfinite(X).all(axis=1)]
+        if len(X) > points:
+            X = X[np.sort(np.random.default_rng(seed).choice(len(X), points, replace=False))]
+        out["points"] = int(len(X))
+        cats = set(getattr(model, "categorical", {}) or {})
+        surface = getattr(model, "surface", None)
+        curves = {}
+        for j, f in enumerate(feats):
+            if f in cats or f == surface:
+                continue
+            grid = response_grid(X[:, j])
+            pd_ = partial_dependence(lambda A: model.predict_pzi(A.astype("float32")), X, j,
+                                     grid)
+            curves[f] = {"x": grid.tolist(),
+                         "pzi": [None if not np.isfinite(v) else float(v) for v in pd_]}
+        out["models"][name] = curves
+    return out
+
+
 @expects(out_html="path", out_json="path?", pzi="path?", dem="path?", stats="path?",
          validation="path?", model="path?", labels="path?", kinematics="path?", mask="path?")
 def report_from_files(
@@ -140,6 +287,11 @@ def report_from_files(
     activity_column: str | None = "activity",
     mask=None,
     applicability=None,
+    holdout_blocks=None,
+    holdout_boreholes=None,
+    covariates=None,
+    response_models: Mapping[str, object] | None = None,
+    gtnp=None,
     max_size: int = 800,
 ) -> dict:
     """Read what the other steps wrote, render the report and write HTML (+ JSON).
@@ -190,6 +342,17 @@ def report_from_files(
     applicability : path-like, optional
         The baseline run's ``applicability.json``: its label support (counts per surface
         class and covariate decile, unsupported shares) and warnings.
+    holdout_blocks, holdout_boreholes : path-like, optional
+        ``holdout_blocks.gpkg`` and ``boreholes_holdout.csv`` of the labels step: the map of
+        the hold-out and CV blocks with the boreholes.
+    covariates : path-like, optional
+        The covariate source of the run (directory, files or stack file): with ``labels``
+        and a model, the response curves (partial dependence on each covariate).
+    response_models : mapping, optional
+        ``{name: model directory}`` of the models whose response curves are drawn (default:
+        ``{"baseline": model}``).
+    gtnp : sequence of (path-like, path-like), optional
+        GTN-P ``(csv, metadata)`` pairs: each borehole's MAGT and active-layer thickness.
     max_size : int
         Longest side of map previews [pixels].
 
@@ -207,7 +370,10 @@ def report_from_files(
                                          if validation and Path(validation).is_dir() else []),
          "--provenance": provenance, "--scenario": scenarios,
          "scenario changes": scenario_changes, "scenario runs": scenario_runs,
-         "--uncertainty": uncertainty, "--mask": mask,
+         "--uncertainty": uncertainty, "--mask": mask, "--profile": profile,
+         "--covariates": covariates, "--holdout-blocks": holdout_blocks,
+         "--holdout-boreholes": holdout_boreholes,
+         "--gtnp": [p for pair in gtnp or [] for p in pair],
          "--kinematics": [kinematics] + ([Path(kinematics).with_name("kinematics_tracks.json")]
                                          if kinematics else [])})
     b: dict = {"title": title or "Permafrost map report", "maps": {}}
@@ -270,6 +436,21 @@ def report_from_files(
             b["labels_accounting"] = read_json(acc)
     if applicability:
         b["applicability"] = read_json(applicability)
+    if labels and (holdout_blocks or holdout_boreholes):
+        md = b.get("model") or {}
+        parts = (md.get("surface") or {}).get("parts") or {}
+        block_m = ((md.get("cv") or {}).get("block_size_m")
+                   or next((v.get("block_size_m") for v in parts.values()
+                            if v.get("block_size_m")), None))
+        b["maps"]["cv"] = _cv_map(gdf, holdout_blocks, holdout_boreholes, block_m, map_crs)
+    if gtnp:
+        b["ground_thermal"] = _ground_thermal(gtnp)
+    if covariates and labels and (response_models or model):
+        b["response"] = _response_curves(response_models or {"baseline": model}, covariates,
+                                         labels)
+    if b.get("profile") and uncertainty and pzi and dem:
+        bw = (b["profile"].get("meta") or {}).get("band_width_m") or 200.0
+        b["profile"]["fold_spread"] = _profile_spread(pzi, uncertainty, dem, mask, bw)
     if scenarios:
         b["scenarios"] = {n: read_json(p) for n, p in scenarios.items()}
     if scenario_changes:

@@ -1,561 +1,30 @@
-"""The report: one self-contained HTML file (figures embedded as PNG) plus the same numbers as JSON.
-
-This module renders; it computes nothing.  Its input is a plain dict (a *bundle*) of what the
-other steps wrote — statistics JSON (:mod:`permafrost.area`), validation JSON
-(:mod:`permafrost.validation`), the model's ``metadata.json`` (CV metrics, reliability,
-importance), a provenance manifest — plus decimated map previews (arrays) for the figures.
-Every key is optional; a section whose input is absent is left out and listed as such.
-:func:`permafrost.workflows.report.report_from_files` builds the bundle from the files the
-steps wrote and writes the HTML and JSON.
-
-Bundle keys
------------
-``title`` (str), ``provenance`` (dict), ``stats`` (stats JSON), ``validation`` (validation
-JSON), ``model`` (model metadata JSON), ``scenarios`` ({name: stats JSON}), ``profile``
-(``profile.json``: :class:`permafrost.area.ElevationProfile`, the PZI against elevation by
-aspect and the lower limit of permafrost),
-``kinematics`` (counts from the kinematics GeoPackage: ``class_activity``,
-``inventory_vs_insar``, ``insar_change``, ``uncertain_reasons``, ``tracks``,
-``track_pixels``), ``maps``: ``{"pzi": {"array", "extent", "crs"}, "uncertainty": {...},
-"dem": {...}, "agreement": {name: {...}}, "mask": {"geometries", "name"},
-"kinematics": {"geometries", "v_cm_yr", "activity", "extent", "crs"}}``
-(``extent`` = ``[left, right, bottom, top]`` in the map CRS), ``labels``:
-``{"x": [...], "y": [...], "label": [...], "source": [...]}`` in the map CRS.
-
-Every map has a hillshade of the DEM (computed with the pixel spacing in metres), axis labels
-in °E/°N or metres with the CRS named, a scale bar, and legend entries for nodata and masked
-cells; every figure is the page width.
-
-The HTML needs no network, no script and no external file: it opens offline in any browser.
-"""
+"""The report's sections: each turns one part of the bundle into HTML (tables, notes and
+the figures of :mod:`permafrost.report.figures`)."""
 
 from __future__ import annotations
 
-import base64
-import functools
-import html
-import io
-import math
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
-
-from permafrost.area import REGION_THRESHOLD, ZONE_LIMITS, ZONES, zone_range_text
-from permafrost.errors import InputError
-from permafrost.kinematics import RGIK_CLASS_EDGES_CM_YR
-from permafrost.styles import (
-    AGREEMENT_CLASSES,
-    LABEL_COLOURS,
-    NODATA_COLOUR,
-    RAMPS,
-    VELOCITY_COLOURS,
+from permafrost.area import REGION_THRESHOLD, ZONES, zone_range_text
+from permafrost.report.figures import (
+    _area_vs_warming,
+    _ground_thermal_figure,
+    _profile_figure,
+    _scenario_maps,
 )
-from permafrost.styles import ZONE_COLOURS as _ALL_ZONE_COLOURS
-
-__all__ = ["render_report", "report_json", "ZONE_COLOURS"]
-
-#: zone colours (Brown et al. 1997 classes), light to dark blue (:mod:`permafrost.styles`;
-#: cells below the lowest zone are left transparent in the figures)
-ZONE_COLOURS = {n: c for n, c in _ALL_ZONE_COLOURS.items() if n != "none"}
-AGREEMENT_COLOURS = AGREEMENT_CLASSES
-
-_CSS = """
-body{font-family:Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;padding:0 1em;
-color:#222}
-h1{font-size:1.6em}h2{border-bottom:2px solid #2171b5;padding-bottom:.2em;margin-top:2em}
-h3{font-size:1.05em;margin:1.4em 0 .4em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.85em}
-p.cap{margin:1em 0 .2em}table:not(.wrap) td.l{white-space:nowrap}
-th,td{border:1px solid #bbb;padding:.25em .5em;text-align:right}
-th{background:#eef3fa;vertical-align:bottom}td.l,th.l{text-align:left}
-.kpi{display:inline-block;margin:.3em 1.2em .3em 0;padding:.5em .8em;background:#eef3fa;
-border-radius:4px}.kpi b{font-size:1.3em;display:block}
-figure{margin:1em 0}figcaption{font-size:.85em;color:#555}.note{color:#555;font-size:.85em}
-figure img{width:100%;height:auto}
-.warn{background:#fff4e5;border-left:4px solid #e6550d;padding:.4em .8em;
-margin:.4em 0}img{max-width:100%}
-nav.toc{background:#f7f9fc;border:1px solid #dde5f0;border-radius:4px;padding:.4em 1em;
-margin:1.2em 0;font-size:.9em}nav.toc ol{margin:.3em 0;columns:2}nav.toc a{color:#2171b5}
-"""
-
-#: width of every figure [inch]: at 100 dpi, the page width (1100 px)
-_FIG_W = 11.0
-_DPI = 100
-#: colours of cells without a value in map figures
-_NODATA_COLOUR = NODATA_COLOUR
-_MASK_STYLE = {"facecolor": "#ffffff", "edgecolor": "#7f7f7f", "hatch": "////",
-               "linewidth": 0.4}
-
-
-# --------------------------------------------------------------------------- formatting
-def _e(v) -> str:
-    return html.escape(str(v), quote=True)
-
-
-def _num(v, digits: int = 3) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, bool):
-        return str(v)
-    if isinstance(v, (int, np.integer)):
-        return f"{int(v):,}"
-    if isinstance(v, (float, np.floating)):
-        f = float(v)
-        if not math.isfinite(f):
-            return "–"
-        if abs(f) >= 100:
-            return f"{f:,.1f}"
-        if abs(f) >= 1:
-            return f"{f:,.2f}"
-        return f"{f:.{digits}f}"
-    return _e(v)
-
-
-class _Raw(str):
-    """Already-escaped HTML cell content."""
-
-
-def _f(v, digits: int = 3) -> _Raw:
-    """A number with a fixed number of decimals (thousands separated); '–' when missing.
-
-    Every column of a table uses one precision: areas [km²] 2 decimals, fractions and
-    metrics 3, counts none.
-    """
-    if v is None or isinstance(v, bool):
-        return _Raw("–" if v is None else str(v))
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return _Raw(_e(v))
-    if not math.isfinite(x):
-        return _Raw("–")
-    if digits == 0:
-        return _Raw(f"{round(x):,}")
-    return _Raw(f"{x:,.{digits}f}")
-
-
-def _km2(v) -> _Raw:
-    return _f(v, 2)
-
-
-def _count(v) -> _Raw:
-    return _f(v, 0)
-
-
-def _txt(v) -> _Raw:
-    return _Raw(_e(v))
-
-
-#: human labels of the keys in the results JSON
-_LABELS = {
-    "auc": "AUC", "balanced_accuracy": "Balanced accuracy", "brier": "Brier score",
-    "kappa": "Cohen's κ", "accuracy": "Accuracy", "sensitivity": "Sensitivity (TPR)",
-    "specificity": "Specificity (TNR)", "threshold": "Threshold [PZI]", "n": "Points",
-    "n_pos": "Permafrost points", "n_neg": "No-permafrost points",
-    "tp": "True positives", "fp": "False positives", "fn": "False negatives",
-    "tn": "True negatives", "all": "Whole map", "region": "Region",
-    "elevation_band": "Elevation band", "rock_glacier": "Rock glacier", "borehole": "Borehole",
-    "gtnp": "GTN-P borehole", "permos": "PERMOS borehole", "pzi": "PZI",
-    "categorical": "categorical", "continuous": "continuous",
-    "shadow_layover": "Shadow/layover", "low_sensitivity": "Low sensitivity |C|",
-    "nodata": "No data", "valid": "Valid", "low_coherence": "Low coherence",
-}
-
-
-def _label(key) -> str:
-    """Human label of a JSON key (``balanced_accuracy`` -> ``Balanced accuracy``)."""
-    k = str(key)
-    if k in _LABELS:
-        return _LABELS[k]
-    s = k.replace("_", " ")
-    return s[:1].upper() + s[1:]
-
-
-def _file_name(value) -> str:
-    """A file's name without its folder (a report names no machine's directories: the
-    provenance section gives inputs relative to the pipeline file); other text as it is."""
-    text = "" if value is None else str(value)
-    return text.replace("\\", "/").rsplit("/", 1)[-1] if "/" in text or "\\" in text \
-        else text
-
-
-def _table(header: list, rows: list, *, left: int = 1, caption: str | None = None,
-           wrap: bool = False) -> str:
-    """An HTML table; the caption goes above it as a note (as wide as the page, not the
-    table); ``left`` columns are left-aligned text (not wrapped unless ``wrap``)."""
-    out = [f"<p class='note cap'>{_e(caption)}</p>"] if caption else []
-    out.append("<table class='wrap'>" if wrap else "<table>")
-    out.append("<tr>" + "".join(f"<th class='{'l' if i < left else ''}'>{_e(h)}</th>"
-                                for i, h in enumerate(header)) + "</tr>")
-    for r in rows:
-        out.append("<tr>" + "".join(
-            f"<td class='{'l' if i < left else ''}'>{v if isinstance(v, _Raw) else _num(v)}</td>"
-            for i, v in enumerate(r)) + "</tr>")
-    out.append("</table>")
-    return "\n".join(out)
-
-
-def _png(fig) -> str:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    # no Software/date chunk: the same inputs give the same bytes
-    fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight", metadata={"Software": None})
-    # a 256-colour palette (median cut, deterministic) keeps the report a few MB
-    img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-    out = io.BytesIO()
-    img.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
-        out, format="PNG", optimize=True)
-    return base64.b64encode(out.getvalue()).decode("ascii")
-
-
-def _figure(fig, caption: str, alt: str) -> str:
-    return (f"<figure><img alt='{_e(alt)}' src='data:image/png;base64,{_png(fig)}'>"
-            f"<figcaption>{_e(caption)}</figcaption></figure>")
-
-
-def _new_fig(w: float = _FIG_W, h: float = 4.5):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(w, h))
-
-
-# --------------------------------------------------------------------------- map furniture
-_WGS84_A = 6378137.0
-_WGS84_E2 = 6.69437999014e-3
-
-
-def _is_geographic(m: Mapping) -> bool:
-    crs = str(m.get("crs") or "")
-    if not crs:
-        return False
-    try:
-        from pyproj import CRS
-
-        return bool(CRS.from_user_input(crs).is_geographic)
-    except Exception:  # noqa: BLE001 - an unreadable CRS string: judge by its text
-        return "4326" in crs or "+proj=longlat" in crs or crs.upper().startswith("GEOGCS")
-
-
-def _crs_label(m: Mapping) -> str:
-    crs = m.get("crs")
-    if not crs:
-        return "CRS unknown"
-    try:
-        from pyproj import CRS
-
-        c = CRS.from_user_input(crs)
-        code = c.to_epsg()
-        return f"EPSG:{code} ({c.name})" if code else c.name
-    except Exception:  # noqa: BLE001
-        return str(crs)[:60]
-
-
-def _metres_per_unit(m: Mapping) -> tuple[float, float]:
-    """Metres per map unit along x and y at the map's centre (WGS84 radii of curvature on
-    geographic grids; the axis unit of a projected CRS, metres when unknown)."""
-    ext = m["extent"]
-    if _is_geographic(m):
-        phi = math.radians(0.5 * (ext[2] + ext[3]))
-        w = math.sqrt(1 - _WGS84_E2 * math.sin(phi) ** 2)
-        n = _WGS84_A / w
-        mm = _WGS84_A * (1 - _WGS84_E2) / w**3
-        return n * math.cos(phi) * math.pi / 180, mm * math.pi / 180
-    try:
-        from pyproj import CRS
-
-        f = CRS.from_user_input(m["crs"]).axis_info[0].unit_conversion_factor
-        return float(f), float(f)
-    except Exception:  # noqa: BLE001
-        return 1.0, 1.0
-
-
-def _aspect(m: Mapping) -> float:
-    mx, my = _metres_per_unit(m)
-    return my / mx if mx > 0 else 1.0
-
-
-def _map_fig(m: Mapping, *, ncols: int = 1, legend_w: float = 3.0, extra_h: float = 0.9):
-    """A page-wide figure with ``ncols`` map axes sized to the map's shape."""
-    ext = m["extent"]
-    ratio = abs(ext[3] - ext[2]) * _aspect(m) / max(abs(ext[1] - ext[0]), 1e-12)
-    ax_w = (_FIG_W - legend_w) / ncols - (0.6 if ncols > 1 else 0.0)
-    h = min(max(ax_w * ratio, 2.5), 11.0) + extra_h
-    fig = _new_fig(_FIG_W, h)
-    return fig
-
-
-def _nice_length(target_m: float) -> float:
-    if not math.isfinite(target_m) or target_m <= 0:
-        return 0.0
-    k = 10 ** math.floor(math.log10(target_m))
-    return max(c * k for c in (1, 2, 5) if c * k <= target_m)
-
-
-def _scale_bar(ax, m: Mapping) -> None:
-    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
-
-    ext = m["extent"]
-    mx, _ = _metres_per_unit(m)
-    length = _nice_length(0.25 * abs(ext[1] - ext[0]) * mx)
-    if length <= 0:
-        return
-    label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
-    bar = AnchoredSizeBar(ax.transData, length / mx, label, "lower right", pad=0.4,
-                          sep=3, frameon=True, size_vertical=0, fontproperties={"size": 8})
-    bar.patch.set_alpha(0.85)
-    ax.add_artist(bar)
-
-
-def _decorate(ax, m: Mapping, title: str | None = None) -> None:
-    """Limits, aspect, axis labels in °E/°N or metres with the CRS named, and a scale bar."""
-    from matplotlib.ticker import ScalarFormatter
-
-    ext = m["extent"]
-    ax.set_xlim(ext[0], ext[1])
-    ax.set_ylim(ext[2], ext[3])
-    ax.set_aspect(_aspect(m))
-    crs = _crs_label(m)
-    if _is_geographic(m):
-        ax.set_xlabel(f"Longitude [°E] — {crs}", fontsize=8)
-        ax.set_ylabel("Latitude [°N]", fontsize=8)
-    else:
-        unit = "m"
-        ax.set_xlabel(f"Easting [{unit}] — {crs}", fontsize=8)
-        ax.set_ylabel(f"Northing [{unit}]", fontsize=8)
-        for axis in (ax.xaxis, ax.yaxis):
-            fmt = ScalarFormatter(useOffset=False)
-            fmt.set_scientific(False)
-            axis.set_major_formatter(fmt)
-    ax.tick_params(labelsize=7)
-    if title:
-        ax.set_title(title, fontsize=10)
-    _scale_bar(ax, m)
-
-
-def _hillshade_array(dem: Mapping) -> np.ndarray | None:
-    """Hillshade [0, 1] of a DEM preview, with its pixel spacing in metres (on a geographic
-    grid, degrees times the metres per degree at the map's centre): elevations in metres
-    over spacings in degrees would make every slope near vertical and the shade saturate."""
-    from matplotlib.colors import LightSource
-
-    z = np.asarray(dem["array"], dtype="float64")
-    if not np.isfinite(z).any():
-        return None
-    zf = np.where(np.isfinite(z), z, np.nanmean(z))
-    ext = dem["extent"]
-    mx, my = _metres_per_unit(dem)
-    dx = abs(ext[1] - ext[0]) / z.shape[1] * mx
-    dy = abs(ext[3] - ext[2]) / z.shape[0] * my
-    hs = LightSource(azdeg=315, altdeg=45).hillshade(zf, vert_exag=1.0, dx=dx, dy=dy)
-    return np.where(np.isfinite(z), hs, np.nan)
-
-
-def _hillshade(ax, dem: Mapping | None) -> bool:
-    """Draw the hillshade of the DEM preview (see :func:`_hillshade_array`)."""
-    hs = _hillshade_array(dem) if dem is not None else None
-    if hs is None:
-        return False
-    ax.imshow(np.ma.masked_invalid(hs), cmap="gray", extent=dem["extent"],
-              interpolation="nearest", vmin=0, vmax=1)
-    return True
-
-
-def _nodata(ax, arr: np.ndarray, ext) -> bool:
-    """Cells without a value, in one flat colour (drawn over the hillshade)."""
-    from matplotlib.colors import ListedColormap
-
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        ax.imshow(np.ma.masked_where(~bad, np.ones_like(arr)), extent=ext,
-                  cmap=ListedColormap([_NODATA_COLOUR]), interpolation="nearest", vmin=0,
-                  vmax=1)
-    return bool(bad.any())
-
-
-def _paths(geoms) -> list:
-    """Matplotlib paths (holes kept) of polygon geometries."""
-    from matplotlib.path import Path as MPath
-
-    out = []
-    for g in geoms:
-        if g is None or g.is_empty:
-            out.append(None)
-            continue
-        polys = getattr(g, "geoms", [g])
-        verts, codes = [], []
-        for p in polys:
-            if p.geom_type != "Polygon":
-                continue
-            for ring in (p.exterior, *p.interiors):
-                xy = np.asarray(ring.coords)[:, :2]
-                if len(xy) < 3:
-                    continue
-                verts.append(xy)
-                codes.append([MPath.MOVETO] + [MPath.LINETO] * (len(xy) - 2) + [MPath.CLOSEPOLY])
-        out.append(MPath(np.concatenate(verts), np.concatenate(codes)) if verts else None)
-    return out
-
-
-def _polygons(ax, geoms, **style):
-    from matplotlib.collections import PathCollection
-
-    paths = [p for p in _paths(geoms) if p is not None]
-    if paths:
-        ax.add_collection(PathCollection(paths, **style))
-
-
-def _mask(ax, maps: Mapping) -> str | None:
-    """Masked areas (e.g. glaciers and lakes) hatched; their name, or None."""
-    mk = maps.get("mask")
-    if not mk or not mk.get("geometries"):
-        return None
-    _polygons(ax, mk["geometries"], zorder=2.5, **_MASK_STYLE)
-    return mk.get("name") or "mask"
-
-
-def _legend_extras(has_mask: str | None, has_nodata: bool, none_label: str | None = None):
-    from matplotlib.patches import Patch
-
-    out = []
-    if none_label:
-        out.append(Patch(facecolor="none", edgecolor="#555", label=none_label))
-    if has_mask:
-        out.append(Patch(label=f"masked ({has_mask})", **_MASK_STYLE))
-    out.append(Patch(facecolor=_NODATA_COLOUR, edgecolor="#555",
-                     label="nodata" if has_mask else "nodata or masked"))
-    return out
-
-
-# --------------------------------------------------------------------------- figures
-def _pzi_map(maps: Mapping, labels: Mapping | None) -> str:
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    pzi = maps["pzi"]
-    arr = np.asarray(pzi["array"], dtype="float64")
-    ext = pzi["extent"]
-    fig = _map_fig(pzi)
-    ax = fig.add_subplot(1, 1, 1)
-    shaded = _hillshade(ax, maps.get("dem"))
-    cmap = ListedColormap(["#ffffff00"] + list(ZONE_COLOURS.values()))
-    norm = BoundaryNorm([0.0, *ZONE_LIMITS, 1.0 + 1e-9], cmap.N)
-    shown = np.ma.masked_where(~np.isfinite(arr) | (arr < REGION_THRESHOLD), arr)
-    ax.imshow(shown, cmap=cmap, norm=norm, extent=ext, interpolation="nearest",
-              alpha=0.75 if shaded else 1.0)
-    has_nodata = _nodata(ax, arr, ext)
-    masked = _mask(ax, maps)
-    handles = [Patch(color=c, label=f"{n} ({zone_range_text(n)})")
-               for n, c in reversed(ZONE_COLOURS.items())]
-    handles += _legend_extras(masked, has_nodata, f"none (PZI < {REGION_THRESHOLD:g})" + (
-        ": hillshade" if shaded else ""))
-    if labels and len(labels.get("x", [])):
-        lab = np.asarray(labels["label"])
-        x, y = np.asarray(labels["x"]), np.asarray(labels["y"])
-        for v, (name, col) in LABEL_COLOURS.items():
-            sel = lab == v
-            if sel.any():
-                ax.scatter(x[sel], y[sel], s=9, c=col, edgecolors="k", linewidths=0.4, zorder=3)
-                handles.append(Line2D([], [], marker="o", ls="", color=col, mec="k", label=name))
-    _decorate(ax, pzi, "Permafrost zonation index: zones")
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8,
-              frameon=False, title="PZI zone", title_fontsize=8)
-    return _figure(fig, "PZI zones (Brown et al. 1997 classes, as in Obu et al. 2019) over a "
-                        "hillshade of the DEM, with the labelled points. Nodata: no "
-                        "prediction (outside the covariates); masked: excluded by the mask.",
-                   "PZI zone map")
-
-
-def _continuous_panel(fig, ax, maps: Mapping, m: Mapping, *, cmap: str, vmax: float | None,
-                      label: str, title: str):
-    arr = np.asarray(m["array"], dtype="float64")
-    ext = m["extent"]
-    shaded = _hillshade(ax, maps.get("dem"))
-    top = vmax if vmax is not None else (float(np.nanmax(arr)) if np.isfinite(arr).any() else 1)
-    im = ax.imshow(np.ma.masked_invalid(arr), cmap=cmap, vmin=0.0, vmax=top or 1.0,
-                   extent=ext, interpolation="nearest", alpha=0.85 if shaded else 1.0)
-    has_nodata = _nodata(ax, arr, ext)
-    masked = _mask(ax, maps)
-    _decorate(ax, m, title)
-    cb = fig.colorbar(im, ax=ax, orientation="horizontal", fraction=0.05, pad=0.12,
-                      aspect=35)
-    cb.set_label(label, fontsize=8)
-    cb.ax.tick_params(labelsize=7)
-    return masked, has_nodata
-
-
-def _continuous_maps(maps: Mapping) -> str:
-    """The PZI as a continuous probability and, when given, the spread of the fold models."""
-    panels = [("pzi", RAMPS["pzi"].name, RAMPS["pzi"].vmax, "PZI: permafrost probability [-]",
-               "Permafrost zonation index (continuous)")]
-    if maps.get("uncertainty"):
-        panels.append(("uncertainty", RAMPS["uncertainty"].name, RAMPS["uncertainty"].vmax,
-                       "PZI spread: standard deviation of the fold models [-]",
-                       "Uncertainty of the PZI"))
-    fig = _map_fig(maps["pzi"], ncols=len(panels), legend_w=0.0 if len(panels) > 1 else 3.0,
-                   extra_h=1.6)
-    extras = (None, False)
-    for i, (key, cmap, vmax, label, title) in enumerate(panels):
-        ax = fig.add_subplot(1, len(panels), i + 1)
-        masked, nod = _continuous_panel(fig, ax, maps, maps[key], cmap=cmap, vmax=vmax,
-                                        label=label, title=title)
-        extras = (extras[0] or masked, extras[1] or nod)
-    fig.legend(handles=_legend_extras(*extras), loc="lower center", ncol=3, fontsize=8,
-               frameon=False, bbox_to_anchor=(0.5, -0.02))
-    cap = ("Left: the calibrated permafrost probability (PZI) over a hillshade. "
-           if len(panels) > 1 else "The calibrated permafrost probability (PZI) over a "
-                                   "hillshade. ")
-    if len(panels) > 1:
-        cap += ("Right: its uncertainty, the standard deviation of the PZI of the spatial-CV "
-                "fold models (large where the models disagree: extrapolation, few labels).")
-    return _figure(fig, cap, "continuous PZI and uncertainty maps")
-
-
-def _curves(validation: Mapping | None, model: Mapping | None) -> str:
-    curves = (validation or {}).get("boreholes", {}).get("curves", {})
-    roc = {k: v["roc"] for k, v in curves.items() if v.get("roc")}
-    rel = {k: v["reliability"] for k, v in curves.items() if v.get("reliability")}
-    cv_rel = ((model or {}).get("calibration") or {}).get("reliability")
-    if cv_rel:
-        rel = {"model (spatial CV, out-of-fold)": cv_rel, **{f"{k} (boreholes)": v
-                                                              for k, v in rel.items()}}
-    panels = [p for p, ok in (("roc", bool(roc)), ("rel", bool(rel))) if ok]
-    if not panels:
-        return ""
-    fig = _new_fig(_FIG_W, 5.0)
-    caps = []
-    for i, kind in enumerate(panels):
-        ax = fig.add_subplot(1, 2, i + 1)
-        ax.plot([0, 1], [0, 1], color="#999", lw=0.8, ls="--")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.set_aspect("equal")
-        if kind == "roc":
-            rows = {r["map"]: r for r in validation["boreholes"]["table"]}
-            for name, c in roc.items():
-                auc = rows.get(name, {}).get("auc")
-                ax.plot(c["fpr"], c["tpr"], lw=1.2, label=f"{name} (AUC {_f(auc, 3)})")
-            ax.set_xlabel("False positive rate [-]")
-            ax.set_ylabel("True positive rate [-]")
-            ax.set_title("ROC on boreholes", fontsize=10)
-            ax.legend(fontsize=7, loc="lower right")
-            caps.append("ROC curves of each map on the same boreholes")
-        else:
-            for name, r in rel.items():
-                pts = [(p, o) for p, o in zip(r["mean_predicted"], r["observed_frequency"],
-                                              strict=False) if p is not None and o is not None]
-                if pts:
-                    ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=name)
-            ax.set_xlabel("Mean predicted probability [-]")
-            ax.set_ylabel("Observed frequency [-]")
-            ax.set_title("Reliability", fontsize=10)
-            ax.legend(fontsize=7, loc="upper left")
-            caps.append("reliability curves (equal-width bins; the diagonal is perfect "
-                        "calibration)")
-    return _figure(fig, "; ".join(caps)[:1].upper() + "; ".join(caps)[1:] + ".",
-                   "ROC and reliability curves")
+from permafrost.report.page import (
+    _count,
+    _e,
+    _f,
+    _file_name,
+    _km2,
+    _label,
+    _num,
+    _Raw,
+    _table,
+    _txt,
+)
 
 
 def _surface_section(sf: Mapping) -> str:
@@ -571,25 +40,6 @@ def _surface_section(sf: Mapping) -> str:
            f"Prediction: {sf.get('prediction_rule', '')}.")
     return _table(["Part", "Level rests on", "Spatial CV AUC", "Label prevalence [-]",
                    "Class offsets", "Reference class"], rows, caption=cap)
-
-
-def _importance(model: Mapping) -> str:
-    imp = model.get("importance") or {}
-    key = next((k for k in ("mean_abs_shap", "gain", "coefficient_standardised")
-                if imp.get(k) and any(v is not None for v in imp[k].values())), None)
-    if key is None:
-        return ""
-    names = {"mean_abs_shap": "Mean |SHAP value| [log-odds]", "gain": "Gain [-]",
-             "coefficient_standardised": "Standardised coefficient [log-odds per SD]"}
-    items = sorted(((k, v) for k, v in imp[key].items() if v is not None),
-                   key=lambda kv: abs(kv[1]))
-    fig = _new_fig(_FIG_W, 0.32 * len(items) + 1.3)
-    ax = fig.add_subplot(1, 1, 1)
-    ax.barh([k for k, _ in items], [v for _, v in items], color="#2171b5")
-    ax.set_xlabel(names[key])
-    ax.set_title("Feature importance", fontsize=10)
-    return _figure(fig, f"Feature importance ({names[key].split(' [')[0].lower()}).",
-                   "feature importance")
 
 
 def _covariates_table(model: Mapping) -> str:
@@ -613,84 +63,6 @@ def _covariates_table(model: Mapping) -> str:
                   "gets no PZI (docs/method.md, \"Categorical covariates\").")
 
 
-def _agreement_map(name: str, m: Mapping, maps: Mapping | None = None) -> str:
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-    from matplotlib.patches import Patch
-
-    maps = maps or {}
-    arr = np.asarray(m["array"], dtype="float64")
-    arr = np.where(arr > 3, np.nan, arr)
-    fig = _map_fig(m)
-    ax = fig.add_subplot(1, 1, 1)
-    shaded = _hillshade(ax, maps.get("dem"))
-    cmap = ListedColormap([c for _, c in AGREEMENT_COLOURS.values()])
-    norm = BoundaryNorm([-0.5, 0.5, 1.5, 2.5, 3.5], cmap.N)
-    ax.imshow(np.ma.masked_invalid(arr), cmap=cmap, norm=norm, extent=m["extent"],
-              interpolation="nearest", alpha=0.8 if shaded else 1.0)
-    has_nodata = _nodata(ax, arr, m["extent"])
-    masked = _mask(ax, maps)
-    _decorate(ax, m, f"Agreement with {name}")
-    handles = [Patch(color=c, label=n) for n, c in AGREEMENT_COLOURS.values()]
-    handles += _legend_extras(masked, has_nodata)
-    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0),
-              frameon=False)
-    return _figure(fig, f"Model (PZI ≥ threshold) against {name}: where they agree and "
-                        "differ. Nodata: no value in either map.", f"agreement map {name}")
-
-
-def _kinematics_map(maps: Mapping) -> str:
-    """Rock glacier outlines coloured by their downslope velocity in RGIK classes."""
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-    from matplotlib.patches import Patch
-
-    k = maps["kinematics"]
-    base = maps.get("pzi") or k
-    v = np.asarray(k["v_cm_yr"], dtype="float64")
-    activity = np.asarray(k.get("activity") or ["?"] * len(v), dtype=object)
-    geoms = list(k["geometries"])
-    fig = _map_fig(base)
-    ax = fig.add_subplot(1, 1, 1)
-    _hillshade(ax, maps.get("dem"))
-    edges = list(RGIK_CLASS_EDGES_CM_YR)
-    cmap = ListedColormap(list(VELOCITY_COLOURS))
-    norm = BoundaryNorm([-1e9, *edges, 1e12], cmap.N)
-    has = np.isfinite(v)
-    unc = activity == "uncertain"
-    for sel, hatch, lw in ((has & ~unc, None, 0.5), (has & unc, "....", 0.5)):
-        idx = np.flatnonzero(sel)
-        if len(idx):
-            from matplotlib.collections import PathCollection
-
-            paths = _paths([geoms[i] for i in idx])
-            keep = [j for j, p in enumerate(paths) if p is not None]
-            coll = PathCollection([paths[j] for j in keep], cmap=cmap, norm=norm,
-                                  edgecolor="#333", linewidth=lw, zorder=3)
-            coll.set_array(np.maximum(v[idx][keep], -1e8))
-            if hatch:
-                coll.set_hatch(hatch)
-            ax.add_collection(coll)
-    none = np.flatnonzero(~has)
-    if len(none):
-        _polygons(ax, [geoms[i] for i in none], facecolor="#ffffff", edgecolor="#333",
-                  linewidth=0.5, zorder=3)
-    _decorate(ax, base, "Rock glaciers: downslope velocity")
-    labels = ["< 1", "1–3", "3–10", "10–30", "30–100", "100–300", "> 300"]
-    handles = [Patch(facecolor=c, edgecolor="#333", linewidth=0.5, label=f"{lab} cm/yr")
-               for c, lab in zip(VELOCITY_COLOURS, labels, strict=True)]
-    handles += [Patch(facecolor="#fed976", edgecolor="#333", hatch="....", linewidth=0.5,
-                      label="activity uncertain"),
-                Patch(facecolor="#ffffff", edgecolor="#333", linewidth=0.5,
-                      label="no velocity (not covered,\ntoo few valid pixels)")]
-    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0),
-              frameon=False, title=f"{k.get('velocity_label', 'Velocity')} (RGIK class)",
-              title_fontsize=8)
-    return _figure(fig, "Downslope velocity of each rock glacier outline in the RGIK kinematic "
-                        "classes (semi-orders of magnitude, cm/yr), over a hillshade; dotted: "
-                        "the activity is uncertain (see the reasons below). Small outlines "
-                        "are a few pixels wide at this scale.", "kinematics map")
-
-
-# --------------------------------------------------------------------------- sections
 def _provenance(prov: Mapping) -> str:
     def flat(d, pre=""):
         for k, v in d.items():
@@ -716,6 +88,8 @@ def _labels_table(lab: Mapping) -> str:
 
 
 _REGION_HEADER = f"Permafrost region, PZI ≥ {REGION_THRESHOLD:g} [km²]"
+
+
 _STATS_COLUMNS = [  # (key, header) of the area tables
     ("denominator_km2", "Denominator [km²]"), ("pzi_ge_0.5_km2", "PZI ≥ 0.5 [km²]"),
     ("fraction_pzi_ge_0.5", "Fraction PZI ≥ 0.5 [-]"),
@@ -759,48 +133,14 @@ def _stats_tables(stats: Mapping) -> str:
     return out
 
 
-_PROFILE_STYLE = {"north": ("#2166ac", "-", "o"), "south": ("#b2182b", "-", "s"),
-                  "all": ("#444444", ":", ".")}
-
-
 def _profile_section(prof: Mapping) -> str:
-    """The PZI against elevation, north- and south-facing and all cells, with the 0.5 line,
-    the lower limits and the highest label marked; the table of band means; the warnings."""
+    """The profile figure; the table of lower limits and of band means; the warnings."""
     bands = prof.get("bands") or []
     meta = prof.get("meta") or {}
     if not bands:
         return ""
-    min_cells = meta.get("min_band_cells", 1)
     lims = prof.get("lower_limits") or {}
-    fig = _new_fig(_FIG_W, 4.5)
-    ax = fig.add_subplot(1, 1, 1)
-    for cls, (color, ls, mk) in _PROFILE_STYLE.items():
-        pts = [(b[f"{cls}_mean_pzi"], b["centre_m"]) for b in bands
-               if b.get(f"{cls}_mean_pzi") is not None and b.get(f"{cls}_cells", 0) >= min_cells]
-        if not pts:
-            continue
-        ax.plot([p for p, _ in pts], [z for _, z in pts], ls, marker=mk, color=color, ms=4,
-                label=f"{cls.replace('_', '/')}-facing" if cls != "all" else "all cells")
-        z = (lims.get(cls) or {}).get("elevation_m")
-        if z is not None:
-            ax.plot([0.5], [z], marker="D", ms=8, mfc="none", mew=1.5, color=color,
-                    label=f"lower limit, {cls}: {z:.0f} m")
-    ax.axvline(0.5, color="k", lw=0.8, ls="--", label="PZI = 0.5")
-    top = meta.get("highest_label_m")
-    if top is not None:
-        ax.axhline(top, color="#7f7f7f", lw=0.8, ls="-.",
-                   label=f"highest label ({top:.0f} m)")
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("mean PZI of the band [-]")
-    ax.set_ylabel("elevation (band centre) [m]")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-    width = meta.get("band_width_m")
-    cls_txt = meta.get("aspect_classes") or {}
-    out = [_figure(fig, f"PZI against elevation by aspect ({_num(width, 0)} m bands, "
-                        f"area-weighted band means; bands with at least {min_cells} cells). "
-                        f"North: {cls_txt.get('north', '')}; south: {cls_txt.get('south', '')}; "
-                        f"{cls_txt.get('flat', 'flat cells')} apart.", "PZI elevation profile")]
+    out = [_profile_figure(prof)]
     names = [("north", "North-facing"), ("south", "South-facing"), ("east_west", "East/west"),
              ("flat", "Flat"), ("all", "All cells")]
     rows = []
@@ -810,9 +150,18 @@ def _profile_section(prof: Mapping) -> str:
                                        else f"{lim['elevation_m']:.0f}"),
                      _txt(str(lim.get("status", "–")).replace("_", " ")),
                      _count(lim.get("crossings"))])
-    out.append(_table(["Aspect class", "Lower limit [m]", "How", "Crossings of 0.5"], rows,
+    spread = prof.get("fold_spread") or {}
+    if spread:
+        for r, (cls, _) in zip(rows, names, strict=True):
+            zz = [((spread.get(k) or {}).get("lower_limits") or {}).get(cls, {}).get(
+                "elevation_m") for k in ("high", "low")]
+            r.append(_txt("–" if None in zz else f"{zz[0]:.0f}–{zz[1]:.0f}"))
+    out.append(_table(["Aspect class", "Lower limit [m]", "How", "Crossings of 0.5"]
+                      + (["Fold spread: limit of PZI + σ – of PZI − σ [m]"] if spread else []),
+                      rows,
                       caption="Lower limit of permafrost (PZI = 0.5) by aspect: "
-                              + str(meta.get("lower_limit_rule", ""))))
+                              + str(meta.get("lower_limit_rule", ""))
+                              + (f". Fold spread: {spread.get('rule')}" if spread else "")))
     head = ["Band [m]"] + [f"{label} PZI" for _, label in names] + ["All [km²]"]
     trows = []
     for b in bands:
@@ -1258,89 +607,6 @@ def _scenario_warnings(rows: list) -> str:
     return out
 
 
-def _area_vs_warming(rows: list, ref: str | None) -> str:
-    pts = [r for r in rows if r["delta_t"] is not None and r["weighted"] is not None
-           and r["name"] != "baseline"]
-    if len(pts) < 2:
-        return ""
-    pts.sort(key=lambda r: r["delta_t"])
-    fig = _new_fig(_FIG_W, 4.0)
-    ax = fig.add_subplot(1, 1, 1)
-    x = [r["delta_t"] for r in pts]
-    ax.plot(x, [r["weighted"] for r in pts], "o-", color="#08306b",
-            label="area estimate (PZI-weighted)")
-    ivs = [r.get("interval") for r in pts]
-    if all(ivs):  # the physical method's interval (n-factor ranges and sigma interval)
-        ax.fill_between(x, [i[0] for i in ivs], [i[1] for i in ivs], color="#08306b",
-                        alpha=0.15, label="interval (n-factors, sigma)")
-    ax.plot(x, [r["ge05"] for r in pts], "s--", color="#6baed6", label="map area PZI ≥ 0.5")
-    base = next((r for r in rows if r["name"] == "baseline"), None)
-    if base is not None and ref not in (None, "baseline") and base["weighted"] is not None:
-        ax.plot([0], [base["weighted"]], "o", mfc="none", color="#d6604d",
-                label="baseline model today (PZI-weighted)")
-    for r in pts:
-        ax.annotate(r["name"], (r["delta_t"], r["weighted"]), textcoords="offset points",
-                    xytext=(4, 4), fontsize=7)
-    ax.set_xlabel("ΔT, change of mean annual air temperature [°C]")
-    ax.set_ylabel("area [km²]")
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _figure(fig, "Permafrost area against warming (equilibrium, no time attached). "
-                        "Every point uses the same model, so the differences are the "
-                        "climate's effect as the model sees it.", "area against warming")
-
-
-def _scenario_maps(maps: Mapping, rows: list, ref: str | None) -> str:
-    sm = maps.get("scenarios") or {}
-    names = [r["name"] for r in rows if r["name"] in sm and r["name"] != "baseline"]
-    if not names:
-        return ""
-    n = len(names)
-    first = sm[names[0]]
-    ext = first["extent"]
-    ratio = abs(ext[3] - ext[2]) * _aspect(first) / max(abs(ext[1] - ext[0]), 1e-12)
-    ax_w = (_FIG_W - 0.8) / n
-    fig = _new_fig(_FIG_W, 2 * min(ax_w * ratio, 5.0) + 1.9)
-    fig.subplots_adjust(left=0.06, right=0.99, top=0.95, bottom=0.17, wspace=0.18,
-                        hspace=0.3)
-    refarr = np.asarray(sm[ref]["array"], dtype="float64") if ref in sm else None
-    ims = {}
-    labelled = False
-    for i, name in enumerate(names):
-        m = sm[name]
-        arr = np.asarray(m["array"], dtype="float64")
-        ax = fig.add_subplot(2, n, i + 1)
-        ims["pzi"] = ax.imshow(np.ma.masked_invalid(arr), cmap=RAMPS["pzi"].name, vmin=0, vmax=1,
-                               extent=m["extent"], interpolation="nearest")
-        _nodata(ax, arr, m["extent"])
-        _decorate(ax, m, name)
-        ax2 = fig.add_subplot(2, n, n + i + 1)
-        if refarr is not None and refarr.shape == arr.shape and name != ref:
-            d = arr - refarr
-            ims["d"] = ax2.imshow(np.ma.masked_invalid(d), cmap=RAMPS["change"].name, vmin=-1,
-                                  vmax=1, extent=m["extent"], interpolation="nearest")
-            _nodata(ax2, d, m["extent"])
-            _decorate(ax2, m, f"{name} − {ref}")
-        else:
-            ax2.set_axis_off()
-        for a in (ax, ax2):  # the CRS once, under the first change map
-            if a is not ax2 or labelled:
-                a.set_xlabel("")
-            if i:
-                a.set_ylabel("")
-        labelled = labelled or ax2.axison
-    for k, (key, label) in enumerate((("pzi", "PZI [-]"),
-                                      ("d", f"PZI change against {ref} [-]"))):
-        if key in ims:
-            cax = fig.add_axes([0.08 + 0.47 * k, 0.05, 0.4, 0.018])
-            cb = fig.colorbar(ims[key], cax=cax, orientation="horizontal")
-            cb.set_label(label, fontsize=8)
-            cb.ax.tick_params(labelsize=7)
-    return _figure(fig, f"Top: the PZI of each run. Bottom: its change against {ref} "
-                        "(blue gains, red losses; grey: nodata).", "scenario maps")
-
-
 def _scenarios_section(bundle: Mapping) -> str:
     """The Scenarios section: what a scenario means, each run's model, areas, warnings and
     extrapolation, area against ΔT, the scenario and change maps, and the change tables
@@ -1517,138 +783,20 @@ def _kpis(b: Mapping) -> str:
     return "".join(f"<span class='kpi'>{_e(k)}<b>{v}</b></span>" for k, v in out)
 
 
-def _slug(name: str) -> str:
-    return "sec-" + "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
-
-
-# --------------------------------------------------------------------------- public
-def _literal_text(func):
-    """Show every string in the figures literally: matplotlib would parse ``$...$`` in a
-    user's name (a prior map called ``price $x$ map``) as TeX, and fail on bad TeX."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        import matplotlib  # noqa: PLC0415
-
-        with matplotlib.rc_context({"text.parse_math": False}):
-            return func(*args, **kwargs)
-
-    return wrapper
-
-
-@_literal_text
-def render_report(bundle: Mapping) -> str:
-    """Render a bundle (see module docstring) as one self-contained HTML page.
-
-    Parameters
-    ----------
-    bundle : mapping
-        Results of the other steps (plain dicts/lists) and map previews (arrays).
-
-    Returns
-    -------
-    str
-        The HTML text (figures as base64 PNG, inline CSS, no script, no external link).
-
-    Raises
-    ------
-    InputError
-        ``bundle`` is not a mapping (e.g. a path).
-    """
-    _require_bundle(bundle)
-    title = bundle.get("title") or "Permafrost map report"
-    maps = bundle.get("maps") or {}
-    model = bundle.get("model") or {}
-    val = bundle.get("validation") or {}
-    sec: list[tuple[str, str]] = []
-    missing = []
-
-    def add(name, body):
-        if body:
-            sec.append((name, body))
-        else:
-            missing.append(name)
-
-    add("Maps", (_pzi_map(maps, bundle.get("labels")) + "\n" + _continuous_maps(maps))
-        if maps.get("pzi") else "")
-    kin = bundle.get("kinematics") or {}
-    kbody = ""
-    if kin:
-        kbody = (_kinematics_map(maps) if (maps.get("kinematics") or {}).get("geometries")
-                 else "") + "\n" + _kinematics_tables(kin)
-    add("Kinematics", kbody.strip())
-    lab = bundle.get("labels") or {}
-    add("Labels", _labels_table(lab) if lab.get("label") is not None
-        and len(lab.get("label", [])) else "")
-    add("Cross-validation", (_cv_tables(model) + "\n" + _level_line(model)).strip()
-        if model else "")
-    if model.get("surface"):  # the surface-aware model (permafrost.surface)
-        add("Surface-aware model", _surface_section(model["surface"]))
-    add("ROC and reliability", _curves(val, model))
-    add("Feature importance", _importance(model) if model else "")
-    if model.get("covariates"):  # each covariate's kind; a categorical one's classes
-        add("Covariates", _covariates_table(model))
-    add("Area statistics", _stats_tables(bundle["stats"]) if bundle.get("stats") else "")
-    if (bundle.get("applicability") or {}).get("support"):
-        add("Representativeness", _support_section(bundle["applicability"]))
-    add("Elevation profile", _profile_section(bundle["profile"]) if bundle.get("profile")
-        else "")
-    add("Validation", _validation_tables(val) if val else "")
-    if val.get("transfer"):  # validated with the model (validate --model, or a pipeline)
-        add("Transfer", _transfer_tables(val["transfer"]))
-    add("Agreement maps", "\n".join(_agreement_map(n, m, maps)
-                                    for n, m in (maps.get("agreement") or {}).items()))
-    add("Scenarios", _scenarios_section(bundle))
-    if ((bundle.get("scenario_changes") or {}).get("method_sensitivity") or {}).get("runs"):
-        add("Method sensitivity", _method_section(bundle))
-    add("Provenance", _provenance(bundle["provenance"]) if bundle.get("provenance") else "")
-    toc = "".join(f"<li><a href='#{_slug(n)}'>{_e(n)}</a></li>" for n, _ in sec)
-    body = [f"<h1>{_e(title)}</h1>", _top_warnings(val), _top_warnings(model),
-            _gate_warnings(bundle), f"<div>{_kpis(bundle)}</div>", _support_warnings(bundle),
-            _level_warning(model)]
-    pw = (bundle.get("profile") or {}).get("warnings") or []
-    if pw:  # a map whose PZI falls with elevation above its labels: said at the top
-        body.append("<p class='cap'><b>Warnings</b></p><ul>"
-                    + "".join(f"<li>{_e(w)} (see Elevation profile)</li>" for w in pw)
-                    + "</ul>")
-    if sec:
-        body.append(f"<nav class='toc'><b>Contents</b><ol>{toc}</ol></nav>")
-    body += [f"<section id='{_slug(n)}'><h2>{_e(n)}</h2>\n{b}</section>" for n, b in sec]
-    if missing:
-        body.append(f"<p class='note'>Sections without input: {_e(', '.join(missing))}.</p>")
-    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
-
-
-def report_json(bundle: Mapping) -> dict:
-    """The numbers of the report (the bundle without the map arrays), JSON-ready.
-
-    Raises
-    ------
-    InputError
-        ``bundle`` is not a mapping (e.g. a path).
-    """
-    _require_bundle(bundle)
-    out = {k: v for k, v in bundle.items() if k not in ("maps", "labels")}
-    lab = bundle.get("labels") or {}
-    if lab.get("label") is not None:
-        labels = [int(v) for v in lab["label"]]
-        out["labels"] = {"n": len(labels), "n_permafrost": sum(labels),
-                         "n_no_permafrost": len(labels) - sum(labels)}
-
-    def src(v):
-        if isinstance(v, Mapping) and ("array" in v or "geometries" in v):
-            return v.get("source")
-        return {n: m.get("source") for n, m in v.items()}
-
-    out["maps"] = {k: src(v) for k, v in (bundle.get("maps") or {}).items()}
-    return out
-
-
-def _require_bundle(bundle) -> None:
-    if not isinstance(bundle, Mapping):
-        raise InputError(f"expected the report bundle as a mapping, got {type(bundle).__name__}",
-                         field="bundle", fix="see the keys in permafrost.report's docstring, "
-                                             "or render from files with "
-                                             "permafrost.report_from_files(...)")
+def _ground_thermal_section(gt: Mapping) -> str:
+    """Each temperature record's verdict, MAGT and active-layer thickness (bundle
+    ``ground_thermal``, :func:`permafrost.ground_thermal.assess_borehole`)."""
+    rows = gt.get("boreholes") or []
+    if not rows:
+        return ""
+    body = [[_txt(r["borehole"]), _f(r.get("elevation_m"), 0),
+             _txt(str(r.get("status", "")).replace("_", " ")), _f(r.get("magt_c"), 2),
+             _f(r.get("magt_depth_m"), 1),
+             _txt(str(r.get("magt_basis") or "–").replace("_", " ")),
+             _f(r.get("alt_m"), 2), _f(r.get("alt_max_m"), 2), _count(r.get("alt_years")),
+             _count(r.get("complete_years"))] for r in rows]
+    return (_ground_thermal_figure(gt) + "\n"
+            + _table(["Borehole", "Elevation [m]", "Verdict", "MAGT [°C]", "MAGT depth [m]",
+                      "MAGT basis", "Active layer, mean [m]", "Active layer, max [m]",
+                      "Thaw seasons", "Complete years"], body, left=1,
+                     caption=f"Temperature records: {gt.get('rule', '')}"))
