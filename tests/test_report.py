@@ -246,6 +246,40 @@ def test_validation_reads_as_statistics():
     assert "prior map 'survey' has a higher AUC than the model" in page
 
 
+def test_labels_are_fully_accounted():
+    """The Labels section lists every candidate kept, held out or dropped by source, the
+    reasons, what InSAR changed and the labels' covariates against the map's."""
+    import html as htmllib
+
+    b = _bundle()
+    b["labels_accounting"] = {
+        "candidates": 10, "kept": 6, "held_out": 2, "dropped": 2, "training_weight": 8.0,
+        "rule": "kept when one of its points trains", "weights": {"borehole_weight": 2.0},
+        "by_kind": {"borehole (table)": {"candidates": 5, "kept": 2, "held out": 2,
+                                         "dropped": 1, "kept_label_1": 1, "kept_label_0": 1,
+                                         "weight": 4.0, "weight_per_kept": 2.0},
+                    "rock glacier (intact)": {"candidates": 5, "kept": 4, "held out": 0,
+                                              "dropped": 1, "kept_label_1": 4,
+                                              "kept_label_0": 0, "weight": 4.0,
+                                              "weight_per_kept": 1.0}},
+        "dropped_reasons": [{"kind": "rock glacier (intact)", "stage": "holdout",
+                             "reason": "inside a held-out block", "n": 1}],
+        "insar": {"rows": ["relict"], "columns": ["active", "relict"], "counts": [[1, 3]],
+                  "outlines": 4, "label_changes": {"0 -> 1": 1}, "rule": "upgrades only"},
+        "covariates": {"quantiles": [0.05, 0.5, 0.95], "n_map_cells": 100, "rule": "cells",
+                       "covariates": {"maat": {"kind": "continuous", "units": "degC",
+                                               "map": {"n": 100, "q05": -9.0, "q50": -5.0,
+                                                       "q95": -1.0},
+                                               "labels": {"n": 6, "q05": -7.5, "q50": -4.0,
+                                                          "q95": -2.0}}}}}
+    page = htmllib.unescape(render_report(b))
+    text = re.sub(r"<[^>]+>", " ", page)
+    assert re.search(r"borehole \(table\)\s+5\s+2\s+2\s+1\s+1\s+1\s+2\.00\s+4\.0", text)
+    assert re.search(r"Total\s+10\s+6\s+2\s+2", text)
+    assert "inside a held-out block" in text and "0 -> 1: 1" in text
+    assert re.search(r"maat \[degC\]\s+labels\s+6\s+-7\.50\s+-4\.00\s+-2\.00", text)
+
+
 def test_render_is_deterministic_and_partial():
     b = _bundle()
     assert render_report(b) == render_report(b)

@@ -59,6 +59,7 @@ from permafrost.report.sections import (
     _ground_thermal_section,
     _kinematics_tables,
     _kpis,
+    _labels_accounting,
     _labels_table,
     _level_line,
     _level_warning,
@@ -121,8 +122,9 @@ def render_report(bundle: Mapping) -> str:
                  else "") + "\n" + _kinematics_tables(kin)
     add("Kinematics", kbody.strip())
     lab = bundle.get("labels") or {}
-    add("Labels", _labels_table(lab) if lab.get("label") is not None
-        and len(lab.get("label", [])) else "")
+    add("Labels", ((_labels_table(lab) if lab.get("label") is not None
+                    and len(lab.get("label", [])) else "")
+                   + "\n" + _labels_accounting(bundle.get("labels_accounting") or {})).strip())
     add("Cross-validation", (_cv_map(maps) + "\n" + _cv_tables(model) + "\n"
                              + _level_line(model)).strip() if model else "")
     if model.get("surface"):  # the surface-aware model (permafrost.surface)

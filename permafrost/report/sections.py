@@ -87,6 +87,71 @@ def _labels_table(lab: Mapping) -> str:
     return _table(["Source", "Permafrost [points]", "No permafrost [points]"], rows)
 
 
+def _labels_accounting(acc: Mapping) -> str:
+    """Every candidate label kept, held out or dropped, by reason and source; the weights;
+    what InSAR changed; the labels' covariates against the map's (labels_accounting.json,
+    :func:`permafrost.workflows.labels.training_labels_from_files`)."""
+    out = []
+    kinds = acc.get("by_kind") or {}
+    if kinds:
+        rows = [[_txt(k), _count(v.get("candidates")), _count(v.get("kept")),
+                 _count(v.get("held out")), _count(v.get("dropped")),
+                 _count(v.get("kept_label_1")), _count(v.get("kept_label_0")),
+                 _f(v.get("weight_per_kept"), 2), _f(v.get("weight"), 1)]
+                for k, v in kinds.items()]
+        rows.append([_Raw("<b>Total</b>"), _count(acc.get("candidates")),
+                     _count(acc.get("kept")), _count(acc.get("held_out")),
+                     _count(acc.get("dropped")), _txt(""), _txt(""), _txt(""),
+                     _f(acc.get("training_weight"), 1)])
+        w = acc.get("weights") or {}
+        out.append(_table(
+            ["Candidate labels", "Candidates", "Kept", "Held out", "Dropped",
+             "Kept: permafrost", "Kept: no permafrost", "Weight per kept [-]",
+             "Training weight [-]"], rows,
+            caption="Every candidate label, by source: kept for training, held out for "
+                    "validation, or dropped (" + str(acc.get("rule", "")) + "). Weights: "
+                    + ", ".join(f"{k} {_num(v, 2)}" for k, v in w.items())
+                    + ". Each candidate's row is in labels_candidates.csv beside the labels."))
+    reasons = acc.get("dropped_reasons") or []
+    if reasons:
+        out.append(_table(["Source", "Stage", "Why dropped", "Candidates"],
+                          [[_txt(r.get("kind")), _txt(r.get("stage")), _txt(r.get("reason")),
+                            _count(r.get("n"))] for r in reasons], left=3,
+                          caption="Why candidates were dropped (input: unreadable or "
+                                  "insufficient; fusion: conflicts and duplicates; holdout: "
+                                  "inside or reaching into a held-out block)."))
+    ins = acc.get("insar")
+    if ins and ins.get("counts"):
+        changes = ins.get("label_changes") or {}
+        change_text = (", ".join(f"{k}: {v:,}" for k, v in changes.items())
+                       if changes else "no label changed")
+        rows = [[_txt(_label(r))] + [_count(x) for x in c]
+                for r, c in zip(ins["rows"], ins["counts"], strict=True)]
+        out.append(_table(["Inventory class \\ class used [outlines]"]
+                          + [_label(c) for c in ins["columns"]], rows,
+                          caption=f"What InSAR changed on {ins.get('outlines')} "
+                                  f"outlines: {change_text}. {ins.get('rule', '')}."))
+    cov = acc.get("covariates") or {}
+    qs = cov.get("quantiles") or []
+    rows = []
+    for name, c in (cov.get("covariates") or {}).items():
+        if c.get("kind") == "categorical" or not c.get("map") or not c.get("labels"):
+            continue
+        keys = [f"q{round(100 * q):02d}" for q in qs]
+        unit = c.get("units") or "-"
+        for who in ("map", "labels"):
+            rows.append([_txt(f"{name} [{unit}]"), _txt(who), _count((c[who] or {}).get("n"))]
+                        + [_f((c[who] or {}).get(k), 2) for k in keys])
+    if rows:
+        out.append(_table(
+            ["Covariate", "Where", "Cells / labels"] + [f"{round(100 * q)} %" for q in qs],
+            rows, left=2,
+            caption=f"The labels' covariates against the landscape's: {cov.get('rule', '')}. "
+                    "Where the labels' range is narrower "
+                    "than the map's, the PZI there is extrapolated (see Label support)."))
+    return "\n".join(out)
+
+
 _REGION_HEADER = f"Permafrost region, PZI ≥ {REGION_THRESHOLD:g} [km²]"
 
 
