@@ -29,7 +29,7 @@ def serve_cmd(
 
     server = make_server(run_dir, host=host, port=port, allow_remote=allow_remote, dem=dem,
                          verbose=state.verbose > 0)
-    h, p = server.server_address[:2]
+    h, p = str(server.server_address[0]), int(server.server_address[1])
     if not is_local_host(host):
         err_console.print(f"[bold yellow]Warning:[/] serving {run_dir} on {h}:{p}, reachable "
                           "from other machines; no authentication, no encryption.")

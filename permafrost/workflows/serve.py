@@ -75,6 +75,7 @@ def _refused_path(path: str) -> bool:
 
 
 class _Handler(BaseHTTPRequestHandler):
+    server: _Server  # the viewer's server (its run, options and caches)
     server_version = "permafrost-serve"
     sys_version = ""
     protocol_version = "HTTP/1.1"
@@ -157,13 +158,13 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(200, render_tile(layer, z, x, y), "image/png", head=head)
             m = _VECTOR.fullmatch(path)
             if m:
-                layer = run.vectors.get(m.group(1))
-                if layer is None:
+                vlayer = run.vectors.get(m.group(1))
+                if vlayer is None:
                     return self._error(HTTPStatus.NOT_FOUND, head)
                 with srv.vector_lock:
-                    body = srv.vector_cache.get(layer.id)
+                    body = srv.vector_cache.get(vlayer.id)
                     if body is None:
-                        body = srv.vector_cache[layer.id] = layer_geojson(layer)
+                        body = srv.vector_cache[vlayer.id] = layer_geojson(vlayer)
                 return self._send(200, body, "application/geo+json", head=head)
         except (BrokenPipeError, ConnectionResetError):
             return None

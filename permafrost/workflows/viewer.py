@@ -27,6 +27,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -123,6 +124,14 @@ class RunLayers:
                 "hillshade": self.hillshade is not None,
                 "rasters": [r.describe() for r in self.rasters.values()],
                 "vectors": [v.describe() for v in self.vectors.values()]}
+
+
+def _ramp(name: str, vmax: float | None = None) -> dict[str, Any]:
+    """The RasterLayer options of a ramp of :data:`permafrost.styles.RAMPS` (its top from
+    the data, ``vmax``, when the ramp has none)."""
+    r = RAMPS[name]
+    top = r.vmax if r.vmax is not None else vmax
+    return {"cmap": r.name, "vmin": float(r.vmin), "vmax": 1.0 if top is None else float(top)}
 
 
 def _lut(cmap: str) -> np.ndarray:
@@ -228,10 +237,9 @@ def open_run(run_dir: str | os.PathLike, *, dem: str | os.PathLike | None = None
     manifests = {d.name: json.loads((d / "manifest.json").read_text()) for d in runs}
     base_name = runs[0].name
     base_pzi = None
-    pzi_ramp = {"cmap": RAMPS["pzi"].name, "vmin": RAMPS["pzi"].vmin,
-                "vmax": RAMPS["pzi"].vmax}
+    pzi_ramp = _ramp("pzi")
     # code 0 ("none": PZI below the lowest zone) is named but not drawn, as in the report
-    zone_classes = {0: ("none", None), **{ZONE_CODES[n]: (n, c) for n, c in ZONE_COLOURS.items()
+    zone_classes: dict[int, tuple[str, str | None]] = {0: ("none", None), **{ZONE_CODES[n]: (n, c) for n, c in ZONE_COLOURS.items()
                                           if n != "none"}}
     for d in runs:
         outs = manifests[d.name].get("outputs", {})
@@ -249,8 +257,7 @@ def open_run(run_dir: str | os.PathLike, *, dem: str | os.PathLike | None = None
             elif base_pzi is not None:
                 rasters[f"{name}.change"] = RasterLayer(
                     f"{name}.change", f"Change · {name} − {base_name}", name, "change", "-",
-                    (pzi, base_pzi), cmap=RAMPS["change"].name, vmin=RAMPS["change"].vmin,
-                    vmax=RAMPS["change"].vmax)
+                    (pzi, base_pzi), **_ramp("change"))
         zones = out("zones")
         if zones is not None:
             rasters[f"{name}.zones"] = RasterLayer(f"{name}.zones", f"Zones · {name}", name,
@@ -260,8 +267,7 @@ def open_run(run_dir: str | os.PathLike, *, dem: str | os.PathLike | None = None
         if unc is not None:
             rasters[f"{name}.uncertainty"] = RasterLayer(
                 f"{name}.uncertainty", f"Uncertainty · {name}", name, "uncertainty", "-",
-                (unc,), cmap=RAMPS["uncertainty"].name, vmin=RAMPS["uncertainty"].vmin,
-                vmax=_max_of(unc))
+                (unc,), **_ramp("uncertainty", _max_of(unc)))
         if name == base_name:
             for key, kind, title, cols in (("labels", "labels", "Labels", LABEL_COLUMNS),
                                            ("kinematics", "kinematics", "Kinematics",
@@ -311,8 +317,9 @@ def open_run(run_dir: str | os.PathLike, *, dem: str | os.PathLike | None = None
                 continue
             lid = f"prior.{i + 1}"
             if pr.get("kind") == "categorical":
-                classes = {int(c): ("permafrost", PRIOR_CLASS_COLOURS[0])
-                           for c in pr.get("permafrost_codes") or []}
+                classes: dict[int, tuple[str, str | None]] = {
+                    int(c): ("permafrost", PRIOR_CLASS_COLOURS[0])
+                    for c in pr.get("permafrost_codes") or []}
                 classes.update({int(c): ("no permafrost", PRIOR_CLASS_COLOURS[1])
                                 for c in pr.get("other_codes") or []})
                 rasters[lid] = RasterLayer(lid, f"Prior · {pr['name']}", "priors",
@@ -344,6 +351,7 @@ def _colour(layer: RasterLayer, values: np.ndarray) -> np.ndarray:
             rgba[m, :3] = _hex(col)
             rgba[m, 3] = 255
         return rgba
+    assert layer.cmap is not None  # a layer without classes has a ramp
     lut = _lut(layer.cmap)
     idx = np.clip(np.round((values[ok] - layer.vmin) / (layer.vmax - layer.vmin) * 255), 0,
                   255).astype(int)
@@ -382,8 +390,9 @@ def render_tile(layer: RasterLayer, z: int, x: int, y: int) -> bytes:
         rgba[ok, :3] = np.round(hs[ok] * 255).astype(np.uint8)[:, None]
         rgba[ok, 3] = 255
         return encode_png(rgba)
-    arrays = [s.read(z, x, y) for s in layer.sources]
-    if any(a is None for a in arrays):
+    read = [s.read(z, x, y) for s in layer.sources]
+    arrays = [a for a in read if a is not None]
+    if len(arrays) < len(read):
         return EMPTY_TILE
     vals = arrays[0] - arrays[1] if layer.kind == "change" else arrays[0]
     return encode_png(_colour(layer, vals))
