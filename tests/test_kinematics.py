@@ -620,3 +620,31 @@ def test_dem_not_covering_the_track_is_an_error(tmp_path):
     track = read_track(find_track_files(t.folder))
     with pytest.raises(DataError, match="does not cover"):
         compute_kinematics(t.outlines, [track], dem=far)
+
+
+def test_track_summaries_tell_period_reference_and_velocity_range():
+    """What the report's Kinematics section shows of each track: the acquisition period,
+    the reference point and the LOS velocity range, as the velocity file itself says
+    (its attributes read here with h5py, the velocities with MintPy's readfile)."""
+    import h5py
+    from mintpy.utils import readfile
+
+    from permafrost.workflows.kinematics import track_summaries
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[1] / "data_samples" / "insar"
+    info = track_summaries([root / "asc", root / "desc"])
+    assert sorted(info) == ["asc", "desc"]
+    for name, s in info.items():
+        with h5py.File(root / name / "velocity.h5") as f:
+            atr = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        start, end = str(atr["START_DATE"]), str(atr["END_DATE"])
+        assert s["dates"]["start"] == f"{start[:4]}-{start[4:6]}-{start[6:8]}"
+        assert s["dates"]["end"] == f"{end[:4]}-{end[4:6]}-{end[6:8]}"
+        assert s["reference"]["lat"] == pytest.approx(float(atr["REF_LAT"]))
+        assert s["reference"]["lon"] == pytest.approx(float(atr["REF_LON"]))
+        assert s["orbit"] == str(atr["ORBIT_DIRECTION"]).lower()
+        v = readfile.read(str(root / name / "velocity.h5"), datasetName="velocity")[0]
+        v = v[np.isfinite(v) & (v != 0)] if "NO_DATA_VALUE" not in atr else v[np.isfinite(v)]
+        assert s["velocity"]["median"] == pytest.approx(float(np.median(v)), abs=1e-4)
+        assert s["velocity"]["p01"] <= s["velocity"]["median"] <= s["velocity"]["p99"]
+        assert "files" not in s  # no local paths in what the report carries

@@ -404,7 +404,13 @@ def _kinematics_gpkg(path: Path, *, insar_columns: bool) -> Path:
     df.to_file(path)
     (path.parent / "kinematics_tracks.json").write_text(json.dumps({"tracks": {
         "asc": {"pixels": 1000, "valid": 600, "nodata": 100, "low_sensitivity": 250,
-                "flat": 20, "shadow_layover": 5, "water": 0, "low_coherence": 40}}}))
+                "flat": 20, "shadow_layover": 5, "water": 0, "low_coherence": 40}},
+        "summaries": {"asc": {
+            "dates": {"start": "2017-01-05", "end": "2021-12-28"}, "orbit": "ascending",
+            "heading": -12.08, "reference": {"lat": 38.509722, "lon": 99.0175, "y": 252,
+                                             "x": 301},
+            "velocity": {"p01": -0.0314, "median": -0.0029, "p99": 0.0076,
+                         "valid_pixels": 270597}}}}))
     return path
 
 
@@ -432,6 +438,11 @@ def test_kinematics_section(run_dir, tmp_path, insar_columns):
     assert [r["track"] for r in kin["tracks"]] == ["asc", "asc+desc", "desc", ""]
     assert kin["tracks"][2]["low_sensitivity"] == 7 and "none (not covered)" in html
     assert kin["track_pixels"]["asc"]["low_sensitivity"] == 250 and "250 (25.0 %)" in html
+    # each track's period, reference point and LOS velocity range (track_summaries)
+    assert kin["track_info"]["asc"]["dates"]["start"] == "2017-01-05"
+    row = re.sub(r"<[^>]+>", " ", html[html.index("2017-01-05"):][:600])
+    assert re.search(r"2017-01-05 – 2021-12-28\s+38\.50972° N, 99\.01750° E\s+-0\.031\s+"
+                     r"-0\.003\s+0\.008\s+270,597", row), row
     if insar_columns:
         assert kin["insar_change"]["rows"][1] == ["active -> transitional", "moves 2 cm/yr", 1]
         assert "active -> transitional" in html and "moves 2 cm/yr" in html

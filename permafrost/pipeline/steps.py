@@ -43,7 +43,7 @@ from permafrost.validation import PriorSpec
 from permafrost.warming import cross_section_warning
 from permafrost.workflows.applicability import predict_with_applicability
 from permafrost.workflows.covariates import build_stack
-from permafrost.workflows.kinematics import run_kinematics
+from permafrost.workflows.kinematics import run_kinematics, track_summaries
 from permafrost.workflows.labels import LabelFiles, training_labels_from_files
 from permafrost.workflows.report import report_from_files
 from permafrost.workflows.stats import profile_from_files, stats_from_files, write_stats
@@ -130,8 +130,11 @@ def _kin_run(ctx: StepContext):
     res = run_kinematics([track_files(t) for t in cfg.inputs.tracks], outlines,
                          out=ctx.workdir / "kinematics.gpkg", dem=cfg.inputs.dem, config=kc)
     counts = res.outlines["kin_activity"].value_counts().to_dict()
-    # per-track pixel masks, for the report
-    write_json({"tracks": res.pixel_counts}, ctx.workdir / "kinematics_tracks.json")
+    # per-track pixel masks and what each track is (period, reference point, velocity
+    # range), for the report
+    write_json({"tracks": res.pixel_counts,
+                "summaries": track_summaries([track_files(t) for t in cfg.inputs.tracks])},
+               ctx.workdir / "kinematics_tracks.json")
     return {"kinematics": "kinematics.gpkg", "tracks": "kinematics_tracks.json"}, {
         "outlines": len(res.outlines),
                                                "activity": {k: int(v) for k, v in counts.items()}}

@@ -528,6 +528,28 @@ def _kinematics_tables(kin: Mapping) -> str:
         out.append(_table(["Why the activity is uncertain", "Outlines"],
                           [[_txt(r), _count(n)] for r, n in reasons],
                           caption="Reasons given for uncertain outlines (most frequent)."))
+    info = kin.get("track_info")
+    if info:
+        rows = []
+        for t, s in info.items():
+            d, ref, v = s.get("dates") or {}, s.get("reference") or {}, s.get("velocity") or {}
+            period = (f"{d.get('start')} – {d.get('end')}" if d.get("start") and d.get("end")
+                      else "not recorded")
+            refpt = (f"{ref['lat']:.5f}° N, {ref['lon']:.5f}° E"
+                     if ref.get("lat") is not None and ref.get("lon") is not None
+                     else ("row {y}, column {x}".format(**ref) if ref.get("y") is not None
+                           else "not recorded"))
+            rows.append([_txt(t), _txt(s.get("orbit") or "–"), _f(s.get("heading"), 1),
+                         _txt(period), _txt(refpt), _f(v.get("p01"), 3), _f(v.get("median"), 3),
+                         _f(v.get("p99"), 3), _count(v.get("valid_pixels"))])
+        out.append(_table(["Track", "Orbit", "Heading [°]", "Period", "Reference point",
+                           "LOS velocity 1 % [m/yr]", "median [m/yr]", "99 % [m/yr]",
+                           "Valid pixels"], rows, left=5,
+                          caption="Each InSAR track as MintPy's info.py tells it: the "
+                                  "acquisition period (first and last date), the reference "
+                                  "point every velocity is relative to, and the line-of-sight "
+                                  "velocity over the valid pixels (positive towards the "
+                                  "satellite)."))
     tp = kin.get("track_pixels")
     if tp:
         keys = [k for k in ("valid", "nodata", "low_sensitivity", "flat", "shadow_layover",

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from permafrost.checks import expects
 from permafrost.errors import ConfigError, DataError
 from permafrost.io.guard import Output, check_outputs
-from permafrost.io.mintpy import TrackFiles, find_track_files, read_track
+from permafrost.io.mintpy import TrackFiles, find_track_files, read_track, track_summary
 from permafrost.io.rasters import read_raster
 from permafrost.io.vectors import read_vector, write_vector
 from permafrost.kinematics import (
@@ -23,7 +23,20 @@ from permafrost.kinematics import (
     compute_kinematics,
 )
 
-__all__ = ["run_kinematics"]
+__all__ = ["run_kinematics", "track_summaries"]
+
+
+def track_summaries(tracks: Sequence[str | os.PathLike | TrackFiles]) -> dict[str, dict]:
+    """What an InSAR reader asks first of each track, by track name: its period (first and
+    last acquisition), reference point, orbit and heading, and the line-of-sight velocity
+    range over its valid pixels (:func:`permafrost.io.mintpy.track_summary`, as MintPy's
+    ``info.py`` tells them); the files' paths are left out."""
+    out = {}
+    for t in tracks:
+        s = track_summary(t if isinstance(t, TrackFiles) else find_track_files(t))
+        out[s["track"]] = {k: s[k] for k in ("dates", "reference", "velocity", "orbit",
+                                             "heading", "platform", "geocoded", "shape")}
+    return out
 
 
 @expects(outlines="path")

@@ -113,7 +113,9 @@ def _kinematics_bundle(path, map_crs, activity_column: str | None) -> tuple[dict
         kin["tracks"] = rows
     side = Path(path).with_name("kinematics_tracks.json")
     if side.exists():
-        kin["track_pixels"] = (read_json(side).get("tracks") or None)
+        side_json = read_json(side)
+        kin["track_pixels"] = side_json.get("tracks") or None
+        kin["track_info"] = side_json.get("summaries") or None
     vcol = next((c for c in ("kin_v_moving_m_yr", "kin_v_downslope_median_m_yr")
                  if c in gdf.columns), None)
     mp = {}
