@@ -708,6 +708,8 @@ def _report_run(ctx: StepContext):
         # the kinematics alone
         kinematics=(base["labels"].outputs.get("activity") if "labels" in base else None)
         or (base["kinematics"].output("kinematics") if "kinematics" in base else None),
+        kinematics_tracks=(base["kinematics"].output("tracks") if "kinematics" in base
+                           else None),
         activity_column=ctx.config.labels.activity_column,
         mask=ctx.config.inputs.mask,
         applicability=base["predict"].outputs.get("applicability") if "predict" in base

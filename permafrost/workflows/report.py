@@ -56,7 +56,8 @@ def _read_output(path, column: str, command: str, map_crs):
     return gdf
 
 
-def _kinematics_bundle(path, map_crs, activity_column: str | None) -> tuple[dict, dict]:
+def _kinematics_bundle(path, map_crs, activity_column: str | None,
+                       tracks_json=None) -> tuple[dict, dict]:
     """Counts for the Kinematics section and the outlines for its map (from the GeoPackage
     of `permafrost kinematics`; ``insar_change``/``insar_reason`` columns when present)."""
     gdf = _read_output(path, "kin_activity", "kinematics", map_crs)
@@ -111,7 +112,7 @@ def _kinematics_bundle(path, map_crs, activity_column: str | None) -> tuple[dict
                     pd.to_numeric(part[c], errors="coerce").fillna(0).sum())
             rows.append(r)
         kin["tracks"] = rows
-    side = Path(path).with_name("kinematics_tracks.json")
+    side = Path(tracks_json) if tracks_json else Path(path).with_name("kinematics_tracks.json")
     if side.exists():
         side_json = read_json(side)
         kin["track_pixels"] = side_json.get("tracks") or None
@@ -286,6 +287,7 @@ def report_from_files(
     scenario_runs: Mapping[str, Mapping[str, object]] | None = None,
     uncertainty=None,
     kinematics=None,
+    kinematics_tracks=None,
     activity_column: str | None = "activity",
     mask=None,
     applicability=None,
@@ -336,6 +338,10 @@ def report_from_files(
     kinematics : path-like, optional
         GeoPackage of ``permafrost kinematics`` (a ``kinematics_tracks.json`` beside it
         adds the per-track scene masks).
+    kinematics_tracks : path-like, optional
+        The kinematics step's ``kinematics_tracks.json`` (per-track scene masks and each
+        track's period, reference point and velocity range), where it does not lie beside
+        ``kinematics`` (the pipeline gives the labels step's activity GeoPackage).
     activity_column : str, optional
         The inventory's activity column in the kinematics GeoPackage (compared with the
         InSAR activity).
@@ -377,7 +383,8 @@ def report_from_files(
          "--holdout-boreholes": holdout_boreholes,
          "--gtnp": [p for pair in gtnp or [] for p in pair],
          "--kinematics": [kinematics] + ([Path(kinematics).with_name("kinematics_tracks.json")]
-                                         if kinematics else [])})
+                                         if kinematics else [])
+         + ([kinematics_tracks] if kinematics_tracks else [])})
     b: dict = {"title": title or "Permafrost map report", "maps": {}}
     if provenance:
         b["provenance"] = read_json(provenance)
@@ -421,7 +428,8 @@ def report_from_files(
         mp = Path(model)
         b["model"] = read_json(mp / "metadata.json" if mp.is_dir() else mp)
     if kinematics:
-        b["kinematics"], kmap = _kinematics_bundle(kinematics, map_crs, activity_column)
+        b["kinematics"], kmap = _kinematics_bundle(kinematics, map_crs, activity_column,
+                                                   kinematics_tracks)
         if kmap:
             b["maps"]["kinematics"] = kmap
     if labels:
