@@ -42,6 +42,7 @@ from permafrost.kinematics import RGIK_CLASS_EDGES_CM_YR, RGIK_CLASS_LABELS
 __all__ = [
     "AGREEMENT_CLASSES",
     "AGREEMENT_NODATA",
+    "PRIOR_CLASS_COLOURS",
     "LABEL_COLOURS",
     "LAYERS",
     "NODATA_COLOUR",
@@ -107,6 +108,8 @@ AGREEMENT_CLASSES: dict[int, tuple[str, str]] = {
     2: ("model only (excess)", "#e69f00"), 3: ("prior only (missed)", "#0072b2")}
 #: nodata code of the agreement rasters
 AGREEMENT_NODATA = 255
+#: a categorical prior map's classes: permafrost code(s), other code(s)
+PRIOR_CLASS_COLOURS = ("#2171b5", "#f2f2f2")
 
 #: colours of cells without a value in the report's maps
 NODATA_COLOUR = "#d9d9d9"

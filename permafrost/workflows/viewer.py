@@ -44,7 +44,7 @@ from permafrost.io.tiles import (
     vector_geojson,
 )
 from permafrost.styles import AGREEMENT_CLASSES as AGREEMENT_COLOURS
-from permafrost.styles import RAMPS, ZONE_COLOURS
+from permafrost.styles import PRIOR_CLASS_COLOURS, RAMPS, ZONE_COLOURS
 from permafrost.validation import agreement_file_name
 
 __all__ = ["RasterLayer", "VectorLayer", "RunLayers", "open_run", "render_tile",
@@ -54,8 +54,6 @@ __all__ = ["RasterLayer", "VectorLayer", "RunLayers", "open_run", "render_tile",
 RUN_MARKER = ".permafrost"
 #: hillshade light: azimuth and altitude [degrees], as the report's maps
 HILLSHADE_AZ_ALT = (315.0, 45.0)
-#: categorical prior colours: permafrost code(s), other code(s)
-PRIOR_CLASS_COLOURS = ("#2171b5", "#f2f2f2")
 #: attribute columns sent with each vector layer (the rest stays on disk)
 LABEL_COLUMNS = ("label", "source", "source_id", "weight", "activity", "magt_c", "elevation_m")
 KINEMATICS_COLUMNS = ("rg_id", "activity", "kin_activity", "kin_rgik_class",
